@@ -79,7 +79,6 @@ type limitedLineReader struct {
 	left int
 }
 
-
 func (l *limitedLineReader) readLine() (string, error) {
 	var sb strings.Builder
 	for {
