@@ -1,0 +1,36 @@
+package router
+
+import (
+	"net/http"
+	"strings"
+)
+
+// StripPrefix returns middleware that removes prefix (cleaned, no trailing slash) from the request path
+// before calling next, and tells the application its mount point in X-Forwarded-Prefix. When a trusted
+// proxy in front already sent a prefix, the two are joined, outermost first. Path and RawPath are updated
+// together, so the escaped form can never disagree with the routed one. The request is shallow-copied; the
+// caller's request is not modified.
+func StripPrefix(prefix string) func(http.Handler) http.Handler {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return func(next http.Handler) http.Handler {
+		if prefix == "" {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rest, ok := strings.CutPrefix(r.URL.Path, prefix)
+			if !ok || (rest != "" && rest[0] != '/') {
+				// The router only sends matching paths here; anything else is a wiring mistake.
+				http.NotFound(w, r)
+				return
+			}
+			if rest == "" {
+				rest = "/"
+			}
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = rest
+			r2.URL.RawPath = ""
+			r2.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(r.Header.Get("X-Forwarded-Prefix"), "/")+prefix)
+			next.ServeHTTP(w, r2)
+		})
+	}
+}
