@@ -1,0 +1,262 @@
+// Package delegate owns the ways one request can be shared between applications: the fall-through cascade
+// (the primary answers first, a pass status hands the request to the next application), the in-process
+// fall-through for chi routers, and, for migrations, splits and shadow copies.
+package delegate
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// DefaultBodyLimit is how much request body a Cascade holds when BodyLimit is 0.
+const DefaultBodyLimit = 4 << 20
+
+// App is one application in a cascade.
+type App struct {
+	// Name identifies the app in logs and in reqinfo (the configured APP URL, or a name given in Go code).
+	Name    string
+	Handler http.Handler
+}
+
+// Cascade serves a request with its first app and, while the answer's status is a pass status, with the
+// next one; the client sees only the final answer. The last app's answer is always final, whatever its
+// status.
+//
+// Body contract: to re-send a request, the Cascade reads the request body into memory first, up to
+// BodyLimit bytes. A body that is declared or turns out to be larger is not held: the first app receives it
+// streamed (the held part followed by the rest) and its answer is final, whatever its status; the Cascade
+// logs that it did so. Each app receives its own copy of the request (headers cloned for all but the last),
+// with ContentLength set to the held size, so an app that mutates its request cannot affect the next one.
+//
+// Response contract: until an app's status is known, its header and body are held in the Cascade; a pass
+// answer is discarded (headers, cookies and body), anything else is sent on and streamed from then on
+// (Flush and Hijack reach the client's connection, so event streams and WebSockets work through a cascade).
+// 1xx informational answers of an app that may still pass are dropped.
+type Cascade struct {
+	Apps []App
+	// Pass reports whether a status passes the request on; nil means only 404.
+	Pass func(status int) bool
+	// BodyLimit is the request body size held for re-sending; 0 means DefaultBodyLimit, negative means
+	// bodies are never held (any request with a body is final at the first app).
+	BodyLimit int64
+	// Logger receives one line when a body is too large to cascade; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// StatusSet returns a Pass function for the given statuses.
+func StatusSet(statuses ...int) func(int) bool {
+	var set [1000]bool
+	for _, s := range statuses {
+		if s >= 100 && s < 1000 {
+			set[s] = true
+		}
+	}
+	return func(s int) bool { return s >= 0 && s < len(set) && set[s] }
+}
+
+func (c *Cascade) pass(status int) bool {
+	if c.Pass == nil {
+		return status == http.StatusNotFound
+	}
+	return c.Pass(status)
+}
+
+func (c *Cascade) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+// ServeHTTP implements the cascade.
+func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := reqinfo.From(r.Context())
+	switch len(c.Apps) {
+	case 0:
+		http.Error(w, "502 no application configured", http.StatusBadGateway)
+		return
+	case 1:
+		info.Tried(c.Apps[0].Name)
+		c.Apps[0].Handler.ServeHTTP(w, r)
+		return
+	}
+
+	body, final, err := c.holdBody(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, "413 request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Context().Err() == nil {
+			http.Error(w, "400 could not read request body", http.StatusBadRequest)
+		}
+		return
+	}
+	if final {
+		c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
+			"app", c.Apps[0].Name, "limit", c.bodyLimit(), "content_length", r.ContentLength, "path", r.URL.Path)
+		info.Tried(c.Apps[0].Name)
+		c.Apps[0].Handler.ServeHTTP(w, r)
+		return
+	}
+
+	last := len(c.Apps) - 1
+	for i, app := range c.Apps {
+		info.Tried(app.Name)
+		req := withBody(r, body, i < last)
+		if i == last {
+			app.Handler.ServeHTTP(w, req)
+			return
+		}
+		pw := &passWriter{w: w, pass: c.pass, header: make(http.Header)}
+		app.Handler.ServeHTTP(pw, req)
+		if !pw.decided {
+			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
+		}
+		if !pw.passed {
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone: asking the next app is wasted work
+		}
+	}
+}
+
+func (c *Cascade) bodyLimit() int64 {
+	if c.BodyLimit == 0 {
+		return DefaultBodyLimit
+	}
+	return c.BodyLimit
+}
+
+// holdBody reads the request body for re-sending. final reports that it is too large: r.Body has then been
+// replaced by a reader yielding the held part followed by the rest, and only one app may see it.
+func (c *Cascade) holdBody(r *http.Request) (body []byte, final bool, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, false, nil
+	}
+	limit := c.bodyLimit()
+	if limit < 0 || r.ContentLength > limit {
+		return nil, true, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n > limit {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), r.Body}
+		return nil, true, nil
+	}
+	return buf.Bytes(), false, nil
+}
+
+// withBody returns a shallow copy of r reading body; with cloneHeader the header map is copied too.
+func withBody(r *http.Request, body []byte, cloneHeader bool) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	if cloneHeader {
+		r2.Header = r.Header.Clone()
+	}
+	if body == nil {
+		if r.Body != nil && r.Body != http.NoBody {
+			r2.Body = http.NoBody
+			r2.ContentLength = 0
+		}
+		return r2
+	}
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	r2.TransferEncoding = nil
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return r2
+}
+
+// passWriter holds an app's answer until its status says whether it passes.
+type passWriter struct {
+	w       http.ResponseWriter
+	pass    func(int) bool
+	header  http.Header
+	decided bool
+	passed  bool
+}
+
+func (p *passWriter) Header() http.Header {
+	if p.decided && !p.passed {
+		return p.w.Header()
+	}
+	return p.header
+}
+
+func (p *passWriter) WriteHeader(code int) {
+	if p.decided {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	p.decided = true
+	if p.pass(code) {
+		p.passed = true
+		return
+	}
+	dst := p.w.Header()
+	for k, v := range p.header {
+		dst[k] = v
+	}
+	p.w.WriteHeader(code)
+}
+
+func (p *passWriter) Write(b []byte) (int, error) {
+	if !p.decided {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.passed {
+		return len(b), nil
+	}
+	return p.w.Write(b)
+}
+
+// Flush sends buffered data to the client once the answer is known to be final.
+func (p *passWriter) Flush() {
+	if !p.decided {
+		p.WriteHeader(http.StatusOK)
+	}
+	if !p.passed {
+		_ = http.NewResponseController(p.w).Flush()
+	}
+}
+
+// Hijack makes this app's answer final (a protocol switch cannot be passed on) and hands over the client's
+// connection.
+func (p *passWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if p.passed {
+		return nil, nil, errors.New("delegate: hijack after the answer was passed on")
+	}
+	if !p.decided {
+		p.decided = true
+		dst := p.w.Header()
+		for k, v := range p.header {
+			dst[k] = v
+		}
+	}
+	return http.NewResponseController(p.w).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the client's writer for deadlines and full duplex.
+func (p *passWriter) Unwrap() http.ResponseWriter { return p.w }

@@ -1,0 +1,86 @@
+// Package reqinfo owns the per-request record that the gateway's pieces fill in as a request travels
+// (which route claimed it, which applications the cascade tried, which one answered) and that the access
+// log, metrics and migration ledger read when it is done.
+//
+// The record is attached once, at the front door, by Attach; every other piece reads it with From, which
+// returns nil when there is none, so library users who embed a single handler pay nothing.
+package reqinfo
+
+import (
+	"context"
+	"net/http"
+	"sync"
+)
+
+// Info is what is known about one request. Its methods are safe for concurrent use (shadow copies run in
+// their own goroutines).
+type Info struct {
+	mu       sync.Mutex
+	route    string
+	app      string
+	tried    []string
+	upstream string
+}
+
+type ctxKey struct{}
+
+// Attach returns r with a fresh Info attached, and that Info.
+func Attach(r *http.Request) (*http.Request, *Info) {
+	in := &Info{}
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)), in
+}
+
+// From returns the Info attached to ctx, or nil.
+func From(ctx context.Context) *Info {
+	in, _ := ctx.Value(ctxKey{}).(*Info)
+	return in
+}
+
+// SetRoute records the route pattern that claimed the request. Nil-safe.
+func (in *Info) SetRoute(pattern string) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.route = pattern
+	in.mu.Unlock()
+}
+
+// Tried records that app was asked; the last one tried is the one that answered. Nil-safe.
+func (in *Info) Tried(app string) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.tried = append(in.tried, app)
+	in.app = app
+	in.mu.Unlock()
+}
+
+// SetUpstream records the concrete upstream address (instance) an adapter used. Nil-safe.
+func (in *Info) SetUpstream(addr string) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.upstream = addr
+	in.mu.Unlock()
+}
+
+// Snapshot is a copy of an Info's fields.
+type Snapshot struct {
+	Route    string
+	App      string
+	Tried    []string
+	Upstream string
+}
+
+// Snapshot copies the current state. Nil-safe.
+func (in *Info) Snapshot() Snapshot {
+	if in == nil {
+		return Snapshot{}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream}
+}
