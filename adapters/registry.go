@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Target is everything a Factory needs to build one application.
@@ -30,6 +31,9 @@ type Target struct {
 	Mount string
 	// Logger receives the app's error lines; never nil when built by a Registry.
 	Logger *slog.Logger
+	// DefaultTimeout is the gateway-wide upstream timeout (GATEWAY_UPSTREAM_TIMEOUT) that a kind's own
+	// timeout option defaults to; 0 means the kind's built-in default.
+	DefaultTimeout time.Duration
 }
 
 // Factory builds the handler for one application. The returned handler owns any connection pool it opens;

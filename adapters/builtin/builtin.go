@@ -1,0 +1,23 @@
+// Package builtin assembles the registry of every adapter kind shipped with Switchyard. It is the one place
+// that imports them all, so programs that want fewer kinds can build their own adapters.Registry instead.
+package builtin
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/httpproxy"
+	"github.com/switchyard/switchyard/adapters/inprocess"
+	"github.com/switchyard/switchyard/adapters/status"
+)
+
+// Registry returns a registry with every built-in kind, plus the in-process handlers in inproc served as
+// inproc://NAME.
+func Registry(logger *slog.Logger, inproc map[string]http.Handler) *adapters.Registry {
+	r := adapters.NewRegistry(logger)
+	r.MustRegister(httpproxy.Kind())
+	r.MustRegister(status.Kind())
+	r.MustRegister(inprocess.Kind(inproc))
+	return r
+}

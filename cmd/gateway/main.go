@@ -1,0 +1,183 @@
+// Command gateway is the Switchyard binary: one port in front of several web applications, configured by
+// GATEWAY_* environment variables and an optional YAML file (GATEWAY_CONFIG).
+//
+//	gateway           serve (the built-in demo when no application is configured)
+//	gateway check     validate the configuration and print the route table, without serving
+//	gateway version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/demo"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+func run(args []string, environ []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+	case "check":
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "gateway", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+
+	cfg, err := config.Load(config.Environ(environ), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	demoMode := cfg.Primary == "" && len(cfg.Routes) == 0
+	if demoMode {
+		cfg.Primary, cfg.Delegates = demo.Primary, config.AppList{demo.Delegate}
+	}
+	logger := newLogger(cfg, stderr)
+	reg := builtin.Registry(logger, demo.Apps())
+	g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	defer g.Close()
+
+	if cmd == "check" {
+		printRoutes(stdout, cfg, g)
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
+	}
+	return serve(cfg, g, logger, demoMode)
+}
+
+func serve(cfg config.Config, g *gateway.Gateway, logger *slog.Logger, demoMode bool) int {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		logger.Error("cannot listen", "variable", "GATEWAY_ADDR", "addr", cfg.Addr, "cause", err)
+		return 1
+	}
+	srv := gateway.Server(cfg, g.Handler, logger)
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "version", versionString(), "routes", len(g.Routes))
+	if demoMode {
+		base := "http://" + displayAddr(ln.Addr())
+		logger.Info("no application configured: serving the built-in demo",
+			"new_app", base+"/", "legacy_app", base+"/orders/42",
+			"next", "point the gateway at real apps: GATEWAY_PRIMARY=http://127.0.0.1:8000 GATEWAY_DELEGATES=... GATEWAY_ROUTES='/api/=http://127.0.0.1:3000' (see README.md)")
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	select {
+	case err := <-errc:
+		logger.Error("server stopped", "cause", err)
+		return 1
+	case sig := <-sigs:
+		logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("shutdown timeout passed with requests still in flight; closing them", "cause", err)
+		srv.Close()
+		return 1
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("server stopped", "cause", err)
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
+	fmt.Fprintf(w, "listen %s\n\n", cfg.Addr)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATTERN\tAPP\tKIND\tSTRIP\tCASCADE\tFROM")
+	for _, r := range g.Routes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\n", r.Pattern, r.App, r.Kind, r.StripPrefix, r.Cascade, r.Source)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\npass statuses %v, cascade body limit %s, max body %s, max header %s\n",
+		[]int(cfg.PassStatus), text(cfg.CascadeBodyLimit), text(cfg.MaxBodySize), text(cfg.MaxHeaderSize))
+}
+
+func text(s config.Size) string { b, _ := s.MarshalText(); return string(b) }
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage: gateway [serve|check|version]
+
+  serve    serve on GATEWAY_ADDR (default :8080); with no application configured, the built-in demo
+  check    validate the configuration and print the resolved route table without serving
+  version  print the version
+
+Configuration comes from GATEWAY_* variables (%s)
+and the optional YAML file named by GATEWAY_CONFIG. See README.md.
+`, strings.Join(config.Variables(), ", "))
+}

@@ -1,0 +1,295 @@
+// Package config owns the gateway's configuration model and how it is read: built-in defaults, then the
+// optional YAML file named by GATEWAY_CONFIG, then the GATEWAY_* environment variables (read with
+// github.com/caarlos0/env/v10), each layer overriding only what it sets. It also validates the result
+// without building anything, reporting every problem at once, each naming the variable (or file key), the
+// value and what was expected.
+//
+// The package reads no process state itself: Load takes the environment as a map, so two configurations
+// can be loaded side by side in one process and tests need not touch os.Setenv.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/switchyard/switchyard/router"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Addr              string     `env:"GATEWAY_ADDR" yaml:"addr"`
+	Primary           string     `env:"GATEWAY_PRIMARY" yaml:"primary"`
+	Delegates         AppList    `env:"GATEWAY_DELEGATES" yaml:"delegates"`
+	PassStatus        StatusList `env:"GATEWAY_PASS_STATUS" yaml:"pass_status"`
+	Routes            RouteList  `env:"GATEWAY_ROUTES" yaml:"-"`
+	TrustedProxies    PrefixList `env:"GATEWAY_TRUSTED_PROXIES" yaml:"trusted_proxies"`
+	ConfigFile        string     `env:"GATEWAY_CONFIG" yaml:"-"`
+	MaxBodySize       Size       `env:"GATEWAY_MAX_BODY_SIZE" yaml:"max_body_size"`
+	MaxHeaderSize     Size       `env:"GATEWAY_MAX_HEADER_SIZE" yaml:"max_header_size"`
+	CascadeBodyLimit  Size       `env:"GATEWAY_CASCADE_BODY_LIMIT" yaml:"cascade_body_limit"`
+	ReadHeaderTimeout Duration   `env:"GATEWAY_READ_HEADER_TIMEOUT" yaml:"read_header_timeout"`
+	IdleTimeout       Duration   `env:"GATEWAY_IDLE_TIMEOUT" yaml:"idle_timeout"`
+	UpstreamTimeout   Duration   `env:"GATEWAY_UPSTREAM_TIMEOUT" yaml:"upstream_timeout"`
+	ShutdownTimeout   Duration   `env:"GATEWAY_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout"`
+	LogFormat         string     `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
+	LogLevel          string     `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Addr:              ":8080",
+		PassStatus:        StatusList{404},
+		MaxHeaderSize:     64 << 10,
+		CascadeBodyLimit:  4 << 20,
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		IdleTimeout:       Duration(120 * time.Second),
+		UpstreamTimeout:   Duration(60 * time.Second),
+		ShutdownTimeout:   Duration(30 * time.Second),
+		LogFormat:         "text",
+		LogLevel:          "info",
+	}
+}
+
+// Variables lists every GATEWAY_* variable the binary reads, in declaration order.
+func Variables() []string {
+	var out []string
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		if k := t.Field(i).Tag.Get("env"); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Errors is every problem found in a configuration. Its Error prints one per line.
+type Errors []error
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Environ turns os.Environ-style "K=V" pairs into a map, keeping only GATEWAY_* variables.
+func Environ(pairs []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range pairs {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "GATEWAY_") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Load builds the configuration from defaults, the file named by GATEWAY_CONFIG (read with readFile;
+// nil means os.ReadFile), and the environment in environ, then validates it. Unknown GATEWAY_* variables
+// are errors, so a misspelt name never silently does nothing.
+func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Config, error) {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	cfg := Defaults()
+	var errs Errors
+
+	known := map[string]bool{}
+	for _, v := range Variables() {
+		known[v] = true
+	}
+	for k := range environ {
+		if strings.HasPrefix(k, "GATEWAY_") && !known[k] {
+			errs = append(errs, fmt.Errorf("%s: unknown variable (known: %s)", k, strings.Join(Variables(), ", ")))
+		}
+	}
+
+	if path := environ["GATEWAY_CONFIG"]; path != "" {
+		cfg.ConfigFile = path
+		data, err := readFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("GATEWAY_CONFIG=%q: cannot read the file: %v", path, err))
+		} else if err := applyFile(&cfg, path, data); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if err := applyEnv(&cfg, environ); err != nil {
+		errs = append(errs, err...)
+	}
+	errs = append(errs, Validate(cfg)...)
+	if len(errs) > 0 {
+		return cfg, errs
+	}
+	return cfg, nil
+}
+
+// fileModel is the YAML file: the same fields as Config, with routes as a list that may carry options.
+type fileModel struct {
+	*Config `yaml:",inline"`
+	Routes  []fileRoute `yaml:"routes"`
+}
+
+type fileRoute struct {
+	Pattern string            `yaml:"pattern"`
+	App     string            `yaml:"app"`
+	Options map[string]string `yaml:"options"`
+}
+
+func applyFile(cfg *Config, path string, data []byte) error {
+	m := fileModel{Config: cfg}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
+		return fmt.Errorf("GATEWAY_CONFIG=%q: %v", path, err)
+	}
+	if m.Routes != nil {
+		cfg.Routes = nil
+	}
+	for i, r := range m.Routes {
+		app := r.App
+		if len(r.Options) > 0 {
+			q := make([]string, 0, len(r.Options))
+			for k, v := range r.Options {
+				q = append(q, url.QueryEscape(k)+"="+url.QueryEscape(v))
+			}
+			sort.Strings(q)
+			sep := "?"
+			if strings.Contains(app, "?") {
+				sep = "&"
+			}
+			app += sep + strings.Join(q, "&")
+		}
+		cfg.Routes = append(cfg.Routes, RouteSpec{Pattern: r.Pattern, App: app, Source: fmt.Sprintf("routes[%d] in %s", i, path)})
+	}
+	return nil
+}
+
+// applyEnv parses the environment into a fresh Config and copies over only the variables that are set, so
+// an unset variable never overwrites what the file said (caarlos0/env v10 would otherwise apply defaults on
+// top of it).
+func applyEnv(cfg *Config, environ map[string]string) Errors {
+	var fresh Config
+	set := map[string]bool{}
+	err := env.ParseWithOptions(&fresh, env.Options{
+		Environment: environ,
+		OnSet:       func(tag string, _ any, isDefault bool) { set[tag] = !isDefault },
+	})
+	var errs Errors
+	failed := map[string]bool{}
+	if err != nil {
+		var agg env.AggregateError
+		if errors.As(err, &agg) {
+			for _, e := range agg.Errors {
+				name, cause := describeEnvError(e)
+				failed[name] = true
+				errs = append(errs, fmt.Errorf("%s=%q: %v", name, environ[name], cause))
+			}
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	dst := reflect.ValueOf(cfg).Elem()
+	src := reflect.ValueOf(fresh)
+	t := dst.Type()
+	for i := 0; i < t.NumField(); i++ {
+		key := t.Field(i).Tag.Get("env")
+		if _, present := environ[key]; present && set[key] && !failed[key] {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Source == "" {
+			cfg.Routes[i].Source = "GATEWAY_ROUTES"
+		}
+	}
+	return errs
+}
+
+// describeEnvError maps an env v10 error (which names the Go field) back to the variable.
+func describeEnvError(e error) (string, error) {
+	var pe env.ParseError
+	if errors.As(e, &pe) {
+		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+			return f.Tag.Get("env"), pe.Err
+		}
+	}
+	return "GATEWAY_?", e
+}
+
+// Validate checks a configuration without building it and returns every problem found.
+func Validate(c Config) Errors {
+	var errs Errors
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("GATEWAY_ADDR=%q: expected host:port such as :8080 or 127.0.0.1:8080", c.Addr))
+	}
+	if c.Primary != "" && !schemeStart.MatchString(c.Primary) {
+		errs = append(errs, fmt.Errorf("GATEWAY_PRIMARY=%q: expected an app URL such as http://127.0.0.1:8000", c.Primary))
+	}
+	if c.Primary == "" && len(c.Delegates) > 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_DELEGATES=%q: delegates need a primary: set GATEWAY_PRIMARY", strings.Join(c.Delegates, ",")))
+	}
+	if len(c.PassStatus) == 0 && len(c.Delegates) > 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_PASS_STATUS is empty: expected statuses such as 404 that pass a request to the delegates"))
+	}
+	for _, s := range c.PassStatus {
+		if s < 100 || s > 599 {
+			errs = append(errs, fmt.Errorf("GATEWAY_PASS_STATUS: %d is not an HTTP status", s))
+		}
+	}
+	seen := map[router.Pattern]string{}
+	for _, r := range c.Routes {
+		src := r.Source
+		if src == "" {
+			src = "GATEWAY_ROUTES"
+		}
+		p, err := router.ParsePattern(r.Pattern)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", src, err))
+			continue
+		}
+		if prev, dup := seen[p]; dup {
+			errs = append(errs, fmt.Errorf("%s: route %q repeats pattern %s of %s", src, r.String(), p, prev))
+		}
+		seen[p] = r.String()
+		if !schemeStart.MatchString(r.App) {
+			errs = append(errs, fmt.Errorf("%s: route %q: app %q is not a URL: expected e.g. http://127.0.0.1:3000", src, r.String(), r.App))
+		}
+	}
+	if c.MaxHeaderSize < 1024 || c.MaxHeaderSize > 16<<20 {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxHeaderSize))
+	}
+	if c.MaxBodySize < 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_BODY_SIZE=%d: expected a size such as 10MiB, or unlimited", c.MaxBodySize))
+	}
+	for name, d := range map[string]Duration{"GATEWAY_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "GATEWAY_UPSTREAM_TIMEOUT": c.UpstreamTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%s: expected a positive duration such as 10s", name, time.Duration(d)))
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("GATEWAY_LOG_FORMAT=%q: expected text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("GATEWAY_LOG_LEVEL=%q: expected debug, info, warn or error", c.LogLevel))
+	}
+	return errs
+}

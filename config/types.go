@@ -1,0 +1,180 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/units"
+)
+
+// Size is a byte count read from "64KiB", "10MB" or "512". 0 means unlimited where a limit allows it.
+type Size int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Size) UnmarshalText(b []byte) error {
+	if strings.EqualFold(strings.TrimSpace(string(b)), "unlimited") {
+		*s = 0
+		return nil
+	}
+	n, err := units.ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = Size(n)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Size) MarshalText() ([]byte, error) {
+	if s == 0 {
+		return []byte("unlimited"), nil
+	}
+	return []byte(units.FormatSize(int64(s))), nil
+}
+
+// Duration is a time.Duration read from "10s" or "1m30s".
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil || v < 0 {
+		return fmt.Errorf("invalid duration %q: expected a non-negative duration such as 10s or 1m30s", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// StatusList is a comma-separated list of HTTP statuses ("404,410").
+type StatusList []int
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *StatusList) UnmarshalText(b []byte) error {
+	var out StatusList
+	for _, f := range strings.Split(string(b), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 100 || n > 599 {
+			return fmt.Errorf("invalid status %q: expected HTTP statuses from 100 to 599 separated by commas, such as 404,410", f)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}
+
+// PrefixList is a comma-separated list of CIDRs or single addresses ("10.0.0.0/8,192.168.1.7").
+type PrefixList []netip.Prefix
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *PrefixList) UnmarshalText(b []byte) error {
+	var out PrefixList
+	for _, f := range strings.Split(string(b), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := ParsePrefix(f)
+		if err != nil {
+			return err
+		}
+		out = append(out, p)
+	}
+	*l = out
+	return nil
+}
+
+// ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.168.1.7", "::1"), masked to its network.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: expected an address range such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: expected an address range such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+var schemeStart = regexp.MustCompile(`^\s*[A-Za-z][A-Za-z0-9+.-]*:`)
+
+// AppList is a comma-separated list of APP URLs. A comma inside an app's options (?allow=a,b) stays with that
+// app: a new app starts only where a URL scheme does.
+type AppList []string
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *AppList) UnmarshalText(b []byte) error {
+	var out AppList
+	for _, f := range strings.Split(string(b), ",") {
+		if len(out) > 0 && !schemeStart.MatchString(f) {
+			out[len(out)-1] += "," + f
+			continue
+		}
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		if !schemeStart.MatchString(f) {
+			return fmt.Errorf("invalid app %q: expected a URL such as http://127.0.0.1:8000 or unix:///run/app.sock", f)
+		}
+		out = append(out, strings.TrimSpace(f))
+	}
+	*l = out
+	return nil
+}
+
+// RouteSpec is one PATTERN=APP mount as configured.
+type RouteSpec struct {
+	Pattern string `yaml:"pattern"`
+	App     string `yaml:"app"`
+	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "routes[2] in x.yaml").
+	Source string `yaml:"-"`
+}
+
+// String prints the route as PATTERN=APP.
+func (r RouteSpec) String() string { return r.Pattern + "=" + r.App }
+
+var routeStart = regexp.MustCompile(`^\s*(/|\*\.|[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/|=))[^=]*=`)
+
+// RouteList is a comma-separated list of PATTERN=APP mounts ("/api/=http://127.0.0.1:3000?strip_prefix=true").
+// A comma inside an app's options stays with that app: a new route starts only where a pattern does.
+type RouteList []RouteSpec
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *RouteList) UnmarshalText(b []byte) error {
+	var pieces []string
+	for _, f := range strings.Split(string(b), ",") {
+		if len(pieces) > 0 && !routeStart.MatchString(f) {
+			pieces[len(pieces)-1] += "," + f
+			continue
+		}
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		pieces = append(pieces, f)
+	}
+	var out RouteList
+	for _, p := range pieces {
+		pat, app, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || strings.TrimSpace(pat) == "" || strings.TrimSpace(app) == "" {
+			return fmt.Errorf("invalid route %q: expected PATTERN=APP such as /api/=http://127.0.0.1:3000", p)
+		}
+		out = append(out, RouteSpec{Pattern: strings.TrimSpace(pat), App: strings.TrimSpace(app)})
+	}
+	*l = out
+	return nil
+}

@@ -1,0 +1,62 @@
+package middleware
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// AccessLog returns middleware that attaches a reqinfo record to each request and, when the request is
+// done, logs one line through logger: method, path, status, bytes, duration, client address, request id,
+// and what reqinfo learned (route, app, the cascade path). A request whose client went away before an
+// answer is logged with status 499; a panic passing through (an aborted response) with status 0 and
+// aborted=true, and is re-raised so the server tears the connection down.
+func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			r, info := reqinfo.Attach(r)
+			sw := &statusWriter{ResponseWriter: w}
+			aborted := true
+			defer func() {
+				status := sw.status
+				if status == 0 && !aborted {
+					if r.Context().Err() != nil {
+						status = adapters.StatusClientClosedRequest
+					} else {
+						status = http.StatusOK
+					}
+				}
+				s := info.Snapshot()
+				attrs := []slog.Attr{
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.String("host", r.Host),
+					slog.Int("status", status),
+					slog.Int64("bytes", sw.bytes),
+					slog.Duration("duration", time.Since(start)),
+					slog.String("client", r.RemoteAddr),
+					slog.String("request_id", r.Header.Get(RequestIDHeader)),
+					slog.String("route", s.Route),
+					slog.String("app", s.App),
+				}
+				if len(s.Tried) > 1 {
+					attrs = append(attrs, slog.String("cascade", strings.Join(s.Tried, " > ")))
+				}
+				if s.Upstream != "" {
+					attrs = append(attrs, slog.String("upstream", s.Upstream))
+				}
+				if aborted {
+					attrs = append(attrs, slog.Bool("aborted", true))
+				}
+				logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			}()
+			next.ServeHTTP(sw, r)
+			aborted = false
+		})
+	}
+}
