@@ -39,7 +39,7 @@ type Gateway struct {
 	Handler http.Handler
 	// Routes is the resolved route table, most specific first as the router tries them; the primary and
 	// delegates are listed last under the pattern "*".
-	Routes []RouteInfo
+	Routes  []RouteInfo
 	closers []io.Closer
 }
 
