@@ -108,8 +108,12 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "static/")
+# Django caches a relative STATIC_URL joined with the first request's prefix; the storage below reads this
+# raw value and adds each request's prefix itself (see shop/storage.py).
+STATIC_URL_RAW = STATIC_URL
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or str(BASE_DIR / "staticfiles")
-_static_backend = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+# ManifestStaticFilesStorage (collectstatic writes hashed names and staticfiles.json), made prefix-aware.
+_static_backend = "shop.storage.PrefixAwareManifestStorage"
 if django.VERSION >= (4, 2):
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
