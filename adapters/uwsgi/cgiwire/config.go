@@ -1,0 +1,152 @@
+// Package cgiwire owns the request/response plumbing shared by the adapters that speak a CGI-family protocol
+// over one connection per request, uwsgi and SCGI: reading their common options and address forms, spooling
+// request bodies of unknown length, dialing, timing out, reading the response head, streaming the response
+// body and mapping failures to statuses. Each protocol contributes only its request encoding and its
+// response-head reader (a Protocol).
+//
+// One connection is dialed per request and closed when the response ends; nothing is pooled, so a Handler
+// holds no resources between requests.
+package cgiwire
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgienv"
+)
+
+// Defaults for the options every cgiwire adapter takes.
+const (
+	// DefaultTimeout bounds the wait from the start of a request to the app's response head.
+	DefaultTimeout = 60 * time.Second
+	// DefaultDialTimeout bounds connecting to the app.
+	DefaultDialTimeout = 5 * time.Second
+	// SpoolMemory is how much of a body of unknown length is held in memory before it spills to a temp file.
+	SpoolMemory = 1 << 20
+	// ParamPrefix starts the option keys that configure extra variables: ?param.UWSGI_APPID=site sends
+	// UWSGI_APPID=site with every request, overriding a derived variable of the same name.
+	ParamPrefix = "param."
+)
+
+// Config is one app's connection settings, as read from its APP URL by ParseTarget.
+type Config struct {
+	// App is the APP string as configured, named in every log line.
+	App string
+	// Network is "tcp" or "unix"; Address the host:port or socket path.
+	Network, Address string
+	// Mount is the mount prefix (no trailing slash, "" at the root); it becomes SCRIPT_NAME.
+	Mount string
+	// Timeout bounds the wait for the response head from the start of the request (0: no limit). Once the
+	// head has arrived the body may stream for as long as it takes.
+	Timeout time.Duration
+	// DialTimeout bounds connecting (0: no limit besides the request's context).
+	DialTimeout time.Duration
+	// Params are configured variables applied after the derived ones (they override by name).
+	Params []cgienv.Param
+}
+
+// Upstream names the app's address for log lines: "127.0.0.1:3031" or "unix:/run/app.sock".
+func (c Config) Upstream() string {
+	if c.Network == "unix" {
+		return "unix:" + c.Address
+	}
+	return c.Address
+}
+
+// ParseTarget reads t's address and takes the options every cgiwire adapter understands:
+//
+//	timeout=60s        wait for the response head (0 disables); a slow app gets 504
+//	dial_timeout=5s    wait for the connection; a timeout gets 504, a refused connection 502
+//	param.NAME=value   send NAME=value with every request (repeatable with different names)
+//
+// scheme is the TCP scheme ("uwsgi"): scheme://host:port dials TCP and scheme+unix:///abs/path dials a unix
+// socket. Parameter names are limited to letters, digits, '_', '.' and '-'; CONTENT_LENGTH is refused
+// because it frames the body and a wrong value would desynchronise the connection, and reserved lists
+// further names the protocol owns.
+func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, error) {
+	c := Config{App: t.Raw, Mount: t.Mount}
+	if t.URL == nil {
+		return c, errors.New("no URL")
+	}
+	u := t.URL
+	switch strings.ToLower(u.Scheme) {
+	case scheme:
+		if u.Host == "" || u.Port() == "" || u.Hostname() == "" {
+			return c, fmt.Errorf("expected %s://host:port", scheme)
+		}
+		if u.User != nil || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
+			return c, fmt.Errorf("expected %s://host:port with nothing after the port", scheme)
+		}
+		c.Network, c.Address = "tcp", u.Host
+	case scheme + "+unix":
+		if u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || u.Fragment != "" {
+			return c, fmt.Errorf("expected %s+unix:///absolute/path/to/socket", scheme)
+		}
+		c.Network, c.Address = "unix", u.Path
+	default:
+		return c, fmt.Errorf("scheme %q is not %s or %s+unix", u.Scheme, scheme, scheme)
+	}
+	opts := t.Options
+	if opts == nil {
+		opts = &adapters.Options{}
+	}
+	var err error
+	if c.Timeout, err = opts.Duration("timeout", DefaultTimeout); err != nil {
+		return c, err
+	}
+	if c.DialTimeout, err = opts.Duration("dial_timeout", DefaultDialTimeout); err != nil {
+		return c, err
+	}
+	q, _ := url.ParseQuery(opts.Encode()) // Encode is sorted, so params keep a stable order
+	names := make([]string, 0, len(q))
+	for k := range q {
+		if strings.HasPrefix(k, ParamPrefix) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		name := k[len(ParamPrefix):]
+		value := opts.String(k, "")
+		if err := checkParam(name, value, reserved); err != nil {
+			return c, fmt.Errorf("option %s: %v", k, err)
+		}
+		c.Params = append(c.Params, cgienv.Param{Name: name, Value: value})
+	}
+	return c, nil
+}
+
+func checkParam(name, value string, reserved []string) error {
+	if name == "" {
+		return errors.New("empty variable name")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c == '.' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return fmt.Errorf("variable name %q: expected letters, digits, '_', '.' or '-'", name)
+		}
+	}
+	if strings.EqualFold(name, "CONTENT_LENGTH") {
+		return errors.New("CONTENT_LENGTH frames the request body and cannot be configured")
+	}
+	for _, r := range reserved {
+		if strings.EqualFold(name, r) {
+			return fmt.Errorf("%s is set by the protocol and cannot be configured", r)
+		}
+	}
+	if strings.IndexByte(value, 0) >= 0 {
+		return errors.New("value contains a NUL byte")
+	}
+	return nil
+}
+
+// dialer returns the dialer for c.
+func (c Config) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: c.DialTimeout}
+}

@@ -1,0 +1,341 @@
+package cgiwire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters/cgienv"
+)
+
+// ErrVarsTooLarge is wrapped by a Protocol's EncodeRequest when the variables cannot be framed (uwsgi's
+// 16-bit size); the client gets 431 Request Header Fields Too Large.
+var ErrVarsTooLarge = errors.New("request variables too large for the protocol")
+
+// ErrMalformedResponse is wrapped by a Protocol's ReadResponse when the app's response head is not valid.
+var ErrMalformedResponse = errors.New("malformed response")
+
+// Protocol is what one wire protocol contributes to a Handler.
+type Protocol struct {
+	// Name names the protocol in log lines ("uwsgi").
+	Name string
+	// RequestVars, when set, returns protocol variables for r; they go after the derived CGI variables and
+	// before the configured params, so configuration still overrides them.
+	RequestVars func(r *http.Request) []cgienv.Param
+	// EncodeRequest returns the bytes written before the request body. An error wrapping ErrVarsTooLarge
+	// answers 431, any other error 400.
+	EncodeRequest func(vars []cgienv.Param) ([]byte, error)
+	// ReadResponse reads one response head from br. The returned Response's Body reads the rest of the body
+	// from br and must fail (not return io.EOF) when the app's declared length is cut short. A 1xx
+	// response other than 101 is skipped by the caller, which then calls ReadResponse again.
+	ReadResponse func(br *bufio.Reader, req *http.Request) (*http.Response, error)
+}
+
+// Handler serves requests by sending them to one app over a fresh connection each.
+//
+// Request bodies: a body of known length is streamed as it arrives; a body of unknown length (chunked) is
+// read first (held in memory up to SpoolMemory, then in an unlinked temp file) so CONTENT_LENGTH can be
+// sent, because these protocols frame the body by that variable alone.
+//
+// Failures before the response head: refused or reset connection and malformed head -> 502, timeout ->
+// 504, oversize variables -> 431, a broken client body -> 400 (413 for the gateway's body limit), client
+// gone -> no answer. After the head was sent, a failure aborts the response (http.ErrAbortHandler) so a
+// truncated body never looks complete. Each failure logs one line naming the app, the upstream and the
+// cause.
+type Handler struct {
+	cfg    Config
+	proto  Protocol
+	logger *slog.Logger
+	// spoolMemory is the in-memory part of a spooled body; SpoolMemory unless a test lowers it.
+	spoolMemory int64
+}
+
+// New returns a Handler for cfg speaking p. logger receives failure lines (slog.Default() when nil).
+func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Handler{cfg: cfg, proto: p, logger: logger, spoolMemory: SpoolMemory}
+}
+
+// Close releases nothing: connections live for one request. It exists so owners can treat every adapter
+// alike.
+func (h *Handler) Close() error { return nil }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	start := time.Now()
+
+	req := r
+	var body io.Reader
+	if r.Body != nil && r.Body != http.NoBody {
+		body = r.Body
+	}
+	if body != nil && r.ContentLength < 0 {
+		sp, n, err := spool(r.Body, h.spoolMemory)
+		if err != nil {
+			h.fail(w, r, "spooling the request body", err)
+			return
+		}
+		defer sp.Close()
+		req = r.WithContext(ctx)
+		req.ContentLength = n
+		body = sp
+	}
+	if req.ContentLength == 0 {
+		body = nil
+	}
+
+	script := cgienv.SplitMount(r.URL.Path, h.cfg.Mount)
+	var extra []cgienv.Param
+	if h.proto.RequestVars != nil {
+		extra = append(extra, h.proto.RequestVars(req)...)
+	}
+	extra = append(extra, h.cfg.Params...)
+	head, err := h.proto.EncodeRequest(cgienv.Build(req, script, extra))
+	if err != nil {
+		h.fail(w, r, "encoding the request", err)
+		return
+	}
+
+	dctx := ctx
+	var deadline time.Time
+	if h.cfg.Timeout > 0 {
+		deadline = start.Add(h.cfg.Timeout)
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	conn, err := h.cfg.dialer().DialContext(dctx, h.cfg.Network, h.cfg.Address)
+	if err != nil {
+		h.fail(w, r, "connecting", err)
+		return
+	}
+	// A cancelled request unblocks every read and write on the connection at once.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_ = conn.SetDeadline(deadline)
+
+	if _, err := conn.Write(head); err != nil {
+		conn.Close()
+		h.fail(w, r, "sending the request", err)
+		return
+	}
+
+	var (
+		headDone atomic.Bool
+		bodyMu   sync.Mutex
+		bodyErr  error
+		done     chan struct{}
+	)
+	if body != nil {
+		// The body goes in its own goroutine so an app that answers before reading all of it cannot
+		// deadlock against us.
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			tr := &trackedReader{r: body}
+			_, _ = io.CopyBuffer(conn, tr, make([]byte, 32<<10))
+			if tr.err == nil {
+				return // finished, or the app stopped reading: its answer tells what happened
+			}
+			bodyMu.Lock()
+			bodyErr = &clientBodyError{tr.err}
+			bodyMu.Unlock()
+			if headDone.Load() {
+				// The app already answered; tell it no more input comes.
+				if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				}
+				return
+			}
+			conn.Close() // a truncated body must not reach the app as if it were whole
+		}()
+	}
+	defer func() {
+		conn.Close()
+		if done == nil {
+			return
+		}
+		select {
+		case <-done:
+		default:
+			// The body goroutine may be blocked reading a slow client: wake it up.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+			<-done
+		}
+	}()
+	clientBodyErr := func() error {
+		bodyMu.Lock()
+		defer bodyMu.Unlock()
+		return bodyErr
+	}
+
+	br := bufio.NewReaderSize(conn, 16<<10)
+	var resp *http.Response
+	for i := 0; ; i++ {
+		resp, err = h.proto.ReadResponse(br, req)
+		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+			err = fmt.Errorf("%w: 101 Switching Protocols is not supported", ErrMalformedResponse)
+		}
+		if err == nil && resp.StatusCode < 200 && i < 8 {
+			continue // 100 Continue, 103 Early Hints: informational only
+		}
+		if err == nil && resp.StatusCode < 200 {
+			err = fmt.Errorf("%w: too many informational responses", ErrMalformedResponse)
+		}
+		break
+	}
+	if err != nil {
+		if be := clientBodyErr(); be != nil {
+			err = be
+		}
+		h.fail(w, r, "reading the response head", err)
+		return
+	}
+	headDone.Store(true)
+	_ = conn.SetDeadline(time.Time{})
+	if ctx.Err() != nil {
+		_ = conn.SetDeadline(time.Unix(1, 0))
+	}
+
+	hdr := w.Header()
+	copyHeader(hdr, resp.Header)
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+		hdr.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				h.logger.LogAttrs(ctx, slog.LevelInfo, h.proto.Name+" response not delivered: client went away",
+					h.attrs(r, 499, werr)...)
+				return
+			}
+			_ = rc.Flush()
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			if ctx.Err() != nil {
+				h.logger.LogAttrs(ctx, slog.LevelInfo, h.proto.Name+" response not delivered: client went away",
+					h.attrs(r, 499, ctx.Err())...)
+				return
+			}
+			h.logger.LogAttrs(ctx, slog.LevelWarn, h.proto.Name+" response aborted: app failed mid-body",
+				h.attrs(r, resp.StatusCode, rerr)...)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// status maps a failure before the response head to the status the client gets (499: don't answer).
+func (h *Handler) status(r *http.Request, err error) int {
+	var mbe *http.MaxBytesError
+	var cbe *clientBodyError
+	var ne net.Error
+	switch {
+	case r.Context().Err() != nil:
+		return 499
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.As(err, &cbe):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrVarsTooLarge):
+		return http.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, errBadVars):
+		return http.StatusBadRequest
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errSpool):
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadGateway
+}
+
+// errBadVars marks variables the protocol cannot carry at all (a NUL in SCGI); see BadVars.
+var errBadVars = errors.New("request variables cannot be encoded")
+
+// BadVars wraps a protocol's reason for refusing the variables, so the client gets 400.
+func BadVars(reason string) error { return fmt.Errorf("%w: %s", errBadVars, reason) }
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, stage string, err error) {
+	status := h.status(r, err)
+	level := slog.LevelWarn
+	if status == 499 || status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
+		level = slog.LevelInfo
+	}
+	h.logger.LogAttrs(r.Context(), level, h.proto.Name+" request failed "+stage, h.attrs(r, status, err)...)
+	if status == 499 {
+		return
+	}
+	http.Error(w, http.StatusText(status), status)
+}
+
+func (h *Handler) attrs(r *http.Request, status int, err error) []slog.Attr {
+	return []slog.Attr{
+		slog.String("app", h.cfg.App), slog.String("upstream", h.cfg.Upstream()), slog.Int("status", status),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()),
+	}
+}
+
+type trackedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+// hopHeaders are connection-level fields an app's response may carry that must not be forwarded.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer", "Content-Length"}
+
+// copyHeader copies src into dst minus hop-by-hop fields, those named in Connection, and Content-Length
+// (the caller sets it from the parsed length).
+func copyHeader(dst, src http.Header) {
+	var named []string
+	for _, v := range src["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				named = append(named, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	for k, vv := range src {
+		skip := false
+		for _, h := range hopHeaders {
+			if k == h {
+				skip = true
+			}
+		}
+		for _, h := range named {
+			if k == h {
+				skip = true
+			}
+		}
+		if !skip {
+			dst[k] = append(dst[k][:0:0], vv...)
+		}
+	}
+}
