@@ -1,0 +1,236 @@
+// Package fastcgi owns the FastCGI adapter: a FastCGI 1.0 client written for the gateway (records, name-value
+// pairs, FCGI_KEEP_CONN with a small idle pool per app) and the http.Handler that runs requests through a
+// FastCGI responder such as PHP-FPM, mounted under a path prefix.
+//
+// # Targets
+//
+//	fastcgi://host:port              TCP (port 9000 when omitted)
+//	fastcgi+unix:///run/php/fpm.sock unix socket
+//
+// # Options
+//
+//	root=/srv/www       document root on the FastCGI server's filesystem; turns on script-running mode
+//	index=index.php     index file and front controller (script-running mode)
+//	ext=.php            only files whose name ends in ext run (byte compare, case-sensitive)
+//	check_file=true     404 unless the script exists as a regular file under root, checked through os.Root
+//	                    on the gateway's filesystem (set false when the FastCGI server runs elsewhere:
+//	                    then only the extension rule protects, and the server's own checks such as PHP-FPM's
+//	                    security.limit_extensions must be in place)
+//	timeout=60s         how long the app may stay silent before its response header is complete, counted
+//	                    from the start and renewed whenever a request record is sent (a slow upload is not a
+//	                    timeout, a slow script is): past it the client gets 504. Defaults to the gateway's
+//	                    upstream timeout, else 60s. The body after the header may take as long as it takes.
+//	max_idle=2          idle keep-alive connections kept per app (0: FCGI_KEEP_CONN off, one connection per
+//	                    request). PHP-FPM binds a worker to every open connection, so keep max_idle below the
+//	                    pool's pm.max_children or idle connections starve new ones.
+//	param.NAME=VALUE    an extra FastCGI parameter; overrides a derived one of the same name (for example
+//	                    param.HTTPS=on or param.APP_ENV=prod). CONTENT_LENGTH cannot be set: it frames the body.
+//
+// # Script-running mode (root set)
+//
+// SCRIPT_FILENAME is root + the script's path below the mount, SCRIPT_NAME is the mount + that path,
+// PATH_INFO is what follows the script, REQUEST_URI is the request's own. How a path picks its script
+// (split on the first existing segment ending in ext, directory index, front controller as with nginx's
+// `try_files $uri $uri/ /index.php?$query_string`) is documented on scripts.resolve; it is what stops the
+// cgi.fix_pathinfo class of attacks (CVE-2019-11043): /uploads/evil.jpg/x.php and /uploads/evil.jpg%00.php
+// never run evil.jpg. Without root the app is a plain responder (a Go net/http/fcgi or Python flup app):
+// SCRIPT_NAME is the mount and PATH_INFO the rest of the path.
+//
+// # Bodies and errors
+//
+// A request body of unknown length (chunked) is spooled first (1 MiB in memory, then a temp file) and sent
+// with CONTENT_LENGTH, because PHP-FPM hangs on body bytes without it. Bodies go out in STDIN records of up
+// to 65535 bytes while the response is read; the response streams to the client and is flushed whenever
+// reading on would wait. STDERR lines go to the log (at most 20 lines of 1 KiB per request). Failures: cannot
+// connect 502, silent past timeout 504, a garbled or truncated response before the header 502, after it the
+// response is aborted (http.ErrAbortHandler). A cancelled client closes the app connection (no ABORT_REQUEST
+// is sent: PHP-FPM ignores it).
+package fastcgi
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgienv"
+)
+
+// DefaultTimeout is the timeout when neither the option nor the gateway sets one.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultMaxIdle is the default number of idle connections kept per app.
+const DefaultMaxIdle = 2
+
+// Kind returns the registry entry for FastCGI apps.
+func Kind() adapters.Kind {
+	return adapters.Kind{
+		Schemes: []string{"fastcgi", "fastcgi+unix"},
+		Factory: func(t adapters.Target) (http.Handler, error) {
+			h, err := New(t)
+			if err != nil {
+				return nil, err // not a typed nil inside the interface
+			}
+			return h, nil
+		},
+		MountAware: true,
+		Summary:    "FastCGI responder such as PHP-FPM (fastcgi://host:port, fastcgi+unix:///path.sock)",
+	}
+}
+
+// New builds the handler for t; it takes every option listed in the package documentation. The returned
+// *Handler owns a connection pool: Close it when the configuration is retired.
+func New(t adapters.Target) (_ *Handler, err error) {
+	h := &Handler{app: t.Raw, mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
+	if h.logger == nil {
+		return nil, fmt.Errorf("fastcgi: target without a logger")
+	}
+	network, addr, err := address(t.URL)
+	if err != nil {
+		return nil, err
+	}
+	h.upstream = network + ":" + addr
+
+	o := t.Options
+	def := DefaultTimeout
+	if t.DefaultTimeout > 0 {
+		def = t.DefaultTimeout
+	}
+	var errs []string
+	note := func(e error) {
+		if e != nil {
+			errs = append(errs, e.Error())
+		}
+	}
+	h.timeout, err = o.Duration("timeout", def)
+	note(err)
+	if h.timeout == 0 {
+		h.timeout = def
+	}
+	maxIdle, err := o.Int("max_idle", DefaultMaxIdle, 0, 64)
+	note(err)
+	root := o.String("root", "")
+	hasIndex, hasExt, hasCheck := o.Has("index"), o.Has("ext"), o.Has("check_file")
+	index := o.String("index", "index.php")
+	ext := o.String("ext", ".php")
+	check, err := o.Bool("check_file", true)
+	note(err)
+	if root == "" {
+		for _, n := range []struct {
+			has  bool
+			name string
+		}{{hasIndex, "index"}, {hasExt, "ext"}, {hasCheck, "check_file"}} {
+			if n.has {
+				errs = append(errs, fmt.Sprintf("option %s needs root (the document root of script-running mode)", n.name))
+			}
+		}
+	} else {
+		s, err := newScripts(root, index, ext, check)
+		note(err)
+		h.scripts = s
+	}
+	h.params, err = extraParams(o)
+	note(err)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	h.keepConn = maxIdle > 0
+	h.pool = &pool{network: network, addr: addr, maxIdle: maxIdle}
+	return h, nil
+}
+
+// address maps the target URL to a dial address.
+func address(u *url.URL) (network, addr string, err error) {
+	switch strings.ToLower(u.Scheme) {
+	case "fastcgi":
+		if u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Fragment != "" {
+			return "", "", fmt.Errorf("expected fastcgi://host:port")
+		}
+		host, port := u.Hostname(), u.Port()
+		if host == "" {
+			return "", "", fmt.Errorf("expected fastcgi://host:port")
+		}
+		if port == "" {
+			port = "9000"
+		}
+		return "tcp", net.JoinHostPort(host, port), nil
+	case "fastcgi+unix":
+		if u.Host != "" || u.Path == "" || u.Path == "/" || u.Fragment != "" {
+			return "", "", fmt.Errorf("expected fastcgi+unix:///absolute/path.sock")
+		}
+		return "unix", u.Path, nil
+	}
+	return "", "", fmt.Errorf("unknown scheme %q", u.Scheme)
+}
+
+func newScripts(root, index, ext string, check bool) (*scripts, error) {
+	if !path.IsAbs(root) || strings.ContainsAny(root, "\x00\\") {
+		return nil, fmt.Errorf("option root=%q: expected an absolute path", root)
+	}
+	root = path.Clean(root)
+	if root != "/" {
+		root = strings.TrimSuffix(root, "/")
+	}
+	if index == "" || strings.ContainsAny(index, "/\\\x00") || index == "." || index == ".." {
+		return nil, fmt.Errorf("option index=%q: expected a file name such as index.php", index)
+	}
+	if len(ext) < 2 || ext[0] != '.' || strings.ContainsAny(ext[1:], "./\\\x00") || !isASCII(ext) {
+		return nil, fmt.Errorf("option ext=%q: expected an ASCII extension such as .php", ext)
+	}
+	return &scripts{root: root, index: index, ext: ext, checkFile: check}, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// extraParams takes the param.NAME=VALUE options, sorted by name.
+func extraParams(o *adapters.Options) ([]cgienv.Param, error) {
+	all, err := url.ParseQuery(o.Encode())
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for k := range all {
+		if strings.HasPrefix(k, "param.") {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	var out []cgienv.Param
+	for _, k := range names {
+		name := strings.TrimPrefix(k, "param.")
+		v := o.String(k, "")
+		if !validParamName(name) {
+			return nil, fmt.Errorf("option %s: expected param.NAME with NAME made of A-Z, a-z, 0-9 and _", k)
+		}
+		if name == "CONTENT_LENGTH" {
+			return nil, fmt.Errorf("option %s: CONTENT_LENGTH frames the request body and cannot be configured", k)
+		}
+		out = append(out, cgienv.Param{Name: name, Value: v})
+	}
+	return out, nil
+}
+
+func validParamName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

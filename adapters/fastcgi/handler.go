@@ -1,0 +1,584 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgienv"
+)
+
+// Handler runs requests through one FastCGI application. It is safe for concurrent use; Close releases its
+// idle connections, and requests still running close theirs when they end.
+type Handler struct {
+	app      string // the APP string, for logs
+	upstream string // "unix:/path" or "tcp:host:port", for logs
+	mount    string
+	scripts  *scripts // nil: plain responder mode
+	timeout  time.Duration
+	keepConn bool
+	params   []cgienv.Param
+	pool     *pool
+	logger   *slog.Logger
+	bufs     sync.Pool // *[]byte of maxContent bytes
+}
+
+// Close closes the idle connections; later requests fail with 502.
+func (h *Handler) Close() error { return h.pool.close() }
+
+func (h *Handler) buf() *[]byte {
+	if b, ok := h.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, maxContent)
+	return &b
+}
+
+// bodyError marks a failure to read the client's request body (as opposed to talking to the app).
+type bodyError struct{ err error }
+
+func (e bodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e bodyError) Unwrap() error { return e.err }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	script, err := h.script(r)
+	if err != nil {
+		if errors.Is(err, errNoScript) {
+			h.logger.LogAttrs(r.Context(), slog.LevelDebug, "no script for request",
+				slog.String("app", h.app), slog.String("path", r.URL.Path))
+			http.NotFound(w, r)
+			return
+		}
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "cannot resolve script",
+			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("path", r.URL.Path),
+			slog.String("cause", err.Error()))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+
+	// The body: absent, of known length, or spooled to learn its length.
+	var body io.Reader
+	req := r
+	switch {
+	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
+	case r.ContentLength > 0:
+		body = io.LimitReader(r.Body, r.ContentLength)
+	default:
+		sp, err := spool(r.Context(), r.Body, "")
+		if err != nil {
+			h.fail(w, r, bodyError{err})
+			return
+		}
+		defer sp.Close()
+		req = r.WithContext(r.Context())
+		req.ContentLength = sp.size
+		if sp.size > 0 {
+			body = sp
+		}
+	}
+
+	params := cgienv.Build(req, script, h.params)
+	records, err := encodeParams(params)
+	if err != nil {
+		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "request parameters too large",
+			slog.String("app", h.app), slog.String("cause", err.Error()))
+		http.Error(w, http.StatusText(http.StatusRequestHeaderFieldsTooLarge), http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
+
+	for attempt := 0; ; attempt++ {
+		retry := h.exchange(w, r, records, body, attempt == 0)
+		if !retry {
+			return
+		}
+	}
+}
+
+// script splits the request path into the CGI script variables.
+func (h *Handler) script(r *http.Request) (cgienv.Script, error) {
+	s := cgienv.SplitMount(r.URL.Path, h.mount)
+	if h.scripts == nil {
+		return s, nil
+	}
+	if s.Name != h.mount && h.mount != "" {
+		// Not under the mount: the router should never send such a request here.
+		return cgienv.Script{}, errNoScript
+	}
+	res, err := h.scripts.resolve(s.PathInfo)
+	if err != nil {
+		return cgienv.Script{}, err
+	}
+	filename := h.scripts.root + res.Script
+	if h.scripts.root == "/" {
+		filename = res.Script
+	}
+	return cgienv.Script{
+		Name:         h.mount + res.Script,
+		PathInfo:     res.PathInfo,
+		Filename:     filename,
+		DocumentRoot: h.scripts.root,
+	}, nil
+}
+
+// encodeParams encodes the parameters into PARAMS record contents. Records break only between pairs,
+// because PHP-FPM decodes each PARAMS record on its own; a single pair over 65535 bytes is an error.
+func encodeParams(params []cgienv.Param) ([][]byte, error) {
+	var out [][]byte
+	cur := make([]byte, 0, 4096)
+	for _, p := range params {
+		n := pairLen(p.Name, p.Value)
+		if n > maxContent {
+			return nil, fmt.Errorf("parameter %s of %d bytes does not fit a FastCGI record", p.Name, n)
+		}
+		if len(cur)+n > maxContent {
+			out = append(out, cur)
+			cur = make([]byte, 0, 4096)
+		}
+		cur = appendPair(cur, p.Name, p.Value)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// fail answers before the response header was sent.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var be bodyError
+	var mbe *http.MaxBytesError
+	if errors.As(err, &be) && !errors.As(err, &mbe) && r.Context().Err() == nil {
+		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "bad request body",
+			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("cause", err.Error()))
+		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+		return
+	}
+	adapters.Fail(w, r, h.logger, h.app, h.upstream, err)
+}
+
+// exchange runs one request on one connection. It returns true only when a reused connection turned out
+// to be dead before anything was consumed or answered, so the request may be sent again on a fresh one.
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]byte, body io.Reader, mayRetry bool) (retry bool) {
+	ctx := r.Context()
+	dialCtx, cancel := context.WithTimeout(ctx, h.timeout)
+	c, reused, err := h.pool.get(dialCtx)
+	cancel()
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("connecting: %w", err))
+		return false
+	}
+	x := &exchange{h: h, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
+	keep := false
+	defer func() {
+		if keep {
+			h.pool.put(c)
+		} else {
+			c.nc.Close()
+		}
+	}()
+
+	// The client going away unblocks every read and write on the app connection.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	x.extendHeaderDeadline()
+	var writeDone chan error
+	if body == nil {
+		// Nothing to stream: send the whole request at once, no goroutine.
+		if err := x.writeRequest(records, nil); err != nil {
+			if mayRetry && reused && retryable(err) {
+				return true
+			}
+			h.fail(w, r, err)
+			return false
+		}
+	} else {
+		writeDone = make(chan error, 1)
+		go func() { writeDone <- x.writeRequest(records, body) }()
+	}
+	// waitWriter ends the writer: at once if it is done, else by expiring the deadlines it may be blocked
+	// on (the app connection and the client's body). It returns the writer's error.
+	writerFinished := writeDone == nil
+	var writerErr error
+	waitWriter := func(force bool) error {
+		if writerFinished {
+			return writerErr
+		}
+		if force {
+			select {
+			case writerErr = <-writeDone:
+				writerFinished = true
+				return writerErr
+			default:
+			}
+			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
+			if x.rc.SetReadDeadline(time.Unix(1, 0)) == nil {
+				defer x.rc.SetReadDeadline(time.Time{})
+			}
+		}
+		writerErr = <-writeDone
+		writerFinished = true
+		return writerErr
+	}
+
+	out := &stdout{rr: recordReader{br: c.br}, id: x.id, errlog: stderrLog{h: h, ctx: ctx}}
+	defer out.errlog.flush()
+	br := bufio.NewReaderSize(out, 4096)
+	head, err := cgienv.ReadResponseHeader(br)
+	if err == nil && head.Status < 200 {
+		err = fmt.Errorf("%w: informational status %d as the final status", cgienv.ErrMalformedResponse, head.Status)
+	}
+	if err != nil {
+		if out.err != nil {
+			err = out.err
+		}
+		c.nc.Close()
+		if werr := waitWriter(true); werr != nil {
+			// The writer's failure is the cause when it broke the client body or closed the
+			// connection under the reader.
+			var be bodyError
+			if errors.As(werr, &be) || errors.Is(err, net.ErrClosed) {
+				err = werr
+			}
+		}
+		if mayRetry && reused && !x.bodyStarted && out.records == 0 && retryable(err) && ctx.Err() == nil {
+			return true
+		}
+		h.fail(w, r, err)
+		return false
+	}
+	x.headerDone()
+	if ctx.Err() != nil {
+		c.nc.Close()
+		waitWriter(true)
+		h.fail(w, r, ctx.Err())
+		return false
+	}
+
+	hdr := w.Header()
+	for k, vs := range head.Header {
+		if hopHeader(k) {
+			continue
+		}
+		hdr[k] = vs
+	}
+	if cl := hdr["Content-Length"]; len(cl) > 0 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); len(cl) != 1 || err != nil || n < 0 {
+			delete(hdr, "Content-Length")
+		}
+	}
+	w.WriteHeader(head.Status)
+
+	// Stream the body, flushing whenever reading on would wait for the app.
+	dirty := false
+	discard := false
+	var copyErr, clientErr error
+	out.beforeBlock = func() {
+		if dirty {
+			dirty = false
+			if err := x.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && clientErr == nil {
+				clientErr = err
+			}
+		}
+	}
+	bp := h.buf()
+	defer h.bufs.Put(bp)
+	buf := *bp
+	for clientErr == nil {
+		n, err := br.Read(buf)
+		if n > 0 && !discard && clientErr == nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				if errors.Is(werr, http.ErrBodyNotAllowed) {
+					discard = true // HEAD, 204, 304: drain to keep the connection
+				} else {
+					clientErr = werr
+					break
+				}
+			} else {
+				dirty = true
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			copyErr = err
+			break
+		}
+	}
+	if clientErr != nil || ctx.Err() != nil {
+		// The client went away: nothing to answer.
+		c.nc.Close()
+		waitWriter(true)
+		return false
+	}
+	if copyErr != nil {
+		c.nc.Close()
+		waitWriter(true)
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "upstream response aborted",
+			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.String("cause", copyErr.Error()))
+		panic(http.ErrAbortHandler)
+	}
+	// END_REQUEST arrived. The connection is reusable only if the app took the whole request.
+	werr := waitWriter(true)
+	keep = h.keepConn && werr == nil && out.end.ProtocolStatus == statusRequestComplete && stop()
+	return false
+}
+
+// retryable reports whether err is what a connection closed by the app while idle looks like.
+func retryable(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// hopHeader reports connection-level headers an app must not set on the client's connection.
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Te", "Trailer":
+		return true
+	}
+	return false
+}
+
+// exchange is the state of one request on one connection shared by the reader and the writer.
+type exchange struct {
+	h           *Handler
+	c           *conn
+	id          uint16
+	rc          *http.ResponseController
+	bodyStarted bool // written by the writer only; read after it finished
+
+	mu      sync.Mutex
+	gotHead bool
+}
+
+// extendHeaderDeadline gives the app another timeout to answer, unless its header is already complete.
+func (x *exchange) extendHeaderDeadline() {
+	x.mu.Lock()
+	if !x.gotHead {
+		_ = x.c.nc.SetReadDeadline(time.Now().Add(x.h.timeout))
+	}
+	x.mu.Unlock()
+}
+
+// headerDone lifts the read deadline: a response body may stream for as long as it needs.
+func (x *exchange) headerDone() {
+	x.mu.Lock()
+	x.gotHead = true
+	_ = x.c.nc.SetReadDeadline(time.Time{})
+	x.mu.Unlock()
+}
+
+// writeRequest sends BEGIN_REQUEST, the PARAMS stream and the STDIN stream. A failure closes the
+// connection so the reader stops too; a failure to read the client's body is a bodyError.
+func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
+	c := x.c
+	defer func() {
+		if err != nil {
+			c.nc.Close()
+		}
+	}()
+	flush := func() error {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(x.h.timeout))
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		x.extendHeaderDeadline()
+		return nil
+	}
+	if err := writeBeginRequest(c.bw, x.id, x.h.keepConn); err != nil {
+		return err
+	}
+	for _, rec := range records {
+		if err := writeRecord(c.bw, typeParams, x.id, rec); err != nil {
+			return err
+		}
+	}
+	if err := writeRecord(c.bw, typeParams, x.id, nil); err != nil {
+		return err
+	}
+	if body != nil {
+		if err := flush(); err != nil {
+			return err
+		}
+		bp := x.h.buf()
+		defer x.h.bufs.Put(bp)
+		buf := *bp
+		for {
+			x.bodyStarted = true
+			n, rerr := body.Read(buf)
+			if n > 0 {
+				if err := writeRecord(c.bw, typeStdin, x.id, buf[:n]); err != nil {
+					return err
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return bodyError{rerr}
+			}
+		}
+	}
+	if err := writeRecord(c.bw, typeStdin, x.id, nil); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// stdout reads the STDOUT stream of one request, logging STDERR on the way, until END_REQUEST (io.EOF).
+// Any other outcome is an error, also kept in err so it survives cgienv's wrapping.
+type stdout struct {
+	rr          recordReader
+	id          uint16
+	errlog      stderrLog
+	end         *endRequest
+	err         error
+	records     int
+	beforeBlock func() // called before a read that may wait for the app
+	scratch     [8]byte
+}
+
+func (s *stdout) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.end != nil {
+		return 0, io.EOF
+	}
+	n, err := s.read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *stdout) mayBlock() {
+	if s.beforeBlock != nil && !s.rr.Buffered() {
+		s.beforeBlock()
+	}
+}
+
+func (s *stdout) read(p []byte) (int, error) {
+	for {
+		if s.rr.remaining > 0 && s.rr.hdr.Type == typeStdout {
+			s.mayBlock()
+			n, err := s.rr.Read(p)
+			if err != nil {
+				return n, fmt.Errorf("reading STDOUT: %w", err)
+			}
+			return n, nil
+		}
+		s.mayBlock()
+		h, err := s.rr.Next()
+		if err != nil {
+			if err == io.EOF {
+				return 0, fmt.Errorf("the application closed the connection before END_REQUEST: %w", io.ErrUnexpectedEOF)
+			}
+			return 0, err
+		}
+		s.records++
+		if h.ID != s.id {
+			if h.ID == 0 && (h.Type == typeUnknownType || h.Type == typeGetValuesResult) {
+				continue // a management record: nothing for this request
+			}
+			return 0, fmt.Errorf("%w: record type %d for request %d while serving request %d", ErrProtocol, h.Type, h.ID, s.id)
+		}
+		switch h.Type {
+		case typeStdout:
+		case typeStderr:
+			if err := s.errlog.readFrom(&s.rr); err != nil {
+				return 0, fmt.Errorf("reading STDERR: %w", err)
+			}
+		case typeEndRequest:
+			b, err := s.rr.readContent(s.scratch[:])
+			if err != nil {
+				return 0, fmt.Errorf("reading END_REQUEST: %w", err)
+			}
+			e, err := parseEndRequest(b)
+			if err != nil {
+				return 0, err
+			}
+			s.end = &e
+			if e.ProtocolStatus != statusRequestComplete {
+				return 0, fmt.Errorf("%w: request refused: %s", ErrProtocol, e)
+			}
+			return 0, io.EOF
+		default:
+			return 0, fmt.Errorf("%w: unexpected record type %d", ErrProtocol, h.Type)
+		}
+	}
+}
+
+// stderrLog turns the STDERR stream into log lines, bounded per request.
+type stderrLog struct {
+	h       *Handler
+	ctx     context.Context
+	line    []byte
+	lines   int
+	dropped int
+	chunk   [1024]byte
+}
+
+const (
+	maxStderrLines    = 20
+	maxStderrLineSize = 1024
+)
+
+func (l *stderrLog) readFrom(rr *recordReader) error {
+	for {
+		n, err := rr.Read(l.chunk[:])
+		for _, b := range l.chunk[:n] {
+			if b == '\n' {
+				l.emit()
+				continue
+			}
+			if len(l.line) < maxStderrLineSize {
+				l.line = append(l.line, b)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (l *stderrLog) emit() {
+	if l.lines >= maxStderrLines {
+		l.dropped++
+		l.line = l.line[:0]
+		return
+	}
+	l.lines++
+	l.h.logger.LogAttrs(l.ctx, slog.LevelWarn, "application stderr",
+		slog.String("app", l.h.app), slog.String("upstream", l.h.upstream), slog.String("line", string(l.line)))
+	l.line = l.line[:0]
+}
+
+// flush logs a last unterminated line and how many lines were dropped.
+func (l *stderrLog) flush() {
+	if len(l.line) > 0 {
+		l.emit()
+	}
+	if l.dropped > 0 {
+		l.h.logger.LogAttrs(l.ctx, slog.LevelWarn, "application stderr lines dropped",
+			slog.String("app", l.h.app), slog.String("upstream", l.h.upstream), slog.Int("dropped", l.dropped))
+	}
+}
