@@ -44,7 +44,7 @@ def index():
 
 @app.route("/hello/<name>")
 def hello(name):
-    return jsonify(app="flask", hello=name, self=url_for("hello", name=name))
+    return jsonify({"app": "flask", "hello": name, "self": url_for("hello", name=name)})
 
 
 @app.route("/stream")
