@@ -328,6 +328,52 @@ func TestDjangoUnderGunicornOverAUnixSocket(t *testing.T) {
 	})
 }
 
+func TestDjangoUnderUWSGIOverHTTPSocket(t *testing.T) {
+	dir := testpeer.DjangoProject(t)
+	staticRoot := testpeer.CollectStatic(t, dir)
+	peer := testpeer.StartUWSGI(t, testpeer.UWSGI{
+		Socket: "http",
+		Dir:    dir,
+		App:    []string{"--module", "mysite.wsgi"},
+		Env:    []string{"PYTHONDONTWRITEBYTECODE=1", "DJANGO_STATIC_ROOT=" + staticRoot},
+	})
+	sock := ""
+	base := "http://" + peer.Addr
+	if peer.Network == "unix" {
+		sock, base = peer.Addr, "http://django.test"
+	}
+	c := client(t, sock, nil)
+
+	t.Run("the JSON index answers with reverse() results", func(t *testing.T) {
+		got := getJSON(t, c, base+"/", http.Header{"X-Forwarded-Prefix": {"/dj"}}, "reverse_form", "script_name")
+		if diff := cmp.Diff(map[string]any{"reverse_form": "/dj/form/", "script_name": "/dj"}, got); diff != "" {
+			t.Errorf("GET / (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("an upload arrives intact", func(t *testing.T) {
+		data := bytes.Repeat([]byte("switchyard "), 300_000) // 3.3 MB: past the in-memory threshold
+		sum := sha256.Sum256(data)
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		part, err := mw.CreateFormFile("file", "words.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		part.Write(data)
+		mw.Close()
+		resp, b := do(t, c, http.MethodPost, base+"/upload/", http.Header{"Content-Type": {mw.FormDataContentType()}}, &body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d:\n%s", resp.StatusCode, b)
+		}
+		if want := `"sha256": "` + hex.EncodeToString(sum[:]) + `"`; !strings.Contains(string(b), want) {
+			t.Errorf("answer %s lacks %s", b, want)
+		}
+	})
+	t.Run("the streaming view delivers chunks as they are produced", func(t *testing.T) {
+		checkStreamed(t, c, base+"/stream/?n=3&delay=0.2", 3, 300*time.Millisecond)
+	})
+}
+
 func TestFlaskUnderGunicornOverTCP(t *testing.T) {
 	dir := testpeer.FlaskApp(t)
 	addr := testpeer.FreePort(t)
@@ -491,7 +537,7 @@ func TestPHPEvilJPGIsATripwire(t *testing.T) {
 	if !bytes.HasPrefix(raw, []byte{0xff, 0xd8, 0xff}) {
 		t.Error("evil.jpg does not start with JPEG magic bytes")
 	}
-	php := testpeer.Need(t, "apt-get install php-cli", "php")[0]
+	php := testpeer.Need(t, "apt-get install php-cli (php-fpm brings it)", "php")[0]
 	out := testpeer.Start(t, "", nil, php, path)
 	<-out.Done()
 	if !strings.Contains(out.Output(), "PWNED") {
