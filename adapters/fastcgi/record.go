@@ -147,8 +147,14 @@ func (rr *recordReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Buffered reports whether bytes of the stream are already in memory, so reading more will not block.
-func (rr *recordReader) Buffered() bool { return rr.br.Buffered() > 0 }
+// Buffered reports whether reading on will not block: some content of the current record is in memory,
+// or, at the end of its content, the padding and the next header are.
+func (rr *recordReader) Buffered() bool {
+	if rr.remaining > 0 {
+		return rr.br.Buffered() > 0
+	}
+	return rr.br.Buffered() >= rr.pad+headerLen
+}
 
 // readContent reads the whole content of the current record (at most maxContent bytes) into buf.
 func (rr *recordReader) readContent(buf []byte) ([]byte, error) {
