@@ -341,13 +341,17 @@ func TestFailures(t *testing.T) {
 			status: 502, logWant: "END_REQUEST",
 		},
 		{
-			name:   "a header block without its end is a 502",
-			answer: func(c net.Conn, id uint16) { c.Write(records(id, typeStdout, "Content-Type: te", typeEndRequest, endOK)) },
+			name: "a header block without its end is a 502",
+			answer: func(c net.Conn, id uint16) {
+				c.Write(records(id, typeStdout, "Content-Type: te", typeEndRequest, endOK))
+			},
 			status: 502, logWant: "malformed CGI response",
 		},
 		{
-			name:   "a record for another request is a 502",
-			answer: func(c net.Conn, id uint16) { c.Write(records(id+1, typeStdout, "Status: 200\r\n\r\n", typeEndRequest, endOK)) },
+			name: "a record for another request is a 502",
+			answer: func(c net.Conn, id uint16) {
+				c.Write(records(id+1, typeStdout, "Status: 200\r\n\r\n", typeEndRequest, endOK))
+			},
 			status: 502, logWant: "for request",
 		},
 		{
@@ -364,8 +368,10 @@ func TestFailures(t *testing.T) {
 			status: 504, logWant: "timeout",
 		},
 		{
-			name:   "an informational final status is a 502",
-			answer: func(c net.Conn, id uint16) { c.Write(records(id, typeStdout, "Status: 103\r\n\r\n", typeEndRequest, endOK)) },
+			name: "an informational final status is a 502",
+			answer: func(c net.Conn, id uint16) {
+				c.Write(records(id, typeStdout, "Status: 103\r\n\r\n", typeEndRequest, endOK))
+			},
 			status: 502,
 		},
 		{

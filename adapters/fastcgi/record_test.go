@@ -143,7 +143,9 @@ func TestStdoutStream(t *testing.T) {
 		w.Flush()
 		return b.Bytes()
 	}
-	end := func(id uint16, proto byte) []byte { return rec(typeEndRequest, id, "\x00\x00\x00\x00"+string(proto)+"\x00\x00\x00") }
+	end := func(id uint16, proto byte) []byte {
+		return rec(typeEndRequest, id, "\x00\x00\x00\x00"+string(proto)+"\x00\x00\x00")
+	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	tests := []struct {
 		name    string
