@@ -1,0 +1,450 @@
+// Package cgi owns the CGI adapter: cgi:///path/to/program runs that program once per request through the
+// standard library's net/http/cgi.Handler, with the mount prefix as SCRIPT_NAME and the rest of the path as
+// PATH_INFO (the kind is MountAware).
+//
+// Environment contract (the program never sees the gateway's own environment):
+//   - The meta-variables come from cgienv.Build (the same ones the FastCGI, uwsgi and SCGI adapters send),
+//     with SCRIPT_FILENAME set to the program, followed by the configured variables, which override them.
+//   - Request headers reach the program only as cgienv's HTTP_* variables: the request handed to the stdlib
+//     carries no header at all, so the stdlib's own header mapping (which would turn X_Forwarded_For into
+//     HTTP_X_FORWARDED_FOR, and only drops Proxy) contributes nothing. cgienv drops Proxy (httpoxy,
+//     CVE-2016-5385) and every header name containing '_' or other characters outside [A-Za-z0-9-].
+//   - The stdlib adds variables of its own: REMOTE_HOST (the client IP), the host's PATH and, on Linux, the
+//     host's LD_LIBRARY_PATH. PATH is always replaced (option env.PATH, default DefaultPath) and
+//     LD_LIBRARY_PATH is always replaced (option env.LD_LIBRARY_PATH, default empty, which the dynamic
+//     loader ignores). InheritEnv is left empty.
+//
+// Bodies: a request body of unknown length (chunked, or HTTP/2 without Content-Length), which the stdlib
+// refuses, is spooled first, in memory up to 1 MiB and then to an unlinked temporary file, and handed over
+// with its length. A body larger than max_body (declared or spooled) is answered 413.
+//
+// Failures: a program that cannot be started, prints no header block, prints garbage, omits Content-Type
+// (with no Status or Location), or dies before its header is complete gives 502. A program still running
+// after timeout is killed with its whole process group (through coreutils timeout(1), since the stdlib keeps
+// the process to itself) and gives 504 if it had sent no header yet; if the header was already sent, the
+// response is aborted (http.ErrAbortHandler), never finished as if complete. The program's stderr is logged
+// line by line through the app's slog logger.
+//
+// Options:
+//   - env.NAME=VALUE: one environment variable for the program per option (env.PATH, env.PYTHONPATH, ...).
+//     There is no list form and no way to inherit the gateway's variables.
+//   - dir: the working directory (absolute, must exist), default the program's directory.
+//   - timeout: kill the program past it (default the gateway's upstream timeout, else DefaultTimeout);
+//     0 disables the limit.
+//   - max_body: the largest request body accepted (default DefaultMaxBody).
+package cgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/cgi"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgienv"
+)
+
+const (
+	// DefaultPath is the program's PATH unless env.PATH is configured.
+	DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+	// DefaultTimeout bounds a program's run time when neither the timeout option nor the gateway's upstream
+	// timeout says otherwise.
+	DefaultTimeout = 60 * time.Second
+	// DefaultMaxBody is the largest request body accepted unless max_body says otherwise.
+	DefaultMaxBody = 64 << 20
+	// memSpool is how much of a body of unknown length is held in memory before spooling to a file.
+	memSpool = 1 << 20
+)
+
+// timeoutPrograms are where coreutils' timeout(1) is looked for (never through the gateway's PATH).
+var timeoutPrograms = []string{"/usr/bin/timeout", "/bin/timeout"}
+
+// Kind returns the registry entry for cgi: apps.
+func Kind() adapters.Kind {
+	return adapters.Kind{
+		Schemes:    []string{"cgi"},
+		Factory:    func(t adapters.Target) (http.Handler, error) { return New(t) },
+		MountAware: true,
+		Summary:    "runs a CGI program per request (cgi:///path/to/program)",
+	}
+}
+
+// Handler runs one CGI program. It holds no resources between requests.
+type Handler struct {
+	app        string
+	program    string
+	dir        string
+	mount      string
+	extra      []cgienv.Param
+	timeout    time.Duration
+	timeoutBin string
+	maxBody    int64
+	logger     *slog.Logger
+}
+
+// New builds the handler for t. The program must exist and be executable when New runs.
+func New(t adapters.Target) (*Handler, error) {
+	u := t.URL
+	if u.Opaque != "" || u.Host != "" || !filepath.IsAbs(u.Path) {
+		return nil, fmt.Errorf("expected cgi:///absolute/path/to/program")
+	}
+	h := &Handler{app: t.Raw, program: filepath.Clean(u.Path), mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	fi, err := os.Stat(h.program)
+	if err != nil {
+		return nil, fmt.Errorf("program: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 || syscall.Access(h.program, 1 /* X_OK */) != nil {
+		return nil, fmt.Errorf("program %s is not an executable file", h.program)
+	}
+
+	h.dir = t.Options.String("dir", filepath.Dir(h.program))
+	if !filepath.IsAbs(h.dir) {
+		return nil, fmt.Errorf("option dir=%q: expected an absolute path", h.dir)
+	}
+	if fi, err := os.Stat(h.dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("option dir=%q: not an existing directory", h.dir)
+	}
+
+	env := map[string]string{"PATH": DefaultPath, "LD_LIBRARY_PATH": ""}
+	all, _ := url.ParseQuery(t.Options.Encode()) // the only way to enumerate option keys
+	var names []string
+	for key := range all {
+		name, ok := strings.CutPrefix(key, "env.")
+		if !ok {
+			continue
+		}
+		if !validEnvName(name) {
+			return nil, fmt.Errorf("option %s: expected env.NAME with NAME made of letters, digits and '_'", key)
+		}
+		v := t.Options.String(key, "")
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fmt.Errorf("option %s: the value contains NUL", key)
+		}
+		env[name] = v
+	}
+	for name := range env {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		h.extra = append(h.extra, cgienv.Param{Name: name, Value: env[name]})
+	}
+
+	def := DefaultTimeout
+	if t.DefaultTimeout > 0 {
+		def = t.DefaultTimeout
+	}
+	if h.timeout, err = t.Options.Duration("timeout", def); err != nil {
+		return nil, err
+	}
+	if h.timeout > 0 {
+		for _, p := range timeoutPrograms {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				h.timeoutBin = p
+				break
+			}
+		}
+		if h.timeoutBin == "" {
+			return nil, fmt.Errorf("option timeout needs coreutils timeout(1) at %s (or set timeout=0)", strings.Join(timeoutPrograms, " or "))
+		}
+	}
+	if h.maxBody, err = t.Options.Size("max_body", DefaultMaxBody); err != nil {
+		return nil, err
+	}
+	if h.maxBody <= 0 {
+		return nil, fmt.Errorf("option max_body: expected a positive size")
+	}
+	return h, nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.ContentLength > h.maxBody {
+		h.fail(w, r, &http.MaxBytesError{Limit: h.maxBody})
+		return
+	}
+	req := r.Clone(r.Context())
+	if r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
+		body, n, err := spool(r.Body, h.maxBody)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			h.fail(w, r, err)
+			return
+		case err != nil && r.Context().Err() != nil:
+			return // the client went away while sending
+		case err != nil:
+			http.Error(w, "reading the request body failed", http.StatusBadRequest)
+			return
+		}
+		defer body.Close()
+		req.Body, req.ContentLength, req.TransferEncoding = body, n, nil
+	}
+
+	script := cgienv.SplitMount(r.URL.Path, h.mount)
+	script.Filename = h.program
+	params := cgienv.Build(req, script, h.extra)
+	env := make([]string, 0, len(params))
+	for _, p := range params {
+		env = append(env, p.Name+"="+p.Value)
+	}
+	// Every header already became an HTTP_* variable above, filtered; the stdlib's own mapping must add none.
+	req.Header = http.Header{}
+
+	st := &runState{}
+	stderr := &lineLogger{log: func(line string) {
+		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "cgi stderr",
+			slog.String("app", h.app), slog.String("upstream", h.program), slog.String("line", line))
+	}}
+	ch := &cgi.Handler{
+		Path:   h.program,
+		Root:   h.mount,
+		Dir:    h.dir,
+		Env:    env,
+		Logger: log.New(st, "", 0),
+		Stderr: stderr,
+	}
+	if h.timeoutBin != "" {
+		// timeout(1) puts itself and the program in a new process group and kills the whole group, so a
+		// shell script's children cannot keep the output pipe open past the deadline.
+		ch.Path = h.timeoutBin
+		ch.Args = []string{"--signal=KILL", strconv.FormatFloat(h.timeout.Seconds(), 'f', 3, 64) + "s", h.program}
+	}
+	cw := &cgiWriter{w: w, hdr: http.Header{}}
+	ch.ServeHTTP(cw, req)
+	stderr.flush()
+
+	timedOut := h.timeout > 0 && time.Since(start) >= h.timeout
+	fatal, copyErr, cause := st.result()
+	if cw.committed {
+		if timedOut || copyErr {
+			if r.Context().Err() != nil {
+				return // the client went away mid-body; nothing left to tell it
+			}
+			if timedOut {
+				cause = "timed out after " + h.timeout.String() + " while sending the body"
+			}
+			h.logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream response aborted",
+				slog.String("app", h.app), slog.String("upstream", h.program),
+				slog.String("path", r.URL.Path), slog.String("cause", cause))
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	switch {
+	case timedOut:
+		h.fail(w, r, fmt.Errorf("no response header within %v: %w", h.timeout, context.DeadlineExceeded))
+	case fatal:
+		h.fail(w, r, errors.New(cause))
+	default:
+		cw.commit()
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	adapters.Fail(w, r, h.logger, h.app, h.program, err)
+}
+
+// cgiWriter stands between the stdlib handler and the client. The stdlib answers its own failures with a
+// bare 500 (and sometimes with nothing at all), which the adapter must turn into 502: so a 500 is held until
+// the body starts or the handler returns, and the adapter then decides from what the stdlib logged. Any other
+// status can only come from the program and is sent at once. Every body write is flushed, so output streams
+// as the program prints it. cgiWriter deliberately has no ReadFrom, so the stdlib's copy goes through Write.
+type cgiWriter struct {
+	w         http.ResponseWriter
+	hdr       http.Header
+	status    int
+	committed bool
+}
+
+func (cw *cgiWriter) Header() http.Header { return cw.hdr }
+
+func (cw *cgiWriter) WriteHeader(code int) {
+	if cw.committed || cw.status != 0 {
+		return
+	}
+	cw.status = code
+	if code != http.StatusInternalServerError {
+		cw.commit()
+	}
+}
+
+func (cw *cgiWriter) commit() {
+	if cw.committed {
+		return
+	}
+	if cw.status == 0 {
+		cw.status = http.StatusOK
+	}
+	dst := cw.w.Header()
+	for k, v := range cw.hdr {
+		dst[k] = v
+	}
+	cw.w.WriteHeader(cw.status)
+	cw.committed = true
+	_ = http.NewResponseController(cw.w).Flush()
+}
+
+func (cw *cgiWriter) Write(p []byte) (int, error) {
+	cw.commit()
+	n, err := cw.w.Write(p)
+	if err == nil {
+		err = http.NewResponseController(cw.w).Flush()
+		if errors.Is(err, http.ErrNotSupported) {
+			err = nil
+		}
+	}
+	return n, err
+}
+
+// runState collects what the stdlib handler logged for one request. Its messages are the only report of
+// why it failed; the ones below are warnings after which it carries on, every other one ends the request.
+type runState struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+var (
+	nonFatal = []string{"cgi: bogus header line", "cgi: invalid header name"}
+	copyFail = "cgi: copy error"
+)
+
+func (s *runState) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.msgs) < 16 {
+		s.msgs = append(s.msgs, strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+// result reports whether a fatal message was logged, whether the body copy failed, and all messages joined.
+func (s *runState) result() (fatal, copyErr bool, cause string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+next:
+	for _, m := range s.msgs {
+		if strings.HasPrefix(m, copyFail) {
+			copyErr = true
+			continue
+		}
+		for _, nf := range nonFatal {
+			if strings.HasPrefix(m, nf) {
+				continue next
+			}
+		}
+		fatal = true
+	}
+	return fatal, copyErr, strings.Join(s.msgs, "; ")
+}
+
+// lineLogger turns the program's stderr into log lines, cutting lines longer than 4 KiB.
+type lineLogger struct {
+	mu  sync.Mutex
+	buf []byte
+	log func(string)
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			l.buf = append(l.buf, p...)
+			if len(l.buf) >= 4096 {
+				l.log(string(l.buf))
+				l.buf = l.buf[:0]
+			}
+			break
+		}
+		l.buf = append(l.buf, p[:i]...)
+		l.log(strings.TrimRight(string(l.buf), "\r"))
+		l.buf = l.buf[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (l *lineLogger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.log(string(l.buf))
+		l.buf = nil
+	}
+}
+
+// spool reads a body of unknown length completely, in memory up to memSpool bytes and then into an unlinked
+// temporary file, and returns it with its length. More than limit bytes is a *http.MaxBytesError.
+func spool(body io.Reader, limit int64) (io.ReadCloser, int64, error) {
+	if body == nil || body == http.NoBody {
+		return http.NoBody, 0, nil
+	}
+	mem := min(int64(memSpool), limit)
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(body, mem+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the request body: %w", err)
+	}
+	if n <= mem {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), n, nil
+	}
+	if n > limit {
+		return nil, 0, &http.MaxBytesError{Limit: limit}
+	}
+	f, err := os.CreateTemp("", "switchyard-cgi-body-*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
+	}
+	_ = os.Remove(f.Name()) // unlinked at once: nothing is left behind whatever happens next
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
+	}
+	m, err := io.Copy(f, io.LimitReader(body, limit-n+1))
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("reading the request body: %w", err)
+	}
+	if n+m > limit {
+		f.Close()
+		return nil, 0, &http.MaxBytesError{Limit: limit}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
+	}
+	return f, n + m, nil
+}
