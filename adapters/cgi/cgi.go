@@ -19,7 +19,8 @@
 // with its length. A body larger than max_body (declared or spooled) is answered 413.
 //
 // Failures: a program that cannot be started, prints no header block, prints garbage, omits Content-Type
-// (with no Status or Location), or dies before its header is complete gives 502. A program still running
+// (with no Status or Location), sends a Status outside 200-599, or dies before its header is complete gives
+// 502. A program still running
 // after timeout is killed with its whole process group (through coreutils timeout(1), since the stdlib keeps
 // the process to itself) and gives 504 if it had sent no header yet; if the header was already sent, the
 // response is aborted (http.ErrAbortHandler), never finished as if complete. The program's stderr is logged
@@ -262,6 +263,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case cw.invalid:
+		h.fail(w, r, fmt.Errorf("the program sent the invalid status %d", cw.status))
 	case timedOut:
 		h.fail(w, r, fmt.Errorf("no response header within %v: %w", h.timeout, context.DeadlineExceeded))
 	case fatal:
@@ -285,7 +288,10 @@ type cgiWriter struct {
 	hdr       http.Header
 	status    int
 	committed bool
+	invalid   bool // the program sent a status outside 200-599
 }
+
+var errInvalidStatus = errors.New("invalid status")
 
 func (cw *cgiWriter) Header() http.Header { return cw.hdr }
 
@@ -294,6 +300,11 @@ func (cw *cgiWriter) WriteHeader(code int) {
 		return
 	}
 	cw.status = code
+	if code < 200 || code > 599 {
+		// Status: 001 would panic in net/http; a 1xx cannot be a CGI program's final answer either.
+		cw.invalid = true
+		return
+	}
 	if code != http.StatusInternalServerError {
 		cw.commit()
 	}
@@ -316,6 +327,9 @@ func (cw *cgiWriter) commit() {
 }
 
 func (cw *cgiWriter) Write(p []byte) (int, error) {
+	if cw.invalid {
+		return 0, errInvalidStatus // the stdlib then kills the program
+	}
 	cw.commit()
 	n, err := cw.w.Write(p)
 	if err == nil {

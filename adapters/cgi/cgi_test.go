@@ -54,7 +54,7 @@ func writeScript(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-func build(t *testing.T, raw, mount string) (http.Handler, *syncBuf) {
+func build(t testing.TB, raw, mount string) (http.Handler, *syncBuf) {
 	t.Helper()
 	logs := &syncBuf{}
 	reg := adapters.NewRegistry(slog.New(slog.NewTextHandler(logs, nil)))
@@ -240,6 +240,8 @@ func TestFailures(t *testing.T) {
 		{"a header without Content-Type is 502", "#!/bin/sh\nprintf 'X-Thing: 1\\n\\nbody'\n", "", 502, "", "Content-Type"},
 		{"a bogus Status is 502", "#!/bin/sh\nprintf 'Status: abc\\nContent-Type: text/plain\\n\\n'\n", "", 502, "", "bogus status"},
 		{"an endless header line is 502", "#!/bin/sh\nhead -c 5000 /dev/zero | tr '\\0' a\n", "", 502, "", "long header"},
+		{"a status below 100 is 502, not a panic", "#!/bin/sh\nprintf 'Status: 001\\nContent-Type: text/plain\\n\\nx'\n", "", 502, "", "invalid status 1"},
+		{"an interim 1xx status is 502", "#!/bin/sh\nprintf 'Status: 103 Early\\nContent-Type: text/plain\\n\\nx'\n", "", 502, "", "invalid status 103"},
 		{"a program's own 500 stays 500", "#!/bin/sh\nprintf 'Status: 500 Boom\\nContent-Type: text/plain\\n\\n'\n", "", 500, "", ""},
 		{"a program's own 500 with a body stays 500", "#!/bin/sh\nprintf 'Status: 500 Boom\\nContent-Type: text/plain\\n\\noops'\n", "", 500, "oops", ""},
 		{"a program's 404 passes through", "#!/bin/sh\nprintf 'Status: 404 Not Here\\nContent-Type: text/plain\\n\\nmissing'\n", "", 404, "missing", ""},
