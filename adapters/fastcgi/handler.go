@@ -206,28 +206,25 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		writeDone = make(chan error, 1)
 		go func() { writeDone <- x.writeRequest(records, body) }()
 	}
-	// waitWriter ends the writer: at once if it is done, else by expiring the deadlines it may be blocked
-	// on (the app connection and the client's body). It returns the writer's error.
+	// waitWriter stops the writer and returns its error. A writer blocked on the client's body is woken
+	// by an expired read deadline on the client connection (reset afterwards); one blocked writing to the
+	// app is woken by the connection being closed, or by the app, which drops a connection carrying
+	// records for a request it already ended. A writer that is only finishing is left to finish.
 	writerFinished := writeDone == nil
 	var writerErr error
-	waitWriter := func(force bool) error {
+	waitWriter := func() error {
 		if writerFinished {
 			return writerErr
 		}
-		if force {
-			select {
-			case writerErr = <-writeDone:
-				writerFinished = true
-				return writerErr
-			default:
-			}
-			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
-			if x.rc.SetReadDeadline(time.Unix(1, 0)) == nil {
-				defer x.rc.SetReadDeadline(time.Time{})
-			}
-		}
+		x.mu.Lock()
+		x.stopping = true
+		woke := x.inBodyRead && x.rc.SetReadDeadline(time.Unix(1, 0)) == nil
+		x.mu.Unlock()
 		writerErr = <-writeDone
 		writerFinished = true
+		if woke {
+			_ = x.rc.SetReadDeadline(time.Time{})
+		}
 		return writerErr
 	}
 
@@ -243,7 +240,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 			err = out.err
 		}
 		c.nc.Close()
-		if werr := waitWriter(true); werr != nil {
+		if werr := waitWriter(); werr != nil {
 			// The writer's failure is the cause when it broke the client body or closed the
 			// connection under the reader.
 			var be bodyError
@@ -260,7 +257,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	x.headerDone()
 	if ctx.Err() != nil {
 		c.nc.Close()
-		waitWriter(true)
+		waitWriter()
 		h.fail(w, r, ctx.Err())
 		return false
 	}
@@ -319,19 +316,19 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	if clientErr != nil || ctx.Err() != nil {
 		// The client went away: nothing to answer.
 		c.nc.Close()
-		waitWriter(true)
+		waitWriter()
 		return false
 	}
 	if copyErr != nil {
 		c.nc.Close()
-		waitWriter(true)
+		waitWriter()
 		h.logger.LogAttrs(ctx, slog.LevelWarn, "upstream response aborted",
 			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.String("cause", copyErr.Error()))
 		panic(http.ErrAbortHandler)
 	}
 	// END_REQUEST arrived. The connection is reusable only if the app took the whole request.
-	werr := waitWriter(true)
+	werr := waitWriter()
 	keep = h.keepConn && werr == nil && out.end.ProtocolStatus == statusRequestComplete && stop()
 	return false
 }
@@ -359,9 +356,14 @@ type exchange struct {
 	rc          *http.ResponseController
 	bodyStarted bool // written by the writer only; read after it finished
 
-	mu      sync.Mutex
-	gotHead bool
+	mu         sync.Mutex
+	gotHead    bool // the response header is complete: no more read deadline
+	stopping   bool // the reader is done: the writer must not start another body read
+	inBodyRead bool // the writer is blocked reading the client's body
 }
+
+// errStopped ends a writer whose request is already over.
+var errStopped = errors.New("the response ended before the request body was sent")
 
 // extendHeaderDeadline gives the app another timeout to answer, unless its header is already complete.
 func (x *exchange) extendHeaderDeadline() {
@@ -417,7 +419,17 @@ func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 		buf := *bp
 		for {
 			x.bodyStarted = true
+			x.mu.Lock()
+			if x.stopping {
+				x.mu.Unlock()
+				return errStopped
+			}
+			x.inBodyRead = true
+			x.mu.Unlock()
 			n, rerr := body.Read(buf)
+			x.mu.Lock()
+			x.inBodyRead = false
+			x.mu.Unlock()
 			if n > 0 {
 				if err := writeRecord(c.bw, typeStdin, x.id, buf[:n]); err != nil {
 					return err
