@@ -26,6 +26,12 @@
 // response is aborted (http.ErrAbortHandler), never finished as if complete. The program's stderr is logged
 // line by line through the app's slog logger.
 //
+// Limits of the stdlib handler: it does not watch the request context, so a client that goes away before
+// the program writes its header leaves the program running until it answers or the timeout kills it; when a
+// client goes away mid-body the stdlib kills its direct child (timeout(1) when a timeout is set) and the
+// program itself ends on SIGPIPE at its next write. The stdlib parses the program's output itself
+// (FuzzProgramOutput drives that parser through a real program).
+//
 // Options:
 //   - env.NAME=VALUE: one environment variable for the program per option (env.PATH, env.PYTHONPATH, ...).
 //     There is no list form and no way to inherit the gateway's variables.

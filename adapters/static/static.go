@@ -26,7 +26,8 @@
 //     cache_control, default "public, max-age=0, must-revalidate" (caches may store, but must revalidate with
 //     the ETag every time, so a redeploy is seen at once). Listings and errors get no Cache-Control.
 //
-// Options: index, listing, dotfiles, cache_control, immutable_max_age.
+// Options: index (comma list), listing (bool), dotfiles (bool), cache_control (a header value; empty sends
+// none), immutable_max_age (a Go duration such as 8760h).
 package static
 
 import (

@@ -379,3 +379,28 @@ func FuzzHashedName(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodedTraversal hands the handler paths the way the router does after decoding %2e%2e, %2f and %5c:
+// the decoded bytes must still never leave the root.
+func TestDecodedTraversal(t *testing.T) {
+	site := fixture(t)
+	h := build(t, "file://"+site, "/static")
+	tests := []struct{ name, path string }{
+		{"decoded dot-dot-slash", "/static/../outside/secret.txt"},
+		{"decoded dot-dot with backslashes", "/static/..\\outside\\secret.txt"},
+		{"a NUL byte", "/static/plain.txt\x00.html"},
+		{"dot-dot at the end", "/static/sub/.."},
+		{"an absolute path below the mount", "/static//etc/passwd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.URL.Path = tc.path
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusNotFound {
+				t.Fatalf("%q: status %d, want 404; body %q", tc.path, rec.Code, rec.Body.String())
+			}
+		})
+	}
+}
