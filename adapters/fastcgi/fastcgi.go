@@ -13,9 +13,10 @@
 //	index=index.php     index file and front controller (script-running mode)
 //	ext=.php            only files whose name ends in ext run (byte compare, case-sensitive)
 //	check_file=true     404 unless the script exists as a regular file under root, checked through os.Root
-//	                    on the gateway's filesystem (set false when the FastCGI server runs elsewhere:
-//	                    then only the extension rule protects, and the server's own checks such as PHP-FPM's
-//	                    security.limit_extensions must be in place)
+//	                    on the gateway's filesystem. Set false only when the FastCGI server runs elsewhere:
+//	                    then only the extension rule protects, and PHP-FPM must itself refuse
+//	                    /uploads/evil.jpg/x.php (cgi.fix_pathinfo=0 and security.limit_extensions=.php);
+//	                    with PHP's defaults relaxed it does run evil.jpg (checked against PHP-FPM 8.2)
 //	timeout=60s         how long the app may stay silent before its response header is complete, counted
 //	                    from the start and renewed whenever a request record is sent (a slow upload is not a
 //	                    timeout, a slow script is): past it the client gets 504. Defaults to the gateway's
@@ -37,6 +38,10 @@
 // SCRIPT_NAME is the mount and PATH_INFO the rest of the path.
 //
 // # Bodies and errors
+//
+// A pooled connection is checked before reuse (a closed or chattering one is dropped), and a request
+// whose reused connection turns out dead before anything was sent back or read from the client's body is
+// sent once more on a fresh connection.
 //
 // A request body of unknown length (chunked) is spooled first (1 MiB in memory, then a temp file) and sent
 // with CONTENT_LENGTH, because PHP-FPM hangs on body bytes without it. Bodies go out in STDIN records of up

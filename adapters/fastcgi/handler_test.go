@@ -532,3 +532,91 @@ func TestFactoryOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestAConnectionTheAppClosedWhileIdleIsNotReused(t *testing.T) {
+	// rawApp serves one request per connection and then closes it, although the gateway asked to keep it.
+	app := rawApp(t, func(c net.Conn, id uint16) {
+		c.Write(records(id, typeStdout, "Content-Type: text/plain\r\n\r\nok", typeEndRequest, endOK))
+	})
+	_, srv, _ := gateway(t, app, "")
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, mustRequest("GET", srv.URL+"/"))
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: status %d body %q", i, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestAnAppAnsweringBeforeTheBodyDoesNotWaitForTheClient(t *testing.T) {
+	ln, app := listen(t, "unix")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rr := recordReader{br: bufio.NewReader(c)}
+		for {
+			h, err := rr.Next()
+			if err != nil {
+				return
+			}
+			if h.Type == typeParams && h.ContentLength == 0 {
+				c.Write(records(h.ID, typeStdout, "Status: 413 Too Large\r\n\r\nno thanks", typeEndRequest, endOK))
+				io.Copy(io.Discard, c)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	_, srv, _ := gateway(t, app, "")
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("the first bytes of a body that never ends"))
+	req, _ := http.NewRequest("POST", srv.URL+"/", pr)
+	req.ContentLength = 1 << 20
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || string(body) != "no thanks" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+}
+
+func BenchmarkGET(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+		close(done)
+	}()
+	defer func() { ln.Close(); <-done }()
+	reg := adapters.NewRegistry(slog.New(slog.DiscardHandler))
+	reg.MustRegister(Kind())
+	tgt, _, _ := reg.Parse("fastcgi://" + ln.Addr().String())
+	h, err := reg.Build(tgt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.(*Handler).Close()
+	req := httptest.NewRequest("GET", "/x?y=1", nil)
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "*/*")
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
