@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
@@ -107,18 +106,11 @@ func (p *pool) close() error {
 }
 
 // alive reports whether an idle connection was neither closed by the application nor sent unexpected
-// bytes: a read with an expired deadline must time out. Anything else (EOF, data) means the connection
-// is unusable.
+// bytes while idle. It looks at the socket without blocking (see peekIdle); anything but "nothing to
+// read yet" means the connection is unusable.
 func alive(c *conn) bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	if err := c.nc.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
-		return false
-	}
-	_, err := c.br.Peek(1)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
-	}
-	return c.nc.SetReadDeadline(time.Time{}) == nil
+	return peekIdle(c.nc)
 }
