@@ -96,6 +96,8 @@ func serve(cfg config.Config, g *gateway.Gateway, logger *slog.Logger, demoMode 
 			"next", "point the gateway at real apps: GATEWAY_PRIMARY=http://127.0.0.1:8000 GATEWAY_DELEGATES=... GATEWAY_ROUTES='/api/=http://127.0.0.1:3000' (see README.md)")
 	}
 
+	// Shutdown closes the listeners before it calls this, so the line means no new connection is accepted.
+	srv.RegisterOnShutdown(func() { logger.Info("listener closed; draining requests in flight") })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	sigs := make(chan os.Signal, 1)
@@ -107,7 +109,7 @@ func serve(cfg config.Config, g *gateway.Gateway, logger *slog.Logger, demoMode 
 		logger.Error("server stopped", "cause", err)
 		return 1
 	case sig := <-sigs:
-		logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
+		logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "gateway")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the gateway: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestCheckPrintsTheRouteTable(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check"}, []string{
+		"GATEWAY_PRIMARY=http://127.0.0.1:8000",
+		"GATEWAY_DELEGATES=http://127.0.0.1:9000",
+		"GATEWAY_ROUTES=/api/=http://127.0.0.1:3000?strip_prefix=true,/legacy/=unix:///run/gunicorn.sock,admin.example.com/=status:403",
+	}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"admin.example.com/", "/legacy/", "/api/", "unix:///run/gunicorn.sock", "http://127.0.0.1:9000", "configuration ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// The most specific route is listed first, the primary and delegates last.
+	if strings.Index(out.String(), "admin.example.com/") > strings.Index(out.String(), "/api/") {
+		t.Errorf("routes not in matching order:\n%s", out.String())
+	}
+}
+
+func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"a bad duration", []string{"GATEWAY_UPSTREAM_TIMEOUT=soon"}, []string{`GATEWAY_UPSTREAM_TIMEOUT="soon"`, "expected a non-negative duration"}},
+		{"a bad size", []string{"GATEWAY_MAX_BODY_SIZE=lots"}, []string{`GATEWAY_MAX_BODY_SIZE="lots"`, "expected a byte count"}},
+		{"a bad status", []string{"GATEWAY_PASS_STATUS=404,abc"}, []string{`GATEWAY_PASS_STATUS="404,abc"`, "expected HTTP statuses"}},
+		{"a bad CIDR", []string{"GATEWAY_TRUSTED_PROXIES=10.0.0.0/33"}, []string{`GATEWAY_TRUSTED_PROXIES="10.0.0.0/33"`, "expected an address range"}},
+		{"a bad route", []string{"GATEWAY_ROUTES=/a/{id}/=http://x"}, []string{"GATEWAY_ROUTES", `"/a/{id}/"`, "literal prefixes"}},
+		{"an unknown scheme", []string{"GATEWAY_PRIMARY=gopher://x"}, []string{"GATEWAY_PRIMARY", `unknown scheme "gopher"`, "expected one of"}},
+		{"a misspelt variable", []string{"GATEWAY_PRIMRY=http://x"}, []string{"GATEWAY_PRIMRY: unknown variable"}},
+		{"several problems at once", []string{"GATEWAY_LOG_FORMAT=xml", "GATEWAY_ADDR=nowhere"}, []string{"GATEWAY_LOG_FORMAT", "GATEWAY_ADDR"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run([]string{"check"}, tt.env, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %s", code, errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, nil, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "gateway ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+}
+
+// gatewayProcess runs the built binary and returns its address once it logs that it listens.
+func gatewayProcess(t *testing.T, env ...string) (*exec.Cmd, string, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = append([]string{"GATEWAY_ADDR=127.0.0.1:0"}, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "gateway listening") {
+			addr := strings.Fields(line[i+len("addr="):])[0]
+			return cmd, addr, sc
+		}
+	}
+	t.Fatalf("gateway exited before listening")
+	return nil, "", nil
+}
+
+// waitLog reads the gateway's log until a line contains s.
+func waitLog(t *testing.T, sc *bufio.Scanner, s string) {
+	t.Helper()
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			return
+		}
+	}
+	t.Fatalf("log ended without %q", s)
+}
+
+func TestSIGTERMDrainsASlowRequest(t *testing.T) {
+	arrived := make(chan struct{})
+	finish := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-finish
+		io.WriteString(w, "slow answer")
+	}))
+	defer slow.Close()
+	cmd, addr, logs := gatewayProcess(t, "GATEWAY_PRIMARY="+slow.URL)
+
+	type result struct {
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{string(b), err}
+	}()
+	<-arrived
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "listener closed; draining")
+	// Once draining, the gateway accepts no new connections.
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("gateway still accepts connections while draining")
+	}
+	close(finish)
+	r := <-res
+	if r.err != nil || r.body != "slow answer" {
+		t.Fatalf("request in flight during SIGTERM: %q, %v", r.body, r.err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("gateway exit: %v", err)
+	}
+}
+
+func TestDemoServesWithoutConfiguration(t *testing.T) {
+	_, addr, logs := gatewayProcess(t)
+	_ = logs
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/", 200, "Switchyard demo"},
+		{"/api/hello?name=ci", 200, `"hello":"ci"`},
+		{"/orders/42", 200, "legacy app: order 42"},
+		{"/nowhere", 404, "legacy app: nothing at /nowhere"},
+	} {
+		resp, err := http.Get("http://" + addr + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, resp.StatusCode, b, tc.status, tc.want)
+		}
+	}
+}
