@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,8 +133,9 @@ func waitLog(t *testing.T, sc *bufio.Scanner, s string) {
 func TestSIGTERMDrainsASlowRequest(t *testing.T) {
 	arrived := make(chan struct{})
 	finish := make(chan struct{})
+	var once sync.Once
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
+		once.Do(func() { close(arrived) })
 		<-finish
 		io.WriteString(w, "slow answer")
 	}))
