@@ -39,8 +39,25 @@ type Gateway struct {
 	Handler http.Handler
 	// Routes is the resolved route table, most specific first as the router tries them; the primary and
 	// delegates are listed last under the pattern "*".
-	Routes  []RouteInfo
+	Routes []RouteInfo
+	// Apps lists every built application by name (its APP string) with its handler, in build order: the
+	// primary first, then delegates, then routes. The admin API reads health from handlers that implement
+	// adapters.HealthReporter.
+	Apps []BuiltApp
+	// Admin holds extra admin endpoints contributed by components (path to handler, e.g.
+	// "/api/migration"); the admin listener mounts them next to its own.
+	Admin   map[string]http.Handler
 	closers []io.Closer
+}
+
+// BuiltApp is one application of a Gateway.
+type BuiltApp struct {
+	Name    string
+	Handler http.Handler
+	// Role is "primary", "delegate" or "route".
+	Role string
+	// Pattern is the route pattern for routes, "*" for the primary and delegates.
+	Pattern string
 }
 
 // Options are the parts of a build that do not come from the configuration.
@@ -56,7 +73,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &Gateway{}
+	g := &Gateway{Admin: map[string]http.Handler{}}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -99,6 +116,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			errs = append(errs, err)
 		} else {
 			chain = append(chain, delegate.App{Name: cfg.Primary, Handler: h})
+			g.Apps = append(g.Apps, BuiltApp{Name: cfg.Primary, Handler: h, Role: "primary", Pattern: "*"})
 			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: k.Summary, Source: "GATEWAY_PRIMARY"})
 		}
 	}
@@ -110,6 +128,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			continue
 		}
 		chain = append(chain, delegate.App{Name: d, Handler: h})
+		g.Apps = append(g.Apps, BuiltApp{Name: d, Handler: h, Role: "delegate", Pattern: "*"})
 		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Kind: k.Summary + " (delegate)", Source: src})
 	}
 	pass := delegate.StatusSet(cfg.PassStatus...)
@@ -145,6 +164,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			errs = append(errs, err)
 			continue
 		}
+		g.Apps = append(g.Apps, BuiltApp{Name: rs.App, Handler: h, Role: "route", Pattern: p.String()})
 		if cascade {
 			h = cascadeOf(append([]delegate.App{{Name: rs.App, Handler: h}}, chain...))
 		}

@@ -65,7 +65,7 @@ func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *syncB
 // app is an upstream that reports what it received as JSON.
 type seen struct {
 	App, Method, Path, Query, Host, Body string
-	Header                                map[string]string
+	Header                               map[string]string
 }
 
 func reportingApp(t *testing.T, name string, status int) *httptest.Server {

@@ -1,0 +1,28 @@
+package adapters
+
+import "time"
+
+// InstanceHealth is what an application knows about one of its instances (upstream addresses).
+type InstanceHealth struct {
+	// Address is the instance as configured ("http://10.0.0.1:8000", "unix:/run/app.sock").
+	Address string `json:"address"`
+	// Healthy is false while the instance is ejected or failing its health check.
+	Healthy bool `json:"healthy"`
+	// Known is false until the first health check (or request) has said anything.
+	Known bool `json:"known"`
+	// InFlight is the number of requests currently sent to it.
+	InFlight int64 `json:"in_flight"`
+	// ConsecutiveFailures counts failures since the last success.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// LastChecked is when health was last updated (zero if never).
+	LastChecked time.Time `json:"last_checked,omitzero"`
+	// LastError is the cause of the last failure, if any.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// HealthReporter is implemented by application handlers that track the health of their instances
+// (several instances, active checks, passive ejection). The admin API and /readyz read it; handlers that do
+// not implement it count as one instance whose health is not tracked.
+type HealthReporter interface {
+	Health() []InstanceHealth
+}
