@@ -7,8 +7,11 @@ import (
 	"net/http"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgi"
+	"github.com/switchyard/switchyard/adapters/fastcgi"
 	"github.com/switchyard/switchyard/adapters/httpproxy"
 	"github.com/switchyard/switchyard/adapters/inprocess"
+	"github.com/switchyard/switchyard/adapters/static"
 	"github.com/switchyard/switchyard/adapters/status"
 )
 
@@ -18,6 +21,9 @@ func Registry(logger *slog.Logger, inproc map[string]http.Handler) *adapters.Reg
 	r := adapters.NewRegistry(logger)
 	r.MustRegister(httpproxy.Kind())
 	r.MustRegister(status.Kind())
+	r.MustRegister(fastcgi.Kind())
+	r.MustRegister(static.Kind())
+	r.MustRegister(cgi.Kind())
 	r.MustRegister(inprocess.Kind(inproc))
 	return r
 }
