@@ -47,7 +47,7 @@ func NeedUWSGI(t testing.TB) string {
 	return bin
 }
 
-// StartUWSGI runs uWSGI with the python3 plugin, one non-master process, --die-on-term (Debian's 2.0.21
+// StartUWSGI runs uWSGI with the python3 plugin, one process without a master (the default; Debian's getopt refuses --master=false), --die-on-term (Debian's 2.0.21
 // reloads on SIGTERM otherwise), a 64 KiB --buffer-size (the default 4096 refuses ordinary large headers)
 // and cfg's app, and waits until it accepts connections. It is stopped when the test ends.
 func StartUWSGI(t testing.TB, cfg UWSGI) *UWSGIPeer {
@@ -77,7 +77,7 @@ func StartUWSGI(t testing.TB, cfg UWSGI) *UWSGIPeer {
 		t.Fatalf("StartUWSGI: unknown socket kind %q", cfg.Socket)
 	}
 	args := []string{
-		"--plugin", "python3", "--die-on-term", "--master=false", "--processes", "1",
+		"--plugin", "python3", "--die-on-term", "--processes", "1",
 		"--buffer-size", "65535", "--need-app", "--chdir", dir, flag, p.Addr,
 	}
 	args = append(args, cfg.App...)

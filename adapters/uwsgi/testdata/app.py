@@ -39,7 +39,7 @@ def stream(q, start_response):
         yield chunks[0]
         gate = q.get("gate")
         if gate:
-            with open(gate, "rb") as f:  # blocks until the test opens the FIFO for writing
+            with open(gate, "rb") as f:  # a FIFO: read() ends when the test closes its end
                 f.read()
         for c in chunks[1:]:
             yield c
