@@ -45,6 +45,13 @@ type Config struct {
 	ShutdownTimeout   Duration   `env:"GATEWAY_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout"`
 	LogFormat         string     `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
 	LogLevel          string     `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
+	// AdminAddr is the admin listener (health, readiness, metrics, admin API); "" turns it off. It serves
+	// no application traffic and should stay on loopback or a private network.
+	AdminAddr string `env:"GATEWAY_ADMIN_ADDR" yaml:"admin_addr"`
+	// TLSCert and TLSKey are PEM files (both or neither); when set the gateway serves HTTPS (HTTP/2 and
+	// HTTP/1.1) on Addr, and re-reads them on every configuration reload.
+	TLSCert string `env:"GATEWAY_TLS_CERT" yaml:"tls_cert"`
+	TLSKey  string `env:"GATEWAY_TLS_KEY" yaml:"tls_key"`
 }
 
 // Defaults returns the built-in configuration.
@@ -60,6 +67,7 @@ func Defaults() Config {
 		ShutdownTimeout:   Duration(30 * time.Second),
 		LogFormat:         "text",
 		LogLevel:          "info",
+		AdminAddr:         "127.0.0.1:9901",
 	}
 }
 
@@ -280,6 +288,14 @@ func Validate(c Config) Errors {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s=%s: expected a positive duration such as 10s", name, time.Duration(d)))
 		}
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("GATEWAY_ADMIN_ADDR=%q: expected host:port such as 127.0.0.1:9901, or empty to turn the admin listener off", c.AdminAddr))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("GATEWAY_TLS_CERT=%q, GATEWAY_TLS_KEY=%q: expected both PEM files or neither", c.TLSCert, c.TLSKey))
 	}
 	switch c.LogFormat {
 	case "text", "json":
