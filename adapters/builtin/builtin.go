@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/inprocess"
 	"github.com/switchyard/switchyard/adapters/static"
 	"github.com/switchyard/switchyard/adapters/status"
+	"github.com/switchyard/switchyard/adapters/uwsgi"
 )
 
 // Registry returns a registry with every built-in kind, plus the in-process handlers in inproc served as
@@ -24,6 +25,7 @@ func Registry(logger *slog.Logger, inproc map[string]http.Handler) *adapters.Reg
 	r.MustRegister(fastcgi.Kind())
 	r.MustRegister(static.Kind())
 	r.MustRegister(cgi.Kind())
+	r.MustRegister(uwsgi.Kind())
 	r.MustRegister(inprocess.Kind(inproc))
 	return r
 }

@@ -1,0 +1,3 @@
+// Package e2e owns the end-to-end tests that front real framework applications (Django under uWSGI,
+// Flask under gunicorn, PHP-FPM, Node, static files) with one gateway at once. It has no code of its own.
+package e2e
