@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // StatusClientClosedRequest is the status logged (never sent) when the client went away first, as nginx
@@ -33,7 +35,8 @@ func ErrorStatus(r *http.Request, err error) int {
 }
 
 // Fail answers a request that could not be served because of err (before any response byte was sent) and
-// logs one line naming the app, the upstream and the cause. A cancelled client gets no answer.
+// logs one line naming the app, the upstream and the cause, and records the failure in the request's
+// reqinfo. A cancelled client gets no answer.
 func Fail(w http.ResponseWriter, r *http.Request, logger *slog.Logger, app, upstream string, err error) {
 	status := ErrorStatus(r, err)
 	level := slog.LevelWarn
@@ -43,6 +46,7 @@ func Fail(w http.ResponseWriter, r *http.Request, logger *slog.Logger, app, upst
 	if logger == nil {
 		logger = slog.Default()
 	}
+	reqinfo.From(r.Context()).Failed(app, upstream, err) // read by metrics (upstream errors by cause)
 	logger.LogAttrs(r.Context(), level, "upstream request failed",
 		slog.String("app", app), slog.String("upstream", upstream), slog.Int("status", status),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()))

@@ -20,6 +20,13 @@ type Info struct {
 	app      string
 	tried    []string
 	upstream string
+	failures []Failure
+}
+
+// Failure is one failed attempt to reach an application, as adapters.Fail saw it.
+type Failure struct {
+	App, Upstream string
+	Err           error
 }
 
 type ctxKey struct{}
@@ -67,12 +74,24 @@ func (in *Info) SetUpstream(addr string) {
 	in.mu.Unlock()
 }
 
+// Failed records that talking to app at upstream failed with err (the request may still have been
+// answered, by a cascade's next app). Nil-safe.
+func (in *Info) Failed(app, upstream string, err error) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.failures = append(in.failures, Failure{App: app, Upstream: upstream, Err: err})
+	in.mu.Unlock()
+}
+
 // Snapshot is a copy of an Info's fields.
 type Snapshot struct {
 	Route    string
 	App      string
 	Tried    []string
 	Upstream string
+	Failures []Failure
 }
 
 // Snapshot copies the current state. Nil-safe.
@@ -82,5 +101,5 @@ func (in *Info) Snapshot() Snapshot {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream}
+	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream, Failures: append([]Failure(nil), in.failures...)}
 }
