@@ -1,0 +1,227 @@
+// Package metrics owns the gateway's Prometheus instruments: requests by route, app, method and status
+// class, request duration, requests in flight, upstream failures by cause, cascade pass-throughs, and the
+// health of every application instance. Everything is registered on a registry the caller owns (never the
+// process-global one), so two gateways in one process keep separate numbers.
+//
+// The request instruments are fed by Metrics.Middleware, which must run inside middleware.AccessLog: it
+// reads the reqinfo record AccessLog attaches (route, apps tried, failures) once the request is done.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// Upstream failure causes, the values of the cause label of switchyard_upstream_errors_total.
+const (
+	CauseRefused  = "refused"  // nothing listens: connection refused, no such socket, unreachable, no such host
+	CauseTimeout  = "timeout"  // the app (or the dial) took longer than its timeout
+	CauseReset    = "reset"    // the connection was reset or closed before a complete response header
+	CauseProtocol = "protocol" // the app answered something that is not a valid response
+	CauseCanceled = "canceled" // the client went away first (not the app's fault, counted apart)
+	CauseLimit    = "body_limit"
+)
+
+// AppHealth is the health of one application's instances, as its adapters.HealthReporter says.
+type AppHealth struct {
+	App string `json:"app"`
+	// Role is "primary", "delegate" or "route".
+	Role string `json:"role"`
+	// Tracked is false for apps whose handler does not report health: they count as one healthy instance.
+	Tracked   bool                      `json:"tracked"`
+	Instances []adapters.InstanceHealth `json:"instances"`
+}
+
+// Metrics holds the instruments. Create it with New; a nil *Metrics records nothing.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	inFlight       prometheus.Gauge
+	upstreamErrors *prometheus.CounterVec
+	passThroughs   *prometheus.CounterVec
+}
+
+// New registers the instruments on reg. health, when not nil, is called at every scrape and exported as
+// switchyard_upstream_instance_healthy (1 healthy, 0 not, -1 not known yet) and
+// switchyard_upstream_instance_in_flight; it must be safe for concurrent use.
+func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_requests_total",
+			Help: "Requests answered, by route pattern, answering app, method and status class (1xx..5xx, aborted).",
+		}, []string{"route", "app", "method", "status_class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_request_duration_seconds",
+			Help:    "Time from the request reaching the router to the handler returning (WebSocket sessions included), by route and app.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route", "app"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_requests_in_flight",
+			Help: "Requests being served now.",
+		}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_upstream_errors_total",
+			Help: "Failed attempts to reach an application, by app and cause (refused, timeout, reset, protocol, canceled, body_limit).",
+		}, []string{"app", "cause"}),
+		passThroughs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_cascade_pass_throughs_total",
+			Help: "Requests that a cascade passed on from the first app to a later one, by route and answering app.",
+		}, []string{"route", "app"}),
+	}
+	cs := []prometheus.Collector{m.requests, m.duration, m.inFlight, m.upstreamErrors, m.passThroughs}
+	if health != nil {
+		cs = append(cs, healthCollector{health})
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Middleware records every request passing through next. It must run where reqinfo is attached (inside
+// middleware.AccessLog); without a record, route and app are empty. Flush, Hijack and the rest of the
+// ResponseWriter reach the server through Unwrap (http.ResponseController) and the Flusher/Hijacker
+// methods. A panic (aborted response) is counted with status class "aborted" and re-raised.
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	if m == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inFlight.Inc()
+		sw := &statusWriter{ResponseWriter: w}
+		aborted := true
+		defer func() {
+			m.inFlight.Dec()
+			s := reqinfo.From(r.Context()).Snapshot()
+			class := "aborted"
+			if !aborted {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+					if r.Context().Err() != nil {
+						status = adapters.StatusClientClosedRequest
+					}
+				}
+				class = statusClass(status)
+			}
+			m.requests.WithLabelValues(s.Route, s.App, method(r.Method), class).Inc()
+			m.duration.WithLabelValues(s.Route, s.App).Observe(time.Since(start).Seconds())
+			for _, f := range s.Failures {
+				m.upstreamErrors.WithLabelValues(f.App, Cause(r.Context(), f.Err)).Inc()
+			}
+			if len(s.Tried) > 1 {
+				m.passThroughs.WithLabelValues(s.Route, s.App).Inc()
+			}
+		}()
+		next.ServeHTTP(sw, r)
+		aborted = false
+	})
+}
+
+// Cause classifies an error from talking to an application (see the Cause constants). ctx is the
+// request's context: a cancelled one means the client went away.
+func Cause(ctx context.Context, err error) string {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	var dnse *net.DNSError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &mbe):
+		return CauseLimit
+	case ctx != nil && errors.Is(ctx.Err(), context.Canceled):
+		return CauseCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return CauseTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnse), errors.As(err, &oe) && oe.Op == "dial":
+		return CauseRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return CauseReset
+	case errors.Is(err, context.Canceled):
+		return CauseCanceled
+	}
+	return CauseProtocol
+}
+
+// statusClass turns a status into "1xx".."5xx"; out-of-range values are "other".
+func statusClass(code int) string {
+	switch {
+	case code >= 100 && code < 200:
+		return "1xx"
+	case code < 300 && code >= 200:
+		return "2xx"
+	case code < 400 && code >= 300:
+		return "3xx"
+	case code < 500 && code >= 400:
+		return "4xx"
+	case code < 600 && code >= 500:
+		return "5xx"
+	}
+	return "other"
+}
+
+// method keeps the label's cardinality bounded: a client sending random method names would otherwise
+// create a time series per name (a memory exhaustion attack on the gateway and on Prometheus).
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// healthCollector exports instance health at scrape time, from whatever gateway is current then.
+type healthCollector struct{ health func() []AppHealth }
+
+var (
+	healthyDesc = prometheus.NewDesc("switchyard_upstream_instance_healthy",
+		"Health of an application instance: 1 healthy, 0 failing or ejected, -1 not known yet. Apps that do not track health report one instance, 1.",
+		[]string{"app", "role", "instance"}, nil)
+	instanceInFlightDesc = prometheus.NewDesc("switchyard_upstream_instance_in_flight",
+		"Requests currently sent to an application instance (apps that track health only).",
+		[]string{"app", "role", "instance"}, nil)
+)
+
+func (healthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- healthyDesc
+	ch <- instanceInFlightDesc
+}
+
+func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[[2]string]bool{} // one app may be configured twice (primary and route): report it once
+	for _, a := range c.health() {
+		for _, in := range a.Instances {
+			key := [2]string{a.App, in.Address}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			v := 0.0
+			switch {
+			case !in.Known:
+				v = -1
+			case in.Healthy:
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, v, a.App, a.Role, in.Address)
+			if a.Tracked {
+				ch <- prometheus.MustNewConstMetric(instanceInFlightDesc, prometheus.GaugeValue, float64(in.InFlight), a.App, a.Role, in.Address)
+			}
+		}
+	}
+}
