@@ -64,6 +64,9 @@ type BuiltApp struct {
 type Options struct {
 	Registry *adapters.Registry
 	Logger   *slog.Logger
+	// Observe, when not nil, wraps the router inside the access log (so it sees the request's reqinfo
+	// record) and outside everything else: metrics and tracing middleware go here.
+	Observe func(http.Handler) http.Handler
 }
 
 // Build turns cfg into a Gateway. Every error names where the offending value was configured. On error
@@ -186,7 +189,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g.Handler = middleware.RequestID()(middleware.AccessLog(logger)(front))
+	var inner http.Handler = front
+	if opts.Observe != nil {
+		inner = opts.Observe(front)
+	}
+	g.Handler = middleware.RequestID()(middleware.AccessLog(logger)(inner))
 	return g, nil
 }
 
