@@ -21,8 +21,13 @@ import (
 type Target struct {
 	// Raw is the APP string as configured, kept for error messages and the route table.
 	Raw string
-	// URL is Raw parsed, with the query (the options) removed.
+	// URL is Raw parsed, with the query (the options) removed. For an app listing several instances it is
+	// the first one (Instances[0]).
 	URL *url.URL
+	// Instances are the app's instances in configured order, without the query: one for a plain APP URL,
+	// several for "http://10.0.0.1:8000|http://10.0.0.2:8000?lb=p2c". Nil means just URL (a Target built by
+	// hand). Only kinds with MultiInstance accept more than one.
+	Instances []*url.URL
 	// Options are the per-app options from Raw's query. A Factory takes the keys it understands; keys nobody
 	// took make Build fail, so a misspelt option is an error rather than silently ignored.
 	Options *Options
@@ -51,6 +56,9 @@ type Kind struct {
 	MountAware bool
 	// Summary is a one-line description for `gateway check` and error messages.
 	Summary string
+	// MultiInstance kinds accept several instances separated by '|' (Target.Instances) and balance between
+	// them; Build refuses several instances for other kinds.
+	MultiInstance bool
 }
 
 // Registry maps URL schemes to kinds. The zero value is not usable: call NewRegistry.
@@ -103,33 +111,125 @@ func (r *Registry) Schemes() []string {
 	return out
 }
 
+// multiSchemes lists the schemes of MultiInstance kinds, sorted.
+func (r *Registry) multiSchemes() []string {
+	var out []string
+	for s, k := range r.kinds {
+		if k.MultiInstance {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		out = []string{"(none)"}
+	}
+	return out
+}
+
 // Lookup returns the kind registered for scheme.
 func (r *Registry) Lookup(scheme string) (Kind, bool) {
 	k, ok := r.kinds[strings.ToLower(scheme)]
 	return k, ok
 }
 
-// Parse splits an APP string into its URL and options and finds its kind, without building anything.
-// The error names the value and what was expected.
+// Parse splits an APP string into its instances and options and finds its kind, without building anything.
+// Several instances are separated by '|' (see SplitInstances); the options, the query after the last
+// instance, apply to all of them, and all instances must belong to one kind. The error names the value and
+// what was expected.
 func (r *Registry) Parse(raw string) (Target, Kind, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return Target{}, Kind{}, fmt.Errorf("app %q is not a URL: %v", raw, err)
-	}
-	if u.Scheme == "" {
-		return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: expected one of %s", raw, strings.Join(r.Schemes(), ", "))
-	}
-	k, ok := r.Lookup(u.Scheme)
-	if !ok {
-		return Target{}, Kind{}, fmt.Errorf("app %q: unknown scheme %q, expected one of %s", raw, u.Scheme, strings.Join(r.Schemes(), ", "))
-	}
-	opts, err := ParseOptions(u.RawQuery)
+	parts, err := SplitInstances(strings.TrimSpace(raw))
 	if err != nil {
 		return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
 	}
-	u.RawQuery = ""
-	u.ForceQuery = false
-	return Target{Raw: raw, URL: u, Options: opts, Logger: r.logger}, k, nil
+	var kind Kind
+	var rawQuery string // the last instance's: the options of the set
+	insts := make([]*url.URL, 0, len(parts))
+	seen := make(map[string]bool, len(parts))
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		if err != nil {
+			return Target{}, Kind{}, fmt.Errorf("app %q is not a URL: %v", raw, err)
+		}
+		if u.Scheme == "" {
+			return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: expected one of %s", raw, strings.Join(r.Schemes(), ", "))
+		}
+		k, ok := r.Lookup(u.Scheme)
+		if !ok {
+			return Target{}, Kind{}, fmt.Errorf("app %q: unknown scheme %q, expected one of %s", raw, u.Scheme, strings.Join(r.Schemes(), ", "))
+		}
+		if i == 0 {
+			kind = k
+		} else if !sameKind(kind, u.Scheme) {
+			return Target{}, Kind{}, fmt.Errorf("app %q: instance %q is a %s app but the first instance is %s: all instances must be of one kind", raw, p, u.Scheme, insts[0].Scheme)
+		}
+		rawQuery = u.RawQuery
+		u.RawQuery = ""
+		u.ForceQuery = false
+		if seen[u.String()] {
+			return Target{}, Kind{}, fmt.Errorf("app %q: instance %q is listed twice", raw, u.String())
+		}
+		seen[u.String()] = true
+		insts = append(insts, u)
+	}
+	opts, err := ParseOptions(rawQuery)
+	if err != nil {
+		return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
+	}
+	return Target{Raw: raw, URL: insts[0], Instances: insts, Options: opts, Logger: r.logger}, kind, nil
+}
+
+// sameKind reports whether scheme is one of k's schemes.
+func sameKind(k Kind, scheme string) bool {
+	scheme = strings.ToLower(scheme)
+	for _, s := range k.Schemes {
+		if s == scheme {
+			return true
+		}
+	}
+	return false
+}
+
+// SplitInstances splits an APP string into its instances: "http://a:1|http://b:2?lb=p2c" gives
+// ["http://a:1", "http://b:2?lb=p2c"] (the last instance keeps the options; Parse moves them to the set). A '|' separates instances only where the text after it
+// starts with a scheme ("name:") and no '?' came before it: inside a path that is not followed by a scheme,
+// and anywhere in the options, '|' is plain text (write %7C to be unambiguous). Options therefore always
+// belong to the whole set. An empty instance is an error.
+func SplitInstances(raw string) ([]string, error) {
+	var instances []string
+	inQuery := false
+	for i, p := range strings.Split(raw, "|") {
+		switch {
+		case i == 0 || !inQuery && startsWithScheme(p):
+			instances = append(instances, p)
+		case p == "" && !inQuery:
+			return nil, fmt.Errorf("empty instance in the list: expected URL|URL")
+		default:
+			instances[len(instances)-1] += "|" + p
+		}
+		if strings.IndexByte(p, '?') >= 0 {
+			inQuery = true
+		}
+	}
+	if instances[0] == "" && len(instances) > 1 {
+		return nil, fmt.Errorf("empty instance in the list: expected URL|URL")
+	}
+	return instances, nil
+}
+
+// startsWithScheme reports whether s begins with an RFC 3986 scheme followed by ':'.
+func startsWithScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Build constructs the app described by t (as returned by Parse, possibly with Mount set and some options
@@ -144,6 +244,17 @@ func (r *Registry) Build(t Target) (h http.Handler, err error) {
 	}
 	if t.Logger == nil {
 		t.Logger = r.logger
+	}
+	if len(t.Instances) == 0 {
+		t.Instances = []*url.URL{t.URL}
+	}
+	for _, u := range t.Instances[1:] {
+		if !sameKind(k, u.Scheme) {
+			return nil, fmt.Errorf("app %q: instance %q is not a %s app: all instances must be of one kind", t.Raw, u.String(), t.URL.Scheme)
+		}
+	}
+	if len(t.Instances) > 1 && !k.MultiInstance {
+		return nil, fmt.Errorf("app %q: %s apps take one instance, got %d: only %s apps can list several instances separated by '|'", t.Raw, t.URL.Scheme, len(t.Instances), strings.Join(r.multiSchemes(), ", "))
 	}
 	defer func() {
 		// A factory that panics on odd input must not take the process down at start-up or reload.

@@ -1,0 +1,123 @@
+package adapters
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func testRegistry() *Registry {
+	r := NewRegistry(nil)
+	ok := func(Target) (http.Handler, error) { return http.NotFoundHandler(), nil }
+	r.MustRegister(Kind{Schemes: []string{"http", "https", "unix"}, Factory: func(t Target) (http.Handler, error) {
+		t.Options.String("lb", "")
+		return ok(t)
+	}, MultiInstance: true, Summary: "http"})
+	r.MustRegister(Kind{Schemes: []string{"fastcgi"}, Factory: ok, Summary: "fastcgi"})
+	return r
+}
+
+func TestParseInstances(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		want      []string // instances; nil means an error is expected
+		wantErr   string
+		opts      string
+	}{
+		{name: "a single URL is one instance", raw: "http://a:1/base?lb=p2c", want: []string{"http://a:1/base"}, opts: "lb=p2c"},
+		{name: "instances are split on bars and the options after the last apply to the set",
+			raw: "http://10.0.0.1:8000|http://10.0.0.2:8000?lb=least_requests", want: []string{"http://10.0.0.1:8000", "http://10.0.0.2:8000"}, opts: "lb=least_requests"},
+		{name: "http, https and unix instances mix within one kind", raw: "http://a:1|https://b|unix:///run/a.sock",
+			want: []string{"http://a:1", "https://b", "unix:///run/a.sock"}},
+		{name: "a bar inside the options is plain text", raw: "http://a|http://b?lb=x|http://c", want: []string{"http://a", "http://b"}, opts: "lb=x%7Chttp%3A%2F%2Fc"},
+		{name: "an empty instance is refused", raw: "http://a||http://b", wantErr: "empty instance"},
+		{name: "a trailing bar is refused", raw: "http://a|", wantErr: "empty instance"},
+		{name: "a leading bar is refused", raw: "|http://a", wantErr: "empty instance"},
+		{name: "instances of two kinds are refused", raw: "http://a|fastcgi://b", wantErr: "all instances must be of one kind"},
+		{name: "a repeated instance is refused", raw: "http://a:1|http://a:1", wantErr: "listed twice"},
+		{name: "an unknown scheme after a bar is named", raw: "http://a|gopher://b", wantErr: `unknown scheme "gopher"`},
+	}
+	r := testRegistry()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg, _, err := r.Parse(tt.raw)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want one containing %q", tt.raw, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range tg.Instances {
+				got = append(got, u.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("instances (-want +got):\n%s", diff)
+			}
+			if tg.URL != tg.Instances[0] {
+				t.Errorf("URL is not the first instance")
+			}
+			if tt.opts != "" && tg.Options.Encode() != tt.opts {
+				t.Errorf("options = %q, want %q", tg.Options.Encode(), tt.opts)
+			}
+		})
+	}
+}
+
+func TestBuildRefusesSeveralInstancesForSingleInstanceKinds(t *testing.T) {
+	r := testRegistry()
+	tg, _, err := r.Parse("fastcgi://a:9000|fastcgi://b:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Build(tg)
+	if err == nil || !strings.Contains(err.Error(), "take one instance") || !strings.Contains(err.Error(), "http, https, unix") {
+		t.Fatalf("Build error = %v, want a refusal naming the kinds that balance", err)
+	}
+	tg, _, err = r.Parse("http://a:1|unix:///s.sock?lb=p2c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Build(tg); err != nil {
+		t.Fatalf("Build of a multi-instance kind: %v", err)
+	}
+}
+
+func FuzzParseInstances(f *testing.F) {
+	for _, s := range []string{"http://a|http://b?lb=p2c", "unix:///x|y", "http://a|b:c|", "file:///a|b?x=|y:z", "|", "a:|b:?|c:"} {
+		f.Add(s)
+	}
+	r := testRegistry()
+	f.Fuzz(func(t *testing.T, raw string) {
+		raw = strings.TrimSpace(raw)
+		parts, err := SplitInstances(raw)
+		if err != nil {
+			return
+		}
+		if strings.Join(parts, "|") != raw {
+			t.Fatalf("SplitInstances(%q) = %q: joining does not give the input back", raw, parts)
+		}
+		for _, p := range parts[:len(parts)-1] {
+			if strings.Contains(p, "?") {
+				t.Fatalf("SplitInstances(%q): instance %q before the last carries a query", raw, p)
+			}
+		}
+		tg, _, err := r.Parse(raw)
+		if err != nil {
+			return
+		}
+		if len(tg.Instances) != len(parts) || tg.URL != tg.Instances[0] {
+			t.Fatalf("Parse(%q): %d instances from %d parts", raw, len(tg.Instances), len(parts))
+		}
+		for _, u := range tg.Instances {
+			if u.RawQuery != "" {
+				t.Fatalf("Parse(%q): instance %q kept a query", raw, u)
+			}
+		}
+	})
+}
