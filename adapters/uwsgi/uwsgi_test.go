@@ -234,6 +234,10 @@ func TestRequestBodiesAgainstUWSGI(t *testing.T) {
 	}
 }
 
+// streamClient bounds the streaming tests, so a gate that is never released fails the test instead of
+// hanging it.
+var streamClient = &http.Client{Timeout: 30 * time.Second}
+
 // gate is a FIFO the test app blocks on (reading to EOF) until release closes the test's end. The test
 // holds the FIFO open read-write from the start, so neither side ever blocks in open.
 func gate(t *testing.T) (path string, release func()) {
@@ -257,7 +261,7 @@ func TestStreamingAgainstUWSGI(t *testing.T) {
 
 	t.Run("the first chunk arrives before the app sends the last one", func(t *testing.T) {
 		g, release := gate(t)
-		resp, err := http.Get(srv.URL + "/stream?n=3&gate=" + g)
+		resp, err := streamClient.Get(srv.URL + "/stream?n=3&gate=" + g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +280,7 @@ func TestStreamingAgainstUWSGI(t *testing.T) {
 
 	t.Run("an app killed mid-stream gives the client an aborted response", func(t *testing.T) {
 		g, _ := gate(t)
-		resp, err := http.Get(srv.URL + "/stream?n=3&declare=1&gate=" + g)
+		resp, err := streamClient.Get(srv.URL + "/stream?n=3&declare=1&gate=" + g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +399,9 @@ func TestAgainstAFakeServer(t *testing.T) {
 		{name: "a connection closed without an answer answers 502", status: 502,
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {}},
 		{name: "a head cut short answers 502", status: 502,
-			serve: func(c net.Conn, _ map[string]string, _ io.Reader) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/") }},
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/")
+			}},
 		{name: "a chunked body cut short aborts the response", status: 200, truncated: true,
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -508,4 +514,3 @@ func TestTargets(t *testing.T) {
 		})
 	}
 }
-

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,6 +200,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if be := clientBodyErr(); be != nil {
 			err = be
+		} else if !deadline.IsZero() && !time.Now().Before(deadline) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// The protocol's reader may have flattened the timeout into its own error.
+			err = fmt.Errorf("%w (%v)", os.ErrDeadlineExceeded, err)
 		}
 		h.fail(w, r, "reading the response head", err)
 		return

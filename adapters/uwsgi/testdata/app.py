@@ -3,8 +3,8 @@
 GET/POST anything      -> JSON report of the environ: SCRIPT_NAME, PATH_INFO, REQUEST_URI, wsgi.url_scheme,
                           every HTTP_* and UWSGI_* variable, the body's length and sha256, and the URLs
                           wsgiref builds (application_uri, request_uri) to prove mount-aware URL generation.
-/stream?n=N&gate=FIFO  -> N chunks "chunk-i\n"; after the first, blocks until the test writes to the FIFO
-                          at path `gate` (the test's signal), then sends the rest. &declare=1 sends
+/stream?n=N&gate=FIFO  -> N chunks "chunk-i\n"; after the first, blocks until the test closes its end of the
+                          FIFO at path `gate` (the test's signal), then sends the rest. &declare=1 sends
                           Content-Length for the whole body up front.
 /slow?s=SECONDS        -> sleeps, then answers.
 """
@@ -36,11 +36,13 @@ def stream(q, start_response):
     start_response("200 OK", headers)
 
     def gen():
+        # The gate is a FIFO the test holds open: open it before sending anything (so the open cannot
+        # race the test closing its end), then read() returns once the test closes it.
+        gate = open(q["gate"], "rb") if q.get("gate") else None
         yield chunks[0]
-        gate = q.get("gate")
         if gate:
-            with open(gate, "rb") as f:  # a FIFO: read() ends when the test closes its end
-                f.read()
+            with gate:
+                gate.read()
         for c in chunks[1:]:
             yield c
 
