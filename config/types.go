@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v4"
+
 	"github.com/switchyard/switchyard/internal/units"
 )
 
@@ -177,4 +179,47 @@ func (l *RouteList) UnmarshalText(b []byte) error {
 	}
 	*l = out
 	return nil
+}
+
+// unmarshalListYAML lets a list take a YAML sequence ([404, 410]) as well as the scalar form the environment
+// uses ("404,410"): a sequence is joined with commas and read by the same parser, so both forms give the
+// same errors.
+func unmarshalListYAML(node *yaml.Node, into interface{ UnmarshalText([]byte) error }) error {
+	switch node.Kind {
+	case yaml.ScalarNode:
+		return into.UnmarshalText([]byte(node.Value))
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(node.Content))
+		for _, n := range node.Content {
+			if n.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: expected a list of plain values", n.Line)
+			}
+			parts = append(parts, n.Value)
+		}
+		return into.UnmarshalText([]byte(strings.Join(parts, ",")))
+	}
+	return fmt.Errorf("line %d: expected a list or a comma-separated string", node.Line)
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *StatusList) UnmarshalYAML(node *yaml.Node) error { return unmarshalListYAML(node, l) }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *PrefixList) UnmarshalYAML(node *yaml.Node) error { return unmarshalListYAML(node, l) }
+
+// UnmarshalYAML implements yaml.Unmarshaler. Apps in a YAML sequence are taken one per item, so an app
+// may contain any character.
+func (l *AppList) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.SequenceNode {
+		var out AppList
+		for _, n := range node.Content {
+			if n.Kind != yaml.ScalarNode || !schemeStart.MatchString(n.Value) {
+				return fmt.Errorf("line %d: invalid app %q: expected a URL such as http://127.0.0.1:8000", n.Line, n.Value)
+			}
+			out = append(out, strings.TrimSpace(n.Value))
+		}
+		*l = out
+		return nil
+	}
+	return unmarshalListYAML(node, l)
 }
