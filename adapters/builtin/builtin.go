@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/fastcgi"
 	"github.com/switchyard/switchyard/adapters/httpproxy"
 	"github.com/switchyard/switchyard/adapters/inprocess"
+	"github.com/switchyard/switchyard/adapters/scgi"
 	"github.com/switchyard/switchyard/adapters/static"
 	"github.com/switchyard/switchyard/adapters/status"
 	"github.com/switchyard/switchyard/adapters/uwsgi"
@@ -26,6 +27,7 @@ func Registry(logger *slog.Logger, inproc map[string]http.Handler) *adapters.Reg
 	r.MustRegister(static.Kind())
 	r.MustRegister(cgi.Kind())
 	r.MustRegister(uwsgi.Kind())
+	r.MustRegister(scgi.Kind())
 	r.MustRegister(inprocess.Kind(inproc))
 	return r
 }
