@@ -24,13 +24,16 @@ const maxLengthDigits = 9
 // "<len>:CONTENT_LENGTH\0<n>\0SCGI\01\0name\0value\0...," that precedes the body. CONTENT_LENGTH comes first
 // as the protocol requires ("0" when vars has none) and SCGI=1 second; any other CONTENT_LENGTH or SCGI
 // entries in vars are dropped. A NUL byte in a name or value, or an empty name, cannot be framed: the error
-// comes from cgiwire.BadVars and dst is returned unchanged.
+// comes from cgiwire.BadVars and dst is returned unchanged, as does a CONTENT_LENGTH that is not decimal.
 func AppendRequest(dst []byte, vars []cgienv.Param) ([]byte, error) {
 	cl := "0"
 	for _, v := range vars {
 		if v.Name == "CONTENT_LENGTH" && v.Value != "" {
 			cl = v.Value
 		}
+	}
+	if !decimal(cl) {
+		return dst, cgiwire.BadVars(fmt.Sprintf("scgi: CONTENT_LENGTH %q is not a decimal length", clip(cl)))
 	}
 	size := len("CONTENT_LENGTH") + len(cl) + len("SCGI") + len("1") + 4
 	for _, v := range vars {
@@ -160,6 +163,18 @@ func ReadRequest(br *bufio.Reader, max int) ([]cgienv.Param, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no SCGI header", ErrMalformedRequest)
+}
+
+func decimal(s string) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func clip(s string) string {

@@ -67,11 +67,7 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("waiting for the response: %w", err) // keeps a timeout recognisable
 	}
 	if string(start) == "HTTP/" {
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			return nil, fmt.Errorf("reading the HTTP response head: %w", err)
-		}
-		return resp, nil
+		return cgiwire.ReadHTTPResponse(br, req)
 	}
 	rh, err := cgienv.ReadResponseHeader(br)
 	if err != nil {

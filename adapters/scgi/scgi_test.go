@@ -429,4 +429,3 @@ func TestTargets(t *testing.T) {
 		})
 	}
 }
-

@@ -23,7 +23,6 @@ package uwsgi
 
 import (
 	"bufio"
-	"fmt"
 	"net/http"
 
 	"github.com/switchyard/switchyard/adapters"
@@ -76,9 +75,5 @@ func Protocol(modifier1 uint8) cgiwire.Protocol {
 
 // readResponse reads uWSGI's plain HTTP/1.x answer.
 func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return nil, fmt.Errorf("reading the HTTP response head: %w", err)
-	}
-	return resp, nil
+	return cgiwire.ReadHTTPResponse(br, req)
 }

@@ -396,6 +396,12 @@ func TestAgainstAFakeServer(t *testing.T) {
 	}{
 		{name: "garbage instead of an HTTP head answers 502", status: 502,
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) { io.WriteString(c, "this is not http\r\n\r\n") }},
+		{name: "a status code outside 100-999 answers 502", status: 502,
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) { io.WriteString(c, "HTTP/1.1 000 Zero\r\n\r\n") }},
+		{name: "a 101 Switching Protocols answers 502", status: 502,
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			}},
 		{name: "a connection closed without an answer answers 502", status: 502,
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {}},
 		{name: "a head cut short answers 502", status: 502,

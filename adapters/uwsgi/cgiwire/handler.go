@@ -186,6 +186,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var resp *http.Response
 	for i := 0; ; i++ {
 		resp, err = h.proto.ReadResponse(br, req)
+		if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
+			err = fmt.Errorf("%w: status %d", ErrMalformedResponse, resp.StatusCode)
+		}
 		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 			err = fmt.Errorf("%w: 101 Switching Protocols is not supported", ErrMalformedResponse)
 		}
@@ -247,6 +250,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// ReadHTTPResponse reads an HTTP/1.x response head from br with http.ReadResponse, refusing status codes
+// outside 100-999 (which ReadResponse lets through and http.ResponseWriter would panic on).
+func ReadHTTPResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("reading the HTTP response head: %w", err)
+	}
+	if resp.StatusCode < 100 || resp.StatusCode > 999 {
+		return nil, fmt.Errorf("%w: status %d", ErrMalformedResponse, resp.StatusCode)
+	}
+	return resp, nil
 }
 
 // status maps a failure before the response head to the status the client gets (499: don't answer).
