@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +23,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/demo"
+	"github.com/switchyard/switchyard/metrics"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -60,37 +66,105 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 		return 2
 	}
-	demoMode := cfg.Primary == "" && len(cfg.Routes) == 0
-	if demoMode {
-		cfg.Primary, cfg.Delegates = demo.Primary, config.AppList{demo.Delegate}
-	}
 	logger := newLogger(cfg, stderr)
-	reg := builtin.Registry(logger, demo.Apps())
-	g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger})
-	if err != nil {
-		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
-		return 2
-	}
-	defer g.Close()
-
 	if cmd == "check" {
+		g, err := newBuilder(logger, nil)(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+			return 2
+		}
+		defer g.Close()
 		printRoutes(stdout, cfg, g)
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	return serve(cfg, g, logger, demoMode)
+	return serve(cfg, config.Environ(environ), logger, stderr)
 }
 
-func serve(cfg config.Config, g *gateway.Gateway, logger *slog.Logger, demoMode bool) int {
+// withDemo fills in the built-in demo apps when no application is configured.
+func withDemo(cfg config.Config) (config.Config, bool) {
+	if cfg.Primary != "" || len(cfg.Routes) > 0 {
+		return cfg, false
+	}
+	cfg.Primary, cfg.Delegates = demo.Primary, config.AppList{demo.Delegate}
+	return cfg, true
+}
+
+// newBuilder returns the function that turns a loaded configuration into a gateway (at startup and on
+// every reload), with a fresh adapter registry each time.
+func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler) func(config.Config) (*gateway.Gateway, error) {
+	return func(cfg config.Config) (*gateway.Gateway, error) {
+		cfg, _ = withDemo(cfg)
+		reg := builtin.Registry(logger, demo.Apps())
+		return gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe})
+	}
+}
+
+// serve runs the gateway until SIGTERM or SIGINT, then drains requests in flight for
+// GATEWAY_SHUTDOWN_TIMEOUT. SIGHUP, and changes to the configuration or TLS files, reload the
+// configuration: see reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
+func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, stderr io.Writer) int {
+	invalid := func(err error) int {
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lv := &live{logger: logger}
+	m, err := metrics.New(reg, func() []metrics.AppHealth { return admin.Upstreams(lv.Gateway()) })
+	if err != nil {
+		logger.Error("registering metrics", "cause", err)
+		return 1
+	}
+	build := newBuilder(logger, m.Middleware)
+	g, err := build(cfg)
+	if err != nil {
+		return invalid(err)
+	}
+	lv.Swap(g)
+	defer lv.Close()
+	certs := &certStore{}
+	if cfg.TLSCert != "" {
+		cert, err := loadCert(cfg)
+		if err != nil {
+			return invalid(err)
+		}
+		certs.cert.Store(cert)
+	}
+	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg)}
+	_, demoMode := withDemo(cfg)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		logger.Error("cannot listen", "variable", "GATEWAY_ADDR", "addr", cfg.Addr, "cause", err)
 		return 1
 	}
-	srv := gateway.Server(cfg, g.Handler, logger)
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "version", versionString(), "routes", len(g.Routes))
+	var adminSrv *http.Server
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			ln.Close()
+			logger.Error("cannot listen", "variable", "GATEWAY_ADMIN_ADDR", "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
+			return 1
+		}
+		adminSrv = &http.Server{
+			Handler:           admin.Handler(lv.Gateway, reg),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", "/healthz /readyz /metrics /api/routes /api/upstreams")
+		go adminSrv.Serve(aln)
+	}
+	srv := gateway.Server(cfg, lv, logger)
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes))
 	if demoMode {
-		base := "http://" + displayAddr(ln.Addr())
+		base := scheme + "://" + displayAddr(ln.Addr())
 		logger.Info("no application configured: serving the built-in demo",
 			"new_app", base+"/", "legacy_app", base+"/orders/42",
 			"next", "point the gateway at real apps: GATEWAY_PRIMARY=http://127.0.0.1:8000 GATEWAY_DELEGATES=... GATEWAY_ROUTES='/api/=http://127.0.0.1:3000' (see README.md)")
@@ -99,20 +173,46 @@ func serve(cfg config.Config, g *gateway.Gateway, logger *slog.Logger, demoMode 
 	// Shutdown closes the listeners before it calls this, so the line means no new connection is accepted.
 	srv.RegisterOnShutdown(func() { logger.Info("listener closed; draining requests in flight") })
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := rl.watch(watchCtx, 100*time.Millisecond); err != nil {
+		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
+	}
 
-	select {
-	case err := <-errc:
-		logger.Error("server stopped", "cause", err)
-		return 1
-	case sig := <-sigs:
-		logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
+wait:
+	for {
+		select {
+		case err := <-errc:
+			logger.Error("server stopped", "cause", err)
+			return 1
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				rl.Reload("SIGHUP", false)
+				continue
+			}
+			stopWatch()
+			rl.mu.Lock()
+			cfg = rl.running
+			rl.mu.Unlock()
+			logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
+			break wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
+	if adminSrv != nil {
+		defer adminSrv.Close()
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown timeout passed with requests still in flight; closing them", "cause", err)
 		srv.Close()

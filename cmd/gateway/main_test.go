@@ -98,7 +98,7 @@ func TestVersion(t *testing.T) {
 func gatewayProcess(t *testing.T, env ...string) (*exec.Cmd, string, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"GATEWAY_ADDR=127.0.0.1:0"}, env...)
+	cmd.Env = append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_ADMIN_ADDR=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

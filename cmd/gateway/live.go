@@ -1,0 +1,100 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/switchyard/switchyard/gateway"
+)
+
+// generation is one built gateway and the count of requests running on it.
+type generation struct {
+	g       *gateway.Gateway
+	seq     int
+	n       atomic.Int64
+	retired atomic.Bool
+	once    sync.Once
+	closed  chan struct{}
+	logger  *slog.Logger
+}
+
+func (gen *generation) release() {
+	if gen.n.Add(-1) == 0 && gen.retired.Load() {
+		gen.close()
+	}
+}
+
+// retire marks gen as replaced; it is closed once its last request is done (at once if none runs).
+func (gen *generation) retire() {
+	gen.retired.Store(true)
+	if gen.n.Load() == 0 {
+		gen.close()
+	}
+}
+
+func (gen *generation) close() {
+	gen.once.Do(func() {
+		if err := gen.g.Close(); err != nil {
+			gen.logger.Warn("closing a replaced configuration", "generation", gen.seq, "cause", err)
+		}
+		close(gen.closed)
+	})
+}
+
+// live is the handler the server runs: it serves each request on the gateway current when the request
+// arrives, for its whole life. Swap installs a new gateway atomically; the one it replaces is closed
+// (idle pools released) only after its last request finishes. Hijacked connections (WebSocket tunnels)
+// belong to their handler until it returns, so a replaced gateway stays open while one runs on it; the
+// tunnel itself never depends on the gateway's pools.
+type live struct {
+	cur    atomic.Pointer[generation]
+	seq    int // guarded by the single caller of Swap (the reload loop, or startup)
+	logger *slog.Logger
+}
+
+// acquire returns the current generation with the request counted on it. A request counts on a
+// generation only if the generation was still current after the count went up, so retire (which runs
+// after the swap) either sees the count or the request moves on to the new generation.
+func (l *live) acquire() *generation {
+	for {
+		gen := l.cur.Load()
+		gen.n.Add(1)
+		if l.cur.Load() == gen {
+			return gen
+		}
+		gen.release()
+	}
+}
+
+func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	gen := l.acquire()
+	defer gen.release() // also when the handler aborts the response with a panic
+	gen.g.Handler.ServeHTTP(w, r)
+}
+
+// Gateway returns the current gateway.
+func (l *live) Gateway() *gateway.Gateway { return l.cur.Load().g }
+
+// Swap installs g and retires the previous gateway. It returns a channel closed once the previous one is
+// closed (already closed when there was none), and g's generation number.
+func (l *live) Swap(g *gateway.Gateway) (<-chan struct{}, int) {
+	l.seq++
+	gen := &generation{g: g, seq: l.seq, closed: make(chan struct{}), logger: l.logger}
+	old := l.cur.Swap(gen)
+	if old == nil {
+		done := make(chan struct{})
+		close(done)
+		return done, gen.seq
+	}
+	old.retire()
+	return old.closed, gen.seq
+}
+
+// Close retires the current gateway (at shutdown, after the server drained).
+func (l *live) Close() {
+	if gen := l.cur.Load(); gen != nil {
+		gen.retire()
+	}
+}
