@@ -1,0 +1,82 @@
+package migration
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector returns a prometheus.Collector exposing the report's numbers, for a registry the caller owns
+// (never the global one). Metric names start with switchyard_migration_; labels are the route pattern and
+// the app name, both bounded by the configuration (requests no route claimed are labelled route="").
+func (r *Recorder) Collector() prometheus.Collector { return collector{r} }
+
+type collector struct{ r *Recorder }
+
+var (
+	descStage = prometheus.NewDesc("switchyard_migration_stage",
+		"Migration stage of a route (1 for its current stage).", []string{"route", "stage"}, nil)
+	descCanary = prometheus.NewDesc("switchyard_migration_canary_percent",
+		"Configured canary share of the new app, in percent.", []string{"route"}, nil)
+	descRequests = prometheus.NewDesc("switchyard_migration_requests_total",
+		"Requests answered, per route and app.", []string{"route", "app", "role"}, nil)
+	descErrors = prometheus.NewDesc("switchyard_migration_errors_total",
+		"Answers that were 5xx or aborted, per route and app.", []string{"route", "app", "role"}, nil)
+	descLatency = prometheus.NewDesc("switchyard_migration_request_duration_seconds",
+		"Time to answer, per route and app.", []string{"route", "app", "role"}, nil)
+	descNewShare = prometheus.NewDesc("switchyard_migration_new_share",
+		"Share of the route's requests answered by the new app (0 to 1).", []string{"route"}, nil)
+	descShadow = prometheus.NewDesc("switchyard_migration_shadow_comparisons_total",
+		"Shadow copies compared, by result (match, mismatch, error).", []string{"route", "result"}, nil)
+	descShadowDropped = prometheus.NewDesc("switchyard_migration_shadow_dropped_total",
+		"Shadow copies dropped because the queue was full.", []string{"route"}, nil)
+	descShadowSkipped = prometheus.NewDesc("switchyard_migration_shadow_skipped_total",
+		"Shadowable requests not copied (body over the limit or unread, protocol switch).", []string{"route"}, nil)
+	descNegSaved = prometheus.NewDesc("switchyard_migration_negative_cache_saved_total",
+		"Requests sent straight to the old app because the new one is known to miss them: round trips saved.", []string{"route"}, nil)
+	descNegEntries = prometheus.NewDesc("switchyard_migration_negative_cache_entries",
+		"Misses held in the negative cache.", []string{"route"}, nil)
+	descLedgerOverflow = prometheus.NewDesc("switchyard_migration_ledger_overflow_total",
+		"Requests counted under the ledger's overflow key because it held its maximum of distinct keys.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStage, descCanary, descRequests, descErrors, descLatency, descNewShare,
+		descShadow, descShadowDropped, descShadowSkipped, descNegSaved, descNegEntries, descLedgerOverflow} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	rep := c.r.Report()
+	for _, rt := range rep.Routes {
+		if rt.Stage != "-" {
+			ch <- prometheus.MustNewConstMetric(descStage, prometheus.GaugeValue, 1, rt.Pattern, rt.Stage)
+			ch <- prometheus.MustNewConstMetric(descNewShare, prometheus.GaugeValue, rt.NewShare, rt.Pattern)
+		}
+		if rt.Stage == string(StageCanary) {
+			ch <- prometheus.MustNewConstMetric(descCanary, prometheus.GaugeValue, rt.CanaryPercent, rt.Pattern)
+		}
+		for _, a := range rt.Apps {
+			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(a.Requests), rt.Pattern, a.App, a.Role)
+			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(a.Errors), rt.Pattern, a.App, a.Role)
+			buckets := make(map[float64]uint64, len(latencyBuckets))
+			var cum uint64
+			for i, ub := range latencyBuckets {
+				cum += a.buckets[i]
+				buckets[ub] = cum
+			}
+			ch <- prometheus.MustNewConstHistogram(descLatency, a.timed, a.sum, buckets, rt.Pattern, a.App, a.Role)
+		}
+		if s := rt.Shadow; s != nil {
+			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Matched), rt.Pattern, "match")
+			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Mismatched), rt.Pattern, "mismatch")
+			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Errors), rt.Pattern, "error")
+			ch <- prometheus.MustNewConstMetric(descShadowDropped, prometheus.CounterValue, float64(s.Dropped), rt.Pattern)
+			ch <- prometheus.MustNewConstMetric(descShadowSkipped, prometheus.CounterValue, float64(s.Skipped), rt.Pattern)
+		}
+		if n := rt.NegativeCache; n != nil {
+			ch <- prometheus.MustNewConstMetric(descNegSaved, prometheus.CounterValue, float64(n.Saved), rt.Pattern)
+			ch <- prometheus.MustNewConstMetric(descNegEntries, prometheus.GaugeValue, float64(n.Entries), rt.Pattern)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLedgerOverflow, prometheus.CounterValue, float64(rep.LedgerOverflow))
+}

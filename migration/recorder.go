@@ -1,0 +1,427 @@
+package migration
+
+import (
+	"bufio"
+	"math"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/delegate"
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// Defaults of a Recorder whose options are zero.
+const (
+	DefaultLedgerKeys = 1000
+	DefaultSamples    = 20
+	// SampleBodyLimit is how much of each answer's body a mismatch sample keeps.
+	SampleBodyLimit = 4 << 10
+)
+
+// OverflowPath is the ledger path under which requests are counted once the ledger holds its maximum
+// number of distinct keys.
+const OverflowPath = "(other paths)"
+
+// Latency histogram bucket upper bounds, in seconds (the same as the Prometheus histogram's).
+var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// RouteMeta describes a route to the Recorder: its pattern (as reqinfo records it), stage and apps.
+type RouteMeta struct {
+	Pattern       string
+	Stage         Stage
+	New, Old      string
+	CanaryPercent float64
+}
+
+// RecorderOptions size a Recorder. Zero values mean the defaults.
+type RecorderOptions struct {
+	// LedgerKeys caps the distinct (method, route, path template) keys; further ones share OverflowPath.
+	LedgerKeys int
+	// Samples is the number of mismatch samples kept per route (a ring: newest replace oldest).
+	Samples int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Recorder collects what the migration report shows. It is safe for concurrent use; one belongs to one
+// built gateway.
+type Recorder struct {
+	opts    RecorderOptions
+	started time.Time
+
+	mu     sync.RWMutex
+	routes map[string]*routeStats
+	order  []string
+
+	ledgerMu sync.Mutex
+	ledger   map[ledgerKey]map[string]uint64
+	overflow uint64
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder(opts RecorderOptions) *Recorder {
+	if opts.LedgerKeys <= 0 {
+		opts.LedgerKeys = DefaultLedgerKeys
+	}
+	if opts.Samples <= 0 {
+		opts.Samples = DefaultSamples
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Recorder{opts: opts, started: opts.Now(), routes: map[string]*routeStats{}, ledger: map[ledgerKey]map[string]uint64{}}
+}
+
+type ledgerKey struct{ method, route, path string }
+
+type routeStats struct {
+	meta RouteMeta
+
+	mu       sync.Mutex
+	apps     map[string]*appStats
+	appOrder []string
+
+	compare     CompareOptions
+	compared    uint64
+	matched     uint64
+	shadowErrs  uint64
+	samples     []Mismatch // ring
+	next        int
+	shadowStats func() delegate.ShadowStats
+	negCache    *NegativeCache
+}
+
+type appStats struct {
+	requests, errors uint64
+	buckets          [15]uint64 // len(latencyBuckets)+1, the last is +Inf
+	sum, max         float64
+	timed            uint64
+}
+
+func (a *appStats) observe(status int, d time.Duration, timed bool) {
+	a.requests++
+	if status == 0 || status >= 500 {
+		a.errors++
+	}
+	if !timed {
+		return
+	}
+	s := d.Seconds()
+	a.timed++
+	a.sum += s
+	a.max = math.Max(a.max, s)
+	i := sort.SearchFloat64s(latencyBuckets, s)
+	a.buckets[i]++
+}
+
+// quantile estimates the q-quantile from the histogram, interpolating within the bucket; the open last
+// bucket is bounded by the largest observation.
+func (a *appStats) quantile(q float64) float64 {
+	if a.timed == 0 {
+		return 0
+	}
+	rank := q * float64(a.timed)
+	var cum float64
+	for i, n := range a.buckets {
+		if n == 0 {
+			continue
+		}
+		if cum+float64(n) >= rank {
+			lo := 0.0
+			if i > 0 {
+				lo = latencyBuckets[i-1]
+			}
+			hi := a.max
+			if i < len(latencyBuckets) {
+				hi = math.Min(latencyBuckets[i], a.max)
+			}
+			if hi < lo {
+				hi = lo
+			}
+			return lo + (hi-lo)*(rank-cum)/float64(n)
+		}
+		cum += float64(n)
+	}
+	return a.max
+}
+
+// AddRoute registers a route so it appears in the report before any traffic. Registering a pattern
+// again replaces its description.
+func (r *Recorder) AddRoute(meta RouteMeta) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rs, ok := r.routes[meta.Pattern]; ok {
+		rs.mu.Lock()
+		rs.meta = meta
+		rs.mu.Unlock()
+		return
+	}
+	r.routes[meta.Pattern] = &routeStats{meta: meta, apps: map[string]*appStats{}}
+	r.order = append(r.order, meta.Pattern)
+}
+
+// route returns the stats of pattern, creating an entry for an unregistered one (requests no route
+// claimed are recorded under "").
+func (r *Recorder) route(pattern string) *routeStats {
+	r.mu.RLock()
+	rs := r.routes[pattern]
+	r.mu.RUnlock()
+	if rs != nil {
+		return rs
+	}
+	r.AddRoute(RouteMeta{Pattern: pattern})
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.routes[pattern]
+}
+
+// Record counts one finished request: the route that claimed it, the app that answered, its status (0 for
+// an aborted answer) and its duration. timed=false leaves it out of the latency histogram (protocol
+// switches, whose duration is the connection's).
+func (r *Recorder) Record(method, path string, s reqinfo.Snapshot, status int, d time.Duration, timed bool) {
+	rs := r.route(s.Route)
+	app := s.App
+	if app == "" {
+		app = "(none)"
+	}
+	rs.mu.Lock()
+	as := rs.apps[app]
+	if as == nil {
+		as = &appStats{}
+		rs.apps[app] = as
+		rs.appOrder = append(rs.appOrder, app)
+	}
+	as.observe(status, d, timed)
+	rs.mu.Unlock()
+
+	k := ledgerKey{method: ledgerMethod(method), route: s.Route, path: Template(path)}
+	r.ledgerMu.Lock()
+	counts := r.ledger[k]
+	if counts == nil {
+		if len(r.ledger) >= r.opts.LedgerKeys {
+			r.overflow++
+			k.path = OverflowPath
+			counts = r.ledger[k]
+		}
+		if counts == nil {
+			counts = map[string]uint64{}
+			r.ledger[k] = counts
+		}
+	}
+	counts[app]++
+	r.ledgerMu.Unlock()
+}
+
+// ledgerMethod keeps the standard methods and folds any other into "OTHER", so a client inventing methods
+// cannot grow the ledger.
+func ledgerMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// Template turns a path into a path template for the ledger: segments that look like identifiers (all
+// digits, UUIDs, hex or base64-ish tokens of 16+ characters with a digit, anything over 40 bytes) become
+// {id}. "/orders/42/items/9f8e7d6c5b4a39281706" gives "/orders/{id}/items/{id}".
+func Template(path string) string {
+	if !strings.ContainsAny(path, "0123456789") && len(path) < 256 {
+		return path // fast path: nothing looks like an id
+	}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if looksLikeID(s) {
+			segs[i] = "{id}"
+		}
+	}
+	out := strings.Join(segs, "/")
+	if len(out) > 256 {
+		out = out[:256] + "..."
+	}
+	return out
+}
+
+func looksLikeID(s string) bool {
+	if s == "" {
+		return false
+	}
+	if len(s) > 40 {
+		return true
+	}
+	digits, letters := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			letters++
+		case c == '-' || c == '_':
+		default:
+			return false
+		}
+	}
+	if digits == len(s) {
+		return true
+	}
+	return digits > 0 && len(s) >= 16
+}
+
+// Middleware records every request that passes through it, once it is done, reading the reqinfo record
+// (attaching one when there is none). Place it inside middleware.AccessLog so both see the same record.
+// An aborted answer (a panic passing through) is recorded as an error and re-raised.
+func (r *Recorder) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		info := reqinfo.From(req.Context())
+		if info == nil {
+			req, info = reqinfo.Attach(req)
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		done := false
+		defer func() {
+			status := sw.status
+			if status == 0 && done {
+				status = http.StatusOK // a handler that wrote nothing answered 200
+				if req.Context().Err() != nil {
+					status = 499 // the client went away before an answer
+				}
+			}
+			r.Record(req.Method, req.URL.Path, info.Snapshot(), status, time.Since(start), !sw.hijacked)
+		}()
+		next.ServeHTTP(sw, req)
+		done = true
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status   int
+	hijacked bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code < 100 || code > 199 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+	}
+	return c, rw, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Mismatch is one shadow exchange whose answers differed.
+type Mismatch struct {
+	Time   time.Time `json:"time"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Diff   []string  `json:"diff"`
+	Served Sample    `json:"served"`
+	Shadow Sample    `json:"shadow"`
+}
+
+// Sample is an answer as a mismatch sample keeps it: the body as text, at most SampleBodyLimit bytes.
+type Sample struct {
+	Status    int         `json:"status"`
+	Header    http.Header `json:"header,omitempty"`
+	Body      string      `json:"body"`
+	Truncated bool        `json:"truncated,omitempty"`
+	Error     string      `json:"error,omitempty"`
+	Millis    float64     `json:"ms"`
+}
+
+// ShadowObserver returns the Observe function for the Shadow of route pattern: it compares each exchange
+// with opts and counts matches, keeping mismatches as samples. stats, when non-nil, is read for the
+// report's queue counters (pass the Shadow's Stats).
+func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(delegate.Exchange) {
+	rs := r.route(pattern)
+	rs.mu.Lock()
+	rs.compare = opts
+	rs.mu.Unlock()
+	return func(ex delegate.Exchange) {
+		diff := Compare(ex.Served, ex.Shadow, opts)
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		rs.compared++
+		switch {
+		case ex.Shadow.Err != "":
+			rs.shadowErrs++
+		case len(diff) == 0:
+			rs.matched++
+			return
+		}
+		path := ex.Path
+		if ex.Query != "" {
+			path += "?" + ex.Query
+		}
+		m := Mismatch{Time: r.opts.Now(), Method: ex.Method, Path: path, Diff: diff,
+			Served: sampleAnswer(ex.Served), Shadow: sampleAnswer(ex.Shadow)}
+		if len(rs.samples) < r.opts.Samples {
+			rs.samples = append(rs.samples, m)
+		} else {
+			rs.samples[rs.next] = m
+		}
+		rs.next = (rs.next + 1) % r.opts.Samples
+	}
+}
+
+// AttachShadow makes the report show a Shadow's queue counters for route pattern.
+func (r *Recorder) AttachShadow(pattern string, stats func() delegate.ShadowStats) {
+	rs := r.route(pattern)
+	rs.mu.Lock()
+	rs.shadowStats = stats
+	rs.mu.Unlock()
+}
+
+// AttachNegativeCache makes the report show a NegativeCache's counters for route pattern.
+func (r *Recorder) AttachNegativeCache(pattern string, c *NegativeCache) {
+	rs := r.route(pattern)
+	rs.mu.Lock()
+	rs.negCache = c
+	rs.mu.Unlock()
+}
+
+// sampleAnswer copies an answer for a sample, keeping SampleBodyLimit body bytes (decoded when gzipped)
+// and no Set-Cookie header (session ids do not belong in a report).
+func sampleAnswer(a delegate.Answer) Sample {
+	out := Sample{Status: a.Status, Header: a.Header.Clone(), Truncated: a.Truncated, Error: a.Err,
+		Millis: float64(a.Duration.Microseconds()) / 1000}
+	out.Header.Del("Set-Cookie")
+	body := decoded(a)
+	if len(body) > SampleBodyLimit {
+		body = body[:SampleBodyLimit]
+		out.Truncated = true
+	}
+	out.Body = strings.ToValidUTF8(string(body), "\ufffd")
+	return out
+}
