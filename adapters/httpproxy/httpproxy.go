@@ -14,7 +14,10 @@ package httpproxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -24,6 +27,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/upstream"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // DefaultTimeout is the time an app has to send its response header when neither the app's timeout option
@@ -35,21 +40,26 @@ const DefaultTimeout = 60 * time.Second
 // Options: timeout (time to the response header, then 504; default the gateway's upstream timeout),
 // dial_timeout (default 5s), websocket (allow WebSocket upgrades, default true), host_header
 // ("client", the default, or "upstream"), max_idle_conns (idle keep-alive connections kept, default 256),
-// tls_server_name and tls_insecure_skip_verify (https only).
+// tls_server_name and tls_insecure_skip_verify (https only), h2c (speak HTTP/2 without TLS, by prior
+// knowledge, to an http:// or unix:// app such as a gRPC server; default false; WebSocket upgrades then
+// cannot pass).
 func Kind() adapters.Kind {
 	return adapters.Kind{
-		Schemes: []string{"http", "https", "unix"},
-		Factory: New,
-		Summary: "HTTP/1.1 over TCP or a unix socket",
+		Schemes:       []string{"http", "https", "unix"},
+		Factory:       New,
+		Summary:       "HTTP/1.1 over TCP or a unix socket",
+		MultiInstance: true,
 	}
 }
 
-// Proxy is one HTTP application. It owns its connection pool; Close releases idle connections.
+// Proxy is one HTTP application. It owns its connection pools (one per instance) and, with several
+// instances or health checks, an upstream.Set; Close stops the checks and releases idle connections.
 type Proxy struct {
 	name, upstream string
 	websocket      bool
 	rp             *httputil.ReverseProxy
-	transport      *http.Transport
+	insts          []*instance
+	set            *upstream.Set // nil for one instance without health checks or breaker: the fast path
 }
 
 // New builds the Proxy for t.
@@ -79,9 +89,21 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	h2c, err := o.Bool("h2c", false)
+	if err != nil {
+		return nil, err
+	}
+	if h2c && t.URL.Scheme == "https" {
+		return nil, fmt.Errorf("option h2c=true: h2c is HTTP/2 without TLS; https apps negotiate HTTP/2 themselves")
+	}
+
+	lb, err := upstream.ParseConfig(o)
+	if err != nil {
+		return nil, err
+	}
 
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
+	base := &http.Transport{
 		Proxy:                  nil, // never take HTTP_PROXY from the gateway's environment
 		DialContext:            dialer.DialContext,
 		MaxIdleConns:           0,
@@ -94,41 +116,57 @@ func New(t adapters.Target) (http.Handler, error) {
 		ReadBufferSize:         32 << 10,
 		WriteBufferSize:        32 << 10,
 	}
+	if h2c {
+		base.Protocols = new(http.Protocols)
+		base.Protocols.SetUnencryptedHTTP2(true) // only: every request goes out as HTTP/2 with prior knowledge
+	}
 
-	target := &url.URL{Scheme: t.URL.Scheme, Host: t.URL.Host, Path: t.URL.Path, RawPath: t.URL.RawPath}
-	upstream := t.URL.Host
-	switch t.URL.Scheme {
-	case "http", "https":
-		if t.URL.Host == "" {
-			return nil, fmt.Errorf("no host: expected %s://host:port", t.URL.Scheme)
-		}
-		if t.URL.User != nil {
-			return nil, fmt.Errorf("credentials in the URL are not supported: use a header option or the app's own auth")
-		}
-		if t.URL.Scheme == "https" {
+	urls := t.Instances
+	if len(urls) == 0 {
+		urls = []*url.URL{t.URL}
+	}
+	var tlsConf *tls.Config
+	for _, u := range urls {
+		if u.Scheme == "https" && tlsConf == nil {
 			skip, err := o.Bool("tls_insecure_skip_verify", false)
 			if err != nil {
 				return nil, err
 			}
-			tr.TLSClientConfig = &tls.Config{ServerName: o.String("tls_server_name", ""), InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}
+			tlsConf = &tls.Config{ServerName: o.String("tls_server_name", ""), InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}
 		}
-	case "unix":
-		if t.URL.Host != "" || t.URL.Path == "" {
-			return nil, fmt.Errorf("expected unix:///absolute/path.sock")
-		}
-		sock := t.URL.Path
-		upstream = "unix:" + sock
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "unix", sock)
-		}
-		target = &url.URL{Scheme: "http", Host: "localhost"}
 	}
-	if strings.HasSuffix(target.Path, "/") {
-		target.Path = strings.TrimSuffix(target.Path, "/")
+	insts := make([]*instance, len(urls))
+	for i, u := range urls {
+		in, err := newInstance(u, base, dialer, tlsConf)
+		if err != nil {
+			if len(urls) > 1 {
+				return nil, fmt.Errorf("instance %q: %v", u.String(), err)
+			}
+			return nil, err
+		}
+		if i > 0 && in.path != insts[0].path {
+			return nil, fmt.Errorf("instance %q has path %q but %q has %q: all instances must share the path prefix", u.String(), in.path, urls[0].String(), insts[0].path)
+		}
+		insts[i] = in
 	}
+	target := &url.URL{Scheme: insts[0].scheme, Host: insts[0].host, Path: insts[0].path}
 
-	p := &Proxy{name: t.Raw, upstream: upstream, websocket: websocket, transport: tr}
+	p := &Proxy{name: t.Raw, upstream: insts[0].upstream, websocket: websocket, insts: insts}
 	logger := t.Logger
+	var rt http.RoundTripper = insts[0].tr
+	if len(insts) > 1 || lb.HealthPath != "" || lb.Breaker {
+		addrs := make([]string, len(insts))
+		for i, in := range insts {
+			addrs[i] = in.addr
+		}
+		probe := func(ctx context.Context, ui *upstream.Instance) error {
+			return insts[ui.Index()].probe(ctx, lb.HealthPath, lb.HealthStatus)
+		}
+		if p.set, err = upstream.New(t.Raw, addrs, lb, probe, logger); err != nil {
+			return nil, err
+		}
+		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Raw}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -137,13 +175,96 @@ func New(t adapters.Target) (http.Handler, error) {
 			}
 			setForwarded(pr)
 		},
-		Transport:  tr,
-		BufferPool: bufferPool{},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			adapters.Fail(w, r, logger, p.name, p.upstream, err)
-		},
+		Transport:    rt,
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.fail(logger),
 	}
 	return p, nil
+}
+
+// instance is one upstream of a Proxy: its own connection pool and where requests to it go.
+type instance struct {
+	addr     string // as configured, for health reports
+	upstream string // "10.0.0.1:8000" or "unix:/run/app.sock", for logs
+	scheme   string // of the outbound request URL
+	host     string // of the outbound request URL
+	path     string // base path prefix, without a trailing slash
+	tr       *http.Transport
+}
+
+// newInstance checks u and builds its transport from base.
+func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *tls.Config) (*instance, error) {
+	in := &instance{addr: u.String(), upstream: u.Host, scheme: u.Scheme, host: u.Host, path: strings.TrimSuffix(u.Path, "/"), tr: base.Clone()}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("no host: expected %s://host:port", u.Scheme)
+		}
+		if u.User != nil {
+			return nil, fmt.Errorf("credentials in the URL are not supported: use a header option or the app's own auth")
+		}
+		if u.Scheme == "https" {
+			in.tr.TLSClientConfig = tlsConf.Clone()
+		}
+	case "unix":
+		if u.Host != "" || u.Path == "" {
+			return nil, fmt.Errorf("expected unix:///absolute/path.sock")
+		}
+		sock := u.Path
+		in.upstream = "unix:" + sock
+		in.tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", sock)
+		}
+		in.scheme, in.host, in.path = "http", "localhost", ""
+	default:
+		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
+	}
+	return in, nil
+}
+
+// probe is one active health check: GET path (as is, not under the instance's base path) with the
+// instance's own host as Host; healthy when the status is in want. The body is drained (bounded) so the
+// connection can be reused.
+func (in *instance) probe(ctx context.Context, path string, want upstream.StatusSet) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.scheme+"://"+in.host+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "switchyard-health-check")
+	resp, err := in.tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if !want.Match(resp.StatusCode) {
+		return fmt.Errorf("health check %s answered %d", path, resp.StatusCode)
+	}
+	return nil
+}
+
+// fail is the ReverseProxy error handler: 503 when no instance could be tried, else the usual mapping
+// (502, 504, 413, nothing for a client that left), one log line naming the instance and the cause.
+func (p *Proxy) fail(logger *slog.Logger) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		up := p.upstream
+		var ie *instanceError
+		if errors.As(err, &ie) {
+			up = ie.upstream
+		}
+		var nie *upstream.NoInstanceError
+		if errors.As(err, &nie) {
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.LogAttrs(r.Context(), slog.LevelError, "upstream request failed: no instance available",
+				slog.String("app", p.name), slog.String("upstream", "(all instances)"), slog.Int("status", http.StatusServiceUnavailable),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()))
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+			return
+		}
+		adapters.Fail(w, r, logger, p.name, up, err)
+	}
 }
 
 // setForwarded sets X-Forwarded-For/-Host/-Proto. ReverseProxy has already removed the client's values from
@@ -185,15 +306,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.Clone(r.Context())
 		r.Header.Del("Upgrade")
 	}
+	if p.set == nil {
+		reqinfo.From(r.Context()).SetUpstream(p.upstream)
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
-// Upstream is the address the proxy connects to ("127.0.0.1:8000" or "unix:/run/app.sock").
+// Health reports each instance's state (adapters.HealthReporter). A single instance without health
+// checks or breaker is reported healthy and not Known.
+func (p *Proxy) Health() []adapters.InstanceHealth {
+	if p.set != nil {
+		return p.set.Health()
+	}
+	return []adapters.InstanceHealth{{Address: p.insts[0].addr, Healthy: true}}
+}
+
+// Upstream is the address of the first instance ("127.0.0.1:8000" or "unix:/run/app.sock").
 func (p *Proxy) Upstream() string { return p.upstream }
 
 // Close closes idle pooled connections. Requests in flight finish on their own connections.
 func (p *Proxy) Close() error {
-	p.transport.CloseIdleConnections()
+	if p.set != nil {
+		_ = p.set.Close()
+	}
+	for _, in := range p.insts {
+		in.tr.CloseIdleConnections()
+	}
 	return nil
 }
 

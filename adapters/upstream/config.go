@@ -1,0 +1,186 @@
+package upstream
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+)
+
+// Config is the behaviour of a Set, read from an app's options by ParseConfig. The zero value is not
+// meaningful: start from ParseConfig (with empty options it gives the defaults).
+type Config struct {
+	// Policy picks an instance: "round_robin" (default), "least_requests", "p2c", "hash" or "first".
+	Policy string
+	// HashKey is what the hash policy hashes (required for it, unused otherwise).
+	HashKey HashKey
+
+	// Retries is how many times a failed attempt may be sent again to another instance (default 2).
+	Retries int
+	// RetryBudgetPercent caps retries at this share of requests over the budget window (default 20).
+	RetryBudgetPercent int
+	// RetryBudgetMin is the number of retries per window always allowed on top of the share (default 10).
+	RetryBudgetMin int
+
+	// MaxFails consecutive failures eject an instance for FailTimeout (default 1; 0 disables ejection).
+	MaxFails int
+	// FailTimeout is how long an ejected instance is skipped before one trial request (default 10s).
+	FailTimeout time.Duration
+	// FailOn5xx counts 5xx responses as failures (for ejection and the breaker), not only connection errors
+	// and timeouts (default false).
+	FailOn5xx bool
+
+	// HealthPath enables active health checks: each instance gets a GET of this path every HealthInterval.
+	HealthPath string
+	// HealthInterval is the time between two checks (default 5s).
+	HealthInterval time.Duration
+	// HealthTimeout bounds one check (default the smaller of 2s and HealthInterval).
+	HealthTimeout time.Duration
+	// HealthStatus is the set of statuses a check accepts (default 2xx).
+	HealthStatus StatusSet
+	// HealthyThreshold consecutive passing checks bring an instance back (default 1).
+	HealthyThreshold int
+	// UnhealthyThreshold consecutive failing checks take an instance out (default 1, so a dead instance
+	// receives no traffic for longer than one interval).
+	UnhealthyThreshold int
+
+	// Breaker enables a circuit breaker per instance.
+	Breaker bool
+	// BreakerFailures consecutive failures open the breaker (default 5).
+	BreakerFailures int
+	// BreakerTimeout is how long an open breaker stays open before going half-open (default 30s).
+	BreakerTimeout time.Duration
+	// BreakerHalfOpen is how many trial requests a half-open breaker lets through (default 1).
+	BreakerHalfOpen int
+}
+
+// Policies lists the accepted values of the lb option.
+var Policies = []string{"round_robin", "least_requests", "p2c", "hash", "first"}
+
+// ParseConfig takes the balancing options from o: lb, hash_key, retries, retry_budget, retry_budget_min,
+// max_fails, fail_timeout, fail_on_5xx, health_path, health_interval, health_timeout, health_status,
+// healthy_threshold, unhealthy_threshold, breaker, breaker_failures, breaker_timeout, breaker_half_open.
+// Errors name the option and what was expected.
+func ParseConfig(o *adapters.Options) (Config, error) {
+	var c Config
+	var errs []string
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	var err error
+	c.Policy = o.String("lb", "round_robin")
+	valid := false
+	for _, p := range Policies {
+		valid = valid || p == c.Policy
+	}
+	if !valid {
+		errs = append(errs, fmt.Sprintf("option lb=%q: expected one of %s", c.Policy, strings.Join(Policies, ", ")))
+	}
+	if hk := o.String("hash_key", ""); hk != "" || c.Policy == "hash" {
+		c.HashKey, err = ParseHashKey(hk)
+		check(err)
+		if err == nil && c.Policy != "hash" {
+			errs = append(errs, "option hash_key only applies to lb=hash")
+		}
+	}
+	c.Retries, err = o.Int("retries", 2, 0, 10)
+	check(err)
+	c.RetryBudgetPercent, err = o.Int("retry_budget", 20, 0, 1000)
+	check(err)
+	c.RetryBudgetMin, err = o.Int("retry_budget_min", 10, 0, 1<<20)
+	check(err)
+	c.MaxFails, err = o.Int("max_fails", 1, 0, 1000)
+	check(err)
+	c.FailTimeout, err = o.Duration("fail_timeout", 10*time.Second)
+	check(err)
+	c.FailOn5xx, err = o.Bool("fail_on_5xx", false)
+	check(err)
+
+	c.HealthPath = o.String("health_path", "")
+	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
+		errs = append(errs, fmt.Sprintf("option health_path=%q: expected an absolute path such as /healthz", c.HealthPath))
+	}
+	c.HealthInterval, err = o.Duration("health_interval", 5*time.Second)
+	check(err)
+	if c.HealthInterval < time.Millisecond {
+		errs = append(errs, "option health_interval: expected at least 1ms")
+	}
+	c.HealthTimeout, err = o.Duration("health_timeout", min(2*time.Second, c.HealthInterval))
+	check(err)
+	if c.HealthTimeout <= 0 {
+		errs = append(errs, "option health_timeout: expected a positive duration")
+	}
+	c.HealthStatus, err = ParseStatusSet(o.String("health_status", "2xx"))
+	check(err)
+	c.HealthyThreshold, err = o.Int("healthy_threshold", 1, 1, 100)
+	check(err)
+	c.UnhealthyThreshold, err = o.Int("unhealthy_threshold", 1, 1, 100)
+	check(err)
+	if c.HealthPath == "" {
+		for _, k := range []string{"health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"} {
+			if o.Has(k) {
+				errs = append(errs, fmt.Sprintf("option %s needs health_path", k))
+			}
+		}
+	}
+
+	c.Breaker, err = o.Bool("breaker", false)
+	check(err)
+	c.BreakerFailures, err = o.Int("breaker_failures", 5, 1, 1<<20)
+	check(err)
+	c.BreakerTimeout, err = o.Duration("breaker_timeout", 30*time.Second)
+	check(err)
+	c.BreakerHalfOpen, err = o.Int("breaker_half_open", 1, 1, 1<<16)
+	check(err)
+	if !c.Breaker {
+		for _, k := range []string{"breaker_failures", "breaker_timeout", "breaker_half_open"} {
+			if o.Has(k) {
+				errs = append(errs, fmt.Sprintf("option %s needs breaker=true", k))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// StatusSet is a set of HTTP statuses written as a comma-separated list of codes ("200") and classes
+// ("2xx"); the zero value accepts nothing.
+type StatusSet struct {
+	codes   map[int]bool
+	classes [6]bool
+}
+
+// ParseStatusSet parses "2xx", "200,204", "2xx,301".
+func ParseStatusSet(s string) (StatusSet, error) {
+	var set StatusSet
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if len(f) == 3 && f[0] >= '1' && f[0] <= '5' && strings.EqualFold(f[1:], "xx") {
+			set.classes[f[0]-'0'] = true
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 100 || n > 599 || len(f) != 3 {
+			return StatusSet{}, fmt.Errorf("option health_status=%q: expected statuses such as 200 or classes such as 2xx, separated by commas", s)
+		}
+		if set.codes == nil {
+			set.codes = map[int]bool{}
+		}
+		set.codes[n] = true
+	}
+	return set, nil
+}
+
+// Match reports whether status is in the set.
+func (s StatusSet) Match(status int) bool {
+	if status >= 100 && status < 600 && s.classes[status/100] {
+		return true
+	}
+	return s.codes[status]
+}
