@@ -51,9 +51,13 @@ func TestH2COptionSpeaksHTTP2ToTheApp(t *testing.T) {
 			up.Start()
 			defer up.Close()
 
-			front := httptest.NewServer(buildApp(t, up.URL+tt.option))
+			// The client side speaks HTTP/2 over TLS, as a gRPC client would: HTTP/1.1 cannot carry
+			// trailers on a response whose length the app declared.
+			front := httptest.NewUnstartedServer(buildApp(t, up.URL+tt.option))
+			front.EnableHTTP2 = true
+			front.StartTLS()
 			defer front.Close()
-			resp, err := http.Get(front.URL + "/rpc")
+			resp, err := front.Client().Get(front.URL + "/rpc")
 			if err != nil {
 				t.Fatal(err)
 			}
