@@ -18,12 +18,14 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v10"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	// HTTP/1.1) on Addr, and re-reads them on every configuration reload.
 	TLSCert string `env:"GATEWAY_TLS_CERT" yaml:"tls_cert"`
 	TLSKey  string `env:"GATEWAY_TLS_KEY" yaml:"tls_key"`
+	// Stage is the migration stage of the primary/delegate pair, the primary being the new app and the
+	// first delegate the old one: "legacy", "shadow", "canary?canary=10", "primary" or "retired", optionally
+	// with the other migration keys after a '?' (see migration.ParsePairStage); "" means no migration.
+	Stage string `env:"GATEWAY_STAGE" yaml:"stage"`
 }
 
 // Defaults returns the built-in configuration.
@@ -156,6 +162,16 @@ type fileRoute struct {
 	Pattern string            `yaml:"pattern"`
 	App     string            `yaml:"app"`
 	Options map[string]string `yaml:"options"`
+	// Migration keys (see package migration): folded into the app's options, the environment form.
+	Old              string   `yaml:"old"`
+	Stage            string   `yaml:"stage"`
+	CanaryPercent    *float64 `yaml:"canary_percent"`
+	Sticky           string   `yaml:"sticky"`
+	ShadowMethods    []string `yaml:"shadow_methods"`
+	ShadowIgnore     []string `yaml:"shadow_ignore"`
+	ShadowHeaders    []string `yaml:"shadow_headers"`
+	NegativeCache    int      `yaml:"negative_cache"`
+	NegativeCacheTTL string   `yaml:"negative_cache_ttl"`
 }
 
 func applyFile(cfg *Config, path string, data []byte) error {
@@ -170,6 +186,9 @@ func applyFile(cfg *Config, path string, data []byte) error {
 	}
 	for i, r := range m.Routes {
 		app := r.App
+		if err := foldMigrationKeys(&r); err != nil {
+			return fmt.Errorf("GATEWAY_CONFIG=%q: routes[%d]: %v", path, i, err)
+		}
 		if len(r.Options) > 0 {
 			q := make([]string, 0, len(r.Options))
 			for k, v := range r.Options {
@@ -185,6 +204,38 @@ func applyFile(cfg *Config, path string, data []byte) error {
 		cfg.Routes = append(cfg.Routes, RouteSpec{Pattern: r.Pattern, App: app, Source: fmt.Sprintf("routes[%d] in %s", i, path)})
 	}
 	return nil
+}
+
+// foldMigrationKeys moves a file route's migration keys into its app options, the form the environment
+// uses (GATEWAY_ROUTES='/shop/=http://new:3000?stage=canary&canary=10&old=...'), so both forms are
+// validated and built by the same code.
+func foldMigrationKeys(r *fileRoute) error {
+	set := func(key, val string) error {
+		if val == "" {
+			return nil
+		}
+		if r.Options == nil {
+			r.Options = map[string]string{}
+		}
+		if _, dup := r.Options[key]; dup {
+			return fmt.Errorf("%s is given both as a route key and in options", key)
+		}
+		r.Options[key] = val
+		return nil
+	}
+	canary := ""
+	if r.CanaryPercent != nil {
+		canary = strconv.FormatFloat(*r.CanaryPercent, 'f', -1, 64)
+	}
+	negative := ""
+	if r.NegativeCache != 0 {
+		negative = strconv.Itoa(r.NegativeCache)
+	}
+	return errors.Join(
+		set("old", r.Old), set("stage", r.Stage), set("canary", canary), set("sticky", r.Sticky),
+		set("shadow_methods", strings.Join(r.ShadowMethods, ",")), set("shadow_ignore", strings.Join(r.ShadowIgnore, ",")),
+		set("shadow_headers", strings.Join(r.ShadowHeaders, ",")), set("negative_cache", negative),
+		set("negative_cache_ttl", r.NegativeCacheTTL))
 }
 
 // applyEnv parses the environment into a fresh Config and copies over only the variables that are set, so
@@ -276,7 +327,16 @@ func Validate(c Config) Errors {
 		seen[p] = r.String()
 		if !schemeStart.MatchString(r.App) {
 			errs = append(errs, fmt.Errorf("%s: route %q: app %q is not a URL: expected e.g. http://127.0.0.1:3000", src, r.String(), r.App))
+		} else if u, err := url.Parse(strings.TrimSpace(r.App)); err == nil {
+			if _, err := migration.ParseSpecQuery(u.RawQuery, false); err != nil {
+				errs = append(errs, fmt.Errorf("%s: route %q: %s", src, r.Pattern, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			}
 		}
+	}
+	if st, err := migration.ParsePairStage(c.Stage); err != nil {
+		errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: %s", c.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
+	} else if st.Stage != migration.StageNone && (c.Primary == "" || len(c.Delegates) == 0) {
+		errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: a stage needs GATEWAY_PRIMARY (the new app) and GATEWAY_DELEGATES (the first is the old app)", c.Stage))
 	}
 	if c.MaxHeaderSize < 1024 || c.MaxHeaderSize > 16<<20 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxHeaderSize))
