@@ -105,7 +105,9 @@ func portOf(t *testing.T, what, addr string) int {
 }
 
 // frontDefaultPort is the port of the binary's default GATEWAY_ADDR.
-func frontDefaultPort(t *testing.T) int { return portOf(t, "config.Defaults().Addr", config.Defaults().Addr) }
+func frontDefaultPort(t *testing.T) int {
+	return portOf(t, "config.Defaults().Addr", config.Defaults().Addr)
+}
 
 // adminPort returns the admin listener's default port: from config.Defaults() when the binary has one, else
 // the documented adminDefaultPort.

@@ -292,7 +292,7 @@ func TestShellWords(t *testing.T) {
 	}
 }
 
-// shellQuote quotes w for a POSIX shell (single quotes, ' as '\'').
+// shellQuote quotes w for a POSIX shell: in single quotes, each quote closed, escaped and reopened.
 func shellQuote(w string) string { return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'" }
 
 // FuzzShellWords checks that shellWords never panics and that any words, quoted and joined, split back into
