@@ -12,13 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/middleware"
+	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/reqinfo"
 	"github.com/switchyard/switchyard/router"
 )
@@ -31,6 +35,9 @@ type RouteInfo struct {
 	StripPrefix bool   `json:"strip_prefix"`
 	Cascade     bool   `json:"cascade"`
 	Source      string `json:"source"`
+	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
+	Stage string `json:"stage,omitempty"`
+	Old   string `json:"old,omitempty"`
 }
 
 // Gateway is a built configuration.
@@ -46,8 +53,14 @@ type Gateway struct {
 	Apps []BuiltApp
 	// Admin holds extra admin endpoints contributed by components (path to handler, e.g.
 	// "/api/migration"); the admin listener mounts them next to its own.
-	Admin   map[string]http.Handler
-	closers []io.Closer
+	Admin map[string]http.Handler
+	// Collectors are Prometheus collectors contributed by components (the migration report's numbers), for
+	// the admin listener to register in its private registry.
+	Collectors []prometheus.Collector
+	// Migration records the cascade ledger, shadow comparisons and per-app numbers behind the migration
+	// report (also served at Admin["/api/migration"] and Admin["/migration"]).
+	Migration *migration.Recorder
+	closers   []io.Closer
 }
 
 // BuiltApp is one application of a Gateway.
@@ -76,7 +89,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &Gateway{Admin: map[string]http.Handler{}}
+	rec := migration.NewRecorder(migration.RecorderOptions{})
+	g := &Gateway{Admin: map[string]http.Handler{
+		"/api/migration": rec.JSONHandler(),
+		"/migration":     rec.PageHandler(),
+	}, Collectors: []prometheus.Collector{rec.Collector()}, Migration: rec}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -84,6 +101,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	}()
 	var errs config.Errors
 
+	var spec migration.Spec // the migration keys of the app built last with takeRouteOpts
 	build := func(source, raw, mount string, takeRouteOpts bool) (h http.Handler, kind adapters.Kind, strip, cascade bool, err error) {
 		t, kind, err := opts.Registry.Parse(raw)
 		if err != nil {
@@ -92,6 +110,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		t.Mount = mount
 		t.DefaultTimeout = time.Duration(cfg.UpstreamTimeout)
 		if takeRouteOpts {
+			if spec, err = migration.ParseSpec(func(k string) (string, bool) {
+				return t.Options.String(k, ""), t.Options.Has(k)
+			}, false); err != nil {
+				return nil, kind, false, false, fmt.Errorf("%s: app %q: %s", source, raw, strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
 			if strip, err = t.Options.Bool("strip_prefix", false); err != nil {
 				return nil, kind, false, false, fmt.Errorf("%s: app %q: %v", source, raw, err)
 			}
@@ -145,9 +168,34 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		}
 		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
 	}
+	// chainOf always builds a Cascade, which records the app it tries in reqinfo even for one app (the
+	// migration ledger reads it).
+	chainOf := func(apps []delegate.App) http.Handler {
+		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
+	}
+	compose := func(pattern string, s migration.Spec, newApp delegate.App, old []delegate.App) http.Handler {
+		h, c := rec.Compose(migration.Composition{Pattern: pattern, Spec: s, New: newApp, Old: old,
+			Cascade: chainOf, ShadowBodyLimit: bodyLimit, Logger: logger})
+		if c != nil {
+			g.closers = append([]io.Closer{c}, g.closers...) // stop shadow copies before the apps' pools
+		}
+		return h
+	}
 	var fallback http.Handler
 	if len(chain) > 0 {
-		fallback = annotate("*", &delegate.Cascade{Apps: chain, Pass: pass, BodyLimit: bodyLimit, Logger: logger})
+		pairSpec, err := migration.ParsePairStage(cfg.Stage)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: %s", cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
+			fallback = annotate("*", compose("*", pairSpec, chain[0], chain[1:]))
+			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), chain[1].Name
+		case pairSpec.Stage != migration.StageNone:
+			errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: a stage needs GATEWAY_PRIMARY (the new app) and GATEWAY_DELEGATES (the first is the old app)", cfg.Stage))
+		default:
+			rec.AddRoute(migration.RouteMeta{Pattern: "*"})
+			fallback = annotate("*", chainOf(chain))
+		}
 	}
 
 	var routes []router.Route
@@ -168,11 +216,32 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			continue
 		}
 		g.Apps = append(g.Apps, BuiltApp{Name: rs.App, Handler: h, Role: "route", Pattern: p.String()})
-		if cascade {
+		info := RouteInfo{Pattern: p.String(), App: rs.App, Kind: k.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
+		if routeSpec := spec; routeSpec.Stage != migration.StageNone {
+			var old []delegate.App
+			if routeSpec.Old != "" {
+				oh, _, _, _, err := build(rs.Source+" (old)", routeSpec.Old, mount, false)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				g.Apps = append(g.Apps, BuiltApp{Name: routeSpec.Old, Handler: oh, Role: "route", Pattern: p.String()})
+				old = append(old, delegate.App{Name: routeSpec.Old, Handler: oh})
+			}
+			if cascade {
+				old = append(old, chain...)
+			}
+			h = compose(p.String(), routeSpec, delegate.App{Name: rs.App, Handler: h}, old)
+			info.Stage, info.Old = stageText(routeSpec), routeSpec.Old
+		} else if cascade {
 			h = cascadeOf(append([]delegate.App{{Name: rs.App, Handler: h}}, chain...))
+			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
+		} else {
+			h = chainOf([]delegate.App{{Name: rs.App, Handler: h}})
+			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
 		}
 		routes = append(routes, router.Route{Pattern: p, Handler: annotate(p.String(), h), StripPrefix: strip})
-		routeInfos = append(routeInfos, RouteInfo{Pattern: p.String(), App: rs.App, Kind: k.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source})
+		routeInfos = append(routeInfos, info)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -189,12 +258,20 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var inner http.Handler = front
+	var inner http.Handler = rec.Middleware(front)
 	if opts.Observe != nil {
-		inner = opts.Observe(front)
+		inner = opts.Observe(inner)
 	}
 	g.Handler = middleware.RequestID()(middleware.AccessLog(logger)(inner))
 	return g, nil
+}
+
+// stageText prints a stage for the route table: "canary 10%" carries its share.
+func stageText(s migration.Spec) string {
+	if s.Stage == migration.StageCanary {
+		return fmt.Sprintf("canary %s%%", strconv.FormatFloat(s.CanaryPercent, 'f', -1, 64))
+	}
+	return string(s.Stage)
 }
 
 // annotate records in reqinfo which route claimed the request.
