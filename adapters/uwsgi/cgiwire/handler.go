@@ -140,6 +140,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done     chan struct{}
 	)
 	if body != nil {
+		if req == r {
+			// The body is still coming from the client while the answer may already go out: without full
+			// duplex, net/http's HTTP/1 server blocks writing the response head until our pending body
+			// read returns. HTTP/2 is always full duplex and reports ErrNotSupported.
+			_ = http.NewResponseController(w).EnableFullDuplex()
+		}
 		// The body goes in its own goroutine so an app that answers before reading all of it cannot
 		// deadlock against us.
 		done = make(chan struct{})
