@@ -10,7 +10,8 @@
 //
 // Options (in the APP URL's query):
 //
-//	timeout=60s        wait for the response head, counted from the start of the request (0: none) -> 504
+//	timeout=60s        wait for the response head, counted from the start of the request and so including
+//	                   the upload (0: none) -> 504; defaults to the gateway's upstream timeout
 //	dial_timeout=5s    wait for the connection -> 504; a refused connection -> 502
 //	param.NAME=value   send NAME=value with every request, overriding a derived variable of that name
 //	                   (e.g. param.UWSGI_APPID=site); CONTENT_LENGTH cannot be set

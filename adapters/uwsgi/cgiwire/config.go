@@ -23,7 +23,8 @@ import (
 
 // Defaults for the options every cgiwire adapter takes.
 const (
-	// DefaultTimeout bounds the wait from the start of a request to the app's response head.
+	// DefaultTimeout bounds the wait from the start of a request to the app's response head when neither
+	// the timeout option nor the gateway's upstream timeout says otherwise.
 	DefaultTimeout = 60 * time.Second
 	// DefaultDialTimeout bounds connecting to the app.
 	DefaultDialTimeout = 5 * time.Second
@@ -61,7 +62,8 @@ func (c Config) Upstream() string {
 
 // ParseTarget reads t's address and takes the options every cgiwire adapter understands:
 //
-//	timeout=60s        wait for the response head (0 disables); a slow app gets 504
+//	timeout=60s        wait for the response head (0 disables); a slow app gets 504. The default is the
+//	                   gateway's upstream timeout (t.DefaultTimeout) when set, else DefaultTimeout
 //	dial_timeout=5s    wait for the connection; a timeout gets 504, a refused connection 502
 //	param.NAME=value   send NAME=value with every request (repeatable with different names)
 //
@@ -97,7 +99,11 @@ func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, 
 		opts = &adapters.Options{}
 	}
 	var err error
-	if c.Timeout, err = opts.Duration("timeout", DefaultTimeout); err != nil {
+	def := DefaultTimeout
+	if t.DefaultTimeout > 0 {
+		def = t.DefaultTimeout
+	}
+	if c.Timeout, err = opts.Duration("timeout", def); err != nil {
 		return c, err
 	}
 	if c.DialTimeout, err = opts.Duration("dial_timeout", DefaultDialTimeout); err != nil {
