@@ -3,6 +3,7 @@
 //
 //	gateway           serve (the built-in demo when no application is configured)
 //	gateway check     validate the configuration and print the route table, without serving
+//	gateway report    print the migration report of a running gateway (its admin listener)
 //	gateway version   print the version
 package main
 
@@ -49,6 +50,8 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 	case "check":
+	case "report":
+		return report(environ, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "gateway", versionString())
 		return 0
@@ -249,9 +252,15 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
 	fmt.Fprintf(w, "listen %s\n\n", cfg.Addr)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATTERN\tAPP\tKIND\tSTRIP\tCASCADE\tFROM")
+	fmt.Fprintln(tw, "PATTERN\tAPP\tKIND\tSTRIP\tCASCADE\tSTAGE\tFROM")
 	for _, r := range g.Routes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\n", r.Pattern, r.App, r.Kind, r.StripPrefix, r.Cascade, r.Source)
+		stage := r.Stage
+		if stage == "" {
+			stage = "-"
+		} else if r.Old != "" {
+			stage += " (old " + r.Old + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\n", r.Pattern, r.App, r.Kind, r.StripPrefix, r.Cascade, stage, r.Source)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npass statuses %v, cascade body limit %s, max body %s, max header %s\n",
@@ -273,10 +282,11 @@ func versionString() string {
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `usage: gateway [serve|check|version]
+	fmt.Fprintf(w, `usage: gateway [serve|check|report|version]
 
   serve    serve on GATEWAY_ADDR (default :8080); with no application configured, the built-in demo
   check    validate the configuration and print the resolved route table without serving
+  report   print the migration report of a running gateway (from GATEWAY_ADMIN_ADDR)
   version  print the version
 
 Configuration comes from GATEWAY_* variables (%s)

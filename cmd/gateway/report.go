@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/migration"
+)
+
+// report fetches http://ADMIN/api/migration from a running gateway and prints it as tables. ADMIN is the
+// configured GATEWAY_ADMIN_ADDR (file or environment), 127.0.0.1:9901 by default.
+func report(environ []string, stdout, stderr io.Writer) int {
+	env := config.Environ(environ)
+	addr := config.Defaults().AdminAddr
+	if cfg, err := config.Load(env, nil); err == nil {
+		addr = cfg.AdminAddr
+	} else if v, ok := env["GATEWAY_ADMIN_ADDR"]; ok {
+		addr = v // the rest of the configuration may be for another gateway: the address is all we need
+	}
+	if addr == "" {
+		fmt.Fprintln(stderr, "gateway report: GATEWAY_ADMIN_ADDR is empty: the admin listener is off, so there is no report to read")
+		return 2
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	url := "http://" + addr + "/api/migration"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway report: cannot reach the admin listener (GATEWAY_ADMIN_ADDR=%s): %v\n", addr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "gateway report: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	var rep migration.Report
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&rep); err != nil {
+		fmt.Fprintf(stderr, "gateway report: %s: not a migration report: %v\n", url, err)
+		return 1
+	}
+	printReport(stdout, rep)
+	return 0
+}
+
+func printReport(w io.Writer, rep migration.Report) {
+	fmt.Fprintf(w, "migration report, %s (counting since %s)\n\n", rep.Generated.Format(time.RFC3339), rep.Since.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ROUTE\tSTAGE\tAPP\tROLE\tREQUESTS\tERRORS\tP50\tP99\tNEW SHARE\tSHADOW MATCH\t")
+	for _, r := range rep.Routes {
+		stage := r.Stage
+		if r.Stage == string(migration.StageCanary) {
+			stage = fmt.Sprintf("canary %g%%", r.CanaryPercent)
+		}
+		share, match := "-", "-"
+		if r.New != "" {
+			share = fmt.Sprintf("%.1f%%", r.NewShare*100)
+		}
+		if r.Shadow != nil {
+			match = fmt.Sprintf("%.1f%% of %d", r.Shadow.MatchRate*100, r.Shadow.Compared)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t(all)\t\t%d\t%.1f%%\t\t\t%s\t%s\t\n", r.Pattern, stage, r.Requests, r.ErrorRate*100, share, match)
+		for _, a := range r.Apps {
+			fmt.Fprintf(tw, "\t\t%s\t%s\t%d\t%.1f%%\t%.1fms\t%.1fms\t\t\t\n", a.App, a.Role, a.Requests, a.ErrorRate*100, a.P50ms, a.P99ms)
+		}
+	}
+	tw.Flush()
+	for _, r := range rep.Routes {
+		if r.NegativeCache != nil {
+			fmt.Fprintf(w, "\n%s negative cache: %d round trips saved, %d paths held\n", r.Pattern, r.NegativeCache.Saved, r.NegativeCache.Entries)
+		}
+		if r.Shadow == nil {
+			continue
+		}
+		s := r.Shadow
+		fmt.Fprintf(w, "\n%s shadow: %d compared, %d matched, %d mismatched, %d errors, %d dropped, %d skipped\n",
+			r.Pattern, s.Compared, s.Matched, s.Mismatched, s.Errors, s.Dropped, s.Skipped)
+		for i, m := range s.Mismatches {
+			if i == 5 {
+				fmt.Fprintf(w, "  ... %d more on the /migration page\n", len(s.Mismatches)-i)
+				break
+			}
+			fmt.Fprintf(w, "  %s %s\n", m.Method, m.Path)
+			for _, d := range m.Diff {
+				fmt.Fprintf(w, "    %s\n", d)
+			}
+		}
+	}
+	if len(rep.Ledger) > 0 {
+		fmt.Fprintln(w, "\nledger (which app answered):")
+		lw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(lw, "METHOD\tROUTE\tPATH\tREQUESTS\tANSWERED BY")
+		for i, l := range rep.Ledger {
+			if i == 30 {
+				fmt.Fprintf(lw, "...\t\t%d more rows\t\t\n", len(rep.Ledger)-i)
+				break
+			}
+			var by []string
+			for app, n := range l.Answers {
+				by = append(by, fmt.Sprintf("%s: %d", app, n))
+			}
+			sortStrings(by)
+			fmt.Fprintf(lw, "%s\t%s\t%s\t%d\t%s\n", l.Method, l.Route, l.Path, l.Total, strings.Join(by, ", "))
+		}
+		lw.Flush()
+	}
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
