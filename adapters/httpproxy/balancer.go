@@ -11,8 +11,9 @@ import (
 )
 
 // balancer is the RoundTripper of an app with several instances (or health checks, or a breaker): each
-// attempt goes to the instance the Set picks, and an idempotent request whose attempt failed before
-// anything of its body was sent is retried on another instance, within the retry count and budget.
+// attempt goes to the instance the Set picks. A request whose attempt got a dial error, and an idempotent
+// request whose connection failed before anything of its body was sent, is retried on another instance,
+// within the retry count and budget.
 type balancer struct {
 	set     *upstream.Set
 	insts   []*instance // by upstream.Instance.Index
@@ -44,7 +45,8 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := reqinfo.From(ctx)
 	budget := b.set.Budget()
 	budget.Request()
-	retry := b.retries > 0 && len(b.insts) > 1 && upstream.Idempotent(req)
+	retry := b.retries > 0 && len(b.insts) > 1
+	idempotent := upstream.Idempotent(req)
 	var guard *upstream.BodyGuard
 	if retry && req.Body != nil && req.Body != http.NoBody {
 		guard = upstream.NewBodyGuard(req.Body)
@@ -90,7 +92,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if body != nil {
 			consumed = body.Detach()
 		}
-		if !retry || n > b.retries || !upstream.Retryable(ctx, err, consumed) {
+		if !retry || n > b.retries || !upstream.Retryable(ctx, err, idempotent, consumed) {
 			return nil, lastErr
 		}
 		if !budget.AllowRetry() {

@@ -21,11 +21,12 @@ func Idempotent(r *http.Request) bool {
 	return ok
 }
 
-// Retryable reports whether an attempt that failed with err may go to another instance: a dial error
-// always may (nothing reached any instance); any other connection failure only if no byte of the request
-// body was sent (bodySent false). Timeouts past the dial are not retried (the instance may be working on
-// the request: sending it again doubles the load of a slow cluster), nor are cancellations.
-func Retryable(ctx context.Context, err error, bodySent bool) bool {
+// Retryable reports whether an attempt that failed with err may go to another instance: after a dial error
+// any request may (nothing reached any instance, so even a POST cannot be applied twice); after any other
+// connection failure only an idempotent request, and only if no byte of its body was sent (bodySent
+// false). Timeouts past the dial are not retried (the instance may be working on the request: sending it
+// again doubles the load of a slow cluster), nor are cancellations.
+func Retryable(ctx context.Context, err error, idempotent, bodySent bool) bool {
 	if err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -33,7 +34,7 @@ func Retryable(ctx context.Context, err error, bodySent bool) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	if bodySent || errors.Is(err, context.DeadlineExceeded) {
+	if !idempotent || bodySent || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ne net.Error

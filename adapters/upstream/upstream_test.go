@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -489,10 +490,17 @@ func TestIdempotentAndRetryable(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if !Retryable(ctx, io.ErrUnexpectedEOF, false) || Retryable(ctx, io.ErrUnexpectedEOF, true) {
+	if !Retryable(ctx, io.ErrUnexpectedEOF, true, false) || Retryable(ctx, io.ErrUnexpectedEOF, true, true) {
 		t.Error("a connection failure is retryable only before the body was sent")
 	}
-	if Retryable(ctx, context.DeadlineExceeded, false) {
+	if Retryable(ctx, io.ErrUnexpectedEOF, false, false) {
+		t.Error("a broken connection may have delivered a POST: not retryable")
+	}
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	if !Retryable(ctx, dial, false, false) {
+		t.Error("a dial error is retryable for any method")
+	}
+	if Retryable(ctx, context.DeadlineExceeded, true, false) {
 		t.Error("a timeout is not retryable")
 	}
 }
