@@ -95,9 +95,9 @@ func (l *limitedLineReader) readLine() (string, error) {
 			continue
 		}
 		if sb.Len() == 0 {
-			return "", fmt.Errorf("%w: response ended before the header block (%v)", ErrMalformedResponse, err)
+			return "", fmt.Errorf("%w: response ended before the header block (%w)", ErrMalformedResponse, err)
 		}
-		return "", fmt.Errorf("%w: response ended inside the header block (%v)", ErrMalformedResponse, err)
+		return "", fmt.Errorf("%w: response ended inside the header block (%w)", ErrMalformedResponse, err)
 	}
 	s := sb.String()
 	s = strings.TrimSuffix(s, "\n")
