@@ -101,17 +101,24 @@ func Upstreams(g *gateway.Gateway) []metrics.AppHealth {
 	return out
 }
 
-// Ready says whether g should receive traffic: every tracked instance's health is known, and at least one
-// instance of the primary is healthy (when there is a primary). Apps that do not track health count as
-// known and up. When not ready, reasons says why, one line per problem.
+// Ready says whether g should receive traffic: no instance is still waiting for its first verdict, and at
+// least one instance of the primary is healthy (when there is a primary). Apps that do not track health
+// count as known and up.
+//
+// An instance reported neither Known nor Healthy is waiting (e.g. for its first active check). One reported
+// Healthy but not Known is one nothing has judged yet: a single instance on the fast path, or passive-only
+// tracking that learns from requests. It counts as up: were it to block readiness, an idle app would keep
+// the gateway unready forever, waiting for traffic an unready gateway never receives. When not ready,
+// reasons says why, one line per problem.
 func Ready(g *gateway.Gateway) (ok bool, reasons []string) {
 	for _, a := range Upstreams(g) {
 		up := 0
 		for _, in := range a.Instances {
-			if !in.Known {
-				reasons = append(reasons, a.Role+" "+a.App+": health of "+in.Address+" not known yet")
-			} else if in.Healthy {
+			switch {
+			case in.Healthy:
 				up++
+			case !in.Known:
+				reasons = append(reasons, a.Role+" "+a.App+": health of "+in.Address+" not known yet")
 			}
 		}
 		if a.Role == "primary" && up == 0 {
