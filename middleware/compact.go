@@ -124,6 +124,9 @@ func (p *compactParser) item() (Spec, error) {
 		}
 		if p.s[p.i] == ')' {
 			p.i++
+			if len(sp.Params) == 0 {
+				sp.Params = nil
+			}
 			return sp, nil
 		}
 		ks := p.i

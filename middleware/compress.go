@@ -19,7 +19,7 @@ type CompressOptions struct {
 // Compress returns middleware compressing responses with zstd or gzip, whichever the client prefers by
 // Accept-Encoding q-values (zstd on a tie), using github.com/klauspost/compress/gzhttp. It never compresses
 // text/event-stream (a server-sent-events client must see each event as it is flushed; compressing would
-// only add latency), already-compressed types (images, video, audio, archives: gzhttp's default filter),
+// only add latency), already-compressed types (images but SVG/BMP/icons, WOFF fonts, video, audio, archives),
 // a response that already has a Content-Encoding, or a range answer. Flush works: it flushes the
 // compressor and then the connection, so streamed compressible responses still arrive incrementally.
 // Upgrades (WebSocket) pass through untouched. Vary: Accept-Encoding is always added.
@@ -39,10 +39,16 @@ func Compress(o CompressOptions) (func(http.Handler) http.Handler, error) {
 	return func(next http.Handler) http.Handler { return wrap(next) }, nil
 }
 
+// compressible is gzhttp's default filter (no video, audio, JPEG or archive types) plus: no server-sent
+// events, no images other than SVG, BMP and icons, no WOFF fonts (all already compressed).
 func compressible(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch {
+	case mt == "text/event-stream", mt == "font/woff", mt == "font/woff2":
 		return false
+	case strings.HasPrefix(mt, "image/"):
+		return mt == "image/svg+xml" || mt == "image/bmp" || mt == "image/x-icon" || mt == "image/vnd.microsoft.icon"
 	}
 	return gzhttp.DefaultContentTypeFilter(ct)
 }
