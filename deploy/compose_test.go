@@ -223,8 +223,8 @@ func TestCompose(t *testing.T) {
 			}
 		}},
 		{"the composition puts Django first and mounts Flask, PHP and Node under prefixes", func(t *testing.T) {
-			if got := env["GATEWAY_PRIMARY"]; got != "http://django:8000" {
-				t.Errorf("GATEWAY_PRIMARY=%q, want http://django:8000", got)
+			if u, err := url.Parse(env["GATEWAY_PRIMARY"]); err != nil || u.Scheme != "http" || u.Host != "django:8000" {
+				t.Errorf("GATEWAY_PRIMARY=%q, want http://django:8000", env["GATEWAY_PRIMARY"])
 			}
 			routes := map[string]string{}
 			for _, r := range strings.Split(env["GATEWAY_ROUTES"], ",") {
