@@ -125,7 +125,7 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 	now := s.now().UnixNano()
 	var buf [8]*Instance
 	cands := buf[:0]
-	nie := &NoInstanceError{Total: len(s.insts)}
+	var nie NoInstanceError // counted here, allocated only when returned
 	for _, in := range s.insts {
 		if containsInstance(tried, in) {
 			nie.Tried++
@@ -156,7 +156,9 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 		}
 		cands = removeInstance(cands, in)
 	}
-	return nil, nie
+	out := nie
+	out.Total = len(s.insts)
+	return nil, &out
 }
 
 // claim takes in's half-open trial slot (after an ejection) and breaker permission, if either applies.
