@@ -146,11 +146,13 @@ func Cause(ctx context.Context, err error) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return CauseTimeout
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnse), errors.As(err, &oe) && oe.Op == "dial":
+		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnse):
 		return CauseRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return CauseReset
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return CauseRefused
 	case errors.Is(err, context.Canceled):
 		return CauseCanceled
 	}
