@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/gateway"
+)
+
+// reporter is an app handler with a fixed health report.
+type reporter []adapters.InstanceHealth
+
+func (reporter) ServeHTTP(http.ResponseWriter, *http.Request) {}
+func (r reporter) Health() []adapters.InstanceHealth          { return r }
+
+var (
+	up       = adapters.InstanceHealth{Address: "http://up", Known: true, Healthy: true}
+	down     = adapters.InstanceHealth{Address: "http://down", Known: true, Healthy: false}
+	waiting  = adapters.InstanceHealth{Address: "http://waiting"}
+	unjudged = adapters.InstanceHealth{Address: "http://unjudged", Healthy: true}
+)
+
+func TestReadiness(t *testing.T) {
+	plain := http.NotFoundHandler()
+	tests := []struct {
+		name   string
+		apps   []gateway.BuiltApp
+		ready  bool
+		reason string
+	}{
+		{"apps that do not track health are ready", []gateway.BuiltApp{{Name: "status:200", Handler: plain, Role: "primary"}}, true, ""},
+		{"a primary with one healthy instance of two is ready", []gateway.BuiltApp{{Name: "p", Handler: reporter{up, down}, Role: "primary"}}, true, ""},
+		{"a primary with no healthy instance is not ready", []gateway.BuiltApp{{Name: "p", Handler: reporter{down}, Role: "primary"}}, false, "no healthy instance"},
+		{"an instance waiting for its first check blocks readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{waiting}, Role: "route"}}, false, "http://waiting not known yet"},
+		{"a healthy instance nothing has judged yet counts as up", []gateway.BuiltApp{{Name: "p", Handler: reporter{unjudged}, Role: "primary"}}, true, ""},
+		{"a route whose instances are all down does not block readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{down}, Role: "route"}}, true, ""},
+		{"a gateway with routes only is ready", []gateway.BuiltApp{{Name: "r", Handler: plain, Role: "route"}}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &gateway.Gateway{Apps: tt.apps}
+			h := Handler(func() *gateway.Gateway { return g }, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			if got := rec.Code == 200; got != tt.ready {
+				t.Errorf("ready = %v (%d %q), want %v", got, rec.Code, rec.Body.String(), tt.ready)
+			}
+			if !strings.Contains(rec.Body.String(), tt.reason) {
+				t.Errorf("body %q lacks %q", rec.Body.String(), tt.reason)
+			}
+		})
+	}
+}
+
+func TestEndpointsFollowTheCurrentGateway(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Inc()
+	first := &gateway.Gateway{
+		Routes: []gateway.RouteInfo{{Pattern: "/api/", App: "http://api"}},
+		Apps:   []gateway.BuiltApp{{Name: "http://api", Handler: reporter{up, down}, Role: "route"}},
+		Admin: map[string]http.Handler{
+			"/api/migration": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "migration v1") }),
+			"/api/debug/":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "debug "+r.URL.Path) }),
+		},
+	}
+	second := &gateway.Gateway{
+		Routes: []gateway.RouteInfo{{Pattern: "/v2/", App: "http://v2"}},
+		Apps:   []gateway.BuiltApp{{Name: "http://v2", Handler: http.NotFoundHandler(), Role: "route"}},
+		Admin:  map[string]http.Handler{},
+	}
+	var cur atomic.Pointer[gateway.Gateway]
+	cur.Store(first)
+	srv := httptest.NewServer(Handler(cur.Load, reg))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		name   string
+		gw     *gateway.Gateway
+		path   string
+		status int
+		want   string
+	}{
+		{"healthz is always ok", first, "/healthz", 200, "ok"},
+		{"routes are the current table", first, "/api/routes", 200, `"pattern": "/api/"`},
+		{"upstreams list every instance", first, "/api/upstreams", 200, `"address": "http://down"`},
+		{"metrics come from the caller's registry", first, "/metrics", 200, "switchyard_test_total 1"},
+		{"a contributed endpoint is served", first, "/api/migration", 200, "migration v1"},
+		{"a contributed subtree is served", first, "/api/debug/pools", 200, "debug /api/debug/pools"},
+		{"after a swap the routes are the new ones", second, "/api/routes", 200, `"pattern": "/v2/"`},
+		{"after a swap an untracked app is one healthy instance", second, "/api/upstreams", 200, `"tracked": false`},
+		{"after a swap a removed endpoint is gone", second, "/api/migration", 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur.Store(tt.gw)
+			status, body := get(tt.path)
+			if status != tt.status || !strings.Contains(body, tt.want) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", tt.path, status, body, tt.status, tt.want)
+			}
+		})
+	}
+}
