@@ -58,6 +58,11 @@ type Config struct {
 	// first delegate the old one: "legacy", "shadow", "canary?canary=10", "primary" or "retired", optionally
 	// with the other migration keys after a '?' (see migration.ParsePairStage); "" means no migration.
 	Stage string `env:"GATEWAY_STAGE" yaml:"stage"`
+	// Middleware wraps the whole routed handler, inside the front door (Sanitize) and outside every route;
+	// first outermost. See MiddlewareList and README.md (Middleware).
+	Middleware MiddlewareList `env:"GATEWAY_MIDDLEWARE" yaml:"middleware"`
+	// MiddlewareSource says where Middleware was configured, for error messages.
+	MiddlewareSource string `yaml:"-"`
 }
 
 // Defaults returns the built-in configuration.
@@ -162,6 +167,8 @@ type fileRoute struct {
 	Pattern string            `yaml:"pattern"`
 	App     string            `yaml:"app"`
 	Options map[string]string `yaml:"options"`
+	// Middleware wraps this route's app (see MiddlewareList).
+	Middleware MiddlewareList `yaml:"middleware"`
 	// Migration keys (see package migration): folded into the app's options, the environment form.
 	Old              string   `yaml:"old"`
 	Stage            string   `yaml:"stage"`
@@ -180,6 +187,9 @@ func applyFile(cfg *Config, path string, data []byte) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
 		return fmt.Errorf("GATEWAY_CONFIG=%q: %v", path, err)
+	}
+	if cfg.Middleware != nil {
+		cfg.MiddlewareSource = "middleware in " + path
 	}
 	if m.Routes != nil {
 		cfg.Routes = nil
@@ -201,7 +211,7 @@ func applyFile(cfg *Config, path string, data []byte) error {
 			}
 			app += sep + strings.Join(q, "&")
 		}
-		cfg.Routes = append(cfg.Routes, RouteSpec{Pattern: r.Pattern, App: app, Source: fmt.Sprintf("routes[%d] in %s", i, path)})
+		cfg.Routes = append(cfg.Routes, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Source: fmt.Sprintf("routes[%d] in %s", i, path)})
 	}
 	return nil
 }
@@ -270,6 +280,9 @@ func applyEnv(cfg *Config, environ map[string]string) Errors {
 		if _, present := environ[key]; present && set[key] && !failed[key] {
 			dst.Field(i).Set(src.Field(i))
 		}
+	}
+	if _, present := environ["GATEWAY_MIDDLEWARE"]; present && set["GATEWAY_MIDDLEWARE"] && !failed["GATEWAY_MIDDLEWARE"] {
+		cfg.MiddlewareSource = "GATEWAY_MIDDLEWARE"
 	}
 	for i := range cfg.Routes {
 		if cfg.Routes[i].Source == "" {

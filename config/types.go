@@ -143,6 +143,9 @@ func (l *AppList) UnmarshalText(b []byte) error {
 type RouteSpec struct {
 	Pattern string `yaml:"pattern"`
 	App     string `yaml:"app"`
+	// Middleware wraps the route's app, first outermost (YAML routes[].middleware; GATEWAY_ROUTES has
+	// none).
+	Middleware MiddlewareList `yaml:"-"`
 	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "routes[2] in x.yaml").
 	Source string `yaml:"-"`
 }
