@@ -1,6 +1,6 @@
 module github.com/switchyard/switchyard
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
