@@ -29,7 +29,7 @@ func Timeout(d time.Duration) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithCancelCause(r.Context())
 			defer cancel(nil)
-			tw := &deadlineWriter{w: w, h: http.Header{}}
+			tw := &headerTimeoutWriter{w: w, h: http.Header{}}
 			t := time.AfterFunc(d, func() {
 				tw.mu.Lock()
 				defer tw.mu.Unlock()
@@ -55,9 +55,9 @@ func Timeout(d time.Duration) func(http.Handler) http.Handler {
 	}
 }
 
-// deadlineWriter serialises the handler's writes with the timer's 504. started/timedOut/finished only ever
+// headerTimeoutWriter serialises the handler's writes with the timer's 504. started/timedOut/finished only ever
 // turn true, under mu.
-type deadlineWriter struct {
+type headerTimeoutWriter struct {
 	mu       sync.Mutex
 	w        http.ResponseWriter
 	h        http.Header
@@ -66,7 +66,7 @@ type deadlineWriter struct {
 	finished bool
 }
 
-func (tw *deadlineWriter) Header() http.Header {
+func (tw *headerTimeoutWriter) Header() http.Header {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
 	if tw.started {
@@ -75,20 +75,20 @@ func (tw *deadlineWriter) Header() http.Header {
 	return tw.h
 }
 
-func (tw *deadlineWriter) copyHeader() {
+func (tw *headerTimeoutWriter) copyHeader() {
 	dst := tw.w.Header()
 	for k, vv := range tw.h {
 		dst[k] = vv
 	}
 }
 
-func (tw *deadlineWriter) WriteHeader(code int) {
+func (tw *headerTimeoutWriter) WriteHeader(code int) {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
 	tw.writeHeaderLocked(code)
 }
 
-func (tw *deadlineWriter) writeHeaderLocked(code int) {
+func (tw *headerTimeoutWriter) writeHeaderLocked(code int) {
 	if tw.timedOut || tw.started {
 		if tw.started && !tw.timedOut {
 			tw.w.WriteHeader(code) // let net/http report the superfluous call
@@ -104,7 +104,7 @@ func (tw *deadlineWriter) writeHeaderLocked(code int) {
 	tw.w.WriteHeader(code)
 }
 
-func (tw *deadlineWriter) Write(b []byte) (int, error) {
+func (tw *headerTimeoutWriter) Write(b []byte) (int, error) {
 	tw.mu.Lock()
 	if tw.timedOut {
 		tw.mu.Unlock()
@@ -118,7 +118,7 @@ func (tw *deadlineWriter) Write(b []byte) (int, error) {
 	return tw.w.Write(b)
 }
 
-func (tw *deadlineWriter) Flush() {
+func (tw *headerTimeoutWriter) Flush() {
 	tw.mu.Lock()
 	if tw.timedOut {
 		tw.mu.Unlock()
@@ -131,7 +131,7 @@ func (tw *deadlineWriter) Flush() {
 	_ = http.NewResponseController(tw.w).Flush()
 }
 
-func (tw *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (tw *headerTimeoutWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
 	if tw.timedOut {
@@ -142,7 +142,7 @@ func (tw *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(tw.w).Hijack()
 }
 
-func (tw *deadlineWriter) Unwrap() http.ResponseWriter { return tw.w }
+func (tw *headerTimeoutWriter) Unwrap() http.ResponseWriter { return tw.w }
 
 func buildTimeout(p *params, _ BuildEnv) (func(http.Handler) http.Handler, error) {
 	if _, err := p.Required("header", "a duration such as 30s"); err != nil {
