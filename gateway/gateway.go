@@ -38,6 +38,8 @@ type RouteInfo struct {
 	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
 	Stage string `json:"stage,omitempty"`
 	Old   string `json:"old,omitempty"`
+	// Middleware describes the route's middleware, outermost first (configured, then Options.RouteMiddleware).
+	Middleware []string `json:"middleware,omitempty"`
 }
 
 // Gateway is a built configuration.
@@ -60,7 +62,9 @@ type Gateway struct {
 	// Migration records the cascade ledger, shadow comparisons and per-app numbers behind the migration
 	// report (also served at Admin["/api/migration"] and Admin["/migration"]).
 	Migration *migration.Recorder
-	closers   []io.Closer
+	// Middleware describes the global middleware (GATEWAY_MIDDLEWARE), outermost first.
+	Middleware []string
+	closers    []io.Closer
 }
 
 // BuiltApp is one application of a Gateway.
@@ -80,6 +84,11 @@ type Options struct {
 	// Observe, when not nil, wraps the router inside the access log (so it sees the request's reqinfo
 	// record) and outside everything else: metrics and tracing middleware go here.
 	Observe func(http.Handler) http.Handler
+	// RouteMiddleware adds Go middleware to routes, by route pattern in canonical form ("/api/",
+	// "admin.example.com/"): it wraps the route's app inside the configured middleware, first outermost.
+	// A pattern no route has is an error. Build them with the middleware package's constructors
+	// (middleware.Compress, middleware.BasicAuth, ...) or any func(http.Handler) http.Handler.
+	RouteMiddleware map[string][]func(http.Handler) http.Handler
 }
 
 // Build turns cfg into a Gateway. Every error names where the offending value was configured. On error
@@ -240,24 +249,55 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			h = chainOf([]delegate.App{{Name: rs.App, Handler: h}})
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
 		}
+		// Route middleware wraps the app as the router hands it over: after prefix stripping, so rewrite and
+		// redirect rules see the path the app sees, and inside the route's reqinfo annotation.
+		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
+			h = middleware.Chain(extra...)(h)
+		}
+		mw, desc, err := middleware.Build(rs.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger, RoutePrefix: mount})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: route %s: %s", rs.Source, p, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			continue
+		}
+		h = mw(h)
+		info.Middleware = desc
+		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
+			info.Middleware = append(info.Middleware, fmt.Sprintf("%d Go middleware", len(extra)))
+		}
 		routes = append(routes, router.Route{Pattern: p, Handler: annotate(p.String(), h), StripPrefix: strip})
 		routeInfos = append(routeInfos, info)
 	}
+	for pat := range opts.RouteMiddleware {
+		found := false
+		for _, r := range routes {
+			found = found || r.Pattern.String() == pat
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("gateway.Options.RouteMiddleware: no route has pattern %q", pat))
+		}
+	}
+	globalMW, globalDesc, err := middleware.Build(cfg.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger})
+	if err != nil {
+		src := cfg.MiddlewareSource
+		if src == "" {
+			src = "GATEWAY_MIDDLEWARE"
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", src, strings.ReplaceAll(err.Error(), "\n", "; ")))
+	}
+	g.Middleware = globalDesc
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	sortRouteInfos(routeInfos)
 	g.Routes = append(routeInfos, g.Routes...)
 
-	front, err := router.New(router.Config{
-		Routes:         routes,
-		Fallback:       fallback,
-		TrustedProxies: cfg.TrustedProxies,
-		MaxBodySize:    int64(cfg.MaxBodySize),
-	})
+	// The global middleware sits between the front door and the route table: it sees sanitised requests
+	// (clean path, untrusted forwarding headers gone) and every route, the fallback included.
+	table, err := router.NewTable(routes, fallback)
 	if err != nil {
 		return nil, err
 	}
+	front := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize)})(globalMW(table))
 	var inner http.Handler = rec.Middleware(front)
 	if opts.Observe != nil {
 		inner = opts.Observe(inner)
