@@ -252,7 +252,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
 	fmt.Fprintf(w, "listen %s\n\n", cfg.Addr)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATTERN\tAPP\tKIND\tSTRIP\tCASCADE\tSTAGE\tFROM")
+	fmt.Fprintln(tw, "PATTERN\tAPP\tKIND\tSTRIP\tCASCADE\tSTAGE\tMIDDLEWARE\tFROM")
 	for _, r := range g.Routes {
 		stage := r.Stage
 		if stage == "" {
@@ -260,11 +260,51 @@ func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
 		} else if r.Old != "" {
 			stage += " (old " + r.Old + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\n", r.Pattern, r.App, r.Kind, r.StripPrefix, r.Cascade, stage, r.Source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\n", r.Pattern, r.App, r.Kind, r.StripPrefix, r.Cascade, stage, middlewareNames(r.Middleware), r.Source)
 	}
 	tw.Flush()
+	printMiddleware(w, g)
 	fmt.Fprintf(w, "\npass statuses %v, cascade body limit %s, max body %s, max header %s\n",
 		[]int(cfg.PassStatus), text(cfg.CascadeBodyLimit), text(cfg.MaxBodySize), text(cfg.MaxHeaderSize))
+}
+
+// middlewareNames is the MIDDLEWARE column: names only, outermost first.
+func middlewareNames(desc []string) string {
+	if len(desc) == 0 {
+		return "-"
+	}
+	names := make([]string, len(desc))
+	for i, d := range desc {
+		names[i], _, _ = strings.Cut(d, "(")
+	}
+	return strings.Join(names, ">")
+}
+
+// printMiddleware lists every middleware chain in full, outermost first: the global one wraps all routes.
+func printMiddleware(w io.Writer, g *gateway.Gateway) {
+	any := len(g.Middleware) > 0
+	for _, r := range g.Routes {
+		any = any || len(r.Middleware) > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(w, "\nmiddleware, outermost first (the global chain wraps every route's):")
+	if len(g.Middleware) > 0 {
+		fmt.Fprintf(w, "  global\n")
+		for i, d := range g.Middleware {
+			fmt.Fprintf(w, "    %d. %s\n", i+1, d)
+		}
+	}
+	for _, r := range g.Routes {
+		if len(r.Middleware) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s\n", r.Pattern)
+		for i, d := range r.Middleware {
+			fmt.Fprintf(w, "    %d. %s\n", i+1, d)
+		}
+	}
 }
 
 func text(s config.Size) string { b, _ := s.MarshalText(); return string(b) }
