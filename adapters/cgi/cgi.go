@@ -14,7 +14,9 @@
 //     LD_LIBRARY_PATH is always replaced (option env.LD_LIBRARY_PATH, default empty, which the dynamic
 //     loader ignores). InheritEnv is left empty.
 //
-// Bodies: a request body of unknown length (chunked, or HTTP/2 without Content-Length), which the stdlib
+// Bodies: a body of known length is streamed to the program's stdin while its output streams back (the
+// connection is switched to full duplex, so the server does not consume the body once the header is out).
+// A request body of unknown length (chunked, or HTTP/2 without Content-Length), which the stdlib
 // refuses, is spooled first, in memory up to 1 MiB and then to an unlinked temporary file, and handed over
 // with its length. A body larger than max_body (declared or spooled) is answered 413.
 //
@@ -246,6 +248,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// shell script's children cannot keep the output pipe open past the deadline.
 		ch.Path = h.timeoutBin
 		ch.Args = []string{"--signal=KILL", strconv.FormatFloat(h.timeout.Seconds(), 'f', 3, 64) + "s", h.program}
+	}
+	if req.Body == r.Body && req.ContentLength != 0 {
+		// The stdlib feeds the client's body to the program's stdin from a goroutine while it streams the
+		// program's output. An HTTP/1 server that sees the response header written before the body was read
+		// discards the unread body (net/http's "consume the request body before replying"), so a program
+		// that prints its header before reading stdin (any CGI script that streams) would race the server
+		// for the body and often read EOF at once. Full duplex tells the server the handler still reads it.
+		// HTTP/2 is always full duplex; a writer without the capability only returns ErrNotSupported.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	cw := &cgiWriter{w: w, hdr: http.Header{}}
 	ch.ServeHTTP(cw, req)

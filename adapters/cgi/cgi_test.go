@@ -3,6 +3,7 @@ package cgi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -321,6 +322,46 @@ func TestStreaming(t *testing.T) {
 	rest, _ := io.ReadAll(br)
 	if string(rest) != "\ndata: two\n\n" {
 		t.Fatalf("rest %q", rest)
+	}
+}
+
+// TestBodyAfterResponseHeader pins the full-duplex contract: a program may print its header before it reads
+// stdin, and the body still reaches it. The client sends the body only once it holds the response header, so
+// a server that consumes the unread body when the header goes out (HTTP/1's default) deadlocks here, bounded
+// by the context, instead of flaking under load as the shell test did.
+func TestBodyAfterResponseHeader(t *testing.T) {
+	prog := writeScript(t, t.TempDir(), "echo.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\ncat\n")
+	h, _ := build(t, "cgi://"+prog, "")
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	const payload = "sent after the header"
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	// The transport waits for its body writer before reporting an error: unblock it when time is up.
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(payload))
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("no response header before the body was sent: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if _, err := io.WriteString(pw, payload); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || string(got) != payload {
+		t.Fatalf("the program echoed %q (%v), want %q", got, err, payload)
 	}
 }
 
