@@ -60,6 +60,9 @@ type Recorder struct {
 	ledgerMu sync.Mutex
 	ledger   map[ledgerKey]map[string]uint64
 	overflow uint64
+
+	updMu   sync.Mutex
+	updated chan struct{}
 }
 
 // NewRecorder returns an empty Recorder.
@@ -73,7 +76,24 @@ func NewRecorder(opts RecorderOptions) *Recorder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Recorder{opts: opts, started: opts.Now(), routes: map[string]*routeStats{}, ledger: map[ledgerKey]map[string]uint64{}}
+	return &Recorder{opts: opts, started: opts.Now(), routes: map[string]*routeStats{}, ledger: map[ledgerKey]map[string]uint64{},
+		updated: make(chan struct{})}
+}
+
+// ShadowUpdated returns a channel closed at the next recorded shadow comparison (shadow results arrive
+// asynchronously: a caller waiting for one reads the report, and if it is not there yet, waits on this
+// channel taken before reading).
+func (r *Recorder) ShadowUpdated() <-chan struct{} {
+	r.updMu.Lock()
+	defer r.updMu.Unlock()
+	return r.updated
+}
+
+func (r *Recorder) notifyShadow() {
+	r.updMu.Lock()
+	close(r.updated)
+	r.updated = make(chan struct{})
+	r.updMu.Unlock()
 }
 
 type ledgerKey struct{ method, route, path string }
@@ -370,6 +390,7 @@ func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(dele
 	rs.mu.Unlock()
 	return func(ex delegate.Exchange) {
 		diff := Compare(ex.Served, ex.Shadow, opts)
+		defer r.notifyShadow()
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		rs.compared++

@@ -1,0 +1,107 @@
+package migration
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSpecQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		query   string
+		pair    bool
+		wantErr string
+		check   func(Spec) bool
+	}{
+		{"no migration keys is a plain route", "timeout=5s", false, "", func(s Spec) bool { return s.Stage == StageNone }},
+		{"a canary reads its share and sticky header", "stage=canary&canary=12.5&old=http%3A%2F%2Fold%3A8000&sticky=header:X-User", false, "",
+			func(s Spec) bool {
+				return s.CanaryPercent == 12.5 && s.StickyHeader == "X-User" && s.Old == "http://old:8000"
+			}},
+		{"a shadow reads its lists", "stage=shadow&old=http://o&shadow_methods=get,post&shadow_ignore=$.ts,csrf&shadow_headers=content-type,location", false, "",
+			func(s Spec) bool {
+				return strings.Join(s.ShadowMethods, ",") == "GET,POST" && len(s.ShadowIgnore) == 2 && s.ShadowHeaders[1] == "Location"
+			}},
+		{"a primary with a negative cache", "stage=primary&old=http://o&negative_cache=100&negative_cache_ttl=1m", false, "",
+			func(s Spec) bool { return s.NegativeCache == 100 && s.NegativeCacheTTL == time.Minute }},
+		{"retired needs no old app", "stage=retired", false, "", func(s Spec) bool { return s.Stage == StageRetired }},
+		{"an unknown stage names the key and the choices", "stage=beta", false, `stage="beta": expected one of legacy, shadow, canary, primary, retired`, nil},
+		{"a stage without the old app is refused", "stage=shadow", false, "stage=shadow needs old", nil},
+		{"a canary without a share is refused", "stage=canary&old=http://o", false, "stage=canary needs canary", nil},
+		{"a share over 100 is refused", "stage=canary&old=http://o&canary=120", false, `canary="120": expected a percentage`, nil},
+		{"a share outside the canary stage is refused", "stage=primary&old=http://o&canary=5", false, "canary applies to stage=canary only", nil},
+		{"migration keys without a stage are refused", "old=http://o", false, "stage is not set", nil},
+		{"a bad sticky setting is refused", "stage=canary&old=http://o&canary=5&sticky=ip", false, `sticky="ip": expected cookie:NAME or header:NAME`, nil},
+		{"a bad ignore path is refused", "stage=shadow&old=http://o&shadow_ignore=$.a[", false, "shadow_ignore", nil},
+		{"the pair takes no old key", "stage=legacy&old=http://o", true, "first delegate", nil},
+		{"a negative cache outside the primary stage is refused", "stage=shadow&old=http://o&negative_cache=10", false, "negative_cache applies to stage=primary only", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSpecQuery(tc.query, tc.pair)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(s) {
+				t.Fatalf("spec = %+v, err = %v", s, err)
+			}
+		})
+	}
+}
+
+func TestParsePairStage(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Stage
+		wantErr string
+	}{
+		{"", StageNone, ""},
+		{"legacy", StageLegacy, ""},
+		{"canary?canary=10&sticky=cookie:cohort", StageCanary, ""},
+		{"primary?negative_cache=1000&negative_cache_ttl=10m", StagePrimary, ""},
+		{"canary", StageNone, "needs canary"},
+		{"shadow?stage=legacy", StageNone, "give the stage once"},
+		{"shadow?colour=red", StageNone, `unknown option "colour"`},
+	} {
+		s, err := ParsePairStage(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParsePairStage(%q) err = %v; want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || s.Stage != tc.want {
+			t.Errorf("ParsePairStage(%q) = %v, %v; want %v", tc.in, s.Stage, err, tc.want)
+		}
+	}
+}
+
+func FuzzParsePairStage(f *testing.F) {
+	for _, s := range []string{"canary?canary=10", "shadow?shadow_ignore=$.a", "primary?negative_cache=5", "x?%zz", "retired?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spec, err := ParsePairStage(s)
+		if err == nil && spec.Stage == StageCanary && (spec.CanaryPercent < 0 || spec.CanaryPercent > 100) {
+			t.Fatalf("%q accepted share %v", s, spec.CanaryPercent)
+		}
+	})
+}
+
+func TestTemplate(t *testing.T) {
+	for in, want := range map[string]string{
+		"/orders/42":                                "/orders/{id}",
+		"/orders/42/items/9f8e7d6c5b4a3928":         "/orders/{id}/items/{id}",
+		"/u/123e4567-e89b-12d3-a456-426614174000/x": "/u/{id}/x",
+		"/static/app.v2.css":                        "/static/app.v2.css",
+		"/about":                                    "/about",
+		"/api/v1/users":                             "/api/v1/users",
+	} {
+		if got := Template(in); got != want {
+			t.Errorf("Template(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
