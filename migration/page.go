@@ -48,7 +48,7 @@ pre{background:#f3f4f6;padding:6px;max-height:220px;overflow:auto;white-space:pr
 <div class="meta">generated {{ts .Generated}} · counting since {{ts .Since}}</div>
 {{range .Routes}}
 <section class="route" data-pattern="{{.Pattern}}">
-<h2>{{.Pattern}}<span class="badge s-{{stage .Stage}}">{{.Stage}}{{if eq .Stage "canary"}} {{.CanaryPercent}}%{{end}}</span></h2>
+<h2>{{or .Pattern "(no route)"}}<span class="badge s-{{stage .Stage}}">{{.Stage}}{{if eq .Stage "canary"}} {{.CanaryPercent}}%{{end}}</span></h2>
 {{if .New}}<div class="apps">new: {{.New}}{{if .Old}} · old: {{.Old}}{{end}}</div>{{end}}
 <p>Requests <b class="requests">{{.Requests}}</b> · errors <b class="error-rate">{{pct .ErrorRate}}</b>
 {{if .New}} · served by the new app <b class="new-share">{{pct .NewShare}}</b> <span class="bar"><span style="width:{{pctw .NewShare}}%"></span></span>{{end}}</p>
@@ -74,7 +74,7 @@ pre{background:#f3f4f6;padding:6px;max-height:220px;overflow:auto;white-space:pr
 <section class="route"><h2>Cascade ledger</h2>
 <p>Which app answered, per method, route and path template{{if .LedgerOverflow}} ({{.LedgerOverflow}} requests beyond the key limit counted under "(other paths)"){{end}}.</p>
 <table class="ledger"><tr><th>method</th><th>route</th><th>path</th><th>requests</th><th>answered by</th></tr>
-{{range .Ledger}}<tr><td>{{.Method}}</td><td class="apps">{{.Route}}</td><td class="apps">{{.Path}}</td><td class="num">{{.Total}}</td><td class="apps">{{range $app, $n := .Answers}}{{$app}}: {{$n}} {{end}}</td></tr>
+{{range .Ledger}}<tr><td>{{.Method}}</td><td class="apps">{{or .Route "(no route)"}}</td><td class="apps">{{.Path}}</td><td class="num">{{.Total}}</td><td class="apps">{{range $app, $n := .Answers}}{{$app}}: {{$n}} {{end}}</td></tr>
 {{else}}<tr><td colspan="5">no requests yet</td></tr>{{end}}
 </table></section>
 </body></html>
