@@ -332,3 +332,57 @@ func TestTheReportPageRendersInHeadlessChromium(t *testing.T) {
 		t.Logf("DOM:\n%.6000s", dom)
 	}
 }
+
+func TestStagesFromTheYAMLFileAndTheirErrors(t *testing.T) {
+	files := map[string]string{
+		"ok.yaml": `
+routes:
+  - pattern: /shop/
+    app: http://127.0.0.1:3000
+    old: http://127.0.0.1:8000?timeout=5s
+    stage: canary
+    canary_percent: 10
+    sticky: cookie:cohort
+  - pattern: /api/
+    app: http://127.0.0.1:3001
+    old: http://127.0.0.1:8001
+    stage: shadow
+    shadow_ignore: [$.generated_at, csrf_token]
+    shadow_headers: [Content-Type, Location]
+`,
+		"bad.yaml": `
+routes:
+  - pattern: /shop/
+    app: http://127.0.0.1:3000
+    stage: canary
+    canary_percent: 150
+`,
+	}
+	read := func(p string) ([]byte, error) { return []byte(files[p]), nil }
+	cfg, err := config.Load(map[string]string{"GATEWAY_CONFIG": "ok.yaml", "GATEWAY_ADMIN_ADDR": ""}, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	stages := map[string]string{}
+	for _, r := range g.Routes {
+		stages[r.Pattern] = r.Stage + " old=" + r.Old
+	}
+	if stages["/shop/"] != "canary 10% old=http://127.0.0.1:8000?timeout=5s" || stages["/api/"] != "shadow old=http://127.0.0.1:8001" {
+		t.Fatalf("stages = %v", stages)
+	}
+
+	_, err = config.Load(map[string]string{"GATEWAY_CONFIG": "bad.yaml"}, read)
+	if err == nil || !strings.Contains(err.Error(), `routes[0] in bad.yaml: route "/shop/"`) || !strings.Contains(err.Error(), `canary="150"`) {
+		t.Fatalf("err = %v; want it to name the route and the key", err)
+	}
+	_, err = config.Load(map[string]string{"GATEWAY_STAGE": "shadow"}, read)
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_STAGE=\"shadow\": a stage needs GATEWAY_PRIMARY") {
+		t.Fatalf("err = %v", err)
+	}
+}
