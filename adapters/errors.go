@@ -14,14 +14,20 @@ import (
 // logs 499.
 const StatusClientClosedRequest = 499
 
+// ErrClientTimeout wraps the error of a request body read that timed out because the client went silent
+// (see middleware.ClientDeadlines); it maps to 408.
+var ErrClientTimeout = errors.New("client sent no request body data in time")
+
 // ErrorStatus maps an error from talking to an application to the status the client gets: 413 when the
-// request body hit the gateway's limit, 504 for timeouts, 499 when the client cancelled (log only), 502 for
+// request body hit the gateway's limit, 408 when the client stalled its body, 504 for timeouts, 499 when the client cancelled (log only), 502 for
 // everything else (refused or reset connections, an app that closed early, garbage on the wire).
 func ErrorStatus(r *http.Request, err error) int {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrClientTimeout):
+		return http.StatusRequestTimeout
 	case r.Context().Err() == context.Canceled:
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):

@@ -45,8 +45,11 @@ type Config struct {
 	IdleTimeout       Duration   `env:"GATEWAY_IDLE_TIMEOUT" yaml:"idle_timeout"`
 	UpstreamTimeout   Duration   `env:"GATEWAY_UPSTREAM_TIMEOUT" yaml:"upstream_timeout"`
 	ShutdownTimeout   Duration   `env:"GATEWAY_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout"`
-	LogFormat         string     `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
-	LogLevel          string     `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
+	// BodyTimeout is how long a client may stall in the middle of a request body or while the gateway
+	// writes the response to it; 0 turns the limit off.
+	BodyTimeout Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"body_timeout"`
+	LogFormat   string   `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
+	LogLevel    string   `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
 	// AdminAddr is the admin listener (health, readiness, metrics, admin API); "" turns it off. It serves
 	// no application traffic and should stay on loopback or a private network.
 	AdminAddr string `env:"GATEWAY_ADMIN_ADDR" yaml:"admin_addr"`
@@ -76,6 +79,7 @@ func Defaults() Config {
 		IdleTimeout:       Duration(120 * time.Second),
 		UpstreamTimeout:   Duration(60 * time.Second),
 		ShutdownTimeout:   Duration(30 * time.Second),
+		BodyTimeout:       Duration(60 * time.Second),
 		LogFormat:         "text",
 		LogLevel:          "info",
 		AdminAddr:         "127.0.0.1:9901",

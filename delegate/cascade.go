@@ -96,7 +96,13 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "413 request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if r.Context().Err() == nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout(): // checked first: net/http cancels the context on it too
+			w.Header().Set("Connection", "close")
+			http.Error(w, "408 request body not received in time", http.StatusRequestTimeout)
+		case r.Context().Err() != nil: // the client is gone: nobody to answer
+		default:
 			http.Error(w, "400 could not read request body", http.StatusBadRequest)
 		}
 		return

@@ -302,6 +302,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if opts.Observe != nil {
 		inner = opts.Observe(inner)
 	}
+	inner = middleware.ClientDeadlines(time.Duration(cfg.BodyTimeout))(inner)
 	g.Handler = middleware.RequestID()(middleware.AccessLog(logger)(inner))
 	return g, nil
 }

@@ -395,3 +395,33 @@ func TestBuildErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestAStalledUploadGets408AndFreesTheConnection(t *testing.T) {
+	primary := reportingApp(t, "primary", 404)
+	delegate := reportingApp(t, "delegate", 200)
+	gw, _ := startGateway(t, map[string]string{"GATEWAY_PRIMARY": primary.URL, "GATEWAY_DELEGATES": delegate.URL, "GATEWAY_BODY_TIMEOUT": "200ms",
+		"GATEWAY_ROUTES": "/direct/=" + delegate.URL})
+	for _, path := range []string{"/form", "/direct/form"} { // held by the cascade; streamed to one app
+		stalledUpload(t, gw.Listener.Addr().String(), path)
+	}
+}
+
+func stalledUpload(t *testing.T, addr, path string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Half the declared body, then silence (a slowloris upload).
+	io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"+strings.Repeat("x", 50))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Fatalf("%s: status %d close %v, want 408 and the connection closed", path, resp.StatusCode, resp.Close)
+	}
+}

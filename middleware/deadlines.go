@@ -1,0 +1,121 @@
+package middleware
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
+)
+
+// ClientDeadlines returns middleware that bounds how long a client may stall in the middle of a request:
+// each read of the request body must make progress within idle, and so must each write of the response
+// (a client that stops reading is cut off). Unlike a whole-request read or write timeout, a slow but steady
+// upload or download, or an event stream with long pauses between events, is never cut: only silence is.
+// This is what stops a slowloris body (one byte a minute) from pinning a connection and, through the
+// cascade's held body, an upstream slot.
+//
+// The read deadline is cleared once the body is read to its end, so the server's background read of an
+// idle keep-alive or streaming connection is unaffected; both deadlines are cleared when a handler hijacks
+// the connection (a WebSocket lives by its own rules). idle <= 0 returns next unchanged.
+func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if idle <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			dw := &deadlineWriter{ResponseWriter: w, rc: rc, idle: idle}
+			var body *deadlineBody
+			if r.Body != nil && r.Body != http.NoBody {
+				body = &deadlineBody{ReadCloser: r.Body, rc: rc, idle: idle, header: w.Header()}
+				r.Body = body
+			}
+			next.ServeHTTP(dw, r)
+			if body != nil && body.timedOut && !dw.wrote && !dw.hijacked {
+				// net/http cancels the request's context when a body read times out, so a handler that
+				// sees only the cancellation (a proxy mid-upload) takes the client for gone and answers
+				// nothing; the client is still there, waiting, and is owed a 408.
+				w.Header().Set("Connection", "close")
+				http.Error(w, "408 request body not received in time", http.StatusRequestTimeout)
+			}
+		})
+	}
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	idle     time.Duration
+	header   http.Header // the response's, to close the connection after a stalled body
+	done     bool
+	timedOut bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.ReadCloser.Read(p)
+	}
+	// ErrNotSupported (HTTP/2 streams, test recorders) leaves the read unbounded rather than failing it.
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.done = true
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// The rest of the body will never be read: the connection must close after the answer, or
+			// net/http would wait for the remainder to discard it before answering.
+			b.header.Set("Connection", "close")
+			b.timedOut = true
+			return n, fmt.Errorf("%w: %w", adapters.ErrClientTimeout, err)
+		}
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc       *http.ResponseController
+	idle     time.Duration
+	hijacked bool
+	wrote    bool
+}
+
+func (w *deadlineWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	if !w.hijacked {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Flush() {
+	w.wrote = true
+	if !w.hijacked {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	}
+	_ = w.rc.Flush()
+}
+
+func (w *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.rc.Hijack()
+	if err == nil {
+		w.hijacked = true
+		_ = c.SetDeadline(time.Time{})
+	}
+	return c, brw, err
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
