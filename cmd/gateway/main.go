@@ -114,6 +114,7 @@ func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, st
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lv := &live{logger: logger}
+	reg.MustRegister(admin.CurrentCollectors(lv.Gateway))
 	m, err := metrics.New(reg, func() []metrics.AppHealth { return admin.Upstreams(lv.Gateway()) })
 	if err != nil {
 		logger.Error("registering metrics", "cause", err)
