@@ -141,6 +141,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if c, ok := h.(io.Closer); ok {
 			g.closers = append(g.closers, c)
 		}
+		h = timed(h)
 		return h, kind, strip, cascade, nil
 	}
 
@@ -313,6 +314,29 @@ func stageText(s migration.Spec) string {
 		return fmt.Sprintf("canary %s%%", strconv.FormatFloat(s.CanaryPercent, 'f', -1, 64))
 	}
 	return string(s.Stage)
+}
+
+// timed records in reqinfo how long the app took, for the access log's app_duration. The app's health
+// report, if it has one, stays visible through the wrapper.
+func timed(h http.Handler) http.Handler {
+	t := timedApp{h}
+	if hr, ok := h.(adapters.HealthReporter); ok {
+		return timedReporter{t, hr}
+	}
+	return t
+}
+
+type timedApp struct{ h http.Handler }
+
+func (t timedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { reqinfo.From(r.Context()).AddAppTime(time.Since(start)) }()
+	t.h.ServeHTTP(w, r)
+}
+
+type timedReporter struct {
+	timedApp
+	adapters.HealthReporter
 }
 
 // annotate records in reqinfo which route claimed the request.

@@ -50,6 +50,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if s.Upstream != "" {
 					attrs = append(attrs, slog.String("upstream", s.Upstream))
 				}
+				if len(s.Tried) > 0 {
+					attrs = append(attrs, slog.Duration("app_duration", s.AppTime))
+				}
 				if aborted {
 					attrs = append(attrs, slog.Bool("aborted", true))
 				}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Info is what is known about one request. Its methods are safe for concurrent use (shadow copies run in
@@ -21,6 +22,7 @@ type Info struct {
 	tried    []string
 	upstream string
 	failures []Failure
+	appTime  time.Duration
 }
 
 // Failure is one failed attempt to reach an application, as adapters.Fail saw it.
@@ -92,6 +94,19 @@ type Snapshot struct {
 	Tried    []string
 	Upstream string
 	Failures []Failure
+	// AppTime is the time spent inside applications (every app the cascade tried), from handing over the
+	// request to the end of the answer: the gateway's share of a request's duration is the rest.
+	AppTime time.Duration
+}
+
+// AddAppTime adds d to the time spent inside applications. Nil-safe.
+func (in *Info) AddAppTime(d time.Duration) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.appTime += d
+	in.mu.Unlock()
 }
 
 // Snapshot copies the current state. Nil-safe.
@@ -101,5 +116,5 @@ func (in *Info) Snapshot() Snapshot {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream, Failures: append([]Failure(nil), in.failures...)}
+	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream, Failures: append([]Failure(nil), in.failures...), AppTime: in.appTime}
 }
