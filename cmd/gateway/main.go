@@ -166,6 +166,16 @@ func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, st
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
+	// Signals and the file watch are set up before the "listening" line, so whoever waits for that line
+	// (a test, a supervisor) can rely on a change or a signal sent after it being seen.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := rl.watch(watchCtx, 100*time.Millisecond); err != nil {
+		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
+	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes))
 	if demoMode {
 		base := scheme + "://" + displayAddr(ln.Addr())
@@ -184,14 +194,6 @@ func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, st
 			errc <- srv.Serve(ln)
 		}
 	}()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	if err := rl.watch(watchCtx, 100*time.Millisecond); err != nil {
-		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
-	}
 
 wait:
 	for {
