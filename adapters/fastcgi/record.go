@@ -203,9 +203,6 @@ func (e endRequest) String() string {
 	return fmt.Sprintf("unknown protocol status %d", e.ProtocolStatus)
 }
 
-// maxPairLen is the largest name or value length the 4-byte encoding can carry (31 bits).
-const maxPairLen = 1<<31 - 1
-
 // appendLength appends a name-value length: one byte below 128, else four bytes with the top bit set.
 func appendLength(b []byte, n int) []byte {
 	if n < 128 {
