@@ -346,3 +346,14 @@ func (e *loggingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 	}
 	return nil
 }
+
+// Environ turns os.Environ-style "K=V" pairs into the map Setup reads, keeping only OTEL_* variables.
+func Environ(pairs []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range pairs {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "OTEL_") {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/demo"
 	"github.com/switchyard/switchyard/metrics"
+	"github.com/switchyard/switchyard/tracing"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -72,6 +73,14 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	if cmd == "check" {
 		g, err := newBuilder(logger, nil)(cfg)
+		if err == nil {
+			var shutdownTracing func(context.Context) error
+			if _, shutdownTracing, err = tracing.Setup(context.Background(), tracing.Environ(environ), logger); err == nil {
+				shutdownTracing(context.Background()) // nothing was traced: this only stops the exporter
+			} else {
+				g.Close()
+			}
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 			return 2
@@ -81,7 +90,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	return serve(cfg, config.Environ(environ), logger, stderr)
+	return serve(cfg, config.Environ(environ), tracing.Environ(environ), logger, stderr)
 }
 
 // withDemo fills in the built-in demo apps when no application is configured.
@@ -106,7 +115,8 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler) fu
 // serve runs the gateway until SIGTERM or SIGINT, then drains requests in flight for
 // GATEWAY_SHUTDOWN_TIMEOUT. SIGHUP, and changes to the configuration or TLS files, reload the
 // configuration: see reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
-func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, stderr io.Writer) int {
+// environ holds the GATEWAY_* variables, otelEnv the OTEL_* ones (tracing; read once, not on reload).
+func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.Logger, stderr io.Writer) int {
 	invalid := func(err error) int {
 		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 		return 2
@@ -120,7 +130,21 @@ func serve(cfg config.Config, environ map[string]string, logger *slog.Logger, st
 		logger.Error("registering metrics", "cause", err)
 		return 1
 	}
-	build := newBuilder(logger, m.Middleware)
+	// Tracing (issue 5) is on only when an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set; its span wraps the
+	// metrics middleware. Spans still queued are flushed on the way out, after the drain.
+	tp, shutdownTracing, err := tracing.Setup(context.Background(), otelEnv, logger)
+	if err != nil {
+		return invalid(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(ctx); err != nil {
+			logger.Warn("tracing: flushing spans at shutdown", "cause", err)
+		}
+	}()
+	traceMW := tracing.Middleware(tp)
+	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) })
 	g, err := build(cfg)
 	if err != nil {
 		return invalid(err)
