@@ -511,8 +511,10 @@ func TestDockerfileBuildLine(t *testing.T) {
 			}
 		}},
 		{"the binary stays well under the 25 MB image budget", func(t *testing.T) {
-			// distroless/static adds about 2 MB; keep 5 MB of headroom for it and for growth.
-			const budget = 18 << 20
+			// distroless/static adds about 2 MiB: a 20 MiB binary gives an image of about 22 MiB (23 MB), under
+			// the 25 MB limit. The binary was 13.8 MiB before tracing and 18.7 MiB with it (OpenTelemetry SDK,
+			// otelhttp and the OTLP/HTTP exporter, which links gRPC through its config package).
+			const budget = 20 << 20
 			if len(data) > budget {
 				t.Errorf("binary is %.1f MiB, budget %.0f MiB (image limit 25 MB)", float64(len(data))/(1<<20), float64(budget)/(1<<20))
 			}
