@@ -10,8 +10,10 @@ import (
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
-// AccessLog returns middleware that attaches a reqinfo record to each request and, when the request is
-// done, logs one line through logger: method, path, status, bytes, duration, client address, request id,
+// AccessLog returns middleware that attaches a reqinfo record to each request, with the request's one
+// recording ResponseWriter (reqinfo.Info.RecordResponse: middleware inside read the answer's status and
+// size from the record rather than wrapping the writer again), and, when the request is done, logs one
+// line through logger: method, path, status, bytes, duration, client address, request id,
 // and what reqinfo learned (route, app, the cascade path). A request whose client went away before an
 // answer is logged with status 499; a panic passing through (an aborted response) with status 0 and
 // aborted=true, and is re-raised so the server tears the connection down.
@@ -20,10 +22,12 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			r, info := reqinfo.Attach(r)
-			sw := &statusWriter{ResponseWriter: w}
+			// The request's one recording writer: the middleware inside read the answer from info.
+			w = info.RecordResponse(w)
 			aborted := true
 			defer func() {
-				status := sw.status
+				resp, _ := info.Response()
+				status := resp.Status
 				if status == 0 && !aborted {
 					if r.Context().Err() != nil {
 						status = adapters.StatusClientClosedRequest
@@ -37,7 +41,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("path", r.URL.Path),
 					slog.String("host", r.Host),
 					slog.Int("status", status),
-					slog.Int64("bytes", sw.bytes),
+					slog.Int64("bytes", resp.Bytes),
 					slog.Duration("duration", time.Since(start)),
 					slog.String("client", r.RemoteAddr),
 					slog.String("request_id", r.Header.Get(RequestIDHeader)),
@@ -58,7 +62,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				}
 				logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 			}()
-			next.ServeHTTP(sw, r)
+			next.ServeHTTP(w, r)
 			aborted = false
 		})
 	}

@@ -4,6 +4,11 @@
 //
 // The record is attached once, at the front door, by Attach; every other piece reads it with From, which
 // returns nil when there is none, so library users who embed a single handler pay nothing.
+//
+// The record also holds what the answer was (status, bytes, hijacked), written by the one recording
+// ResponseWriter that Info.RecordResponse installs: the outermost middleware (the access log) installs it,
+// and the middleware inside reads Info.Response once their next handler returns instead of wrapping the
+// writer again.
 package reqinfo
 
 import (
@@ -23,6 +28,12 @@ type Info struct {
 	upstream string
 	failures []Failure
 	appTime  time.Duration
+
+	// The answer as rw saw it; recording says rw is installed. rw lives in the Info so that recording
+	// costs no allocation of its own.
+	recording bool
+	resp      Response
+	rw        responseWriter
 }
 
 // Failure is one failed attempt to reach an application, as adapters.Fail saw it.
