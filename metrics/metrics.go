@@ -91,9 +91,11 @@ func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error)
 }
 
 // Middleware records every request passing through next. It must run where reqinfo is attached (inside
-// middleware.AccessLog); without a record, route and app are empty. Flush, Hijack and the rest of the
-// ResponseWriter reach the server through Unwrap (http.ResponseController) and the Flusher/Hijacker
-// methods. A panic (aborted response) is counted with status class "aborted" and re-raised.
+// middleware.AccessLog); without a record, route and app are empty. It reads the status from the
+// record's recording writer (reqinfo.Info.RecordResponse) and wraps the ResponseWriter only when nobody
+// outside records; that wrapper passes Flush, Hijack and, through Unwrap, the rest of
+// http.ResponseController on. A panic (aborted response) is counted with status class "aborted" and
+// re-raised.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	if m == nil {
 		return next
@@ -101,14 +103,22 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		m.inFlight.Inc()
-		sw := &statusWriter{ResponseWriter: w}
+		info := reqinfo.From(r.Context())
+		answer := info
+		if answer == nil {
+			// Library use without AccessLog: a record of our own, for the answer only (it is not attached,
+			// so route and app stay empty as documented).
+			answer = new(reqinfo.Info)
+		}
+		w = answer.RecordResponse(w) // unchanged when AccessLog already records
 		aborted := true
 		defer func() {
 			m.inFlight.Dec()
-			s := reqinfo.From(r.Context()).Snapshot()
+			s := info.Snapshot()
 			class := "aborted"
 			if !aborted {
-				status := sw.status
+				resp, _ := answer.Response()
+				status := resp.Status
 				if status == 0 {
 					status = http.StatusOK
 					if r.Context().Err() != nil {
@@ -126,7 +136,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 				m.passThroughs.WithLabelValues(s.Route, s.App).Inc()
 			}
 		}()
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(w, r)
 		aborted = false
 	})
 }
