@@ -1,9 +1,7 @@
 package migration
 
 import (
-	"bufio"
 	"math"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -294,7 +292,9 @@ func looksLikeID(s string) bool {
 }
 
 // Middleware records every request that passes through it, once it is done, reading the reqinfo record
-// (attaching one when there is none). Place it inside middleware.AccessLog so both see the same record.
+// (attaching one when there is none) and the answer's status from the record's recording writer
+// (reqinfo.Info.RecordResponse, installed here only when nobody outside records). Place it inside
+// middleware.AccessLog so both see the same record and the writer is wrapped once.
 // An aborted answer (a panic passing through) is recorded as an error and re-raised.
 func (r *Recorder) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -302,63 +302,24 @@ func (r *Recorder) Middleware(next http.Handler) http.Handler {
 		if info == nil {
 			req, info = reqinfo.Attach(req)
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		w = info.RecordResponse(w) // unchanged when a middleware outside (AccessLog) already records
 		start := time.Now()
 		done := false
 		defer func() {
-			status := sw.status
+			resp, _ := info.Response()
+			status := resp.Status
 			if status == 0 && done {
 				status = http.StatusOK // a handler that wrote nothing answered 200
 				if req.Context().Err() != nil {
 					status = 499 // the client went away before an answer
 				}
 			}
-			r.Record(req.Method, req.URL.Path, info.Snapshot(), status, time.Since(start), !sw.hijacked)
+			r.Record(req.Method, req.URL.Path, info.Snapshot(), status, time.Since(start), !resp.Hijacked)
 		}()
-		next.ServeHTTP(sw, req)
+		next.ServeHTTP(w, req)
 		done = true
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status   int
-	hijacked bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code < 100 || code > 199 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.hijacked = true
-		if w.status == 0 {
-			w.status = http.StatusSwitchingProtocols
-		}
-	}
-	return c, rw, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Mismatch is one shadow exchange whose answers differed.
 type Mismatch struct {
