@@ -43,7 +43,7 @@
 // whose reused connection turns out dead before anything was sent back or read from the client's body is
 // sent once more on a fresh connection.
 //
-// A request body of unknown length (chunked) is spooled first (1 MiB in memory, then a temp file) and sent
+// A request body of unknown length (chunked) is spooled first (1 MiB in memory, then an unlinked temp file) and sent
 // with CONTENT_LENGTH, because PHP-FPM hangs on body bytes without it. Bodies go out in STDIN records of up
 // to 65535 bytes while the response is read; the response streams to the client and is flushed whenever
 // reading on would wait. STDERR lines go to the log (at most 20 lines of 1 KiB per request). Failures: cannot

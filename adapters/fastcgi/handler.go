@@ -16,7 +16,11 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/internal/spool"
 )
+
+// spoolMemory is how much of a body of unknown length is held in memory before spooling to a temp file.
+const spoolMemory = 1 << 20
 
 // Handler runs requests through one FastCGI application. It is safe for concurrent use; Close releases its
 // idle connections, and requests still running close theirs when they end.
@@ -100,15 +104,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.ContentLength > 0:
 		body = &exactReader{r: r.Body, left: r.ContentLength}
 	default:
-		sp, err := spool(r.Context(), r.Body, "")
+		// PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
+		sp, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: spoolMemory})
 		if err != nil {
 			h.fail(w, r, bodyError{err})
 			return
 		}
 		defer sp.Close()
 		req = r.WithContext(r.Context())
-		req.ContentLength = sp.size
-		if sp.size > 0 {
+		req.ContentLength = sp.Len()
+		if sp.Len() > 0 {
 			body = sp
 		}
 	}
