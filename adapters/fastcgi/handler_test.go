@@ -620,3 +620,51 @@ func BenchmarkGET(b *testing.B) {
 		}
 	}
 }
+
+// TestChunkedBodyFailures covers the failures of spooling a body of unknown length: the app must never be
+// asked, and the client hears whose fault it was.
+func TestChunkedBodyFailures(t *testing.T) {
+	ln, app := serveFCGI(t, "tcp", echoApp())
+	h, _, logs := gateway(t, app, "/app")
+	// The gateway's body limit, as the front door applies it.
+	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(limited.Close)
+
+	tests := []struct {
+		name    string
+		chunks  string // the raw chunked body
+		status  int
+		logWant string
+	}{
+		{name: "a malformed chunked body is the client's fault: 400", chunks: "zz\r\nhello\r\n0\r\n\r\n", status: 400, logWant: "bad request body"},
+		{name: "a chunked body past the gateway's limit is a 413", chunks: fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 4<<10, strings.Repeat("x", 4<<10)), status: 413, logWant: "request body too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ln.n.Load()
+			c, err := net.Dial("tcp", limited.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /app/upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"+tt.chunks)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if !strings.Contains(logs.String(), tt.logWant) {
+				t.Errorf("log lacks %q:\n%s", tt.logWant, logs.String())
+			}
+			if n := ln.n.Load() - before; n != 0 {
+				t.Errorf("the app got %d connections for a body that never became whole", n)
+			}
+		})
+	}
+}
