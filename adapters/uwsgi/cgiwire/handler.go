@@ -17,7 +17,15 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/internal/spool"
 )
+
+// clientBodyError marks a failure to read the client's request body (the client's fault or the gateway's
+// body limit), as opposed to a failure talking to the app.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 // ErrVarsTooLarge is wrapped by a Protocol's EncodeRequest when the variables cannot be framed (uwsgi's
 // 16-bit size); the client gets 431 Request Header Fields Too Large.
@@ -83,14 +91,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = r.Body
 	}
 	if body != nil && r.ContentLength < 0 {
-		sp, n, err := spool(r.Body, h.spoolMemory)
+		sp, err := spool.Read(ctx, r.Body, spool.Options{Memory: h.spoolMemory})
 		if err != nil {
+			if !errors.Is(err, spool.ErrStorage) {
+				err = &clientBodyError{err}
+			}
 			h.fail(w, r, "spooling the request body", err)
 			return
 		}
 		defer sp.Close()
 		req = r.WithContext(ctx)
-		req.ContentLength = n
+		req.ContentLength = sp.Len()
 		body = sp
 	}
 	if req.ContentLength == 0 {
@@ -289,7 +300,7 @@ func (h *Handler) status(r *http.Request, err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout
-	case errors.Is(err, errSpool):
+	case errors.Is(err, spool.ErrStorage):
 		return http.StatusInternalServerError
 	}
 	return http.StatusBadGateway

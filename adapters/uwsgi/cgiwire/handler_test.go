@@ -3,14 +3,18 @@ package cgiwire_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -87,20 +91,52 @@ func TestClientBodyFailures(t *testing.T) {
 		h.ServeHTTP(w, r)
 	})
 	tests := []struct {
-		name   string
-		length int64
+		name      string
+		body      io.Reader
+		length    int64
+		gone      bool // the client went away first
+		status    int  // 0: no answer at all
+		unlimited bool
+		noTemp    bool // the temp directory is missing
 	}{
-		{name: "a known-length body over the gateway's limit answers 413", length: 100},
-		{name: "a chunked body over the gateway's limit answers 413", length: -1},
+		{name: "a known-length body over the gateway's limit answers 413", length: 100, status: 413},
+		{name: "a chunked body over the gateway's limit answers 413", length: -1, status: 413},
+		{name: "a chunked body the client breaks answers 400", length: -1, status: 400, unlimited: true,
+			body: io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(errors.New("unexpected EOF in chunk")))},
+		{name: "a client gone while its chunked body is spooled gets no answer", length: -1, gone: true, unlimited: true},
+		{name: "a chunked body the gateway cannot spool (no temp dir) answers 500", length: -1, status: 500, unlimited: true,
+			noTemp: true, body: strings.NewReader(strings.Repeat("y", cgiwire.SpoolMemory+1))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", 100)))
+			body := tt.body
+			if body == nil {
+				body = strings.NewReader(strings.Repeat("x", 100))
+			}
+			req := httptest.NewRequest("POST", "/", body)
 			req.ContentLength = tt.length
+			if tt.noTemp {
+				t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+			}
+			if tt.gone {
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
+			}
 			rec := httptest.NewRecorder()
-			limited.ServeHTTP(rec, req)
-			if rec.Code != http.StatusRequestEntityTooLarge {
-				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			if tt.unlimited {
+				h.ServeHTTP(rec, req)
+			} else {
+				limited.ServeHTTP(rec, req)
+			}
+			if tt.status == 0 {
+				if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+					t.Fatalf("answered %d %q to a client that is gone", rec.Code, rec.Body)
+				}
+				return
+			}
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body)
 			}
 		})
 	}
