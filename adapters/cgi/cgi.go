@@ -48,7 +48,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -65,6 +64,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/internal/spool"
 )
 
 const (
@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := r.Clone(r.Context())
 	if r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
-		body, n, err := spool(r.Body, h.maxBody)
+		body, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: memSpool, Limit: h.maxBody})
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -217,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer body.Close()
-		req.Body, req.ContentLength, req.TransferEncoding = body, n, nil
+		req.Body, req.ContentLength, req.TransferEncoding = body, body.Len(), nil
 	}
 
 	script := cgienv.SplitMount(r.URL.Path, h.mount)
@@ -435,47 +435,4 @@ func (l *lineLogger) flush() {
 		l.log(string(l.buf))
 		l.buf = nil
 	}
-}
-
-// spool reads a body of unknown length completely, in memory up to memSpool bytes and then into an unlinked
-// temporary file, and returns it with its length. More than limit bytes is a *http.MaxBytesError.
-func spool(body io.Reader, limit int64) (io.ReadCloser, int64, error) {
-	if body == nil || body == http.NoBody {
-		return http.NoBody, 0, nil
-	}
-	mem := min(int64(memSpool), limit)
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(body, mem+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading the request body: %w", err)
-	}
-	if n <= mem {
-		return io.NopCloser(bytes.NewReader(buf.Bytes())), n, nil
-	}
-	if n > limit {
-		return nil, 0, &http.MaxBytesError{Limit: limit}
-	}
-	f, err := os.CreateTemp("", "switchyard-cgi-body-*")
-	if err != nil {
-		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
-	}
-	_ = os.Remove(f.Name()) // unlinked at once: nothing is left behind whatever happens next
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
-	}
-	m, err := io.Copy(f, io.LimitReader(body, limit-n+1))
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("reading the request body: %w", err)
-	}
-	if n+m > limit {
-		f.Close()
-		return nil, 0, &http.MaxBytesError{Limit: limit}
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("spooling the request body: %w", err)
-	}
-	return f, n + m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
@@ -391,6 +393,51 @@ func TestBodyLimits(t *testing.T) {
 			resp, _ := do(t, req)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+		})
+	}
+}
+
+// TestChunkedBodyFailures covers the failures of spooling a body of unknown length: the program is never
+// started, and the client hears whose fault it was.
+func TestChunkedBodyFailures(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	prog := writeScript(t, dir, "touch.sh", "#!/bin/sh\ntouch "+marker+"\nprintf 'Content-Type: text/plain\\n\\nran'\n")
+	h, _ := build(t, "cgi://"+prog+"?max_body=2MiB", "")
+	tests := []struct {
+		name   string
+		body   io.Reader
+		gone   bool // the client went away first
+		status int  // 0: no answer at all
+	}{
+		{name: "a chunked body past the limit and past the memory part is 413",
+			body: strings.NewReader(strings.Repeat("x", 2<<20+1)), status: 413},
+		{name: "a chunked body the client breaks is 400",
+			body: io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(errors.New("unexpected EOF in chunk"))), status: 400},
+		{name: "a client gone while its chunked body is spooled gets no answer",
+			body: strings.NewReader("abc"), gone: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/", tc.body)
+			req.ContentLength = -1
+			if tc.gone {
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if tc.status == 0 {
+				if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+					t.Fatalf("answered %d %q to a client that is gone", rec.Code, rec.Body)
+				}
+			} else if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("the program ran for a body that never became whole")
 			}
 		})
 	}
