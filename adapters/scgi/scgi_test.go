@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -318,6 +319,14 @@ func fakeSCGI(t *testing.T, serve func(c net.Conn, vars map[string]string, body 
 					m[v.Name] = v.Value
 				}
 				serve(c, m, br)
+				// Read what is left of the body before closing: closing a unix socket with unread data
+				// resets it, and the gateway's read of the answer would fail with ECONNRESET at random.
+				// The write side is closed first so an answer delimited by the close ends now.
+				c.(*net.UnixConn).CloseWrite()
+				if n, err := strconv.ParseInt(m["CONTENT_LENGTH"], 10, 64); err == nil {
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					io.Copy(io.Discard, io.LimitReader(br, n))
+				}
 			}()
 		}
 	}()
