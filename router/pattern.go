@@ -43,7 +43,7 @@ func ParsePattern(s string) (Pattern, error) {
 		}
 		wild := strings.HasPrefix(host, "*.")
 		h, err := CanonicalHost(strings.TrimPrefix(host, "*."))
-		if err != nil || h == "" || strings.ContainsAny(h, "*[]:_") {
+		if err != nil || h == "" || strings.ContainsAny(h, "*[]:_") || !validLabels(h) {
 			return Pattern{}, fmt.Errorf("route pattern %q: host %q is not a host name (expected example.com or *.example.com)", s, host)
 		}
 		if wild {
@@ -74,4 +74,15 @@ func matchHost(ph, h string) bool {
 		return len(h) > len(ph)-1 && strings.HasSuffix(h, ph[1:])
 	}
 	return ph == h
+}
+
+// validLabels reports whether every dot-separated label of a host name is 1 to 63 characters, so that
+// patterns such as ".." or "a..b" (which no request Host can have) are refused.
+func validLabels(h string) bool {
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+	}
+	return true
 }

@@ -106,7 +106,7 @@ func TestRouting(t *testing.T) {
 }
 
 func TestParsePatternErrors(t *testing.T) {
-	for _, bad := range []string{"", "/api/{id}/", "/a/*", "/a/../b/", "//a/", "bad host/", "/a%2f/", "*x.com/"} {
+	for _, bad := range []string{"", "/api/{id}/", "/a/*", "/a/../b/", "//a/", "bad host/", "/a%2f/", "*x.com/", "..", "a..b/", ".example.com/", "-a.com/"} {
 		if _, err := ParsePattern(bad); err == nil {
 			t.Errorf("ParsePattern(%q) succeeded, want an error", bad)
 		}
