@@ -207,8 +207,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: memSpool, Limit: h.maxBody})
 		var mbe *http.MaxBytesError
 		switch {
-		case errors.As(err, &mbe):
-			h.fail(w, r, err)
+		case errors.As(err, &mbe), errors.Is(err, adapters.ErrClientTimeout):
+			h.fail(w, r, err) // 413, or 408 for a client that stalled mid-body
+			return
+		case errors.Is(err, spool.ErrStorage):
+			h.logger.LogAttrs(r.Context(), slog.LevelError, "spooling the request body failed", slog.String("app", h.app), slog.String("cause", err.Error()))
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 			return
 		case err != nil && r.Context().Err() != nil:
 			return // the client went away while sending

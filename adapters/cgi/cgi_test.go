@@ -409,8 +409,11 @@ func TestChunkedBodyFailures(t *testing.T) {
 		name   string
 		body   io.Reader
 		gone   bool // the client went away first
+		noTemp bool // the spool's temporary directory is missing
 		status int  // 0: no answer at all
 	}{
+		{name: "a spool that cannot write its temporary file is the gateway's 500, not the client's 400",
+			body: strings.NewReader(strings.Repeat("x", 1<<20+1)), noTemp: true, status: 500},
 		{name: "a chunked body past the limit and past the memory part is 413",
 			body: strings.NewReader(strings.Repeat("x", 2<<20+1)), status: 413},
 		{name: "a chunked body the client breaks is 400",
@@ -422,6 +425,9 @@ func TestChunkedBodyFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest("POST", "/", tc.body)
 			req.ContentLength = -1
+			if tc.noTemp {
+				t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+			}
 			if tc.gone {
 				ctx, cancel := context.WithCancel(req.Context())
 				cancel()

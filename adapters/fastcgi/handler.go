@@ -187,7 +187,14 @@ func encodeParams(params []cgienv.Param) ([][]byte, error) {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var be bodyError
 	var mbe *http.MaxBytesError
-	if errors.As(err, &be) && !errors.As(err, &mbe) && r.Context().Err() == nil {
+	if errors.Is(err, spool.ErrStorage) {
+		// The gateway's own disk failed, not the client or the app.
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "spooling the request body failed",
+			slog.String("app", h.app), slog.String("cause", err.Error()))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	if errors.As(err, &be) && !errors.As(err, &mbe) && !errors.Is(err, adapters.ErrClientTimeout) && r.Context().Err() == nil {
 		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "bad request body",
 			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("cause", err.Error()))
 		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)

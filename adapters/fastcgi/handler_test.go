@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/fcgi"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -638,14 +639,23 @@ func TestChunkedBodyFailures(t *testing.T) {
 		chunks  string // the raw chunked body
 		status  int
 		logWant string
+		noTemp  bool // the spool's temporary directory is missing
 	}{
+		{name: "a spool that cannot write its temporary file is the gateway's 500", noTemp: true,
+			chunks: fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 1<<20+1, strings.Repeat("x", 1<<20+1)), status: 500, logWant: "spooling the request body failed"},
 		{name: "a malformed chunked body is the client's fault: 400", chunks: "zz\r\nhello\r\n0\r\n\r\n", status: 400, logWant: "bad request body"},
 		{name: "a chunked body past the gateway's limit is a 413", chunks: fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 4<<10, strings.Repeat("x", 4<<10)), status: 413, logWant: "request body too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := ln.n.Load()
-			c, err := net.Dial("tcp", limited.Listener.Addr().String())
+			target := limited
+			if tt.noTemp {
+				t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+				target = httptest.NewServer(h) // no 1 KiB limit: the body must reach the spool's file stage
+				t.Cleanup(target.Close)
+			}
+			c, err := net.Dial("tcp", target.Listener.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
