@@ -45,6 +45,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.Duration("duration", time.Since(start)),
 					slog.String("client", r.RemoteAddr),
 					slog.String("request_id", r.Header.Get(RequestIDHeader)),
+					slog.String("trace_id", traceID(r.Header.Get("Traceparent"))),
 					slog.String("route", s.Route),
 					slog.String("app", s.App),
 				}
@@ -66,4 +67,23 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			aborted = false
 		})
 	}
+}
+
+// traceID returns the trace id of a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when the value
+// is not one. The tracing middleware, when on, has replaced the client's header with the gateway's span by
+// the time the access line is written, so the id is the one the apps saw.
+func traceID(tp string) string {
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return ""
+		}
+	}
+	if id == "00000000000000000000000000000000" {
+		return ""
+	}
+	return id
 }
