@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/internal/exact"
 	"github.com/switchyard/switchyard/internal/spool"
 )
 
@@ -48,31 +49,6 @@ func (h *Handler) buf() *[]byte {
 	return &b
 }
 
-// exactReader yields exactly left bytes of r: a body that ends early is io.ErrUnexpectedEOF, because the
-// app, told CONTENT_LENGTH, would wait for the missing bytes until the timeout.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	if e.left == 0 && err == nil {
-		err = io.EOF
-	}
-	return n, err
-}
-
 // bodyError marks a failure to read the client's request body (as opposed to talking to the app).
 type bodyError struct{ err error }
 
@@ -102,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 	case r.ContentLength > 0:
-		body = &exactReader{r: r.Body, left: r.ContentLength}
+		body = exact.Reader(r.Body, r.ContentLength) // the app, told CONTENT_LENGTH, would wait for missing bytes
 	default:
 		// PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
 		sp, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: spoolMemory})

@@ -237,24 +237,3 @@ func FuzzDecodePairs(f *testing.F) {
 	})
 }
 
-func TestExactReader(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		n       int64
-		want    string
-		wantErr error
-	}{
-		{name: "a body of the declared length is read whole", in: "hello", n: 5, want: "hello"},
-		{name: "bytes past the declared length are not read", in: "hello world", n: 5, want: "hello"},
-		{name: "a body shorter than declared is an unexpected EOF", in: "hel", n: 5, want: "hel", wantErr: io.ErrUnexpectedEOF},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := io.ReadAll(&exactReader{r: strings.NewReader(tt.in), left: tt.n})
-			if string(got) != tt.want || !errors.Is(err, tt.wantErr) && err != tt.wantErr {
-				t.Fatalf("got %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}

@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/internal/exact"
 )
 
 // Kind returns the SCGI kind for a registry: schemes scgi and scgi+unix, mount-aware.
@@ -92,7 +93,7 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 			resp.ContentLength = -1
 		}
 	case resp.ContentLength >= 0:
-		resp.Body = io.NopCloser(&exactReader{r: br, left: resp.ContentLength})
+		resp.Body = io.NopCloser(exact.Reader(br, resp.ContentLength))
 	default:
 		resp.Body = io.NopCloser(br)
 	}
@@ -106,29 +107,4 @@ func allEqual(vv []string) bool {
 		}
 	}
 	return true
-}
-
-// exactReader reads exactly left bytes: it stops there, and fails with io.ErrUnexpectedEOF when r ends
-// first, so a declared body cut short never looks complete.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF {
-		if e.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		err = nil
-	}
-	return n, err
 }
