@@ -236,4 +236,3 @@ func FuzzDecodePairs(f *testing.F) {
 		}
 	})
 }
-
