@@ -18,6 +18,20 @@ type InstanceHealth struct {
 	LastChecked time.Time `json:"last_checked,omitzero"`
 	// LastError is the cause of the last failure, if any.
 	LastError string `json:"last_error,omitempty"`
+
+	// The counters below are cumulative since the application handler was built (a reload that builds a new
+	// handler starts them again at zero). They are zero for handlers that do not balance instances.
+
+	// Retries counts failed attempts on this instance that were sent again to another instance.
+	Retries uint64 `json:"retries"`
+	// RetryBudgetExhausted counts failed attempts on this instance that could have been retried but were
+	// not, because the retry budget was spent.
+	RetryBudgetExhausted uint64 `json:"retry_budget_exhausted"`
+	// Ejections counts passive ejections (consecutive failed attempts reaching max_fails, or a failed
+	// trial after an ejection).
+	Ejections uint64 `json:"ejections"`
+	// BreakerOpens counts transitions of the instance's circuit breaker to open.
+	BreakerOpens uint64 `json:"breaker_opens"`
 }
 
 // HealthReporter is implemented by application handlers that track the health of their instances

@@ -95,7 +95,9 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !retry || n > b.retries || !upstream.Retryable(ctx, err, idempotent, consumed) {
 			return nil, lastErr
 		}
-		if !budget.AllowRetry() {
+		allowed := budget.AllowRetry()
+		a.Instance.CountRetry(allowed)
+		if !allowed {
 			b.logger.Warn("retry budget exhausted: not retrying", slog.String("app", b.app), slog.String("upstream", in.upstream))
 			return nil, lastErr
 		}

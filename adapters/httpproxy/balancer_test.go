@@ -218,6 +218,9 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	if !strings.Contains(logs.String(), "instance ejected") {
 		t.Errorf("no ejection log line:\n%s", logs)
 	}
+	if h := p.Health(); h[0].Retries != 1 || h[0].Ejections != 1 || h[1].Retries != 0 || h[1].Ejections != 0 {
+		t.Errorf("counters: dead %+v, live %+v; want one retry and one ejection on the dead one", h[0], h[1])
+	}
 	// b comes up; after fail_timeout the half-open trial reaches it and it takes the traffic again.
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -297,7 +300,7 @@ func TestRetryBudgetCapsRetries(t *testing.T) {
 	u1, n1 := flakyBackend(t)
 	u2, n2 := flakyBackend(t)
 	u3, n3 := flakyBackend(t)
-	_, front, logs := build(t, u1+"|"+u2+"|"+u3+"?max_fails=0&retries=2&retry_budget=0&retry_budget_min=5")
+	p, front, logs := build(t, u1+"|"+u2+"|"+u3+"?max_fails=0&retries=2&retry_budget=0&retry_budget_min=5")
 	cl := client(t)
 	for range 20 {
 		if code, _ := get(t, cl, front.URL+"/"); code != http.StatusBadGateway {
@@ -310,6 +313,16 @@ func TestRetryBudgetCapsRetries(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "retry budget exhausted") {
 		t.Errorf("no log line for the exhausted budget")
+	}
+	var retries, refused uint64
+	for _, h := range p.Health() {
+		retries += h.Retries
+		refused += h.RetryBudgetExhausted
+	}
+	// At most two requests used two retries each and ended on the retry count; every other one ended on
+	// the budget.
+	if retries != 5 || refused < 18 || refused > 20 {
+		t.Errorf("counted %d retries and %d refused by the budget, want 5 and 18..20", retries, refused)
 	}
 }
 

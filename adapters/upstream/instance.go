@@ -21,6 +21,12 @@ type Instance struct {
 	trial        atomic.Bool  // the one half-open trial after an ejection is in flight
 	breaker      *gobreaker.TwoStepCircuitBreaker[struct{}]
 
+	// cumulative counters, reported by Set.Health
+	retries      atomic.Uint64
+	retryRefused atomic.Uint64
+	ejections    atomic.Uint64
+	breakerOpens atomic.Uint64
+
 	mu          sync.Mutex
 	known       bool
 	fails       int // consecutive failed attempts
@@ -38,6 +44,16 @@ func (in *Instance) Index() int { return in.index }
 
 // InFlight is the number of attempts currently using the instance.
 func (in *Instance) InFlight() int64 { return in.inflight.Load() }
+
+// CountRetry records what became of a failed, retryable attempt on the instance: retried (sent again to
+// another instance) when allowed, else refused by the retry budget. The counts appear in Set.Health.
+func (in *Instance) CountRetry(allowed bool) {
+	if allowed {
+		in.retries.Add(1)
+	} else {
+		in.retryRefused.Add(1)
+	}
+}
 
 // why an instance is skipped; the zero value means available.
 type reason int

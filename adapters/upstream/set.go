@@ -57,6 +57,9 @@ func New(app string, addrs []string, cfg Config, probe Probe, logger *slog.Logge
 				ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(cfg.BreakerFailures) },
 				IsExcluded:  func(err error) bool { return errors.Is(err, errExcluded) },
 				OnStateChange: func(name string, from, to gobreaker.State) {
+					if to == gobreaker.StateOpen {
+						in.breakerOpens.Add(1)
+					}
 					logger.Warn("circuit breaker state changed", slog.String("app", app), slog.String("upstream", name),
 						slog.String("from", from.String()), slog.String("to", to.String()))
 				},
@@ -237,7 +240,11 @@ func (a *Attempt) Done(ctx context.Context, err error, status int) {
 	fails, cause := in.fails, in.lastErr
 	in.mu.Unlock()
 	if eject {
-		in.ejectedUntil.Store(s.now().Add(s.cfg.FailTimeout).UnixNano())
+		// Counted once per ejection: failures of attempts that were in flight when the instance was ejected
+		// extend it; a failed half-open trial starts a new one.
+		if in.ejectedUntil.Swap(s.now().Add(s.cfg.FailTimeout).UnixNano()) == 0 || a.trial {
+			in.ejections.Add(1)
+		}
 		s.logger.Warn("instance ejected", slog.String("app", s.app), slog.String("upstream", in.addr),
 			slog.Int("consecutive_failures", fails), slog.Duration("for", s.cfg.FailTimeout), slog.String("cause", cause))
 	}
@@ -259,6 +266,11 @@ func (s *Set) Health() []adapters.InstanceHealth {
 			ConsecutiveFailures: max(in.fails, in.badChecks),
 			LastChecked:         in.lastChecked,
 			LastError:           in.lastErr,
+
+			Retries:              in.retries.Load(),
+			RetryBudgetExhausted: in.retryRefused.Load(),
+			Ejections:            in.ejections.Load(),
+			BreakerOpens:         in.breakerOpens.Load(),
 		}
 		in.mu.Unlock()
 		st := in.state(now.UnixNano())

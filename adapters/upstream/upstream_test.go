@@ -330,6 +330,9 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	if got := pick(t, s, r); got != 0 {
 		t.Fatalf("instance 0 not back after a successful trial")
 	}
+	if h := s.Health(); h[0].Ejections != 2 || h[1].Ejections != 0 {
+		t.Fatalf("ejections = %d, %d; want 2 (the first and the failed trial), 0", h[0].Ejections, h[1].Ejections)
+	}
 }
 
 func TestFiveHundredsCountOnlyWhenAsked(t *testing.T) {
@@ -381,6 +384,11 @@ func TestBreakerOpensAndHalfOpens(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "2 circuit breaker open") {
 		t.Fatalf("error does not say why: %v", err)
+	}
+	for i, h := range s.Health() {
+		if h.BreakerOpens != 1 {
+			t.Fatalf("instance %d: breaker opens = %d, want 1", i, h.BreakerOpens)
+		}
 	}
 	// After breaker_timeout, the breakers are half-open: one trial each.
 	deadline := time.Now().Add(5 * time.Second)
@@ -521,5 +529,24 @@ func TestBodyGuardHandsAnUntouchedBodyToTheNextAttempt(t *testing.T) {
 	}
 	if !a2.Detach() {
 		t.Fatal("a read attempt reported no consumption")
+	}
+}
+
+func TestFailuresInFlightAtAnEjectionCountOneEjection(t *testing.T) {
+	s := newSet(t, 2, "lb=first&max_fails=1", nil)
+	ctx := context.Background()
+	var held []*Attempt
+	for range 3 {
+		a, err := s.claimForTest(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, a)
+	}
+	for _, a := range held {
+		a.Done(ctx, errors.New("connection reset"), 0)
+	}
+	if got := s.Health()[0].Ejections; got != 1 {
+		t.Fatalf("ejections = %d after three concurrent failures, want 1", got)
 	}
 }
