@@ -1,6 +1,7 @@
 // Package metrics owns the gateway's Prometheus instruments: requests by route, app, method and status
-// class, request duration, requests in flight, upstream failures by cause, cascade pass-throughs, and the
-// health of every application instance. Everything is registered on a registry the caller owns (never the
+// class, request duration, requests in flight, upstream failures by cause, cascade pass-throughs, the
+// health of every application instance, and the retries, retry budget refusals, ejections and breaker
+// openings of every balanced instance. Everything is registered on a registry the caller owns (never the
 // process-global one), so two gateways in one process keep separate numbers.
 //
 // The request instruments are fed by Metrics.Middleware, which must run inside middleware.AccessLog: it
@@ -53,7 +54,10 @@ type Metrics struct {
 
 // New registers the instruments on reg. health, when not nil, is called at every scrape and exported as
 // switchyard_upstream_instance_healthy (1 healthy, 0 not, -1 not known yet) and
-// switchyard_upstream_instance_in_flight; it must be safe for concurrent use.
+// switchyard_upstream_instance_in_flight, and for apps that track health the counters
+// switchyard_upstream_retries_total, switchyard_upstream_retry_budget_exhausted_total,
+// switchyard_upstream_ejections_total and switchyard_upstream_breaker_opens_total (labels app, instance);
+// it must be safe for concurrent use.
 func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -207,11 +211,30 @@ var (
 	instanceInFlightDesc = prometheus.NewDesc("switchyard_upstream_instance_in_flight",
 		"Requests currently sent to an application instance (apps that track health only).",
 		[]string{"app", "role", "instance"}, nil)
+
+	// The counters of balanced apps. They restart at zero when a reload builds the app again (a counter
+	// reset, which Prometheus's rate and increase handle).
+	retriesDesc = prometheus.NewDesc("switchyard_upstream_retries_total",
+		"Failed attempts on an application instance that were sent again to another instance.",
+		[]string{"app", "instance"}, nil)
+	retryBudgetDesc = prometheus.NewDesc("switchyard_upstream_retry_budget_exhausted_total",
+		"Failed attempts on an application instance that were not retried because the retry budget was spent.",
+		[]string{"app", "instance"}, nil)
+	ejectionsDesc = prometheus.NewDesc("switchyard_upstream_ejections_total",
+		"Passive ejections of an application instance after consecutive failed attempts.",
+		[]string{"app", "instance"}, nil)
+	breakerOpensDesc = prometheus.NewDesc("switchyard_upstream_breaker_opens_total",
+		"Openings of an application instance's circuit breaker.",
+		[]string{"app", "instance"}, nil)
 )
 
 func (healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- healthyDesc
 	ch <- instanceInFlightDesc
+	ch <- retriesDesc
+	ch <- retryBudgetDesc
+	ch <- ejectionsDesc
+	ch <- breakerOpensDesc
 }
 
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
@@ -233,6 +256,12 @@ func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, v, a.App, a.Role, in.Address)
 			if a.Tracked {
 				ch <- prometheus.MustNewConstMetric(instanceInFlightDesc, prometheus.GaugeValue, float64(in.InFlight), a.App, a.Role, in.Address)
+				for _, c := range []struct {
+					d *prometheus.Desc
+					v uint64
+				}{{retriesDesc, in.Retries}, {retryBudgetDesc, in.RetryBudgetExhausted}, {ejectionsDesc, in.Ejections}, {breakerOpensDesc, in.BreakerOpens}} {
+					ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v), a.App, in.Address)
+				}
 			}
 		}
 	}

@@ -207,6 +207,7 @@ func TestMiddlewareRecordsRequestsFailuresAndPassThroughs(t *testing.T) {
 		{"an unknown instance is -1", "switchyard_upstream_instance_healthy", map[string]string{"instance": "http://a3"}, -1},
 		{"in-flight per instance comes from the reporter", "switchyard_upstream_instance_in_flight", map[string]string{"instance": "http://a1"}, 3},
 		{"untracked apps have no in-flight series", "switchyard_upstream_instance_in_flight", map[string]string{"instance": "status:404"}, -1},
+		{"untracked apps have no retry series", "switchyard_upstream_retries_total", map[string]string{"instance": "status:404"}, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
