@@ -478,3 +478,38 @@ func BenchmarkProxy(b *testing.B) {
 		})
 	}
 }
+
+func TestHealthCheckHost(t *testing.T) {
+	tests := []struct {
+		name, option string
+		want         func(srv *httptest.Server) string
+	}{
+		{name: "the check carries health_host as Host", option: "&health_host=app.example.com",
+			want: func(*httptest.Server) string { return "app.example.com" }},
+		{name: "without health_host the check carries the instance's own host", option: "",
+			want: func(srv *httptest.Server) string { return strings.TrimPrefix(srv.URL, "http://") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hosts := make(chan string, 16)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/healthz" {
+					select {
+					case hosts <- r.Host:
+					default:
+					}
+				}
+			}))
+			t.Cleanup(srv.Close)
+			build(t, srv.URL+"?health_path=/healthz&health_interval=1h"+tt.option) // the first check runs at once
+			select {
+			case got := <-hosts:
+				if want := tt.want(srv); got != want {
+					t.Fatalf("health check Host = %q, want %q", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no health check arrived")
+			}
+		})
+	}
+}

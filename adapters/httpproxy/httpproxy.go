@@ -160,7 +160,7 @@ func New(t adapters.Target) (http.Handler, error) {
 			addrs[i] = in.addr
 		}
 		probe := func(ctx context.Context, ui *upstream.Instance) error {
-			return insts[ui.Index()].probe(ctx, lb.HealthPath, lb.HealthStatus)
+			return insts[ui.Index()].probe(ctx, lb.HealthPath, lb.HealthHost, lb.HealthStatus)
 		}
 		if p.set, err = upstream.New(t.Raw, addrs, lb, probe, logger); err != nil {
 			return nil, err
@@ -222,13 +222,16 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 	return in, nil
 }
 
-// probe is one active health check: GET path (as is, not under the instance's base path) with the
-// instance's own host as Host; healthy when the status is in want. The body is drained (bounded) so the
-// connection can be reused.
-func (in *instance) probe(ctx context.Context, path string, want upstream.StatusSet) error {
+// probe is one active health check: GET path (as is, not under the instance's base path) with host as
+// Host, or the instance's own host when host is empty; healthy when the status is in want. The body is
+// drained (bounded) so the connection can be reused.
+func (in *instance) probe(ctx context.Context, path, host string, want upstream.StatusSet) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.scheme+"://"+in.host+path, nil)
 	if err != nil {
 		return err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	req.Header.Set("User-Agent", "switchyard-health-check")
 	resp, err := in.tr.RoundTrip(req)

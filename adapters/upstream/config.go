@@ -34,6 +34,9 @@ type Config struct {
 
 	// HealthPath enables active health checks: each instance gets a GET of this path every HealthInterval.
 	HealthPath string
+	// HealthHost is the Host header of a check; empty means the instance's own host (its host:port, or
+	// "localhost" for a unix socket). Apps that only answer allowed hosts (Django's ALLOWED_HOSTS) need it.
+	HealthHost string
 	// HealthInterval is the time between two checks (default 5s).
 	HealthInterval time.Duration
 	// HealthTimeout bounds one check (default the smaller of 2s and HealthInterval).
@@ -60,7 +63,7 @@ type Config struct {
 var Policies = []string{"round_robin", "least_requests", "p2c", "hash", "first"}
 
 // ParseConfig takes the balancing options from o: lb, hash_key, retries, retry_budget, retry_budget_min,
-// max_fails, fail_timeout, fail_on_5xx, health_path, health_interval, health_timeout, health_status,
+// max_fails, fail_timeout, fail_on_5xx, health_path, health_host, health_interval, health_timeout, health_status,
 // healthy_threshold, unhealthy_threshold, breaker, breaker_failures, breaker_timeout, breaker_half_open.
 // Errors name the option and what was expected.
 func ParseConfig(o *adapters.Options) (Config, error) {
@@ -104,6 +107,10 @@ func ParseConfig(o *adapters.Options) (Config, error) {
 	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
 		errs = append(errs, fmt.Sprintf("option health_path=%q: expected an absolute path such as /healthz", c.HealthPath))
 	}
+	c.HealthHost = o.String("health_host", "")
+	if o.Has("health_host") && !validHost(c.HealthHost) {
+		errs = append(errs, fmt.Sprintf("option health_host=%q: expected a host name, optionally with :port, such as app.example.com", c.HealthHost))
+	}
 	c.HealthInterval, err = o.Duration("health_interval", 5*time.Second)
 	check(err)
 	if c.HealthInterval < time.Millisecond {
@@ -121,7 +128,7 @@ func ParseConfig(o *adapters.Options) (Config, error) {
 	c.UnhealthyThreshold, err = o.Int("unhealthy_threshold", 1, 1, 100)
 	check(err)
 	if c.HealthPath == "" {
-		for _, k := range []string{"health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"} {
+		for _, k := range []string{"health_host", "health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"} {
 			if o.Has(k) {
 				errs = append(errs, fmt.Sprintf("option %s needs health_path", k))
 			}
@@ -183,4 +190,15 @@ func (s StatusSet) Match(status int) bool {
 		return true
 	}
 	return s.codes[status]
+}
+
+// validHost reports whether s can be a Host header: non-empty, without spaces, controls or the characters
+// that end or restructure an authority (a path, query, fragment or user info).
+func validHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("/?#@\\\"<>{}|^`%", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -61,13 +61,17 @@ func TestParseConfig(t *testing.T) {
 		name, query, wantErr string
 	}{
 		{name: "no options give the defaults", query: ""},
-		{name: "every option is accepted", query: "lb=hash&hash_key=cookie:sid&retries=3&retry_budget=50&retry_budget_min=5&max_fails=2&fail_timeout=1s&fail_on_5xx=true&health_path=/healthz&health_interval=1s&health_timeout=100ms&health_status=200,204&healthy_threshold=2&unhealthy_threshold=3&breaker=true&breaker_failures=3&breaker_timeout=5s&breaker_half_open=2"},
+		{name: "every option is accepted", query: "lb=hash&hash_key=cookie:sid&retries=3&retry_budget=50&retry_budget_min=5&max_fails=2&fail_timeout=1s&fail_on_5xx=true&health_path=/healthz&health_host=app.example.com:8000&health_interval=1s&health_timeout=100ms&health_status=200,204&healthy_threshold=2&unhealthy_threshold=3&breaker=true&breaker_failures=3&breaker_timeout=5s&breaker_half_open=2"},
 		{name: "an unknown policy is refused with the list", query: "lb=random", wantErr: "expected one of round_robin"},
 		{name: "hash needs a key", query: "lb=hash", wantErr: "expected header:NAME or cookie:NAME"},
 		{name: "a hash key without hash is refused", query: "hash_key=header:X-User", wantErr: "only applies to lb=hash"},
 		{name: "a malformed hash key is refused", query: "lb=hash&hash_key=query:x", wantErr: "hash_key"},
 		{name: "health options need health_path", query: "health_interval=1s", wantErr: "needs health_path"},
 		{name: "a relative health path is refused", query: "health_path=healthz", wantErr: "absolute path"},
+		{name: "health_host needs health_path", query: "health_host=app.example.com", wantErr: "needs health_path"},
+		{name: "an empty health host is refused", query: "health_path=/h&health_host=", wantErr: "health_host"},
+		{name: "a health host with a path is refused", query: "health_path=/h&health_host=a.example/x", wantErr: "health_host"},
+		{name: "a health host with a space is refused", query: "health_path=/h&health_host=a%20b", wantErr: "health_host"},
 		{name: "a bad status set is refused", query: "health_path=/h&health_status=2x", wantErr: "health_status"},
 		{name: "breaker thresholds need breaker", query: "breaker_failures=3", wantErr: "needs breaker=true"},
 		{name: "too many retries are refused", query: "retries=11", wantErr: "retries"},
@@ -97,7 +101,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, s := range []string{"", "lb=hash&hash_key=header:X-User", "health_path=/h&health_status=2xx,301", "breaker=true&breaker_timeout=1s", "health_status=", "hash_key=cookie:"} {
+	for _, s := range []string{"", "lb=hash&hash_key=header:X-User", "health_path=/h&health_status=2xx,301", "health_path=/h&health_host=[::1]:80", "breaker=true&breaker_timeout=1s", "health_status=", "hash_key=cookie:"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
@@ -111,6 +115,9 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if c.HealthPath != "" && (c.HealthInterval <= 0 || c.HealthTimeout <= 0) {
 			t.Fatalf("%q: health checks without a positive interval and timeout: %+v", q, c)
+		}
+		if c.HealthHost != "" && !validHost(c.HealthHost) {
+			t.Fatalf("%q: accepted health host %q", q, c.HealthHost)
 		}
 		if c.Policy == "hash" && c.HashKey.Name == "" {
 			t.Fatalf("%q: hash policy without a key", q)
