@@ -2,23 +2,21 @@ package cgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/adaptertest"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -59,19 +57,7 @@ func writeScript(t *testing.T, dir, name, body string) string {
 
 func build(t testing.TB, raw, mount string) (http.Handler, *syncBuf) {
 	t.Helper()
-	logs := &syncBuf{}
-	reg := adapters.NewRegistry(slog.New(slog.NewTextHandler(logs, nil)))
-	reg.MustRegister(Kind())
-	tgt, _, err := reg.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt.Mount = mount
-	h, err := reg.Build(tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, logs
+	return adaptertest.Build(t, Kind(), raw, mount)
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {
@@ -481,19 +467,4 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type syncBuf = adaptertest.LogBuffer

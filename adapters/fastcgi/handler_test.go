@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/adaptertest"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -76,49 +77,13 @@ func serveFCGI(t *testing.T, network string, h http.Handler) (*countingListener,
 	return ln, app
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = adaptertest.LogBuffer
 
 // gateway builds app through a registry, mounts it under mount and serves it on a loopback server.
 func gateway(t *testing.T, app, mount string) (*Handler, *httptest.Server, *syncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
-	reg := adapters.NewRegistry(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	reg.MustRegister(Kind())
-	tgt, _, err := reg.Parse(app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt.Mount = mount
-	h, err := reg.Build(tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fh := h.(*Handler)
-	t.Cleanup(func() { fh.Close() })
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	return fh, srv, logs
+	h, srv, logs := adaptertest.Serve(t, Kind(), app, mount)
+	return h.(*Handler), srv, logs
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }

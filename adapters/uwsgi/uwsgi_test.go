@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/adaptertest"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -41,45 +42,12 @@ type report struct {
 	RequestURL     string            `json:"request_uri"`
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = adaptertest.LogBuffer
 
 // gateway serves the app at appURL mounted under mount through a registry, as the router would.
 func gateway(t *testing.T, appURL, mount string) (*httptest.Server, *logBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
-	reg := adapters.NewRegistry(slog.New(slog.NewTextHandler(logs, nil)))
-	reg.MustRegister(Kind())
-	target, _, err := reg.Parse(appURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target.Mount = mount
-	h, err := reg.Build(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
+	_, srv, logs := adaptertest.Serve(t, Kind(), appURL, mount)
 	return srv, logs
 }
 
