@@ -48,8 +48,15 @@ type Config struct {
 	// BodyTimeout is how long a client may stall in the middle of a request body or while the gateway
 	// writes the response to it; 0 turns the limit off.
 	BodyTimeout Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"body_timeout"`
-	LogFormat   string   `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
-	LogLevel    string   `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
+	// MaxConns is the most client connections open at once (0: no limit); past it a new connection is
+	// answered 503 and closed (closed without an answer under TLS). Keep it well below the process's
+	// file descriptor limit, which also has to hold one upstream connection per proxied request.
+	MaxConns int `env:"GATEWAY_MAX_CONNS" yaml:"max_conns"`
+	// MaxConnsPerClient is the most connections open at once from one peer IP address (0: no limit, the
+	// default: behind a load balancer every connection comes from the balancer's address).
+	MaxConnsPerClient int    `env:"GATEWAY_MAX_CONNS_PER_CLIENT" yaml:"max_conns_per_client"`
+	LogFormat         string `env:"GATEWAY_LOG_FORMAT" yaml:"log_format"`
+	LogLevel          string `env:"GATEWAY_LOG_LEVEL" yaml:"log_level"`
 	// AdminAddr is the admin listener (health, readiness, metrics, admin API); "" turns it off. It serves
 	// no application traffic and should stay on loopback or a private network.
 	AdminAddr string `env:"GATEWAY_ADMIN_ADDR" yaml:"admin_addr"`
@@ -80,6 +87,7 @@ func Defaults() Config {
 		UpstreamTimeout:   Duration(60 * time.Second),
 		ShutdownTimeout:   Duration(30 * time.Second),
 		BodyTimeout:       Duration(60 * time.Second),
+		MaxConns:          10000,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		AdminAddr:         "127.0.0.1:9901",
@@ -365,6 +373,14 @@ func Validate(c Config) Errors {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s=%s: expected a positive duration such as 10s", name, time.Duration(d)))
 		}
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS=%d: expected a number of connections such as 10000, or 0 for no limit", c.MaxConns))
+	}
+	if c.MaxConnsPerClient < 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS_PER_CLIENT=%d: expected a number of connections such as 256, or 0 for no limit", c.MaxConnsPerClient))
+	} else if c.MaxConns > 0 && c.MaxConnsPerClient > c.MaxConns {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS_PER_CLIENT=%d: expected at most GATEWAY_MAX_CONNS=%d (or 0 for no per-client limit)", c.MaxConnsPerClient, c.MaxConns))
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
