@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delegate"
+	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/reqinfo"
@@ -381,6 +383,21 @@ func (g *Gateway) Close() error {
 	}
 	g.closers = nil
 	return errors.Join(errs...)
+}
+
+// LimitListener wraps the raw (not yet TLS) listener ln with the configured connection limits,
+// GATEWAY_MAX_CONNS in total and GATEWAY_MAX_CONNS_PER_CLIENT per peer IP: a connection past them is
+// refused at accept time, with a raw 503 (Retry-After: 1, Connection: close) on plain HTTP and closed
+// without an answer under TLS. Refusals are logged at most once a second; onReject, when not nil, is
+// called with the reason of each ("total" or "per_client"), e.g. to count it.
+func LimitListener(cfg config.Config, ln net.Listener, logger *slog.Logger, onReject func(reason string)) *connlimit.Listener {
+	return connlimit.New(ln, connlimit.Options{
+		Max:       cfg.MaxConns,
+		PerClient: cfg.MaxConnsPerClient,
+		Reply:     cfg.TLSCert == "",
+		Logger:    logger,
+		OnReject:  onReject,
+	})
 }
 
 // Server returns an http.Server for h with the configured limits: header size (431 past it, answered by

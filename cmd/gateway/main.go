@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/internal/demo"
 	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/tracing"
@@ -167,6 +169,17 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		logger.Error("cannot listen", "variable", "GATEWAY_ADDR", "addr", cfg.Addr, "cause", err)
 		return 1
 	}
+	// Connection limits (GATEWAY_MAX_CONNS, GATEWAY_MAX_CONNS_PER_CLIENT) wrap the raw listener, under TLS.
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
+		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
+	limited := gateway.LimitListener(cfg, ln, logger, func(reason string) { refused.WithLabelValues(reason).Inc() })
+	reg.MustRegister(refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
+		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(limited.Stats().Open) }))
+	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2+64 > files {
+		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
+			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
+	}
+	ln = limited
 	var adminSrv *http.Server
 	if cfg.AdminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -293,6 +306,8 @@ func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
 	printMiddleware(w, g)
 	fmt.Fprintf(w, "\npass statuses %v, cascade body limit %s, max body %s, max header %s\n",
 		[]int(cfg.PassStatus), text(cfg.CascadeBodyLimit), text(cfg.MaxBodySize), text(cfg.MaxHeaderSize))
+	fmt.Fprintf(w, "max connections %s, per client %s; read header timeout %s, body timeout %s, idle timeout %s\n",
+		limit(cfg.MaxConns), limit(cfg.MaxConnsPerClient), time.Duration(cfg.ReadHeaderTimeout), time.Duration(cfg.BodyTimeout), time.Duration(cfg.IdleTimeout))
 }
 
 // middlewareNames is the MIDDLEWARE column: names only, outermost first.
@@ -332,6 +347,14 @@ func printMiddleware(w io.Writer, g *gateway.Gateway) {
 			fmt.Fprintf(w, "    %d. %s\n", i+1, d)
 		}
 	}
+}
+
+// limit prints a connection limit, 0 being none.
+func limit(n int) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
 }
 
 func text(s config.Size) string { b, _ := s.MarshalText(); return string(b) }

@@ -102,6 +102,8 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
 		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
 		{"GATEWAY_MAX_HEADER_SIZE", cfg.MaxHeaderSize, rl.started.MaxHeaderSize},
+		{"GATEWAY_MAX_CONNS", cfg.MaxConns, rl.started.MaxConns},
+		{"GATEWAY_MAX_CONNS_PER_CLIENT", cfg.MaxConnsPerClient, rl.started.MaxConnsPerClient},
 		{"GATEWAY_LOG_FORMAT", cfg.LogFormat, rl.started.LogFormat},
 		{"GATEWAY_LOG_LEVEL", cfg.LogLevel, rl.started.LogLevel},
 	} {
