@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# bench/run.sh: Switchyard against nginx, HAProxy and Caddy on loopback, same backend, same scenarios.
+# See bench/README.md for what is measured and how to read the table.
+#
+#   bench/run.sh [--quick] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES] [--out FILE]
+#                [--note TEXT]
+#
+# Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream. --quick: 1 round of 1 s runs,
+# 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md).
+# It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
+set -euo pipefail
+
+rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) ;;
+    --rounds) rounds=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --idle) idle=$2; shift ;;
+    --stream) stream=$2; shift ;;
+    --out) out=$2; shift ;;
+    --note) note=$2; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+for v in rounds duration idle stream; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench: --$v wants a positive integer, not ${!v}" >&2; exit 2; }
+done
+
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# --- prerequisites: never install anything, say what is missing -------------------------------------------
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v caddy >/dev/null || missing+=(caddy)
+command -v wrk >/dev/null || missing+=(wrk)
+for tool in curl pgrep ss; do
+  command -v "$tool" >/dev/null || case $tool in curl) missing+=(curl) ;; pgrep) missing+=(procps) ;; ss) missing+=(iproute2) ;; esac
+done
+nogo=""
+command -v go >/dev/null || nogo=1
+if [ ${#missing[@]} -gt 0 ] || [ -n "$nogo" ]; then
+  echo "bench: missing tools; this script installs nothing. Install them with:" >&2
+  [ ${#missing[@]} -gt 0 ] && echo "  apt-get install -y ${missing[*]}" >&2
+  [ -n "$nogo" ] && echo "  Go $(sed -n 's/^go //p' go.mod) or newer from https://go.dev/dl/ (go on PATH)" >&2
+  exit 2
+fi
+
+# Enough descriptors for the idle connections (client and front ends both count here).
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=1048576
+if [ "$hard" -lt $((2 * idle + 1000)) ]; then
+  echo "bench: the hard descriptor limit ($hard) is below $((2 * idle + 1000)) for --idle $idle; raise it or lower --idle" >&2
+  exit 2
+fi
+ulimit -n "$hard"
+
+# The fronts' own settings come from this script only.
+while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(GATEWAY_|OTEL_|GOMAXPROCS$|GOGC$|GOMEMLIMIT$|GODEBUG$)' || true)
+
+cores=$(nproc)
+tmp=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
+declare -A pid_of=()
+cleanup() {
+  local p
+  for p in "${pid_of[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pid_of[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+# free_port VAR: a port below the ephemeral range that nothing listens on or uses, not handed out before.
+taken=" "
+free_port() {
+  local p
+  for _ in $(seq 1000); do
+    p=$((20000 + RANDOM % 12000))
+    case "$taken" in *" $p "*) continue ;; esac
+    [ -z "$(ss -Htan "( sport = :$p or dport = :$p )")" ] || continue
+    taken+="$p "
+    printf -v "$1" '%s' "$p"
+    return 0
+  done
+  log "bench: no free port found"; exit 1
+}
+
+wait_port() {
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  log "bench: nothing listens on :$1 (logs in $tmp)"; tail -n 20 "$tmp"/*.log >&2 || true; exit 1
+}
+
+# start NAME PORT COMMAND...: run COMMAND in the background (its output in $tmp/NAME.log), wait for PORT.
+start() {
+  local name=$1 port=$2
+  shift 2
+  "$@" >"$tmp/$name.log" 2>&1 &
+  pid_of[$name]=$!
+  wait_port "$port"
+}
+stop() {
+  local p=${pid_of[$1]:-}
+  [ -n "$p" ] || return 0
+  kill "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  unset "pid_of[$1]"
+}
+
+# kib FIELD NAME...: the sum of /proc/PID/status FIELD (VmRSS, VmHWM) over the named processes and their
+# descendants (nginx's master and workers), in KiB.
+tree() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
+kib() {
+  local field=$1 n p total=0 v
+  shift
+  for n in "$@"; do
+    for p in $(tree "${pid_of[$n]}"); do
+      v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+      total=$((total + ${v:-0}))
+    done
+  done
+  echo "$total"
+}
+
+# --- build and configure --------------------------------------------------------------------------------
+log "bench: building the backend, idleconns and the gateway"
+go build -o "$tmp/backend" ./bench/backend
+go build -o "$tmp/idleconns" ./bench/idleconns
+go build -trimpath -o "$tmp/gateway" ./cmd/gateway
+commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+
+free_port be; free_port be404; free_port direct
+free_port sy; free_port syc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
+
+# Switchyard: everything by GATEWAY_* variables; admin listener off, errors-only log (no access lines).
+gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s)
+# Connection limits, when this gateway has them: far above what the bench opens.
+for v in $("$tmp/gateway" help 2>&1 | grep -oE 'GATEWAY_MAX_CONNS[A-Z_]*' | sort -u || true); do
+  gw_env+=("$v=100000")
+done
+gw_main=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$sy" GATEWAY_PRIMARY="http://127.0.0.1:$be")
+gw_cascade=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$syc" GATEWAY_PRIMARY="http://127.0.0.1:$be404"
+  GATEWAY_DELEGATES="http://127.0.0.1:$be")
+"${gw_main[@]}" "$tmp/gateway" check >"$tmp/gateway-check.log" 2>&1 || { cat "$tmp/gateway-check.log" >&2; exit 1; }
+"${gw_cascade[@]}" "$tmp/gateway" check >"$tmp/gateway-check.log" 2>&1 || { cat "$tmp/gateway-check.log" >&2; exit 1; }
+
+# nginx: workers = cores, keep-alive upstream pool of 256, no access log, no request limit per connection,
+# no response spooling to temp files (proxy_max_temp_file_size 0), the 404 fallback idiom for the cascade.
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes auto;
+worker_rlimit_nofile $hard;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx/error.log error;
+events { worker_connections $((2 * idle + 1000)); }
+http {
+  access_log off;
+  keepalive_timeout 120s;
+  keepalive_requests 1000000000;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_max_temp_file_size 0;
+  upstream backend { server 127.0.0.1:$be; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+  upstream missing { server 127.0.0.1:$be404; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+  server {
+    listen 127.0.0.1:$ngx;
+    location / { proxy_pass http://backend; }
+  }
+  server {
+    listen 127.0.0.1:$ngxc;
+    location / { proxy_pass http://missing; proxy_intercept_errors on; error_page 404 = @fallback; }
+    location @fallback { proxy_pass http://backend; }
+  }
+}
+CONF
+
+# HAProxy: threads = cores, idle server connections shared by all clients (http-reuse always, pool of 256),
+# no log lines; the cascade is an L7 retry on 404 redispatched to the second server.
+cat >"$tmp/haproxy.cfg" <<CONF
+global
+  nbthread $cores
+  maxconn $((2 * idle + 1000))
+defaults
+  mode http
+  maxconn $((2 * idle + 1000))
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-request 10s
+  timeout http-keep-alive 120s
+  http-reuse always
+frontend main
+  bind 127.0.0.1:$hap
+  default_backend app
+frontend cascade
+  bind 127.0.0.1:$hapc
+  default_backend cascade
+backend app
+  server app 127.0.0.1:$be pool-max-conn 256
+backend cascade
+  balance first
+  retries 1
+  retry-on 404
+  option redispatch 1
+  server primary 127.0.0.1:$be404 pool-max-conn 256
+  server delegate 127.0.0.1:$be pool-max-conn 256
+CONF
+
+# Caddy: Go, so GOMAXPROCS = cores like the gateway; admin API off, no access log (no log directive),
+# idle pool of 256, the cascade by handle_response on status 404.
+caddy_transport="transport http {
+      keepalive 120s
+      keepalive_idle_conns 256
+      keepalive_idle_conns_per_host 256
+    }"
+cat >"$tmp/Caddyfile" <<CONF
+{
+  admin off
+  auto_https off
+  servers {
+    timeouts {
+      idle 120s
+    }
+  }
+}
+http://:$cad {
+  bind 127.0.0.1
+  reverse_proxy 127.0.0.1:$be {
+    $caddy_transport
+  }
+}
+http://:$cadc {
+  bind 127.0.0.1
+  reverse_proxy 127.0.0.1:$be404 {
+    $caddy_transport
+    @notfound status 404
+    handle_response @notfound {
+      reverse_proxy 127.0.0.1:$be {
+        $caddy_transport
+      }
+    }
+  }
+}
+CONF
+mkdir -p "$tmp/caddy-home"
+
+fronts=(direct switchyard nginx haproxy caddy)
+declare -A port=([direct]=$direct [switchyard]=$sy [nginx]=$ngx [haproxy]=$hap [caddy]=$cad)
+declare -A cport=([direct]="" [switchyard]=$syc [nginx]=$ngxc [haproxy]=$hapc [caddy]=$cadc)
+
+# start_front NAME / stop_front NAME: a fresh instance of the front (direct: a backend instance of its own).
+start_front() {
+  case $1 in
+    direct) start direct "$direct" "$tmp/backend" -addr "127.0.0.1:$direct" ;;
+    switchyard)
+      start switchyard "$sy" "${gw_main[@]}" "$tmp/gateway" serve
+      start switchyard-cascade "$syc" "${gw_cascade[@]}" "$tmp/gateway" serve ;;
+    nginx) start nginx "$ngx" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' ;;
+    haproxy) start haproxy "$hap" haproxy -db -f "$tmp/haproxy.cfg" ;;
+    caddy) start caddy "$cad" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
+      XDG_CONFIG_HOME="$tmp/caddy-home" caddy run --config "$tmp/Caddyfile" --adapter caddyfile ;;
+  esac
+}
+stop_front() { stop "$1"; [ "$1" != switchyard ] || stop switchyard-cascade; }
+
+# --- measurements -----------------------------------------------------------------------------------------
+# us VALUE: a wrk latency (950.00us, 1.20ms, 2.00s) in microseconds.
+us() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+  m = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : (u == "m") ? 60000000 : 0;
+  if (m == 0) { print "nan" } else { printf "%.1f", n * m } }'; }
+
+results=$tmp/results.txt
+: >"$results"
+# measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors".
+measure() {
+  local scen=$1 front=$2 round=$3 url args out rps p50 p99 bad
+  case $scen in
+    lat1) args=(-t1 -c1) url="http://127.0.0.1:${port[$front]}/small" ;;
+    get64) args=(-t2 -c64) url="http://127.0.0.1:${port[$front]}/small" ;;
+    big16) args=(-t2 -c16) url="http://127.0.0.1:${port[$front]}/64k" ;;
+    post16) args=(-t2 -c16 -s bench/post4k.lua) url="http://127.0.0.1:${port[$front]}/echo-size" ;;
+    cascade64) args=(-t2 -c64) url="http://127.0.0.1:${cport[$front]}/small" ;;
+  esac
+  out=$(wrk "${args[@]}" -d"${duration}s" --latency "$url")
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+  p50=$(us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  p99=$(us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  bad=$(awk '/^ *Non-2xx or 3xx responses:/ { n += $NF }
+    /^ *Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
+  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad" >>"$results"
+  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad"
+}
+
+scenarios=(lat1 get64 big16 post16 cascade64)
+log "bench: $rounds round(s) of ${duration}s runs; fronts: ${fronts[*]}; $cores cores"
+start backend "$be" "$tmp/backend" -addr "127.0.0.1:$be"
+start backend404 "$be404" "$tmp/backend" -addr "127.0.0.1:$be404" -notfound
+for f in "${fronts[@]}"; do start_front "$f"; done
+for f in "${fronts[@]}"; do # warm-up: pools filled, Go heaps sized
+  wrk -t2 -c64 -d1s "http://127.0.0.1:${port[$f]}/small" >/dev/null
+  [ -z "${cport[$f]}" ] || wrk -t2 -c64 -d1s "http://127.0.0.1:${cport[$f]}/small" >/dev/null
+done
+declare -A hwm=()
+for scen in "${scenarios[@]}"; do
+  for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < ${#fronts[@]}; i++)); do
+      f=${fronts[$(((i + r) % ${#fronts[@]}))]}
+      [ "$scen" != cascade64 ] || [ -n "${cport[$f]}" ] || continue
+      measure "$scen" "$f" "$r"
+    done
+  done
+  if [ "$scen" = post16 ]; then # peak RSS of the load scenarios, before the cascade runs in the same process
+    for f in "${fronts[@]}"; do hwm[$f]=$(kib VmHWM "$f"); done
+  fi
+done
+for f in "${fronts[@]}"; do stop_front "$f"; done
+
+# Idle keep-alive connections, each front freshly started: RSS before, and while idleconns holds them.
+declare -A idle_before=() idle_held=() idle_closed=()
+for f in "${fronts[@]}"; do
+  start_front "$f"
+  sleep 0.5
+  idle_before[$f]=$(kib VmRSS "$f")
+  "$tmp/idleconns" -addr "127.0.0.1:${port[$f]}" -n "$idle" -path /small >"$tmp/idle.out" 2>"$tmp/idle.err" &
+  pid_of[idleconns]=$!
+  for _ in $(seq 1200); do
+    grep -q '^ready' "$tmp/idle.out" 2>/dev/null && break
+    kill -0 "${pid_of[idleconns]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  if grep -q '^ready' "$tmp/idle.out"; then
+    sleep 1
+    idle_held[$f]=$(kib VmRSS "$f")
+  else
+    log "bench: idleconns against $f failed: $(cat "$tmp/idle.err")"
+    idle_held[$f]=""
+  fi
+  stop idleconns
+  idle_closed[$f]=$(grep -oE '^idleconns: [0-9]+' "$tmp/idle.err" | grep -oE '[0-9]+' || echo "?")
+  log "  idle $f: before ${idle_before[$f]} KiB, held ${idle_held[$f]} KiB, closed by the front ${idle_closed[$f]}"
+  stop_front "$f"
+done
+
+# Streaming: one large body through each freshly started front, RSS sampled every 50 ms.
+declare -A st_before=() st_max=() st_secs=() st_ok=()
+for f in "${fronts[@]}"; do
+  start_front "$f"
+  sleep 0.5
+  st_before[$f]=$(kib VmRSS "$f")
+  maxr=${st_before[$f]}
+  t0=$(date +%s%N)
+  curl -sS -o /dev/null -w '%{http_code} %{size_download}' \
+    "http://127.0.0.1:${port[$f]}/stream?bytes=$stream" >"$tmp/curl.out" 2>"$tmp/curl.err" &
+  pid_of[curl]=$!
+  while kill -0 "${pid_of[curl]}" 2>/dev/null; do
+    v=$(kib VmRSS "$f")
+    [ "$v" -le "$maxr" ] || maxr=$v
+    sleep 0.05
+  done
+  stop curl
+  t1=$(date +%s%N)
+  st_max[$f]=$maxr
+  st_secs[$f]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+  if [ "$(cat "$tmp/curl.out")" = "200 $stream" ]; then st_ok[$f]=yes; else st_ok[$f]="no ($(cat "$tmp/curl.out" "$tmp/curl.err" | tr '\n' ' '))"; fi
+  log "  stream $f: before ${st_before[$f]} KiB, max $maxr KiB, ${st_secs[$f]} s, complete ${st_ok[$f]}"
+  stop_front "$f"
+done
+
+# --- report -----------------------------------------------------------------------------------------------
+# med SCEN FRONT COLUMN: the median over rounds of a results column (4 req/s, 5 p50, 6 p99); sum for 7.
+med() {
+  awk -v s="$1" -v f="$2" -v c="$3" '$1 == s && $2 == f { v[n++] = $c; t += $c }
+    END { if (n == 0) { print "n/a"; exit } if (c == 7) { print t; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; printf "%.1f", m }' "$results"
+}
+calc() { awk "BEGIN { $1 }" </dev/null; }
+ratio() { calc "a = \"$1\"; b = \"$2\"; if (a == \"n/a\" || b == \"n/a\" || b + 0 == 0) print \"n/a\"; else printf \"%.2f\", a / b"; }
+mib() { calc "printf \"%.1f\", $1 / 1024"; }
+n0() { calc "printf \"%.0f\", $1"; }
+
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+tag=$(echo "${cpu:-cpu}" | tr 'A-Z' 'a-z' | sed -E 's/\((r|tm)\)//g; s/ (cpu|processor).*//; s/[^a-z0-9]+/-/g; s/^-|-$//g' | cut -c1-24)
+tag="$tag-${cores}c"
+[ -n "$out" ] || out="bench/results/$(date -u +%F)-$tag${quick:+-quick}.md"
+mkdir -p "$(dirname "$out")"
+shared_note="wrk, the fronts and the backend all run on the same $cores cores, so absolute numbers move with the machine and whatever else runs on it; compare the ratios within one run."
+
+{
+  echo "# Switchyard bench, $(date -u '+%F %H:%M UTC')"
+  echo
+  echo "$shared_note${note:+ $note}"
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| CPU | ${cpu:-unknown}, $cores cores |"
+  echo "| kernel | $(uname -sr) |"
+  echo "| Go | $(go version | awk '{ print $3 }') |"
+  echo "| gateway commit | \`$commit\` |"
+  echo "| nginx | $(nginx -v 2>&1 | sed 's/.*version: //') |"
+  echo "| HAProxy | $(haproxy -v | awk 'NR == 1 { print $3 }') |"
+  echo "| Caddy | $(caddy version | awk '{ print $1 }') |"
+  echo "| wrk | $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') |"
+  echo "| runs | $rounds round(s) of ${duration} s per front and scenario, fronts in a rotated order each round; medians shown |"
+  echo "| workers | every front may use all $cores cores: Switchyard and Caddy GOMAXPROCS=$cores, nginx \`worker_processes auto\` ($cores), HAProxy \`nbthread $cores\`; the backend is Go with GOMAXPROCS=$cores |"
+  echo "| upstream | keep-alive pool of 256 idle connections everywhere, access logs off, client keep-alive 120 s |"
+  echo
+  echo "## 1. Small GET, 1 connection (latency)"
+  echo
+  echo "\"Added\" is the front's p50 minus the backend's own p50 (direct)."
+  echo
+  echo "| front | p50 µs | p99 µs | added p50 µs | p50 ÷ nginx | added ÷ nginx | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  d50=$(med lat1 direct 5)
+  n50=$(med lat1 nginx 5)
+  nadd=$(calc "printf \"%.1f\", $n50 - $d50")
+  for f in "${fronts[@]}"; do
+    p50=$(med lat1 "$f" 5)
+    add=$(calc "printf \"%.1f\", $p50 - $d50")
+    if [ "$f" = direct ]; then
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | - | $(ratio "$p50" "$n50") | - | $(med lat1 "$f" 7) |"
+    else
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | $add | $(ratio "$p50" "$n50") | $(ratio "$add" "$nadd") | $(med lat1 "$f" 7) |"
+    fi
+  done
+  titles=([1]="Small GET, 64 connections (throughput)" [2]="64 KiB GET, 16 connections" [3]="4 KiB POST, 16 connections"
+    [4]="Cascade: primary answers 404, delegate serves; small GET, 64 connections")
+  n=1
+  for scen in get64 big16 post16 cascade64; do
+    echo
+    echo "## $((n + 1)). ${titles[$n]}"
+    echo
+    if [ "$scen" = cascade64 ]; then
+      echo "Switchyard: \`GATEWAY_PRIMARY\` = a backend answering 404 to everything, \`GATEWAY_DELEGATES\` = the"
+      echo "normal backend. nginx: \`proxy_intercept_errors on; error_page 404 = @fallback\`. HAProxy: \`retry-on 404\`"
+      echo "with \`option redispatch 1\` to a second server (\`balance first\`). Caddy: \`handle_response\` on status 404"
+      echo "proxying to the second backend. Direct: n/a (no cascade without a front)."
+      echo
+    fi
+    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | errors |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    nr=$(med "$scen" nginx 4)
+    for f in "${fronts[@]}"; do
+      r=$(med "$scen" "$f" 4)
+      if [ "$r" = n/a ]; then echo "| $f | n/a | | | | |"; continue; fi
+      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $(med "$scen" "$f" 7) |"
+    done
+    n=$((n + 1))
+  done
+  echo
+  echo "## 6-8. Memory"
+  echo
+  echo "RSS is summed over the front's processes (nginx: master and workers). Idle: each front freshly started,"
+  echo "then $idle connections each send one keep-alive GET and stay open; per connection = (held - before) / $idle."
+  echo "Peak: VmHWM after scenarios 1-4 (summed over processes; Switchyard: the main instance, not the cascade one)."
+  echo "Stream: a $(mib "$((stream / 1024))") MiB body through a freshly started front, RSS sampled every 50 ms."
+  echo "Direct is the backend itself, for reference."
+  echo
+  echo "| front | idle before MiB | $idle held MiB | KiB per idle conn | closed while held | peak under load MiB | stream before MiB | stream max MiB | stream growth MiB | stream s | stream complete |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  declare -A per_conn=() growth=()
+  for f in "${fronts[@]}"; do
+    if [ -n "${idle_held[$f]}" ]; then
+      per_conn[$f]=$(calc "printf \"%.1f\", (${idle_held[$f]} - ${idle_before[$f]}) / $idle")
+      held=$(mib "${idle_held[$f]}")
+    else
+      per_conn[$f]=n/a held="failed"
+    fi
+    growth[$f]=$(mib "$((st_max[$f] - st_before[$f]))")
+    echo "| $f | $(mib "${idle_before[$f]}") | $held | ${per_conn[$f]} | ${idle_closed[$f]} | $(mib "${hwm[$f]}") | $(mib "${st_before[$f]}") | $(mib "${st_max[$f]}") | ${growth[$f]} | ${st_secs[$f]} | ${st_ok[$f]} |"
+  done
+  echo
+  echo "## Targets (issue 7)"
+  echo
+  met() { if [ "$(calc "print ($1) ? 1 : 0")" = 1 ]; then echo met; else echo "**not met**"; fi; }
+  sg=$(med get64 switchyard 4) ng=$(med get64 nginx 4) cg=$(med get64 caddy 4)
+  echo "- Throughput, small GET at 64 connections >= 1.0 x nginx: $(met "$sg >= $ng") ($(n0 "$sg") vs $(n0 "$ng") req/s, $(ratio "$sg" "$ng") x)"
+  echo "- Throughput, small GET at 64 connections >= 2 x Caddy: $(met "$sg >= 2 * $cg") ($(n0 "$sg") vs $(n0 "$cg") req/s, $(ratio "$sg" "$cg") x)"
+  sadd=$(calc "printf \"%.1f\", $(med lat1 switchyard 5) - $d50")
+  echo "- Added latency at 1 connection <= nginx's: $(met "$sadd <= $nadd") (p50 +$sadd µs vs +$nadd µs over direct)"
+  sc=$(med cascade64 switchyard 4) nc=$(med cascade64 nginx 4)
+  echo "- Cascade >= 1.0 x nginx's \`error_page 404 = @fallback\`: $(met "$sc >= $nc") ($(n0 "$sc") vs $(n0 "$nc") req/s, $(ratio "$sc" "$nc") x)"
+  if [ "${per_conn[switchyard]}" = n/a ]; then
+    echo "- Memory <= 10 KiB per idle keep-alive connection: **not met** (the idle run failed)"
+  else
+    echo "- Memory <= 10 KiB per idle keep-alive connection: $(met "${per_conn[switchyard]} <= 10") (${per_conn[switchyard]} KiB; nginx ${per_conn[nginx]}, HAProxy ${per_conn[haproxy]}, Caddy ${per_conn[caddy]})"
+  fi
+  echo "- Flat RSS while streaming $(mib "$((stream / 1024))") MiB (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
+  echo
+  echo "Raw runs (scenario, front, round, req/s, p50 µs, p99 µs, errors):"
+  echo
+  echo '```'
+  cat "$results"
+  echo '```'
+} >"$out"
+cat "$out"
+log "bench: results in $out"
