@@ -10,6 +10,10 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	// Importing net/http/pprof registers its handlers on http.DefaultServeMux as a side effect. That is
+	// harmless here: nothing in the gateway ever serves DefaultServeMux. The profiles are registered
+	// explicitly on the admin mux below, and only when Options.Pprof asks for them.
+	"net/http/pprof"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +32,29 @@ import (
 // app's instances (see Upstreams). Other paths go to current().Admin: an exact key match first, then the
 // longest key ending in "/" that prefixes the path.
 func Handler(current func() *gateway.Gateway, reg *prometheus.Registry) http.Handler {
+	return HandlerWith(current, reg, Options{})
+}
+
+// Options are the admin handler's optional endpoints. The zero value serves none of them.
+type Options struct {
+	// Pprof serves Go's runtime profiles (net/http/pprof: index, cmdline, profile, symbol, trace and the
+	// named profiles such as heap and allocs) under /debug/pprof/. A profile shows the gateway's internals
+	// and a CPU profile or trace costs CPU while it runs: turn it on to investigate, on an admin listener
+	// that only operators reach.
+	Pprof bool
+}
+
+// HandlerWith is Handler with the optional endpoints opts turns on.
+func HandlerWith(current func() *gateway.Gateway, reg *prometheus.Registry, opts Options) http.Handler {
 	mux := http.NewServeMux()
+	if opts.Pprof {
+		// pprof.Index also serves the named profiles: /debug/pprof/heap, /debug/pprof/allocs, ...
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

@@ -60,6 +60,9 @@ type Config struct {
 	// AdminAddr is the admin listener (health, readiness, metrics, admin API); "" turns it off. It serves
 	// no application traffic and should stay on loopback or a private network.
 	AdminAddr string `env:"GATEWAY_ADMIN_ADDR" yaml:"admin_addr"`
+	// AdminPprof also serves Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the admin
+	// listener. Off by default: a profile exposes internals and costs CPU while it runs. It needs AdminAddr.
+	AdminPprof bool `env:"GATEWAY_ADMIN_PPROF" yaml:"admin_pprof"`
 	// TLSCert and TLSKey are PEM files (both or neither); when set the gateway serves HTTPS (HTTP/2 and
 	// HTTP/1.1) on Addr, and re-reads them on every configuration reload.
 	TLSCert string `env:"GATEWAY_TLS_CERT" yaml:"tls_cert"`
@@ -386,6 +389,9 @@ func Validate(c Config) Errors {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			errs = append(errs, fmt.Errorf("GATEWAY_ADMIN_ADDR=%q: expected host:port such as 127.0.0.1:9901, or empty to turn the admin listener off", c.AdminAddr))
 		}
+	}
+	if c.AdminPprof && c.AdminAddr == "" {
+		errs = append(errs, fmt.Errorf("GATEWAY_ADMIN_PPROF=true: the profiles are served on the admin listener, but GATEWAY_ADMIN_ADDR is empty (set GATEWAY_ADMIN_ADDR=127.0.0.1:9901, or GATEWAY_ADMIN_PPROF=false)"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("GATEWAY_TLS_CERT=%q, GATEWAY_TLS_KEY=%q: expected both PEM files or neither", c.TLSCert, c.TLSKey))

@@ -189,12 +189,16 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 			return 1
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.Handler(lv.Gateway, reg),
+			Handler:           admin.HandlerWith(lv.Gateway, reg, admin.Options{Pprof: cfg.AdminPprof}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
-		logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", "/healthz /readyz /metrics /api/routes /api/upstreams")
+		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams"
+		if cfg.AdminPprof {
+			endpoints += " /debug/pprof/"
+		}
+		logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", endpoints)
 		go adminSrv.Serve(aln)
 	}
 	srv := gateway.Server(cfg, lv, logger)

@@ -98,6 +98,7 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 	}{
 		{"GATEWAY_ADDR", cfg.Addr, rl.started.Addr},
 		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, rl.started.AdminAddr},
+		{"GATEWAY_ADMIN_PPROF", cfg.AdminPprof, rl.started.AdminPprof},
 		{"TLS on/off (GATEWAY_TLS_CERT)", cfg.TLSCert != "", rl.started.TLSCert != ""},
 		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
 		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
