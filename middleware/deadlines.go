@@ -21,7 +21,11 @@ import (
 //
 // The read deadline is cleared once the body is read to its end, so the server's background read of an
 // idle keep-alive or streaming connection is unaffected; both deadlines are cleared when a handler hijacks
-// the connection (a WebSocket lives by its own rules). idle <= 0 returns next unchanged.
+// the connection (a WebSocket lives by its own rules). The end of the answer, which net/http writes after
+// the handler returns, gets a fresh write deadline; net/http clears it before the connection's next
+// request. Response memory stays bounded by construction: a Write blocks once the socket's send buffer is
+// full, so a client that never reads holds at most the socket buffers plus net/http's and the adapter's
+// copy buffers, and is cut after idle. idle <= 0 returns next unchanged.
 func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if idle <= 0 {
@@ -36,6 +40,12 @@ func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
 				r.Body = body
 			}
 			next.ServeHTTP(dw, r)
+			if !dw.hijacked {
+				// What the handler left in net/http's buffer (and the chunked terminator) is written after
+				// it returns, under the deadline of its last Write, which a handler that paused before
+				// returning has let pass: the end of the answer gets a fresh one.
+				_ = rc.SetWriteDeadline(time.Now().Add(idle))
+			}
 			if body != nil && body.timedOut && !dw.wrote && !dw.hijacked {
 				// net/http cancels the request's context when a body read times out, so a handler that
 				// sees only the cancellation (a proxy mid-upload) takes the client for gone and answers
