@@ -18,8 +18,13 @@ const StatusClientClosedRequest = 499
 // (see middleware.ClientDeadlines); it maps to 408.
 var ErrClientTimeout = errors.New("client sent no request body data in time")
 
+// ErrBadRequestBody wraps the error of a request body read that failed because the client's body framing
+// was malformed (a bad chunk size, a bare LF in a chunk line, a forbidden trailer): the router's front door
+// wraps such errors (see router.Sanitize); it maps to 400, the client's fault, not 502.
+var ErrBadRequestBody = errors.New("malformed request body")
+
 // ErrorStatus maps an error from talking to an application to the status the client gets: 413 when the
-// request body hit the gateway's limit, 408 when the client stalled its body, 504 for timeouts, 499 when the client cancelled (log only), 502 for
+// request body hit the gateway's limit, 400 when its framing was malformed, 408 when the client stalled its body, 504 for timeouts, 499 when the client cancelled (log only), 502 for
 // everything else (refused or reset connections, an app that closed early, garbage on the wire).
 func ErrorStatus(r *http.Request, err error) int {
 	var mbe *http.MaxBytesError
@@ -28,6 +33,8 @@ func ErrorStatus(r *http.Request, err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrClientTimeout):
 		return http.StatusRequestTimeout
+	case errors.Is(err, ErrBadRequestBody):
+		return http.StatusBadRequest
 	case r.Context().Err() == context.Canceled:
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):

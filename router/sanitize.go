@@ -1,11 +1,17 @@
 package router
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters"
 )
 
 // SanitizeConfig configures Sanitize.
@@ -18,70 +24,107 @@ type SanitizeConfig struct {
 
 // forwardingHeaders are the headers through which a client could claim another identity, scheme, host or
 // mount point. From an untrusted peer they are deleted, so no application ever believes a spoofed value.
-var forwardingHeaders = []string{
-	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
-	"X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Url-Scheme",
-	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url", "X-Original-Forwarded-For",
+// Every header whose name starts with "X-Forwarded-" is treated the same way (X-Forwarded-User, -Email,
+// -Prefix, -Uri, ... set by auth proxies and path-rewriting proxies).
+var forwardingHeaders = map[string]bool{
+	"Forwarded": true, "X-Forwarded": true, "Forwarded-For": true, "X-Url-Scheme": true,
+	"X-Real-Ip": true, "True-Client-Ip": true, "X-Client-Ip": true, "X-Cluster-Client-Ip": true,
+	"Cf-Connecting-Ip": true, "Fastly-Client-Ip": true,
+	"X-Original-Url": true, "X-Rewrite-Url": true, "X-Original-Uri": true, "X-Original-Host": true, "X-Host": true,
+	// Mount-point headers: an app that takes its SCRIPT_NAME from them (the X-Script-Name reverse-proxy
+	// recipe for Flask/Django, werkzeug ProxyFix's X-Forwarded-Prefix) would build links and, worse, route
+	// under a prefix the client chose. gunicorn's own SCRIPT_NAME header is caught by the '_' rule below.
+	"X-Script-Name": true, "Script-Name": true,
 }
+
+// forwardingPrefix marks a forwarding header by name prefix (see forwardingHeaders).
+const forwardingPrefix = "X-Forwarded-"
+
+// ownHeaders are request headers the gateway itself sets before the front door (request id, trace
+// context): a client's Connection field may not name them away.
+var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tracestate": true}
 
 // Sanitize returns the front-door middleware that every request passes before routing:
 //
+//   - CONNECT gets 405: the gateway is no forward proxy and never opens tunnels (an HTTP/2 extended
+//     CONNECT, RFC 8441, which carries a :protocol, is left to the route);
 //   - the path is canonicalised with CleanPath (400 when refused) and RawPath cleared, so routing and the
 //     application see one and the same path;
 //   - an invalid Host header gets 400;
-//   - forwarding headers (forwardingHeaders) are deleted unless the peer is a trusted proxy;
+//   - forwarding headers (forwardingHeaders, and every X-Forwarded-* name) are deleted unless the peer is a
+//     trusted proxy;
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
 //     to the same variable, which would let a client smuggle a forwarding header past the check above;
+//   - the Connection field is processed here, as RFC 9110 section 7.6.1 asks of a proxy: the fields it
+//     names are deleted (except the gateway's own, ownHeaders) and only close, keep-alive and upgrade stay
+//     in it. Otherwise a client sending "Connection: X-Forwarded-Prefix" (hop-by-hop header abuse) would
+//     have the reverse proxy further down delete headers the gateway adds after this point;
 //   - Upgrade is allowed for "websocket" only; any other token (h2c in particular, which would hand the client
-//     a raw HTTP/2 tunnel past the route table) is removed along with HTTP2-Settings, and the request goes on
-//     as plain HTTP;
+//     a raw HTTP/2 tunnel past the route table: h2c smuggling) is removed along with HTTP2-Settings, and the
+//     request goes on as plain HTTP;
 //   - a request with a chunked body is answered with Connection: close. Go's server silently drops a
 //     Content-Length that arrives next to Transfer-Encoding: chunked; closing the connection afterwards means
-//     bytes a CL-parsing front end counted differently can never be read as a second request (request
-//     smuggling, RFC 9112 section 6.1);
+//     bytes a CL-parsing front end counted differently can never be read as a second request (CL.TE
+//     request smuggling, RFC 9112 section 6.1). A malformed chunked body fails its reads with an error
+//     wrapping adapters.ErrBadRequestBody (400, not 502);
+//   - an HTTP/1.0 request with a body is answered with Connection: close too. net/http deletes and ignores
+//     Transfer-Encoding on HTTP/1.0 and frames the body by Content-Length, so the handler cannot tell that
+//     both were sent; RFC 9112 section 6.1 calls that framing faulty and requires the connection to close
+//     after the message, or bytes a chunked-reading front end took for the body would be served as a
+//     request of their own (a keep-alive HTTP/1.0 TE.CL desync);
 //   - a body declared larger than MaxBodySize gets 413 before anything is sent on; a chunked body is cut
 //     there (http.MaxBytesReader, whose error the adapters turn into 413).
+//
+// Whenever the front door refuses a request that announced "Expect: 100-continue", it also ends the
+// connection's read side at once: the client rightly waits for a 100 that never comes, and net/http would
+// otherwise wait for the unread body before closing.
 func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 	trusted := append([]netip.Prefix(nil), cfg.TrustedProxies...)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodConnect && r.Header.Get(":protocol") == "" {
+				w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+				refuse(w, r, http.StatusMethodNotAllowed, "405 CONNECT is not served: this is not a forward proxy")
+				return
+			}
 			clean, err := CleanPath(r.URL.Path)
 			if err == nil && r.URL.RawPath != "" && hasEncodedSeparators(r.URL.RawPath) {
 				err = ErrBadPath
 			}
 			if err != nil {
-				http.Error(w, "400 bad request path", http.StatusBadRequest)
+				refuse(w, r, http.StatusBadRequest, "400 bad request path")
 				return
 			}
 			if _, err := CanonicalHost(r.Host); err != nil {
-				http.Error(w, "400 bad Host header", http.StatusBadRequest)
+				refuse(w, r, http.StatusBadRequest, "400 bad Host header")
 				return
 			}
 			if cfg.MaxBodySize > 0 && r.ContentLength > cfg.MaxBodySize {
-				w.Header().Set("Connection", "close")
-				http.Error(w, "413 request body larger than "+strconv.FormatInt(cfg.MaxBodySize, 10)+" bytes", http.StatusRequestEntityTooLarge)
+				refuse(w, r, http.StatusRequestEntityTooLarge, "413 request body larger than "+strconv.FormatInt(cfg.MaxBodySize, 10)+" bytes")
 				return
 			}
 			if clean != r.URL.Path || r.URL.RawPath != "" {
 				r.URL.Path = clean
 				r.URL.RawPath = ""
 			}
-			if !peerTrusted(trusted, r.RemoteAddr) {
-				for _, h := range forwardingHeaders {
-					delete(r.Header, h)
-				}
-			}
+			untrusted := !peerTrusted(trusted, r.RemoteAddr)
 			for name := range r.Header {
-				if strings.IndexByte(name, '_') >= 0 {
+				if strings.IndexByte(name, '_') >= 0 ||
+					untrusted && (forwardingHeaders[name] || strings.HasPrefix(name, forwardingPrefix)) {
 					delete(r.Header, name)
 				}
 			}
 			if up, ok := r.Header["Upgrade"]; ok && !(len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket")) {
 				delete(r.Header, "Upgrade")
-				delete(r.Header, "Http2-Settings")
 			}
 			delete(r.Header, "Http2-Settings")
+			if _, ok := r.Header["Connection"]; ok {
+				connectionOptions(r.Header)
+			}
 			if len(r.TransferEncoding) > 0 {
+				w.Header().Set("Connection", "close")
+				r.Body = chunkedBody{r.Body}
+			} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && r.ContentLength > 0 {
 				w.Header().Set("Connection", "close")
 			}
 			if cfg.MaxBodySize > 0 && r.Body != nil && r.Body != http.NoBody {
@@ -90,6 +133,71 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// refuse answers status with Connection: close. For a request waiting on "Expect: 100-continue" it also
+// expires the connection's read deadline, so the server closes instead of waiting for a body the client
+// will not send.
+func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	w.Header().Set("Connection", "close")
+	if r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
+	http.Error(w, msg, status)
+}
+
+// connectionOptions applies RFC 9110 section 7.6.1 to a request's header: every field the Connection
+// field names is deleted, except the gateway's own (ownHeaders) and the framing fields net/http already
+// acted on, and Connection keeps only close, keep-alive and (while an Upgrade is present) upgrade, the
+// options net/http and the WebSocket proxying still read. Nothing further down can then be told to drop a
+// header the gateway sets.
+func connectionOptions(h http.Header) {
+	var keep []string
+	for _, v := range h["Connection"] {
+		for _, opt := range strings.Split(v, ",") {
+			opt = strings.TrimSpace(opt)
+			switch name := http.CanonicalHeaderKey(opt); name {
+			case "":
+			case "Close", "Keep-Alive":
+				keep = append(keep, opt)
+			case "Upgrade":
+				if _, ok := h["Upgrade"]; ok {
+					keep = append(keep, opt)
+				}
+			case "Content-Length", "Transfer-Encoding", "Host":
+			default:
+				if !ownHeaders[name] {
+					delete(h, name)
+				}
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+// chunkedBody marks a malformed chunked request body: net/http's chunked reader fails with plain errors
+// (bad chunk size, bare LF, missing CRLF, forbidden trailer), which a proxy would report as 502. Errors of
+// the connection (timeouts, resets, end of stream) and the body limit pass unchanged.
+type chunkedBody struct{ io.ReadCloser }
+
+func (b chunkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && badFraming(err) {
+		err = fmt.Errorf("%w: %v", adapters.ErrBadRequestBody, err)
+	}
+	return n, err
+}
+
+func badFraming(err error) bool {
+	var ne net.Error
+	var mbe *http.MaxBytesError
+	return !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && !errors.As(err, &ne) &&
+		!errors.As(err, &mbe) && !errors.Is(err, adapters.ErrClientTimeout) && !errors.Is(err, net.ErrClosed) &&
+		!errors.Is(err, http.ErrBodyReadAfterClose)
 }
 
 // PeerTrusted reports whether the connection's peer address lies in one of the trusted prefixes.
