@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/adapters"
 )
@@ -50,6 +51,10 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //     CONNECT, RFC 8441, which carries a :protocol, is left to the route);
 //   - the path is canonicalised with CleanPath (400 when refused) and RawPath cleared, so routing and the
 //     application see one and the same path;
+//   - a cleaned path that another server would still read as climbing or separating gets 400 too
+//     (ambiguousPath): dot segments with parameters ("/public/..;/admin", read as ".." by Tomcat and Jetty),
+//     invalid UTF-8 (overlong "%c0%ae" is '.' to old decoders: the IIS Unicode traversal, CVE-2000-0884),
+//     and compatibility characters that NFKC-normalising apps fold into '.', '/' or '\' ("／", "．", "‥");
 //   - an invalid Host header gets 400;
 //   - forwarding headers (forwardingHeaders, and every X-Forwarded-* name) are deleted unless the peer is a
 //     trusted proxy;
@@ -89,6 +94,9 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			}
 			clean, err := CleanPath(r.URL.Path)
 			if err == nil && r.URL.RawPath != "" && hasEncodedSeparators(r.URL.RawPath) {
+				err = ErrBadPath
+			}
+			if err == nil && ambiguousPath(clean) {
 				err = ErrBadPath
 			}
 			if err != nil {
@@ -133,6 +141,46 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// ambiguousPath reports whether a path CleanPath accepted would still mean a different path to some server
+// behind the gateway: a segment whose part before ';' is empty, "." or ".." (path parameters hide a dot
+// segment from the router, and Tomcat, Jetty and Spring strip them before resolving: "/public/..;/admin"
+// reaches /admin there), invalid UTF-8 (overlong forms of '.' and '/' such as "%c0%ae" and "%c0%af"), and
+// runes whose NFKC form holds '.', '/' or '\\' (fullwidth and small forms, dot leaders, "℀"), which an app
+// normalising Unicode would turn into separators or dot segments the router never saw. One pass, no
+// allocation; the common ASCII path without ';' only pays the scan.
+func ambiguousPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == ';':
+			start := strings.LastIndexByte(p[:i], '/') + 1
+			if seg := p[start:i]; seg == "" || seg == "." || seg == ".." {
+				return true
+			}
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(p[i:])
+			if r == utf8.RuneError || foldsToSeparator(r) {
+				return true
+			}
+			i += size - 1
+		}
+	}
+	return false
+}
+
+// foldsToSeparator reports whether r's compatibility decomposition (NFKC) contains '.', '/' or '\\'.
+func foldsToSeparator(r rune) bool {
+	switch r {
+	case '\u2024', '\u2025', '\u2026', // one dot leader, two dot leader, horizontal ellipsis
+		'\uFE19', '\uFE30', '\uFE52', '\uFF0E', // vertical ellipsis, vertical two dot leader, small and fullwidth full stop
+		'\uFF0F', '\uFE68', '\uFF3C', // fullwidth solidus, small and fullwidth reverse solidus
+		'\u2100', '\u2101', '\u2105', '\u2106', // account of, addressed to the subject, care of, cada una
+		'\u33C2', '\u33C7', '\u33D8', '\U0001F100': // squared a.m., Co., p.m.; digit zero full stop
+		return true
+	}
+	return '\u2488' <= r && r <= '\u249B' // digit full stops 1. to 20.
 }
 
 // refuse answers status with Connection: close. For a request waiting on "Expect: 100-continue" it also

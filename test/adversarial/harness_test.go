@@ -173,7 +173,7 @@ func (r *recorder) serve(id int, c net.Conn) {
 		r.mu.Lock()
 		r.reqs = append(r.reqs, *req)
 		r.mu.Unlock()
-		body := fmt.Sprintf("%s saw %s %s\n", r.name, req.Method, req.Target)
+		body := fmt.Sprintf("%s saw %s %s host=%s\n", r.name, req.Method, req.Target, req.Host)
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		if strings.EqualFold(req.Header.Get("Connection"), "close") {
 			return
