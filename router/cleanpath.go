@@ -2,7 +2,6 @@ package router
 
 import (
 	"errors"
-	"strings"
 )
 
 // ErrBadPath is returned by CleanPath for a path no route may see.
@@ -28,6 +27,8 @@ func CleanPath(p string) (string, error) {
 	if p[0] != '/' && p[0] != '\\' {
 		return "", ErrBadPath
 	}
+	// One pass to refuse what must be refused and to see whether anything needs cleaning: an already
+	// clean path, the common case, is returned as it is, without allocating.
 	needs := false
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -41,7 +42,7 @@ func CleanPath(p string) (string, error) {
 		case c == '\\':
 			needs = true
 		case c == '/':
-			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+			if i+1 < len(p) && (p[i+1] == '/' || dotSegmentAt(p, i+1)) {
 				needs = true
 			}
 		}
@@ -49,26 +50,72 @@ func CleanPath(p string) (string, error) {
 	if !needs {
 		return p, nil
 	}
-	p = strings.ReplaceAll(p, "\\", "/")
-	trailing := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
-	segs := strings.Split(p, "/")
-	out := make([]string, 0, len(segs))
-	for _, s := range segs {
-		switch s {
+	return cleanSlow(p), nil
+}
+
+// isSep reports whether c separates segments ("\\" counts as "/").
+func isSep(c byte) bool { return c == '/' || c == '\\' }
+
+// dotSegmentAt reports whether the segment starting at p[i] is "." or "..".
+func dotSegmentAt(p string, i int) bool {
+	if i >= len(p) || p[i] != '.' {
+		return false
+	}
+	i++
+	if i < len(p) && p[i] == '.' {
+		i++
+	}
+	return i == len(p) || isSep(p[i])
+}
+
+// cleanSlow resolves dot segments, collapses separator runs and turns "\\" into "/", in one pass over p
+// into one buffer: the result string is the only allocation.
+func cleanSlow(p string) string {
+	// A dot segment or an empty one at the end keeps the slash ("/a/b/.." is "/a/"), as the trailing slash
+	// of "/a/" is kept.
+	trailing := isSep(p[len(p)-1])
+	if !trailing {
+		k := len(p) - 1
+		for k >= 0 && !isSep(p[k]) {
+			k--
+		}
+		trailing = dotSegmentAt(p, k+1)
+	}
+	var stack [256]byte
+	out := stack[:0]
+	if len(p)+1 > len(stack) {
+		out = make([]byte, 0, len(p)+1)
+	}
+	out = append(out, '/') // out is "/" or "/seg/.../seg", never with a trailing slash while building
+	for i := 0; i < len(p); {
+		for i < len(p) && isSep(p[i]) {
+			i++
+		}
+		j := i
+		for j < len(p) && !isSep(p[j]) {
+			j++
+		}
+		switch seg := p[i:j]; seg {
 		case "", ".":
 		case "..":
-			if len(out) > 0 {
-				out = out[:len(out)-1]
+			// Drop the last segment; ".." never climbs above the root.
+			k := len(out) - 1
+			for k > 0 && out[k] != '/' {
+				k--
 			}
+			out = out[:max(k, 1)]
 		default:
-			out = append(out, s)
+			if len(out) > 1 {
+				out = append(out, '/')
+			}
+			out = append(out, seg...)
 		}
+		i = j
 	}
-	res := "/" + strings.Join(out, "/")
-	if trailing && res != "/" {
-		res += "/"
+	if trailing && len(out) > 1 {
+		out = append(out, '/')
 	}
-	return res, nil
+	return string(out)
 }
 
 // hasEncodedSeparator reports whether "%XY" encodes '.', '/', '\\', '%' or NUL.

@@ -65,15 +65,17 @@ func ParsePattern(s string) (Pattern, error) {
 	return p, nil
 }
 
-// matchHost reports whether canonical host h matches pattern host ph.
+// matchHost reports whether host h (validated by splitHost: ASCII, no port, no trailing dot, any case)
+// matches pattern host ph (lowercase). It never allocates.
 func matchHost(ph, h string) bool {
 	if ph == "" {
 		return true
 	}
 	if strings.HasPrefix(ph, "*.") {
-		return len(h) > len(ph)-1 && strings.HasSuffix(h, ph[1:])
+		suffix := ph[1:]
+		return len(h) > len(suffix) && strings.EqualFold(h[len(h)-len(suffix):], suffix)
 	}
-	return ph == h
+	return strings.EqualFold(ph, h)
 }
 
 // validLabels reports whether every dot-separated label of a host name is 1 to 63 characters, so that

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -52,6 +53,12 @@ func New(cfg Config) (http.Handler, error) {
 
 // Table is the route table alone, without Sanitize: it expects canonical paths and hosts. Use New unless
 // you put your own sanitising in front.
+//
+// chi's radix tree finds the longest mounted prefix, but the Table calls the route's handler itself, with
+// the request exactly as it came in: no chi routing state in its context (an application that is itself
+// a chi router, embedded in-process, routes on r.URL.Path, the path the gateway decided to give it, rather
+// than on the front router's partial match), and no r.Pattern or path values of the front router. Matching
+// a route allocates nothing: the chi routing contexts the lookups use are pooled.
 type Table struct {
 	hosts    []hostMux // exact hosts first, then wildcards by decreasing length
 	anyHost  http.Handler
@@ -61,6 +68,16 @@ type Table struct {
 type hostMux struct {
 	host string
 	mux  http.Handler
+}
+
+// prefixMux routes by path prefix within one host (or for any host).
+type prefixMux struct {
+	tree *chi.Mux
+	// handlers maps each pattern chi reports for a mount ("/api", "/api/", "/api/*") to the route's handler.
+	handlers map[string]http.Handler
+	// notFound serves what no prefix claims: the host's "/" route, else the next level.
+	notFound http.Handler
+	ctxs     sync.Pool // *chi.Context for tree lookups
 }
 
 // NewTable builds the route table. Host routes are tried first (exact host, then the longest wildcard), then
@@ -117,35 +134,45 @@ func buildMux(routes []Route, notFound http.Handler) http.Handler {
 	if len(routes) == 0 {
 		return notFound
 	}
-	mux := chi.NewMux()
-	notFound = detachChi(notFound)
-	catchAll := notFound
+	m := &prefixMux{tree: chi.NewMux(), handlers: map[string]http.Handler{}, notFound: notFound}
+	m.ctxs.New = func() any { return chi.NewRouteContext() }
 	for _, rt := range routes {
-		h := detachChi(rt.Handler)
+		h := rt.Handler
 		if rt.StripPrefix {
 			h = StripPrefix(rt.Pattern.Prefix)(h)
 		}
 		if rt.Pattern.Prefix == "/" {
-			catchAll = h
+			m.notFound = h
 			continue
 		}
-		mux.Mount(rt.Pattern.Prefix, h)
+		// Mounted as a plain HandlerFunc, so that chi never descends into a handler that is itself a chi
+		// router: the lookup stops at the mount and the handler gets the request whole.
+		m.tree.Mount(rt.Pattern.Prefix, http.HandlerFunc(h.ServeHTTP))
+		for _, p := range []string{rt.Pattern.Prefix, rt.Pattern.Prefix + "/", rt.Pattern.Prefix + "/*"} {
+			m.handlers[p] = h
+		}
 	}
-	mux.NotFound(catchAll.ServeHTTP)
-	mux.MethodNotAllowed(catchAll.ServeHTTP)
-	return mux
+	if len(m.handlers) == 0 {
+		return m.notFound
+	}
+	return m
 }
 
-// detachChi hands an application a request without the front router's chi routing state, so an
-// application that is itself a chi router (embedded in-process) routes on r.URL.Path, the path the gateway
-// decided to give it, rather than on the front router's partial match.
-func detachChi(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Context().Value(chi.RouteCtxKey) != nil {
-			r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
-		}
-		h.ServeHTTP(w, r)
-	})
+// ServeHTTP serves r with the handler of the longest prefix of r.URL.Path mounted here, else notFound.
+func (m *prefixMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rctx := m.ctxs.Get().(*chi.Context)
+	rctx.Reset()
+	pattern := m.tree.Find(rctx, r.Method, r.URL.Path) // "" for no match and for methods chi does not know
+	m.ctxs.Put(rctx)
+	h, ok := m.handlers[pattern]
+	if !ok {
+		h = m.notFound
+	}
+	if r.Context().Value(chi.RouteCtxKey) != nil {
+		// The gateway itself is mounted in a chi router: its routing state is not the application's.
+		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
+	}
+	h.ServeHTTP(w, r)
 }
 
 // ServeHTTP routes r. The path must be clean (Sanitize makes it so); the Host is matched in canonical form
@@ -155,7 +182,8 @@ func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.anyHost.ServeHTTP(w, r)
 		return
 	}
-	host, err := CanonicalHost(r.Host)
+	// Matched case-insensitively rather than lowercased: no copy of the Host per request.
+	host, _, err := splitHost(r.Host)
 	if err != nil {
 		http.Error(w, "400 bad Host header", http.StatusBadRequest)
 		return
