@@ -74,7 +74,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Body = body
 		}
 		info.SetUpstream(in.upstream)
-		resp, err := in.tr.RoundTrip(out)
+		resp, err := in.rt.RoundTrip(out)
 		if err == nil {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// An upgraded connection is a tunnel, not a request in flight; its body must stay an

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/reqinfo"
 )
@@ -42,7 +43,9 @@ const DefaultTimeout = 60 * time.Second
 // ("client", the default, or "upstream"), max_idle_conns (idle keep-alive connections kept, default 256),
 // tls_server_name and tls_insecure_skip_verify (https only), h2c (speak HTTP/2 without TLS, by prior
 // knowledge, to an http:// or unix:// app such as a gRPC server; default false; WebSocket upgrades then
-// cannot pass).
+// cannot pass), fast_path (default true: plain HTTP/1.1 requests to http:// and unix:// apps go through
+// the synchronous client of package h1, the rest through net/http's Transport; false sends everything
+// through the Transport).
 func Kind() adapters.Kind {
 	return adapters.Kind{
 		Schemes:       []string{"http", "https", "unix"},
@@ -93,6 +96,10 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	fastPath, err := o.Bool("fast_path", true)
+	if err != nil {
+		return nil, err
+	}
 	if h2c && t.URL.Scheme == "https" {
 		return nil, fmt.Errorf("option h2c=true: h2c is HTTP/2 without TLS; https apps negotiate HTTP/2 themselves")
 	}
@@ -137,7 +144,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	}
 	insts := make([]*instance, len(urls))
 	for i, u := range urls {
-		in, err := newInstance(u, base, dialer, tlsConf)
+		in, err := newInstance(u, base, dialer, tlsConf, fastPath && !h2c)
 		if err != nil {
 			if len(urls) > 1 {
 				return nil, fmt.Errorf("instance %q: %v", u.String(), err)
@@ -153,7 +160,7 @@ func New(t adapters.Target) (http.Handler, error) {
 
 	p := &Proxy{name: t.Raw, upstream: insts[0].upstream, websocket: websocket, insts: insts}
 	logger := t.Logger
-	var rt http.RoundTripper = insts[0].tr
+	var rt = insts[0].rt
 	if len(insts) > 1 || lb.HealthPath != "" || lb.Breaker {
 		addrs := make([]string, len(insts))
 		for i, in := range insts {
@@ -190,10 +197,13 @@ type instance struct {
 	host     string // of the outbound request URL
 	path     string // base path prefix, without a trailing slash
 	tr       *http.Transport
+	fast     *h1.Transport     // nil without the fast path
+	rt       http.RoundTripper // fast, or tr
 }
 
-// newInstance checks u and builds its transport from base.
-func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *tls.Config) (*instance, error) {
+// newInstance checks u and builds its transport from base (and the fast HTTP/1.1 client in front of it
+// for http:// and unix:// when fast).
+func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *tls.Config, fast bool) (*instance, error) {
 	in := &instance{addr: u.String(), upstream: u.Host, scheme: u.Scheme, host: u.Host, path: strings.TrimSuffix(u.Path, "/"), tr: base.Clone()}
 	switch u.Scheme {
 	case "http", "https":
@@ -219,6 +229,25 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 	default:
 		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
 	}
+	in.rt = in.tr
+	if fast && in.scheme == "http" {
+		network, addr := "tcp", u.Host
+		if u.Scheme == "unix" {
+			network, addr = "unix", u.Path
+		}
+		in.fast = &h1.Transport{
+			Dial:                   func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) },
+			Fallback:               in.tr,
+			ResponseHeaderTimeout:  base.ResponseHeaderTimeout,
+			MaxResponseHeaderBytes: int(base.MaxResponseHeaderBytes),
+			MaxIdleConns:           base.MaxIdleConnsPerHost,
+			IdleConnTimeout:        base.IdleConnTimeout,
+		}
+		if in.fast.MaxIdleConns == 0 {
+			in.fast.MaxIdleConns = -1
+		}
+		in.rt = in.fast
+	}
 	return in, nil
 }
 
@@ -234,7 +263,7 @@ func (in *instance) probe(ctx context.Context, path, host string, want upstream.
 		req.Host = host
 	}
 	req.Header.Set("User-Agent", "switchyard-health-check")
-	resp, err := in.tr.RoundTrip(req)
+	resp, err := in.rt.RoundTrip(req)
 	if err != nil {
 		return err
 	}
@@ -333,6 +362,9 @@ func (p *Proxy) Close() error {
 		_ = p.set.Close()
 	}
 	for _, in := range p.insts {
+		if in.fast != nil {
+			_ = in.fast.Close()
+		}
 		in.tr.CloseIdleConnections()
 	}
 	return nil

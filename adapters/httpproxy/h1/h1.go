@@ -1,0 +1,545 @@
+// Package h1 owns the gateway's fast HTTP/1.1 client: an http.RoundTripper for one upstream address
+// (a TCP host:port or a unix socket) that sends a request and reads the response head on the caller's
+// goroutine, over a LIFO pool of keep-alive connections.
+//
+// Why: net/http.Transport hands every request to two goroutines of its connection (a write loop and a read
+// loop) through channels and selects; on a small proxied GET that hand-off, not the network, is most of
+// the client-side cost. This transport does the same work synchronously: one write of the whole request
+// (head and a small body from one pooled buffer), one read that usually brings the whole response head,
+// parsed with few allocations (all strings of a head share one allocation).
+//
+// Contract of the fast path (Transport.RoundTrip):
+//   - It serves http:// requests without a body, or with a known Content-Length of at most MaxBodyBytes
+//     (read fully from the client before anything is written, so a failed client read leaves the
+//     connection clean). Everything else goes to Fallback unchanged: requests with Upgrade or Connection
+//     fields (WebSocket), Expect (100-continue), bodies of unknown or larger length, request trailers,
+//     CONNECT, Host values outside plain ASCII host[:port].
+//   - Deadlines: ResponseHeaderTimeout runs from the end of the write to the end of the response head
+//     (then a timeout error that net.Error reports as Timeout, answered 504). The request's context is
+//     watched with context.AfterFunc: cancellation or its deadline interrupts the write, the head read
+//     and later body reads, and RoundTrip returns the context's error.
+//   - 1xx responses other than 101 are passed to the request's httptrace Got1xxResponse hook (which
+//     httputil.ReverseProxy uses to forward them), then the final response is read. A 101 is an error
+//     (upgrades never take this path).
+//   - The response body is exactly the message body: Content-Length, chunked (trailers filled into
+//     Response.Trailer at EOF, as net/http does) or read until the app closes. HEAD, 204, 304 have none.
+//     The connection goes back to the pool only when the body was read to its clean end (immediately
+//     for responses without a body) and neither side asked for Connection: close; Close before that
+//     closes the connection. Read and Close must not be called concurrently.
+//   - A reused connection that fails before the app sent any response byte (write error, EOF or reset on
+//     the first read, or a 408 the app sent while it was idle) is retried once on a new connection when
+//     the request is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE or an Idempotency-Key) - its
+//     body, if any, is still in the buffer. A request that may not be sent twice first checks that its
+//     reused connection was not closed by the app while idle (a non-blocking peek).
+//   - Responses are parsed by the rules of net/http's ReadResponse (Transfer-Encoding only chunked,
+//     conflicting Content-Length refused, MaxResponseHeaderBytes), with the differences parseHead names;
+//     failures are *ProtocolError (502).
+//
+// Idle connections: at most MaxIdleConns, closed after IdleConnTimeout unused (checked when the pool is
+// used and by one timer), all closed by CloseIdleConnections.
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"time"
+)
+
+// Transport is the fast HTTP/1.1 client of one upstream. Its fields must be set before first use.
+type Transport struct {
+	// Dial opens a new connection to the upstream. Required.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Fallback serves the requests the fast path does not take (see the package doc). Required.
+	Fallback http.RoundTripper
+	// ResponseHeaderTimeout bounds the wait for the response head after the request was written;
+	// zero means no limit other than the request's context.
+	ResponseHeaderTimeout time.Duration
+	// MaxResponseHeaderBytes limits a response head (and a trailer section); zero means 256 KiB. Heads of
+	// 1xx responses given to a Got1xxResponse hook are counted separately, else together with the final one.
+	MaxResponseHeaderBytes int
+	// MaxIdleConns is the number of idle connections kept; zero means 64, negative none.
+	MaxIdleConns int
+	// IdleConnTimeout closes idle connections unused for that long; zero means 90 s.
+	IdleConnTimeout time.Duration
+	// MaxBodyBytes is the largest request body (by Content-Length) the fast path sends; zero means 16 KiB.
+	// Larger bodies go to Fallback, which writes them concurrently with reading the response.
+	MaxBodyBytes int64
+	// ReadBufferSize is the size of each connection's read buffer; zero means 8 KiB.
+	ReadBufferSize int
+
+	mu     sync.Mutex
+	idle   []*pconn // LIFO: the most recently used connection is the most likely alive and warm
+	closed bool
+	sweep  *time.Timer // closes expired idle connections while any are idle
+	armed  bool
+}
+
+// pconn is one upstream connection.
+type pconn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	idleAt time.Time
+	reused bool
+}
+
+func (t *Transport) maxHead() int {
+	if t.MaxResponseHeaderBytes > 0 {
+		return t.MaxResponseHeaderBytes
+	}
+	return 256 << 10
+}
+
+func (t *Transport) maxIdle() int {
+	if t.MaxIdleConns == 0 {
+		return 64
+	}
+	return t.MaxIdleConns
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleConnTimeout > 0 {
+		return t.IdleConnTimeout
+	}
+	return 90 * time.Second
+}
+
+func (t *Transport) maxBody() int64 {
+	if t.MaxBodyBytes > 0 {
+		return t.MaxBodyBytes
+	}
+	return 16 << 10
+}
+
+// timeoutError is the response head timeout (a net.Error with Timeout true).
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "h1: timeout awaiting response headers" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// bufs holds request head buffers and response head scratch space.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getBuf() *[]byte { return bufs.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // an outsized head: let it go
+	}
+	*b = (*b)[:0]
+	bufs.Put(b)
+}
+
+// aLongTimeAgo is a deadline in the past: it interrupts blocked I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// eligible reports whether the fast path serves req.
+func (t *Transport) eligible(req *http.Request) bool {
+	if req.URL.Scheme != "http" || req.Method == http.MethodConnect || len(req.Trailer) > 0 {
+		return false
+	}
+	if _, ok := req.Header["Upgrade"]; ok {
+		return false
+	}
+	if _, ok := req.Header["Connection"]; ok {
+		return false
+	}
+	if _, ok := req.Header["Expect"]; ok {
+		return false
+	}
+	if req.ContentLength < 0 || req.ContentLength > t.maxBody() {
+		return false
+	}
+	if req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody {
+		return false // a body of unknown length
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		if !hostByte(host[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotent reports whether req may be sent twice (RFC 9110 9.2.2, or an Idempotency-Key).
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, ok := req.Header["Idempotency-Key"]
+	return ok
+}
+
+// RoundTrip sends req and returns the response head with a streaming body, as the package doc describes.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.eligible(req) {
+		return t.Fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	replay := idempotent(req)
+	// Connect before reading the body: after a dial error a balancer may hand the untouched body to
+	// another instance.
+	pc, err := t.conn(ctx, false, !replay)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	bp := getBuf()
+	defer putBuf(bp)
+	b, err := appendRequestHead((*bp)[:0], req, host, req.ContentLength)
+	if err == nil && req.ContentLength > 0 {
+		b, err = appendBody(b, req.Body, req.ContentLength)
+	}
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	*bp = b
+	if err != nil {
+		t.putIdle(pc) // nothing was written: the connection is as clean as it was
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if pc, err = t.conn(ctx, true, false); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := t.exchange(ctx, req, pc, b)
+		if err == nil {
+			return resp, nil
+		}
+		var nb *noBytesError
+		if attempt == 0 && pc.reused && replay && ctx.Err() == nil && (errors.As(err, &nb) || errors.Is(err, errStale408)) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+var errStale408 = errors.New("h1: 408 on a reused connection")
+
+// appendBody appends exactly n bytes of body to b.
+func appendBody(b []byte, body io.Reader, n int64) ([]byte, error) {
+	start := len(b)
+	b = append(b, make([]byte, n)...)
+	got := 0
+	for got < int(n) {
+		m, err := body.Read(b[start+got:])
+		got += m
+		if err != nil {
+			if got == int(n) {
+				break
+			}
+			if err == io.EOF {
+				return b[:start], errors.New("h1: request body shorter than its Content-Length")
+			}
+			return b[:start], err
+		}
+	}
+	return b, nil
+}
+
+// conn returns an idle connection (unless fresh) or dials one. check asks for a liveness peek of an
+// idle one.
+func (t *Transport) conn(ctx context.Context, fresh, check bool) (*pconn, error) {
+	if !fresh {
+		for {
+			pc := t.getIdle()
+			if pc == nil {
+				break
+			}
+			if check && !alive(pc.c) {
+				pc.c.Close()
+				continue
+			}
+			return pc, nil
+		}
+	}
+	c, err := t.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := t.ReadBufferSize
+	if size <= 0 {
+		size = 8 << 10
+	}
+	return &pconn{c: c, br: bufio.NewReaderSize(c, size)}, nil
+}
+
+// exchange writes the request bytes b on pc and reads the response head. On error pc is closed.
+func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, b []byte) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		pc.c.Close()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	if _, err := pc.c.Write(b); err != nil {
+		return fail(&noBytesError{err})
+	}
+	if t.ResponseHeaderTimeout > 0 {
+		pc.c.SetReadDeadline(time.Now().Add(t.ResponseHeaderTimeout))
+	}
+	trace := httptrace.ContextClientTrace(ctx)
+	limit := t.maxHead()
+	sp := getBuf()
+	defer putBuf(sp)
+	var h *head
+	for n1xx := 0; ; n1xx++ {
+		raw, err := readLines(pc.br, (*sp)[:0], limit)
+		*sp = raw[:0]
+		if err != nil {
+			if n1xx > 0 {
+				err = unwrapNoBytes(err)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				err = timeoutError{}
+			}
+			return fail(err)
+		}
+		if h, err = parseHead(raw); err != nil {
+			return fail(err)
+		}
+		if h.code >= 200 || h.code == http.StatusSwitchingProtocols {
+			break
+		}
+		if n1xx >= 64 {
+			return fail(protoErr("too many 1xx informational responses"))
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(h.code, textproto.MIMEHeader(h.header)); err != nil {
+				return fail(err)
+			}
+		} else {
+			limit -= len(raw)
+		}
+	}
+	if h.code == http.StatusSwitchingProtocols {
+		return fail(errUnexpected101)
+	}
+	if h.code == http.StatusRequestTimeout && pc.reused {
+		return fail(errStale408)
+	}
+	if t.ResponseHeaderTimeout > 0 {
+		pc.c.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			// the context ended between the head and clearing its deadline: keep the interruption
+			pc.c.SetDeadline(aLongTimeAgo)
+		}
+	}
+	resp := &http.Response{
+		Status:        h.status,
+		StatusCode:    h.code,
+		Proto:         protoString(h.minor),
+		ProtoMajor:    h.major,
+		ProtoMinor:    h.minor,
+		Header:        h.header,
+		ContentLength: h.length,
+		Close:         h.close || req.Close,
+		Trailer:       h.trailer,
+		Request:       req,
+	}
+	noBody := req.Method == http.MethodHead || h.code == http.StatusNoContent || h.code == http.StatusNotModified
+	if noBody {
+		if req.Method != http.MethodHead {
+			resp.ContentLength = 0 // a HEAD answer keeps the declared length of the GET answer, as in net/http
+		}
+		resp.Body = http.NoBody
+		resp.Trailer = nil
+		t.release(pc, stop, !resp.Close)
+		return resp, nil
+	}
+	bd := &body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close}
+	switch {
+	case h.chunked:
+		resp.TransferEncoding = []string{"chunked"}
+		resp.ContentLength = -1
+		bd.mode = modeChunked
+		bd.cr = newChunkedReader(pc.br)
+	case h.length >= 0:
+		bd.mode = modeLength
+		bd.n = h.length
+		if h.length == 0 {
+			resp.Body = http.NoBody
+			t.release(pc, stop, bd.keep)
+			return resp, nil
+		}
+	default:
+		bd.mode = modeEOF
+		resp.Close = true
+		bd.keep = false
+	}
+	resp.Body = bd
+	return resp, nil
+}
+
+func unwrapNoBytes(err error) error {
+	var nb *noBytesError
+	if errors.As(err, &nb) {
+		if nb.err == io.EOF {
+			return errors.New("h1: unexpected EOF after an informational response")
+		}
+		return nb.err
+	}
+	return err
+}
+
+func protoString(minor int) string {
+	if minor == 0 {
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
+}
+
+// release ends a response's use of pc: back to the pool when keep and the context watch was stopped
+// before it fired, else closed.
+func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
+	if !stop() || !keep || pc.br.Buffered() > 0 {
+		pc.c.Close()
+		return
+	}
+	t.putIdle(pc)
+}
+
+func (t *Transport) getIdle() *pconn {
+	now := time.Now()
+	var stale []*pconn
+	t.mu.Lock()
+	var pc *pconn
+	for len(t.idle) > 0 {
+		n := len(t.idle) - 1
+		c := t.idle[n]
+		t.idle[n] = nil
+		t.idle = t.idle[:n]
+		if now.Sub(c.idleAt) > t.idleTimeout() {
+			stale = append(stale, c)
+			continue
+		}
+		pc = c
+		break
+	}
+	t.mu.Unlock()
+	for _, c := range stale {
+		c.c.Close()
+	}
+	if pc != nil {
+		pc.reused = true
+	}
+	return pc
+}
+
+func (t *Transport) putIdle(pc *pconn) {
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	if t.closed || t.maxIdle() < 0 || len(t.idle) >= t.maxIdle() {
+		t.mu.Unlock()
+		pc.c.Close()
+		return
+	}
+	var expired *pconn
+	if len(t.idle) > 0 && pc.idleAt.Sub(t.idle[0].idleAt) > t.idleTimeout() {
+		expired = t.idle[0]
+		copy(t.idle, t.idle[1:])
+		t.idle[len(t.idle)-1] = nil
+		t.idle = t.idle[:len(t.idle)-1]
+	}
+	t.idle = append(t.idle, pc)
+	if !t.armed {
+		t.armed = true
+		if t.sweep == nil {
+			t.sweep = time.AfterFunc(t.idleTimeout(), t.sweepIdle)
+		} else {
+			t.sweep.Reset(t.idleTimeout())
+		}
+	}
+	t.mu.Unlock()
+	if expired != nil {
+		expired.c.Close()
+	}
+}
+
+// sweepIdle closes idle connections past the idle timeout and re-arms while any stay idle.
+func (t *Transport) sweepIdle() {
+	now := time.Now()
+	var stale []*pconn
+	t.mu.Lock()
+	keep := t.idle[:0]
+	for _, pc := range t.idle {
+		if now.Sub(pc.idleAt) > t.idleTimeout() {
+			stale = append(stale, pc)
+		} else {
+			keep = append(keep, pc)
+		}
+	}
+	clear(t.idle[len(keep):])
+	t.idle = keep
+	t.armed = len(t.idle) > 0 && !t.closed
+	if t.armed {
+		t.sweep.Reset(t.idleTimeout())
+	}
+	t.mu.Unlock()
+	for _, pc := range stale {
+		pc.c.Close()
+	}
+}
+
+// IdleConns is the number of idle pooled connections.
+func (t *Transport) IdleConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle)
+}
+
+// CloseIdleConnections closes the idle connections (and those of Fallback when it has the method).
+// Connections in use are closed when their response ends.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.armed = false
+	}
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.c.Close()
+	}
+	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// Close closes the idle connections and stops pooling: connections in use are closed when their response
+// ends instead of going back to the pool.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+	return nil
+}
