@@ -1,0 +1,177 @@
+// Package loadapp owns the apps the load tests put behind the gateway, and the exact answers they give, so
+// that the tests can check every byte a client receives. The apps run in their own process
+// (test/load/backend, built without -race so that they cost the machine little next to the gateway); the
+// test hands them their listeners as inherited file descriptors 3 to 6, in the order of Roles.
+//
+// The apps:
+//
+//	primary   /p/...     200 Payload("primary", path, size)
+//	          /hold/...  counts the arrival, waits for the release gate, then 200 Payload("primary", path, 2000)
+//	          else       404 (so the gateway passes the request on to the delegate; a POST body is left unread)
+//	delegate  POST       200 Echoed("delegate", body)
+//	          else       200 Payload("delegate", path, size)
+//	api       POST /echo 200 Echoed("api", body); else 200 Payload("api", path, size)
+//	control   GET /wait?n=N     answers "N arrived" once N held requests have arrived (blocks until then)
+//	          POST /release     lets every held request (and every later one) answer
+//	          POST /close-idle  closes the three apps' idle keep-alive connections, and keeps new ones from idling
+//
+// size is the query's size parameter (default 100, at most 1 MiB); chunked=1 sends the body without
+// Content-Length, in three flushed pieces.
+package loadapp
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Roles names the apps, in the order of their listeners.
+var Roles = []string{"primary", "delegate", "api", "control"}
+
+// Payload is the body an app answers for path: a line naming the app and the path (so that an answer
+// delivered on the wrong connection is caught), then deterministic filler up to size bytes.
+func Payload(app, path string, size int) []byte {
+	head := "app=" + app + " path=" + path + "\n"
+	b := make([]byte, max(size, len(head)))
+	copy(b, head)
+	for i := len(head); i < len(b); i++ {
+		b[i] = 'a' + byte((i+len(path))%26)
+	}
+	return b
+}
+
+// Echoed is what an app answers to a POST to its echo path: a line naming the app, then the request body.
+func Echoed(app string, body []byte) []byte {
+	return append([]byte(app+" echo\n"), body...)
+}
+
+// Apps is the apps' shared state: the held requests and their release gate.
+type Apps struct {
+	mu      sync.Mutex
+	arrived int
+	changed chan struct{} // closed and replaced on every arrival
+	release chan struct{}
+	once    sync.Once
+	servers []*http.Server
+}
+
+// Serve serves the apps on listeners (one per role, in the order of Roles) until one of them fails.
+func Serve(listeners []net.Listener) error {
+	if len(listeners) != len(Roles) {
+		return fmt.Errorf("loadapp: %d listeners, want %d", len(listeners), len(Roles))
+	}
+	a := &Apps{changed: make(chan struct{}), release: make(chan struct{})}
+	handlers := []http.HandlerFunc{a.primary, a.delegate, a.api, a.control}
+	errc := make(chan error, len(listeners))
+	for i, ln := range listeners {
+		srv := &http.Server{Handler: handlers[i], ReadHeaderTimeout: time.Minute}
+		a.servers = append(a.servers, srv)
+		go func() { errc <- fmt.Errorf("%s: %w", Roles[i], srv.Serve(ln)) }()
+	}
+	return <-errc
+}
+
+func querySize(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("size"))
+	if err != nil || n < 0 || n > 1<<20 {
+		return 100
+	}
+	return n
+}
+
+// send writes body with Content-Length, or chunked in three flushed pieces when the query asks.
+func send(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if r.URL.Query().Get("chunked") != "1" {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+		return
+	}
+	third := len(body) / 3
+	rc := http.NewResponseController(w)
+	for _, part := range [][]byte{body[:third], body[third : 2*third], body[2*third:]} {
+		if _, err := w.Write(part); err != nil {
+			return
+		}
+		rc.Flush()
+	}
+}
+
+func echo(w http.ResponseWriter, r *http.Request, app string) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	send(w, r, Echoed(app, body))
+}
+
+func (a *Apps) primary(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/p/"):
+		send(w, r, Payload("primary", r.URL.Path, querySize(r)))
+	case strings.HasPrefix(r.URL.Path, "/hold/"):
+		a.mu.Lock()
+		a.arrived++
+		close(a.changed)
+		a.changed = make(chan struct{})
+		a.mu.Unlock()
+		select {
+		case <-a.release:
+			send(w, r, Payload("primary", r.URL.Path, 2000))
+		case <-r.Context().Done():
+		}
+	default:
+		http.Error(w, "primary: nothing at "+r.URL.Path, http.StatusNotFound)
+	}
+}
+
+func (a *Apps) delegate(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		echo(w, r, "delegate")
+		return
+	}
+	send(w, r, Payload("delegate", r.URL.Path, querySize(r)))
+}
+
+func (a *Apps) api(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/echo" {
+		echo(w, r, "api")
+		return
+	}
+	send(w, r, Payload("api", r.URL.Path, querySize(r)))
+}
+
+func (a *Apps) control(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/wait":
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for {
+			a.mu.Lock()
+			arrived, changed := a.arrived, a.changed
+			a.mu.Unlock()
+			if arrived >= n {
+				fmt.Fprintf(w, "%d arrived\n", arrived)
+				return
+			}
+			select {
+			case <-changed:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	case "/release":
+		a.once.Do(func() { close(a.release) })
+	case "/close-idle":
+		for _, srv := range a.servers[:3] {
+			srv.SetKeepAlivesEnabled(false) // also closes the idle connections now
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}

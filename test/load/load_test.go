@@ -1,0 +1,285 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mixedEnv configures the gateway in front of the backend's apps: the primary, a delegate it cascades to on
+// 404, an HTTP route with strip_prefix, a static file route over dir, and a status route.
+func mixedEnv(be *backendProc, dir string) []string {
+	return []string{
+		"GATEWAY_PRIMARY=" + be.urls["primary"],
+		"GATEWAY_DELEGATES=" + be.urls["delegate"],
+		"GATEWAY_ROUTES=/api/=" + be.urls["api"] + "?strip_prefix=true" +
+			",/static/=file://" + dir +
+			",/denied/=status:403?body=" + deniedBody[:len(deniedBody)-1],
+	}
+}
+
+// waitGroup waits for wg, failing the test after bound (a hung gateway, not a slow one: every exchange
+// has its own hangBound).
+func waitGroup(t *testing.T, wg *sync.WaitGroup, what string, bound time.Duration) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(bound):
+		t.Fatalf("%s: not done after %v", what, bound)
+	}
+}
+
+func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
+	needLoad(t)
+	const (
+		clients      = 2000
+		maxPerClient = 300             // count bound of the run
+		secondHalf   = 3 * time.Second // time bound of the run after the warm-up
+	)
+	be := startBackend(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "blob.txt"), staticBody(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, mixedEnv(be, dir)...)
+	admin := &http.Client{Timeout: 30 * time.Second}
+	defer admin.CloseIdleConnections()
+	const goroutines, heap = "go_goroutines", "go_memstats_heap_inuse_bytes"
+	base := g.metrics(t, admin, goroutines, heap)
+
+	// Warm-up: every client connects and does one full cycle of the routes. Then the second half runs until
+	// secondHalf passes or every client reached maxPerClient requests.
+	var tl tally
+	var warm, done sync.WaitGroup
+	warm.Add(clients)
+	done.Add(clients)
+	stop := make(chan struct{})
+	for id := range clients {
+		go func() {
+			defer done.Done()
+			c := &client{addr: g.addr}
+			defer func() { c.close(); tl.dials.Add(int64(c.dials)) }()
+			for k := range maxPerClient {
+				p := mixedProbe(id, k)
+				tl.record(id, p, c.do(p))
+				if k == len(kinds)-1 {
+					warm.Done()
+				}
+				if k >= len(kinds)-1 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}
+		}()
+	}
+	started := time.Now()
+	waitGroup(t, &warm, "warm-up", 3*time.Minute)
+	warmed := time.Since(started)
+	warmRequests := tl.total()
+	warmRSS := g.rss(t)
+	warmM := g.metrics(t, admin, goroutines, heap)
+
+	allDone := make(chan struct{})
+	go func() { done.Wait(); close(allDone) }()
+	select {
+	case <-time.After(secondHalf):
+	case <-allDone:
+	}
+	endRSS := g.rss(t)
+	endM := g.metrics(t, admin, goroutines, heap)
+	close(stop)
+	waitGroup(t, &done, "clients", 3*time.Minute)
+	elapsed := time.Since(started)
+
+	t.Logf("%d clients: %v", clients, &tl)
+	t.Logf("CPU: gateway %v, backend %v, test %v", cpuTime(g.cmd.Process.Pid), cpuTime(be.pid), cpuTime(os.Getpid()))
+	t.Logf("warm-up: %d requests in %v; whole run %v (%.0f requests/s)", warmRequests, warmed.Round(time.Millisecond),
+		elapsed.Round(time.Millisecond), float64(tl.total())/elapsed.Seconds())
+	t.Logf("gateway RSS after warm-up %s, at the end %s; heap in use: start %s, after warm-up %s, at the end %s",
+		mib(warmRSS), mib(endRSS), mib(int64(base[heap])), mib(int64(warmM[heap])), mib(int64(endM[heap])))
+
+	if n := tl.failed.Load(); n > 0 {
+		tl.mu.Lock()
+		t.Errorf("%d of %d requests failed; first failures:\n%s", n, tl.total(), joinLines(tl.first))
+		tl.mu.Unlock()
+	}
+	for i, k := range kinds {
+		if tl.ok[i].Load() < clients {
+			t.Errorf("%s: %d good answers, want at least one per client", k, tl.ok[i].Load())
+		}
+	}
+	// Every request was seen and logged once by the gateway, with the status the client got.
+	g.waitAccess(t, tl.total(), time.Minute)
+	statuses := g.Statuses()
+	if statuses[403] != int(tl.ok[4].Load()) || statuses[200] != int(tl.total()-tl.ok[4].Load()) || len(statuses) != 2 {
+		t.Errorf("access log statuses %v, want 200 and 403 only, as the clients saw them (%v)", statuses, &tl)
+	}
+	if p := g.Problems(); len(p) > 0 {
+		t.Errorf("the gateway logged %d warnings or errors under load:\n%s", len(p), joinLines(p))
+	}
+
+	// Stable memory: what the second half added is bounded (a leak of even a few KiB per request would
+	// exceed it). A generous detector, not a measurement.
+	if limit := warmRSS*3/2 + 32<<20; endRSS > limit {
+		t.Errorf("gateway RSS grew from %s after the warm-up to %s at the end (limit %s)", mib(warmRSS), mib(endRSS), mib(limit))
+	}
+
+	// Once the clients have gone and the apps closed their idle keep-alive connections, the gateway's
+	// goroutines return to the baseline (none is left per client or per upstream connection).
+	be.call(t, "POST", "/close-idle")
+	var after float64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after = g.metrics(t, admin, goroutines)[goroutines]
+		if after <= base[goroutines]+5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll of /metrics, the signal there is
+	}
+	t.Logf("gateway goroutines: %.0f at the start, %.0f after warm-up, %.0f at the end, %.0f after the clients left",
+		base[goroutines], warmM[goroutines], endM[goroutines], after)
+	if after > base[goroutines]+5 {
+		t.Errorf("gateway goroutines: %.0f at the start, still %.0f 30s after the clients and app connections closed", base[goroutines], after)
+	}
+}
+
+func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
+	needLoad(t)
+	const held, idle = 2000, 100
+	be := startBackend(t)
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.urls["primary"], "GATEWAY_SHUTDOWN_TIMEOUT=30s", "GATEWAY_ADMIN_ADDR=")
+
+	// Every client opens its keep-alive connection with one answered request.
+	clients := make([]*client, held+idle)
+	var tl tally
+	var wg sync.WaitGroup
+	wg.Add(len(clients))
+	for i := range clients {
+		clients[i] = &client{addr: g.addr}
+		go func() {
+			defer wg.Done()
+			p := mixedProbe(i, 0)
+			tl.record(i, p, clients[i].do(p))
+		}()
+	}
+	waitGroup(t, &wg, "opening connections", 3*time.Minute)
+	if tl.failed.Load() > 0 {
+		t.Fatalf("opening connections: %v\n%s", &tl, joinLines(tl.first))
+	}
+	for i, c := range clients {
+		if c.conn == nil {
+			t.Fatalf("client %d: the gateway closed a keep-alive connection after one request", i)
+		}
+	}
+
+	// The held clients each send a request the app holds until released.
+	results := make([]error, held)
+	wg.Add(held)
+	for i := range held {
+		go func() {
+			defer wg.Done()
+			c := clients[i]
+			path := fmt.Sprintf("/hold/c%d", i)
+			p := &probe{"hold", "GET", path, nil, 200, payload("primary", path, 2000)}
+			if err := c.send(p); err != nil {
+				results[i] = err
+				return
+			}
+			closing, err := c.receive(p, hangBound)
+			switch {
+			case err != nil:
+				results[i] = err
+			case !closing:
+				results[i] = errors.New("an answer during the drain lacks Connection: close")
+			default:
+				results[i] = c.expectEOF(hangBound) // and the gateway then closes the connection
+			}
+			c.close()
+		}()
+	}
+	t.Logf("backend: %s", be.call(t, "GET", fmt.Sprintf("/wait?n=%d", held)))
+
+	// All held requests are in flight through the gateway: SIGTERM.
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.draining:
+	case <-g.done:
+		t.Fatalf("gateway exited (%v) before logging that it drains", g.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no \"listener closed\" line 30s after SIGTERM")
+	}
+	if c, err := net.DialTimeout("tcp", g.addr, 10*time.Second); err == nil {
+		c.Close()
+		t.Error("the gateway accepts new connections while draining")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a new connection while draining: %v, want connection refused", err)
+	}
+	for i := held; i < held+idle; i++ {
+		if err := clients[i].expectEOF(30 * time.Second); err != nil {
+			t.Errorf("idle keep-alive client %d: %v", i, err)
+		}
+		clients[i].close()
+	}
+	select {
+	case <-g.done:
+		t.Fatalf("gateway exited (%v) with %d requests in flight", g.err, held)
+	default:
+	}
+
+	be.call(t, "POST", "/release")
+	waitGroup(t, &wg, "held requests", 3*time.Minute)
+	failed := 0
+	for i, err := range results {
+		if err != nil {
+			if failed < 20 {
+				t.Errorf("held client %d: %v", i, err)
+			}
+			failed++
+		}
+	}
+	select {
+	case <-g.done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("gateway still running 40s after SIGTERM (shutdown timeout 30s)")
+	}
+	if g.err != nil {
+		t.Errorf("gateway exit: %v, want status 0", g.err)
+	}
+	select {
+	case <-g.stopped:
+	default:
+		t.Error("gateway exited without its \"stopped\" line")
+	}
+	if p := g.Problems(); len(p) > 0 {
+		t.Errorf("the gateway logged %d warnings or errors:\n%s", len(p), joinLines(p))
+	}
+	if st := g.Statuses(); st[200] != held+idle+held || len(st) != 1 {
+		t.Errorf("access log statuses %v, want %d answers, all 200", st, held+idle+held)
+	}
+	t.Logf("%d requests held through SIGTERM, %d failed; %d idle keep-alive connections closed", held, failed, idle)
+}
+
+func joinLines(lines []string) string {
+	s := append([]string(nil), lines...)
+	sort.Strings(s)
+	out := ""
+	for _, l := range s {
+		out += "  " + l + "\n"
+	}
+	return out
+}
