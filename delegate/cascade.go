@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/switchyard/switchyard/reqinfo"
 )
@@ -118,23 +119,35 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	last := len(c.Apps) - 1
 	for i, app := range c.Apps {
 		info.Tried(app.Name)
-		req := withBody(r, body, i < last)
 		if i == last {
-			app.Handler.ServeHTTP(w, req)
+			app.Handler.ServeHTTP(w, lastRequest(r, body))
 			return
 		}
-		pw := &passWriter{w: w, pass: c.pass, header: make(http.Header)}
+		req := withBody(r, body, true)
+		pw := passWriters.Get().(*passWriter)
+		pw.w, pw.c = w, c
 		app.Handler.ServeHTTP(pw, req)
 		if !pw.decided {
 			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
 		}
-		if !pw.passed {
+		passed := pw.passed
+		pw.release()
+		if !passed {
 			return
 		}
 		if r.Context().Err() != nil {
 			return // the client is gone: asking the next app is wasted work
 		}
 	}
+}
+
+// lastRequest is the request the last app gets: r itself when nothing about its body changes (no copy
+// per request), else a copy reading the held body.
+func lastRequest(r *http.Request, body []byte) *http.Request {
+	if body == nil && (r.Body == nil || r.Body == http.NoBody) {
+		return r
+	}
+	return withBody(r, body, false)
 }
 
 func (c *Cascade) bodyLimit() int64 {
@@ -193,13 +206,25 @@ func withBody(r *http.Request, body []byte, cloneHeader bool) *http.Request {
 	return r2
 }
 
-// passWriter holds an app's answer until its status says whether it passes.
+// passWriter holds an app's answer until its status says whether it passes. passWriters are pooled with
+// their header maps: one is taken per app that may pass and released once that app's ServeHTTP returns
+// (after which, by the http.Handler contract, the app no longer uses it).
 type passWriter struct {
 	w       http.ResponseWriter
-	pass    func(int) bool
+	c       *Cascade
 	header  http.Header
 	decided bool
 	passed  bool
+}
+
+var passWriters = sync.Pool{New: func() any { return &passWriter{header: make(http.Header)} }}
+
+// release clears p and returns it to the pool. The header values an answer sent on were copied into the
+// client's header map as slices; clearing the map leaves those slices alone.
+func (p *passWriter) release() {
+	clear(p.header)
+	*p = passWriter{header: p.header}
+	passWriters.Put(p)
 }
 
 func (p *passWriter) Header() http.Header {
@@ -217,7 +242,7 @@ func (p *passWriter) WriteHeader(code int) {
 		return
 	}
 	p.decided = true
-	if p.pass(code) {
+	if p.c.pass(code) {
 		p.passed = true
 		return
 	}
@@ -236,6 +261,17 @@ func (p *passWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return p.w.Write(b)
+}
+
+// WriteString is Write for strings, without a copy when the client's writer takes strings too.
+func (p *passWriter) WriteString(s string) (int, error) {
+	if !p.decided {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.passed {
+		return len(s), nil
+	}
+	return io.WriteString(p.w, s)
 }
 
 // Flush sends buffered data to the client once the answer is known to be final.
