@@ -135,7 +135,9 @@ func get(path string) string {
 // fakeApp is an application on a raw TCP listener whose every connection is served by a function the test
 // gives, which decides how to misbehave.
 type fakeApp struct {
-	url     string
+	url   string
+	proto string // "http" or "uwsgi": how readRequest reads a request
+
 	arrived chan struct{} // one value per request head read through readRequest
 	done    chan struct{} // closed when the test ends: hanging fakes return
 	proceed chan struct{} // closed by a mid-body client once it has the head and a first byte
@@ -143,13 +145,13 @@ type fakeApp struct {
 	conns   []net.Conn
 }
 
-func startFake(t *testing.T, serve func(f *fakeApp, c net.Conn, br *bufio.Reader)) *fakeApp {
+func startFake(t *testing.T, proto string, serve func(f *fakeApp, c net.Conn, br *bufio.Reader)) *fakeApp {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeApp{url: "http://" + ln.Addr().String(), arrived: make(chan struct{}, 64), done: make(chan struct{}), proceed: make(chan struct{})}
+	f := &fakeApp{url: proto + "://" + ln.Addr().String(), proto: proto, arrived: make(chan struct{}, 64), done: make(chan struct{}), proceed: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -183,8 +185,12 @@ func startFake(t *testing.T, serve func(f *fakeApp, c net.Conn, br *bufio.Reader
 	return f
 }
 
-// readRequest reads one request head and its body, then signals arrived.
+// readRequest reads one request (an HTTP head, or a uwsgi packet: 4-byte header, variables block) and its
+// body, then signals arrived. For uwsgi it returns a request carrying only the body length.
 func (f *fakeApp) readRequest(br *bufio.Reader) (*http.Request, error) {
+	if f.proto == "uwsgi" {
+		return f.readUwsgi(br)
+	}
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		return nil, err
@@ -192,6 +198,39 @@ func (f *fakeApp) readRequest(br *bufio.Reader) (*http.Request, error) {
 	io.Copy(io.Discard, req.Body)
 	f.arrived <- struct{}{}
 	return req, nil
+}
+
+func (f *fakeApp) readUwsgi(br *bufio.Reader) (*http.Request, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, err
+	}
+	vars := make([]byte, int(hdr[1])|int(hdr[2])<<8)
+	if _, err := io.ReadFull(br, vars); err != nil {
+		return nil, err
+	}
+	var length int64
+	for len(vars) >= 2 {
+		kl := int(vars[0]) | int(vars[1])<<8
+		if len(vars) < 2+kl+2 {
+			return nil, fmt.Errorf("uwsgi: truncated variables")
+		}
+		k := string(vars[2 : 2+kl])
+		vars = vars[2+kl:]
+		vl := int(vars[0]) | int(vars[1])<<8
+		if len(vars) < 2+vl {
+			return nil, fmt.Errorf("uwsgi: truncated variables")
+		}
+		if k == "CONTENT_LENGTH" {
+			length, _ = strconv.ParseInt(string(vars[2:2+vl]), 10, 64)
+		}
+		vars = vars[2+vl:]
+	}
+	if _, err := io.CopyN(io.Discard, br, length); err != nil {
+		return nil, err
+	}
+	f.arrived <- struct{}{}
+	return &http.Request{ContentLength: length}, nil
 }
 
 // waitArrived waits until the fake has read a request.
