@@ -26,6 +26,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			w = info.RecordResponse(w)
 			aborted := true
 			defer func() {
+				if !logger.Enabled(r.Context(), slog.LevelInfo) {
+					return // the line would be dropped: don't build it (a panic passing through goes on)
+				}
 				resp, _ := info.Response()
 				status := resp.Status
 				if status == 0 && !aborted {
@@ -36,7 +39,8 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					}
 				}
 				s := info.Snapshot()
-				attrs := []slog.Attr{
+				var buf [16]slog.Attr // room for every attribute: no slice growth per line
+				attrs := append(buf[:0],
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
 					slog.String("host", r.Host),
@@ -48,7 +52,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("trace_id", traceID(r.Header.Get("Traceparent"))),
 					slog.String("route", s.Route),
 					slog.String("app", s.App),
-				}
+				)
 				if len(s.Tried) > 1 {
 					attrs = append(attrs, slog.String("cascade", strings.Join(s.Tried, " > ")))
 				}

@@ -32,20 +32,18 @@ func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rc := http.NewResponseController(w)
-			dw := &deadlineWriter{ResponseWriter: w, rc: rc, idle: idle}
+			// The controller lives inside the writer: one allocation per request for both.
+			dw := &deadlineWriter{ResponseWriter: w, rc: *http.NewResponseController(w), idle: idle}
 			var body *deadlineBody
 			if r.Body != nil && r.Body != http.NoBody {
-				body = &deadlineBody{ReadCloser: r.Body, rc: rc, idle: idle, header: w.Header()}
+				body = &deadlineBody{ReadCloser: r.Body, rc: &dw.rc, idle: idle, header: w.Header()}
 				r.Body = body
 			}
 			next.ServeHTTP(dw, r)
-			if !dw.hijacked {
-				// What the handler left in net/http's buffer (and the chunked terminator) is written after
-				// it returns, under the deadline of its last Write, which a handler that paused before
-				// returning has let pass: the end of the answer gets a fresh one.
-				_ = rc.SetWriteDeadline(time.Now().Add(idle))
-			}
+			// What the handler left in net/http's buffer (and the chunked terminator) is written after it
+			// returns, under the deadline of its last Write, which a handler that paused before returning
+			// has let pass: the end of the answer gets a fresh one.
+			dw.extend()
 			if body != nil && body.timedOut && !dw.wrote && !dw.hijacked {
 				// net/http cancels the request's context when a body read times out, so a handler that
 				// sees only the cancellation (a proxy mid-upload) takes the client for gone and answers
@@ -90,10 +88,23 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc       *http.ResponseController
+	rc       http.ResponseController
 	idle     time.Duration
 	hijacked bool
 	wrote    bool
+	// noDeadline says the writer refused a deadline (http.ErrNotSupported, as test recorders do): it is
+	// not asked again, each refusal being an allocated error.
+	noDeadline bool
+}
+
+// extend gives the connection a fresh write deadline, unless it was hijacked or takes no deadlines.
+func (w *deadlineWriter) extend() {
+	if w.hijacked || w.noDeadline {
+		return
+	}
+	if err := w.rc.SetWriteDeadline(time.Now().Add(w.idle)); errors.Is(err, http.ErrNotSupported) {
+		w.noDeadline = true
+	}
 }
 
 func (w *deadlineWriter) WriteHeader(code int) {
@@ -105,17 +116,13 @@ func (w *deadlineWriter) WriteHeader(code int) {
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	w.wrote = true
-	if !w.hijacked {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
-	}
+	w.extend()
 	return w.ResponseWriter.Write(p)
 }
 
 func (w *deadlineWriter) Flush() {
 	w.wrote = true
-	if !w.hijacked {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
-	}
+	w.extend()
 	_ = w.rc.Flush()
 }
 

@@ -18,11 +18,18 @@ func RequestID() func(http.Handler) http.Handler {
 			id := r.Header.Get(RequestIDHeader)
 			if !validID(id) {
 				var b [12]byte
+				var x [24]byte
 				_, _ = rand.Read(b[:])
-				id = hex.EncodeToString(b[:])
-				r.Header.Set(RequestIDHeader, id)
+				hex.Encode(x[:], b[:])
+				id = string(x[:])
+				// One allocation for both header values (separate slices: an app changing its request's
+				// value cannot change the response's).
+				vals := &[2]string{id, id}
+				r.Header[RequestIDHeader] = vals[0:1:1]
+				w.Header()[RequestIDHeader] = vals[1:2:2]
+			} else {
+				w.Header()[RequestIDHeader] = []string{id}
 			}
-			w.Header().Set(RequestIDHeader, id)
 			next.ServeHTTP(w, r)
 		})
 	}

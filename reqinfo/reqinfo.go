@@ -29,6 +29,12 @@ type Info struct {
 	failures []Failure
 	appTime  time.Duration
 
+	// triedBuf holds the first apps tried (a cascade rarely asks more than two), so that Tried does not
+	// allocate; ctx is the request context Attach makes, kept here so that attaching costs one allocation
+	// for both.
+	triedBuf [2]string
+	ctx      infoContext
+
 	// The answer as rw saw it; recording says rw is installed. rw lives in the Info so that recording
 	// costs no allocation of its own.
 	recording bool
@@ -44,10 +50,26 @@ type Failure struct {
 
 type ctxKey struct{}
 
-// Attach returns r with a fresh Info attached, and that Info.
+// Attach returns r with a fresh Info attached, and that Info. The Info and the context carrying it are one
+// allocation; the request copy WithContext makes is the other.
 func Attach(r *http.Request) (*http.Request, *Info) {
 	in := &Info{}
-	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)), in
+	in.ctx = infoContext{Context: r.Context(), in: in}
+	return r.WithContext(&in.ctx), in
+}
+
+// infoContext is the request's context with an Info attached: context.WithValue's semantics, without its
+// allocation.
+type infoContext struct {
+	context.Context
+	in *Info
+}
+
+func (c *infoContext) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c.in
+	}
+	return c.Context.Value(key)
 }
 
 // From returns the Info attached to ctx, or nil.
@@ -72,6 +94,9 @@ func (in *Info) Tried(app string) {
 		return
 	}
 	in.mu.Lock()
+	if in.tried == nil {
+		in.tried = in.triedBuf[:0]
+	}
 	in.tried = append(in.tried, app)
 	in.app = app
 	in.mu.Unlock()
@@ -98,7 +123,9 @@ func (in *Info) Failed(app, upstream string, err error) {
 	in.mu.Unlock()
 }
 
-// Snapshot is a copy of an Info's fields.
+// Snapshot is a copy of an Info's fields. Tried and Failures are read-only views of the record (taking a
+// snapshot allocates nothing): they never change after the snapshot is taken, since the record only ever
+// appends, and appending to them copies, but their elements must not be assigned.
 type Snapshot struct {
 	Route    string
 	App      string
@@ -120,12 +147,14 @@ func (in *Info) AddAppTime(d time.Duration) {
 	in.mu.Unlock()
 }
 
-// Snapshot copies the current state. Nil-safe.
+// Snapshot returns the current state (see Snapshot for what it shares). Nil-safe.
 func (in *Info) Snapshot() Snapshot {
 	if in == nil {
 		return Snapshot{}
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return Snapshot{Route: in.route, App: in.app, Tried: append([]string(nil), in.tried...), Upstream: in.upstream, Failures: append([]Failure(nil), in.failures...), AppTime: in.appTime}
+	// Full slice expressions: an append by the holder must copy, never write into the record's spare room.
+	return Snapshot{Route: in.route, App: in.app, Tried: in.tried[:len(in.tried):len(in.tried)], Upstream: in.upstream,
+		Failures: in.failures[:len(in.failures):len(in.failures)], AppTime: in.appTime}
 }
