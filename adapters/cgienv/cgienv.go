@@ -137,9 +137,11 @@ func firstValue(v string) string {
 	return v
 }
 
-// forwardableHeader says whether a request header becomes an HTTP_* variable.
+// forwardableHeader says whether a request header becomes an HTTP_* variable. Names are compared in
+// canonical form: net/http canonicalises what it parses, but a handler in front may set "PROXY" directly,
+// which would otherwise still become HTTP_PROXY (httpoxy).
 func forwardableHeader(name string) bool {
-	switch name {
+	switch http.CanonicalHeaderKey(name) {
 	case "Proxy", "Host", "Content-Type", "Content-Length", "Connection", "Transfer-Encoding",
 		"Keep-Alive", "Te", "Trailer", "Upgrade", "Proxy-Connection", "Http2-Settings":
 		return false
