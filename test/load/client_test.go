@@ -36,6 +36,7 @@ type client struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	dials int
+	buf   []byte // the last body read, reused
 }
 
 func (c *client) dial() error {
@@ -83,7 +84,7 @@ func (c *client) receive(p *probe, deadline time.Duration) (closing bool, err er
 	if err != nil {
 		return false, fmt.Errorf("reading the response head: %w", err)
 	}
-	body, err := io.ReadAll(resp.Body)
+	body, err := c.readBody(resp.Body, len(p.wantBody))
 	resp.Body.Close()
 	if err != nil {
 		return false, fmt.Errorf("%d, body cut after %d bytes: %w", resp.StatusCode, len(body), err)
@@ -100,6 +101,29 @@ func (c *client) receive(p *probe, deadline time.Duration) (closing bool, err er
 			len(body), len(p.wantBody), i, body[i:], p.wantBody[i:])
 	}
 	return resp.Close, nil
+}
+
+// readBody reads r to its end into the client's reused buffer (io.ReadAll, without a fresh allocation for
+// every answer: the race detector makes allocation and copying the load generator's main cost).
+func (c *client) readBody(r io.Reader, expect int) ([]byte, error) {
+	if cap(c.buf) < expect+512 {
+		c.buf = make([]byte, 0, expect+512)
+	}
+	b := c.buf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			c.buf = b[:0]
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 // do sends p and checks its answer; on any failure, or when the server closes, the connection is dropped

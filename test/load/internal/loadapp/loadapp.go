@@ -14,6 +14,7 @@
 //	control   GET /wait?n=N     answers "N arrived" once N held requests have arrived (blocks until then)
 //	          POST /release     lets every held request (and every later one) answer
 //	          POST /close-idle  closes the three apps' idle keep-alive connections, and keeps new ones from idling
+//	          GET /stats        "primary=N delegate=N api=N": connections each app accepted so far
 //
 // size is the query's size parameter (default 100, at most 1 MiB); chunked=1 sends the body without
 // Content-Length, in three flushed pieces.
@@ -27,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,11 +41,14 @@ func Payload(app, path string, size int) []byte {
 	head := "app=" + app + " path=" + path + "\n"
 	b := make([]byte, max(size, len(head)))
 	copy(b, head)
-	for i := len(head); i < len(b); i++ {
-		b[i] = 'a' + byte((i+len(path))%26)
-	}
+	// Byte i of the filler is 'a' + (i+len(path))%26: one copy from the repeated alphabet.
+	off := (len(head) + len(path)) % 26
+	copy(b[len(head):], alphabet[off:off+len(b)-len(head)])
 	return b
 }
+
+// alphabet is a-z repeated past the largest size (1 MiB) plus one turn.
+var alphabet = strings.Repeat("abcdefghijklmnopqrstuvwxyz", (1<<20)/26+2)
 
 // Echoed is what an app answers to a POST to its echo path: a line naming the app, then the request body.
 func Echoed(app string, body []byte) []byte {
@@ -58,6 +63,7 @@ type Apps struct {
 	release chan struct{}
 	once    sync.Once
 	servers []*http.Server
+	opened  [3]atomic.Int64 // connections accepted per app
 }
 
 // Serve serves the apps on listeners (one per role, in the order of Roles) until one of them fails.
@@ -70,6 +76,13 @@ func Serve(listeners []net.Listener) error {
 	errc := make(chan error, len(listeners))
 	for i, ln := range listeners {
 		srv := &http.Server{Handler: handlers[i], ReadHeaderTimeout: time.Minute}
+		if i < len(a.opened) {
+			srv.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					a.opened[i].Add(1)
+				}
+			}
+		}
 		a.servers = append(a.servers, srv)
 		go func() { errc <- fmt.Errorf("%s: %w", Roles[i], srv.Serve(ln)) }()
 	}
@@ -167,6 +180,8 @@ func (a *Apps) control(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/release":
 		a.once.Do(func() { close(a.release) })
+	case "/stats":
+		fmt.Fprintf(w, "primary=%d delegate=%d api=%d\n", a.opened[0].Load(), a.opened[1].Load(), a.opened[2].Load())
 	case "/close-idle":
 		for _, srv := range a.servers[:3] {
 			srv.SetKeepAlivesEnabled(false) // also closes the idle connections now
