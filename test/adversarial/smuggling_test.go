@@ -252,6 +252,32 @@ func TestRequestSmuggling(t *testing.T) {
 			},
 		},
 		{
+			name: "chunk-extension flooding, little data under much framing, is refused with 400 (CVE-2023-39326)",
+			raw: "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n" +
+				strings.Repeat("1;ext="+strings.Repeat("e", 2000)+"\r\nx\r\n", 40) + "0\r\n\r\n" + smuggledGET,
+			statuses: []int{400}, close: true, partial: true,
+		},
+		{
+			name:     "a space before the colon in Content-Length is refused with 400",
+			raw:      "POST /a HTTP/1.1\r\n" + host + "Content-Length : 5\r\n\r\nhello" + smuggledGET,
+			statuses: []int{400}, close: true,
+		},
+		{
+			name:     "an HTTP/0.9 request line (no version) is refused with 400",
+			raw:      "GET /a\r\n\r\n",
+			statuses: []int{400}, close: true,
+		},
+		{
+			name:     "an empty line before the request line is refused with 400 (net/http does not take the RFC 9112 2.2 leniency)",
+			raw:      "\r\nGET /a HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n",
+			statuses: []int{400}, close: true,
+		},
+		{
+			name:     "a control byte in the Host header is refused with 400",
+			raw:      "GET /a HTTP/1.1\r\nHost: gw.test\x01evil\r\n\r\n",
+			statuses: []int{400}, close: true,
+		},
+		{
 			name:     "bare LF line ends in the request head are read as CRLF and forwarded as one well-formed request",
 			raw:      "GET /a HTTP/1.1\nHost: gw.test\nX-A: 1\n\nGET /b HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n",
 			statuses: []int{200, 200}, close: true, backend: []string{"GET /a", "GET /b"},
