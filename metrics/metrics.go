@@ -14,6 +14,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +52,60 @@ type Metrics struct {
 	inFlight       prometheus.Gauge
 	upstreamErrors *prometheus.CounterVec
 	passThroughs   *prometheus.CounterVec
+
+	// series caches the instruments of each route and app seen, so that a request costs one map lookup
+	// instead of a label hash and lookup per instrument. Its keys come from the configuration (route
+	// patterns, app names), never from the request, so it is bounded as the label sets are.
+	mu     sync.RWMutex
+	series map[seriesKey]*routeSeries
+}
+
+type seriesKey struct{ route, app string }
+
+// routeSeries is the instruments of one route and app. A requests counter is made on first use (a
+// method and status class never seen has no series), then read without locking.
+type routeSeries struct {
+	duration     prometheus.Observer
+	passThroughs prometheus.Counter
+	requests     [len(methodLabels)][len(classLabels)]atomic.Pointer[prometheus.Counter]
+}
+
+// methodLabels and classLabels are the values of the method and status_class labels, by index.
+var (
+	methodLabels = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "OTHER"}
+	classLabels = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other", "aborted"}
+)
+
+const classAborted = len(classLabels) - 1
+
+// routeSeries returns the cached instruments of route and app, making them on first use.
+func (m *Metrics) routeSeries(route, app string) *routeSeries {
+	k := seriesKey{route, app}
+	m.mu.RLock()
+	rs := m.series[k]
+	m.mu.RUnlock()
+	if rs != nil {
+		return rs
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rs = m.series[k]; rs == nil {
+		rs = &routeSeries{duration: m.duration.WithLabelValues(route, app), passThroughs: m.passThroughs.WithLabelValues(route, app)}
+		m.series[k] = rs
+	}
+	return rs
+}
+
+// requestCounter returns the requests counter of route and app for a method and class index.
+func (m *Metrics) requestCounter(rs *routeSeries, route, app string, mi, ci int) prometheus.Counter {
+	if c := rs.requests[mi][ci].Load(); c != nil {
+		return *c
+	}
+	// Two requests racing here get the same counter from the vector: storing it twice is harmless.
+	c := m.requests.WithLabelValues(route, app, methodLabels[mi], classLabels[ci])
+	rs.requests[mi][ci].Store(&c)
+	return c
 }
 
 // New registers the instruments on reg. health, when not nil, is called at every scrape and exported as
@@ -81,6 +137,7 @@ func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error)
 			Name: "switchyard_cascade_pass_throughs_total",
 			Help: "Requests that a cascade passed on from the first app to a later one, by route and answering app.",
 		}, []string{"route", "app"}),
+		series: map[seriesKey]*routeSeries{},
 	}
 	cs := []prometheus.Collector{m.requests, m.duration, m.inFlight, m.upstreamErrors, m.passThroughs}
 	if health != nil {
@@ -119,7 +176,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		defer func() {
 			m.inFlight.Dec()
 			s := info.Snapshot()
-			class := "aborted"
+			class := classAborted
 			if !aborted {
 				resp, _ := answer.Response()
 				status := resp.Status
@@ -129,15 +186,16 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 						status = adapters.StatusClientClosedRequest
 					}
 				}
-				class = statusClass(status)
+				class = classIndex(status)
 			}
-			m.requests.WithLabelValues(s.Route, s.App, method(r.Method), class).Inc()
-			m.duration.WithLabelValues(s.Route, s.App).Observe(time.Since(start).Seconds())
+			rs := m.routeSeries(s.Route, s.App)
+			m.requestCounter(rs, s.Route, s.App, methodIndex(r.Method), class).Inc()
+			rs.duration.Observe(time.Since(start).Seconds())
 			for _, f := range s.Failures {
 				m.upstreamErrors.WithLabelValues(f.App, Cause(r.Context(), f.Err)).Inc()
 			}
 			if len(s.Tried) > 1 {
-				m.passThroughs.WithLabelValues(s.Route, s.App).Inc()
+				rs.passThroughs.Inc()
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -173,32 +231,25 @@ func Cause(ctx context.Context, err error) string {
 	return CauseProtocol
 }
 
-// statusClass turns a status into "1xx".."5xx"; out-of-range values are "other".
-func statusClass(code int) string {
-	switch {
-	case code >= 100 && code < 200:
-		return "1xx"
-	case code < 300 && code >= 200:
-		return "2xx"
-	case code < 400 && code >= 300:
-		return "3xx"
-	case code < 500 && code >= 400:
-		return "4xx"
-	case code < 600 && code >= 500:
-		return "5xx"
+// classIndex turns a status into the index of its class in classLabels: "1xx".."5xx"; out-of-range values
+// are "other".
+func classIndex(code int) int {
+	if code >= 100 && code < 600 {
+		return code/100 - 1
 	}
-	return "other"
+	return 5 // "other"
 }
 
-// method keeps the label's cardinality bounded: a client sending random method names would otherwise
-// create a time series per name (a memory exhaustion attack on the gateway and on Prometheus).
-func method(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+// methodIndex is the index of m's method label in methodLabels, any non-standard method being "OTHER": it
+// keeps the label's cardinality bounded, as a client sending random method names would otherwise create a
+// time series per name (a memory exhaustion attack on the gateway and on Prometheus).
+func methodIndex(m string) int {
+	for i, l := range methodLabels[:len(methodLabels)-1] {
+		if m == l {
+			return i
+		}
 	}
-	return "OTHER"
+	return len(methodLabels) - 1 // "OTHER"
 }
 
 // healthCollector exports instance health at scrape time, from whatever gateway is current then.
