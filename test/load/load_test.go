@@ -46,9 +46,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 		maxPerClient = 300             // count bound of the run
 		secondHalf   = 2 * time.Second // time bound of the run after the warm-up
 	)
-	t0 := time.Now()
 	be := startBackend(t)
-	t.Logf("built and started the backend in %v", time.Since(t0))
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "blob.txt"), staticBody(), 0o644); err != nil {
 		t.Fatal(err)
@@ -56,8 +54,8 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	g := startGateway(t, mixedEnv(be, dir)...)
 	admin := &http.Client{Timeout: 30 * time.Second}
 	defer admin.CloseIdleConnections()
-	const goroutines, heap = "go_goroutines", "go_memstats_heap_inuse_bytes"
-	base := g.metrics(t, admin, goroutines, heap)
+	const goroutines, heap, open = "go_goroutines", "go_memstats_heap_inuse_bytes", "switchyard_connections_open"
+	base := g.metrics(t, admin, goroutines, heap, open)
 
 	// Warm-up: every client connects and does one full cycle of the routes. Then the second half runs until
 	// secondHalf passes or every client reached maxPerClient requests.
@@ -92,7 +90,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	warmed := time.Since(started)
 	warmRequests := tl.total()
 	warmRSS := g.rss(t)
-	warmM := g.metrics(t, admin, goroutines, heap)
+	warmM := g.metrics(t, admin, goroutines, heap, open)
 
 	allDone := make(chan struct{})
 	go func() { done.Wait(); close(allDone) }()
@@ -101,7 +99,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	case <-allDone:
 	}
 	endRSS := g.rss(t)
-	endM := g.metrics(t, admin, goroutines, heap)
+	endM := g.metrics(t, admin, goroutines, heap, open)
 	close(stop)
 	waitGroup(t, &done, "clients", 3*time.Minute)
 	elapsed := time.Since(started)
@@ -124,10 +122,13 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 			t.Errorf("%s: %d good answers, want at least one per client", k, tl.ok[i].Load())
 		}
 	}
+	// Each client held one connection all along (none failed, so none was redialled).
+	if tl.dials.Load() != clients || warmM[open] != clients || endM[open] != clients {
+		t.Errorf("connections: %d dialled; the gateway counted %.0f open after the warm-up, %.0f at the end; want %d",
+			tl.dials.Load(), warmM[open], endM[open], clients)
+	}
 	// Every request was seen and logged once by the gateway, with the status the client got.
-	t1 := time.Now()
 	g.waitAccess(t, tl.total(), time.Minute)
-	t.Logf("access log caught up in %v", time.Since(t1))
 	statuses := g.Statuses()
 	if statuses[403] != int(tl.ok[4].Load()) || statuses[200] != int(tl.total()-tl.ok[4].Load()) || len(statuses) != 2 {
 		t.Errorf("access log statuses %v, want 200 and 403 only, as the clients saw them (%v)", statuses, &tl)
@@ -144,23 +145,26 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	}
 
 	// Once the clients have gone and the apps closed their idle keep-alive connections, the gateway's
-	// goroutines return to the baseline (none is left per client or per upstream connection).
-	t1 = time.Now()
+	// goroutines return to the baseline (none is left per client or per upstream connection), and its
+	// count of open client connections to zero.
 	be.call(t, "POST", "/close-idle")
-	defer func() { t.Logf("goroutines back in %v", time.Since(t1)) }()
-	var after float64
+	var after map[string]float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		after = g.metrics(t, admin, goroutines)[goroutines]
-		if after <= base[goroutines]+5 || time.Now().After(deadline) {
+		after = g.metrics(t, admin, goroutines, open)
+		settled := after[goroutines] <= base[goroutines]+5 && after[open] == 0
+		if settled || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond) // bounded poll of /metrics, the signal there is
 	}
 	t.Logf("gateway goroutines: %.0f at the start, %.0f after warm-up, %.0f at the end, %.0f after the clients left",
-		base[goroutines], warmM[goroutines], endM[goroutines], after)
-	if after > base[goroutines]+5 {
-		t.Errorf("gateway goroutines: %.0f at the start, still %.0f 30s after the clients and app connections closed", base[goroutines], after)
+		base[goroutines], warmM[goroutines], endM[goroutines], after[goroutines])
+	if after[goroutines] > base[goroutines]+5 {
+		t.Errorf("gateway goroutines: %.0f at the start, still %.0f 30s after the clients and app connections closed", base[goroutines], after[goroutines])
+	}
+	if after[open] != 0 {
+		t.Errorf("the gateway still counts %.0f open client connections 30s after every client closed", after[open])
 	}
 }
 
