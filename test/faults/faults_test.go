@@ -290,8 +290,9 @@ func TestFaults(t *testing.T) {
 			apps = append(apps, in)
 		}
 	}
-	bigApp, big := slowReaderApp(t)
-	fmt.Fprintf(&routes, "  - {pattern: /big/, app: %q}\n", bigApp.url)
+	bigApp, big := slowReaderApp(t, false)
+	streamApp, stream := slowReaderApp(t, true)
+	fmt.Fprintf(&routes, "  - {pattern: /big/, app: %q}\n  - {pattern: /stream/, app: %q}\n", bigApp.url, streamApp.url)
 	echo := echoApp(t)
 	fmt.Fprintf(&routes, "  - {pattern: /healthy/, app: %q}\n  - {pattern: /echo/, app: %q}\n", healthyApp(t), echo)
 	fmt.Fprintf(&routes, "  - pattern: /small/\n    app: %q\n    middleware:\n      - {name: body_limit, params: {max: 1KiB}}\n", echo)
@@ -342,7 +343,11 @@ func TestFaults(t *testing.T) {
 		}
 		t.Run("a client that never reads a large answer", func(t *testing.T) {
 			t.Parallel()
-			slowReader(t, gw, big)
+			slowReader(t, gw, big, "/big/")
+		})
+		t.Run("a client that never reads an endless stream", func(t *testing.T) {
+			t.Parallel()
+			slowReader(t, gw, stream, "/stream/")
 		})
 	})
 	by.finish(t)
@@ -385,6 +390,25 @@ type clientAttack struct {
 func clientAttacks() []clientAttack {
 	return []clientAttack{
 		{name: "slowloris: a header sent one byte at a time is cut after the read header timeout", run: slowloris},
+		{name: "a client that connects and sends nothing is closed after the read header timeout", run: func(t *testing.T, gw *testGateway) {
+			start := time.Now()
+			c, err := net.Dial("tcp", gw.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(start.Add(5 * time.Second))
+			checkHealthy(t, gw.addr)
+			got, err := io.ReadAll(c)
+			took := time.Since(start)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the silent connection was still open after %v", took)
+			}
+			if len(got) > 0 || took < readHeaderTimeout || took > readHeaderTimeout+2*time.Second {
+				t.Errorf("the silent connection got %q and was closed after %v, want nothing and a close soon after %v", got, took, readHeaderTimeout)
+			}
+		}},
 		{name: "a stalled upload gets 408 after the body timeout", run: func(t *testing.T, gw *testGateway) {
 			start := time.Now()
 			c, err := net.Dial("tcp", gw.addr)
@@ -493,8 +517,9 @@ func slowloris(t *testing.T, gw *testGateway) {
 	}
 }
 
-// slowReaderApp is an app answering with a 512 MiB body as fast as the gateway takes it, counting the
-// bytes it managed to write; its write side is kept small so only the gateway can hold much.
+// slowReaderApp is an app answering with a 512 MiB body (declared, or chunked without end when chunked)
+// as fast as the gateway takes it, counting the bytes it managed to write; its write side is kept small
+// so only the gateway can hold much.
 type bigCounter struct {
 	written atomic.Int64
 	stopped chan error // the app's write failed: the gateway let go
@@ -502,15 +527,20 @@ type bigCounter struct {
 
 const bigSize = 512 << 20
 
-func slowReaderApp(t *testing.T) (*fakeApp, *bigCounter) {
+func slowReaderApp(t *testing.T, chunked bool) (*fakeApp, *bigCounter) {
 	b := &bigCounter{stopped: make(chan error, 1)}
 	f := startFake(t, "http", func(f *fakeApp, c net.Conn, br *bufio.Reader) {
 		if _, err := f.readRequest(br); err != nil {
 			return
 		}
 		c.(*net.TCPConn).SetWriteBuffer(64 << 10)
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", bigSize)
 		chunk := bytes.Repeat([]byte("B"), 32<<10)
+		if chunked {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+			chunk = append(append([]byte(fmt.Sprintf("%x\r\n", len(chunk))), chunk...), "\r\n"...)
+		} else {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", bigSize)
+		}
 		for b.written.Load() < bigSize {
 			n, err := c.Write(chunk)
 			b.written.Add(int64(n))
@@ -527,7 +557,7 @@ func slowReaderApp(t *testing.T) (*fakeApp, *bigCounter) {
 // slowReader requests the large answer and never reads it: the gateway must not buffer it (what the app
 // could write is bounded by the socket buffers on the way plus a small constant) and must cut the
 // connection after the body timeout.
-func slowReader(t *testing.T, gw *testGateway, b *bigCounter) {
+func slowReader(t *testing.T, gw *testGateway, b *bigCounter, path string) {
 	c, err := net.Dial("tcp", gw.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -535,7 +565,7 @@ func slowReader(t *testing.T, gw *testGateway, b *bigCounter) {
 	defer c.Close()
 	c.(*net.TCPConn).SetReadBuffer(256 << 10)
 	start := time.Now()
-	io.WriteString(c, get("/big/"))
+	io.WriteString(c, get(path))
 	select {
 	case err := <-b.stopped:
 		if err == nil {
