@@ -32,11 +32,10 @@ func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// The controller lives inside the writer: one allocation per request for both.
-			dw := &deadlineWriter{ResponseWriter: w, rc: *http.NewResponseController(w), idle: idle}
+			dw := &deadlineWriter{ResponseWriter: w, idle: idle, wd: findWriteDeadliner(w)}
 			var body *deadlineBody
 			if r.Body != nil && r.Body != http.NoBody {
-				body = &deadlineBody{ReadCloser: r.Body, rc: &dw.rc, idle: idle, header: w.Header()}
+				body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle, header: w.Header()}
 				r.Body = body
 			}
 			next.ServeHTTP(dw, r)
@@ -88,23 +87,37 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc       http.ResponseController
 	idle     time.Duration
 	hijacked bool
 	wrote    bool
-	// noDeadline says the writer refused a deadline (http.ErrNotSupported, as test recorders do): it is
-	// not asked again, each refusal being an allocated error.
-	noDeadline bool
+	// wd is the writer in the Unwrap chain that takes write deadlines, found once per request (as
+	// http.ResponseController would on every call, allocating an error each time where none does, as in
+	// test recorders); nil leaves writes unbounded.
+	wd writeDeadliner
+}
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// findWriteDeadliner looks for SetWriteDeadline along w's Unwrap chain, as http.ResponseController does.
+func findWriteDeadliner(w http.ResponseWriter) writeDeadliner {
+	for {
+		switch t := w.(type) {
+		case writeDeadliner:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // extend gives the connection a fresh write deadline, unless it was hijacked or takes no deadlines.
 func (w *deadlineWriter) extend() {
-	if w.hijacked || w.noDeadline {
+	if w.hijacked || w.wd == nil {
 		return
 	}
-	if err := w.rc.SetWriteDeadline(time.Now().Add(w.idle)); errors.Is(err, http.ErrNotSupported) {
-		w.noDeadline = true
-	}
+	_ = w.wd.SetWriteDeadline(time.Now().Add(w.idle))
 }
 
 func (w *deadlineWriter) WriteHeader(code int) {
@@ -123,11 +136,11 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 func (w *deadlineWriter) Flush() {
 	w.wrote = true
 	w.extend()
-	_ = w.rc.Flush()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := w.rc.Hijack()
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.hijacked = true
 		_ = c.SetDeadline(time.Time{})
