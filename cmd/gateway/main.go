@@ -175,7 +175,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	limited := gateway.LimitListener(cfg, ln, logger, func(reason string) { refused.WithLabelValues(reason).Inc() })
 	reg.MustRegister(refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
 		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(limited.Stats().Open) }))
-	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2+64 > files {
+	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
 		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
 			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
 	}
