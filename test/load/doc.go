@@ -12,6 +12,10 @@
 //   - TestSIGTERMUnderLoadCompletesEveryRequestInFlight: 2,000 requests held in flight by the app, SIGTERM,
 //     then: the listener is closed (new connections refused), idle keep-alive connections are closed cleanly,
 //     every held request gets its complete answer once the app releases it, and the gateway exits 0.
+//   - TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed: with GATEWAY_MAX_CONNS=1000 and 1,000
+//     clients holding their connections, 1,000 more are each refused (a 503, or a plain close past the few
+//     the gateway answers), none served or left hanging; the admitted keep being served, and once they
+//     leave the gateway's open count is back to zero and a new 1,000 are admitted.
 //
 // The gateway (./cmd/gateway) and the apps (./test/load/backend, package internal/loadapp) are built once per
 // test binary without -race: they run as separate processes, the gateway's memory figures must be those of

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -297,4 +299,126 @@ func joinLines(lines []string) string {
 		out += "  " + l + "\n"
 	}
 	return out
+}
+
+func TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed(t *testing.T) {
+	needLoad(t)
+	const limit = 1000
+	be := startBackend(t)
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.urls["primary"], fmt.Sprintf("GATEWAY_MAX_CONNS=%d", limit), "GATEWAY_MAX_CONNS_PER_CLIENT=0")
+	admin := &http.Client{Timeout: 30 * time.Second}
+	defer admin.CloseIdleConnections()
+	const open, refused = "switchyard_connections_open", `switchyard_connections_refused_total{reason="total"}`
+
+	// run has each client do its request number k, concurrently; the clients keep their connections.
+	run := func(clients []*client, first, k int) *tally {
+		var tl tally
+		var wg sync.WaitGroup
+		wg.Add(len(clients))
+		for i, c := range clients {
+			go func() {
+				defer wg.Done()
+				p := mixedProbe(first+i, k*len(kinds)) // a primary request
+				tl.record(first+i, p, c.do(p))
+			}()
+		}
+		waitGroup(t, &wg, "clients", 3*time.Minute)
+		return &tl
+	}
+	admitted := make([]*client, limit)
+	for i := range admitted {
+		admitted[i] = &client{addr: g.addr}
+	}
+	if tl := run(admitted, 0, 0); tl.failed.Load() > 0 {
+		t.Fatalf("the first %d clients: %v\n%s", limit, tl, joinLines(tl.first))
+	}
+	if m := g.metrics(t, admin, open); m[open] != limit {
+		t.Fatalf("the gateway counts %.0f open connections, want %d", m[open], limit)
+	}
+
+	// The limit is reached: every further client is refused, with a 503 or (past the few the gateway
+	// answers at once) a plain close; none is served or left hanging.
+	var answered503, closed, served atomic.Int64
+	var mu sync.Mutex
+	var odd []string
+	var wg sync.WaitGroup
+	wg.Add(limit)
+	for i := range limit {
+		go func() {
+			defer wg.Done()
+			c := &client{addr: g.addr}
+			defer c.close()
+			p := mixedProbe(limit+i, 0)
+			if err := c.send(p); err != nil {
+				closed.Add(1) // refused before the request was written
+				return
+			}
+			c.conn.SetDeadline(time.Now().Add(hangBound))
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				closed.Add(1)
+				return
+			}
+			body, err := c.readBody(resp.Body, 100)
+			resp.Body.Close()
+			switch {
+			case err == nil && resp.StatusCode == 503 && string(body) == "503 too many connections\n" &&
+				resp.Header.Get("Retry-After") != "" && resp.Close:
+				answered503.Add(1)
+			case resp.StatusCode == 200:
+				served.Add(1)
+			default:
+				mu.Lock()
+				odd = append(odd, fmt.Sprintf("%d %q %v (err %v)", resp.StatusCode, body, resp.Header, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	waitGroup(t, &wg, "refused clients", 3*time.Minute)
+	t.Logf("over the limit: %d answered 503, %d closed, %d served", answered503.Load(), closed.Load(), served.Load())
+	if served.Load() > 0 || len(odd) > 0 || answered503.Load()+closed.Load() != limit {
+		t.Errorf("over the limit: %d served, %d answered 503, %d closed, odd answers %v; want all %d refused",
+			served.Load(), answered503.Load(), closed.Load(), odd, limit)
+	}
+	if answered503.Load() == 0 {
+		t.Error("no refused client got the 503 answer")
+	}
+	if m := g.metrics(t, admin, open, refused); m[refused] != limit || m[open] != limit {
+		t.Errorf("gateway metrics: %.0f refused, %.0f open; want %d and %d", m[refused], m[open], limit, limit)
+	}
+
+	// The admitted clients were not disturbed: they are served again on their kept connections.
+	if tl := run(admitted, 0, 1); tl.failed.Load() > 0 {
+		t.Errorf("the admitted clients, after the refusals: %v\n%s", tl, joinLines(tl.first))
+	}
+	for _, c := range admitted {
+		if c.dials != 1 {
+			t.Fatalf("an admitted client dialled %d times, want its one connection kept", c.dials)
+		}
+		c.close()
+	}
+
+	// Once they leave, their slots are free again: a new generation of clients is admitted and served.
+	deadline := time.Now().Add(30 * time.Second)
+	for g.metrics(t, admin, open)[open] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway still counts %.0f open connections 30s after every client closed", g.metrics(t, admin, open)[open])
+		}
+		time.Sleep(20 * time.Millisecond) // bounded poll of /metrics, the signal there is
+	}
+	next := make([]*client, limit)
+	for i := range next {
+		next[i] = &client{addr: g.addr}
+	}
+	if tl := run(next, 2*limit, 0); tl.failed.Load() > 0 {
+		t.Errorf("clients after the first ones left: %v\n%s", tl, joinLines(tl.first))
+	}
+	for _, c := range next {
+		c.close()
+	}
+	for _, p := range g.Problems() {
+		if !strings.Contains(p, "connection refused: over the connection limit") {
+			t.Errorf("unexpected warning or error: %s", p)
+		}
+	}
 }
