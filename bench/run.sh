@@ -187,10 +187,10 @@ CONF
 cat >"$tmp/haproxy.cfg" <<CONF
 global
   nbthread $cores
-  maxconn $((2 * idle + 1000))
+  maxconn $((idle + 1000))
 defaults
   mode http
-  maxconn $((2 * idle + 1000))
+  maxconn $((idle + 1000))
   timeout connect 5s
   timeout client 120s
   timeout server 120s
@@ -300,10 +300,24 @@ measure() {
 }
 
 scenarios=(lat1 get64 big16 post16 cascade64)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "bench: $rounds round(s) of ${duration}s runs; fronts: ${fronts[*]}; $cores cores"
 start backend "$be" "$tmp/backend" -addr "127.0.0.1:$be"
 start backend404 "$be404" "$tmp/backend" -addr "127.0.0.1:$be404" -notfound
 for f in "${fronts[@]}"; do start_front "$f"; done
+# Each cascade must ask the primary once, then the delegate once, and answer the delegate's 200.
+declare -A cascade_bad=()
+count() { curl -sS "http://127.0.0.1:$1/_requests"; }
+for f in "${fronts[@]}"; do
+  [ -n "${cport[$f]}" ] || continue
+  p0=$(count "$be404") d0=$(count "$be")
+  got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:${cport[$f]}/small" || true)
+  p1=$(count "$be404") d1=$(count "$be")
+  if [ "$got" != "200 64" ] || [ $((p1 - p0)) != 1 ] || [ $((d1 - d0)) != 1 ]; then
+    cascade_bad[$f]="check failed: answer $got, primary asked $((p1 - p0)), delegate asked $((d1 - d0)) times"
+    log "bench: $f cascade ${cascade_bad[$f]}; not measured"
+  fi
+done
 for f in "${fronts[@]}"; do # warm-up: pools filled, Go heaps sized
   wrk -t2 -c64 -d1s "http://127.0.0.1:${port[$f]}/small" >/dev/null
   [ -z "${cport[$f]}" ] || wrk -t2 -c64 -d1s "http://127.0.0.1:${cport[$f]}/small" >/dev/null
@@ -313,7 +327,7 @@ for scen in "${scenarios[@]}"; do
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#fronts[@]}; i++)); do
       f=${fronts[$(((i + r) % ${#fronts[@]}))]}
-      [ "$scen" != cascade64 ] || [ -n "${cport[$f]}" ] || continue
+      [ "$scen" != cascade64 ] || { [ -n "${cport[$f]}" ] && [ -z "${cascade_bad[$f]:-}" ]; } || continue
       measure "$scen" "$f" "$r"
     done
   done
@@ -375,6 +389,7 @@ for f in "${fronts[@]}"; do
 done
 
 # --- report -----------------------------------------------------------------------------------------------
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # med SCEN FRONT COLUMN: the median over rounds of a results column (4 req/s, 5 p50, 6 p99); sum for 7.
 med() {
   awk -v s="$1" -v f="$2" -v c="$3" '$1 == s && $2 == f { v[n++] = $c; t += $c }
@@ -385,6 +400,7 @@ med() {
 calc() { awk "BEGIN { $1 }" </dev/null; }
 ratio() { calc "a = \"$1\"; b = \"$2\"; if (a == \"n/a\" || b == \"n/a\" || b + 0 == 0) print \"n/a\"; else printf \"%.2f\", a / b"; }
 mib() { calc "printf \"%.1f\", $1 / 1024"; }
+if [ $((stream % (1 << 30))) = 0 ]; then stream_size="$((stream >> 30)) GiB"; else stream_size="$(mib "$((stream / 1024))") MiB"; fi
 n0() { calc "printf \"%.0f\", $1"; }
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -411,6 +427,7 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   echo "| wrk | $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') |"
   echo "| runs | $rounds round(s) of ${duration} s per front and scenario, fronts in a rotated order each round; medians shown |"
   echo "| workers | every front may use all $cores cores: Switchyard and Caddy GOMAXPROCS=$cores, nginx \`worker_processes auto\` ($cores), HAProxy \`nbthread $cores\`; the backend is Go with GOMAXPROCS=$cores |"
+  echo "| load average (1, 5, 15 min) | $load_start before the runs, $load_end after them (the bench itself adds about 3) |"
   echo "| upstream | keep-alive pool of 256 idle connections everywhere, access logs off, client keep-alive 120 s |"
   echo
   echo "## 1. Small GET, 1 connection (latency)"
@@ -442,7 +459,8 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
       echo "Switchyard: \`GATEWAY_PRIMARY\` = a backend answering 404 to everything, \`GATEWAY_DELEGATES\` = the"
       echo "normal backend. nginx: \`proxy_intercept_errors on; error_page 404 = @fallback\`. HAProxy: \`retry-on 404\`"
       echo "with \`option redispatch 1\` to a second server (\`balance first\`). Caddy: \`handle_response\` on status 404"
-      echo "proxying to the second backend. Direct: n/a (no cascade without a front)."
+      echo "proxying to the second backend. Before measuring, one request through each checks that the primary was"
+      echo "asked once, then the delegate once, and the delegate's 200 came back. Direct: n/a (no front, no cascade)."
       echo
     fi
     echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | errors |"
@@ -450,7 +468,7 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
     nr=$(med "$scen" nginx 4)
     for f in "${fronts[@]}"; do
       r=$(med "$scen" "$f" 4)
-      if [ "$r" = n/a ]; then echo "| $f | n/a | | | | |"; continue; fi
+      if [ "$r" = n/a ]; then echo "| $f | n/a${cascade_bad[$f]:+ (${cascade_bad[$f]})} | | | | |"; continue; fi
       echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $(med "$scen" "$f" 7) |"
     done
     n=$((n + 1))
@@ -461,7 +479,7 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   echo "RSS is summed over the front's processes (nginx: master and workers). Idle: each front freshly started,"
   echo "then $idle connections each send one keep-alive GET and stay open; per connection = (held - before) / $idle."
   echo "Peak: VmHWM after scenarios 1-4 (summed over processes; Switchyard: the main instance, not the cascade one)."
-  echo "Stream: a $(mib "$((stream / 1024))") MiB body through a freshly started front, RSS sampled every 50 ms."
+  echo "Stream: a $stream_size body through a freshly started front, RSS sampled every 50 ms."
   echo "Direct is the backend itself, for reference."
   echo
   echo "| front | idle before MiB | $idle held MiB | KiB per idle conn | closed while held | peak under load MiB | stream before MiB | stream max MiB | stream growth MiB | stream s | stream complete |"
@@ -493,7 +511,7 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   else
     echo "- Memory <= 10 KiB per idle keep-alive connection: $(met "${per_conn[switchyard]} <= 10") (${per_conn[switchyard]} KiB; nginx ${per_conn[nginx]}, HAProxy ${per_conn[haproxy]}, Caddy ${per_conn[caddy]})"
   fi
-  echo "- Flat RSS while streaming $(mib "$((stream / 1024))") MiB (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
+  echo "- Flat RSS while streaming $stream_size (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
   echo
   echo "Raw runs (scenario, front, round, req/s, p50 µs, p99 µs, errors):"
   echo

@@ -8,8 +8,10 @@
 //	/echo-size      any method: reads the whole request body and answers its length in decimal
 //	/stream?bytes=N N bytes (1 GiB by default) with a Content-Length, written 64 KiB at a time
 //	/missing        404
+//	/_requests      the number of other requests served so far, in decimal (the bench checks with it that a
+//	                cascade front really asked the primary)
 //
-// With -notfound every path answers 404 (a cascade primary that claims nothing). Bodies are preallocated
+// With -notfound every path but /_requests answers 404 (a cascade primary that claims nothing). Bodies are preallocated
 // and answers carry a Content-Length, so the backend does no work per request beyond net/http's own.
 package main
 
@@ -20,6 +22,7 @@ import (
 	"log"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +42,21 @@ func main() {
 
 // handler builds the backend's handler; see the package comment for the endpoints.
 func handler(size int, notFound bool) http.Handler {
+	var served atomic.Int64
+	h := endpoints(size, notFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_requests" {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(strconv.AppendInt(nil, served.Load(), 10))
+			return
+		}
+		served.Add(1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// endpoints serves everything but /_requests.
+func endpoints(size int, notFound bool) http.Handler {
 	small := fixed(bytes.Repeat([]byte{'x'}, size))
 	big := fixed(bytes.Repeat([]byte{'y'}, 64<<10))
 	missing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
