@@ -5,10 +5,11 @@
 //   - TestTwoThousandClientsOnMixedRoutes: every client cycles through the primary, the cascade to a
 //     delegate (GET and POST, body replayed), a strip_prefix HTTP route (GET and echoed POST), a file://
 //     route and a status: route, for a bounded count and time, and checks every answer's status and full
-//     body (each body names the app and the path, so a crossed answer is caught). No request may fail, the
-//     gateway may log no warning or error, its resident memory after the second half of the run stays within
-//     a generous bound of the memory after the warm-up, and its goroutine count returns to the baseline once
-//     the clients and the apps' connections are gone.
+//     body (each body names the app and the path, so a crossed answer is caught); the second half runs
+//     through five configuration reloads (SIGHUP). No request may fail, the gateway may log no warning or
+//     error, its resident memory after the second half stays within a generous bound of the memory after
+//     the warm-up, and its goroutine and open-connection counts return to the baseline once the clients
+//     and the apps' connections are gone.
 //   - TestSIGTERMUnderLoadCompletesEveryRequestInFlight: 2,000 requests held in flight by the app, SIGTERM,
 //     then: the listener is closed (new connections refused), idle keep-alive connections are closed cleanly,
 //     every held request gets its complete answer once the app releases it, and the gateway exits 0.
@@ -23,5 +24,5 @@
 // listeners and hands them down, so nothing waits for a port. The clients are raw net.Conn HTTP/1.1
 // clients, one goroutine each, not http.Client.
 //
-// Both tests are skipped by go test -short; go test -race ./... (CI) runs them.
+// The tests are skipped by go test -short; go test -race ./... (CI) runs them.
 package load

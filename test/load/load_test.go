@@ -47,6 +47,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 		clients      = 2000
 		maxPerClient = 300             // count bound of the run
 		secondHalf   = 2 * time.Second // time bound of the run after the warm-up
+		reloads      = 5               // SIGHUPs during the second half
 	)
 	be := startBackend(t)
 	dir := t.TempDir()
@@ -94,10 +95,16 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	warmRSS := g.rss(t)
 	warmM := g.metrics(t, admin, goroutines, heap, open)
 
+	// The second half runs through configuration reloads (SIGHUP rebuilds every app; each replaced
+	// generation is closed once its last request is done).
 	allDone := make(chan struct{})
 	go func() { done.Wait(); close(allDone) }()
+	halfOver := time.After(secondHalf)
+	for range reloads {
+		g.reload(t)
+	}
 	select {
-	case <-time.After(secondHalf):
+	case <-halfOver:
 	case <-allDone:
 	}
 	endRSS := g.rss(t)
@@ -109,8 +116,8 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	t.Logf("%d clients: %v", clients, &tl)
 	t.Logf("CPU: gateway %v, backend %v, test %v; upstream connections opened: %s",
 		cpuTime(g.cmd.Process.Pid), cpuTime(be.pid), cpuTime(os.Getpid()), be.call(t, "GET", "/stats"))
-	t.Logf("warm-up: %d requests in %v; whole run %v (%.0f requests/s)", warmRequests, warmed.Round(time.Millisecond),
-		elapsed.Round(time.Millisecond), float64(tl.total())/elapsed.Seconds())
+	t.Logf("warm-up: %d requests in %v; whole run %v (%.0f requests/s), %d reloads in the second half", warmRequests, warmed.Round(time.Millisecond),
+		elapsed.Round(time.Millisecond), float64(tl.total())/elapsed.Seconds(), reloads)
 	t.Logf("gateway RSS after warm-up %s, at the end %s; heap in use: start %s, after warm-up %s, at the end %s",
 		mib(warmRSS), mib(endRSS), mib(int64(base[heap])), mib(int64(warmM[heap])), mib(int64(endM[heap])))
 

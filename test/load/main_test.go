@@ -78,6 +78,7 @@ type gatewayProc struct {
 	err   error // cmd.Wait's, once done is closed
 
 	listening, adminUp, draining, stopped chan struct{}
+	reloaded                              chan struct{} // a token per "configuration reloaded" line
 
 	accessTotal atomic.Int64
 	accessed    chan struct{} // a token after each access line
@@ -99,7 +100,7 @@ func startGateway(t *testing.T, env ...string) *gatewayProc {
 	g := &gatewayProc{
 		cmd:  exec.Command(binaries(t).gateway),
 		done: make(chan struct{}), listening: make(chan struct{}), adminUp: make(chan struct{}),
-		draining: make(chan struct{}), stopped: make(chan struct{}),
+		draining: make(chan struct{}), stopped: make(chan struct{}), reloaded: make(chan struct{}, 64),
 		accessed: make(chan struct{}, 1), statuses: map[int]int{},
 	}
 	g.cmd.Env = full
@@ -185,6 +186,11 @@ func (g *gatewayProc) readLog(r io.Reader, raw *syncBuf) {
 			closeOnce(g.draining)
 		case "stopped":
 			closeOnce(g.stopped)
+		case "configuration reloaded":
+			select {
+			case g.reloaded <- struct{}{}:
+			default:
+			}
 		}
 	}
 	io.Copy(io.Discard, r)
@@ -231,6 +237,21 @@ func (g *gatewayProc) waitAccess(t *testing.T, n int64, bound time.Duration) {
 		case <-deadline:
 			t.Fatalf("gateway logged %d of %d requests after %v", g.accessTotal.Load(), n, bound)
 		}
+	}
+}
+
+// reload sends SIGHUP and waits for the "configuration reloaded" line.
+func (g *gatewayProc) reload(t *testing.T) {
+	t.Helper()
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.reloaded:
+	case <-g.done:
+		t.Fatalf("gateway exited (%v) on SIGHUP", g.err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no \"configuration reloaded\" line 30s after SIGHUP; warnings and errors: %v", g.Problems())
 	}
 }
 
