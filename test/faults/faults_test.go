@@ -38,8 +38,11 @@ type faultCase struct {
 	// gap, by protocol, names a known shortcoming owned elsewhere: a failing check then skips with it
 	// (the report says who must fix it) instead of failing the suite.
 	gap map[string]string
-	// httpOnly: the case is about HTTP keep-alive, which uwsgi (one connection per request) does not have.
+	// httpOnly: the case is about HTTP framing or keep-alive, which the CGI-family protocols (one
+	// connection per request for uwsgi; records and CGI heads for FastCGI) do not have.
 	httpOnly bool
+	// notFastCGI: the case is HTTP framing (chunked) that a CGI-style response does not carry.
+	notFastCGI bool
 }
 
 func want502(r result) string {
@@ -111,7 +114,8 @@ func appFaults() []faultCase {
 			check:   wantAborted,
 		},
 		{
-			name: "app resets in the middle of a chunked body",
+			name:       "app resets in the middle of a chunked body",
+			notFastCGI: true,
 			serve: func(f *fakeApp, c net.Conn, br *bufio.Reader) {
 				if head(f, br) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -126,7 +130,8 @@ func appFaults() []faultCase {
 			check:   wantAborted,
 		},
 		{
-			name: "app closes in the middle of a chunked body",
+			name:       "app closes in the middle of a chunked body",
+			notFastCGI: true,
 			serve: func(f *fakeApp, c net.Conn, br *bufio.Reader) {
 				if head(f, br) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n"+strings.Repeat("c", 1000)+"\r\n")
@@ -167,7 +172,8 @@ func appFaults() []faultCase {
 			midBody: true,
 			check:   wantAborted,
 			gap: map[string]string{"http": "adapters/httpproxy (H2): no limit on an app that stalls mid-body: the timeout option covers the response header only, GATEWAY_BODY_TIMEOUT the client side only, so the client waits as long as the app holds the connection",
-				"uwsgi": "adapters/uwsgi/cgiwire: no limit on an app that stalls mid-body: the connection's deadline is cleared once the head is read, so the client waits as long as the app holds the connection"},
+				"uwsgi":   "adapters/uwsgi/cgiwire: no limit on an app that stalls mid-body: the connection's deadline is cleared once the head is read, so the client waits as long as the app holds the connection",
+				"fastcgi": "adapters/fastcgi: by its documented design \"the body after the header may take as long as it takes\": no idle limit on a responder that stalls mid-body, so the client waits as long as the responder holds the connection"},
 		},
 		{
 			name: "app sends a malformed status line",
@@ -263,8 +269,8 @@ func (f *fakeApp) waitProceed() {
 // TestFaults puts every misbehaving app, the attacking clients and a healthy route on one gateway, runs
 // them at once, and keeps a bystander on the healthy route throughout.
 func TestFaults(t *testing.T) {
-	// Every app fault is played by an HTTP app and by a uwsgi app (answering plain HTTP over the uwsgi
-	// protocol, through the CGI-family adapter code).
+	// Every app fault is played by an HTTP app, a uwsgi app (answering plain HTTP over the uwsgi protocol,
+	// through cgiwire) and a FastCGI responder (a CGI head and body in FCGI_STDOUT records).
 	type instance struct {
 		faultCase
 		proto, path string
@@ -272,9 +278,9 @@ func TestFaults(t *testing.T) {
 	}
 	var apps []instance
 	var routes strings.Builder
-	for _, proto := range []string{"http", "uwsgi"} {
+	for _, proto := range []string{"http", "uwsgi", "fastcgi"} {
 		for i, c := range appFaults() {
-			if proto == "uwsgi" && c.httpOnly {
+			if proto != "http" && c.httpOnly || proto == "fastcgi" && c.notFastCGI {
 				continue
 			}
 			in := instance{faultCase: c, proto: proto, path: fmt.Sprintf("/%s%d/", proto, i)}

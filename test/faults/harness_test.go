@@ -136,7 +136,8 @@ func get(path string) string {
 // gives, which decides how to misbehave.
 type fakeApp struct {
 	url   string
-	proto string // "http" or "uwsgi": how readRequest reads a request
+	proto string   // "http", "uwsgi" or "fastcgi": how readRequest reads a request
+	fcgi  sync.Map // *bufio.Reader -> *fcgiConn, for fastcgi: which writer a request's id goes to
 
 	arrived chan struct{} // one value per request head read through readRequest
 	done    chan struct{} // closed when the test ends: hanging fakes return
@@ -168,7 +169,15 @@ func startFake(t *testing.T, proto string, serve func(f *fakeApp, c net.Conn, br
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				serve(f, c, bufio.NewReader(c))
+				br := bufio.NewReader(c)
+				var w net.Conn = c
+				if proto == "fastcgi" {
+					fc := &fcgiConn{Conn: c}
+					f.fcgi.Store(br, fc)
+					defer f.fcgi.Delete(br)
+					w = fc
+				}
+				serve(f, w, br)
 			}()
 		}
 	}()
@@ -188,8 +197,11 @@ func startFake(t *testing.T, proto string, serve func(f *fakeApp, c net.Conn, br
 // readRequest reads one request (an HTTP head, or a uwsgi packet: 4-byte header, variables block) and its
 // body, then signals arrived. For uwsgi it returns a request carrying only the body length.
 func (f *fakeApp) readRequest(br *bufio.Reader) (*http.Request, error) {
-	if f.proto == "uwsgi" {
+	switch f.proto {
+	case "uwsgi":
 		return f.readUwsgi(br)
+	case "fastcgi":
+		return f.readFCGI(br)
 	}
 	req, err := http.ReadRequest(br)
 	if err != nil {
@@ -248,6 +260,9 @@ func (f *fakeApp) hang() { <-f.done }
 
 // reset closes c with a TCP RST instead of a FIN (SO_LINGER 0).
 func reset(c net.Conn) {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn()
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
