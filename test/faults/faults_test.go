@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,11 +39,10 @@ type faultCase struct {
 	// gap, by protocol, names a known shortcoming owned elsewhere: a failing check then skips with it
 	// (the report says who must fix it) instead of failing the suite.
 	gap map[string]string
-	// httpOnly: the case is about HTTP framing or keep-alive, which the CGI-family protocols (one
-	// connection per request for uwsgi; records and CGI heads for FastCGI) do not have.
-	httpOnly bool
-	// notFastCGI: the case is HTTP framing (chunked) that a CGI-style response does not carry.
-	notFastCGI bool
+	// only lists the protocols the case applies to (nil: all): keep-alive cases need a protocol that keeps
+	// connections (not uwsgi, one connection per request), chunked ones HTTP framing (not a FastCGI
+	// responder's CGI head).
+	only []string
 }
 
 func want502(r result) string {
@@ -114,8 +114,8 @@ func appFaults() []faultCase {
 			check:   wantAborted,
 		},
 		{
-			name:       "app resets in the middle of a chunked body",
-			notFastCGI: true,
+			name: "app resets in the middle of a chunked body",
+			only: []string{"http", "uwsgi"},
 			serve: func(f *fakeApp, c net.Conn, br *bufio.Reader) {
 				if head(f, br) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -130,8 +130,8 @@ func appFaults() []faultCase {
 			check:   wantAborted,
 		},
 		{
-			name:       "app closes in the middle of a chunked body",
-			notFastCGI: true,
+			name: "app closes in the middle of a chunked body",
+			only: []string{"http", "uwsgi"},
 			serve: func(f *fakeApp, c net.Conn, br *bufio.Reader) {
 				if head(f, br) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n"+strings.Repeat("c", 1000)+"\r\n")
@@ -222,9 +222,10 @@ func appFaults() []faultCase {
 				// One answer with keep-alive, then the connection is closed under the gateway.
 				if head(f, br) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+					endFCGI(c)
 				}
 			},
-			httpOnly: true,
+			only: []string{"http", "fastcgi"},
 			run: func(t *testing.T, gw *testGateway, f *fakeApp, path string) {
 				for i := 0; i < 4; i++ {
 					r := rawDo(gw.addr, get(path), 5*time.Second)
@@ -243,9 +244,10 @@ func appFaults() []faultCase {
 					return
 				}
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+				endFCGI(c)
 				head(f, br)
 			},
-			httpOnly: true,
+			only: []string{"http", "fastcgi"},
 			run: func(t *testing.T, gw *testGateway, f *fakeApp, path string) {
 				for i := 0; i < 4; i++ {
 					r := rawDo(gw.addr, get(path), 5*time.Second)
@@ -280,7 +282,7 @@ func TestFaults(t *testing.T) {
 	var routes strings.Builder
 	for _, proto := range []string{"http", "uwsgi", "fastcgi"} {
 		for i, c := range appFaults() {
-			if proto != "http" && c.httpOnly || proto == "fastcgi" && c.notFastCGI {
+			if c.only != nil && !slices.Contains(c.only, proto) {
 				continue
 			}
 			in := instance{faultCase: c, proto: proto, path: fmt.Sprintf("/%s%d/", proto, i)}
