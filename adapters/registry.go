@@ -39,6 +39,15 @@ type Target struct {
 	// DefaultTimeout is the gateway-wide upstream timeout (GATEWAY_UPSTREAM_TIMEOUT) that a kind's own
 	// timeout option defaults to; 0 means the kind's built-in default.
 	DefaultTimeout time.Duration
+	// ReadTimeout is the gateway-wide limit (GATEWAY_UPSTREAM_READ_TIMEOUT) on a stall while reading an
+	// app's response body: past it with no byte received, the kind aborts the response (the client sees a
+	// cut stream, never a complete-looking one) and closes the upstream connection, so an app that hangs
+	// half-way cannot hold a client and a connection forever. A kind's read_timeout option overrides it.
+	// 0 means the kind's built-in default, a negative value no limit (GATEWAY_UPSTREAM_READ_TIMEOUT=0).
+	ReadTimeout time.Duration
+	// MaxResponseHeaderBytes is the gateway-wide limit (GATEWAY_MAX_RESPONSE_HEADER_SIZE) on the size of an
+	// app's response head; a larger head is answered 502. 0 means the kind's built-in default.
+	MaxResponseHeaderBytes int64
 }
 
 // Factory builds the handler for one application. The returned handler owns any connection pool it opens;

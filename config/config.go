@@ -48,6 +48,12 @@ type Config struct {
 	// BodyTimeout is how long a client may stall in the middle of a request body or while the gateway
 	// writes the response to it; 0 turns the limit off.
 	BodyTimeout Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"body_timeout"`
+	// UpstreamReadTimeout is how long an app may stall in the middle of its response body before the
+	// gateway aborts the response and closes the upstream connection (per app: the read_timeout option);
+	// 0 turns the limit off. Upgraded connections (WebSocket) are not subject to it.
+	UpstreamReadTimeout Duration `env:"GATEWAY_UPSTREAM_READ_TIMEOUT" yaml:"upstream_read_timeout"`
+	// MaxResponseHeaderSize limits the size of an app's response head; a larger one is answered 502.
+	MaxResponseHeaderSize Size `env:"GATEWAY_MAX_RESPONSE_HEADER_SIZE" yaml:"max_response_header_size"`
 	// MaxConns is the most client connections open at once (0: no limit); past it a new connection is
 	// answered 503 and closed (closed without an answer under TLS). Keep it well below the process's
 	// file descriptor limit, which also has to hold one upstream connection per proxied request.
@@ -81,19 +87,21 @@ type Config struct {
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{
-		Addr:              ":8080",
-		PassStatus:        StatusList{404},
-		MaxHeaderSize:     64 << 10,
-		CascadeBodyLimit:  4 << 20,
-		ReadHeaderTimeout: Duration(10 * time.Second),
-		IdleTimeout:       Duration(120 * time.Second),
-		UpstreamTimeout:   Duration(60 * time.Second),
-		ShutdownTimeout:   Duration(30 * time.Second),
-		BodyTimeout:       Duration(60 * time.Second),
-		MaxConns:          10000,
-		LogFormat:         "text",
-		LogLevel:          "info",
-		AdminAddr:         "127.0.0.1:9901",
+		Addr:                  ":8080",
+		PassStatus:            StatusList{404},
+		MaxHeaderSize:         64 << 10,
+		CascadeBodyLimit:      4 << 20,
+		ReadHeaderTimeout:     Duration(10 * time.Second),
+		IdleTimeout:           Duration(120 * time.Second),
+		UpstreamTimeout:       Duration(60 * time.Second),
+		ShutdownTimeout:       Duration(30 * time.Second),
+		BodyTimeout:           Duration(60 * time.Second),
+		UpstreamReadTimeout:   Duration(60 * time.Second),
+		MaxResponseHeaderSize: 256 << 10,
+		MaxConns:              10000,
+		LogFormat:             "text",
+		LogLevel:              "info",
+		AdminAddr:             "127.0.0.1:9901",
 	}
 }
 
@@ -368,6 +376,12 @@ func Validate(c Config) Errors {
 	}
 	if c.MaxHeaderSize < 1024 || c.MaxHeaderSize > 16<<20 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxHeaderSize))
+	}
+	if c.MaxResponseHeaderSize < 1024 || c.MaxResponseHeaderSize > 16<<20 {
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_RESPONSE_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxResponseHeaderSize))
+	}
+	if c.UpstreamReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_UPSTREAM_READ_TIMEOUT=%s: expected a duration such as 60s, or 0 for no limit", time.Duration(c.UpstreamReadTimeout)))
 	}
 	if c.MaxBodySize < 0 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_BODY_SIZE=%d: expected a size such as 10MiB, or unlimited", c.MaxBodySize))

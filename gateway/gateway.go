@@ -120,6 +120,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		}
 		t.Mount = mount
 		t.DefaultTimeout = time.Duration(cfg.UpstreamTimeout)
+		t.ReadTimeout = time.Duration(cfg.UpstreamReadTimeout)
+		if t.ReadTimeout == 0 {
+			t.ReadTimeout = -1 // configured off, not "the kind's default"
+		}
+		t.MaxResponseHeaderBytes = int64(cfg.MaxResponseHeaderSize)
 		if takeRouteOpts {
 			if spec, err = migration.ParseSpec(func(k string) (string, bool) {
 				return t.Options.String(k, ""), t.Options.Has(k)
