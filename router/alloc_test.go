@@ -124,3 +124,31 @@ func TestCanonicalHostReturnsTheLowercaseForm(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHostMatchingIgnoresCase checks the Table's allocation-free host matching (splitHost, then matchHost
+// folding case) against matching the lowercase form CanonicalHost returns.
+func FuzzHostMatchingIgnoresCase(f *testing.F) {
+	for _, s := range []string{"Example.COM", "a.example.com.:80", "[::1]:8080", "EU.Example.com", "example.com", "x..example.com", "K.example.com"} {
+		f.Add(s)
+	}
+	patterns := []string{"example.com", "*.example.com", "eu.example.com", "*.com", "[::1]"}
+	f.Fuzz(func(t *testing.T, host string) {
+		raw, _, err := splitHost(host)
+		canon, cerr := CanonicalHost(host)
+		if (err == nil) != (cerr == nil) {
+			t.Fatalf("splitHost(%q) error %v, CanonicalHost error %v", host, err, cerr)
+		}
+		if err != nil {
+			return
+		}
+		if strings.ToLower(raw) != canon {
+			t.Fatalf("splitHost(%q) = %q, CanonicalHost = %q", host, raw, canon)
+		}
+		for _, p := range patterns {
+			want := p == canon || strings.HasPrefix(p, "*.") && len(canon) > len(p)-1 && strings.HasSuffix(canon, p[1:])
+			if got := matchHost(p, raw); got != want {
+				t.Fatalf("matchHost(%q, %q) = %v, want %v (canonical %q)", p, raw, got, want, canon)
+			}
+		}
+	})
+}
