@@ -146,6 +146,23 @@ func BenchmarkTable(b *testing.B) {
 			}
 		})
 	}
+	b.Run("prefix-stripped", func(b *testing.B) {
+		// StripPrefix hands the app a copy of the request (r.Clone: URL, headers and the rest): its cost
+		// is this sub-benchmark's beyond "prefix".
+		routes := benchRoutes(b, nopHandler)
+		routes[0].StripPrefix = true
+		stripped, err := NewTable(routes, nopHandler)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, w := httptest.NewRequest(http.MethodGet, "/api/users/7", nil), newNopWriter()
+		r.Host = "localhost:8080"
+		b.ReportAllocs()
+		for b.Loop() {
+			w.reset()
+			stripped.ServeHTTP(w, r)
+		}
+	})
 	mux := chi.NewMux()
 	for _, p := range []string{"/api", "/api/v2", "/admin", "/static", "/ws"} {
 		mux.Mount(p, nopHandler)
