@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // allocsPerRequest runs f as testing.AllocsPerRun does, for a short and then a long run, and fails unless
@@ -151,4 +153,31 @@ func FuzzHostMatchingIgnoresCase(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestApplicationsNeverSeeAChiRouterOutsideTheTable(t *testing.T) {
+	sawChi := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(name + " " + r.URL.Path))
+			if chi.RouteContext(r.Context()) != nil {
+				_, _ = w.Write([]byte(" (saw chi state)"))
+			}
+		})
+	}
+	table, err := NewTable([]Route{{Pattern: mustPattern(t, "/api/"), Handler: sawChi("api")}}, sawChi("fallback"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := chi.NewRouter()
+	outer.Mount("/", table) // the gateway embedded in someone's chi router
+	for _, tt := range []struct{ path, want string }{
+		{"/api/x", "api /api/x"},
+		{"/other", "fallback /other"},
+	} {
+		rec := httptest.NewRecorder()
+		outer.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		if rec.Body.String() != tt.want {
+			t.Errorf("GET %s = %q, want %q", tt.path, rec.Body.String(), tt.want)
+		}
+	}
 }

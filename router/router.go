@@ -168,16 +168,16 @@ func (m *prefixMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		h = m.notFound
 	}
-	if r.Context().Value(chi.RouteCtxKey) != nil {
-		// The gateway itself is mounted in a chi router: its routing state is not the application's.
-		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
-	}
 	h.ServeHTTP(w, r)
 }
 
 // ServeHTTP routes r. The path must be clean (Sanitize makes it so); the Host is matched in canonical form
 // (lowercase, no port, no trailing dot) but left unchanged on the request.
 func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Context().Value(chi.RouteCtxKey) != nil {
+		// The Table itself is mounted in a chi router: that router's state is not the application's.
+		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
+	}
 	if len(t.hosts) == 0 {
 		t.anyHost.ServeHTTP(w, r)
 		return
