@@ -10,9 +10,10 @@ import (
 	"strings"
 )
 
-// MaxResponseHeaderBytes bounds the header block of a CGI-style response, so an app printing an endless
-// header cannot make the gateway buffer without limit.
-const MaxResponseHeaderBytes = 64 << 10
+// DefaultMaxResponseHeaderBytes is the limit ReadResponseHeader applies to the header block of a CGI-style
+// response when its caller passes none (the gateway's GATEWAY_MAX_RESPONSE_HEADER_SIZE default), so an app
+// printing an endless header cannot make the gateway buffer without limit.
+const DefaultMaxResponseHeaderBytes = 256 << 10
 
 // ErrMalformedResponse is wrapped by every ReadResponseHeader error caused by the app's output itself.
 var ErrMalformedResponse = errors.New("malformed CGI response")
@@ -26,10 +27,15 @@ type ResponseHeader struct {
 
 // ReadResponseHeader reads a CGI response head from br: header lines up to the first empty line. A "Status"
 // field sets the status ("404 Not Found" or "404"); a Location without Status means 302, as servers do for a
-// client redirect; otherwise 200. Lines may end with "\r\n" or "\n". The head may not exceed
-// MaxResponseHeaderBytes; the reader is left at the first body byte.
-func ReadResponseHeader(br *bufio.Reader) (*ResponseHeader, error) {
-	lr := &limitedLineReader{br: br, left: MaxResponseHeaderBytes}
+// client redirect; otherwise 200. Lines may end with "\r\n" or "\n". The head, its final empty line
+// included, may not exceed limit bytes (limit <= 0: DefaultMaxResponseHeaderBytes); a larger one fails with
+// ErrMalformedResponse once limit bytes were read, so at most limit bytes (plus br's buffer) are ever held.
+// The reader is left at the first body byte.
+func ReadResponseHeader(br *bufio.Reader, limit int64) (*ResponseHeader, error) {
+	if limit <= 0 {
+		limit = DefaultMaxResponseHeaderBytes
+	}
+	lr := &limitedLineReader{br: br, limit: limit, left: limit}
 	h := http.Header{}
 	for {
 		line, err := lr.readLine()
@@ -75,17 +81,17 @@ func ReadResponseHeader(br *bufio.Reader) (*ResponseHeader, error) {
 }
 
 type limitedLineReader struct {
-	br   *bufio.Reader
-	left int
+	br          *bufio.Reader
+	limit, left int64
 }
 
 func (l *limitedLineReader) readLine() (string, error) {
 	var sb strings.Builder
 	for {
 		frag, err := l.br.ReadSlice('\n')
-		l.left -= len(frag)
+		l.left -= int64(len(frag))
 		if l.left < 0 {
-			return "", fmt.Errorf("%w: header block larger than %d bytes", ErrMalformedResponse, MaxResponseHeaderBytes)
+			return "", fmt.Errorf("%w: header block larger than %d bytes", ErrMalformedResponse, l.limit)
 		}
 		sb.Write(frag)
 		if err == nil {

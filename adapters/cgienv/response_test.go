@@ -15,6 +15,7 @@ func TestReadResponseHeader(t *testing.T) {
 		status  int
 		header  map[string]string
 		body    string
+		limit   int64
 		wantErr bool
 	}{
 		{name: "a plain document is 200", in: "Content-Type: text/plain\r\n\r\nhello", status: 200, header: map[string]string{"Content-Type": "text/plain"}, body: "hello"},
@@ -27,12 +28,16 @@ func TestReadResponseHeader(t *testing.T) {
 		{name: "an empty response is refused", in: "", wantErr: true},
 		{name: "a control character in a value is refused", in: "X-A: a\x00b\r\n\r\n", wantErr: true},
 		{name: "a folded line is refused", in: "X-A: a\r\n b\r\n\r\n", wantErr: true},
-		{name: "a header block over the limit is refused", in: "X-A: " + strings.Repeat("a", MaxResponseHeaderBytes) + "\r\n\r\n", wantErr: true},
+		{name: "a header block over the default limit is refused", in: "X-A: " + strings.Repeat("a", DefaultMaxResponseHeaderBytes) + "\r\n\r\n", wantErr: true},
+		{name: "a header block of exactly the given limit is accepted", in: "X-A: abc\r\n\r\nbody", limit: 12, status: 200, header: map[string]string{"X-A": "abc"}, body: "body"},
+		{name: "a header block one byte over the given limit is refused", in: "X-A: abcd\r\n\r\nbody", limit: 12, wantErr: true},
+		{name: "an endless header line is refused at the given limit", in: "X-A: " + strings.Repeat("a", 100000), limit: 1000, wantErr: true},
+		{name: "a head of 300 KiB passes a 1 MiB limit", in: "X-A: " + strings.Repeat("a", 300<<10) + "\r\n\r\n", limit: 1 << 20, status: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(tt.in))
-			rh, err := ReadResponseHeader(br)
+			rh, err := ReadResponseHeader(br, tt.limit)
 			if tt.wantErr {
 				if err == nil || !errors.Is(err, ErrMalformedResponse) {
 					t.Fatalf("err = %v, want ErrMalformedResponse", err)
@@ -60,10 +65,19 @@ func TestReadResponseHeader(t *testing.T) {
 
 func FuzzReadResponseHeader(f *testing.F) {
 	for _, s := range []string{"Content-Type: text/plain\r\n\r\nx", "Status: 302\nLocation: /\n\n", "\r\n", "a:b\n"} {
-		f.Add(s)
+		f.Add(s, uint16(0))
+		f.Add(s, uint16(8))
 	}
-	f.Fuzz(func(t *testing.T, in string) {
-		rh, err := ReadResponseHeader(bufio.NewReader(strings.NewReader(in)))
+	f.Fuzz(func(t *testing.T, in string, limit uint16) {
+		br := bufio.NewReaderSize(strings.NewReader(in), 16)
+		rh, err := ReadResponseHeader(br, int64(limit))
+		if err == nil && limit > 0 {
+			// What the parser consumed is the head, and it fits the limit.
+			rest, _ := io.ReadAll(br)
+			if head := len(in) - len(rest); head > int(limit) {
+				t.Fatalf("accepted a %d-byte head over the limit %d", head, limit)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformedResponse) {
 				t.Fatalf("error %v does not wrap ErrMalformedResponse", err)

@@ -151,7 +151,7 @@ func FuzzReadResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		req, _ := http.NewRequest("GET", "/", nil)
-		resp, err := ReadResponse(bufio.NewReader(strings.NewReader(in)), req)
+		resp, err := ReadResponse(bufio.NewReader(strings.NewReader(in)), req, 0)
 		if err != nil {
 			return
 		}

@@ -5,8 +5,9 @@
 // what uWSGI's --scgi-socket sends.
 //
 // The app is mounted WSGI-style (SCRIPT_NAME is the mount prefix, PATH_INFO the rest); request data never
-// sets SCRIPT_NAME or any non-HTTP_ variable (cgienv's contract). Options, bodies, timeouts and failure
-// statuses are those of package uwsgi (see cgiwire.ParseTarget): timeout, dial_timeout and param.NAME; a
+// sets SCRIPT_NAME or any non-HTTP_ variable (cgienv's contract). Options, bodies, timeouts, the response
+// head limit and failure statuses are those of package uwsgi (see cgiwire.ParseTarget): timeout,
+// read_timeout (the stall limit on the response body), dial_timeout and param.NAME; a
 // configured SCGI or CONTENT_LENGTH is refused since the protocol owns them. A variable containing a NUL byte
 // cannot be framed and answers 400.
 //
@@ -61,8 +62,9 @@ func Protocol() cgiwire.Protocol {
 // ReadResponse reads an SCGI app's answer from br: an HTTP/1.x response when it starts with "HTTP/", else a
 // CGI-style head. For the latter, a Content-Length bounds the body and a body cut short fails with
 // io.ErrUnexpectedEOF; without one the body runs to the end of the connection. HEAD requests and 1xx, 204
-// and 304 answers have no body.
-func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// and 304 answers have no body. A CGI-style head over maxHead bytes (<= 0: cgienv's default) fails with
+// cgienv.ErrMalformedResponse; an HTTP/1.x head is not bounded here (cgiwire bounds br's source).
+func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int64) (*http.Response, error) {
 	start, err := br.Peek(5)
 	if err != nil && len(start) == 0 && err != io.EOF {
 		return nil, fmt.Errorf("waiting for the response: %w", err) // keeps a timeout recognisable
@@ -70,7 +72,7 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	if string(start) == "HTTP/" {
 		return cgiwire.ReadHTTPResponse(br, req)
 	}
-	rh, err := cgienv.ReadResponseHeader(br)
+	rh, err := cgienv.ReadResponseHeader(br, maxHead)
 	if err != nil {
 		return nil, err
 	}

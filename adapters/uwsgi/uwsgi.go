@@ -10,14 +10,22 @@
 //
 // Options (in the APP URL's query):
 //
-//	timeout=60s        wait for the response head, counted from the start of the request and so including
-//	                   the upload (0: none) -> 504; defaults to the gateway's upstream timeout
+//	timeout=60s        how long the app may stay silent before its response head is complete, counted
+//	                   from the start of the request and renewed whenever a piece of the request body is
+//	                   written to it, so a slow upload is not a timeout (0: none) -> 504; defaults to the
+//	                   gateway's upstream timeout
+//	read_timeout=60s   how long the app may stall (send no byte) in the middle of its response body: the
+//	                   client's response is then aborted (a cut stream, never a complete-looking one) and
+//	                   the connection closed; a stream with heartbeats lives (0: none); defaults to the
+//	                   gateway's GATEWAY_UPSTREAM_READ_TIMEOUT
 //	dial_timeout=5s    wait for the connection -> 504; a refused connection -> 502
 //	param.NAME=value   send NAME=value with every request, overriding a derived variable of that name
 //	                   (e.g. param.UWSGI_APPID=site); CONTENT_LENGTH cannot be set
 //	modifier1=0        the packet's modifier1 (0: WSGI/the default app; other values select uWSGI plugins)
 //
-// Variables larger than the protocol's 64 KiB block answer 431 (uWSGI also needs --buffer-size at least as
+// A response head larger than the gateway's GATEWAY_MAX_RESPONSE_HEADER_SIZE (256 KiB by default) answers
+// 502; reading stops there, so an endless head is never held. Variables larger than the protocol's 64 KiB
+// block answer 431 (uWSGI also needs --buffer-size at least as
 // large as the block it receives). Responses without Content-Length or chunked framing are delimited by the
 // connection closing, so an app that dies mid-body can only be detected when it declared its length.
 package uwsgi
@@ -74,7 +82,7 @@ func Protocol(modifier1 uint8) cgiwire.Protocol {
 	}
 }
 
-// readResponse reads uWSGI's plain HTTP/1.x answer.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// readResponse reads uWSGI's plain HTTP/1.x answer; cgiwire bounds its size on br's source.
+func readResponse(br *bufio.Reader, req *http.Request, _ int64) (*http.Response, error) {
 	return cgiwire.ReadHTTPResponse(br, req)
 }

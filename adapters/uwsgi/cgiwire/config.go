@@ -28,6 +28,12 @@ const (
 	DefaultTimeout = 60 * time.Second
 	// DefaultDialTimeout bounds connecting to the app.
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultReadTimeout is the stall limit on the response body when neither the read_timeout option nor
+	// the gateway's upstream read timeout says otherwise.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultMaxHeaderBytes bounds the response head when the gateway sets no limit (it is also the
+	// gateway's own default, GATEWAY_MAX_RESPONSE_HEADER_SIZE).
+	DefaultMaxHeaderBytes = cgienv.DefaultMaxResponseHeaderBytes
 	// SpoolMemory is how much of a body of unknown length is held in memory before it spills to a temp file.
 	SpoolMemory = 1 << 20
 	// ParamPrefix starts the option keys that configure extra variables: ?param.UWSGI_APPID=site sends
@@ -43,9 +49,16 @@ type Config struct {
 	Network, Address string
 	// Mount is the mount prefix (no trailing slash, "" at the root); it becomes SCRIPT_NAME.
 	Mount string
-	// Timeout bounds the wait for the response head from the start of the request (0: no limit). Once the
-	// head has arrived the body may stream for as long as it takes.
+	// Timeout bounds how long the app may stay silent before its response head is complete (0: no limit),
+	// counted from the start of the request and renewed whenever a piece of the request body is written
+	// to the app, so a slow upload is not the app's delay but a slow app is.
 	Timeout time.Duration
+	// ReadTimeout is the stall limit while the response body streams (0: no limit): when no byte arrives
+	// from the app for that long, the response is aborted and the connection closed. A body that keeps
+	// trickling (an event stream with heartbeats) lives as long as it keeps trickling.
+	ReadTimeout time.Duration
+	// MaxHeaderBytes bounds each response head (> 0; ParseTarget sets it); a larger one answers 502.
+	MaxHeaderBytes int64
 	// DialTimeout bounds connecting (0: no limit besides the request's context).
 	DialTimeout time.Duration
 	// Params are configured variables applied after the derived ones (they override by name).
@@ -62,10 +75,20 @@ func (c Config) Upstream() string {
 
 // ParseTarget reads t's address and takes the options every cgiwire adapter understands:
 //
-//	timeout=60s        wait for the response head (0 disables); a slow app gets 504. The default is the
+//	timeout=60s        how long the app may stay silent before its response head is complete (0
+//	                   disables), counted from the start of the request and renewed whenever a piece of
+//	                   the request body is written to the app; a slow app gets 504. The default is the
 //	                   gateway's upstream timeout (t.DefaultTimeout) when set, else DefaultTimeout
+//	read_timeout=60s   how long the app may stall in the middle of its response body (no byte at all;
+//	                   0 disables): the client's response is then aborted (a cut stream, never a
+//	                   complete-looking one) and the connection closed. The default is the gateway's
+//	                   upstream read timeout (t.ReadTimeout; negative there: no limit), else
+//	                   DefaultReadTimeout
 //	dial_timeout=5s    wait for the connection; a timeout gets 504, a refused connection 502
 //	param.NAME=value   send NAME=value with every request (repeatable with different names)
+//
+// The response head may not exceed t.MaxResponseHeaderBytes (DefaultMaxHeaderBytes when 0); a larger one
+// answers 502.
 //
 // scheme is the TCP scheme ("uwsgi"): scheme://host:port dials TCP and scheme+unix:///abs/path dials a unix
 // socket. Parameter names are limited to letters, digits, '_', '.' and '-'; CONTENT_LENGTH is refused
@@ -106,8 +129,22 @@ func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, 
 	if c.Timeout, err = opts.Duration("timeout", def); err != nil {
 		return c, err
 	}
+	readDef := DefaultReadTimeout
+	switch {
+	case t.ReadTimeout > 0:
+		readDef = t.ReadTimeout
+	case t.ReadTimeout < 0:
+		readDef = 0
+	}
+	if c.ReadTimeout, err = opts.Duration("read_timeout", readDef); err != nil {
+		return c, err
+	}
 	if c.DialTimeout, err = opts.Duration("dial_timeout", DefaultDialTimeout); err != nil {
 		return c, err
+	}
+	c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	if t.MaxResponseHeaderBytes > 0 {
+		c.MaxHeaderBytes = t.MaxResponseHeaderBytes
 	}
 	q, _ := url.ParseQuery(opts.Encode()) // Encode is sorted, so params keep a stable order
 	names := make([]string, 0, len(q))

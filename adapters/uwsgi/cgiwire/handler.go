@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/adapters/cgienv"
@@ -46,8 +45,10 @@ type Protocol struct {
 	EncodeRequest func(vars []cgienv.Param) ([]byte, error)
 	// ReadResponse reads one response head from br. The returned Response's Body reads the rest of the body
 	// from br and must fail (not return io.EOF) when the app's declared length is cut short. A 1xx
-	// response other than 101 is skipped by the caller, which then calls ReadResponse again.
-	ReadResponse func(br *bufio.Reader, req *http.Request) (*http.Response, error)
+	// response other than 101 is skipped by the caller, which then calls ReadResponse again. maxHead is the
+	// configured limit on the head's size: the Handler enforces it on br's source in any case (br then
+	// fails once the head cannot fit), a reader that counts lines itself may apply it too.
+	ReadResponse func(br *bufio.Reader, req *http.Request, maxHead int64) (*http.Response, error)
 }
 
 // Handler serves requests by sending them to one app over a fresh connection each.
@@ -56,11 +57,18 @@ type Protocol struct {
 // read first (held in memory up to SpoolMemory, then in an unlinked temp file) so CONTENT_LENGTH can be
 // sent, because these protocols frame the body by that variable alone.
 //
-// Failures before the response head: refused or reset connection and malformed head -> 502, timeout ->
-// 504, oversize variables -> 431, a broken client body -> 400 (413 for the gateway's body limit), client
-// gone -> no answer. After the head was sent, a failure aborts the response (http.ErrAbortHandler) so a
-// truncated body never looks complete. Each failure logs one line naming the app, the upstream and the
-// cause.
+// Limits on the app: Config.Timeout bounds its silence before the response head is complete (renewed
+// whenever a piece of the request body is written to it, so a slow upload is not held against it);
+// Config.MaxHeaderBytes bounds each response head; Config.ReadTimeout bounds each stall while the body
+// streams (no byte for that long), so an app hanging half-way through its body cannot hold the client and
+// the connection forever, while a slow but steady stream (heartbeats) lives.
+//
+// Failures before the response head: refused or reset connection, malformed or oversized head -> 502,
+// timeout -> 504, oversize variables -> 431, a broken client body -> 400 (413 for the gateway's body
+// limit), client gone -> no answer. After the head was sent, a failure (the app resetting, closing short of
+// its declared length, or stalling past ReadTimeout) aborts the response (http.ErrAbortHandler) so a
+// truncated body never looks complete, and the connection is closed. Each failure logs one line naming the
+// app, the upstream and the cause.
 type Handler struct {
 	cfg    Config
 	proto  Protocol
@@ -69,10 +77,14 @@ type Handler struct {
 	spoolMemory int64
 }
 
-// New returns a Handler for cfg speaking p. logger receives failure lines (slog.Default() when nil).
+// New returns a Handler for cfg speaking p. logger receives failure lines (slog.Default() when nil). A
+// cfg.MaxHeaderBytes of 0 means DefaultMaxHeaderBytes.
 func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	return &Handler{cfg: cfg, proto: p, logger: logger, spoolMemory: SpoolMemory}
 }
@@ -136,7 +148,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A cancelled request unblocks every read and write on the connection at once.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	_ = conn.SetDeadline(deadline)
+	up := &upstream{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout}
+	up.begin(deadline)
 
 	if _, err := conn.Write(head); err != nil {
 		conn.Close()
@@ -145,10 +158,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var (
-		headDone atomic.Bool
-		bodyMu   sync.Mutex
-		bodyErr  error
-		done     chan struct{}
+		bodyMu  sync.Mutex
+		bodyErr error
+		done    chan struct{}
 	)
 	if body != nil {
 		if req == r {
@@ -163,14 +175,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer close(done)
 			tr := &trackedReader{r: body}
-			_, _ = io.CopyBuffer(conn, tr, make([]byte, 32<<10))
+			_, _ = io.CopyBuffer(upstreamWriter{up}, tr, make([]byte, 32<<10))
 			if tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
 			}
 			bodyMu.Lock()
 			bodyErr = &clientBodyError{tr.err}
 			bodyMu.Unlock()
-			if headDone.Load() {
+			if up.headRead() {
 				// The app already answered; tell it no more input comes.
 				if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 					_ = cw.CloseWrite()
@@ -199,10 +211,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return bodyErr
 	}
 
-	br := bufio.NewReaderSize(conn, 16<<10)
+	br := bufio.NewReaderSize(up, 16<<10)
+	maxHead := h.cfg.MaxHeaderBytes
 	var resp *http.Response
 	for i := 0; ; i++ {
-		resp, err = h.proto.ReadResponse(br, req)
+		// Each head may take maxHead bytes; the raw reads stop one buffer past that, so an endless head
+		// is never held, and what the parser consumed is checked exactly once it is done.
+		base := up.n - int64(br.Buffered())
+		up.limit = base + maxHead + int64(br.Size())
+		resp, err = h.proto.ReadResponse(br, req, maxHead)
+		if up.overLimit || err == nil && up.n-int64(br.Buffered())-base > maxHead {
+			err = fmt.Errorf("%w: response head larger than %d bytes", ErrMalformedResponse, maxHead)
+		}
 		if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
 			err = fmt.Errorf("%w: status %d", ErrMalformedResponse, resp.StatusCode)
 		}
@@ -220,19 +240,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if be := clientBodyErr(); be != nil {
 			err = be
-		} else if !deadline.IsZero() && !time.Now().Before(deadline) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		} else if !errors.Is(err, ErrMalformedResponse) && up.headDeadlinePassed() && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// The protocol's reader may have flattened the timeout into its own error.
 			err = fmt.Errorf("%w (%v)", os.ErrDeadlineExceeded, err)
 		}
 		h.fail(w, r, "reading the response head", err)
 		return
 	}
-	headDone.Store(true)
-	_ = conn.SetDeadline(time.Time{})
-	if ctx.Err() != nil {
-		_ = conn.SetDeadline(time.Unix(1, 0))
-	}
-
+	up.limit = 0
+	up.bodyPhase()
 	hdr := w.Header()
 	copyHeader(hdr, resp.Header)
 	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
@@ -262,15 +278,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					h.attrs(r, 499, ctx.Err())...)
 				return
 			}
-			h.logger.LogAttrs(ctx, slog.LevelWarn, h.proto.Name+" response aborted: app failed mid-body",
-				h.attrs(r, resp.StatusCode, rerr)...)
-			panic(http.ErrAbortHandler)
+			msg := h.proto.Name + " response aborted: app failed mid-body"
+			if up.stalled {
+				msg = h.proto.Name + " response aborted: app stalled mid-body"
+				rerr = fmt.Errorf("no byte from the app for read_timeout %v: %w", h.cfg.ReadTimeout, rerr)
+			}
+			h.logger.LogAttrs(ctx, slog.LevelWarn, msg, h.attrs(r, resp.StatusCode, rerr)...)
+			panic(http.ErrAbortHandler) // the deferred Close drops the connection
 		}
 	}
 }
 
 // ReadHTTPResponse reads an HTTP/1.x response head from br with http.ReadResponse, refusing status codes
-// outside 100-999 (which ReadResponse lets through and http.ResponseWriter would panic on).
+// outside 100-999 (which ReadResponse lets through and http.ResponseWriter would panic on). It applies no
+// size limit of its own: under a Handler, the Handler's limit on br's source bounds the head.
 func ReadHTTPResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
@@ -330,6 +351,131 @@ func (h *Handler) attrs(r *http.Request, status int, err error) []slog.Attr {
 		slog.String("app", h.cfg.App), slog.String("upstream", h.cfg.Upstream()), slog.Int("status", status),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()),
 	}
+}
+
+// upstream is one request's app connection as both directions see it: the response reader reads through
+// it (counting bytes for the head limit and keeping the body's stall deadline) and the body writer writes
+// through upstreamWriter (renewing the head deadline as the upload progresses). Deadlines set here never
+// undo a cancellation: each is followed by a check of the request's context, whose AfterFunc expires them.
+type upstream struct {
+	conn    net.Conn
+	ctx     context.Context
+	timeout time.Duration // silence allowed before the head is complete (0: none)
+	stall   time.Duration // silence allowed while the body streams (0: none)
+
+	mu           sync.Mutex
+	headDone     bool
+	headDeadline time.Time // when the head is due (zero: no limit)
+
+	// Used only by the goroutine reading the response.
+	n         int64 // bytes read from conn
+	limit     int64 // while a head is read (> 0): reads stop at this count of bytes
+	overLimit bool  // a head hit limit
+	refreshed time.Time
+	stalled   bool // the body read failed on the stall deadline
+}
+
+// begin sets the deadline for sending the request head and reading the response head.
+func (u *upstream) begin(deadline time.Time) {
+	u.mu.Lock()
+	u.headDeadline = deadline
+	_ = u.conn.SetDeadline(deadline)
+	u.mu.Unlock()
+	u.keepCancelled()
+}
+
+// keepCancelled re-expires the connection's deadlines if the request was cancelled: a deadline set just
+// after the cancellation's AfterFunc ran would otherwise undo it.
+func (u *upstream) keepCancelled() {
+	if u.ctx.Err() != nil {
+		_ = u.conn.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// headRead reports whether the response head was read.
+func (u *upstream) headRead() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.headDone
+}
+
+// headDeadlinePassed reports whether the response head is overdue.
+func (u *upstream) headDeadlinePassed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return !u.headDeadline.IsZero() && !time.Now().Before(u.headDeadline)
+}
+
+// bodyPhase ends the head's deadline: from now on Read keeps the stall deadline.
+func (u *upstream) bodyPhase() {
+	u.mu.Lock()
+	u.headDone = true
+	_ = u.conn.SetReadDeadline(time.Time{})
+	u.mu.Unlock()
+	u.keepCancelled()
+}
+
+// stallSlack is how stale the body's read deadline may grow before Read renews it: renewing on every read
+// would cost a timer update per read, renewing at most every slack keeps a stall allowed between stall and
+// stall+slack.
+func (u *upstream) stallSlack() time.Duration {
+	return min(u.stall/8, 250*time.Millisecond)
+}
+
+func (u *upstream) Read(p []byte) (int, error) {
+	if u.limit > 0 {
+		if u.n >= u.limit {
+			u.overLimit = true
+			return 0, fmt.Errorf("%w: response head too large", ErrMalformedResponse)
+		}
+		if rest := u.limit - u.n; int64(len(p)) > rest {
+			p = p[:rest]
+		}
+	} else if u.stall > 0 {
+		if now := time.Now(); now.Sub(u.refreshed) >= u.stallSlack() {
+			u.refreshed = now
+			_ = u.conn.SetReadDeadline(now.Add(u.stall + u.stallSlack()))
+			u.keepCancelled()
+		}
+	}
+	n, err := u.conn.Read(p)
+	u.n += int64(n)
+	if err != nil && u.limit == 0 && u.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && u.ctx.Err() == nil {
+		u.stalled = true
+	}
+	return n, err
+}
+
+// upstreamWriter writes the request body to the app. Each write may take as long as the app's current
+// limit (timeout before the head, read_timeout after it; none when 0) and renews the head deadline: the
+// app's time to answer counts from the last piece of body it was sent.
+type upstreamWriter struct{ u *upstream }
+
+func (w upstreamWriter) Write(p []byte) (int, error) {
+	u := w.u
+	u.mu.Lock()
+	limit := u.stall
+	if !u.headDone {
+		limit = u.timeout
+	}
+	u.mu.Unlock()
+	if limit > 0 {
+		_ = u.conn.SetWriteDeadline(time.Now().Add(limit))
+	} else {
+		_ = u.conn.SetWriteDeadline(time.Time{})
+	}
+	u.keepCancelled()
+	n, err := u.conn.Write(p)
+	if err == nil && u.timeout > 0 {
+		u.mu.Lock()
+		if !u.headDone {
+			u.headDeadline = time.Now().Add(u.timeout)
+			_ = u.conn.SetReadDeadline(u.headDeadline)
+		}
+		u.mu.Unlock()
+		u.keepCancelled()
+	}
+	return n, err
 }
 
 type trackedReader struct {
