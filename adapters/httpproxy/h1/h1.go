@@ -302,7 +302,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		return fail(&noBytesError{err})
 	}
 	if t.ResponseHeaderTimeout > 0 {
-		pc.c.SetReadDeadline(time.Now().Add(t.ResponseHeaderTimeout))
+		setReadDeadline(ctx, pc, time.Now().Add(t.ResponseHeaderTimeout))
 	}
 	trace := httptrace.ContextClientTrace(ctx)
 	limit := t.maxHead()
@@ -346,11 +346,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		return fail(errStale408)
 	}
 	if t.ResponseHeaderTimeout > 0 {
-		pc.c.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
-			// the context ended between the head and clearing its deadline: keep the interruption
-			pc.c.SetDeadline(aLongTimeAgo)
-		}
+		setReadDeadline(ctx, pc, time.Time{})
 	}
 	resp := &http.Response{
 		Status:        h.status,
@@ -396,6 +392,16 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 	}
 	resp.Body = bd
 	return resp, nil
+}
+
+// setReadDeadline sets pc's read deadline without undoing an interruption by the context watch: the
+// context's error is set before its AfterFunc runs, so either the watch runs after this, or the check
+// below sees the error and interrupts again.
+func setReadDeadline(ctx context.Context, pc *pconn, d time.Time) {
+	pc.c.SetReadDeadline(d)
+	if ctx.Err() != nil {
+		pc.c.SetDeadline(aLongTimeAgo)
+	}
 }
 
 func unwrapNoBytes(err error) error {

@@ -80,7 +80,7 @@ func nextLine(s string) (line, rest string) {
 
 // head is a parsed response head.
 type head struct {
-	status     string // "200 OK"
+	status     string // "200 OK", or "200" when the app sent no reason phrase
 	code       int
 	major      int
 	minor      int
@@ -129,9 +129,6 @@ func parseHead(raw []byte) (*head, error) {
 	}
 	h.code = code
 	h.status = status
-	if len(status) == 3 {
-		h.status = statusString(code, status)
-	}
 	hdr, err := parseFields(rest)
 	if err != nil {
 		return nil, err
@@ -145,7 +142,12 @@ func parseHead(raw []byte) (*head, error) {
 		}
 	}
 	conn := hdr["Connection"]
-	h.close = hasToken(conn, "close") || (h.minor == 0 && !hasToken(conn, "keep-alive"))
+	h.close = hasToken(conn, "close")
+	if h.close {
+		delete(hdr, "Connection") // as net/http does
+	} else if h.minor == 0 && !hasToken(conn, "keep-alive") {
+		h.close = true
+	}
 
 	if te, ok := hdr["Transfer-Encoding"]; ok {
 		delete(hdr, "Transfer-Encoding")
@@ -276,14 +278,6 @@ func hasToken(vv []string, token string) bool {
 		}
 	}
 	return false
-}
-
-// statusString is "200 OK" for a status line without a reason phrase, like net/http.
-func statusString(code int, s string) string {
-	if t := http.StatusText(code); t != "" {
-		return s + " " + t
-	}
-	return s
 }
 
 func clip(s string) string {
