@@ -20,7 +20,13 @@
 //	timeout=60s         how long the app may stay silent before its response header is complete, counted
 //	                    from the start and renewed whenever a request record is sent (a slow upload is not a
 //	                    timeout, a slow script is): past it the client gets 504. Defaults to the gateway's
-//	                    upstream timeout, else 60s. The body after the header may take as long as it takes.
+//	                    upstream timeout, else 60s.
+//	read_timeout=60s    how long the app may stall (send no byte) in the middle of its response body:
+//	                    the client's response is then aborted (a cut stream, never a complete-looking one)
+//	                    and the connection closed, never returned to the pool. A body that keeps coming
+//	                    (an event stream with heartbeats) streams as long as it needs. 0 disables it.
+//	                    Defaults to the gateway's GATEWAY_UPSTREAM_READ_TIMEOUT (t.ReadTimeout; negative
+//	                    there: no limit), else DefaultReadTimeout.
 //	max_idle=2          idle keep-alive connections kept per app (0: FCGI_KEEP_CONN off, one connection per
 //	                    request). PHP-FPM binds a worker to every open connection, so keep max_idle below the
 //	                    pool's pm.max_children or idle connections starve new ones.
@@ -47,9 +53,10 @@
 // with CONTENT_LENGTH, because PHP-FPM hangs on body bytes without it. Bodies go out in STDIN records of up
 // to 65535 bytes while the response is read; the response streams to the client and is flushed whenever
 // reading on would wait. STDERR lines go to the log (at most 20 lines of 1 KiB per request). Failures: cannot
-// connect 502, silent past timeout 504, a garbled or truncated response before the header 502, after it the
-// response is aborted (http.ErrAbortHandler). A cancelled client closes the app connection (no ABORT_REQUEST
-// is sent: PHP-FPM ignores it).
+// connect 502, silent past timeout 504, a garbled or truncated response before the header 502, a response
+// head over t.MaxResponseHeaderBytes (default cgienv.DefaultMaxResponseHeaderBytes, 256 KiB) 502; after the
+// header, a failure or a stall past read_timeout aborts the response (http.ErrAbortHandler). A cancelled
+// client closes the app connection (no ABORT_REQUEST is sent: PHP-FPM ignores it).
 package fastcgi
 
 import (
@@ -68,6 +75,10 @@ import (
 
 // DefaultTimeout is the timeout when neither the option nor the gateway sets one.
 const DefaultTimeout = 60 * time.Second
+
+// DefaultReadTimeout is the stall limit on a response body when neither the read_timeout option nor the
+// gateway sets one.
+const DefaultReadTimeout = 60 * time.Second
 
 // DefaultMaxIdle is the default number of idle connections kept per app.
 const DefaultMaxIdle = 2
@@ -116,6 +127,19 @@ func New(t adapters.Target) (_ *Handler, err error) {
 	note(err)
 	if h.timeout == 0 {
 		h.timeout = def
+	}
+	stallDef := DefaultReadTimeout
+	switch {
+	case t.ReadTimeout > 0:
+		stallDef = t.ReadTimeout
+	case t.ReadTimeout < 0:
+		stallDef = 0
+	}
+	h.stall, err = o.Duration("read_timeout", stallDef)
+	note(err)
+	h.maxHead = cgienv.DefaultMaxResponseHeaderBytes
+	if t.MaxResponseHeaderBytes > 0 {
+		h.maxHead = t.MaxResponseHeaderBytes
 	}
 	maxIdle, err := o.Int("max_idle", DefaultMaxIdle, 0, 64)
 	note(err)

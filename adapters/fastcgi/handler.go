@@ -31,6 +31,8 @@ type Handler struct {
 	mount    string
 	scripts  *scripts // nil: plain responder mode
 	timeout  time.Duration
+	stall    time.Duration // read_timeout: the stall limit on the response body (0: none)
+	maxHead  int64         // the response head limit
 	keepConn bool
 	params   []cgienv.Param
 	pool     *pool
@@ -193,6 +195,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	x := &exchange{h: h, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
 	keep := false
 	defer func() {
+		c.sr.unwatch()
 		if keep {
 			h.pool.put(c)
 		} else {
@@ -244,7 +247,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	out := &stdout{rr: recordReader{br: c.br}, id: x.id, errlog: stderrLog{h: h, ctx: ctx}}
 	defer out.errlog.flush()
 	br := bufio.NewReaderSize(out, 4096)
-	head, err := cgienv.ReadResponseHeader(br)
+	head, err := cgienv.ReadResponseHeader(br, h.maxHead)
 	if err == nil && head.Status < 200 {
 		err = fmt.Errorf("%w: informational status %d as the final status", cgienv.ErrMalformedResponse, head.Status)
 	}
@@ -267,7 +270,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		h.fail(w, r, err)
 		return false
 	}
-	x.headerDone()
+	x.headerDone(ctx)
 	if ctx.Err() != nil {
 		c.nc.Close()
 		waitWriter()
@@ -333,9 +336,14 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		return false
 	}
 	if copyErr != nil {
-		c.nc.Close()
+		c.nc.Close() // never back to the pool: keep is false
 		waitWriter()
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "upstream response aborted",
+		msg := "upstream response aborted"
+		if c.sr.stalled {
+			msg = "upstream response aborted: app stalled mid-body"
+			copyErr = fmt.Errorf("no byte from the app for read_timeout %v: %w", h.stall, copyErr)
+		}
+		h.logger.LogAttrs(ctx, slog.LevelWarn, msg,
 			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.String("cause", copyErr.Error()))
 		panic(http.ErrAbortHandler)
@@ -387,12 +395,17 @@ func (x *exchange) extendHeaderDeadline() {
 	x.mu.Unlock()
 }
 
-// headerDone lifts the read deadline: a response body may stream for as long as it needs.
-func (x *exchange) headerDone() {
+// headerDone lifts the head's read deadline: from now on the connection's stallReader keeps the body's
+// stall limit (read_timeout), so a body may stream for as long as bytes keep coming.
+func (x *exchange) headerDone(ctx context.Context) {
 	x.mu.Lock()
 	x.gotHead = true
 	_ = x.c.nc.SetReadDeadline(time.Time{})
 	x.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = x.c.nc.SetDeadline(time.Unix(1, 0)) // keep the cancellation the line above may have undone
+	}
+	x.c.sr.watch(ctx, x.h.stall)
 }
 
 // writeRequest sends BEGIN_REQUEST, the PARAMS stream and the STDIN stream. A failure closes the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -18,6 +19,7 @@ const idleTimeout = 30 * time.Second
 // request on the same connection is recognised as a protocol error instead of being read as this one's.
 type conn struct {
 	nc     net.Conn
+	sr     *stallReader // br's source
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	nextID uint16
@@ -70,7 +72,50 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	sr := &stallReader{nc: nc}
+	return &conn{nc: nc, sr: sr, br: bufio.NewReaderSize(sr, 32<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+}
+
+// stallReader is the read side of a connection under its bufio.Reader. While a response body is read
+// (between watch and unwatch) every read from the socket first makes sure the read deadline lies at least
+// stall ahead, so an app that sends no byte for stall fails the read with os.ErrDeadlineExceeded (and
+// stalled is set), while one that keeps trickling lives. The deadline is renewed only when it is older
+// than a fraction of stall (at most 250ms), which keeps the cost of a timer update off most reads; the
+// allowed stall is then between stall and stall plus that fraction. It is used by the goroutine reading
+// the response only.
+type stallReader struct {
+	nc        net.Conn
+	ctx       context.Context // the request being answered: a renewed deadline must not undo its cancellation
+	stall     time.Duration   // 0: no limit (and no deadline is touched)
+	refreshed time.Time
+	stalled   bool
+}
+
+// watch starts the stall limit for the response body of the request with context ctx (stall 0: none).
+func (s *stallReader) watch(ctx context.Context, stall time.Duration) {
+	s.ctx, s.stall, s.refreshed, s.stalled = ctx, stall, time.Time{}, false
+}
+
+// unwatch ends the stall limit; the connection's deadlines are left to its next user.
+func (s *stallReader) unwatch() { s.ctx, s.stall = nil, 0 }
+
+func (s *stallReader) slack() time.Duration { return min(s.stall/8, 250*time.Millisecond) }
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.stall > 0 {
+		if now := time.Now(); now.Sub(s.refreshed) >= s.slack() {
+			s.refreshed = now
+			_ = s.nc.SetReadDeadline(now.Add(s.stall + s.slack()))
+			if s.ctx.Err() != nil {
+				_ = s.nc.SetDeadline(time.Unix(1, 0)) // the cancellation's AfterFunc may have run just before
+			}
+		}
+	}
+	n, err := s.nc.Read(p)
+	if err != nil && s.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil {
+		s.stalled = true
+	}
+	return n, err
 }
 
 // put returns a connection whose last request ended cleanly; it is closed when the pool is full or closed.
