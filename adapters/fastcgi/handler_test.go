@@ -341,6 +341,19 @@ func TestFailures(t *testing.T) {
 			status: 502,
 		},
 		{
+			name: "a response head over the limit is a 502",
+			answer: func(c net.Conn, id uint16) {
+				line := "X-Big: " + strings.Repeat("b", 1000) + "\r\n"
+				for i := 0; i < 300; i++ { // 300 KiB in records of one line each: over the 256 KiB default
+					if _, err := c.Write(records(id, typeStdout, line)); err != nil {
+						return // the gateway gave up, as it should
+					}
+				}
+				c.Write(records(id, typeStdout, "\r\nok", typeEndRequest, endOK))
+			},
+			status: 502, logWant: "header block larger than 262144 bytes",
+		},
+		{
 			name: "stderr is logged and the response still served",
 			answer: func(c net.Conn, id uint16) {
 				c.Write(records(id, typeStderr, "PHP Warning: one\nPHP Warning: two", typeStdout, "Status: 404 Not Found\r\n\r\nnope", typeEndRequest, endOK))
@@ -475,6 +488,8 @@ func TestFactoryOptions(t *testing.T) {
 		{name: "a unix app without a path is refused", app: "fastcgi+unix://", wantErr: "fastcgi+unix:///"},
 		{name: "a TCP app with a path is refused", app: "fastcgi://127.0.0.1:9000/x", wantErr: "host:port"},
 		{name: "an unknown option is refused", app: "fastcgi://127.0.0.1:9000?colour=red", wantErr: "colour"},
+		{name: "read_timeout is accepted", app: "fastcgi://127.0.0.1:9000?read_timeout=5s"},
+		{name: "a negative read_timeout is refused", app: "fastcgi://127.0.0.1:9000?read_timeout=-1s", wantErr: "read_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -494,6 +509,107 @@ func TestFactoryOptions(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadTimeoutAndHeadLimitDefaults(t *testing.T) {
+	tests := []struct {
+		name        string
+		query       string
+		gateway     time.Duration // Target.ReadTimeout
+		gatewayHead int64         // Target.MaxResponseHeaderBytes
+		stall       time.Duration
+		maxHead     int64
+	}{
+		{name: "without option or gateway setting the stall limit is 60s and the head limit 256 KiB", stall: DefaultReadTimeout, maxHead: 256 << 10},
+		{name: "the gateway's read timeout and head limit are the defaults", gateway: 7 * time.Second, gatewayHead: 1 << 20, stall: 7 * time.Second, maxHead: 1 << 20},
+		{name: "a gateway read timeout turned off means no stall limit", gateway: -1, stall: 0, maxHead: 256 << 10},
+		{name: "the app's read_timeout beats the gateway's", query: "?read_timeout=2s", gateway: 7 * time.Second, stall: 2 * time.Second, maxHead: 256 << 10},
+		{name: "read_timeout=0 turns the limit off", query: "?read_timeout=0s", gateway: 7 * time.Second, stall: 0, maxHead: 256 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := adapters.NewRegistry(slog.New(slog.DiscardHandler))
+			reg.MustRegister(Kind())
+			tgt, _, err := reg.Parse("fastcgi://127.0.0.1:9000" + tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.ReadTimeout, tgt.MaxResponseHeaderBytes = tt.gateway, tt.gatewayHead
+			h, err := reg.Build(tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.(*Handler).Close()
+			if got := h.(*Handler); got.stall != tt.stall || got.maxHead != tt.maxHead {
+				t.Fatalf("stall %v, head limit %d; want %v, %d", got.stall, got.maxHead, tt.stall, tt.maxHead)
+			}
+		})
+	}
+}
+
+// TestReadTimeoutCutsAStalledBody: read_timeout is a stall limit on the response body. An app that stops
+// sending mid-body gets its client's stream cut (never a complete-looking answer) and its connection
+// closed (not parked in the pool); an app that keeps sending, however slowly, is never cut.
+func TestReadTimeoutCutsAStalledBody(t *testing.T) {
+	const limit = 250 * time.Millisecond
+	tests := []struct {
+		name  string
+		opts  string
+		pause time.Duration // between body pieces; -1: hang until the gateway closes the connection
+		count int           // pieces after the first
+		cut   bool
+	}{
+		{name: "an app silent mid-body past read_timeout is cut and its connection closed", opts: "?max_idle=2&read_timeout=" + limit.String(), pause: -1, cut: true},
+		{name: "a stream with heartbeats more often than read_timeout is never cut", opts: "?max_idle=2&read_timeout=" + limit.String(), pause: limit / 4, count: 16},
+		{name: "read_timeout=0 lets a body pause longer than the test's limit", opts: "?read_timeout=0", pause: 2 * limit, count: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			appClosed := make(chan struct{})
+			app := rawApp(t, func(c net.Conn, id uint16) {
+				c.Write(records(id, typeStdout, "Content-Type: text/plain\r\n\r\nfirst;"))
+				if tt.pause < 0 {
+					io.Copy(io.Discard, c) // until the gateway closes the connection
+					close(appClosed)
+					return
+				}
+				for i := 0; i < tt.count; i++ {
+					time.Sleep(tt.pause) // the app's own pace, not a synchronisation
+					c.Write(records(id, typeStdout, "beat;"))
+				}
+				c.Write(records(id, typeEndRequest, endOK))
+			})
+			_, srv, logs := gateway(t, app+tt.opts, "")
+			start := time.Now()
+			resp, err := http.Get(srv.URL + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if !tt.cut {
+				if err != nil || resp.StatusCode != 200 || string(body) != "first;"+strings.Repeat("beat;", tt.count) {
+					t.Fatalf("status %d body %q err %v, want the whole stream", resp.StatusCode, body, err)
+				}
+				return
+			}
+			if resp.StatusCode != 200 || err == nil || string(body) != "first;" {
+				t.Fatalf("status %d body %q err %v, want a 200 whose body breaks off after the first piece", resp.StatusCode, body, err)
+			}
+			if took < limit || took > limit+3*time.Second {
+				t.Errorf("cut after %v, want it soon after read_timeout %v", took, limit)
+			}
+			select {
+			case <-appClosed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stalled connection is still open (kept in the pool?)")
+			}
+			if l := logs.String(); !strings.Contains(l, "stalled mid-body") || !strings.Contains(l, "read_timeout") || !strings.Contains(l, `app="`+app) || !strings.Contains(l, "upstream=unix:") {
+				t.Errorf("log lacks the stall line naming the app:\n%s", l)
 			}
 		})
 	}
