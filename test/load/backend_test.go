@@ -79,6 +79,11 @@ func startBackend(t *testing.T) *backendProc {
 	return p
 }
 
+// app is the APP URL of the app in role, with a generous dial timeout: 2,000 dials at once on a machine
+// starved by parallel test packages were seen to take over the default 5s (a 504 then), a matter of speed,
+// which these tests do not assert.
+func (p *backendProc) app(role string) string { return p.urls[role] + "?dial_timeout=30s" }
+
 // call makes a control request and fails the test unless it answers 200.
 func (p *backendProc) call(t *testing.T, method, path string) string {
 	t.Helper()

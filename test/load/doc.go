@@ -6,13 +6,14 @@
 //     delegate (GET and POST, body replayed), a strip_prefix HTTP route (GET and echoed POST), a file://
 //     route and a status: route, for a bounded count and time, and checks every answer's status and full
 //     body (each body names the app and the path, so a crossed answer is caught); the second half runs
-//     through five configuration reloads (SIGHUP). No request may fail, the gateway may log no warning or
+//     through three configuration reloads (SIGHUP). No request may fail, the gateway may log no warning or
 //     error, its resident memory after the second half stays within a generous bound of the memory after
 //     the warm-up, and its goroutine and open-connection counts return to the baseline once the clients
 //     and the apps' connections are gone.
-//   - TestSIGTERMUnderLoadCompletesEveryRequestInFlight: 2,000 requests held in flight by the app, SIGTERM,
-//     then: the listener is closed (new connections refused), idle keep-alive connections are closed cleanly,
-//     every held request gets its complete answer once the app releases it, and the gateway exits 0.
+//   - TestSIGTERMUnderLoadCompletesEveryRequestInFlight: 2,000 requests held in flight by the app (half
+//     before the answer's head, half in the middle of its body), SIGTERM, then: the listener is closed (new
+//     connections refused), idle keep-alive connections are closed cleanly, every held request gets its
+//     complete answer once the app releases it, its connection is then closed, and the gateway exits 0.
 //   - TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed: with GATEWAY_MAX_CONNS=1000 and 1,000
 //     clients holding their connections, 1,000 more are each refused (a 503, or a plain close past the few
 //     the gateway answers), none served or left hanging; the admitted keep being served, and once they

@@ -20,9 +20,9 @@ import (
 // 404, an HTTP route with strip_prefix, a static file route over dir, and a status route.
 func mixedEnv(be *backendProc, dir string) []string {
 	return []string{
-		"GATEWAY_PRIMARY=" + be.urls["primary"],
-		"GATEWAY_DELEGATES=" + be.urls["delegate"],
-		"GATEWAY_ROUTES=/api/=" + be.urls["api"] + "?strip_prefix=true" +
+		"GATEWAY_PRIMARY=" + be.app("primary"),
+		"GATEWAY_DELEGATES=" + be.app("delegate"),
+		"GATEWAY_ROUTES=/api/=" + be.app("api") + "&strip_prefix=true" +
 			",/static/=file://" + dir +
 			",/denied/=status:403?body=" + deniedBody[:len(deniedBody)-1],
 	}
@@ -47,7 +47,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 		clients      = 2000
 		maxPerClient = 300             // count bound of the run
 		secondHalf   = 2 * time.Second // time bound of the run after the warm-up
-		reloads      = 5               // SIGHUPs during the second half
+		reloads      = 3               // SIGHUPs during the second half
 	)
 	be := startBackend(t)
 	dir := t.TempDir()
@@ -181,7 +181,7 @@ func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
 	needLoad(t)
 	const held, idle = 2000, 100
 	be := startBackend(t)
-	g := startGateway(t, "GATEWAY_PRIMARY="+be.urls["primary"], "GATEWAY_SHUTDOWN_TIMEOUT=30s", "GATEWAY_ADMIN_ADDR=")
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"), "GATEWAY_SHUTDOWN_TIMEOUT=30s", "GATEWAY_ADMIN_ADDR=")
 
 	// Every client opens its keep-alive connection with one answered request.
 	clients := make([]*client, held+idle)
@@ -213,8 +213,12 @@ func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c := clients[i]
-			path := fmt.Sprintf("/hold/c%d", i)
-			p := &probe{"hold", "GET", path, nil, 200, payload("primary", path, 2000)}
+			// Half the answers are held before their head, half in the middle of their body.
+			path, query := fmt.Sprintf("/hold/c%d", i), ""
+			if i%2 == 1 {
+				query = "?mid=1"
+			}
+			p := &probe{"hold", "GET", path + query, nil, 200, payload("primary", path, 2000)}
 			if err := c.send(p); err != nil {
 				results[i] = err
 				return
@@ -223,8 +227,8 @@ func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
 			switch {
 			case err != nil:
 				results[i] = err
-			case !closing:
-				results[i] = errors.New("an answer during the drain lacks Connection: close")
+			case !closing && query == "": // (a head sent before SIGTERM could not say it)
+				results[i] = errors.New("an answer whose head was sent during the drain lacks Connection: close")
 			default:
 				results[i] = c.expectEOF(hangBound) // and the gateway then closes the connection
 			}
@@ -312,7 +316,7 @@ func TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed(t *testing.T)
 	needLoad(t)
 	const limit = 1000
 	be := startBackend(t)
-	g := startGateway(t, "GATEWAY_PRIMARY="+be.urls["primary"], fmt.Sprintf("GATEWAY_MAX_CONNS=%d", limit), "GATEWAY_MAX_CONNS_PER_CLIENT=0")
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"), fmt.Sprintf("GATEWAY_MAX_CONNS=%d", limit), "GATEWAY_MAX_CONNS_PER_CLIENT=0")
 	admin := &http.Client{Timeout: 30 * time.Second}
 	defer admin.CloseIdleConnections()
 	const open, refused = "switchyard_connections_open", `switchyard_connections_refused_total{reason="total"}`

@@ -6,7 +6,9 @@
 // The apps:
 //
 //	primary   /p/...     200 Payload("primary", path, size)
-//	          /hold/...  counts the arrival, waits for the release gate, then 200 Payload("primary", path, 2000)
+//	          /hold/...  counts the arrival, waits for the release gate, then 200 Payload("primary", path, 2000);
+//	                     with mid=1 the head and the first half of the body are sent (and flushed) before
+//	                     the arrival is counted, the rest after the release
 //	          else       404 (so the gateway passes the request on to the delegate; a POST body is left unread)
 //	delegate  POST       200 Echoed("delegate", body)
 //	          else       200 Payload("delegate", path, size)
@@ -129,6 +131,14 @@ func (a *Apps) primary(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/p/"):
 		send(w, r, Payload("primary", r.URL.Path, querySize(r)))
 	case strings.HasPrefix(r.URL.Path, "/hold/"):
+		body := Payload("primary", r.URL.Path, 2000)
+		mid := r.URL.Query().Get("mid") == "1"
+		if mid { // the head and the first half now, the rest on release
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body[:len(body)/2])
+			http.NewResponseController(w).Flush()
+		}
 		a.mu.Lock()
 		a.arrived++
 		close(a.changed)
@@ -136,8 +146,13 @@ func (a *Apps) primary(w http.ResponseWriter, r *http.Request) {
 		a.mu.Unlock()
 		select {
 		case <-a.release:
-			send(w, r, Payload("primary", r.URL.Path, 2000))
 		case <-r.Context().Done():
+			return
+		}
+		if mid {
+			w.Write(body[len(body)/2:])
+		} else {
+			send(w, r, body)
 		}
 	default:
 		http.Error(w, "primary: nothing at "+r.URL.Path, http.StatusNotFound)
