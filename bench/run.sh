@@ -279,7 +279,7 @@ us() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
 
 results=$tmp/results.txt
 : >"$results"
-# measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors".
+# measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors kinds".
 measure() {
   local scen=$1 front=$2 round=$3 url args out rps p50 p99 bad
   case $scen in
@@ -293,10 +293,12 @@ measure() {
   rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
   p50=$(us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
   p99=$(us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-  bad=$(awk '/^ *Non-2xx or 3xx responses:/ { n += $NF }
-    /^ *Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
-  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad" >>"$results"
-  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad"
+  # errors: non-2xx answers plus socket errors (wrk's timeout is 2 s per request); kinds for the raw runs
+  read -r bad kinds < <(awk '/^ *Non-2xx or 3xx responses:/ { s = $NF; n += s }
+    /^ *Socket errors:/ { gsub(/,/, ""); c = $4; r = $6; w = $8; t = $10; n += c + r + w + t }
+    END { printf "%d non2xx=%d,connect=%d,read=%d,write=%d,timeout=%d\n", n, s, c, r, w, t }' <<<"$out")
+  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds" >>"$results"
+  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds)"
 }
 
 scenarios=(lat1 get64 big16 post16 cascade64)
@@ -513,7 +515,8 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   fi
   echo "- Flat RSS while streaming $stream_size (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
   echo
-  echo "Raw runs (scenario, front, round, req/s, p50 µs, p99 µs, errors):"
+  echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds; wrk counts a request"
+  echo "slower than 2 s as a timeout error):"
   echo
   echo '```'
   cat "$results"
