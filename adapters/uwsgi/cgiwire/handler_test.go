@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -63,11 +64,20 @@ func fakeApp(t *testing.T, serve func(c net.Conn, body io.Reader)) string {
 
 func handler(t *testing.T, app string, logs io.Writer) http.Handler {
 	t.Helper()
+	return handlerFor(t, app, logs, nil)
+}
+
+// handlerFor builds app's handler after edit (when not nil) changed its target.
+func handlerFor(t *testing.T, app string, logs io.Writer, edit func(*adapters.Target)) http.Handler {
+	t.Helper()
 	reg := adapters.NewRegistry(slog.New(slog.NewTextHandler(logs, nil)))
 	reg.MustRegister(uwsgi.Kind())
 	target, _, err := reg.Parse(app)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&target)
 	}
 	h, err := reg.Build(target)
 	if err != nil {
@@ -189,4 +199,230 @@ func TestAnEarlyAnswerDoesNotWaitForASlowUpload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadTimeoutCutsAStalledBody: read_timeout is a stall limit on the response body. An app that stops
+// sending mid-body gets its client's stream cut (never a complete-looking answer) and its connection
+// closed; an app that keeps sending, however slowly, is never cut.
+func TestReadTimeoutCutsAStalledBody(t *testing.T) {
+	const limit = 250 * time.Millisecond
+	tests := []struct {
+		name    string
+		opts    string
+		head    string
+		pause   time.Duration // between body pieces; -1: hang until the gateway closes the connection
+		count   int           // pieces after the first
+		cut     bool
+		gateway time.Duration // Target.ReadTimeout
+	}{
+		{name: "an app silent mid-body past read_timeout is cut and its connection closed", opts: "?read_timeout=" + limit.String(),
+			head: "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", pause: -1, cut: true},
+		{name: "an app silent mid-body of unknown length is cut too, not ended as if complete", opts: "?read_timeout=" + limit.String(),
+			head: "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", pause: -1, cut: true},
+		{name: "an app silent right after its head is cut", opts: "?read_timeout=" + limit.String(),
+			head: "HTTP/1.0 200 OK\r\n\r\n", pause: -1, cut: true},
+		{name: "the gateway's read timeout applies without the option", gateway: limit,
+			head: "HTTP/1.0 200 OK\r\n\r\n", pause: -1, cut: true},
+		{name: "an event stream with heartbeats more often than read_timeout is never cut", opts: "?read_timeout=" + limit.String(),
+			head: "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", pause: limit / 4, count: 16},
+		{name: "read_timeout=0 lets a body pause longer than the gateway's limit", opts: "?read_timeout=0", gateway: limit,
+			head: "HTTP/1.0 200 OK\r\n\r\n", pause: 2 * limit, count: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			appClosed := make(chan struct{})
+			first := "first;"
+			if strings.HasSuffix(tt.name, "right after its head is cut") {
+				first = ""
+			}
+			app := fakeApp(t, func(c net.Conn, _ io.Reader) {
+				io.WriteString(c, tt.head+first)
+				if tt.pause < 0 {
+					io.Copy(io.Discard, c) // until the gateway closes the connection
+					close(appClosed)
+					return
+				}
+				for i := 0; i < tt.count; i++ {
+					time.Sleep(tt.pause) // the app's own pace, not a synchronisation
+					io.WriteString(c, "beat;")
+				}
+			})
+			var logs syncBuffer
+			h := handlerFor(t, app+tt.opts, &logs, func(tg *adapters.Target) { tg.ReadTimeout = tt.gateway })
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			start := time.Now()
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(srv.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if !tt.cut {
+				if err != nil || resp.StatusCode != 200 || string(body) != first+strings.Repeat("beat;", tt.count) {
+					t.Fatalf("status %d body %q err %v, want the whole stream", resp.StatusCode, body, err)
+				}
+				return
+			}
+			if resp.StatusCode != 200 || err == nil || string(body) != first {
+				t.Fatalf("status %d body %q err %v, want a 200 whose body breaks off after %q", resp.StatusCode, body, err, first)
+			}
+			if took < limit || took > limit+3*time.Second {
+				t.Errorf("cut after %v, want it soon after read_timeout %v", took, limit)
+			}
+			select {
+			case <-appClosed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stalled connection is still open")
+			}
+			if l := logs.String(); !strings.Contains(l, "stalled mid-body") || !strings.Contains(l, "read_timeout") || !strings.Contains(l, "upstream=unix:") {
+				t.Errorf("log lacks the stall line naming the upstream:\n%s", l)
+			}
+		})
+	}
+}
+
+// TestResponseHeadLimit: a response head larger than the limit answers 502, and an endless one is not
+// held: the gateway stops reading and closes the connection.
+func TestResponseHeadLimit(t *testing.T) {
+	headers := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "X-Big-%d: %s\r\n", i, strings.Repeat("b", 1000))
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name   string
+		head   string // after the status line; "" with endless: headers until the gateway closes
+		limit  int64  // Target.MaxResponseHeaderBytes (0: the default 256 KiB)
+		status int
+	}{
+		{name: "a 200 KiB head passes the default limit", head: headers(200), status: 200},
+		{name: "a 300 KiB head answers 502", head: headers(300), status: 502},
+		{name: "an endless head answers 502", status: 502},
+		{name: "a head over a configured 4 KiB limit answers 502", head: headers(5), limit: 4096, status: 502},
+		{name: "a 300 KiB head passes a configured 1 MiB limit", head: headers(300), limit: 1 << 20, status: 200},
+		{name: "a head that fits the limit with its informational heads passes", head: "X-A: 1\r\n", limit: 4096, status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fakeApp(t, func(c net.Conn, _ io.Reader) {
+				bw := bufio.NewWriter(c)
+				if strings.Contains(tt.name, "informational") {
+					bw.WriteString("HTTP/1.1 103 Early Hints\r\nLink: " + strings.Repeat("l", 3000) + "\r\n\r\n")
+				}
+				bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+				if tt.head == "" {
+					for i := 0; ; i++ {
+						if _, err := fmt.Fprintf(bw, "X-Endless-%d: %s\r\n", i, strings.Repeat("e", 1000)); err != nil {
+							return // the gateway closed the connection
+						}
+					}
+				}
+				bw.WriteString(tt.head + "\r\nok")
+				bw.Flush()
+			})
+			var logs syncBuffer
+			h := handlerFor(t, app, &logs, func(tg *adapters.Target) { tg.MaxResponseHeaderBytes = tt.limit })
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d", rec.Code, tt.status)
+			}
+			if tt.status == 200 && rec.Body.String() != "ok" {
+				t.Fatalf("body %q", rec.Body)
+			}
+			if tt.status == 502 && !strings.Contains(logs.String(), "response head larger than") {
+				t.Errorf("log lacks the cause:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestTimeoutCountsFromTheLastPieceOfUpload: the head timeout is renewed whenever a piece of the request
+// body reaches the app, so an upload slower than the timeout is not the app's delay; the app's own
+// silence after the upload still is.
+func TestTimeoutCountsFromTheLastPieceOfUpload(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	tests := []struct {
+		name     string
+		appPause time.Duration // after reading the body, before answering
+		status   int
+	}{
+		{name: "an upload slower than the timeout is answered", status: 200},
+		{name: "an app silent past the timeout after the upload answers 504", appPause: 5 * timeout, status: 504},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fakeApp(t, func(c net.Conn, body io.Reader) {
+				n, _ := io.CopyN(io.Discard, body, 8)
+				if tt.appPause > 0 {
+					select {
+					case <-time.After(tt.appPause):
+					case <-readClosed(c):
+					}
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", n)
+			})
+			var logs syncBuffer
+			h := handler(t, app+"?timeout="+timeout.String(), &logs)
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			pr, pw := io.Pipe()
+			go func() {
+				for i := 0; i < 8; i++ { // 8 bytes over 8 × timeout/3: longer than the timeout
+					time.Sleep(timeout / 3) // the client's pace, not a synchronisation
+					if _, err := pw.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+				pw.Close()
+			}()
+			defer pr.Close()
+			req, _ := http.NewRequest("POST", srv.URL+"/", pr)
+			req.ContentLength = 8
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || tt.status == 200 && string(body) != "8" {
+				t.Fatalf("got %d %q, want %d\n%s", resp.StatusCode, body, tt.status, logs.String())
+			}
+		})
+	}
+}
+
+// readClosed returns a channel closed when c's peer closes (or c fails).
+func readClosed(c net.Conn) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, c)
+		close(ch)
+	}()
+	return ch
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
