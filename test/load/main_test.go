@@ -92,7 +92,8 @@ type gatewayProc struct {
 }
 
 // startGateway runs the built gateway with env (plus a JSON log, loopback listeners on free ports, a 60s
-// header timeout and connection caps at 4000), waits for its "gateway listening" line, and kills it when the test ends.
+// header timeout and connection caps at 4000), waits for its "gateway listening" line, and kills it when
+// the test ends.
 func startGateway(t *testing.T, env ...string) *gatewayProc {
 	t.Helper()
 	full := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
@@ -118,8 +119,8 @@ func startGateway(t *testing.T, env ...string) *gatewayProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if max, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(max))); err == nil {
+	if limit, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(limit))); err == nil {
 			syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), fSetPipeSize, uintptr(n))
 		}
 	}
