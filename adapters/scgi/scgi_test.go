@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -309,7 +310,32 @@ func TestAgainstAFakeSCGIServer(t *testing.T) {
 		body      string
 		header    map[string]string
 		truncated bool
+		opts      string
 	}{
+		{name: "a CGI-style head over the 256 KiB default answers 502", status: 502,
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
+				for i := 0; i < 300; i++ {
+					if _, err := fmt.Fprintf(c, "X-Big-%d: %s\r\n", i, strings.Repeat("b", 1000)); err != nil {
+						return // the gateway gave up reading, as it should
+					}
+				}
+				io.WriteString(c, "\r\nok")
+			}},
+		{name: "an HTTP head over the 256 KiB default answers 502", status: 502,
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+				for i := 0; i < 300; i++ {
+					if _, err := fmt.Fprintf(c, "X-Big-%d: %s\r\n", i, strings.Repeat("b", 1000)); err != nil {
+						return
+					}
+				}
+				io.WriteString(c, "\r\nok")
+			}},
+		{name: "a CGI body stalling past read_timeout aborts the response", status: 200, truncated: true, opts: "?read_timeout=200ms",
+			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
+				io.WriteString(c, "Content-Type: text/plain\r\n\r\nfirst")
+				io.Copy(io.Discard, c) // silent until the gateway closes the connection
+			}},
 		{name: "a CGI-style head with Status sets the status and headers", status: 404, body: "nope", header: map[string]string{"X-A": "1"},
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
 				io.WriteString(c, "Status: 404 Not Found\r\nX-A: 1\r\nContent-Type: text/plain\r\n\r\nnope")
@@ -341,7 +367,7 @@ func TestAgainstAFakeSCGIServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, _ := gateway(t, fakeSCGI(t, tt.serve), "")
+			srv, _ := gateway(t, fakeSCGI(t, tt.serve)+tt.opts, "")
 			method := tt.method
 			var body io.Reader
 			if method == "" {
@@ -385,7 +411,7 @@ func TestTargets(t *testing.T) {
 		ok   bool
 	}{
 		{name: "a TCP address with a port is accepted", app: "scgi://127.0.0.1:4000", ok: true},
-		{name: "a unix socket with options is accepted", app: "scgi+unix:///run/a.sock?timeout=1s&dial_timeout=1s&param.X=y", ok: true},
+		{name: "a unix socket with options is accepted", app: "scgi+unix:///run/a.sock?timeout=1s&read_timeout=2s&dial_timeout=1s&param.X=y", ok: true},
 		{name: "a configured SCGI variable is refused", app: "scgi://h:1?param.SCGI=2"},
 		{name: "a configured CONTENT_LENGTH is refused", app: "scgi://h:1?param.CONTENT_LENGTH=2"},
 		{name: "a configured value with a NUL is refused", app: "scgi://h:1?param.X=a%00b"},

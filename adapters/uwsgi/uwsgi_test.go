@@ -465,7 +465,7 @@ func TestTargets(t *testing.T) {
 	}{
 		{name: "a TCP address with a port is accepted", app: "uwsgi://127.0.0.1:3031", ok: true},
 		{name: "a unix socket path is accepted", app: "uwsgi+unix:///run/app.sock", ok: true},
-		{name: "all options are accepted", app: "uwsgi://h:1?timeout=5s&dial_timeout=1s&modifier1=5&param.UWSGI_APPID=a", ok: true},
+		{name: "all options are accepted", app: "uwsgi://h:1?timeout=5s&read_timeout=2s&dial_timeout=1s&modifier1=5&param.UWSGI_APPID=a", ok: true},
 		{name: "a TCP address without a port is refused", app: "uwsgi://127.0.0.1"},
 		{name: "a path after the TCP address is refused", app: "uwsgi://127.0.0.1:1/x"},
 		{name: "a relative unix path is refused", app: "uwsgi+unix:app.sock"},
