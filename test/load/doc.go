@@ -18,6 +18,10 @@
 //     clients holding their connections, 1,000 more are each refused (a 503, or a plain close past the few
 //     the gateway answers), none served or left hanging; the admitted keep being served, and once they
 //     leave the gateway's open count is back to zero and a new 1,000 are admitted.
+//   - TestAppClosingKeepAliveConnectionsCostsNoRequest: 1,000 clients send GETs and PUTs to an app that
+//     closes its keep-alive connections after 30ms idle and after every fifth answer; every request gets
+//     its answer (the gateway retries idempotent requests whose reused connection was stale) and the
+//     clients keep their connections.
 //
 // The gateway (./cmd/gateway) and the apps (./test/load/backend, package internal/loadapp) are built once per
 // test binary without -race: they run as separate processes, the gateway's memory figures must be those of

@@ -1,5 +1,5 @@
 // Command backend runs the load tests' apps (package loadapp) on the listeners it inherits as file
-// descriptors 3 to 6 (primary, delegate, api, control), until SIGTERM or SIGINT. The load tests build and
+// descriptors from 3 on (one per loadapp.Roles), until SIGTERM or SIGINT. The load tests build and
 // start it; it is not meant to be run by hand.
 package main
 

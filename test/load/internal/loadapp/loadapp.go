@@ -1,7 +1,7 @@
 // Package loadapp owns the apps the load tests put behind the gateway, and the exact answers they give, so
 // that the tests can check every byte a client receives. The apps run in their own process
 // (test/load/backend, built without -race so that they cost the machine little next to the gateway); the
-// test hands them their listeners as inherited file descriptors 3 to 6, in the order of Roles.
+// test hands them their listeners as inherited file descriptors from 3 on, in the order of Roles.
 //
 // The apps:
 //
@@ -13,10 +13,13 @@
 //	delegate  POST       200 Echoed("delegate", body)
 //	          else       200 Payload("delegate", path, size)
 //	api       POST /echo 200 Echoed("api", body); else 200 Payload("api", path, size)
+//	churn     PUT        200 Echoed("churn", body); else 200 Payload("churn", path, size). It closes its
+//	                     keep-alive connections after ChurnIdle idle, and every ChurnCloseEvery-th answer
+//	                     says Connection: close: the gateway's pooled connections go stale all the time.
 //	control   GET /wait?n=N     answers "N arrived" once N held requests have arrived (blocks until then)
 //	          POST /release     lets every held request (and every later one) answer
-//	          POST /close-idle  closes the three apps' idle keep-alive connections, and keeps new ones from idling
-//	          GET /stats        "primary=N delegate=N api=N": connections each app accepted so far
+//	          POST /close-idle  closes the apps' idle keep-alive connections, and keeps new ones from idling
+//	          GET /stats        "primary=N delegate=N api=N churn=N": connections each app accepted so far
 //
 // size is the query's size parameter (default 100, at most 1 MiB); chunked=1 sends the body without
 // Content-Length, in three flushed pieces.
@@ -35,7 +38,13 @@ import (
 )
 
 // Roles names the apps, in the order of their listeners.
-var Roles = []string{"primary", "delegate", "api", "control"}
+var Roles = []string{"primary", "delegate", "api", "churn", "control"}
+
+// The churn app's connection turnover.
+const (
+	ChurnIdle       = 30 * time.Millisecond
+	ChurnCloseEvery = 5
+)
 
 // Payload is the body an app answers for path: a line naming the app and the path (so that an answer
 // delivered on the wrong connection is caught), then deterministic filler up to size bytes.
@@ -65,7 +74,8 @@ type Apps struct {
 	release chan struct{}
 	once    sync.Once
 	servers []*http.Server
-	opened  [3]atomic.Int64 // connections accepted per app
+	opened  [4]atomic.Int64 // connections accepted per app (not control)
+	churned atomic.Int64    // requests the churn app answered
 }
 
 // Serve serves the apps on listeners (one per role, in the order of Roles) until one of them fails.
@@ -74,10 +84,13 @@ func Serve(listeners []net.Listener) error {
 		return fmt.Errorf("loadapp: %d listeners, want %d", len(listeners), len(Roles))
 	}
 	a := &Apps{changed: make(chan struct{}), release: make(chan struct{})}
-	handlers := []http.HandlerFunc{a.primary, a.delegate, a.api, a.control}
+	handlers := []http.HandlerFunc{a.primary, a.delegate, a.api, a.churn, a.control}
 	errc := make(chan error, len(listeners))
 	for i, ln := range listeners {
 		srv := &http.Server{Handler: handlers[i], ReadHeaderTimeout: time.Minute}
+		if Roles[i] == "churn" {
+			srv.IdleTimeout = ChurnIdle
+		}
 		if i < len(a.opened) {
 			srv.ConnState = func(_ net.Conn, s http.ConnState) {
 				if s == http.StateNew {
@@ -175,6 +188,17 @@ func (a *Apps) api(w http.ResponseWriter, r *http.Request) {
 	send(w, r, Payload("api", r.URL.Path, querySize(r)))
 }
 
+func (a *Apps) churn(w http.ResponseWriter, r *http.Request) {
+	if a.churned.Add(1)%ChurnCloseEvery == 0 {
+		w.Header().Set("Connection", "close")
+	}
+	if r.Method == http.MethodPut {
+		echo(w, r, "churn")
+		return
+	}
+	send(w, r, Payload("churn", r.URL.Path, querySize(r)))
+}
+
 func (a *Apps) control(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/wait":
@@ -196,9 +220,9 @@ func (a *Apps) control(w http.ResponseWriter, r *http.Request) {
 	case "/release":
 		a.once.Do(func() { close(a.release) })
 	case "/stats":
-		fmt.Fprintf(w, "primary=%d delegate=%d api=%d\n", a.opened[0].Load(), a.opened[1].Load(), a.opened[2].Load())
+		fmt.Fprintf(w, "primary=%d delegate=%d api=%d churn=%d\n", a.opened[0].Load(), a.opened[1].Load(), a.opened[2].Load(), a.opened[3].Load())
 	case "/close-idle":
-		for _, srv := range a.servers[:3] {
+		for _, srv := range a.servers[:len(a.opened)] {
 			srv.SetKeepAlivesEnabled(false) // also closes the idle connections now
 		}
 	default:
