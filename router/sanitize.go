@@ -144,9 +144,10 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 }
 
 // ambiguousPath reports whether a path CleanPath accepted would still mean a different path to some server
-// behind the gateway: a segment whose part before ';' is empty, "." or ".." (path parameters hide a dot
-// segment from the router, and Tomcat, Jetty and Spring strip them before resolving: "/public/..;/admin"
-// reaches /admin there), invalid UTF-8 (overlong forms of '.' and '/' such as "%c0%ae" and "%c0%af"), and
+// behind the gateway: a segment whose part before ';' is "." or "..", or empty and followed by more path
+// (path parameters hide a dot segment or an extra slash from the router, and Tomcat, Jetty and Spring
+// strip them before resolving: "/public/..;/admin" reaches /admin there; a last segment such as
+// "/shop/;jsessionid=1" is ordinary servlet URL rewriting and passes), invalid UTF-8 (overlong forms of '.' and '/' such as "%c0%ae" and "%c0%af"), and
 // runes whose NFKC form holds '.', '/' or '\\' (fullwidth and small forms, dot leaders, "℀"), which an app
 // normalising Unicode would turn into separators or dot segments the router never saw. One pass, no
 // allocation; the common ASCII path without ';' only pays the scan.
@@ -156,7 +157,8 @@ func ambiguousPath(p string) bool {
 		switch {
 		case c == ';':
 			start := strings.LastIndexByte(p[:i], '/') + 1
-			if seg := p[start:i]; seg == "" || seg == "." || seg == ".." {
+			seg := p[start:i]
+			if seg == "." || seg == ".." || seg == "" && strings.IndexByte(p[i:], '/') >= 0 {
 				return true
 			}
 		case c >= utf8.RuneSelf:

@@ -83,6 +83,7 @@ func TestRoutingIntegrity(t *testing.T) {
 		{"a parameter on the dot segment itself (/.;x/) is refused", "/public/.;x/x", "gw.test", 400, ""},
 		{"an empty segment with parameters (/;/) is refused", "/;/admin/x", "gw.test", 400, ""},
 		{"an ordinary path parameter (jsessionid) is passed unchanged", "/public/cart;jsessionid=1", "gw.test", 200, "public saw GET /cart;jsessionid=1 host=gw.test"},
+		{"a session parameter on a directory URL (/;jsessionid=) is passed unchanged", "/public/;jsessionid=1", "gw.test", 200, "public saw GET /;jsessionid=1 host=gw.test"},
 		{"an encoded NUL (%00) is refused: NUL truncation (evil.jpg%00.php)", "/public/evil.jpg%00.php", "gw.test", 400, ""},
 		{"an encoded line feed in PATH_INFO is refused (CVE-2019-11043 PHP-FPM path_info)", "/public/index.php/PHP%0Ais_the_shittiest_lang.php", "gw.test", 400, ""},
 		{"an encoded percent (%25) that encodes nothing further passes as a literal %", "/public/%25", "gw.test", 200, "public saw GET /%25 host=gw.test"},
