@@ -22,6 +22,10 @@
 //     closes its keep-alive connections after 30ms idle and after every fifth answer; every request gets
 //     its answer (the gateway retries idempotent requests whose reused connection was stale) and the
 //     clients keep their connections.
+//   - TestClientsLeavingMidRequestLeaveNothingBehind: 2,000 clients leave while the app holds their
+//     requests (half before the head, half mid-body); the app sees every request cancelled, the gateway
+//     logs each once (499, or 200 marked aborted) without a warning, and its goroutines and open
+//     connections return to the baseline without the apps closing anything.
 //
 // The gateway (./cmd/gateway) and the apps (./test/load/backend, package internal/loadapp) are built once per
 // test binary without -race: they run as separate processes, the gateway's memory figures must be those of

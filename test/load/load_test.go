@@ -494,3 +494,73 @@ func TestAppClosingKeepAliveConnectionsCostsNoRequest(t *testing.T) {
 		t.Errorf("the gateway logged %d warnings or errors:\n%s", len(p), joinLines(p))
 	}
 }
+
+func TestClientsLeavingMidRequestLeaveNothingBehind(t *testing.T) {
+	needLoad(t)
+	const clients = 2000
+	be := startBackend(t)
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"))
+	admin := &http.Client{Timeout: 30 * time.Second}
+	defer admin.CloseIdleConnections()
+	const goroutines, open = "go_goroutines", "switchyard_connections_open"
+	base := g.metrics(t, admin, goroutines, open)
+
+	// Every client sends a request the app holds (half before the answer's head, half in the middle of its
+	// body), and goes away once all have arrived. The gateway must give up each app request (the app sees
+	// it cancelled), keep none of those app connections, and return to its baseline.
+	var tl tally
+	cs := make([]*client, clients)
+	var wg sync.WaitGroup
+	wg.Add(clients)
+	for i := range cs {
+		cs[i] = &client{addr: g.addr}
+		go func() {
+			defer wg.Done()
+			path := fmt.Sprintf("/hold/c%d", i)
+			if i%2 == 1 {
+				path += "?mid=1"
+			}
+			p := &probe{"primary", "GET", path, nil, 200, nil}
+			if err := cs[i].send(p); err != nil {
+				tl.record(i, p, err)
+			}
+		}()
+	}
+	waitGroup(t, &wg, "sending", 3*time.Minute)
+	if tl.failed.Load() > 0 {
+		t.Fatalf("sending the requests: %v\n%s", &tl, joinLines(tl.first))
+	}
+	t.Logf("backend: %s", be.call(t, "GET", fmt.Sprintf("/wait?n=%d", clients)))
+	for _, c := range cs {
+		c.close()
+	}
+	t.Logf("backend: %s", be.call(t, "GET", fmt.Sprintf("/wait?n=%d&gone=1", clients)))
+
+	// No app connection was kept (a cancelled exchange leaves its connection in an unknown state) and no
+	// goroutine is left: the counts return to the baseline without the apps closing anything.
+	var after map[string]float64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after = g.metrics(t, admin, goroutines, open)
+		if after[goroutines] <= base[goroutines]+5 && after[open] == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll of /metrics, the signal there is
+	}
+	t.Logf("gateway goroutines: %.0f at the start, %.0f after the clients left", base[goroutines], after[goroutines])
+	if after[goroutines] > base[goroutines]+5 || after[open] != 0 {
+		t.Errorf("30s after the clients left: %.0f goroutines (%.0f at the start), %.0f client connections open",
+			after[goroutines], base[goroutines], after[open])
+	}
+	// One access line each: 499 when the client left before the answer's head, 200 (marked aborted) when
+	// it left in the middle of the body. A client going away is no warning.
+	g.waitAccess(t, clients, time.Minute)
+	st := g.Statuses()
+	t.Logf("access log statuses: %v", st)
+	if st[200]+st[499] != clients || len(st) > 2 {
+		t.Errorf("access log statuses %v, want %d answers, each 200 or 499", st, clients)
+	}
+	if p := g.Problems(); len(p) > 0 {
+		t.Errorf("the gateway logged %d warnings or errors:\n%s", len(p), joinLines(p))
+	}
+}

@@ -17,6 +17,8 @@
 //	                     keep-alive connections after ChurnIdle idle, and every ChurnCloseEvery-th answer
 //	                     says Connection: close: the gateway's pooled connections go stale all the time.
 //	control   GET /wait?n=N     answers "N arrived" once N held requests have arrived (blocks until then)
+//	          GET /wait?n=N&gone=1  the same for held requests that ended because the gateway went away
+//	                    (their context was cancelled: the gateway closed the connection)
 //	          POST /release     lets every held request (and every later one) answer
 //	          POST /close-idle  closes the apps' idle keep-alive connections, and keeps new ones from idling
 //	          GET /stats        "primary=N delegate=N api=N churn=N": connections each app accepted so far
@@ -70,7 +72,8 @@ func Echoed(app string, body []byte) []byte {
 type Apps struct {
 	mu      sync.Mutex
 	arrived int
-	changed chan struct{} // closed and replaced on every arrival
+	gone    int           // held requests cancelled before their release
+	changed chan struct{} // closed and replaced on every arrival and every cancellation
 	release chan struct{}
 	once    sync.Once
 	servers []*http.Server
@@ -152,14 +155,11 @@ func (a *Apps) primary(w http.ResponseWriter, r *http.Request) {
 			w.Write(body[:len(body)/2])
 			http.NewResponseController(w).Flush()
 		}
-		a.mu.Lock()
-		a.arrived++
-		close(a.changed)
-		a.changed = make(chan struct{})
-		a.mu.Unlock()
+		a.count(&a.arrived)
 		select {
 		case <-a.release:
 		case <-r.Context().Done():
+			a.count(&a.gone)
 			return
 		}
 		if mid {
@@ -170,6 +170,15 @@ func (a *Apps) primary(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "primary: nothing at "+r.URL.Path, http.StatusNotFound)
 	}
+}
+
+// count increments *counter and wakes the waiters.
+func (a *Apps) count(counter *int) {
+	a.mu.Lock()
+	*counter++
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
 }
 
 func (a *Apps) delegate(w http.ResponseWriter, r *http.Request) {
@@ -203,12 +212,16 @@ func (a *Apps) control(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/wait":
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		counter, what := &a.arrived, "arrived"
+		if r.URL.Query().Get("gone") == "1" {
+			counter, what = &a.gone, "gone"
+		}
 		for {
 			a.mu.Lock()
-			arrived, changed := a.arrived, a.changed
+			got, changed := *counter, a.changed
 			a.mu.Unlock()
-			if arrived >= n {
-				fmt.Fprintf(w, "%d arrived\n", arrived)
+			if got >= n {
+				fmt.Fprintf(w, "%d %s\n", got, what)
 				return
 			}
 			select {
