@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -80,9 +81,10 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //   - a body declared larger than MaxBodySize gets 413 before anything is sent on; a chunked body is cut
 //     there (http.MaxBytesReader, whose error the adapters turn into 413).
 //
-// Whenever the front door refuses a request that announced "Expect: 100-continue", it also ends the
-// connection's read side at once: the client rightly waits for a 100 that never comes, and net/http would
-// otherwise wait for the unread body before closing.
+// Whenever a request that announced "Expect: 100-continue" is refused with Connection: close without its
+// body being read (here, or by middleware and apps further in), the connection's read side is ended at
+// once: the client rightly waits for a 100 that never comes, and net/http would otherwise wait for the
+// unread body, with no deadline, before closing.
 func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 	trusted := append([]netip.Prefix(nil), cfg.TrustedProxies...)
 	return func(next http.Handler) http.Handler {
@@ -135,10 +137,20 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && r.ContentLength > 0 {
 				w.Header().Set("Connection", "close")
 			}
+			var waiting *expectBody
+			if expectsContinue(r) {
+				waiting = &expectBody{ReadCloser: r.Body}
+				r.Body = waiting
+			}
 			if cfg.MaxBodySize > 0 && r.Body != nil && r.Body != http.NoBody {
 				r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodySize)
 			}
 			next.ServeHTTP(w, r)
+			if waiting != nil && !waiting.read.Load() && hasToken(w.Header().Get("Connection"), "close") {
+				// Refused further in without reading the body: net/http would now wait, with no deadline,
+				// for a body the client holds back until it sees a 100 Continue that never comes.
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			}
 		})
 	}
 }
@@ -185,12 +197,40 @@ func foldsToSeparator(r rune) bool {
 	return '\u2488' <= r && r <= '\u249B' // digit full stops 1. to 20.
 }
 
+// expectsContinue reports whether r announced a body it holds back until "100 Continue" (RFC 9110 10.1.1).
+func expectsContinue(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && r.ProtoAtLeast(1, 1) &&
+		strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+}
+
+// expectBody records whether anything read the body of a request waiting for "100 Continue".
+// The flag is atomic: a proxy's transport may still be reading in its own goroutine when the handler returns.
+type expectBody struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *expectBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.ReadCloser.Read(p)
+}
+
+// hasToken reports whether the comma-separated list v holds token, case-insensitively.
+func hasToken(v, token string) bool {
+	for _, t := range strings.Split(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
 // refuse answers status with Connection: close. For a request waiting on "Expect: 100-continue" it also
 // expires the connection's read deadline, so the server closes instead of waiting for a body the client
 // will not send.
 func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Connection", "close")
-	if r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+	if expectsContinue(r) {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	http.Error(w, msg, status)

@@ -444,6 +444,23 @@ func TestExpectContinue(t *testing.T) {
 	})
 }
 
+// TestExpectContinueRefusedInsideTheGateway checks the same for refusals further in (route and global
+// middleware answering 413 with Connection: close): net/http would otherwise wait, without any deadline,
+// for the body of a client that rightly waits for a 100 Continue that never comes.
+func TestExpectContinueRefusedInsideTheGateway(t *testing.T) {
+	rec := newRecorder(t, "primary")
+	addr, stop := startGateway(t, map[string]string{"GATEWAY_PRIMARY": rec.URL(), "GATEWAY_MIDDLEWARE": "body_limit(max=1KiB)"})
+	replies, closed := exchange(t, addr, "POST /a HTTP/1.1\r\n"+host+"Expect: 100-continue\r\nContent-Length: 4096\r\n\r\n", 1)
+	stop()
+	reqs, _ := rec.record()
+	if len(replies) != 1 || replies[0].Status != 413 || len(replies[0].Interim) > 0 || !closed {
+		t.Errorf("replies %v (interim %v), closed %v; want one 413, no 100, connection closed", statuses(replies), interimOf(replies), closed)
+	}
+	if len(reqs) > 0 {
+		t.Errorf("backend received %v", targets(reqs))
+	}
+}
+
 func interimOf(rs []reply) [][]int {
 	out := make([][]int, len(rs))
 	for i, r := range rs {
