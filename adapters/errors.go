@@ -33,10 +33,10 @@ func ErrorStatus(r *http.Request, err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrClientTimeout):
 		return http.StatusRequestTimeout
-	case errors.Is(err, ErrBadRequestBody):
-		return http.StatusBadRequest
 	case r.Context().Err() == context.Canceled:
 		return StatusClientClosedRequest
+	case errors.Is(err, ErrBadRequestBody):
+		return http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}
