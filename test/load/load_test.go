@@ -392,9 +392,8 @@ func TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed(t *testing.T)
 		t.Errorf("over the limit: %d served, %d answered 503, %d closed, odd answers %v; want all %d refused",
 			served.Load(), answered503.Load(), closed.Load(), odd, limit)
 	}
-	if answered503.Load() == 0 {
-		t.Error("no refused client got the 503 answer")
-	}
+	// How many get the 503 rather than a plain close depends on the clients sending their request within the
+	// gateway's linger time (a timing, so not asserted here; internal/connlimit's tests check the answer).
 	if m := g.metrics(t, admin, open, refused); m[refused] != limit || m[open] != limit {
 		t.Errorf("gateway metrics: %.0f refused, %.0f open; want %d and %d", m[refused], m[open], limit, limit)
 	}
