@@ -182,7 +182,7 @@ func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
 	needLoad(t)
 	const held, idle = 2000, 100
 	be := startBackend(t)
-	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"), "GATEWAY_SHUTDOWN_TIMEOUT=30s", "GATEWAY_ADMIN_ADDR=")
+	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"), "GATEWAY_SHUTDOWN_TIMEOUT=60s", "GATEWAY_ADMIN_ADDR=")
 
 	// Every client opens its keep-alive connection with one answered request.
 	clients := make([]*client, held+idle)
@@ -282,8 +282,8 @@ func TestSIGTERMUnderLoadCompletesEveryRequestInFlight(t *testing.T) {
 	}
 	select {
 	case <-g.done:
-	case <-time.After(40 * time.Second):
-		t.Fatal("gateway still running 40s after SIGTERM (shutdown timeout 30s)")
+	case <-time.After(90 * time.Second):
+		t.Fatal("gateway still running 90s after SIGTERM (shutdown timeout 60s)")
 	}
 	t.Logf("gateway exited %v after SIGTERM (%v of it after the release)", time.Since(signalled).Round(time.Millisecond), time.Since(released).Round(time.Millisecond))
 	if g.err != nil {
