@@ -71,8 +71,9 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //   - a request with a chunked body is answered with Connection: close. Go's server silently drops a
 //     Content-Length that arrives next to Transfer-Encoding: chunked; closing the connection afterwards means
 //     bytes a CL-parsing front end counted differently can never be read as a second request (CL.TE
-//     request smuggling, RFC 9112 section 6.1). A malformed chunked body fails its reads with an error
-//     wrapping adapters.ErrBadRequestBody (400, not 502);
+//     request smuggling, RFC 9112 section 6.1). A malformed chunked body, or an HTTP/2 body whose DATA
+//     frames contradict its content-length, fails its reads with an error wrapping
+//     adapters.ErrBadRequestBody (400, not 502);
 //   - an HTTP/1.0 request with a body is answered with Connection: close too. net/http deletes and ignores
 //     Transfer-Encoding on HTTP/1.0 and frames the body by Content-Length, so the handler cannot tell that
 //     both were sent; RFC 9112 section 6.1 calls that framing faulty and requires the connection to close
@@ -133,7 +134,9 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			}
 			if len(r.TransferEncoding) > 0 {
 				w.Header().Set("Connection", "close")
-				r.Body = chunkedBody{r.Body}
+				r.Body = framedBody{r.Body}
+			} else if r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
+				r.Body = framedBody{r.Body}
 			} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && r.ContentLength > 0 {
 				w.Header().Set("Connection", "close")
 			}
@@ -269,12 +272,14 @@ func connectionOptions(h http.Header) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
-// chunkedBody marks a malformed chunked request body: net/http's chunked reader fails with plain errors
-// (bad chunk size, bare LF, missing CRLF, forbidden trailer), which a proxy would report as 502. Errors of
-// the connection (timeouts, resets, end of stream) and the body limit pass unchanged.
-type chunkedBody struct{ io.ReadCloser }
+// framedBody marks a request body whose framing the client got wrong: net/http's chunked reader and its
+// HTTP/2 server fail such reads with plain errors (bad chunk size, bare LF, missing CRLF, forbidden
+// trailer; DATA frames shorter than the declared content-length, an H2.CL mismatch), which a proxy would
+// report as 502. Errors of the connection (timeouts, resets, end of stream) and the body limit pass
+// unchanged; a client that went away is told apart by the request's context.
+type framedBody struct{ io.ReadCloser }
 
-func (b chunkedBody) Read(p []byte) (int, error) {
+func (b framedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && badFraming(err) {
 		err = fmt.Errorf("%w: %v", adapters.ErrBadRequestBody, err)
