@@ -226,7 +226,13 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	}
 
 	// Shutdown closes the listeners before it calls this, so the line means no new connection is accepted.
-	srv.RegisterOnShutdown(func() { logger.Info("listener closed; draining requests in flight") })
+	// net/http runs it on its own goroutine: "stopped" waits for it, so the two lines keep their order and
+	// neither is lost when nothing was in flight and Shutdown returns at once.
+	drainLogged := make(chan struct{})
+	srv.RegisterOnShutdown(func() {
+		logger.Info("listener closed; draining requests in flight")
+		close(drainLogged)
+	})
 	errc := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
@@ -265,6 +271,7 @@ wait:
 		srv.Close()
 		return 1
 	}
+	<-drainLogged
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("server stopped", "cause", err)
 	}
