@@ -98,7 +98,7 @@ func Defaults() Config {
 		BodyTimeout:           Duration(60 * time.Second),
 		UpstreamReadTimeout:   Duration(60 * time.Second),
 		MaxResponseHeaderSize: 256 << 10,
-		MaxConns:              10000,
+		MaxConns:              8192,
 		LogFormat:             "text",
 		LogLevel:              "info",
 		AdminAddr:             "127.0.0.1:9901",
@@ -392,7 +392,7 @@ func Validate(c Config) Errors {
 		}
 	}
 	if c.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS=%d: expected a number of connections such as 10000, or 0 for no limit", c.MaxConns))
+		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS=%d: expected a number of connections such as 8192, or 0 for no limit", c.MaxConns))
 	}
 	if c.MaxConnsPerClient < 0 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS_PER_CLIENT=%d: expected a number of connections such as 256, or 0 for no limit", c.MaxConnsPerClient))

@@ -13,7 +13,7 @@ func TestConnectionLimits(t *testing.T) {
 		wantPerClient int
 		wantErr       string // substring of the error; "" for none
 	}{
-		{name: "the defaults are 10000 in total and no per-client limit", wantMax: 10000},
+		{name: "the defaults are 8192 in total and no per-client limit", wantMax: 8192},
 		{name: "both limits are read from the environment", env: map[string]string{"GATEWAY_MAX_CONNS": "500", "GATEWAY_MAX_CONNS_PER_CLIENT": "64"}, wantMax: 500, wantPerClient: 64},
 		{name: "zero turns the total limit off", env: map[string]string{"GATEWAY_MAX_CONNS": "0", "GATEWAY_MAX_CONNS_PER_CLIENT": "1000000"}, wantPerClient: 1000000},
 		{name: "a negative total is refused naming the variable", env: map[string]string{"GATEWAY_MAX_CONNS": "-1"}, wantErr: "GATEWAY_MAX_CONNS=-1: expected a number of connections"},
