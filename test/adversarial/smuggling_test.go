@@ -159,6 +159,12 @@ func TestRequestSmuggling(t *testing.T) {
 			statuses: []int{200}, close: true, backend: []string{"POST /a"}, check: body("0\r\n\r\n"),
 		},
 		{
+			name: "HTTP/1.0 keep-alive with Transfer-Encoding and no Content-Length: the chunk lines after the empty body never parse as a request",
+			raw: "POST /a HTTP/1.0\r\n" + host + "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				chunk(smuggledGET) + "0\r\n\r\n",
+			statuses: []int{200, 400}, close: true, backend: []string{"POST /a"}, check: body(""),
+		},
+		{
 			name: "duplicate Content-Length with different values is refused with 400",
 			raw: "POST /a HTTP/1.1\r\n" + host + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n" +
 				"hello!" + smuggledGET,
