@@ -315,21 +315,28 @@ func setForwarded(pr *httputil.ProxyRequest) {
 	case peer != "":
 		xff = peer
 	}
+	host := in.Header.Get("X-Forwarded-Host")
+	if host == "" {
+		host = in.Host
+	}
+	proto := in.Header.Get("X-Forwarded-Proto")
+	switch {
+	case proto != "":
+	case in.TLS != nil:
+		proto = "https"
+	default:
+		proto = "http"
+	}
+	// One backing array for the three fields (three Header.Set calls would allocate three).
+	all := []string{xff, host, proto}
+	h := pr.Out.Header
 	if xff != "" {
-		pr.Out.Header.Set("X-Forwarded-For", xff)
+		h["X-Forwarded-For"] = all[0:1:1]
 	}
-	if h := in.Header.Get("X-Forwarded-Host"); h != "" {
-		pr.Out.Header.Set("X-Forwarded-Host", h)
-	} else if in.Host != "" {
-		pr.Out.Header.Set("X-Forwarded-Host", in.Host)
+	if host != "" {
+		h["X-Forwarded-Host"] = all[1:2:2]
 	}
-	if p := in.Header.Get("X-Forwarded-Proto"); p != "" {
-		pr.Out.Header.Set("X-Forwarded-Proto", p)
-	} else if in.TLS != nil {
-		pr.Out.Header.Set("X-Forwarded-Proto", "https")
-	} else {
-		pr.Out.Header.Set("X-Forwarded-Proto", "http")
-	}
+	h["X-Forwarded-Proto"] = all[2:3:3]
 }
 
 // ServeHTTP proxies r to the application.

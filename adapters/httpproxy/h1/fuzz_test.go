@@ -40,8 +40,8 @@ func FuzzParseHead(f *testing.F) {
 		if !bytes.HasPrefix([]byte(s), raw) {
 			t.Fatalf("readLines returned %q, not a prefix of the input", raw)
 		}
-		h, err := parseHead(raw)
-		if err != nil {
+		var h head
+		if err := parseHead(raw, &h); err != nil {
 			return
 		}
 		req, _ := http.NewRequest("GET", "http://app/", nil)

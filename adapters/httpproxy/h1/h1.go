@@ -87,6 +87,15 @@ type pconn struct {
 	br     *bufio.Reader
 	idleAt time.Time
 	reused bool
+	// interrupt is the context watch of every request on the connection: it makes blocked I/O fail
+	// at once (made once per connection, not per request).
+	interrupt func()
+}
+
+// respBody is a response and its body in one allocation.
+type respBody struct {
+	resp http.Response
+	body body
 }
 
 func (t *Transport) maxHead() int {
@@ -284,12 +293,14 @@ func (t *Transport) conn(ctx context.Context, fresh, check bool) (*pconn, error)
 	if size <= 0 {
 		size = 8 << 10
 	}
-	return &pconn{c: c, br: bufio.NewReaderSize(c, size)}, nil
+	pc := &pconn{c: c, br: bufio.NewReaderSize(c, size)}
+	pc.interrupt = func() { c.SetDeadline(aLongTimeAgo) }
+	return pc, nil
 }
 
 // exchange writes the request bytes b on pc and reads the response head. On error pc is closed.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, b []byte) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, pc.interrupt)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		pc.c.Close()
@@ -308,7 +319,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 	limit := t.maxHead()
 	sp := getBuf()
 	defer putBuf(sp)
-	var h *head
+	var h head
 	for n1xx := 0; ; n1xx++ {
 		raw, err := readLines(pc.br, (*sp)[:0], limit)
 		*sp = raw[:0]
@@ -322,7 +333,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 			}
 			return fail(err)
 		}
-		if h, err = parseHead(raw); err != nil {
+		if err = parseHead(raw, &h); err != nil {
 			return fail(err)
 		}
 		if h.code >= 200 || h.code == http.StatusSwitchingProtocols {
@@ -348,7 +359,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 	if t.ResponseHeaderTimeout > 0 {
 		setReadDeadline(ctx, pc, time.Time{})
 	}
-	resp := &http.Response{
+	rb := &respBody{}
+	resp := &rb.resp
+	*resp = http.Response{
 		Status:        h.status,
 		StatusCode:    h.code,
 		Proto:         protoString(h.minor),
@@ -370,7 +383,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		t.release(pc, stop, !resp.Close)
 		return resp, nil
 	}
-	bd := &body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close}
+	bd := &rb.body
+	*bd = body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close}
 	switch {
 	case h.chunked:
 		resp.TransferEncoding = []string{"chunked"}

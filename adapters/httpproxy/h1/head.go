@@ -92,17 +92,17 @@ type head struct {
 	trailer    http.Header // declared trailer names with nil values
 }
 
-// parseHead parses a response head (from readLines) the way net/http's ReadResponse does, with these
+// parseHead parses a response head (from readLines) into h the way net/http's ReadResponse does, with these
 // deliberate differences: only HTTP/1.0 and HTTP/1.1 are accepted, a status code must be 100..999,
 // obsolete line folding is refused (RFC 9112 5.2 lets a gateway answer 502 instead of unfolding), and a
 // header field value is held to the same bytes net/textproto accepts. All strings share one allocation.
-func parseHead(raw []byte) (*head, error) {
+func parseHead(raw []byte, h *head) error {
 	s := string(raw)
 	line, rest := nextLine(s)
-	h := &head{length: -1}
+	*h = head{length: -1}
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
-		return nil, protoErr("malformed status line %q", clip(line))
+		return protoErr("malformed status line %q", clip(line))
 	}
 	switch proto {
 	case "HTTP/1.1":
@@ -110,28 +110,28 @@ func parseHead(raw []byte) (*head, error) {
 	case "HTTP/1.0":
 		h.major, h.minor = 1, 0
 	default:
-		return nil, protoErr("malformed HTTP version in status line %q", clip(line))
+		return protoErr("malformed HTTP version in status line %q", clip(line))
 	}
 	status = strings.TrimLeft(status, " ")
 	if len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
-		return nil, protoErr("malformed status code in status line %q", clip(line))
+		return protoErr("malformed status code in status line %q", clip(line))
 	}
 	code := 0
 	for i := 0; i < 3; i++ {
 		c := status[i]
 		if c < '0' || c > '9' {
-			return nil, protoErr("malformed status code in status line %q", clip(line))
+			return protoErr("malformed status code in status line %q", clip(line))
 		}
 		code = code*10 + int(c-'0')
 	}
 	if code < 100 {
-		return nil, protoErr("status code %d out of range", code)
+		return protoErr("status code %d out of range", code)
 	}
 	h.code = code
 	h.status = status
 	hdr, err := parseFields(rest)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h.header = hdr
 
@@ -154,7 +154,7 @@ func parseHead(raw []byte) (*head, error) {
 		if h.minor > 0 {
 			// Like net/http (and nginx): one Transfer-Encoding field, and only chunked.
 			if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") {
-				return nil, protoErr("unsupported transfer encoding %q", te)
+				return protoErr("unsupported transfer encoding %q", te)
 			}
 			h.chunked = true
 		}
@@ -168,7 +168,7 @@ func parseHead(raw []byte) (*head, error) {
 			first := strings.TrimSpace(cl[0])
 			for _, v := range cl[1:] {
 				if strings.TrimSpace(v) != first {
-					return nil, protoErr("conflicting Content-Length values %q", cl)
+					return protoErr("conflicting Content-Length values %q", cl)
 				}
 			}
 			if len(cl) > 1 {
@@ -176,7 +176,7 @@ func parseHead(raw []byte) (*head, error) {
 			}
 			n, ok := parseLength(first)
 			if !ok {
-				return nil, protoErr("bad Content-Length %q", clip(first))
+				return protoErr("bad Content-Length %q", clip(first))
 			}
 			h.length = n
 		}
@@ -193,7 +193,7 @@ func parseHead(raw []byte) (*head, error) {
 				k = textproto.CanonicalMIMEHeaderKey(k)
 				switch k {
 				case "Transfer-Encoding", "Trailer", "Content-Length":
-					return nil, protoErr("bad trailer key %q", k)
+					return protoErr("bad trailer key %q", k)
 				}
 				tr[k] = nil
 			}
@@ -202,7 +202,7 @@ func parseHead(raw []byte) (*head, error) {
 			h.trailer = tr
 		}
 	}
-	return h, nil
+	return nil
 }
 
 // parseFields parses header (or trailer) field lines up to the empty line.
