@@ -61,6 +61,7 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //     trusted proxy;
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
 //     to the same variable, which would let a client smuggle a forwarding header past the check above;
+//     both rules apply to request trailers too (declared ones at once, received ones at the body's end);
 //   - the Connection field is processed here, as RFC 9110 section 7.6.1 asks of a proxy: the fields it
 //     names are deleted (except the gateway's own, ownHeaders) and only close, keep-alive and upgrade stay
 //     in it. Otherwise a client sending "Connection: X-Forwarded-Prefix" (hop-by-hop header abuse) would
@@ -119,10 +120,11 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 				r.URL.RawPath = ""
 			}
 			untrusted := !peerTrusted(trusted, r.RemoteAddr)
-			for name := range r.Header {
-				if strings.IndexByte(name, '_') >= 0 ||
-					untrusted && (forwardingHeaders[name] || strings.HasPrefix(name, forwardingPrefix)) {
-					delete(r.Header, name)
+			dropClaims(r.Header, untrusted)
+			if len(r.Trailer) > 0 {
+				dropClaims(r.Trailer, untrusted)
+				if len(r.Trailer) == 0 {
+					delete(r.Header, "Trailer")
 				}
 			}
 			if up, ok := r.Header["Upgrade"]; ok && !(len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket")) {
@@ -134,9 +136,9 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			}
 			if len(r.TransferEncoding) > 0 {
 				w.Header().Set("Connection", "close")
-				r.Body = framedBody{r.Body}
+				r.Body = &framedBody{ReadCloser: r.Body, req: r, untrusted: untrusted}
 			} else if r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
-				r.Body = framedBody{r.Body}
+				r.Body = &framedBody{ReadCloser: r.Body, req: r, untrusted: untrusted}
 			} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && r.ContentLength > 0 {
 				w.Header().Set("Connection", "close")
 			}
@@ -277,14 +279,35 @@ func connectionOptions(h http.Header) {
 // trailer; DATA frames shorter than the declared content-length, an H2.CL mismatch), which a proxy would
 // report as 502. Errors of the connection (timeouts, resets, end of stream) and the body limit pass
 // unchanged; a client that went away is told apart by the request's context.
-type framedBody struct{ io.ReadCloser }
+//
+// At the end of the body it also applies the header rules to the trailer fields net/http has just
+// filled in, so a forwarding header or an underscore name cannot arrive as a trailer either.
+type framedBody struct {
+	io.ReadCloser
+	req       *http.Request
+	untrusted bool
+}
 
-func (b framedBody) Read(p []byte) (int, error) {
+func (b *framedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && len(b.req.Trailer) > 0 {
+		dropClaims(b.req.Trailer, b.untrusted)
+	}
 	if err != nil && err != io.EOF && badFraming(err) {
 		err = fmt.Errorf("%w: %v", adapters.ErrBadRequestBody, err)
 	}
 	return n, err
+}
+
+// dropClaims deletes from h the fields no app may take from this peer: names containing '_' always, and
+// the forwarding headers when the peer is not a trusted proxy.
+func dropClaims(h http.Header, untrusted bool) {
+	for name := range h {
+		if strings.IndexByte(name, '_') >= 0 ||
+			untrusted && (forwardingHeaders[name] || strings.HasPrefix(name, forwardingPrefix)) {
+			delete(h, name)
+		}
+	}
 }
 
 func badFraming(err error) bool {

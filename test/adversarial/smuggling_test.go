@@ -284,6 +284,17 @@ func TestRequestSmuggling(t *testing.T) {
 			statuses: []int{400}, close: true,
 		},
 		{
+			name: "forwarding headers sent as request trailers never reach an app",
+			raw: "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-For, X-Real-IP, SCRIPT_NAME\r\n\r\n" +
+				"5\r\nhello\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nSCRIPT_NAME: /evil\r\n\r\n",
+			statuses: []int{200}, close: true, backend: []string{"POST /a"},
+			check: func(t *testing.T, reqs []seenRequest) {
+				if len(reqs) == 1 && (reqs[0].Body != "hello" || len(reqs[0].Trailer) > 0 || len(reqs[0].Header.Values("Trailer")) > 0) {
+					t.Errorf("backend got body %q, trailer %v, Trailer field %q", reqs[0].Body, reqs[0].Trailer, reqs[0].Header.Values("Trailer"))
+				}
+			},
+		},
+		{
 			name:     "bare LF line ends in the request head are read as CRLF and forwarded as one well-formed request",
 			raw:      "GET /a HTTP/1.1\nHost: gw.test\nX-A: 1\n\nGET /b HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n",
 			statuses: []int{200, 200}, close: true, backend: []string{"GET /a", "GET /b"},
