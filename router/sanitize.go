@@ -247,22 +247,28 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 // options net/http and the WebSocket proxying still read. Nothing further down can then be told to drop a
 // header the gateway sets.
 func connectionOptions(h http.Header) {
+	if v := h["Connection"]; len(v) == 1 && (strings.EqualFold(v[0], "keep-alive") || strings.EqualFold(v[0], "close")) {
+		return // what nearly every client sends: nothing to do, nothing to allocate
+	}
 	var keep []string
 	for _, v := range h["Connection"] {
 		for _, opt := range strings.Split(v, ",") {
 			opt = strings.TrimSpace(opt)
-			switch name := http.CanonicalHeaderKey(opt); name {
-			case "":
-			case "Close", "Keep-Alive":
+			switch {
+			case opt == "":
+			case strings.EqualFold(opt, "close"), strings.EqualFold(opt, "keep-alive"):
 				keep = append(keep, opt)
-			case "Upgrade":
+			case strings.EqualFold(opt, "upgrade"):
 				if _, ok := h["Upgrade"]; ok {
 					keep = append(keep, opt)
 				}
-			case "Content-Length", "Transfer-Encoding", "Host":
 			default:
-				if !ownHeaders[name] {
-					delete(h, name)
+				switch name := http.CanonicalHeaderKey(opt); name {
+				case "Content-Length", "Transfer-Encoding", "Host":
+				default:
+					if !ownHeaders[name] {
+						delete(h, name)
+					}
 				}
 			}
 		}
