@@ -62,6 +62,10 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
 //     to the same variable, which would let a client smuggle a forwarding header past the check above;
 //     both rules apply to request trailers too (declared ones at once, received ones at the body's end);
+//   - the Proxy header is deleted from everyone (httpoxy, CVE-2016-5385 and its siblings): it has no
+//     legitimate use, and every app server that maps headers to CGI-style variables turns it into
+//     HTTP_PROXY, the variable HTTP client libraries take their outgoing proxy from (gunicorn puts it in
+//     the WSGI environ, for instance; the CGI-family adapters drop it as well);
 //   - the Connection field is processed here, as RFC 9110 section 7.6.1 asks of a proxy: the fields it
 //     names are deleted (except the gateway's own, ownHeaders) and only close, keep-alive and upgrade stay
 //     in it. Otherwise a client sending "Connection: X-Forwarded-Prefix" (hop-by-hop header abuse) would
@@ -305,11 +309,11 @@ func (b *framedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dropClaims deletes from h the fields no app may take from this peer: names containing '_' always, and
-// the forwarding headers when the peer is not a trusted proxy.
+// dropClaims deletes from h the fields no app may take from this peer: names containing '_' and Proxy
+// always, and the forwarding headers when the peer is not a trusted proxy.
 func dropClaims(h http.Header, untrusted bool) {
 	for name := range h {
-		if strings.IndexByte(name, '_') >= 0 ||
+		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" ||
 			untrusted && (forwardingHeaders[name] || strings.HasPrefix(name, forwardingPrefix)) {
 			delete(h, name)
 		}

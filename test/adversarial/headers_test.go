@@ -21,7 +21,7 @@ const spoofs = "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.test\r\nX-For
 // from an untrusted peer.
 var spoofedNames = []string{"Forwarded", "X-Forwarded-Prefix", "X-Forwarded-User", "X-Real-Ip", "True-Client-Ip",
 	"X-Client-Ip", "Cf-Connecting-Ip", "X-Original-Url", "X-Rewrite-Url", "X-Script-Name", "Script-Name",
-	"Script_name", "X_forwarded_for", "X-Forwarded_host", "Upgrade", "Http2-Settings"}
+	"Script_name", "X_forwarded_for", "X-Forwarded_host", "Upgrade", "Http2-Settings", "Proxy"}
 
 func TestHeaderTrust(t *testing.T) {
 	for _, tc := range []struct {
@@ -43,6 +43,9 @@ func TestHeaderTrust(t *testing.T) {
 				want(t, r, "X-Forwarded-Prefix", "/app")
 				absent(t, r, "X-Script-Name", "Script-Name", "Script_name")
 			}},
+		{"httpoxy (CVE-2016-5385): the Proxy header never reaches an HTTP app either (WSGI servers put it in the environ as HTTP_PROXY)", "/x",
+			"Proxy: http://evil.test:3128\r\n",
+			func(t *testing.T, r seenRequest) { absent(t, r, "Proxy") }},
 		{"gunicorn SCRIPT_NAME header and other underscore aliases (X_Forwarded_For) are dropped", "/x",
 			"SCRIPT_NAME: /evil\r\nX_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\n",
 			func(t *testing.T, r seenRequest) {
