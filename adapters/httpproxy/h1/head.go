@@ -80,16 +80,15 @@ func nextLine(s string) (line, rest string) {
 
 // head is a parsed response head.
 type head struct {
-	status     string // "200 OK", or "200" when the app sent no reason phrase
-	code       int
-	major      int
-	minor      int
-	header     http.Header
-	chunked    bool
-	length     int64 // -1 when not declared
-	close      bool  // Connection: close, or HTTP/1.0 without keep-alive
-	hasTrailer bool
-	trailer    http.Header // declared trailer names with nil values
+	status  string // "200 OK", or "200" when the app sent no reason phrase
+	code    int
+	major   int
+	minor   int
+	header  http.Header
+	chunked bool
+	length  int64       // -1 when not declared
+	close   bool        // Connection: close, or HTTP/1.0 without keep-alive
+	trailer http.Header // declared trailer names with nil values
 }
 
 // parseHead parses a response head (from readLines) into h the way net/http's ReadResponse does, with these
