@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // scripted is a loopback app that reads each request and answers it with answer(req) written raw; it
@@ -216,5 +218,30 @@ func TestFastPathOptionOff(t *testing.T) {
 	}
 	if code, name := get(t, client(t), front.URL+"/"); code != 200 || name != "a" {
 		t.Fatalf("%d %q", code, name)
+	}
+}
+
+func TestFastPathServesUnixSocketApps(t *testing.T) {
+	sock := testpeer.SocketPath(t, "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "unix "+r.Host)
+	})}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	p, front, _ := build(t, "unix://"+sock)
+	if p.insts[0].fast == nil {
+		t.Fatal("no fast client for a unix app")
+	}
+	for range 3 {
+		if code, name := get(t, client(t), front.URL+"/"); code != 200 || !strings.HasPrefix(name, "unix 127.0.0.1:") {
+			t.Fatalf("%d %q", code, name)
+		}
+	}
+	if n := p.insts[0].fast.IdleConns(); n != 1 {
+		t.Fatalf("%d idle connections, want 1", n)
 	}
 }
