@@ -37,6 +37,12 @@
 //
 // Idle connections: at most MaxIdleConns, closed after IdleConnTimeout unused (checked when the pool is
 // used and by one timer), all closed by CloseIdleConnections.
+//
+// Measured (2 shared cores, bench/run's small GET; medians of 3 alternated runs): gateway/nginx at 64
+// connections 0.57 with fast_path=false, 0.63 with this client; at 1 connection the median latency
+// 143 us -> 126 us (nginx 105 us). BenchmarkProxy: 105 -> 69 allocs/op. The rest of the gap is the
+// net/http server, httputil.ReverseProxy (request and header clones, header copies: ~14% of the
+// gateway's CPU) and the kernel's loopback work (~40% of the CPU is in syscalls, about 5 a request).
 package h1
 
 import (
