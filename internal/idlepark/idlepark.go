@@ -1,0 +1,400 @@
+// Package idlepark owns "idle connection parking" for the gateway's plain-HTTP (non-TLS) listener: a
+// net.Listener wrapper that takes keep-alive client connections which stay idle between requests out of
+// net/http's hands, so that an idle connection costs a descriptor and a small record instead of a
+// goroutine (its stack) plus net/http's 4 KiB bufio.Reader and 4 KiB bufio.Writer.
+//
+// How it works. Listener.Install chains an http.Server.ConnState hook. net/http reports StateIdle after a
+// response, sets the keep-alive idle deadline with SetReadDeadline and then waits for the next request
+// with a Read. That one Read (and only it) reads with the deadline min(idle deadline, now + After). If a
+// byte arrives, nothing else happens (the idle deadline is put back). If After passes first, Read returns
+// an error, net/http's serve loop ends (its buffers go back to its pools, the goroutine exits) and the
+// Close that follows does not close the socket but hands it to the parker: one goroutine waiting in
+// epoll (EPOLLIN|EPOLLRDHUP|EPOLLONESHOT) on every parked descriptor. When a parked connection becomes
+// readable it is returned again by Listener.Accept, and net/http serves it as a new connection (a new
+// ReadHeaderTimeout and so on). A parked connection whose peer closed it is closed; one whose idle
+// deadline (the server's IdleTimeout, as net/http set it) passes is closed; Listener.Close (which
+// http.Server.Shutdown and Close call first) closes every parked connection, as Shutdown closes idle
+// connections anyway.
+//
+// What is never parked: a hijacked connection (WebSocket and other upgrades), a TLS connection (only plain
+// listeners are wrapped; under TLS net/http never sees this Conn type), a connection whose state is not
+// idle, a connection for which net/http still holds buffered bytes (a pipelined request partly read: its
+// idle Read then gets a buffer shorter than the one of the connection's first Read), and a read whose
+// idle deadline comes before the park deadline.
+//
+// Wrap the listener OUTSIDE a connection limiter (internal/connlimit): a parked connection is still open
+// and keeps its slot; when it is delivered again by Accept it is not admitted (nor counted) a second time.
+//
+// Memory: what net/http releases is free Go memory, and the process RSS only drops once the GC ran and
+// the runtime's scavenger gave the pages back. When everything is idle no allocation triggers a GC, so
+// the freed stacks and buffers would stay in RSS; after a burst of at least Options.BurstGC parked
+// connections (and at most once per 10 s) the parker therefore asks for one runtime.GC, 1 s after the
+// burst's threshold was reached.
+//
+// Parking needs epoll: on systems other than Linux (build tags) Supported is false and a Listener only
+// passes connections through, never parking them.
+package idlepark
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Listener.
+type Options struct {
+	// After is how long a keep-alive connection stays idle in net/http before it is parked; 0 (or less)
+	// turns parking off (the Listener then only passes connections through).
+	After time.Duration
+	// BurstGC is the number of connections parked since the last requested GC after which one
+	// runtime.GC is requested (at most once every 10 s, 1 s after the threshold is reached); 0 never
+	// requests one.
+	BurstGC int
+}
+
+// gcEvery is the least time between two requested GCs; gcDelay is how long after a burst reached the
+// threshold the GC is requested (so that the rest of the burst is parked by then).
+const (
+	gcEvery = 10 * time.Second
+	gcDelay = time.Second
+)
+
+// errParked is what the idle Read returns when the connection is handed to the parker: net/http's serve
+// loop ends on it and then calls Close, which parks.
+var errParked = errors.New("idlepark: idle connection parked")
+
+// Listener wraps a net.Listener; see the package comment. It is safe for concurrent use.
+type Listener struct {
+	inner net.Listener
+	opts  Options
+
+	acceptc chan accepted
+	done    chan struct{}
+	once    sync.Once
+
+	mu     sync.Mutex
+	ready  []net.Conn // readable parked connections waiting for Accept
+	readyc chan struct{}
+
+	p *parker // nil when parking is off or unsupported
+
+	parkedTotal atomic.Uint64
+
+	gcMu      sync.Mutex
+	sinceGC   int
+	lastGC    time.Time
+	gcPending bool
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+// New wraps ln. When parking is on (opts.After > 0) and Supported, it starts the parker; if the parker
+// cannot be started (epoll refused), the error is returned with a Listener that never parks, still usable.
+func New(ln net.Listener, opts Options) (*Listener, error) {
+	l := &Listener{inner: ln, opts: opts, acceptc: make(chan accepted), done: make(chan struct{}), readyc: make(chan struct{}, 1)}
+	var err error
+	if opts.After > 0 && Supported {
+		l.p, err = newParker(l)
+		if err != nil {
+			l.p = nil
+		}
+	}
+	go l.acceptLoop()
+	return l, err
+}
+
+// Install chains the Listener's ConnState hook in front of srv.ConnState (which is still called, with
+// the same arguments). It must be called before srv serves the Listener. A parked connection is reported
+// StateClosed by net/http (its serve loop ended) and StateNew again when it is delivered anew.
+func (l *Listener) Install(srv *http.Server) {
+	next := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if pc, ok := c.(*Conn); ok && pc.l == l {
+			pc.state(s)
+		}
+		if next != nil {
+			next(c, s)
+		}
+	}
+}
+
+// Parked returns how many connections are parked now.
+func (l *Listener) Parked() int {
+	if l.p == nil {
+		return 0
+	}
+	return l.p.count()
+}
+
+// ParkedTotal returns how many times a connection was parked since the Listener was made.
+func (l *Listener) ParkedTotal() uint64 { return l.parkedTotal.Load() }
+
+// Addr returns the wrapped listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Close closes the wrapped listener, every parked connection and every readable one not yet delivered,
+// and stops the parker. Connections being served are not touched.
+func (l *Listener) Close() error {
+	var err error
+	first := false
+	l.once.Do(func() {
+		first = true
+		close(l.done)
+		err = l.inner.Close()
+		if l.p != nil {
+			l.p.close()
+		}
+		l.mu.Lock()
+		ready := l.ready
+		l.ready = nil
+		l.mu.Unlock()
+		for _, c := range ready {
+			c.Close()
+		}
+	})
+	if !first {
+		return net.ErrClosed
+	}
+	return err
+}
+
+func (l *Listener) acceptLoop() {
+	for {
+		c, err := l.inner.Accept()
+		select {
+		case l.acceptc <- accepted{c, err}:
+		case <-l.done:
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
+	}
+}
+
+// Accept returns the next new connection or parked connection that became readable again. Errors of
+// the wrapped listener are returned as they are; after Close it returns net.ErrClosed.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		if n := len(l.ready); n > 0 {
+			c := l.ready[0]
+			l.ready[0] = nil
+			l.ready = l.ready[1:]
+			if len(l.ready) == 0 {
+				l.ready = nil
+			} else {
+				l.signal()
+			}
+			l.mu.Unlock()
+			return l.wrap(c), nil
+		}
+		l.mu.Unlock()
+		select {
+		case a := <-l.acceptc:
+			if a.err != nil {
+				return nil, a.err
+			}
+			return l.wrap(a.c), nil
+		case <-l.readyc:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+func (l *Listener) signal() {
+	select {
+	case l.readyc <- struct{}{}:
+	default:
+	}
+}
+
+// deliver queues a readable parked connection for Accept (called by the parker).
+func (l *Listener) deliver(c net.Conn) {
+	l.mu.Lock()
+	select {
+	case <-l.done:
+		l.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	l.ready = append(l.ready, c)
+	l.signal()
+	l.mu.Unlock()
+}
+
+func (l *Listener) wrap(c net.Conn) net.Conn {
+	if l.p == nil {
+		return c
+	}
+	return &Conn{Conn: c, l: l}
+}
+
+// parked is called for each connection handed to the parker; it may schedule one GC after a burst.
+func (l *Listener) parked() {
+	l.parkedTotal.Add(1)
+	if l.opts.BurstGC <= 0 {
+		return
+	}
+	l.gcMu.Lock()
+	defer l.gcMu.Unlock()
+	l.sinceGC++
+	if l.gcPending || l.sinceGC < l.opts.BurstGC || time.Since(l.lastGC) < gcEvery {
+		return
+	}
+	l.gcPending = true
+	time.AfterFunc(gcDelay, func() {
+		select {
+		case <-l.done:
+		default:
+			runtime.GC()
+		}
+		l.gcMu.Lock()
+		l.gcPending = false
+		l.sinceGC = 0
+		l.lastGC = time.Now()
+		l.gcMu.Unlock()
+	})
+}
+
+// Arming steps of a Conn's idle Read.
+const (
+	armNone     = iota
+	armSawIdle  // net/http reported StateIdle
+	armDeadline // ...and then set the idle read deadline: the next Read is the idle wait
+)
+
+// Conn is a connection returned by a parking Listener's Accept. Its Close parks it instead of closing it
+// when its idle Read ended with the park deadline; otherwise it behaves as the wrapped connection.
+type Conn struct {
+	net.Conn
+	l *Listener
+
+	arm  atomic.Int32
+	idle time.Time // the idle deadline net/http set (zero: none); serve goroutine only
+	full int       // the buffer length of the first Read (net/http's empty bufio.Reader)
+
+	mu       sync.Mutex
+	parking  bool
+	closed   bool
+	hijacked bool
+}
+
+func (c *Conn) state(s http.ConnState) {
+	switch s {
+	case http.StateIdle:
+		c.arm.Store(armSawIdle)
+	case http.StateHijacked:
+		c.arm.Store(armNone)
+		c.mu.Lock()
+		c.hijacked = true
+		c.mu.Unlock()
+	default:
+		c.arm.Store(armNone)
+	}
+}
+
+// SetReadDeadline records the idle deadline when it is the one net/http sets after StateIdle.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.arm.Load() == armSawIdle {
+		c.idle = t
+		c.arm.Store(armDeadline)
+	} else {
+		c.arm.Store(armNone)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline disarms the idle Read and sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.arm.Store(armNone)
+	return c.Conn.SetDeadline(t)
+}
+
+// Read reads from the connection; the idle Read that follows StateIdle and the idle deadline may end
+// with the park error instead (see the package comment).
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.full == 0 {
+		c.full = len(p)
+	}
+	if c.arm.Load() != armDeadline {
+		return c.Conn.Read(p)
+	}
+	c.arm.Store(armNone)
+	now := time.Now()
+	park := now.Add(c.l.opts.After)
+	if len(p) < c.full || (!c.idle.IsZero() && !park.Before(c.idle)) {
+		return c.Conn.Read(p)
+	}
+	if err := c.Conn.SetReadDeadline(park); err != nil {
+		return c.Conn.Read(p)
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 || err == nil {
+		c.Conn.SetReadDeadline(c.idle)
+		return n, err
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return n, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.hijacked {
+		return 0, err
+	}
+	c.parking = true
+	return 0, errParked
+}
+
+// Close closes the connection, or, right after its idle Read returned the park error, hands it to the
+// parker. Later calls do nothing.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	parking := c.parking
+	c.mu.Unlock()
+	if parking && c.l.p != nil {
+		c.l.p.park(c.Conn, c.idle)
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite shuts the write side when the wrapped connection can (net/http uses it for a graceful close).
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// ReadFrom keeps the wrapped connection's zero-copy path (sendfile, splice) for net/http's file answers.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+type writerOnly struct{ io.Writer }
+
+// NetConn returns the wrapped connection.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
