@@ -48,6 +48,10 @@ type Config struct {
 	// BodyTimeout is how long a client may stall in the middle of a request body or while the gateway
 	// writes the response to it; 0 turns the limit off.
 	BodyTimeout Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"body_timeout"`
+	// IdleParkAfter is how long a keep-alive client connection stays idle in net/http before it is parked
+	// (internal/idlepark: no goroutine, no buffers until its next request); 0 turns parking off. Plain
+	// HTTP on Linux only: under TLS and on other systems nothing is parked.
+	IdleParkAfter Duration `env:"GATEWAY_IDLE_PARK_AFTER" yaml:"idle_park_after"`
 	// UpstreamReadTimeout is how long an app may stall in the middle of its response body before the
 	// gateway aborts the response and closes the upstream connection (per app: the read_timeout option);
 	// 0 turns the limit off. Upgraded connections (WebSocket) are not subject to it.
@@ -93,6 +97,7 @@ func Defaults() Config {
 		CascadeBodyLimit:      4 << 20,
 		ReadHeaderTimeout:     Duration(10 * time.Second),
 		IdleTimeout:           Duration(120 * time.Second),
+		IdleParkAfter:         Duration(time.Second),
 		UpstreamTimeout:       Duration(60 * time.Second),
 		ShutdownTimeout:       Duration(30 * time.Second),
 		BodyTimeout:           Duration(60 * time.Second),
@@ -379,6 +384,9 @@ func Validate(c Config) Errors {
 	}
 	if c.MaxResponseHeaderSize < 1024 || c.MaxResponseHeaderSize > 16<<20 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_RESPONSE_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxResponseHeaderSize))
+	}
+	if c.IdleParkAfter < 0 {
+		errs = append(errs, fmt.Errorf("GATEWAY_IDLE_PARK_AFTER=%s: expected a duration such as 1s, or 0 to turn idle connection parking off", time.Duration(c.IdleParkAfter)))
 	}
 	if c.UpstreamReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("GATEWAY_UPSTREAM_READ_TIMEOUT=%s: expected a duration such as 60s, or 0 for no limit", time.Duration(c.UpstreamReadTimeout)))
