@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/idlepark"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/reqinfo"
@@ -403,6 +404,26 @@ func LimitListener(cfg config.Config, ln net.Listener, logger *slog.Logger, onRe
 		Logger:    logger,
 		OnReject:  onReject,
 	})
+}
+
+// ParkIdle wraps ln, the connection-limited plain-HTTP listener srv is about to serve, so that keep-alive
+// client connections idle for GATEWAY_IDLE_PARK_AFTER are parked (internal/idlepark: held in epoll without
+// a goroutine or buffers, and served again when their next request arrives), and chains its ConnState
+// hook on srv. It must wrap the connection limiter (not be wrapped by it): a parked connection keeps its
+// slot and is not admitted twice. It returns ln unchanged and a nil *idlepark.Listener when parking is
+// off: GATEWAY_IDLE_PARK_AFTER=0, TLS (GATEWAY_TLS_CERT set), a system other than Linux, or epoll
+// refused (logged).
+func ParkIdle(cfg config.Config, srv *http.Server, ln net.Listener, logger *slog.Logger) (net.Listener, *idlepark.Listener) {
+	if cfg.IdleParkAfter <= 0 || cfg.TLSCert != "" || !idlepark.Supported {
+		return ln, nil
+	}
+	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(cfg.IdleParkAfter), BurstGC: 1024})
+	if err != nil {
+		logger.Warn("idle connection parking is off: cannot start the parker", "variable", "GATEWAY_IDLE_PARK_AFTER", "cause", err)
+		return pl, nil
+	}
+	pl.Install(srv)
+	return pl, pl
 }
 
 // Server returns an http.Server for h with the configured limits: header size (431 past it, answered by
