@@ -207,6 +207,13 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
+	// Idle connection parking (GATEWAY_IDLE_PARK_AFTER, plain HTTP on Linux) wraps the limiter, so a
+	// parked connection keeps its slot and is not admitted twice when it is served again.
+	ln, parker := gateway.ParkIdle(cfg, srv, ln, logger)
+	if parker != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
+			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(parker.Parked()) }))
+	}
 	// Signals and the file watch are set up before the "listening" line, so whoever waits for that line
 	// (a test, a supervisor) can rely on a change or a signal sent after it being seen.
 	sigs := make(chan os.Signal, 1)

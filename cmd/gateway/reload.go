@@ -102,6 +102,7 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		{"TLS on/off (GATEWAY_TLS_CERT)", cfg.TLSCert != "", rl.started.TLSCert != ""},
 		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
 		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
+		{"GATEWAY_IDLE_PARK_AFTER", cfg.IdleParkAfter, rl.started.IdleParkAfter},
 		{"GATEWAY_MAX_HEADER_SIZE", cfg.MaxHeaderSize, rl.started.MaxHeaderSize},
 		{"GATEWAY_MAX_CONNS", cfg.MaxConns, rl.started.MaxConns},
 		{"GATEWAY_MAX_CONNS_PER_CLIENT", cfg.MaxConnsPerClient, rl.started.MaxConnsPerClient},
