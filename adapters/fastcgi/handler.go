@@ -192,7 +192,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		h.fail(w, r, fmt.Errorf("connecting: %w", err))
 		return false
 	}
-	x := &exchange{h: h, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
+	x := &exchange{h: h, ctx: ctx, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
 	keep := false
 	defer func() {
 		c.sr.unwatch()
@@ -372,6 +372,7 @@ func hopHeader(k string) bool {
 // exchange is the state of one request on one connection shared by the reader and the writer.
 type exchange struct {
 	h           *Handler
+	ctx         context.Context // the request's: a renewed deadline must not undo its cancellation
 	c           *conn
 	id          uint16
 	rc          *http.ResponseController
@@ -391,6 +392,10 @@ func (x *exchange) extendHeaderDeadline() {
 	x.mu.Lock()
 	if !x.gotHead {
 		_ = x.c.nc.SetReadDeadline(time.Now().Add(x.h.timeout))
+		if x.ctx.Err() != nil {
+			// The cancellation's AfterFunc may have expired the deadline just before the line above.
+			_ = x.c.nc.SetDeadline(time.Unix(1, 0))
+		}
 	}
 	x.mu.Unlock()
 }
@@ -419,6 +424,9 @@ func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 	}()
 	flush := func() error {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(x.h.timeout))
+		if x.ctx.Err() != nil {
+			_ = c.nc.SetDeadline(time.Unix(1, 0)) // keep a cancellation the line above may have undone
+		}
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}
