@@ -8,7 +8,9 @@
 // connection: a trusted proxy's values (the router deletes untrusted ones) are extended, never replaced.
 // The request body is streamed, never buffered. What comes back: the response streamed to the client,
 // flushed at once for event streams and bodies of unknown length; 1xx answers forwarded; a WebSocket
-// upgrade tunnelled (websocket=false refuses it by stripping the Upgrade header).
+// upgrade tunnelled (websocket=false refuses it by stripping the Upgrade header). A body whose app stalls
+// past read_timeout, or fails, mid-way is aborted (http.ErrAbortHandler: never a clean end) with one log
+// line on the app's logger (ReverseProxy's own log lines go there too, not to the default logger).
 package httpproxy
 
 import (
@@ -36,6 +38,13 @@ import (
 // nor the gateway default sets one.
 const DefaultTimeout = 60 * time.Second
 
+// DefaultReadTimeout is the stall limit on a response body when neither the app's read_timeout option nor
+// the gateway's upstream read timeout sets one.
+const DefaultReadTimeout = 60 * time.Second
+
+// DefaultMaxResponseHeaderBytes limits an app's response head when the gateway sets no limit.
+const DefaultMaxResponseHeaderBytes = 256 << 10
+
 // Kind returns the registry entry for http://, https:// and unix:// apps.
 //
 // Options: timeout (time to the response header, then 504; default the gateway's upstream timeout),
@@ -45,7 +54,11 @@ const DefaultTimeout = 60 * time.Second
 // knowledge, to an http:// or unix:// app such as a gRPC server; default false; WebSocket upgrades then
 // cannot pass), fast_path (default true: plain HTTP/1.1 requests to http:// and unix:// apps go through
 // the synchronous client of package h1, the rest through net/http's Transport; false sends everything
-// through the Transport).
+// through the Transport), read_timeout (stall limit on the response body: when the app sends no byte for
+// that long - plus up to min(limit/8, 250ms) - the response is aborted, the client sees a cut stream, the
+// app's connection is closed and one line is logged; default the gateway's upstream read timeout, else
+// 60s; 0 turns it off; WebSocket tunnels after 101 are not subject to it). The response head may not
+// exceed the gateway's response header limit (Target.MaxResponseHeaderBytes, default 256 KiB): 502.
 func Kind() adapters.Kind {
 	return adapters.Kind{
 		Schemes:       []string{"http", "https", "unix"},
@@ -100,6 +113,24 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	readDef := DefaultReadTimeout
+	switch {
+	case t.ReadTimeout > 0:
+		readDef = t.ReadTimeout
+	case t.ReadTimeout < 0:
+		readDef = 0
+	}
+	readTimeout, err := o.Duration("read_timeout", readDef)
+	if err != nil {
+		return nil, err
+	}
+	if readTimeout < 0 {
+		return nil, fmt.Errorf("option read_timeout=%v: expected a duration >= 0 (0: no limit)", readTimeout)
+	}
+	maxHead := int64(DefaultMaxResponseHeaderBytes)
+	if t.MaxResponseHeaderBytes > 0 {
+		maxHead = t.MaxResponseHeaderBytes
+	}
 	if h2c && t.URL.Scheme == "https" {
 		return nil, fmt.Errorf("option h2c=true: h2c is HTTP/2 without TLS; https apps negotiate HTTP/2 themselves")
 	}
@@ -119,7 +150,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		ResponseHeaderTimeout:  timeout,
 		ExpectContinueTimeout:  time.Second,
 		DisableCompression:     true, // the client's Accept-Encoding is the app's business
-		MaxResponseHeaderBytes: 256 << 10,
+		MaxResponseHeaderBytes: maxHead,
 		ReadBufferSize:         32 << 10,
 		WriteBufferSize:        32 << 10,
 	}
@@ -144,7 +175,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	}
 	insts := make([]*instance, len(urls))
 	for i, u := range urls {
-		in, err := newInstance(u, base, dialer, tlsConf, fastPath && !h2c)
+		in, err := newInstance(u, base, dialer, tlsConf, fastPath && !h2c, readTimeout)
 		if err != nil {
 			if len(urls) > 1 {
 				return nil, fmt.Errorf("instance %q: %v", u.String(), err)
@@ -185,6 +216,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		Transport:    rt,
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail(logger),
+		ErrorLog:     proxyLog(logger, t.Raw, p.logUpstream()),
 	}
 	return p, nil
 }
@@ -203,7 +235,7 @@ type instance struct {
 
 // newInstance checks u and builds its transport from base (and the fast HTTP/1.1 client in front of it
 // for http:// and unix:// when fast).
-func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *tls.Config, fast bool) (*instance, error) {
+func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *tls.Config, fast bool, readTimeout time.Duration) (*instance, error) {
 	in := &instance{addr: u.String(), upstream: u.Host, scheme: u.Scheme, host: u.Host, path: strings.TrimSuffix(u.Path, "/"), tr: base.Clone()}
 	switch u.Scheme {
 	case "http", "https":
@@ -229,7 +261,7 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 	default:
 		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
 	}
-	in.rt = in.tr
+	in.rt = guard(in.tr, readTimeout)
 	if fast && in.scheme == "http" {
 		network, addr := "tcp", u.Host
 		if u.Scheme == "unix" {
@@ -237,11 +269,12 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 		}
 		in.fast = &h1.Transport{
 			Dial:                   func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) },
-			Fallback:               in.tr,
+			Fallback:               in.rt,
 			ResponseHeaderTimeout:  base.ResponseHeaderTimeout,
 			MaxResponseHeaderBytes: int(base.MaxResponseHeaderBytes),
 			MaxIdleConns:           base.MaxIdleConnsPerHost,
 			IdleConnTimeout:        base.IdleConnTimeout,
+			ReadTimeout:            readTimeout,
 		}
 		if in.fast.MaxIdleConns == 0 {
 			in.fast.MaxIdleConns = -1
@@ -348,7 +381,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.set == nil {
 		reqinfo.From(r.Context()).SetUpstream(p.upstream)
 	}
+	defer flushOnAbort(w, r)
 	p.rp.ServeHTTP(w, r)
+}
+
+// flushOnAbort, deferred, lets a response aborted mid-body (ReverseProxy panics with http.ErrAbortHandler
+// when the body copy fails) reach the client as what it is: the head and the bytes received so far are
+// flushed before the abort closes the connection, so the client sees a started answer whose body is cut
+// (short of its Content-Length, or a chunked stream without its last chunk), never a clean end. Without
+// it a head still in the server's buffer would be dropped and the client would only see a closed
+// connection. A close-delimited body (an HTTP/1.0 client, no Content-Length) would look complete once
+// cut, so it is not flushed.
+func flushOnAbort(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler && (r.ProtoAtLeast(1, 1) || w.Header().Get("Content-Length") != "") {
+		_ = http.NewResponseController(w).Flush()
+	}
+	panic(v)
 }
 
 // Health reports each instance's state (adapters.HealthReporter). A single instance without health
@@ -358,6 +410,18 @@ func (p *Proxy) Health() []adapters.InstanceHealth {
 		return p.set.Health()
 	}
 	return []adapters.InstanceHealth{{Address: p.insts[0].addr, Healthy: true}}
+}
+
+// logUpstream names the upstream in ReverseProxy's own log lines: the instance, or all of them.
+func (p *Proxy) logUpstream() string {
+	if len(p.insts) == 1 {
+		return p.upstream
+	}
+	names := make([]string, len(p.insts))
+	for i, in := range p.insts {
+		names[i] = in.upstream
+	}
+	return "one of " + strings.Join(names, ", ")
 }
 
 // Upstream is the address of the first instance ("127.0.0.1:8000" or "unix:/run/app.sock").

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"os"
+	"time"
 )
 
 const (
@@ -29,6 +31,8 @@ type body struct {
 	keep bool      // the connection may be reused after the body
 	done bool
 	err  error // returned by reads once done
+	// renewed is when the stall deadline (Transport.ReadTimeout) was last moved.
+	renewed time.Time
 }
 
 func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedReader(br) }
@@ -36,6 +40,12 @@ func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedRe
 func (b *body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, b.err
+	}
+	if lim := b.t.ReadTimeout; lim > 0 {
+		if now := time.Now(); now.Sub(b.renewed) >= StallSlack(lim) {
+			b.renewed = now
+			setReadDeadline(b.resp.Request.Context(), b.pc, now.Add(lim+StallSlack(lim)))
+		}
 	}
 	switch b.mode {
 	case modeLength:
@@ -85,10 +95,14 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 }
 
-// cause prefers the context's error (client gone, deadline) over the I/O error it provoked.
+// cause prefers the context's error (client gone, deadline) over the I/O error it provoked, and names a
+// stall past ReadTimeout.
 func (b *body) cause(err error) error {
 	if cerr := b.resp.Request.Context().Err(); cerr != nil {
 		return cerr
+	}
+	if b.t.ReadTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return &StallError{Limit: b.t.ReadTimeout}
 	}
 	return err
 }

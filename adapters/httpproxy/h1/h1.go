@@ -17,7 +17,9 @@
 //   - Deadlines: ResponseHeaderTimeout runs from the end of the write to the end of the response head
 //     (then a timeout error that net.Error reports as Timeout, answered 504). The request's context is
 //     watched with context.AfterFunc: cancellation or its deadline interrupts the write, the head read
-//     and later body reads, and RoundTrip returns the context's error.
+//     and later body reads, and RoundTrip returns the context's error. ReadTimeout is a stall limit on
+//     the body: a read deadline set after the head and renewed by reads at most every StallSlack (a timer
+//     update, no syscall); when it passes, the read fails with *StallError and the connection is closed.
 //   - 1xx responses other than 101 are passed to the request's httptrace Got1xxResponse hook (which
 //     httputil.ReverseProxy uses to forward them), then the final response is read. A 101 is an error
 //     (upgrades never take this path).
@@ -79,6 +81,10 @@ type Transport struct {
 	MaxBodyBytes int64
 	// ReadBufferSize is the size of each connection's read buffer; zero means 8 KiB.
 	ReadBufferSize int
+	// ReadTimeout is the stall limit while a response body is read: when the app sends no byte for that
+	// long (plus up to StallSlack(ReadTimeout), as the read deadline is renewed at most that often), the
+	// body read fails with a *StallError and the connection is closed, never pooled. Zero means no limit.
+	ReadTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   []*pconn // LIFO: the most recently used connection is the most likely alive and warm
@@ -131,6 +137,20 @@ func (t *Transport) maxBody() int64 {
 	}
 	return 16 << 10
 }
+
+// StallSlack is how stale a body's stall deadline may grow before a read renews it: renewing on every read
+// would cost a timer update per read, so a stall is cut between limit and limit+StallSlack(limit).
+func StallSlack(limit time.Duration) time.Duration { return min(limit/8, 250*time.Millisecond) }
+
+// StallError is the failure of a response body read after the app sent nothing for Limit (Transport.
+// ReadTimeout). It is a net.Error whose Timeout is true.
+type StallError struct{ Limit time.Duration }
+
+func (e *StallError) Error() string {
+	return "app stalled mid-body: no byte for read_timeout " + e.Limit.String()
+}
+func (e *StallError) Timeout() bool   { return true }
+func (e *StallError) Temporary() bool { return true }
 
 // timeoutError is the response head timeout (a net.Error with Timeout true).
 type timeoutError struct{}
@@ -321,6 +341,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 	if t.ResponseHeaderTimeout > 0 {
 		setReadDeadline(ctx, pc, time.Now().Add(t.ResponseHeaderTimeout))
 	}
+	// else the read deadline is clear: release clears a stall deadline before pooling
 	trace := httptrace.ContextClientTrace(ctx)
 	limit := t.maxHead()
 	sp := getBuf()
@@ -362,7 +383,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 	if h.code == http.StatusRequestTimeout && pc.reused {
 		return fail(errStale408)
 	}
-	if t.ResponseHeaderTimeout > 0 {
+	var renewed time.Time
+	switch {
+	case t.ReadTimeout > 0:
+		renewed = time.Now()
+		setReadDeadline(ctx, pc, renewed.Add(t.ReadTimeout+StallSlack(t.ReadTimeout)))
+	case t.ResponseHeaderTimeout > 0:
 		setReadDeadline(ctx, pc, time.Time{})
 	}
 	rb := &respBody{}
@@ -390,7 +416,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		return resp, nil
 	}
 	bd := &rb.body
-	*bd = body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close}
+	*bd = body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close, renewed: renewed}
 	switch {
 	case h.chunked:
 		resp.TransferEncoding = []string{"chunked"}
@@ -448,6 +474,9 @@ func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
 	if !stop() || !keep || pc.br.Buffered() > 0 {
 		pc.c.Close()
 		return
+	}
+	if t.ReadTimeout > 0 {
+		pc.c.SetReadDeadline(time.Time{}) // an idle connection has no deadline (the liveness peek obeys it)
 	}
 	t.putIdle(pc)
 }
