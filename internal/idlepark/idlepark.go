@@ -28,8 +28,12 @@
 // Memory: what net/http releases is free Go memory, and the process RSS only drops once the GC ran and
 // the runtime's scavenger gave the pages back. When everything is idle no allocation triggers a GC, so
 // the freed stacks and buffers would stay in RSS; after a burst of at least Options.BurstGC parked
-// connections (and at most once per 10 s) the parker therefore asks for one runtime.GC, 1 s after the
-// burst's threshold was reached.
+// connections (and at most once per 10 s) the parker therefore asks for a GC, 1 s after the burst's
+// threshold was reached: two runtime.GC calls, since the buffers net/http put back in its sync.Pools are
+// only freed by the second cycle after they were put. The runtime's background scavenger then returns the
+// freed pages to the system at its own pace (debug.FreeOSMemory is never called: it would also give back
+// the pages the next burst needs). Without that request the runtime's forced GC (every 2 minutes) would
+// do the same, later.
 //
 // Parking needs epoll: on systems other than Linux (build tags) Supported is false and a Listener only
 // passes connections through, never parking them.
@@ -260,6 +264,9 @@ func (l *Listener) parked() {
 		select {
 		case <-l.done:
 		default:
+			// Two cycles: net/http's bufio buffers went back to sync.Pools, whose items survive one GC (in
+			// the victim cache) and are freed by the second. Dead goroutines' stacks are freed by the first.
+			runtime.GC()
 			runtime.GC()
 		}
 		l.gcMu.Lock()
