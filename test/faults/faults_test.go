@@ -174,6 +174,7 @@ func appFaults() []faultCase {
 			},
 			options: "timeout=" + appTimeout.String(),
 			protoOptions: map[string]string{
+				"http":    "read_timeout=" + appReadTimeout.String(),
 				"uwsgi":   "read_timeout=" + appReadTimeout.String(),
 				"fastcgi": "read_timeout=" + appReadTimeout.String(),
 			},
@@ -187,7 +188,6 @@ func appFaults() []faultCase {
 				}
 				return ""
 			},
-			gap: map[string]string{"http": "adapters/httpproxy (H2): no limit on an app that stalls mid-body: the timeout option covers the response header only, GATEWAY_BODY_TIMEOUT the client side only, so the client waits as long as the app holds the connection"},
 		},
 		{
 			name: "app sends a malformed status line",
