@@ -86,19 +86,19 @@ func rawApp(t *testing.T, play func(c net.Conn, br *bufio.Reader)) (url string, 
 }
 
 // fetch GETs url and reads the whole body; it returns the body, the read error and the time taken.
-func fetch(t *testing.T, url string) (string, error, time.Duration) {
+func fetch(t *testing.T, url string) (string, time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	resp, err := client(t).Get(url)
 	if err != nil {
-		return "", err, time.Since(start)
+		return "", time.Since(start), err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d", resp.StatusCode), time.Since(start)
+		return "", time.Since(start), fmt.Errorf("status %d", resp.StatusCode)
 	}
 	b, err := io.ReadAll(resp.Body)
-	return string(b), err, time.Since(start)
+	return string(b), time.Since(start), err
 }
 
 func TestReadTimeoutStallLimit(t *testing.T) {
@@ -143,7 +143,7 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 				t.Parallel()
 				u, closed := rawApp(t, tc.play)
 				_, front, logs := buildWith(t, u+"?"+path+"&"+tc.opts, func(tg *adapters.Target) { tg.ReadTimeout = tc.gateway })
-				body, err, took := fetch(t, front.URL+"/")
+				body, took, err := fetch(t, front.URL+"/")
 				if !tc.cut {
 					if err != nil || len(body) < 20 {
 						t.Fatalf("body %q, %v after %v: want the whole body", body, err, took)
