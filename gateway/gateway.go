@@ -411,11 +411,14 @@ func LimitListener(cfg config.Config, ln net.Listener, logger *slog.Logger, onRe
 // a goroutine or buffers, and served again when their next request arrives), and chains its ConnState
 // hook on srv. It must wrap the connection limiter (not be wrapped by it): a parked connection keeps its
 // slot and is not admitted twice. It returns ln unchanged and a nil *idlepark.Listener when parking is
-// off: GATEWAY_IDLE_PARK_AFTER=0, TLS (GATEWAY_TLS_CERT set), a system other than Linux, or epoll
-// refused (logged).
+// off: GATEWAY_IDLE_PARK_AFTER=0, TLS (GATEWAY_TLS_CERT set), srv speaking unencrypted HTTP/2, a system
+// other than Linux, or epoll refused (logged).
 func ParkIdle(cfg config.Config, srv *http.Server, ln net.Listener, logger *slog.Logger) (net.Listener, *idlepark.Listener) {
 	if cfg.IdleParkAfter <= 0 || cfg.TLSCert != "" || !idlepark.Supported {
 		return ln, nil
+	}
+	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
+		return ln, nil // parking follows net/http's HTTP/1 serve loop; an h2c connection must never be parked
 	}
 	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(cfg.IdleParkAfter), BurstGC: 1024})
 	if err != nil {
