@@ -191,6 +191,55 @@ func TestRequestsAroundTheParkMomentAreNotLost(t *testing.T) {
 	}
 }
 
+func TestManyConnectionsAroundTheParkMomentLoseNothing(t *testing.T) {
+	r := start(t, nil, time.Minute, 0)
+	const conns, rounds = 40, 30
+	errs := make(chan error, conns)
+	for k := range conns {
+		go func() {
+			c, err := net.Dial("tcp", r.ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range rounds {
+				if i > 0 {
+					time.Sleep(after - 4*time.Millisecond + time.Duration((k*rounds+i)%80)*100*time.Microsecond)
+				}
+				path := fmt.Sprintf("/c%d/r%d", k, i)
+				if _, err := io.WriteString(c, get(path)); err != nil {
+					errs <- err
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", path, err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != "GET "+path+" 0" {
+					errs <- fmt.Errorf("%s: got %q", path, b)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.ln.ParkedTotal() == 0 {
+		t.Fatal("nothing was parked")
+	}
+	t.Logf("%d parks over %d requests", r.ln.ParkedTotal(), conns*rounds)
+}
+
 func TestParkedConnectionsEnd(t *testing.T) {
 	t.Run("a parked connection closed by the client is reaped", func(t *testing.T) {
 		r := start(t, nil, time.Minute, 0)
