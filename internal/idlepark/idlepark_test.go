@@ -261,7 +261,7 @@ func TestParkedConnectionsEnd(t *testing.T) {
 		c.expect(t, "GET /late 0")
 	})
 	t.Run("the idle timeout closes a parked connection", func(t *testing.T) {
-		r := start(t, nil, 300*time.Millisecond, 0)
+		r := start(t, nil, time.Second, 0)
 		c := dial(t, r)
 		c.send(t, get("/"))
 		c.expect(t, "GET / 0")
