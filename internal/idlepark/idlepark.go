@@ -29,8 +29,9 @@
 // the runtime's scavenger gave the pages back. When everything is idle no allocation triggers a GC, so
 // the freed stacks and buffers would stay in RSS; after a burst of at least Options.BurstGC parked
 // connections (and at most once per 10 s) the parker therefore asks for a GC, 1 s after the burst's
-// threshold was reached: two runtime.GC calls, since the buffers net/http put back in its sync.Pools are
-// only freed by the second cycle after they were put. The runtime's background scavenger then returns the
+// threshold was reached: up to two runtime.GC calls, since the buffers net/http put back in its sync.Pools
+// are only freed by the second cycle after they were put (cycles the runtime ran by itself in that second
+// count: a busy process is not made to collect more). The runtime's background scavenger then returns the
 // freed pages to the system at its own pace (debug.FreeOSMemory is never called: it would also give back
 // the pages the next burst needs). Without that request the runtime's forced GC (every 2 minutes) would
 // do the same, later.
@@ -45,6 +46,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -260,14 +262,18 @@ func (l *Listener) parked() {
 		return
 	}
 	l.gcPending = true
+	start := gcCycles()
 	time.AfterFunc(gcDelay, func() {
 		select {
 		case <-l.done:
 		default:
 			// Two cycles: net/http's bufio buffers went back to sync.Pools, whose items survive one GC (in
-			// the victim cache) and are freed by the second. Dead goroutines' stacks are freed by the first.
-			runtime.GC()
-			runtime.GC()
+			// the victim cache) and are freed by the second; dead goroutines' stacks are freed by the first.
+			// Cycles the runtime ran by itself meanwhile (it does under load, when allocation goes on)
+			// count, so a busy process is not made to collect more than it already does.
+			for n := gcCycles() - start; n < 2; n++ {
+				runtime.GC()
+			}
 		}
 		l.gcMu.Lock()
 		l.gcPending = false
@@ -275,6 +281,16 @@ func (l *Listener) parked() {
 		l.lastGC = time.Now()
 		l.gcMu.Unlock()
 	})
+}
+
+// gcCycles is the number of GC cycles the process completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // Arming steps of a Conn's idle Read.

@@ -368,6 +368,30 @@ func TestParkedConnectionsHoldTheirConnectionLimitSlots(t *testing.T) {
 	b.expect(t, "GET /b 0")
 }
 
+func TestABurstOfParkedConnectionsGetsItsGC(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := New(raw, Options{After: after, BurstGC: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), IdleTimeout: time.Minute}
+	ln.Install(srv)
+	go srv.Serve(ln)
+	defer srv.Close()
+	start := gcCycles()
+	for range 8 {
+		c := dial(t, &rig{ln: ln})
+		c.send(t, get("/"))
+		c.expect(t, "ok")
+	}
+	waitFor(t, "eight parked", func() bool { return ln.Parked() == 8 })
+	// The runtime may run cycles of its own too; at least the two requested ones must come.
+	waitFor(t, "two GC cycles", func() bool { return gcCycles()-start >= 2 })
+}
+
 func TestMemoryPerParkedConnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 2,000 connections")
