@@ -353,7 +353,10 @@ for f in "${fronts[@]}"; do
     sleep 0.05
   done
   if grep -q '^ready' "$tmp/idle.out"; then
-    sleep 1
+    # Read 5 s after the last connection went idle, the same for every front: an idle keep-alive connection
+    # is one that has been quiet for a while (Switchyard parks its connections after GATEWAY_IDLE_PARK_AFTER,
+    # 1 s by default, and returns the memory of a parked burst with one GC).
+    sleep 5
     idle_held[$f]=$(kib VmRSS "$f")
   else
     log "bench: idleconns against $f failed: $(cat "$tmp/idle.err")"
