@@ -11,6 +11,13 @@
 // upgrade tunnelled (websocket=false refuses it by stripping the Upgrade header). A body whose app stalls
 // past read_timeout, or fails, mid-way is aborted (http.ErrAbortHandler: never a clean end) with one log
 // line on the app's logger (ReverseProxy's own log lines go there too, not to the default logger).
+//
+// Two paths, one behaviour: requests the h1 fast path serves on a single instance skip
+// httputil.ReverseProxy (direct.go writes the outgoing head straight from the incoming request and copies
+// the response head straight into the ResponseWriter, with the same header rewriting, flushing, trailers,
+// 1xx, abort and error handling; TestDirectPathMatchesReverseProxy compares both on hostile requests and
+// answers); everything else (balanced instances, upgrades, Expect, large or unknown-length bodies, https,
+// h2c, fast_path=false) goes through ReverseProxy.
 package httpproxy
 
 import (
@@ -76,6 +83,12 @@ type Proxy struct {
 	rp             *httputil.ReverseProxy
 	insts          []*instance
 	set            *upstream.Set // nil for one instance without health checks or breaker: the fast path
+	// The direct path (direct.go): fast is the h1 client of the only instance (nil without the fast
+	// path or with a balancer); target is the outgoing URL base; clientHost keeps the client's Host.
+	fast       *h1.Transport
+	target     *url.URL
+	clientHost bool
+	noDirect   bool // tests: everything through ReverseProxy
 }
 
 // New builds the Proxy for t.
@@ -189,7 +202,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	}
 	target := &url.URL{Scheme: insts[0].scheme, Host: insts[0].host, Path: insts[0].path}
 
-	p := &Proxy{name: t.Raw, upstream: insts[0].upstream, websocket: websocket, insts: insts}
+	p := &Proxy{name: t.Raw, upstream: insts[0].upstream, websocket: websocket, insts: insts, target: target, clientHost: hostHeader == "client"}
 	logger := t.Logger
 	var rt = insts[0].rt
 	if len(insts) > 1 || lb.HealthPath != "" || lb.Breaker {
@@ -204,6 +217,9 @@ func New(t adapters.Target) (http.Handler, error) {
 			return nil, err
 		}
 		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Raw}
+	}
+	if p.set == nil && len(insts) == 1 {
+		p.fast = insts[0].fast
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -382,6 +398,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqinfo.From(r.Context()).SetUpstream(p.upstream)
 	}
 	defer flushOnAbort(w, r)
+	if p.fast != nil && !p.noDirect && p.directEligible(r) {
+		p.serveDirect(w, r)
+		return
+	}
 	p.rp.ServeHTTP(w, r)
 }
 

@@ -45,6 +45,9 @@
 // 143 us -> 126 us (nginx 105 us). BenchmarkProxy: 105 -> 69 allocs/op. The rest of the gap is the
 // net/http server, httputil.ReverseProxy (request and header clones, header copies: ~14% of the
 // gateway's CPU) and the kernel's loopback work (~40% of the CPU is in syscalls, about 5 a request).
+// RoundTripOutgoing lets package httpproxy skip ReverseProxy for these requests (its direct path): on the
+// same small GET at 64 connections, gateway CPU per request 39 -> 33 us and throughput +12% (medians of 4
+// alternated 5 s runs on a loaded 2-core machine, before/after binaries side by side).
 package h1
 
 import (
@@ -56,6 +59,9 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -225,12 +231,81 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.eligible(req) {
 		return t.Fallback.RoundTrip(req)
 	}
-	ctx := req.Context()
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
 	}
-	replay := idempotent(req)
+	return t.roundTrip(req, nil, host, idempotent(req))
+}
+
+// Outgoing is a request head its caller writes itself: a proxy that writes the outgoing head straight
+// from the incoming request instead of cloning it into an *http.Request first.
+type Outgoing interface {
+	// AppendHead appends the request line and the header fields, without Content-Length (appended by
+	// RoundTripOutgoing when the body is not empty) and without the empty line that ends the head.
+	// AppendRequestTarget and AppendField write and check the parts.
+	AppendHead(b []byte) ([]byte, error)
+	// Got1xx receives each informational response other than 101 (what a Got1xxResponse trace hook would).
+	Got1xx(code int, h textproto.MIMEHeader) error
+}
+
+// RoundTripOutgoing is RoundTrip for a head written by o: req gives the context, the method, the body and
+// its ContentLength (at most MaxBody, known), never its URL or header; replay says whether the request
+// may be sent twice. The caller decides that the fast path fits (Eligible's rules); nothing falls back.
+// The response's Request is req.
+func (t *Transport) RoundTripOutgoing(req *http.Request, o Outgoing, replay bool) (*http.Response, error) {
+	return t.roundTrip(req, o, "", replay)
+}
+
+// MaxBody is the largest request body (by Content-Length) the fast path sends.
+func (t *Transport) MaxBody() int64 { return t.maxBody() }
+
+// ValidHost reports whether host may be written as a Host field by the fast path (plain ASCII host[:port]).
+func ValidHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		if !hostByte(host[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendRequestTarget appends the origin-form request-target of path (escaped as url.URL.EscapedPath
+// would, for a URL without RawPath) and rawQuery, as RoundTrip writes it.
+func AppendRequestTarget(b []byte, path, rawQuery string) []byte {
+	u := url.URL{Path: path, RawQuery: rawQuery}
+	return appendRequestURI(b, &u)
+}
+
+// AppendField appends the header field lines "k: v" of vv as RoundTrip writes them (values trimmed of
+// surrounding blanks); a name or value that cannot be written safely (header injection towards the app)
+// is the error RoundTrip returns for it.
+func AppendField(b []byte, k string, vv []string) ([]byte, error) {
+	if k == "" {
+		return b, &errInvalidHeader{k}
+	}
+	for i := 0; i < len(k); i++ {
+		if !tokenByte(k[i]) {
+			return b, &errInvalidHeader{k}
+		}
+	}
+	for _, v := range vv {
+		if !validValue(v) {
+			return b, &errInvalidHeader{k}
+		}
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, strings.Trim(v, " \t")...)
+		b = append(b, "\r\n"...)
+	}
+	return b, nil
+}
+
+func (t *Transport) roundTrip(req *http.Request, o Outgoing, host string, replay bool) (*http.Response, error) {
+	ctx := req.Context()
 	// Connect before reading the body: after a dial error a balancer may hand the untouched body to
 	// another instance.
 	pc, err := t.conn(ctx, false, !replay)
@@ -242,7 +317,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	bp := getBuf()
 	defer putBuf(bp)
-	b, err := appendRequestHead((*bp)[:0], req, host, req.ContentLength)
+	var b []byte
+	if o == nil {
+		b, err = appendRequestHead((*bp)[:0], req, host, req.ContentLength)
+	} else if b, err = o.AppendHead((*bp)[:0]); err == nil {
+		if req.ContentLength > 0 {
+			b = append(b, "Content-Length: "...)
+			b = strconv.AppendInt(b, req.ContentLength, 10)
+			b = append(b, "\r\n"...)
+		}
+		b = append(b, "\r\n"...)
+	}
 	if err == nil && req.ContentLength > 0 {
 		b, err = appendBody(b, req.Body, req.ContentLength)
 	}
@@ -260,7 +345,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		resp, err := t.exchange(ctx, req, pc, b)
+		resp, err := t.exchange(ctx, req, o, pc, b)
 		if err == nil {
 			return resp, nil
 		}
@@ -325,7 +410,7 @@ func (t *Transport) conn(ctx context.Context, fresh, check bool) (*pconn, error)
 }
 
 // exchange writes the request bytes b on pc and reads the response head. On error pc is closed.
-func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, b []byte) (*http.Response, error) {
+func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing, pc *pconn, b []byte) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, pc.interrupt)
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -342,7 +427,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		setReadDeadline(ctx, pc, time.Now().Add(t.ResponseHeaderTimeout))
 	}
 	// else the read deadline is clear: release clears a stall deadline before pooling
-	trace := httptrace.ContextClientTrace(ctx)
+	var got1xx func(int, textproto.MIMEHeader) error
+	if o != nil {
+		got1xx = o.Got1xx
+	} else if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
 	limit := t.maxHead()
 	sp := getBuf()
 	defer putBuf(sp)
@@ -369,8 +459,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, pc *pconn, 
 		if n1xx >= 64 {
 			return fail(protoErr("too many 1xx informational responses"))
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(h.code, textproto.MIMEHeader(h.header)); err != nil {
+		if got1xx != nil {
+			if err := got1xx(h.code, textproto.MIMEHeader(h.header)); err != nil {
 				return fail(err)
 			}
 		} else {

@@ -1,0 +1,426 @@
+package httpproxy
+
+import (
+	"context"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
+)
+
+// The direct path serves the requests that would end on the h1 fast path (one instance, no balancer,
+// plain HTTP/1.1 to an http:// or unix:// app, no upgrade, no Expect, a small body of known length, an
+// ordinary path and query) without httputil.ReverseProxy: the outgoing head is written straight from the
+// incoming request and the response head copied straight into the ResponseWriter, skipping the request
+// clone, the header map copies and the hop-by-hop deletions on copies. What the app and the client see is
+// what the ReverseProxy path gives them (TestDirectPathMatchesReverseProxy checks it byte for byte,
+// headers compared as sets since both write them in map order):
+//
+//   - request: hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive, Proxy-Authenticate,
+//     Proxy-Authorization, Te, Trailer, Transfer-Encoding, Upgrade) and the fields the Connection field
+//     names are not sent; "Te: trailers" is sent when the client's Te has the trailers token; the client's
+//     Forwarded and X-Forwarded-* are replaced by setForwarded's values; no User-Agent unless the client
+//     sent one; Host as the host_header option says; the path joined under the app's base path.
+//   - response: hop-by-hop fields and those its Connection field names are dropped, the rest added to
+//     the ResponseWriter's header; 1xx answers forwarded; trailers announced and set; event streams and
+//     bodies of unknown length flushed as they arrive; a failed body copy logged on ErrorLog and the
+//     response aborted (http.ErrAbortHandler); errors before the head go to the same error handler.
+type direct struct {
+	p *Proxy
+	w http.ResponseWriter
+	r *http.Request
+	// conn holds the canonical names the client's Connection field lists (nil without one).
+	conn []string
+}
+
+// hopByHop reports whether k (canonical) is one of the hop-by-hop fields ReverseProxy removes.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// connectionListed returns the canonical field names listed in h's Connection field, or nil.
+func connectionListed(h http.Header) []string {
+	vv := h["Connection"]
+	if len(vv) == 0 {
+		return nil
+	}
+	var names []string
+	for _, f := range vv {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				names = append(names, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	return names
+}
+
+func listed(names []string, k string) bool {
+	for _, n := range names {
+		if n == k {
+			return true
+		}
+	}
+	return false
+}
+
+// directEligible reports whether r takes the direct path: the cases where ReverseProxy would hand the
+// h1 fast path a request it serves, minus rare shapes (upgrade tokens, Expect, request trailers, a query
+// ReverseProxy would rewrite, a raw path) that stay on the ReverseProxy path.
+func (p *Proxy) directEligible(r *http.Request) bool {
+	if r.Method == http.MethodConnect || len(r.Trailer) > 0 || r.URL.RawPath != "" || r.URL.Opaque != "" ||
+		r.URL.ForceQuery || !strings.HasPrefix(r.URL.Path, "/") {
+		return false
+	}
+	if r.ContentLength < 0 || r.ContentLength > p.fast.MaxBody() {
+		return false
+	}
+	if r.ContentLength == 0 && r.Body != nil && r.Body != http.NoBody {
+		return false
+	}
+	h := r.Header
+	if _, ok := h["Upgrade"]; ok {
+		return false
+	}
+	if _, ok := h["Expect"]; ok {
+		return false
+	}
+	if !cleanQuery(r.URL.RawQuery) {
+		return false
+	}
+	host := p.target.Host
+	if p.clientHost {
+		host = r.Host
+	}
+	return h1.ValidHost(host)
+}
+
+// cleanQuery reports whether ReverseProxy would forward the raw query as is (no ';', every '%' a valid
+// escape): otherwise it re-encodes it, and the request stays on that path.
+func cleanQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// joinPath is the outgoing path: r's path under the app's base path, as ReverseProxy's SetURL joins them.
+func (p *Proxy) joinPath(path string) string {
+	base := p.target.Path
+	switch {
+	case base == "":
+		return path
+	case strings.HasSuffix(base, "/"):
+		return base + path[1:]
+	}
+	return base + path
+}
+
+// AppendHead writes the request line and fields (h1.Outgoing).
+func (d *direct) AppendHead(b []byte) ([]byte, error) {
+	r, p := d.r, d.p
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	u := len(b)
+	b = h1.AppendRequestTarget(b, p.joinPath(r.URL.Path), r.URL.RawQuery)
+	for _, c := range b[u:] {
+		if c <= ' ' || c == 0x7f {
+			return b, errBadTarget
+		}
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	if p.clientHost {
+		b = append(b, r.Host...)
+	} else {
+		b = append(b, p.target.Host...)
+	}
+	b = append(b, "\r\n"...)
+	var err error
+	h := r.Header
+	if ua, ok := h["User-Agent"]; ok && len(ua) > 0 && ua[0] != "" && !listed(d.conn, "User-Agent") {
+		if b, err = h1.AppendField(b, "User-Agent", ua[:1]); err != nil {
+			return b, err
+		}
+	}
+	for k, vv := range h {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			continue
+		}
+		if hopByHop(k) || d.conn != nil && listed(d.conn, k) {
+			continue
+		}
+		if b, err = h1.AppendField(b, k, vv); err != nil {
+			return b, err
+		}
+	}
+	if te := h["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+		b = append(b, "Te: trailers\r\n"...)
+	}
+	xff, host, proto := forwarded(r)
+	if xff != "" {
+		if b, err = h1.AppendField(b, "X-Forwarded-For", []string{xff}); err != nil {
+			return b, err
+		}
+	}
+	if host != "" {
+		if b, err = h1.AppendField(b, "X-Forwarded-Host", []string{host}); err != nil {
+			return b, err
+		}
+	}
+	return h1.AppendField(b, "X-Forwarded-Proto", []string{proto})
+}
+
+var errBadTarget = &badTarget{}
+
+type badTarget struct{}
+
+func (*badTarget) Error() string { return "h1: control character or space in the request URL" }
+
+// hasToken reports whether the comma-separated values vv hold token (ASCII case-insensitive), as
+// httpguts.HeaderValuesContainsToken.
+func hasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Got1xx forwards an informational answer as ReverseProxy does (h1.Outgoing).
+func (d *direct) Got1xx(code int, hdr textproto.MIMEHeader) error {
+	h := d.w.Header()
+	for k, vv := range hdr {
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+	d.w.WriteHeader(code)
+	clear(h)
+	return nil
+}
+
+// serveDirect proxies r on the direct path.
+func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
+	d := &direct{p: p, w: w, r: r, conn: connectionListed(r.Header)}
+	replay := false
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		replay = true
+	default:
+		_, replay = r.Header["Idempotency-Key"]
+		replay = replay && !listed(d.conn, "Idempotency-Key")
+	}
+	res, err := p.fast.RoundTripOutgoing(r, d, replay)
+	if err != nil {
+		p.rp.ErrorHandler(w, p.outRequest(r), err)
+		return
+	}
+	dst := w.Header()
+	conn := connectionListed(res.Header)
+	for k, vv := range res.Header {
+		if hopByHop(k) || conn != nil && listed(conn, k) {
+			continue
+		}
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vv...)
+		} else {
+			dst[k] = vv[:len(vv):len(vv)] // an append to it later copies
+		}
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		dst.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	if err := p.copyDirect(w, res); err != nil {
+		defer res.Body.Close()
+		if r.Context().Value(http.ServerContextKey) == nil {
+			p.rp.ErrorLog.Printf("suppressing panic for copyResponse error in test; copy error: %v", err)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // fills res.Trailer
+	if len(res.Trailer) > 0 {
+		_ = http.NewResponseController(w).Flush() // forces chunking, so the trailers can follow
+	}
+	if len(res.Trailer) == announced {
+		for k, vv := range res.Trailer {
+			for _, v := range vv {
+				dst.Add(k, v)
+			}
+		}
+		return
+	}
+	for k, vv := range res.Trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			dst.Add(k, v)
+		}
+	}
+}
+
+// outRequest is the request the error handler sees on the ReverseProxy path (its outgoing request): the
+// path joined under the base path, the Host sent. Only built on failure.
+func (p *Proxy) outRequest(r *http.Request) *http.Request {
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.Scheme, u.Host, u.Path = p.target.Scheme, p.target.Host, p.joinPath(r.URL.Path)
+	out.URL = &u
+	if !p.clientHost {
+		out.Host = ""
+	}
+	return out
+}
+
+// copyDirect copies the response body to w with ReverseProxy's flush policy (FlushInterval 0): event
+// streams and bodies of unknown length are flushed at once and after every write, others only by the
+// server's buffering. Read errors other than context.Canceled are logged on ErrorLog, as ReverseProxy does.
+func (p *Proxy) copyDirect(w http.ResponseWriter, res *http.Response) error {
+	var dst io.Writer = w
+	if res.ContentLength == -1 || eventStream(res.Header["Content-Type"]) {
+		fw := &flushWriter{w: w, flush: http.NewResponseController(w).Flush}
+		fw.t = time.AfterFunc(0, fw.delayed) // the head goes out even before the first body byte
+		defer fw.stop()
+		dst = fw
+	}
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	for {
+		n, rerr := res.Body.Read(*buf)
+		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
+			p.rp.ErrorLog.Printf("httputil: ReverseProxy read error during body copy: %v", rerr)
+		}
+		if n > 0 {
+			m, werr := dst.Write((*buf)[:n])
+			if werr != nil {
+				return werr
+			}
+			if m != n {
+				return io.ErrShortWrite
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+	}
+}
+
+// flushWriter flushes after every write, and once from a timer started with the copy (so the head goes
+// out at once; as in ReverseProxy, the head may instead leave with the first write when a body byte is
+// already there: then the server may sniff a missing Content-Type from it).
+type flushWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	flush func() error
+	t     *time.Timer
+	done  bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.w.Write(p)
+	_ = f.flush()
+	return n, err
+}
+
+func (f *flushWriter) delayed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.done {
+		_ = f.flush()
+	}
+}
+
+func (f *flushWriter) stop() {
+	f.mu.Lock()
+	f.done = true
+	f.mu.Unlock()
+	f.t.Stop()
+}
+
+// eventStream reports whether the Content-Type is text/event-stream (by mime.ParseMediaType, as
+// ReverseProxy decides, but parsed only when the value can be one).
+func eventStream(ct []string) bool {
+	if len(ct) == 0 || len(ct[0]) < len("text/event-stream") {
+		return false
+	}
+	if !containsFold(ct[0], "event-stream") {
+		return false
+	}
+	base, _, _ := mime.ParseMediaType(ct[0])
+	return base == "text/event-stream"
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwarded computes X-Forwarded-For/-Host/-Proto as setForwarded does.
+func forwarded(in *http.Request) (xff, host, proto string) {
+	peer, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		peer = ""
+	}
+	xff = strings.Join(in.Header["X-Forwarded-For"], ", ")
+	switch {
+	case xff != "" && peer != "":
+		xff += ", " + peer
+	case peer != "":
+		xff = peer
+	}
+	host = in.Header.Get("X-Forwarded-Host")
+	if host == "" {
+		host = in.Host
+	}
+	proto = in.Header.Get("X-Forwarded-Proto")
+	switch {
+	case proto != "":
+	case in.TLS != nil:
+		proto = "https"
+	default:
+		proto = "http"
+	}
+	return xff, host, proto
+}

@@ -1,0 +1,329 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// recorded is what the app received: the request line and header lines (sorted: both paths write
+// fields in map order) and the body.
+type recorded struct {
+	Head []string
+	Body string
+}
+
+// recordingApp is a raw loopback app: it records each request it reads and answers it with the answer
+// its path names (/rN picks answers[N]).
+func recordingApp(t *testing.T, answers []string) (string, <-chan recorded) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan recorded, 4)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var rec recorded
+					n, chunked := 0, false
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						line = strings.TrimRight(line, "\r\n")
+						if line == "" {
+							break
+						}
+						if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+							n, _ = strconv.Atoi(strings.TrimSpace(v))
+						} else if ok && strings.EqualFold(k, "Transfer-Encoding") {
+							chunked = true
+						}
+						rec.Head = append(rec.Head, line)
+					}
+					if len(rec.Head) == 0 {
+						return
+					}
+					var body []byte
+					if chunked {
+						if body, err = io.ReadAll(httputil.NewChunkedReader(br)); err != nil {
+							return
+						}
+						if _, err := br.ReadString('\n'); err != nil { // the empty trailer section
+							return
+						}
+					} else {
+						body = make([]byte, n)
+						if _, err := io.ReadFull(br, body); err != nil {
+							return
+						}
+					}
+					rec.Body = string(body)
+					slices.Sort(rec.Head[1:])
+					got <- rec
+					i := 0
+					if m := answerIndex.FindStringSubmatch(rec.Head[0]); m != nil {
+						i, _ = strconv.Atoi(m[1])
+					}
+					a := answers[i]
+					if _, err := io.WriteString(c, a); err != nil {
+						return
+					}
+					if !strings.Contains(a, "Content-Length") && !strings.Contains(a, "chunked") && !strings.HasPrefix(rec.Head[0], "HEAD") && !strings.Contains(a, " 204 ") {
+						return // a body delimited by the close
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "http://" + ln.Addr().String(), got
+}
+
+var answerIndex = regexp.MustCompile(`/r([0-9]+)`)
+
+// seen is what the client received: the raw heads (1xx and final) without the Date line, the Trailer
+// field's names sorted (both paths join them in map order), the body and the trailers.
+type seen struct {
+	Heads    []string
+	Body     string
+	BodyErr  string
+	Trailers http.Header
+}
+
+func rawExchange(t *testing.T, addr, req string) seen {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var s seen
+	for {
+		var head []string
+		var raw strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				s.BodyErr = "head: " + err.Error()
+				return s
+			}
+			raw.WriteString(line)
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				break
+			}
+			switch k, v, _ := strings.Cut(line, ":"); k {
+			case "Date":
+				continue
+			case "Trailer":
+				names := strings.Split(strings.TrimSpace(v), ", ")
+				slices.Sort(names)
+				line = k + ": " + strings.Join(names, ", ")
+			}
+			head = append(head, line)
+		}
+		s.Heads = append(s.Heads, strings.Join(head, "\n"))
+		code := 0
+		if f := strings.Fields(head[0]); len(f) > 1 {
+			code, _ = strconv.Atoi(f[1])
+		}
+		if code >= 200 {
+			method := strings.Fields(req)[0]
+			resp, err := http.ReadResponse(bufio.NewReader(io.MultiReader(strings.NewReader(raw.String()), br)), &http.Request{Method: method})
+			if err != nil {
+				s.BodyErr = err.Error()
+				return s
+			}
+			b, err := io.ReadAll(resp.Body)
+			s.Body = string(b)
+			if err != nil {
+				s.BodyErr = err.Error()
+			}
+			s.Trailers = resp.Trailer
+			return s
+		}
+	}
+}
+
+func TestDirectPathMatchesReverseProxy(t *testing.T) {
+	// Chunked answers carry a Content-Type: without one, ReverseProxy's head flush (from a timer) races
+	// with its first body write, and only the latter lets the server sniff one (both paths share the race).
+	answers := []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nConnection: x-other\r\nX-Secret: s\r\nX-Other: o\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\nUpgrade: h2c\r\nTe: trailers\r\nProxy-Authenticate: Basic\r\nX-Kept: k\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Sum, X-Other\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\n, w\r\n0\r\nX-Sum: abc\r\nX-Other: o\r\nX-Late: unannounced\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: abc\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </b.js>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nLink: </a.css>; rel=preload\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n7\r\ndata: 2\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\nuntil the close",
+		"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found",
+		"HTTP/1.1 200 OK\r\nContent-Type: TEXT/Event-Stream\r\nContent-Length: 8\r\n\r\ndata: x\n",
+		"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold",
+		"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html></html>",
+	}
+	base := "Host: app.example\r\nUser-Agent: test-client\r\n"
+	var requests []struct{ name, raw string }
+	add := func(name, raw string) { requests = append(requests, struct{ name, raw string }{name, raw}) }
+	add("a plain GET", "GET /r0 HTTP/1.1\r\n"+base+"\r\n")
+	add("Connection naming X-Forwarded-For", "GET /r0 HTTP/1.1\r\n"+base+"Connection: X-Forwarded-For\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n")
+	add("Connection naming X-Forwarded-Host and Proto", "GET /r0 HTTP/1.1\r\n"+base+"Connection: x-forwarded-host, X-FORWARDED-PROTO\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\n\r\n")
+	add("Te with trailers and Trailer", "GET /r0 HTTP/1.1\r\n"+base+"Te: gzip, Trailers\r\nTrailer: X-Sum\r\n\r\n")
+	add("Te without trailers", "GET /r0 HTTP/1.1\r\n"+base+"Te: gzip\r\n\r\n")
+	add("Proxy-Connection, Keep-Alive and Proxy-Authorization", "GET /r0 HTTP/1.1\r\n"+base+"Proxy-Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\n\r\n")
+	add("Upgrade without Connection", "GET /r0 HTTP/1.1\r\n"+base+"Upgrade: websocket\r\n\r\n")
+	add("Connection upgrade without Upgrade", "GET /r0 HTTP/1.1\r\n"+base+"Connection: Upgrade\r\n\r\n")
+	add("several Connection fields and values", "GET /r0 HTTP/1.1\r\n"+base+"Connection: X-A, x-b\r\nConnection: keep-alive,  X-C ,\r\nX-A: a\r\nX-B: b\r\nX-C: c\r\nX-D: d\r\n\r\n")
+	add("Connection naming User-Agent", "GET /r0 HTTP/1.1\r\nHost: app.example\r\nUser-Agent: ua\r\nConnection: User-Agent\r\n\r\n")
+	add("no User-Agent", "GET /r0 HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	add("an empty User-Agent", "GET /r0 HTTP/1.1\r\nHost: app.example\r\nUser-Agent:\r\n\r\n")
+	add("two User-Agent fields", "GET /r0 HTTP/1.1\r\nHost: app.example\r\nUser-Agent: one\r\nUser-Agent: two\r\n\r\n")
+	add("Forwarded and X-Forwarded-* from the client", "GET /r0 HTTP/1.1\r\n"+base+"Forwarded: for=1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-For: 4.4.4.4\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\r\n")
+	add("a POST with a body", "POST /r0?x=1 HTTP/1.1\r\n"+base+"Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world")
+	add("a POST with an empty body", "POST /r0 HTTP/1.1\r\n"+base+"Content-Length: 0\r\n\r\n")
+	add("a POST with an Idempotency-Key", "POST /r0 HTTP/1.1\r\n"+base+"Idempotency-Key: k1\r\nContent-Length: 1\r\n\r\nx")
+	add("Connection naming Content-Length", "POST /r0 HTTP/1.1\r\n"+base+"Connection: Content-Length\r\nContent-Length: 2\r\n\r\nab")
+	add("a chunked POST", "POST /r0 HTTP/1.1\r\n"+base+"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+	add("a host with a port and a query", "GET /r0?a=1&b=%20c&d HTTP/1.1\r\nHost: App.Example:8080\r\n\r\n")
+	add("a query ReverseProxy rewrites", "GET /r0?a=1;b=2&c=%zz HTTP/1.1\r\n"+base+"\r\n")
+	add("a HEAD", "HEAD /r0 HTTP/1.1\r\n"+base+"\r\n")
+	add("repeated fields and odd spacing", "GET /r0 HTTP/1.1\r\n"+base+"X-Multi: 1\r\nX-Multi:  2 \r\nAccept: */*\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n")
+	add("an HTTP/1.0 request", "GET /r0 HTTP/1.0\r\n"+base+"\r\n")
+	add("a Connection: close request", "GET /r0 HTTP/1.1\r\n"+base+"Connection: close\r\n\r\n")
+	add("a path with characters to escape", "GET /r0/a%20b/%C3%A9 HTTP/1.1\r\n"+base+"\r\n")
+	for i := 1; i < len(answers); i++ {
+		add(fmt.Sprintf("answer %d", i), fmt.Sprintf("GET /r%d HTTP/1.1\r\n%s\r\n", i, base))
+		add(fmt.Sprintf("answer %d to a client asking for trailers", i), fmt.Sprintf("GET /r%d HTTP/1.1\r\n%sTe: trailers\r\n\r\n", i, base))
+	}
+	add("answer 0 to a HEAD", "HEAD /r0 HTTP/1.1\r\n"+base+"\r\n")
+
+	// The hostile requests must take the direct path (else the comparison proves nothing about it).
+	mustBeDirect := []string{"a plain GET", "Connection naming X-Forwarded-For", "Connection naming X-Forwarded-Host and Proto",
+		"Te with trailers and Trailer", "Proxy-Connection, Keep-Alive and Proxy-Authorization", "Connection upgrade without Upgrade",
+		"several Connection fields and values", "Connection naming User-Agent", "no User-Agent", "an empty User-Agent",
+		"Forwarded and X-Forwarded-* from the client", "a POST with a body", "a POST with an Idempotency-Key",
+		"Connection naming Content-Length", "a HEAD", "an HTTP/1.0 request", "a Connection: close request", "answer 2"}
+	for _, mode := range []string{"", "?host_header=upstream", "/base"} {
+		u, got := recordingApp(t, answers)
+		fronts := make([]string, 2)
+		var direct *Proxy
+		for i := range fronts {
+			p, _, _ := build(t, u+mode)
+			direct = p
+			p.noDirect = i == 0
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r, _ = reqinfo.Attach(r)
+				p.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			fronts[i] = front.Listener.Addr().String()
+		}
+		for _, rq := range requests {
+			t.Run(rq.name+" "+mode, func(t *testing.T) {
+				if slices.Contains(mustBeDirect, rq.name) {
+					r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(rq.raw)))
+					if err != nil || !direct.directEligible(r) {
+						t.Fatalf("the request does not take the direct path (%v)", err)
+					}
+				}
+				var apps [2]recorded
+				var clients [2]seen
+				for i, addr := range fronts {
+					clients[i] = rawExchange(t, addr, rq.raw)
+					select {
+					case apps[i] = <-got:
+					case <-time.After(5 * time.Second):
+						t.Fatalf("path %d: the app got no request; client saw %+v", i, clients[i])
+					}
+					// The XFF peer port differs between the two fronts' clients: compare without it.
+					for j, l := range apps[i].Head {
+						if strings.HasPrefix(l, "X-Forwarded-For:") {
+							apps[i].Head[j] = "X-Forwarded-For: (peer)" + strings.TrimPrefix(l, "X-Forwarded-For:")
+						}
+					}
+				}
+				if d := cmp.Diff(apps[0], apps[1]); d != "" {
+					t.Errorf("the app saw something else on the direct path (-ReverseProxy +direct):\n%s", d)
+				}
+				if d := cmp.Diff(clients[0], clients[1]); d != "" {
+					t.Errorf("the client saw something else on the direct path (-ReverseProxy +direct):\n%s", d)
+				}
+				if clients[1].BodyErr != "" && !strings.Contains(rq.name, "HEAD") {
+					t.Logf("client error on both paths: %s", clients[1].BodyErr)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDirectPath compares a small GET on the direct path with the ReverseProxy path.
+func BenchmarkDirectPath(b *testing.B) {
+	for _, mode := range []string{"ReverseProxy", "direct"} {
+		b.Run(mode, func(b *testing.B) {
+			be := newBackend(b, "a")
+			p, _, _ := build(b, be.srv.URL)
+			p.noDirect = mode == "ReverseProxy"
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := httptest.NewRequestWithContext(context.Background(), "GET", "/x", nil)
+					r.Header.Set("User-Agent", "bench")
+					r.Header.Set("Accept", "*/*")
+					w := httptest.NewRecorder()
+					p.ServeHTTP(w, r)
+					if w.Code != 200 {
+						b.Fatalf("status %d", w.Code)
+					}
+				}
+			})
+		})
+	}
+}
