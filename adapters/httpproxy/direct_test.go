@@ -30,7 +30,12 @@ type recorded struct {
 
 // recordingApp is a raw loopback app: it records each request it reads and answers it with the answer
 // its path names (/rN picks answers[N]).
-func recordingApp(t *testing.T, answers []string) (string, <-chan recorded) {
+func recordingApp(t testing.TB, answers []string) (string, <-chan recorded) {
+	return recordingAppFunc(t, func(i int) string { return answers[i] })
+}
+
+// recordingAppFunc is recordingApp with the answer to /rN given by answer(N).
+func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan recorded) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,7 +104,7 @@ func recordingApp(t *testing.T, answers []string) (string, <-chan recorded) {
 					if m := answerIndex.FindStringSubmatch(rec.Head[0]); m != nil {
 						i, _ = strconv.Atoi(m[1])
 					}
-					a := answers[i]
+					a := answer(i)
 					if _, err := io.WriteString(c, a); err != nil {
 						return
 					}
@@ -326,4 +331,68 @@ func BenchmarkDirectPath(b *testing.B) {
 			})
 		})
 	}
+}
+
+// FuzzDirectPathMatchesReverseProxy: for any extra request fields and response fields, the app and the
+// client see the same on the direct path as on the ReverseProxy path.
+func FuzzDirectPathMatchesReverseProxy(f *testing.F) {
+	f.Add("Connection: X-Forwarded-For\nX-Forwarded-For: 1.2.3.4", "Connection: X-A\nX-A: 1")
+	f.Add("Te: trailers\nTrailer: X\nProxy-Connection: x\nKeep-Alive: 1", "Keep-Alive: timeout=1\nProxy-Connection: y")
+	f.Add("Connection: a, B\nConnection: keep-alive\nA: 1\nB: 2", "Set-Cookie: a\nSet-Cookie: b\nConnection: set-cookie")
+	f.Add("User-Agent:\nUpgrade: websocket", "Upgrade: h2c\nTe: x\nTrailer: X-Y")
+	f.Add("Connection: User-Agent, Idempotency-Key\nUser-Agent: a", "Content-Type: text/event-stream")
+	var mu sync.Mutex
+	respFields := ""
+	u, got := recordingAppFunc(f, func(int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return "HTTP/1.1 200 OK\r\n" + respFields + "Content-Length: 2\r\n\r\nok"
+	})
+	fronts := make([]string, 2)
+	for i := range fronts {
+		p, _, _ := build(f, u)
+		p.noDirect = i == 0
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r, _ = reqinfo.Attach(r)
+			p.ServeHTTP(w, r)
+		}))
+		f.Cleanup(front.Close)
+		fronts[i] = front.Listener.Addr().String()
+	}
+	fields := func(s string) string {
+		var b strings.Builder
+		for i, l := range strings.Split(s, "\n") {
+			if i >= 16 || strings.ContainsAny(l, "\r\x00") || !strings.Contains(l, ":") {
+				continue
+			}
+			b.WriteString(l + "\r\n")
+		}
+		return b.String()
+	}
+	f.Fuzz(func(t *testing.T, req, resp string) {
+		mu.Lock()
+		respFields = fields(resp)
+		mu.Unlock()
+		raw := "GET /r0 HTTP/1.1\r\nHost: app.example\r\n" + fields(req) + "\r\n"
+		var apps [2]recorded
+		var clients [2]seen
+		for i, addr := range fronts {
+			clients[i] = rawExchange(t, addr, raw)
+			select {
+			case apps[i] = <-got:
+			default: // the server refused the request before the proxy ran
+			}
+			for j, l := range apps[i].Head {
+				if strings.HasPrefix(l, "X-Forwarded-For:") {
+					apps[i].Head[j] = "X-Forwarded-For: (peer)" + strings.TrimPrefix(l, "X-Forwarded-For:")
+				}
+			}
+		}
+		if d := cmp.Diff(apps[0], apps[1]); d != "" {
+			t.Errorf("app (-ReverseProxy +direct):\n%s", d)
+		}
+		if d := cmp.Diff(clients[0], clients[1]); d != "" {
+			t.Errorf("client (-ReverseProxy +direct):\n%s", d)
+		}
+	})
 }
