@@ -420,7 +420,7 @@ func ParkIdle(cfg config.Config, srv *http.Server, ln net.Listener, logger *slog
 	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
 		return ln, nil // parking follows net/http's HTTP/1 serve loop; an h2c connection must never be parked
 	}
-	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(cfg.IdleParkAfter), BurstGC: 1024})
+	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(cfg.IdleParkAfter), BurstGC: 256})
 	if err != nil {
 		logger.Warn("idle connection parking is off: cannot start the parker", "variable", "GATEWAY_IDLE_PARK_AFTER", "cause", err)
 		return pl, nil
