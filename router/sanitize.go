@@ -87,7 +87,8 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //   - a body declared larger than MaxBodySize gets 413 before anything is sent on; a chunked body is cut
 //     there (http.MaxBytesReader, whose error the adapters turn into 413).
 //
-// Whenever a request that announced "Expect: 100-continue" is refused with Connection: close without its
+// "Expect: 100-continue" is answered by the gateway itself (net/http sends the 100 when the body is first
+// read) and not passed on. Whenever a request that announced it is refused with Connection: close without its
 // body being read (here, or by middleware and apps further in), the connection's read side is ended at
 // once: the client rightly waits for a 100 that never comes, and net/http would otherwise wait for the
 // unread body, with no deadline, before closing.
@@ -150,6 +151,10 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			if expectsContinue(r) {
 				waiting = &expectBody{ReadCloser: r.Body}
 				r.Body = waiting
+				// The expectation is this hop's: net/http sends the client its 100 Continue when the body is
+				// first read. Passed on, the app would answer a 100 of its own, which the proxy forwards as
+				// a second interim response the client never asked for.
+				delete(r.Header, "Expect")
 			}
 			if cfg.MaxBodySize > 0 && r.Body != nil && r.Body != http.NoBody {
 				r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodySize)
