@@ -370,22 +370,9 @@ func appendRequestHead(b []byte, req *http.Request, host string, n int64) ([]byt
 		if excludedRequestHeader(k) {
 			continue
 		}
-		if k == "" {
-			return b, &errInvalidHeader{k}
-		}
-		for i := 0; i < len(k); i++ {
-			if !tokenByte(k[i]) {
-				return b, &errInvalidHeader{k}
-			}
-		}
-		for _, v := range vv {
-			if !validValue(v) {
-				return b, &errInvalidHeader{k}
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, strings.Trim(v, " \t")...)
-			b = append(b, "\r\n"...)
+		var err error
+		if b, err = AppendField(b, k, vv); err != nil {
+			return b, err
 		}
 	}
 	if n > 0 {
