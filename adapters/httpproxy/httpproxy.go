@@ -57,6 +57,8 @@ const DefaultMaxResponseHeaderBytes = 256 << 10
 // Options: timeout (time to the response header, then 504; default the gateway's upstream timeout),
 // dial_timeout (default 5s), websocket (allow WebSocket upgrades, default true), host_header
 // ("client", the default, or "upstream"), max_idle_conns (idle keep-alive connections kept, default 256),
+// idle_timeout (an idle app connection is closed after it, default 90s; set it below the app's own
+// keep-alive timeout so the app never closes a connection a request is just being sent on),
 // tls_server_name and tls_insecure_skip_verify (https only), h2c (speak HTTP/2 without TLS, by prior
 // knowledge, to an http:// or unix:// app such as a gRPC server; default false; WebSocket upgrades then
 // cannot pass), fast_path (default true: plain HTTP/1.1 requests to http:// and unix:// apps go through
@@ -118,6 +120,15 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Below the app's own keep-alive timeout (gunicorn: 2 s) the gateway closes an idle connection before
+	// the app does, so a request that cannot be retried (a POST) never meets a connection closing under it.
+	idleTimeout, err := o.Duration("idle_timeout", 90*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if idleTimeout <= 0 {
+		return nil, fmt.Errorf("option idle_timeout=%v: expected a positive duration such as 90s (max_idle_conns=0 keeps no idle connection)", idleTimeout)
+	}
 	h2c, err := o.Bool("h2c", false)
 	if err != nil {
 		return nil, err
@@ -159,7 +170,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		DialContext:            dialer.DialContext,
 		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    maxIdle,
-		IdleConnTimeout:        90 * time.Second,
+		IdleConnTimeout:        idleTimeout,
 		ResponseHeaderTimeout:  timeout,
 		ExpectContinueTimeout:  time.Second,
 		DisableCompression:     true, // the client's Accept-Encoding is the app's business
