@@ -202,6 +202,12 @@ func withBody(r *http.Request, body []byte, cloneHeader bool) *http.Request {
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.TransferEncoding = nil
+	if len(r.Trailer) > 0 {
+		// Trailers travel only after a chunked body: the copy keeps the length unknown so the app still
+		// gets the client's trailers (whose values are all in r.Trailer, the body having been read).
+		r2.ContentLength = -1
+		r2.TransferEncoding = []string{"chunked"}
+	}
 	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	return r2
 }

@@ -239,6 +239,11 @@ func New(t adapters.Target) (http.Handler, error) {
 				pr.Out.Host = pr.In.Host
 			}
 			setForwarded(pr)
+			// The server fills the client's trailer values into In.Trailer once the body is read; Out's
+			// is a copy made before, so without sharing the map the app would get the names, empty.
+			if pr.In.Trailer != nil {
+				pr.Out.Trailer = pr.In.Trailer
+			}
 		},
 		Transport:    rt,
 		BufferPool:   bufferPool{},
