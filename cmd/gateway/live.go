@@ -52,6 +52,12 @@ type live struct {
 	cur    atomic.Pointer[generation]
 	seq    int // guarded by the single caller of Swap (the reload loop, or startup)
 	logger *slog.Logger
+
+	// running counts handlers running on any generation (a replaced one included), for the drain.
+	running   atomic.Int64
+	draining  atomic.Bool
+	drainOnce sync.Once
+	drained   chan struct{} // closed by Drained's caller's wait once running is 0 while draining
 }
 
 // acquire returns the current generation with the request counted on it. A request counts on a
@@ -69,9 +75,30 @@ func (l *live) acquire() *generation {
 }
 
 func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.running.Add(1)
+	defer l.done()
 	gen := l.acquire()
 	defer gen.release() // also when the handler aborts the response with a panic
 	gen.g.Handler.ServeHTTP(w, r)
+}
+
+func (l *live) done() {
+	if l.running.Add(-1) == 0 && l.draining.Load() {
+		l.drainOnce.Do(func() { close(l.drained) })
+	}
+}
+
+// Drain returns the number of handlers still running, on any generation, and a channel closed once
+// none is. It is called after http.Server.Shutdown returned, when the only handlers left are those of
+// hijacked connections (WebSocket tunnels), which Shutdown does not track, and no new one can start.
+func (l *live) Drain() (int64, <-chan struct{}) {
+	l.drained = make(chan struct{})
+	l.draining.Store(true)
+	n := l.running.Load()
+	if n == 0 {
+		l.drainOnce.Do(func() { close(l.drained) })
+	}
+	return n, l.drained
 }
 
 // Gateway returns the current gateway.

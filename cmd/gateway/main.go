@@ -279,18 +279,17 @@ wait:
 		return 1
 	}
 	<-drainLogged
-	// Shutdown does not wait for hijacked connections: a WebSocket tunnel's handler is still running on
-	// the current gateway. Retiring it closes gen.closed when the last such handler returns; tunnels
-	// still open when the shutdown timeout passes are cut as the process exits.
-	gen := lv.cur.Load()
-	if n := gen.n.Load(); n > 0 {
+	// Shutdown does not wait for hijacked connections: a WebSocket tunnel's handler may still run, on the
+	// current gateway or on one a reload replaced. Tunnels still open when the shutdown timeout passes
+	// are cut as the process exits.
+	n, drained := lv.Drain()
+	if n > 0 {
 		logger.Info("waiting for upgraded connections (WebSocket tunnels) to end", "count", n)
 	}
-	lv.Close()
 	select {
-	case <-gen.closed:
+	case <-drained:
 	case <-ctx.Done():
-		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", gen.n.Load())
+		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.running.Load())
 		return 1
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -94,5 +95,33 @@ func TestSIGTERMCutsAWebSocketTunnelAtTheShutdownTimeout(t *testing.T) {
 	}
 	if _, _, err := ws.Read(ctx); err == nil {
 		t.Fatal("the tunnel still answered after the gateway exited")
+	}
+}
+
+// TestSIGTERMWaitsForATunnelOfAReplacedConfiguration checks the same for a tunnel opened before a reload:
+// its handler runs on the replaced configuration, and the drain still waits for it.
+func TestSIGTERMWaitsForATunnelOfAReplacedConfiguration(t *testing.T) {
+	app, other := echoWebSocketApp(t), echoWebSocketApp(t)
+	file := filepath.Join(t.TempDir(), "gateway.yaml")
+	replaceFile(t, file, []byte("primary: "+app.URL+"\n"))
+	cmd, addr, logs := gatewayProcess(t, "GATEWAY_CONFIG="+file)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	echo := dialEcho(t, ctx, addr)
+	echo("before the reload")
+	replaceFile(t, file, []byte("primary: "+other.URL+"\n"))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "configuration reloaded")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "waiting for upgraded connections")
+	ws := echo("after SIGTERM, on the replaced configuration")
+	ws.Close(websocket.StatusNormalClosure, "done")
+	waitLog(t, logs, "stopped")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("gateway exit: %v", err)
 	}
 }
