@@ -37,94 +37,63 @@ func recordingApp(t testing.TB, answers []string) (string, <-chan recorded) {
 // recordingAppFunc is recordingApp with the answer to /rN given by answer(N).
 func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan recorded) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan recorded, 4)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	addr := loopbackApp(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var rec recorded
+			n, chunked := 0, false
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				line = strings.TrimRight(line, "\r\n")
+				if line == "" {
+					break
+				}
+				if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+					n, _ = strconv.Atoi(strings.TrimSpace(v))
+				} else if ok && strings.EqualFold(k, "Transfer-Encoding") {
+					chunked = true
+				}
+				rec.Head = append(rec.Head, line)
+			}
+			if len(rec.Head) == 0 {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var rec recorded
-					n, chunked := 0, false
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						line = strings.TrimRight(line, "\r\n")
-						if line == "" {
-							break
-						}
-						if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
-							n, _ = strconv.Atoi(strings.TrimSpace(v))
-						} else if ok && strings.EqualFold(k, "Transfer-Encoding") {
-							chunked = true
-						}
-						rec.Head = append(rec.Head, line)
-					}
-					if len(rec.Head) == 0 {
-						return
-					}
-					var body []byte
-					if chunked {
-						if body, err = io.ReadAll(httputil.NewChunkedReader(br)); err != nil {
-							return
-						}
-						if _, err := br.ReadString('\n'); err != nil { // the empty trailer section
-							return
-						}
-					} else {
-						body = make([]byte, n)
-						if _, err := io.ReadFull(br, body); err != nil {
-							return
-						}
-					}
-					rec.Body = string(body)
-					slices.Sort(rec.Head[1:])
-					got <- rec
-					i := 0
-					if m := answerIndex.FindStringSubmatch(rec.Head[0]); m != nil {
-						i, _ = strconv.Atoi(m[1])
-					}
-					a := answer(i)
-					if _, err := io.WriteString(c, a); err != nil {
-						return
-					}
-					if !strings.Contains(a, "Content-Length") && !strings.Contains(a, "chunked") && !strings.HasPrefix(rec.Head[0], "HEAD") && !strings.Contains(a, " 204 ") {
-						return // a body delimited by the close
-					}
+			var body []byte
+			var err error
+			if chunked {
+				if body, err = io.ReadAll(httputil.NewChunkedReader(br)); err != nil {
+					return
 				}
-			}()
+				if _, err := br.ReadString('\n'); err != nil { // the empty trailer section
+					return
+				}
+			} else {
+				body = make([]byte, n)
+				if _, err := io.ReadFull(br, body); err != nil {
+					return
+				}
+			}
+			rec.Body = string(body)
+			slices.Sort(rec.Head[1:])
+			got <- rec
+			i := 0
+			if m := answerIndex.FindStringSubmatch(rec.Head[0]); m != nil {
+				i, _ = strconv.Atoi(m[1])
+			}
+			a := answer(i)
+			if _, err := io.WriteString(c, a); err != nil {
+				return
+			}
+			if !strings.Contains(a, "Content-Length") && !strings.Contains(a, "chunked") && !strings.HasPrefix(rec.Head[0], "HEAD") && !strings.Contains(a, " 204 ") {
+				return // a body delimited by the close
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	return "http://" + ln.Addr().String(), got
+	return "http://" + addr, got
 }
 
 var answerIndex = regexp.MustCompile(`/r([0-9]+)`)

@@ -22,6 +22,27 @@ import (
 // closes the connection after the answer when answer says so.
 func scripted(t *testing.T, answer func(r *http.Request) (string, bool)) string {
 	t.Helper()
+	return "http://" + loopbackApp(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			a, closeAfter := answer(r)
+			if _, err := io.WriteString(c, a); err != nil || closeAfter {
+				return
+			}
+		}
+	})
+}
+
+// loopbackApp serves each connection accepted on a loopback port with serve (which may return to close
+// it) and returns the address; the listener and every connection are closed, and their goroutines
+// waited for, when the test ends.
+func loopbackApp(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,18 +65,7 @@ func scripted(t *testing.T, answer func(r *http.Request) (string, bool)) string 
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					a, closeAfter := answer(r)
-					if _, err := io.WriteString(c, a); err != nil || closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
@@ -68,7 +78,7 @@ func scripted(t *testing.T, answer func(r *http.Request) (string, bool)) string 
 		mu.Unlock()
 		wg.Wait()
 	})
-	return "http://" + ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func TestFastPathFailuresMapLikeTheTransport(t *testing.T) {
