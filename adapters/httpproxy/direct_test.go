@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/switchyard/switchyard/internal/testpeer"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -38,7 +39,7 @@ func recordingApp(t testing.TB, answers []string) (string, <-chan recorded) {
 func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan recorded) {
 	t.Helper()
 	got := make(chan recorded, 4)
-	addr := loopbackApp(t, func(c net.Conn) {
+	addr := testpeer.ServeTCP(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			var rec recorded

@@ -22,7 +22,7 @@ import (
 // closes the connection after the answer when answer says so.
 func scripted(t *testing.T, answer func(r *http.Request) (string, bool)) string {
 	t.Helper()
-	return "http://" + loopbackApp(t, func(c net.Conn) {
+	return "http://" + testpeer.ServeTCP(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			r, err := http.ReadRequest(br)
@@ -36,49 +36,6 @@ func scripted(t *testing.T, answer func(r *http.Request) (string, bool)) string 
 			}
 		}
 	})
-}
-
-// loopbackApp serves each connection accepted on a loopback port with serve (which may return to close
-// it) and returns the address; the listener and every connection are closed, and their goroutines
-// waited for, when the test ends.
-func loopbackApp(t testing.TB, serve func(c net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }
 
 func TestFastPathFailuresMapLikeTheTransport(t *testing.T) {

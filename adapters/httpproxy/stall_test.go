@@ -12,12 +12,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/testpeer"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -51,38 +51,22 @@ func buildWith(t testing.TB, raw string, set func(*adapters.Target)) (*Proxy, *h
 // closed reports (once per connection, after play returns) whether the gateway closed the connection.
 func rawApp(t *testing.T, play func(c net.Conn, br *bufio.Reader)) (url string, closed <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				play(c, br)
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				if _, err := br.ReadByte(); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-					ch <- struct{}{}
-				}
-			}()
+	addr := testpeer.ServeTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return "http://" + ln.Addr().String(), ch
+		play(c, br)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := br.ReadByte(); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			select {
+			case ch <- struct{}{}:
+			default: // nobody listens any more (closed at the test's end)
+			}
+		}
+	})
+	return "http://" + addr, ch
 }
 
 // fetch GETs url and reads the whole body; it returns the body, the read error and the time taken.

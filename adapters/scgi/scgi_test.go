@@ -257,48 +257,27 @@ func TestFailuresOverSCGI(t *testing.T) {
 // fakeSCGI serves each connection on a unix socket with serve after parsing the request header.
 func fakeSCGI(t *testing.T, serve func(c net.Conn, vars map[string]string, body io.Reader)) string {
 	t.Helper()
-	path := testpeer.SocketPath(t, "fake.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				vars, err := ReadRequest(br, 1<<20)
-				if err != nil {
-					t.Errorf("bad request header: %v", err)
-					return
-				}
-				m := map[string]string{}
-				for _, v := range vars {
-					m[v.Name] = v.Value
-				}
-				serve(c, m, br)
-				// Read what is left of the body before closing: closing a unix socket with unread data
-				// resets it, and the gateway's read of the answer would fail with ECONNRESET at random.
-				// The write side is closed first so an answer delimited by the close ends now.
-				c.(*net.UnixConn).CloseWrite()
-				if n, err := strconv.ParseInt(m["CONTENT_LENGTH"], 10, 64); err == nil {
-					c.SetReadDeadline(time.Now().Add(5 * time.Second))
-					io.Copy(io.Discard, io.LimitReader(br, n))
-				}
-			}()
+	return "scgi+unix://" + testpeer.ServeUnix(t, "fake.sock", func(c net.Conn) {
+		br := bufio.NewReader(c)
+		vars, err := ReadRequest(br, 1<<20)
+		if err != nil {
+			t.Errorf("bad request header: %v", err)
+			return
 		}
-	}()
-	return "scgi+unix://" + path
+		m := map[string]string{}
+		for _, v := range vars {
+			m[v.Name] = v.Value
+		}
+		serve(c, m, br)
+		// Read what is left of the body before closing: closing a unix socket with unread data
+		// resets it, and the gateway's read of the answer would fail with ECONNRESET at random.
+		// The write side is closed first so an answer delimited by the close ends now.
+		c.(*net.UnixConn).CloseWrite()
+		if n, err := strconv.ParseInt(m["CONTENT_LENGTH"], 10, 64); err == nil {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, io.LimitReader(br, n))
+		}
+	})
 }
 
 func TestAgainstAFakeSCGIServer(t *testing.T) {

@@ -318,40 +318,19 @@ func TestFailuresAgainstUWSGI(t *testing.T) {
 // fakeUWSGI accepts one connection at a time on a unix socket, reads the packet, and lets serve answer.
 func fakeUWSGI(t *testing.T, serve func(c net.Conn, vars map[string]string, body io.Reader)) string {
 	t.Helper()
-	path := testpeer.SocketPath(t, "fake.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				m1, m2, vars, err := ReadPacket(br)
-				if err != nil || m1 != 0 || m2 != 0 {
-					t.Errorf("bad packet: %v (modifiers %d %d)", err, m1, m2)
-					return
-				}
-				m := map[string]string{}
-				for _, v := range vars {
-					m[v.Name] = v.Value
-				}
-				serve(c, m, br)
-			}()
+	return "uwsgi+unix://" + testpeer.ServeUnix(t, "fake.sock", func(c net.Conn) {
+		br := bufio.NewReader(c)
+		m1, m2, vars, err := ReadPacket(br)
+		if err != nil || m1 != 0 || m2 != 0 {
+			t.Errorf("bad packet: %v (modifiers %d %d)", err, m1, m2)
+			return
 		}
-	}()
-	return "uwsgi+unix://" + path
+		m := map[string]string{}
+		for _, v := range vars {
+			m[v.Name] = v.Value
+		}
+		serve(c, m, br)
+	})
 }
 
 func TestAgainstAFakeServer(t *testing.T) {

@@ -31,35 +31,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeApp answers each uwsgi connection with serve after reading the packet.
 func fakeApp(t *testing.T, serve func(c net.Conn, body io.Reader)) string {
 	t.Helper()
-	path := testpeer.SocketPath(t, "app.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, _, _, err := uwsgi.ReadPacket(br); err != nil {
-					t.Errorf("packet: %v", err)
-					return
-				}
-				serve(c, br)
-			}()
+	return "uwsgi+unix://" + testpeer.ServeUnix(t, "app.sock", func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, _, _, err := uwsgi.ReadPacket(br); err != nil {
+			t.Errorf("packet: %v", err)
+			return
 		}
-	}()
-	return "uwsgi+unix://" + path
+		serve(c, br)
+	})
 }
 
 func handler(t *testing.T, app string, logs io.Writer) http.Handler {
