@@ -17,7 +17,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -244,34 +243,19 @@ func TestScriptModeParams(t *testing.T) {
 func rawApp(t *testing.T, answer func(c net.Conn, id uint16)) string {
 	t.Helper()
 	ln, app := listen(t, "unix")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	testpeer.Serve(t, ln, func(c net.Conn) {
+		rr := recordReader{br: bufio.NewReader(c)}
 		for {
-			c, err := ln.Accept()
+			h, err := rr.Next()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				rr := recordReader{br: bufio.NewReader(c)}
-				for {
-					h, err := rr.Next()
-					if err != nil {
-						return
-					}
-					if h.Type == typeStdin && h.ContentLength == 0 {
-						answer(c, h.ID)
-						return
-					}
-				}
-			}()
+			if h.Type == typeStdin && h.ContentLength == 0 {
+				answer(c, h.ID)
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	})
 	return app
 }
 
