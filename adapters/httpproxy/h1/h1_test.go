@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,53 +26,20 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // rawServer is a loopback TCP app scripted per connection: serve gets each accepted connection with a
 // buffered reader and the connection's sequence number (from 1). It counts connections.
 type rawServer struct {
-	ln    net.Listener
+	addr  string
 	conns atomic.Int64
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	open  []net.Conn
 }
 
 func newRawServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader, n int64)) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := s.conns.Add(1)
-			s.mu.Lock()
-			s.open = append(s.open, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				serve(c, bufio.NewReader(c), n)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.open {
-			c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
+	s := &rawServer{}
+	s.addr = testpeer.ServeTCP(t, func(c net.Conn) {
+		serve(c, bufio.NewReader(c), s.conns.Add(1))
 	})
 	return s
 }
 
-func (s *rawServer) url() string { return "http://" + s.ln.Addr().String() }
+func (s *rawServer) url() string { return "http://" + s.addr }
 
 // keepServing answers every request on a connection with answer(req) written raw, until the client
 // closes, answer returns "", or the answer asks to close (Connection: close, HTTP/1.0 without
@@ -112,7 +81,7 @@ func (f *countingFallback) RoundTrip(r *http.Request) (*http.Response, error) {
 func newTransport(t *testing.T, s *rawServer) (*Transport, *countingFallback) {
 	t.Helper()
 	fb := &countingFallback{tr: &http.Transport{}}
-	addr := s.ln.Addr().String()
+	addr := s.addr
 	tr := &Transport{
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
