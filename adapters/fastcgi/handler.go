@@ -204,7 +204,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	}()
 
 	// The client going away unblocks every read and write on the app connection.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { expire(c.nc) })
 	defer stop()
 
 	x.extendHeaderDeadline()
@@ -392,10 +392,7 @@ func (x *exchange) extendHeaderDeadline() {
 	x.mu.Lock()
 	if !x.gotHead {
 		_ = x.c.nc.SetReadDeadline(time.Now().Add(x.h.timeout))
-		if x.ctx.Err() != nil {
-			// The cancellation's AfterFunc may have expired the deadline just before the line above.
-			_ = x.c.nc.SetDeadline(time.Unix(1, 0))
-		}
+		keepCancelled(x.ctx, x.c.nc)
 	}
 	x.mu.Unlock()
 }
@@ -407,9 +404,7 @@ func (x *exchange) headerDone(ctx context.Context) {
 	x.gotHead = true
 	_ = x.c.nc.SetReadDeadline(time.Time{})
 	x.mu.Unlock()
-	if ctx.Err() != nil {
-		_ = x.c.nc.SetDeadline(time.Unix(1, 0)) // keep the cancellation the line above may have undone
-	}
+	keepCancelled(ctx, x.c.nc)
 	x.c.sr.watch(ctx, x.h.stall)
 }
 
@@ -424,9 +419,7 @@ func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 	}()
 	flush := func() error {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(x.h.timeout))
-		if x.ctx.Err() != nil {
-			_ = c.nc.SetDeadline(time.Unix(1, 0)) // keep a cancellation the line above may have undone
-		}
+		keepCancelled(x.ctx, c.nc)
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}

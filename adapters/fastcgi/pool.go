@@ -106,9 +106,7 @@ func (s *stallReader) Read(p []byte) (int, error) {
 		if now := time.Now(); now.Sub(s.refreshed) >= s.slack() {
 			s.refreshed = now
 			_ = s.nc.SetReadDeadline(now.Add(s.stall + s.slack()))
-			if s.ctx.Err() != nil {
-				_ = s.nc.SetDeadline(time.Unix(1, 0)) // the cancellation's AfterFunc may have run just before
-			}
+			keepCancelled(s.ctx, s.nc)
 		}
 	}
 	n, err := s.nc.Read(p)
@@ -158,4 +156,15 @@ func alive(c *conn) bool {
 		return false
 	}
 	return peekIdle(c.nc)
+}
+
+// expire unblocks every read and write on nc: how a request's cancellation reaches its app connection.
+func expire(nc net.Conn) { _ = nc.SetDeadline(time.Unix(1, 0)) }
+
+// keepCancelled expires nc again if ctx is already cancelled: called after setting a new deadline, which
+// would otherwise undo an expiry the cancellation's AfterFunc made just before.
+func keepCancelled(ctx context.Context, nc net.Conn) {
+	if ctx.Err() != nil {
+		expire(nc)
+	}
 }
