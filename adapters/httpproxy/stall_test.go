@@ -137,8 +137,9 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 				if !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Fatalf("body %q, error %v: want a cut stream (unexpected EOF)", body, err)
 				}
-				if took < limit || took > limit+2*time.Second {
-					t.Fatalf("cut after %v, want soon after %v", took, limit)
+				// Not before the limit; and well before any default (60 s): the cut is read_timeout's.
+				if took < limit || took > limit+20*time.Second {
+					t.Fatalf("cut after %v, want it from read_timeout %v", took, limit)
 				}
 				select {
 				case <-closed:

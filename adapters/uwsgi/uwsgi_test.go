@@ -302,8 +302,9 @@ func TestFailuresAgainstUWSGI(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
-			if tt.status == 504 && time.Since(start) > 2*time.Second {
-				t.Errorf("504 took %v", time.Since(start))
+			// The 504 is the app's short timeout, not the 60 s default (a generous bound, no speed target).
+			if tt.status == 504 && time.Since(start) > 20*time.Second {
+				t.Errorf("504 took %v: not the app's timeout option", time.Since(start))
 			}
 			if tt.logHas != "" {
 				l := logs.String()

@@ -183,8 +183,10 @@ func appFaults() []faultCase {
 				if complaint := wantAborted(r); complaint != "" {
 					return complaint
 				}
-				if r.elapsed > appReadTimeout+2*time.Second {
-					return fmt.Sprintf("got %s: cut, but long after the app's read_timeout %v", r, appReadTimeout)
+				// Well before the 60 s default: the cut is the app's read_timeout (a generous bound, no
+				// speed target).
+				if r.elapsed > appReadTimeout+20*time.Second {
+					return fmt.Sprintf("got %s: cut, but not by the app's read_timeout %v", r, appReadTimeout)
 				}
 				return ""
 			},
@@ -433,8 +435,9 @@ func clientAttacks() []clientAttack {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("the silent connection was still open after %v", took)
 			}
-			if len(got) > 0 || took < readHeaderTimeout || took > readHeaderTimeout+2*time.Second {
-				t.Errorf("the silent connection got %q and was closed after %v, want nothing and a close soon after %v", got, took, readHeaderTimeout)
+			// The client's own 5 s deadline above already tells this limit from the 10 s default.
+			if len(got) > 0 || took < readHeaderTimeout {
+				t.Errorf("the silent connection got %q and was closed after %v, want nothing and a close after %v", got, took, readHeaderTimeout)
 			}
 		}},
 		{name: "a stalled upload gets 408 after the body timeout", run: func(t *testing.T, gw *testGateway) {
@@ -525,8 +528,9 @@ func slowloris(t *testing.T, gw *testGateway) {
 			if len(r.body) > 0 && !bytes.HasPrefix(r.body, []byte("HTTP/1.1 4")) {
 				t.Errorf("the slowloris client was answered %q, want the connection closed (or a 4xx)", r.body)
 			}
-			if r.elapsed < readHeaderTimeout || r.elapsed > readHeaderTimeout+2*time.Second {
-				t.Errorf("connection closed after %v, want soon after the read header timeout %v", r.elapsed, readHeaderTimeout)
+			// Not before the limit; well before the 10 s default (a generous bound, no speed target).
+			if r.elapsed < readHeaderTimeout || r.elapsed > readHeaderTimeout+8*time.Second {
+				t.Errorf("connection closed after %v, want it from the read header timeout %v", r.elapsed, readHeaderTimeout)
 			}
 			if !checked {
 				t.Errorf("the connection closed before the healthy check ran")

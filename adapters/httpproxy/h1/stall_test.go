@@ -58,8 +58,10 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 			if !errors.As(err, &se) || se.Limit != limit || !errors.As(err, &ne) || !ne.Timeout() || body != "abc" {
 				t.Fatalf("body %q, error %v: want a StallError after abc", body, err)
 			}
-			if took < limit || took > limit+StallSlack(limit)+time.Second {
-				t.Fatalf("stall cut after %v, want between %v and about %v", took, limit, limit+StallSlack(limit))
+			// Not before the limit; the upper bound only tells this limit from anything else (generous: no
+			// speed target).
+			if took < limit || took > limit+StallSlack(limit)+20*time.Second {
+				t.Fatalf("stall cut after %v, want it from the %v limit", took, limit)
 			}
 			select {
 			case <-closed:

@@ -249,8 +249,10 @@ func TestReadTimeoutCutsAStalledBody(t *testing.T) {
 			if resp.StatusCode != 200 || err == nil || string(body) != first {
 				t.Fatalf("status %d body %q err %v, want a 200 whose body breaks off after %q", resp.StatusCode, body, err, first)
 			}
-			if took < limit || took > limit+3*time.Second {
-				t.Errorf("cut after %v, want it soon after read_timeout %v", took, limit)
+			// Not before the limit; and well before any default (60 s): the cut is read_timeout's. The
+			// generous bound is no speed target, only which limit acted.
+			if took < limit || took > limit+20*time.Second {
+				t.Errorf("cut after %v, want it from read_timeout %v", took, limit)
 			}
 			select {
 			case <-appClosed:
