@@ -249,7 +249,7 @@ func applyFile(cfg *Config, path string, data []byte) error {
 // validated and built by the same code.
 func foldMigrationKeys(r *fileRoute) error {
 	set := func(key, val string) error {
-		if val == "" {
+		if val == "" && !(key == "shadow_headers" && r.ShadowHeaders != nil) { // shadow_headers: [] means none
 			return nil
 		}
 		if r.Options == nil {

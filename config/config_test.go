@@ -177,3 +177,28 @@ func FuzzSize(f *testing.F) {
 		}
 	})
 }
+
+func TestAnEmptyShadowHeadersListSurvivesTheFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"an empty YAML list is kept as an empty option", "shadow_headers: []", "shadow_headers=&"},
+		{"a listed header is kept", "shadow_headers: [Location]", "shadow_headers=Location&"},
+		{"no key gives no option", "", "old="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := "routes:\n  - pattern: /api/\n    app: http://new:3000\n    old: http://old:8000\n    stage: shadow\n    " + tc.yaml + "\n"
+			cfg, err := Load(map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, func(string) ([]byte, error) { return []byte(file), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := cfg.Routes[0].App
+			if !strings.Contains(app, "?"+tc.want) && !strings.Contains(app, "&"+tc.want) {
+				t.Fatalf("app = %q; want it to contain %q", app, tc.want)
+			}
+			if tc.yaml == "" && strings.Contains(app, "shadow_headers") {
+				t.Fatalf("app = %q; want no shadow_headers option", app)
+			}
+		})
+	}
+}

@@ -26,45 +26,108 @@ type CompareOptions struct {
 	Ignore []string
 }
 
+// Difference is one way a shadow answer differed from the served one.
+type Difference struct {
+	// Part is what differed: "status", "header" (Field names it), "body" (Field is the JSON path, "" for a
+	// body compared as a whole) or "answer" (the shadow app gave none).
+	Part  string `json:"part"`
+	Field string `json:"field,omitempty"`
+	// Text is the readable line, such as `$.user.name: "Ann" != "Anne"`.
+	Text string `json:"text"`
+}
+
+// Cause names the difference for counting, without values: "status", "header Content-Type",
+// "body $.items[*].price" (array indexes folded, so one cause counts every item), "body", "no answer".
+func (d Difference) Cause() string {
+	switch {
+	case d.Part == "answer":
+		return "no answer"
+	case d.Field == "":
+		return d.Part
+	case d.Part == "body":
+		return "body " + foldIndexes(d.Field)
+	}
+	return d.Part + " " + d.Field
+}
+
+// foldIndexes turns every "[7]" of a JSON path into "[*]".
+func foldIndexes(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '[')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], ']')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		if _, err := strconv.Atoi(p[i+1 : i+j]); err == nil {
+			b.WriteString("[*]")
+		} else {
+			b.WriteString(p[i : i+j+1])
+		}
+		p = p[i+j+1:]
+	}
+}
+
 // Compare compares the answer the client got (served) with the shadow app's answer and returns one
-// readable line per difference, "" lines never; an empty result is a match. Status first, then each
-// configured header, then the body: JSON bodies (by the served Content-Type, or when both parse) field by
-// field, skipping ignored paths, lines like `$.user.name: "Ann" != "Anne"`; HTML bodies after collapsing
-// whitespace; anything else byte for byte. gzip-encoded bodies are decoded first when complete. When either
-// body was truncated, only the kept prefixes are compared, byte for byte.
+// readable line per difference, "" lines never; an empty result is a match (see Diff).
 func Compare(served, shadow delegate.Answer, opts CompareOptions) []string {
+	diffs, more := Diff(served, shadow, opts)
 	var out []string
-	add := func(format string, args ...any) {
-		if len(out) < MaxDiffLines {
-			out = append(out, fmt.Sprintf(format, args...))
-		} else if len(out) == MaxDiffLines {
-			out = append(out, "... more differences not shown")
+	for _, d := range diffs {
+		out = append(out, d.Text)
+	}
+	if more {
+		out = append(out, "... more differences not shown")
+	}
+	return out
+}
+
+// Diff compares the answer the client got (served) with the shadow app's answer; no difference is a
+// match. Status first, then each configured header (Content-Type as a media type: type and subtype
+// case-insensitive, a charset equal to the type's default counting as absent, other parameters compared;
+// other headers as written), then the body: JSON bodies (by the served Content-Type, or when both parse)
+// field by field, skipping ignored paths; HTML bodies after collapsing whitespace; anything else byte for
+// byte. gzip-encoded bodies are decoded first when complete. When either body was truncated, only the
+// kept prefixes are compared, byte for byte. At most MaxDiffLines differences are returned; more reports
+// that there were others.
+func Diff(served, shadow delegate.Answer, opts CompareOptions) (diffs []Difference, more bool) {
+	add := func(part, field, format string, args ...any) {
+		if len(diffs) < MaxDiffLines {
+			diffs = append(diffs, Difference{Part: part, Field: field, Text: fmt.Sprintf(format, args...)})
+		} else {
+			more = true
 		}
 	}
 	if shadow.Err != "" {
-		add("shadow: no answer (%s)", shadow.Err)
-		return out
+		add("answer", "", "shadow: no answer (%s)", shadow.Err)
+		return diffs, more
 	}
 	if served.Status != shadow.Status {
-		add("status: %d != %d", served.Status, shadow.Status)
+		add("status", "", "status: %d != %d", served.Status, shadow.Status)
 	}
-	headers := opts.Headers
-	if headers == nil {
-		headers = []string{"Content-Type"}
-	}
-	for _, h := range headers {
-		a, b := normHeader(served.Header.Values(h)), normHeader(shadow.Header.Values(h))
-		if a != b {
-			add("header %s: %q != %q", http.CanonicalHeaderKey(h), a, b)
+	for _, h := range opts.headers() {
+		h = http.CanonicalHeaderKey(h)
+		norm := normHeader
+		if h == "Content-Type" {
+			norm = normContentType
+		}
+		if a, b := norm(served.Header.Values(h)), norm(shadow.Header.Values(h)); a != b {
+			add("header", h, "header %s: %q != %q", h, strings.Join(served.Header.Values(h), ", "), strings.Join(shadow.Header.Values(h), ", "))
 		}
 	}
 	ab, bb := decoded(served), decoded(shadow)
 	if served.Truncated || shadow.Truncated {
 		n := min(len(ab), len(bb))
 		if !bytes.Equal(ab[:n], bb[:n]) {
-			add("body: %s (compared the first %d bytes only: answers were truncated)", byteDiff(ab[:n], bb[:n]), n)
+			add("body", "", "body: %s (compared the first %d bytes only: answers were truncated)", byteDiff(ab[:n], bb[:n]), n)
 		}
-		return out
+		return diffs, more
 	}
 	ignore := compileIgnores(opts.Ignore)
 	switch kind := bodyKind(served.Header, ab, bb); kind {
@@ -74,24 +137,51 @@ func Compare(served, shadow delegate.Answer, opts CompareOptions) []string {
 		switch {
 		case errA != nil && errB != nil:
 			if !bytes.Equal(ab, bb) {
-				add("body: %s", byteDiff(ab, bb))
+				add("body", "", "body: %s", byteDiff(ab, bb))
 			}
 		case errA != nil || errB != nil:
-			add("body: only one answer is valid JSON (served: %v, shadow: %v)", errText(errA), errText(errB))
+			add("body", "", "body: only one answer is valid JSON (served: %v, shadow: %v)", errText(errA), errText(errB))
 		default:
-			diffJSON("$", nil, av, bv, ignore, add)
+			diffJSON("$", nil, av, bv, ignore, func(path, format string, args ...any) { add("body", path, format, args...) })
 		}
 	case "html":
 		na, nb := normHTML(ab), normHTML(bb)
 		if !bytes.Equal(na, nb) {
-			add("body (HTML, whitespace normalised): %s", byteDiff(na, nb))
+			add("body", "", "body (HTML, whitespace normalised): %s", byteDiff(na, nb))
 		}
 	default:
 		if !bytes.Equal(ab, bb) {
-			add("body: %s", byteDiff(ab, bb))
+			add("body", "", "body: %s", byteDiff(ab, bb))
 		}
 	}
-	return out
+	return diffs, more
+}
+
+// headers returns the headers compared: nil Headers means Content-Type, empty none.
+func (o CompareOptions) headers() []string {
+	if o.Headers == nil {
+		return []string{"Content-Type"}
+	}
+	return o.Headers
+}
+
+// Parts describes in words what a comparison with o looks at, for the report: a match rate means
+// nothing without it.
+func (o CompareOptions) Parts() []string {
+	parts := []string{"status"}
+	for _, h := range o.headers() {
+		h = http.CanonicalHeaderKey(h)
+		if h == "Content-Type" {
+			parts = append(parts, "header Content-Type (as a media type: case and a default charset ignored)")
+		} else {
+			parts = append(parts, "header "+h)
+		}
+	}
+	body := "body (JSON field by field, HTML whitespace-normalised, else byte for byte; first 1 MiB)"
+	if len(o.Ignore) > 0 {
+		body += ", ignoring " + strings.Join(o.Ignore, ", ")
+	}
+	return append(parts, body)
 }
 
 func errText(err error) string {
@@ -103,6 +193,43 @@ func errText(err error) string {
 
 func normHeader(vs []string) string {
 	return strings.Join(vs, ", ")
+}
+
+// normContentType prints Content-Type values as media types compare: mime.ParseMediaType lowercases the
+// type, subtype and parameter names; the charset value is compared case-insensitively (utf8 as utf-8) and
+// dropped when it is the type's default, so Django's "application/json" equals Express's
+// "application/json; charset=utf-8". A value that does not parse is compared as written.
+func normContentType(vs []string) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		mt, params, err := mime.ParseMediaType(v)
+		if err != nil {
+			out[i] = strings.TrimSpace(v)
+			continue
+		}
+		if cs, ok := params["charset"]; ok {
+			cs = strings.ToLower(strings.TrimSpace(cs))
+			if cs == "utf8" {
+				cs = "utf-8"
+			}
+			if cs == defaultCharset(mt) {
+				delete(params, "charset")
+			} else {
+				params["charset"] = cs
+			}
+		}
+		out[i] = mime.FormatMediaType(mt, params)
+	}
+	return strings.Join(out, ", ")
+}
+
+// defaultCharset is the charset a media type has when none is given: UTF-8 for JSON (RFC 8259 allows no
+// other) and, as browsers and frameworks treat them today, for text types; "" for the rest.
+func defaultCharset(mediaType string) string {
+	if mediaType == "application/json" || strings.HasSuffix(mediaType, "+json") || strings.HasPrefix(mediaType, "text/") {
+		return "utf-8"
+	}
+	return ""
 }
 
 // decoded returns the body, gunzipped when it is gzip-encoded and complete (bounded by 8 times its size
@@ -149,7 +276,7 @@ func decodeJSON(b []byte, v *any) error {
 
 // diffJSON walks a and b in step. path is the printable path, segs its segments for ignore matching
 // (object keys, and "[]" for any array index).
-func diffJSON(path string, segs []string, a, b any, ignore []fieldPath, add func(string, ...any)) {
+func diffJSON(path string, segs []string, a, b any, ignore []fieldPath, add func(path, format string, args ...any)) {
 	if ignored(segs, ignore) {
 		return
 	}
@@ -157,7 +284,7 @@ func diffJSON(path string, segs []string, a, b any, ignore []fieldPath, add func
 	case map[string]any:
 		bv, ok := b.(map[string]any)
 		if !ok {
-			add("%s: %s != %s", path, short(a), short(b))
+			add(path, "%s: %s != %s", path, short(a), short(b))
 			return
 		}
 		keys := make([]string, 0, len(av)+len(bv))
@@ -179,9 +306,9 @@ func diffJSON(path string, segs []string, a, b any, ignore []fieldPath, add func
 			y, inB := bv[k]
 			switch {
 			case !inB:
-				add("%s: %s != (missing)", p, short(x))
+				add(p, "%s: %s != (missing)", p, short(x))
 			case !inA:
-				add("%s: (missing) != %s", p, short(y))
+				add(p, "%s: (missing) != %s", p, short(y))
 			default:
 				diffJSON(p, s, x, y, ignore, add)
 			}
@@ -189,18 +316,18 @@ func diffJSON(path string, segs []string, a, b any, ignore []fieldPath, add func
 	case []any:
 		bv, ok := b.([]any)
 		if !ok {
-			add("%s: %s != %s", path, short(a), short(b))
+			add(path, "%s: %s != %s", path, short(a), short(b))
 			return
 		}
 		if len(av) != len(bv) {
-			add("%s: %d items != %d items", path, len(av), len(bv))
+			add(path, "%s: %d items != %d items", path, len(av), len(bv))
 		}
 		for i := 0; i < min(len(av), len(bv)); i++ {
 			diffJSON(path+"["+strconv.Itoa(i)+"]", append(segs[:len(segs):len(segs)], "[]"), av[i], bv[i], ignore, add)
 		}
 	default:
 		if !jsonEqual(a, b) {
-			add("%s: %s != %s", path, short(a), short(b))
+			add(path, "%s: %s != %s", path, short(a), short(b))
 		}
 	}
 }

@@ -49,6 +49,18 @@ func TestCompare(t *testing.T) {
 			[]string{`$.a: 1 != (missing)`, `$.b: (missing) != 1`, `$.l: 3 items != 2 items`}},
 		{"status and the configured headers are compared", answer(200, js, `{}`), answer(404, "application/problem+json", `{}`), CompareOptions{},
 			[]string{"status: 200 != 404", `header Content-Type: "application/json" != "application/problem+json"`}},
+		{"Django's and Express's JSON content types are the same media type", answer(200, js, `{}`), answer(200, "application/json; charset=utf-8", `{}`), CompareOptions{}, nil},
+		{"type, subtype and charset compare case-insensitively", answer(200, "Text/HTML; Charset=UTF-8", "x"), answer(200, "text/html; charset=utf-8", "x"), CompareOptions{}, nil},
+		{"utf8 is UTF-8 and the default of a +json type", answer(200, "application/problem+json; charset=utf8", `{}`), answer(200, "application/problem+json", `{}`), CompareOptions{}, nil},
+		{"a charset other than the default is a difference", answer(200, "text/plain; charset=iso-8859-1", "x"), answer(200, "text/plain", "x"), CompareOptions{},
+			[]string{`header Content-Type: "text/plain; charset=iso-8859-1" != "text/plain"`}},
+		{"a charset on a type without a default is compared", answer(200, "application/xml; charset=utf-8", "x"), answer(200, "application/xml", "x"), CompareOptions{},
+			[]string{`header Content-Type: "application/xml; charset=utf-8" != "application/xml"`}},
+		{"other parameters are compared", answer(200, "text/plain; format=flowed", "x"), answer(200, "text/plain; format=fixed", "x"), CompareOptions{},
+			[]string{`header Content-Type: "text/plain; format=flowed" != "text/plain; format=fixed"`}},
+		{"a different subtype is a difference", answer(200, js, `{}`), answer(200, "text/json", `{}`), CompareOptions{},
+			[]string{`header Content-Type: "application/json" != "text/json"`}},
+		{"other headers are compared as written", answer(200, js, `{}`), answer(200, js, `{}`), CompareOptions{Headers: []string{"content-type", "X-Kind"}}, nil},
 		{"no headers are compared when the list is empty", answer(200, "text/plain", "x"), answer(200, "text/plain; charset=utf-8", "x"), CompareOptions{Headers: []string{}}, nil},
 		{"HTML is compared after normalising whitespace", answer(200, "text/html", "<p>\n  Hello   world</p>\n <b>x</b>"), answer(200, "text/html", "<p> Hello world</p><b>x</b>"), CompareOptions{}, nil},
 		{"a real HTML difference is shown with context", answer(200, "text/html", "<p>Hello</p>"), answer(200, "text/html", "<p>Help</p>"), CompareOptions{},
@@ -114,4 +126,44 @@ func FuzzCompareJSON(f *testing.F) {
 			t.Fatalf("identical bodies differ: %v", got)
 		}
 	})
+}
+
+func TestDiffNamesTheCauseOfEachDifference(t *testing.T) {
+	served := answer(200, "application/json", `{"price":10,"items":[{"sku":"a","qty":1},{"sku":"b","qty":2}],"ts":1}`)
+	served.Header.Set("Location", "/a")
+	shadow := answer(201, "application/json; charset=utf-8", `{"price":12,"items":[{"sku":"a","qty":1},{"sku":"b","qty":3}],"ts":2}`)
+	shadow.Header.Set("Location", "/b")
+	diffs, more := Diff(served, shadow, CompareOptions{Headers: []string{"Content-Type", "Location"}, Ignore: []string{"ts"}})
+	var causes []string
+	for _, d := range diffs {
+		causes = append(causes, d.Cause())
+	}
+	want := []string{"status", "header Location", "body $.items[*].qty", "body $.price"}
+	if d := cmp.Diff(want, causes); d != "" || more {
+		t.Fatalf("causes (-want +got):\n%s (more=%v)", d, more)
+	}
+	if d, _ := Diff(answer(200, "", ""), delegate.Answer{Err: "refused"}, CompareOptions{}); len(d) != 1 || d[0].Cause() != "no answer" {
+		t.Fatalf("no answer: %+v", d)
+	}
+	if d, _ := Diff(answer(200, "text/plain", "a"), answer(200, "text/plain", "b"), CompareOptions{}); len(d) != 1 || d[0].Cause() != "body" {
+		t.Fatalf("plain body: %+v", d)
+	}
+}
+
+func TestPartsSayWhatIsCompared(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts CompareOptions
+		want string
+	}{
+		{"by default status, Content-Type and the body", CompareOptions{}, "status|header Content-Type (as a media type"},
+		{"an empty header list compares no header", CompareOptions{Headers: []string{}}, "status|body ("},
+		{"ignored fields are named", CompareOptions{Headers: []string{"location"}, Ignore: []string{"$.ts"}}, "status|header Location|body (JSON field by field, HTML whitespace-normalised, else byte for byte; first 1 MiB), ignoring $.ts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(tc.opts.Parts(), "|"); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("parts = %q; want it to start with %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -18,7 +18,7 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	},
 	"ms":    func(f float64) string { return fmt.Sprintf("%.1f ms", f) },
 	"ts":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"join":  func(s []string) string { return strings.Join(s, "; ") },
 	"stage": func(s string) string { return strings.ToLower(s) },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -59,9 +59,13 @@ pre{background:#f3f4f6;padding:6px;max-height:220px;overflow:auto;white-space:pr
 {{with .NegativeCache}}<p>Negative cache: <b class="saved">{{.Saved}}</b> round trips saved · {{.Entries}} paths held · {{.Remembered}} misses remembered</p>{{end}}
 {{with .Shadow}}
 <h3>Shadow comparison</h3>
-<p>match rate <b class="match-rate">{{pct .MatchRate}}</b> · compared <b class="compared">{{.Compared}}</b> · matched {{.Matched}} · mismatched <b class="mismatched">{{.Mismatched}}</b> · shadow errors {{.Errors}} · dropped <b class="dropped">{{.Dropped}}</b> · skipped {{.Skipped}}{{if .Ignore}} · ignoring {{join .Ignore}}{{end}}</p>
+<p>match rate <b class="match-rate">{{pct .MatchRate}}</b> · compared <b class="compared">{{.Compared}}</b> · matched {{.Matched}} · mismatched <b class="mismatched">{{.Mismatched}}</b> · no answer from the new app {{.Errors}} · dropped <b class="dropped">{{.Dropped}}</b> · skipped {{.Skipped}}</p>
+<p class="parts">A copy matches when every compared part is equal: {{join .Parts}}.</p>
+{{if .Causes}}<table class="causes"><tr><th>what differed</th><th>copies</th></tr>
+{{range .Causes}}<tr><td class="apps">{{.Cause}}</td><td class="num">{{.Count}}</td></tr>
+{{end}}</table>{{end}}
 {{range $i, $m := .Mismatches}}
-<details{{if eq $i 0}} open{{end}}><summary>{{ts $m.Time}} {{$m.Method}} {{$m.Path}}: {{len $m.Diff}} difference(s)</summary>
+<details{{if eq $i 0}} open{{end}}><summary>{{ts $m.Time}} {{$m.Method}} {{$m.Path}}: {{join $m.Causes}}</summary>
 <pre class="diff">{{range $m.Diff}}{{.}}
 {{end}}</pre>
 <div class="cols"><div>served (status {{$m.Served.Status}}{{if $m.Served.Truncated}}, truncated{{end}})<pre>{{$m.Served.Body}}</pre></div>

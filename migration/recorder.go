@@ -3,6 +3,7 @@ package migration
 import (
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,13 @@ const (
 	// SampleBodyLimit is how much of each answer's body a mismatch sample keeps.
 	SampleBodyLimit = 4 << 10
 )
+
+// maxCauses bounds the distinct mismatch causes counted per route (JSON paths come from the apps'
+// answers); further ones are counted under OtherCauses.
+const maxCauses = 100
+
+// OtherCauses is the cause under which mismatches are counted once a route counts maxCauses causes.
+const OtherCauses = "(other causes)"
 
 // OverflowPath is the ledger path under which requests are counted once the ledger holds its maximum
 // number of distinct keys.
@@ -107,7 +115,8 @@ type routeStats struct {
 	compared    uint64
 	matched     uint64
 	shadowErrs  uint64
-	samples     []Mismatch // ring
+	causes      map[string]uint64 // mismatched exchanges per cause (Difference.Cause), at most maxCauses keys
+	samples     []Mismatch        // ring
 	next        int
 	shadowStats func() delegate.ShadowStats
 	negCache    *NegativeCache
@@ -327,8 +336,11 @@ type Mismatch struct {
 	Method string    `json:"method"`
 	Path   string    `json:"path"`
 	Diff   []string  `json:"diff"`
-	Served Sample    `json:"served"`
-	Shadow Sample    `json:"shadow"`
+	// Causes name what differed, without values (Difference.Cause): "status", "header Content-Type",
+	// "body $.price".
+	Causes []string `json:"causes"`
+	Served Sample   `json:"served"`
+	Shadow Sample   `json:"shadow"`
 }
 
 // Sample is an answer as a mismatch sample keeps it: the body as text, at most SampleBodyLimit bytes.
@@ -350,7 +362,7 @@ func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(dele
 	rs.compare = opts
 	rs.mu.Unlock()
 	return func(ex delegate.Exchange) {
-		diff := Compare(ex.Served, ex.Shadow, opts)
+		diffs, more := Diff(ex.Served, ex.Shadow, opts)
 		defer r.notifyShadow()
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
@@ -358,15 +370,35 @@ func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(dele
 		switch {
 		case ex.Shadow.Err != "":
 			rs.shadowErrs++
-		case len(diff) == 0:
+		case len(diffs) == 0:
 			rs.matched++
 			return
+		}
+		diff := make([]string, 0, len(diffs)+1)
+		var causes []string
+		for _, d := range diffs {
+			diff = append(diff, d.Text)
+			if c := d.Cause(); !slices.Contains(causes, c) {
+				causes = append(causes, c)
+			}
+		}
+		if more {
+			diff = append(diff, "... more differences not shown")
+		}
+		if rs.causes == nil {
+			rs.causes = map[string]uint64{}
+		}
+		for _, c := range causes {
+			if _, known := rs.causes[c]; !known && len(rs.causes) >= maxCauses {
+				c = OtherCauses
+			}
+			rs.causes[c]++
 		}
 		path := ex.Path
 		if ex.Query != "" {
 			path += "?" + ex.Query
 		}
-		m := Mismatch{Time: r.opts.Now(), Method: ex.Method, Path: path, Diff: diff,
+		m := Mismatch{Time: r.opts.Now(), Method: ex.Method, Path: path, Diff: diff, Causes: causes,
 			Served: sampleAnswer(ex.Served), Shadow: sampleAnswer(ex.Shadow)}
 		if len(rs.samples) < r.opts.Samples {
 			rs.samples = append(rs.samples, m)

@@ -52,17 +52,33 @@ type AppReport struct {
 
 // ShadowReport is a shadow route's comparison counters and latest mismatches (newest first).
 type ShadowReport struct {
-	Compared   uint64     `json:"compared"`
-	Matched    uint64     `json:"matched"`
-	Mismatched uint64     `json:"mismatched"`
-	Errors     uint64     `json:"errors"`
-	MatchRate  float64    `json:"match_rate"`
-	Queued     uint64     `json:"queued"`
-	Dropped    uint64     `json:"dropped"`
-	Skipped    uint64     `json:"skipped"`
-	Ignore     []string   `json:"ignore,omitempty"`
-	Headers    []string   `json:"headers,omitempty"`
-	Mismatches []Mismatch `json:"mismatches"`
+	Compared   uint64 `json:"compared"`
+	Matched    uint64 `json:"matched"`
+	Mismatched uint64 `json:"mismatched"`
+	// Errors are copies the new app did not answer (refused, timed out, cut): they count against the match
+	// rate.
+	Errors uint64 `json:"errors"`
+	// MatchRate is Matched / Compared: the share of copies whose every compared part (Parts) was equal.
+	MatchRate float64 `json:"match_rate"`
+	// Parts says what was compared, in words (status, which headers and how, the body and what it ignores).
+	Parts   []string `json:"parts"`
+	Queued  uint64   `json:"queued"`
+	Dropped uint64   `json:"dropped"`
+	Skipped uint64   `json:"skipped"`
+	Ignore  []string `json:"ignore,omitempty"`
+	// Headers are the response headers compared (empty: none).
+	Headers []string `json:"headers"`
+	// Causes counts mismatched copies by what differed, most frequent first; one copy may have several
+	// causes (status and a body field), so the counts may add up to more than Mismatched.
+	Causes     []CauseCount `json:"causes"`
+	Mismatches []Mismatch   `json:"mismatches"`
+}
+
+// CauseCount is how many mismatched copies differed in one part: "status", "header Content-Type",
+// "body $.price" (array indexes folded to [*]), "body" (a non-JSON body), "no answer".
+type CauseCount struct {
+	Cause string `json:"cause"`
+	Count uint64 `json:"count"`
 }
 
 // NegativeCacheReport is a primary route's negative cache counters.
@@ -127,8 +143,15 @@ func (r *Recorder) Report() Report {
 		rr.NewShare = ratio(newCount, rr.Requests)
 		if rs.shadowStats != nil || rs.compared > 0 {
 			sr := &ShadowReport{Compared: rs.compared, Matched: rs.matched, Errors: rs.shadowErrs,
-				Mismatched: rs.compared - rs.matched - rs.shadowErrs, Ignore: rs.compare.Ignore, Headers: rs.compare.Headers,
-				Mismatches: []Mismatch{}}
+				Mismatched: rs.compared - rs.matched - rs.shadowErrs, Ignore: rs.compare.Ignore, Headers: rs.compare.headers(),
+				Parts: rs.compare.Parts(), Causes: []CauseCount{}, Mismatches: []Mismatch{}}
+			for c, n := range rs.causes {
+				sr.Causes = append(sr.Causes, CauseCount{Cause: c, Count: n})
+			}
+			sort.Slice(sr.Causes, func(i, j int) bool {
+				a, b := sr.Causes[i], sr.Causes[j]
+				return a.Count > b.Count || a.Count == b.Count && a.Cause < b.Cause
+			})
 			sr.MatchRate = ratio(sr.Matched, sr.Compared)
 			if rs.shadowStats != nil {
 				st := rs.shadowStats()

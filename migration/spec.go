@@ -72,7 +72,8 @@ type Spec struct {
 	// ShadowIgnore are JSON field paths left out of the comparison ("$.meta.generated_at", "$.items[*].id",
 	// or a bare key such as "csrf_token" that matches at any depth).
 	ShadowIgnore []string
-	// ShadowHeaders are the response headers compared (nil: Content-Type).
+	// ShadowHeaders are the response headers compared (nil, the key not given: Content-Type; empty, the
+	// key given with no value: none).
 	ShadowHeaders []string
 	// ShadowQueue and ShadowWorkers size the copier (0: the delegate package's defaults).
 	ShadowQueue, ShadowWorkers int
@@ -145,6 +146,7 @@ func ParseSpec(get func(key string) (string, bool), pair bool) (Spec, error) {
 		}
 	}
 	if v, ok := get(KeyShadowHeaders); ok {
+		s.ShadowHeaders = []string{} // given but empty (shadow_headers= or []): compare no header
 		for _, h := range splitList(v) {
 			if !validMethod(h) { // header names are tokens too
 				bad(KeyShadowHeaders, v, "header names separated by commas such as Content-Type,Location")

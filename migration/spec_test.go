@@ -23,6 +23,10 @@ func TestParseSpecQuery(t *testing.T) {
 			func(s Spec) bool {
 				return strings.Join(s.ShadowMethods, ",") == "GET,POST" && len(s.ShadowIgnore) == 2 && s.ShadowHeaders[1] == "Location"
 			}},
+		{"an empty shadow_headers compares no header", "stage=shadow&old=http://o&shadow_headers=", false, "",
+			func(s Spec) bool { return s.ShadowHeaders != nil && len(s.ShadowHeaders) == 0 }},
+		{"no shadow_headers leaves the default (nil: Content-Type)", "stage=shadow&old=http://o", false, "",
+			func(s Spec) bool { return s.ShadowHeaders == nil }},
 		{"a primary with a negative cache", "stage=primary&old=http://o&negative_cache=100&negative_cache_ttl=1m", false, "",
 			func(s Spec) bool { return s.NegativeCache == 100 && s.NegativeCacheTTL == time.Minute }},
 		{"retired needs no old app", "stage=retired", false, "", func(s Spec) bool { return s.Stage == StageRetired }},

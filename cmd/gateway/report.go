@@ -84,8 +84,12 @@ func printReport(w io.Writer, rep migration.Report) {
 			continue
 		}
 		s := r.Shadow
-		fmt.Fprintf(w, "\n%s shadow: %d compared, %d matched, %d mismatched, %d errors, %d dropped, %d skipped\n",
-			r.Pattern, s.Compared, s.Matched, s.Mismatched, s.Errors, s.Dropped, s.Skipped)
+		fmt.Fprintf(w, "\n%s shadow: %.1f%% matched of %d compared (%d mismatched, %d without an answer), %d dropped, %d skipped\n",
+			r.Pattern, s.MatchRate*100, s.Compared, s.Mismatched, s.Errors, s.Dropped, s.Skipped)
+		fmt.Fprintf(w, "  compared: %s\n", strings.Join(s.Parts, "; "))
+		for _, c := range s.Causes {
+			fmt.Fprintf(w, "  %6d  %s\n", c.Count, c.Cause)
+		}
 		for i, m := range s.Mismatches {
 			if i == 5 {
 				fmt.Fprintf(w, "  ... %d more on the /migration page\n", len(s.Mismatches)-i)
