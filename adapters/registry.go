@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -33,7 +34,14 @@ type Target struct {
 	Options *Options
 	// Mount is the path prefix the app is mounted under, without a trailing slash ("" for an app mounted at
 	// the root: the primary, delegates and "/" routes). Kinds that are MountAware use it as SCRIPT_NAME.
+	// Registry.Build resolves the script_name option and FullPath before the factory runs, so a factory
+	// always sees the SCRIPT_NAME to use here.
 	Mount string
+	// FullPath asks that a MountAware app see the request's whole path, as if it were mounted at the root
+	// (SCRIPT_NAME empty, PATH_INFO the full path), whatever Mount says: the old app of a migrating route
+	// must receive requests exactly as it did before the route existed. The script_name option overrides
+	// it. Other kinds ignore it: an HTTP app's path is whatever the caller hands it.
+	FullPath bool
 	// Logger receives the app's error lines; never nil when built by a Registry.
 	Logger *slog.Logger
 	// DefaultTimeout is the gateway-wide upstream timeout (GATEWAY_UPSTREAM_TIMEOUT) that a kind's own
@@ -265,6 +273,9 @@ func (r *Registry) Build(t Target) (h http.Handler, err error) {
 	if len(t.Instances) > 1 && !k.MultiInstance {
 		return nil, fmt.Errorf("app %q: %s apps take one instance, got %d: only %s apps can list several instances separated by '|'", t.Raw, t.URL.Scheme, len(t.Instances), strings.Join(r.multiSchemes(), ", "))
 	}
+	if err := ResolveMount(&t, k); err != nil {
+		return nil, fmt.Errorf("app %q: %v", t.Raw, err)
+	}
 	defer func() {
 		// A factory that panics on odd input must not take the process down at start-up or reload.
 		if p := recover(); p != nil {
@@ -282,4 +293,42 @@ func (r *Registry) Build(t Target) (h http.Handler, err error) {
 		return nil, fmt.Errorf("app %q: unknown option %q for %s apps", t.Raw, left[0], t.URL.Scheme)
 	}
 	return h, nil
+}
+
+// ScriptNameOption is the per-app option that sets a mount-aware app's SCRIPT_NAME: empty for "the app sees
+// the full path" (part of the same site as the root app), or a prefix of the route's mount.
+const ScriptNameOption = "script_name"
+
+// ResolveMount sets t.Mount to the SCRIPT_NAME a MountAware app gets: the route's mount by default, ""
+// with t.FullPath, or the script_name option, which must be empty or a prefix of the mount ending at a
+// segment boundary (anything else would split paths the app never receives). Kinds that are not
+// MountAware refuse the option: their path is the client's, or strip_prefix's. Build calls it; a caller
+// that needs the resolved SCRIPT_NAME before building may call it first, as calling it again on its
+// result changes nothing.
+func ResolveMount(t *Target, k Kind) error {
+	if !t.Options.Has(ScriptNameOption) {
+		if t.FullPath && k.MountAware {
+			t.Mount = ""
+		}
+		return nil
+	}
+	v := t.Options.String(ScriptNameOption, "")
+	if !k.MountAware {
+		return fmt.Errorf("option %s=%q applies only to mount-aware apps (the CGI family and file), not to %s apps: they get the client's path (or, with strip_prefix, the path below the route)", ScriptNameOption, v, t.URL.Scheme)
+	}
+	mount := strings.TrimSuffix(t.Mount, "/")
+	sn := strings.TrimSuffix(v, "/")
+	switch {
+	case sn == "":
+	case !strings.HasPrefix(sn, "/") || path.Clean(sn) != sn || strings.ContainsAny(sn, "?#\\\x00"):
+		return fmt.Errorf("option %s=%q: expected an empty value (the app sees the full path) or a clean path such as /shop", ScriptNameOption, v)
+	case mount != sn && !strings.HasPrefix(mount, sn+"/"):
+		where := fmt.Sprintf("the route's prefix %q", mount+"/")
+		if mount == "" {
+			where = "the root, where this app is mounted"
+		}
+		return fmt.Errorf("option %s=%q: expected an empty value (the app sees the full path) or a prefix of %s", ScriptNameOption, v, where)
+	}
+	t.Mount = sn
+	return nil
 }
