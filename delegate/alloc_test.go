@@ -23,10 +23,10 @@ func TestCascadeAllocationsDoNotGrow(t *testing.T) {
 		apps []App
 		max  float64
 	}{
-		{"a 404 from the primary and the delegate's answer", []App{{"new", notFound}, {"old", ok}}, 4},
-		{"the primary's answer", []App{{"new", ok}, {"old", notFound}}, 4},
-		{"three apps, the last one answering", []App{{"a", notFound}, {"b", notFound}, {"c", ok}}, 8},
-		{"a single app", []App{{"only", ok}}, 0},
+		{"a 404 from the primary and the delegate's answer", []App{{Name: "new", Handler: notFound}, {Name: "old", Handler: ok}}, 4},
+		{"the primary's answer", []App{{Name: "new", Handler: ok}, {Name: "old", Handler: notFound}}, 4},
+		{"three apps, the last one answering", []App{{Name: "a", Handler: notFound}, {Name: "b", Handler: notFound}, {Name: "c", Handler: ok}}, 8},
+		{"a single app", []App{{Name: "only", Handler: ok}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,11 @@ type App struct {
 	// Name identifies the app in logs and in reqinfo (the configured APP URL, or a name given in Go code).
 	Name    string
 	Handler http.Handler
+	// PassHeader, when not empty, is a response header (canonical form, e.g. "X-Switchyard-Pass") the app
+	// sends to say "this path is not mine": only an answer with a pass status and this header passes on,
+	// so a pass status alone (a real page's 404) is final. The header never reaches the client: it is
+	// removed from every answer of this app, passed on or not, and whichever position the app holds.
+	PassHeader string
 }
 
 // Cascade serves a request with its first app and, while the answer's status is a pass status, with the
@@ -36,6 +41,8 @@ type App struct {
 // streamed (the held part followed by the rest) and its answer is final, whatever its status; the Cascade
 // logs that it did so. Each app receives its own copy of the request (headers cloned for all but the last),
 // with ContentLength set to the held size, so an app that mutates its request cannot affect the next one.
+//
+// An app with a PassHeader passes only answers that carry a pass status and that header (see App).
 //
 // Response contract: until an app's status is known, its header and body are held in the Cascade; a pass
 // answer is discarded (headers, cookies and body), anything else is sent on and streamed from then on
@@ -86,7 +93,7 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case 1:
 		info.Tried(c.Apps[0].Name)
-		c.Apps[0].Handler.ServeHTTP(w, r)
+		c.Apps[0].serveFinal(w, r)
 		return
 	}
 
@@ -112,7 +119,7 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
 			"app", c.Apps[0].Name, "limit", c.bodyLimit(), "content_length", r.ContentLength, "path", r.URL.Path)
 		info.Tried(c.Apps[0].Name)
-		c.Apps[0].Handler.ServeHTTP(w, r)
+		c.Apps[0].serveFinal(w, r)
 		return
 	}
 
@@ -120,12 +127,12 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i, app := range c.Apps {
 		info.Tried(app.Name)
 		if i == last {
-			app.Handler.ServeHTTP(w, lastRequest(r, body))
+			app.serveFinal(w, lastRequest(r, body))
 			return
 		}
 		req := withBody(r, body, true)
 		pw := passWriters.Get().(*passWriter)
-		pw.w, pw.c = w, c
+		pw.w, pw.c, pw.passHeader = w, c, app.PassHeader
 		app.Handler.ServeHTTP(pw, req)
 		if !pw.decided {
 			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
@@ -216,11 +223,12 @@ func withBody(r *http.Request, body []byte, cloneHeader bool) *http.Request {
 // their header maps: one is taken per app that may pass and released once that app's ServeHTTP returns
 // (after which, by the http.Handler contract, the app no longer uses it).
 type passWriter struct {
-	w       http.ResponseWriter
-	c       *Cascade
-	header  http.Header
-	decided bool
-	passed  bool
+	w          http.ResponseWriter
+	c          *Cascade
+	passHeader string // the app's PassHeader
+	header     http.Header
+	decided    bool
+	passed     bool
 }
 
 var passWriters = sync.Pool{New: func() any { return &passWriter{header: make(http.Header)} }}
@@ -248,13 +256,16 @@ func (p *passWriter) WriteHeader(code int) {
 		return
 	}
 	p.decided = true
-	if p.c.pass(code) {
+	if p.c.pass(code) && (p.passHeader == "" || p.header[p.passHeader] != nil) {
 		p.passed = true
 		return
 	}
 	dst := p.w.Header()
 	for k, v := range p.header {
 		dst[k] = v
+	}
+	if p.passHeader != "" {
+		delete(dst, p.passHeader)
 	}
 	p.w.WriteHeader(code)
 }
@@ -302,9 +313,67 @@ func (p *passWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		for k, v := range p.header {
 			dst[k] = v
 		}
+		if p.passHeader != "" {
+			delete(dst, p.passHeader)
+		}
 	}
 	return http.NewResponseController(p.w).Hijack()
 }
 
 // Unwrap lets http.ResponseController reach the client's writer for deadlines and full duplex.
 func (p *passWriter) Unwrap() http.ResponseWriter { return p.w }
+
+// serveFinal serves r with a whose answer is final: only the PassHeader, when a has one, is removed from
+// it on the way to the client.
+func (a App) serveFinal(w http.ResponseWriter, r *http.Request) {
+	if a.PassHeader == "" {
+		a.Handler.ServeHTTP(w, r)
+		return
+	}
+	a.Handler.ServeHTTP(&dropHeaderWriter{ResponseWriter: w, name: a.PassHeader}, r)
+}
+
+// dropHeaderWriter removes one header from an answer just before each head (informational ones
+// included) is sent.
+type dropHeaderWriter struct {
+	http.ResponseWriter
+	name string
+	sent bool // the final head is out: nothing more to remove
+}
+
+func (d *dropHeaderWriter) drop() {
+	if !d.sent {
+		d.sent = true
+		delete(d.ResponseWriter.Header(), d.name)
+	}
+}
+
+func (d *dropHeaderWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		delete(d.ResponseWriter.Header(), d.name) // the final head may still get it: not sent yet
+		d.ResponseWriter.WriteHeader(code)
+		return
+	}
+	d.drop()
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *dropHeaderWriter) Write(b []byte) (int, error) {
+	d.drop()
+	return d.ResponseWriter.Write(b)
+}
+
+// Flush sends the head (without the header) and what is buffered.
+func (d *dropHeaderWriter) Flush() {
+	d.drop()
+	_ = http.NewResponseController(d.ResponseWriter).Flush()
+}
+
+// Hijack hands over the client's connection; the head is the app's business from then on.
+func (d *dropHeaderWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	d.drop()
+	return http.NewResponseController(d.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the client's writer for deadlines and full duplex.
+func (d *dropHeaderWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -42,7 +42,7 @@ func TestCascadeResendsTheBodyByteForByte(t *testing.T) {
 	want := fmt.Sprintf("delegate %x %d", sha256.Sum256(body), len(body))
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
-			c := &Cascade{Apps: []App{{"primary", bodyHash("primary", 404)}, {"delegate", bodyHash("delegate", 200)}}}
+			c := &Cascade{Apps: []App{{Name: "primary", Handler: bodyHash("primary", 404)}, {Name: "delegate", Handler: bodyHash("delegate", 200)}}}
 			srv := serve(t, c)
 			var rd io.Reader = bytes.NewReader(body)
 			if chunked {
@@ -72,12 +72,12 @@ func TestCascade(t *testing.T) {
 		status int
 		prefix string
 	}{
-		{"the primary's non-pass answer is final", []App{{"a", bodyHash("a", 200)}, {"b", bodyHash("b", 200)}}, nil, 200, "a "},
-		{"an error status that is not a pass status is final", []App{{"a", bodyHash("a", 500)}, {"b", bodyHash("b", 200)}}, nil, 500, "a "},
-		{"every pass continues to the next app", []App{{"a", bodyHash("a", 404)}, {"b", bodyHash("b", 404)}, {"c", bodyHash("c", 201)}}, nil, 201, "c "},
-		{"the last app's pass status is still final", []App{{"a", bodyHash("a", 404)}, {"b", bodyHash("b", 404)}}, nil, 404, "b "},
-		{"configured pass statuses are honoured", []App{{"a", bodyHash("a", 410)}, {"b", bodyHash("b", 200)}}, StatusSet(404, 410), 200, "b "},
-		{"404 does not pass when not configured", []App{{"a", bodyHash("a", 404)}, {"b", bodyHash("b", 200)}}, StatusSet(410), 404, "a "},
+		{"the primary's non-pass answer is final", []App{{Name: "a", Handler: bodyHash("a", 200)}, {Name: "b", Handler: bodyHash("b", 200)}}, nil, 200, "a "},
+		{"an error status that is not a pass status is final", []App{{Name: "a", Handler: bodyHash("a", 500)}, {Name: "b", Handler: bodyHash("b", 200)}}, nil, 500, "a "},
+		{"every pass continues to the next app", []App{{Name: "a", Handler: bodyHash("a", 404)}, {Name: "b", Handler: bodyHash("b", 404)}, {Name: "c", Handler: bodyHash("c", 201)}}, nil, 201, "c "},
+		{"the last app's pass status is still final", []App{{Name: "a", Handler: bodyHash("a", 404)}, {Name: "b", Handler: bodyHash("b", 404)}}, nil, 404, "b "},
+		{"configured pass statuses are honoured", []App{{Name: "a", Handler: bodyHash("a", 410)}, {Name: "b", Handler: bodyHash("b", 200)}}, StatusSet(404, 410), 200, "b "},
+		{"404 does not pass when not configured", []App{{Name: "a", Handler: bodyHash("a", 404)}, {Name: "b", Handler: bodyHash("b", 200)}}, StatusSet(410), 404, "a "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestCascade(t *testing.T) {
 func TestCascadeBodyOverTheLimitIsFinalAtTheFirstApp(t *testing.T) {
 	body := strings.Repeat("x", 100)
 	for _, chunked := range []bool{false, true} {
-		srv := serve(t, &Cascade{BodyLimit: 10, Apps: []App{{"a", bodyHash("a", 404)}, {"b", bodyHash("b", 200)}}})
+		srv := serve(t, &Cascade{BodyLimit: 10, Apps: []App{{Name: "a", Handler: bodyHash("a", 404)}, {Name: "b", Handler: bodyHash("b", 200)}}})
 		var rd io.Reader = strings.NewReader(body)
 		if chunked {
 			rd = io.MultiReader(rd)
@@ -125,7 +125,7 @@ func TestCascadeStreamsOnceTheAnswerIsFinal(t *testing.T) {
 		<-release
 		io.WriteString(w, "data: second\n\n")
 	})
-	srv := serve(t, &Cascade{Apps: []App{{"a", stream}, {"b", bodyHash("b", 200)}}})
+	srv := serve(t, &Cascade{Apps: []App{{Name: "a", Handler: stream}, {Name: "b", Handler: bodyHash("b", 200)}}})
 	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
