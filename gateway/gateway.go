@@ -67,7 +67,10 @@ type Gateway struct {
 	Migration *migration.Recorder
 	// Middleware describes the global middleware (GATEWAY_MIDDLEWARE), outermost first.
 	Middleware []string
-	closers    []io.Closer
+	// Warnings are valid but probably unintended settings, one sentence each, for `gateway check` and the
+	// start and reload logs (a route's mount-aware app on the primary's address with another SCRIPT_NAME).
+	Warnings []string
+	closers  []io.Closer
 }
 
 // BuiltApp is one application of a Gateway.
@@ -113,67 +116,89 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	}()
 	var errs config.Errors
 
-	var spec migration.Spec // the migration keys of the app built last with takeRouteOpts
-	build := func(source, raw, mount string, takeRouteOpts bool) (h http.Handler, kind adapters.Kind, strip, cascade bool, err error) {
+	var spec migration.Spec // the migration keys of the app built last with roleRoute
+	build := func(source, raw, mount string, role appRole) (b builtApp, err error) {
 		t, kind, err := opts.Registry.Parse(raw)
 		if err != nil {
-			return nil, kind, false, false, fmt.Errorf("%s: %v", source, err)
+			return b, fmt.Errorf("%s: %v", source, err)
 		}
+		b.kind = kind
 		t.Mount = mount
+		// The old app of a migrating route gets the request as it did before the route existed: a
+		// mount-aware one sees the whole path (unless its script_name option says otherwise).
+		t.FullPath = role == roleOld
 		t.DefaultTimeout = time.Duration(cfg.UpstreamTimeout)
 		t.ReadTimeout = time.Duration(cfg.UpstreamReadTimeout)
 		if t.ReadTimeout == 0 {
 			t.ReadTimeout = -1 // configured off, not "the kind's default"
 		}
 		t.MaxResponseHeaderBytes = int64(cfg.MaxResponseHeaderSize)
-		if takeRouteOpts {
+		fail := func(err error) (builtApp, error) {
+			return builtApp{kind: kind}, fmt.Errorf("%s: app %q: %s", source, raw, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		if b.passHeader, err = passHeaderOption(t.Options); err != nil {
+			return fail(err)
+		}
+		if role == roleRoute {
 			if spec, err = migration.ParseSpec(func(k string) (string, bool) {
 				return t.Options.String(k, ""), t.Options.Has(k)
 			}, false); err != nil {
-				return nil, kind, false, false, fmt.Errorf("%s: app %q: %s", source, raw, strings.ReplaceAll(err.Error(), "\n", "; "))
+				return fail(err)
 			}
-			if strip, err = t.Options.Bool("strip_prefix", false); err != nil {
-				return nil, kind, false, false, fmt.Errorf("%s: app %q: %v", source, raw, err)
-			}
-			if cascade, err = t.Options.Bool("cascade", false); err != nil {
-				return nil, kind, false, false, fmt.Errorf("%s: app %q: %v", source, raw, err)
-			}
-			if strip && kind.MountAware {
-				return nil, kind, false, false, fmt.Errorf("%s: app %q: strip_prefix does not apply to %s apps: their mount prefix is always passed as SCRIPT_NAME", source, raw, t.URL.Scheme)
+			if b.cascade, err = t.Options.Bool("cascade", false); err != nil {
+				return fail(err)
 			}
 		}
-		h, err = opts.Registry.Build(t)
+		if role == roleRoute || role == roleOld {
+			if b.strip, err = t.Options.Bool("strip_prefix", false); err != nil {
+				return fail(err)
+			}
+			if b.strip && kind.MountAware {
+				return fail(fmt.Errorf("strip_prefix does not apply to %s apps: they get the route's prefix as SCRIPT_NAME (%s= makes them see the full path)", t.URL.Scheme, adapters.ScriptNameOption))
+			}
+		}
+		if kind.MountAware {
+			if err := adapters.ResolveMount(&t, kind); err != nil {
+				return fail(err)
+			}
+			b.scriptName = t.Mount
+		}
+		b.addr = appAddress(t)
+		h, err := opts.Registry.Build(t)
 		if err != nil {
-			return nil, kind, false, false, fmt.Errorf("%s: %v", source, err)
+			return b, fmt.Errorf("%s: %v", source, err)
 		}
 		if c, ok := h.(io.Closer); ok {
 			g.closers = append(g.closers, c)
 		}
-		h = timed(h)
-		return h, kind, strip, cascade, nil
+		b.h = timed(h)
+		return b, nil
 	}
 
 	var chain []delegate.App
+	var roots []rootApp // the primary and delegates, for the shared-address check of routes
 	if cfg.Primary != "" {
-		h, k, _, _, err := build("GATEWAY_PRIMARY", cfg.Primary, "", false)
+		b, err := build("GATEWAY_PRIMARY", cfg.Primary, "", rolePrimary)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			chain = append(chain, delegate.App{Name: cfg.Primary, Handler: h})
-			g.Apps = append(g.Apps, BuiltApp{Name: cfg.Primary, Handler: h, Role: "primary", Pattern: "*"})
-			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: k.Summary, Source: "GATEWAY_PRIMARY"})
+			chain = append(chain, delegate.App{Name: cfg.Primary, Handler: b.h, PassHeader: b.passHeader})
+			roots = append(roots, rootApp{"GATEWAY_PRIMARY", b})
+			g.Apps = append(g.Apps, BuiltApp{Name: cfg.Primary, Handler: b.h, Role: "primary", Pattern: "*"})
+			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: b.kind.Summary, Source: "GATEWAY_PRIMARY"})
 		}
 	}
 	for i, d := range cfg.Delegates {
 		src := fmt.Sprintf("GATEWAY_DELEGATES[%d]", i)
-		h, k, _, _, err := build(src, d, "", false)
+		b, err := build(src, d, "", roleDelegate)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		chain = append(chain, delegate.App{Name: d, Handler: h})
-		g.Apps = append(g.Apps, BuiltApp{Name: d, Handler: h, Role: "delegate", Pattern: "*"})
-		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Kind: k.Summary + " (delegate)", Source: src})
+		chain = append(chain, delegate.App{Name: d, Handler: b.h, PassHeader: b.passHeader})
+		roots = append(roots, rootApp{src, b})
+		g.Apps = append(g.Apps, BuiltApp{Name: d, Handler: b.h, Role: "delegate", Pattern: "*"})
+		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Kind: b.kind.Summary + " (delegate)", Source: src})
 	}
 	pass := delegate.StatusSet(cfg.PassStatus...)
 	bodyLimit := int64(cfg.CascadeBodyLimit)
@@ -181,7 +206,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		bodyLimit = -1 // GATEWAY_CASCADE_BODY_LIMIT=0: never hold bodies
 	}
 	cascadeOf := func(apps []delegate.App) http.Handler {
-		if len(apps) == 1 {
+		if len(apps) == 1 && apps[0].PassHeader == "" {
 			return apps[0].Handler
 		}
 		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
@@ -228,34 +253,50 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if mount == "/" {
 			mount = ""
 		}
-		h, k, strip, cascade, err := build(rs.Source, rs.App, mount, true)
+		b, err := build(rs.Source, rs.App, mount, roleRoute)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		h, strip, cascade := b.h, b.strip, b.cascade
 		g.Apps = append(g.Apps, BuiltApp{Name: rs.App, Handler: h, Role: "route", Pattern: p.String()})
-		info := RouteInfo{Pattern: p.String(), App: rs.App, Kind: k.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
-		if routeSpec := spec; routeSpec.Stage != migration.StageNone {
+		g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "", b, roots)...)
+		info := RouteInfo{Pattern: p.String(), App: rs.App, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
+		routeSpec := spec
+		if strip && (routeSpec.Stage != migration.StageNone || cascade) {
+			// Other apps answer on this route (the old app, the fall-through chain): they get the client's
+			// path, as with no route at all, so only the route's own app is stripped. Route middleware then
+			// sees the client's path too.
+			h = router.StripPrefix(p.Prefix)(h)
+			strip = false
+		}
+		newApp := delegate.App{Name: rs.App, Handler: h, PassHeader: b.passHeader}
+		if routeSpec.Stage != migration.StageNone {
 			var old []delegate.App
 			if routeSpec.Old != "" {
-				oh, _, _, _, err := build(rs.Source+" (old)", routeSpec.Old, mount, false)
+				ob, err := build(rs.Source+" (old)", routeSpec.Old, mount, roleOld)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
+				oh := ob.h
+				if ob.strip {
+					oh = router.StripPrefix(p.Prefix)(oh)
+				}
 				g.Apps = append(g.Apps, BuiltApp{Name: routeSpec.Old, Handler: oh, Role: "route", Pattern: p.String()})
-				old = append(old, delegate.App{Name: routeSpec.Old, Handler: oh})
+				g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "old ", ob, roots)...)
+				old = append(old, delegate.App{Name: routeSpec.Old, Handler: oh, PassHeader: ob.passHeader})
 			}
 			if cascade {
 				old = append(old, chain...)
 			}
-			h = compose(p.String(), routeSpec, delegate.App{Name: rs.App, Handler: h}, old)
+			h = compose(p.String(), routeSpec, newApp, old)
 			info.Stage, info.Old = stageText(routeSpec), routeSpec.Old
 		} else if cascade {
-			h = cascadeOf(append([]delegate.App{{Name: rs.App, Handler: h}}, chain...))
+			h = cascadeOf(append([]delegate.App{newApp}, chain...))
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
 		} else {
-			h = chainOf([]delegate.App{{Name: rs.App, Handler: h}})
+			h = chainOf([]delegate.App{newApp})
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
 		}
 		// Route middleware wraps the app as the router hands it over: after prefix stripping, so rewrite and

@@ -74,7 +74,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(cfg, stderr)
 	if cmd == "check" {
-		g, err := newBuilder(logger, nil)(cfg)
+		g, err := newBuilder(logger, nil, false)(cfg)
 		if err == nil {
 			var shutdownTracing func(context.Context) error
 			if _, shutdownTracing, err = tracing.Setup(context.Background(), tracing.Environ(environ), logger); err == nil {
@@ -89,6 +89,9 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		}
 		defer g.Close()
 		printRoutes(stdout, cfg, g)
+		for _, w := range g.Warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
@@ -105,12 +108,19 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 }
 
 // newBuilder returns the function that turns a loaded configuration into a gateway (at startup and on
-// every reload), with a fresh adapter registry each time.
-func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler) func(config.Config) (*gateway.Gateway, error) {
+// every reload), with a fresh adapter registry each time. With logWarnings, the built configuration's
+// warnings are logged (serving); `gateway check` prints them instead.
+func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool) func(config.Config) (*gateway.Gateway, error) {
 	return func(cfg config.Config) (*gateway.Gateway, error) {
 		cfg, _ = withDemo(cfg)
 		reg := builtin.Registry(logger, demo.Apps())
-		return gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe})
+		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe})
+		if err == nil && logWarnings {
+			for _, w := range g.Warnings {
+				logger.Warn(w)
+			}
+		}
+		return g, err
 	}
 }
 
@@ -146,7 +156,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 	}()
 	traceMW := tracing.Middleware(tp)
-	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) })
+	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, true)
 	g, err := build(cfg)
 	if err != nil {
 		return invalid(err)

@@ -57,6 +57,21 @@ func TestCheckPrintsTheRouteTable(t *testing.T) {
 	}
 }
 
+func TestCheckWarnsOfTheSameAppUnderTwoScriptNames(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check"}, []string{
+		"GATEWAY_PRIMARY=uwsgi://127.0.0.1:3031",
+		"GATEWAY_ROUTES=/shop/=uwsgi://127.0.0.1:3031,/blog/=uwsgi://127.0.0.1:3031?script_name=",
+	}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := `warning: route /shop/: the app uwsgi://127.0.0.1:3031 is the app of GATEWAY_PRIMARY but gets SCRIPT_NAME="/shop"`
+	if !strings.Contains(out.String(), want) || strings.Count(out.String(), "warning:") != 1 {
+		t.Errorf("check output should hold one warning, for /shop/ only (%q):\n%s", want, out.String())
+	}
+}
+
 func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
 	tests := []struct {
 		name string

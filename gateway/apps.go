@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/switchyard/switchyard/adapters"
+)
+
+// appRole says where an app sits in the configuration, which decides the options it takes.
+type appRole int
+
+const (
+	rolePrimary appRole = iota
+	roleDelegate
+	roleRoute // a route's APP: takes the route options (stage, cascade, strip_prefix)
+	roleOld   // the old app of a migrating route: sees the client's path unless asked otherwise
+)
+
+// builtApp is one application as Build made it, with the facts the rest of the build needs.
+type builtApp struct {
+	h    http.Handler
+	kind adapters.Kind
+	// strip and cascade are the route options (strip_prefix also applies to an old app).
+	strip, cascade bool
+	// passHeader is the pass_header option, canonical ("" when not set).
+	passHeader string
+	// addr is the app's address without options, for the shared-address check; scriptName the
+	// SCRIPT_NAME a mount-aware app gets.
+	addr, scriptName string
+}
+
+// rootApp is the primary or a delegate, named by the place it was configured.
+type rootApp struct {
+	source string
+	b      builtApp
+}
+
+// PassHeaderOption is the per-app option naming a response header that must come with a pass status for
+// the answer to pass on (see delegate.App.PassHeader).
+const PassHeaderOption = "pass_header"
+
+// passHeaderOption takes the pass_header option: a header field name, returned in canonical form.
+func passHeaderOption(o *adapters.Options) (string, error) {
+	if !o.Has(PassHeaderOption) {
+		return "", nil
+	}
+	v := o.String(PassHeaderOption, "")
+	if v == "" || strings.IndexFunc(v, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
+		return "", fmt.Errorf("option %s=%q: expected a header name such as X-Switchyard-Pass", PassHeaderOption, v)
+	}
+	return http.CanonicalHeaderKey(v), nil
+}
+
+// isTokenChar reports whether c may appear in a header field name (RFC 9110 token).
+func isTokenChar(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)
+}
+
+// appAddress is where t is reached, without its options: scheme and host compared case-insensitively.
+func appAddress(t adapters.Target) string {
+	u := t.URL
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + u.Path + u.Opaque
+}
+
+// sharedAddressWarnings warns when a route's mount-aware app (which: "" for the route's APP, "old " for
+// its old app) is the very app the primary or a delegate reaches, yet gets another SCRIPT_NAME: one site
+// would then build its URLs (reverse(), redirects, cookie paths) two ways depending on the route.
+func sharedAddressWarnings(pattern, which string, b builtApp, roots []rootApp) []string {
+	if !b.kind.MountAware {
+		return nil
+	}
+	var out []string
+	for _, r := range roots {
+		if r.b.addr != b.addr || r.b.scriptName == b.scriptName {
+			continue
+		}
+		out = append(out, fmt.Sprintf("route %s: the %sapp %s is the app of %s but gets SCRIPT_NAME=%q where %s gets SCRIPT_NAME=%q: "+
+			"the same site would build its URLs (reverse(), redirects, cookie paths) differently under %s; "+
+			"add %s=%s to serve it as part of the same site",
+			pattern, which, b.addr, r.source, b.scriptName, r.source, r.b.scriptName, pattern, adapters.ScriptNameOption, r.b.scriptName))
+	}
+	return out
+}
