@@ -9,21 +9,17 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v10"
-	"go.yaml.in/yaml/v4"
 
 	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/router"
@@ -86,6 +82,11 @@ type Config struct {
 	Middleware MiddlewareList `env:"GATEWAY_MIDDLEWARE" yaml:"middleware"`
 	// MiddlewareSource says where Middleware was configured, for error messages.
 	MiddlewareSource string `yaml:"-"`
+	// Sources says where every setting that is not a built-in default came from, by variable
+	// (GATEWAY_PRIMARY); nil when nothing was set. See Name.
+	Sources map[string]Source `yaml:"-"`
+	// Overrides lists the variables that replaced a key of the file (logged at start and on reload).
+	Overrides []Override `yaml:"-"`
 }
 
 // Defaults returns the built-in configuration.
@@ -165,83 +166,48 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 		}
 	}
 
+	var file fileSettings
 	if path := environ["GATEWAY_CONFIG"]; path != "" {
 		cfg.ConfigFile = path
 		data, err := readFile(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("GATEWAY_CONFIG=%q: cannot read the file: %v", path, err))
-		} else if err := applyFile(&cfg, path, data); err != nil {
-			errs = append(errs, err)
+		} else {
+			var ferrs Errors
+			file, ferrs = applyFile(&cfg, path, data)
+			errs = append(errs, ferrs...)
+			if file.middleware {
+				cfg.MiddlewareSource = file.set["GATEWAY_MIDDLEWARE"].String()
+			}
+			if file.hasRoutes {
+				cfg.Routes = file.routes
+			}
 		}
 	}
+	for v, s := range file.set {
+		cfg.setSource(v, s)
+	}
+	if file.hasRoutes {
+		cfg.setSource("GATEWAY_ROUTES", Source{File: cfg.ConfigFile, Line: file.routesLine, Key: "routes"})
+	}
 
-	if err := applyEnv(&cfg, environ); err != nil {
-		errs = append(errs, err...)
+	set, envErrs := applyEnv(&cfg, environ)
+	errs = append(errs, envErrs...)
+	for _, v := range set {
+		if prev, ok := cfg.Sources[v]; ok && prev.File != "" {
+			o := Override{Var: v, File: prev.File, Line: prev.Line, Key: prev.Key}
+			if v == "GATEWAY_ROUTES" {
+				o.Routes = len(file.routes)
+			}
+			cfg.Overrides = append(cfg.Overrides, o)
+		}
+		cfg.setSource(v, Source{Var: v})
 	}
 	errs = append(errs, Validate(cfg)...)
 	if len(errs) > 0 {
 		return cfg, errs
 	}
 	return cfg, nil
-}
-
-// fileModel is the YAML file: the same fields as Config, with routes as a list that may carry options.
-type fileModel struct {
-	*Config `yaml:",inline"`
-	Routes  []fileRoute `yaml:"routes"`
-}
-
-type fileRoute struct {
-	Pattern string            `yaml:"pattern"`
-	App     string            `yaml:"app"`
-	Options map[string]string `yaml:"options"`
-	// Middleware wraps this route's app (see MiddlewareList).
-	Middleware MiddlewareList `yaml:"middleware"`
-	// Migration keys (see package migration): folded into the app's options, the environment form.
-	Old              string   `yaml:"old"`
-	Stage            string   `yaml:"stage"`
-	CanaryPercent    *float64 `yaml:"canary_percent"`
-	Sticky           string   `yaml:"sticky"`
-	ShadowMethods    []string `yaml:"shadow_methods"`
-	ShadowIgnore     []string `yaml:"shadow_ignore"`
-	ShadowHeaders    []string `yaml:"shadow_headers"`
-	NegativeCache    int      `yaml:"negative_cache"`
-	NegativeCacheTTL string   `yaml:"negative_cache_ttl"`
-}
-
-func applyFile(cfg *Config, path string, data []byte) error {
-	m := fileModel{Config: cfg}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty configuration
-		return fmt.Errorf("GATEWAY_CONFIG=%q: %v", path, err)
-	}
-	if cfg.Middleware != nil {
-		cfg.MiddlewareSource = "middleware in " + path
-	}
-	if m.Routes != nil {
-		cfg.Routes = nil
-	}
-	for i, r := range m.Routes {
-		app := r.App
-		if err := foldMigrationKeys(&r); err != nil {
-			return fmt.Errorf("GATEWAY_CONFIG=%q: routes[%d]: %v", path, i, err)
-		}
-		if len(r.Options) > 0 {
-			q := make([]string, 0, len(r.Options))
-			for k, v := range r.Options {
-				q = append(q, url.QueryEscape(k)+"="+url.QueryEscape(v))
-			}
-			sort.Strings(q)
-			sep := "?"
-			if strings.Contains(app, "?") {
-				sep = "&"
-			}
-			app += sep + strings.Join(q, "&")
-		}
-		cfg.Routes = append(cfg.Routes, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Source: fmt.Sprintf("routes[%d] in %s", i, path)})
-	}
-	return nil
 }
 
 // foldMigrationKeys moves a file route's migration keys into its app options, the form the environment
@@ -278,8 +244,8 @@ func foldMigrationKeys(r *fileRoute) error {
 
 // applyEnv parses the environment into a fresh Config and copies over only the variables that are set, so
 // an unset variable never overwrites what the file said (caarlos0/env v10 would otherwise apply defaults on
-// top of it).
-func applyEnv(cfg *Config, environ map[string]string) Errors {
+// top of it). It returns the variables it applied, in declaration order.
+func applyEnv(cfg *Config, environ map[string]string) ([]string, Errors) {
 	var fresh Config
 	set := map[string]bool{}
 	err := env.ParseWithOptions(&fresh, env.Options{
@@ -300,13 +266,15 @@ func applyEnv(cfg *Config, environ map[string]string) Errors {
 			errs = append(errs, err)
 		}
 	}
+	var applied []string
 	dst := reflect.ValueOf(cfg).Elem()
 	src := reflect.ValueOf(fresh)
 	t := dst.Type()
 	for i := 0; i < t.NumField(); i++ {
 		key := t.Field(i).Tag.Get("env")
-		if _, present := environ[key]; present && set[key] && !failed[key] {
+		if _, present := environ[key]; key != "" && present && set[key] && !failed[key] {
 			dst.Field(i).Set(src.Field(i))
+			applied = append(applied, key)
 		}
 	}
 	if _, present := environ["GATEWAY_MIDDLEWARE"]; present && set["GATEWAY_MIDDLEWARE"] && !failed["GATEWAY_MIDDLEWARE"] {
@@ -317,7 +285,15 @@ func applyEnv(cfg *Config, environ map[string]string) Errors {
 			cfg.Routes[i].Source = "GATEWAY_ROUTES"
 		}
 	}
-	return errs
+	return applied, errs
+}
+
+// setSource records where the setting of variable came from.
+func (c *Config) setSource(variable string, s Source) {
+	if c.Sources == nil {
+		c.Sources = map[string]Source{}
+	}
+	c.Sources[variable] = s
 }
 
 // describeEnvError maps an env v10 error (which names the Go field) back to the variable.
@@ -335,20 +311,20 @@ func describeEnvError(e error) (string, error) {
 func Validate(c Config) Errors {
 	var errs Errors
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("GATEWAY_ADDR=%q: expected host:port such as :8080 or 127.0.0.1:8080", c.Addr))
+		errs = append(errs, fmt.Errorf("%s=%q: expected host:port such as :8080 or 127.0.0.1:8080", c.Name("GATEWAY_ADDR"), c.Addr))
 	}
 	if c.Primary != "" && !schemeStart.MatchString(c.Primary) {
-		errs = append(errs, fmt.Errorf("GATEWAY_PRIMARY=%q: expected an app URL such as http://127.0.0.1:8000", c.Primary))
+		errs = append(errs, fmt.Errorf("%s=%q: expected an app URL such as http://127.0.0.1:8000", c.Name("GATEWAY_PRIMARY"), c.Primary))
 	}
 	if c.Primary == "" && len(c.Delegates) > 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_DELEGATES=%q: delegates need a primary: set GATEWAY_PRIMARY", strings.Join(c.Delegates, ",")))
+		errs = append(errs, fmt.Errorf("%s=%q: delegates need a primary: set %s", c.Name("GATEWAY_DELEGATES"), strings.Join(c.Delegates, ","), c.Ref("GATEWAY_PRIMARY", "GATEWAY_DELEGATES")))
 	}
 	if len(c.PassStatus) == 0 && len(c.Delegates) > 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_PASS_STATUS is empty: expected statuses such as 404 that pass a request to the delegates"))
+		errs = append(errs, fmt.Errorf("%s is empty: expected statuses such as 404 that pass a request to the delegates", c.Name("GATEWAY_PASS_STATUS")))
 	}
 	for _, s := range c.PassStatus {
 		if s < 100 || s > 599 {
-			errs = append(errs, fmt.Errorf("GATEWAY_PASS_STATUS: %d is not an HTTP status", s))
+			errs = append(errs, fmt.Errorf("%s: %d is not an HTTP status", c.Name("GATEWAY_PASS_STATUS"), s))
 		}
 	}
 	seen := map[router.Pattern]string{}
@@ -375,58 +351,59 @@ func Validate(c Config) Errors {
 		}
 	}
 	if st, err := migration.ParsePairStage(c.Stage); err != nil {
-		errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: %s", c.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		errs = append(errs, fmt.Errorf("%s=%q: %s", c.Name("GATEWAY_STAGE"), c.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
 	} else if st.Stage != migration.StageNone && (c.Primary == "" || len(c.Delegates) == 0) {
-		errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: a stage needs GATEWAY_PRIMARY (the new app) and GATEWAY_DELEGATES (the first is the old app)", c.Stage))
+		errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", c.Name("GATEWAY_STAGE"), c.Stage, c.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), c.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
 	}
 	if c.MaxHeaderSize < 1024 || c.MaxHeaderSize > 16<<20 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxHeaderSize))
+		errs = append(errs, fmt.Errorf("%s=%d: expected a size from 1KiB to 16MiB", c.Name("GATEWAY_MAX_HEADER_SIZE"), c.MaxHeaderSize))
 	}
 	if c.MaxResponseHeaderSize < 1024 || c.MaxResponseHeaderSize > 16<<20 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_RESPONSE_HEADER_SIZE=%d: expected a size from 1KiB to 16MiB", c.MaxResponseHeaderSize))
+		errs = append(errs, fmt.Errorf("%s=%d: expected a size from 1KiB to 16MiB", c.Name("GATEWAY_MAX_RESPONSE_HEADER_SIZE"), c.MaxResponseHeaderSize))
 	}
 	if c.IdleParkAfter < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_IDLE_PARK_AFTER=%s: expected a duration such as 1s, or 0 to turn idle connection parking off", time.Duration(c.IdleParkAfter)))
+		errs = append(errs, fmt.Errorf("%s=%s: expected a duration such as 1s, or 0 to turn idle connection parking off", c.Name("GATEWAY_IDLE_PARK_AFTER"), time.Duration(c.IdleParkAfter)))
 	}
 	if c.UpstreamReadTimeout < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_UPSTREAM_READ_TIMEOUT=%s: expected a duration such as 60s, or 0 for no limit", time.Duration(c.UpstreamReadTimeout)))
+		errs = append(errs, fmt.Errorf("%s=%s: expected a duration such as 60s, or 0 for no limit", c.Name("GATEWAY_UPSTREAM_READ_TIMEOUT"), time.Duration(c.UpstreamReadTimeout)))
 	}
 	if c.MaxBodySize < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_BODY_SIZE=%d: expected a size such as 10MiB, or unlimited", c.MaxBodySize))
+		errs = append(errs, fmt.Errorf("%s=%d: expected a size such as 10MiB, or unlimited", c.Name("GATEWAY_MAX_BODY_SIZE"), c.MaxBodySize))
 	}
 	for name, d := range map[string]Duration{"GATEWAY_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "GATEWAY_UPSTREAM_TIMEOUT": c.UpstreamTimeout} {
 		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s=%s: expected a positive duration such as 10s", name, time.Duration(d)))
+			errs = append(errs, fmt.Errorf("%s=%s: expected a positive duration such as 10s", c.Name(name), time.Duration(d)))
 		}
 	}
 	if c.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS=%d: expected a number of connections such as 8192, or 0 for no limit", c.MaxConns))
+		errs = append(errs, fmt.Errorf("%s=%d: expected a number of connections such as 8192, or 0 for no limit", c.Name("GATEWAY_MAX_CONNS"), c.MaxConns))
 	}
 	if c.MaxConnsPerClient < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS_PER_CLIENT=%d: expected a number of connections such as 256, or 0 for no limit", c.MaxConnsPerClient))
+		errs = append(errs, fmt.Errorf("%s=%d: expected a number of connections such as 256, or 0 for no limit", c.Name("GATEWAY_MAX_CONNS_PER_CLIENT"), c.MaxConnsPerClient))
 	} else if c.MaxConns > 0 && c.MaxConnsPerClient > c.MaxConns {
-		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CONNS_PER_CLIENT=%d: expected at most GATEWAY_MAX_CONNS=%d (or 0 for no per-client limit)", c.MaxConnsPerClient, c.MaxConns))
+		errs = append(errs, fmt.Errorf("%s=%d: expected at most %s=%d (or 0 for no per-client limit)", c.Name("GATEWAY_MAX_CONNS_PER_CLIENT"), c.MaxConnsPerClient, c.Name("GATEWAY_MAX_CONNS"), c.MaxConns))
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
-			errs = append(errs, fmt.Errorf("GATEWAY_ADMIN_ADDR=%q: expected host:port such as 127.0.0.1:9901, or empty to turn the admin listener off", c.AdminAddr))
+			errs = append(errs, fmt.Errorf("%s=%q: expected host:port such as 127.0.0.1:9901, or empty to turn the admin listener off", c.Name("GATEWAY_ADMIN_ADDR"), c.AdminAddr))
 		}
 	}
 	if c.AdminPprof && c.AdminAddr == "" {
-		errs = append(errs, fmt.Errorf("GATEWAY_ADMIN_PPROF=true: the profiles are served on the admin listener, but GATEWAY_ADMIN_ADDR is empty (set GATEWAY_ADMIN_ADDR=127.0.0.1:9901, or GATEWAY_ADMIN_PPROF=false)"))
+		errs = append(errs, fmt.Errorf("%s=true: the profiles are served on the admin listener, but %s is empty (set %s=127.0.0.1:9901, or %s=false)",
+			c.Name("GATEWAY_ADMIN_PPROF"), c.Name("GATEWAY_ADMIN_ADDR"), c.Ref("GATEWAY_ADMIN_ADDR", "GATEWAY_ADMIN_PPROF"), c.Ref("GATEWAY_ADMIN_PPROF", "GATEWAY_ADMIN_PPROF")))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, fmt.Errorf("GATEWAY_TLS_CERT=%q, GATEWAY_TLS_KEY=%q: expected both PEM files or neither", c.TLSCert, c.TLSKey))
+		errs = append(errs, fmt.Errorf("%s=%q, %s=%q: expected both PEM files or neither", c.Name("GATEWAY_TLS_CERT"), c.TLSCert, c.Name("GATEWAY_TLS_KEY"), c.TLSKey))
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("GATEWAY_LOG_FORMAT=%q: expected text or json", c.LogFormat))
+		errs = append(errs, fmt.Errorf("%s=%q: expected text or json", c.Name("GATEWAY_LOG_FORMAT"), c.LogFormat))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("GATEWAY_LOG_LEVEL=%q: expected debug, info, warn or error", c.LogLevel))
+		errs = append(errs, fmt.Errorf("%s=%q: expected debug, info, warn or error", c.Name("GATEWAY_LOG_LEVEL"), c.LogLevel))
 	}
 	return errs
 }

@@ -54,7 +54,7 @@ routes:
 				[]any{c.Addr, c.Primary, c.Delegates, c.PassStatus, c.UpstreamTimeout, c.MaxBodySize, c.LogFormat})
 		}},
 		{"route options from the file ride in the app URL", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, func(c Config) string {
-			return cmp.Diff(RouteList{{Pattern: "/api/", App: "http://api:3000?strip_prefix=true&timeout=2s", Source: "routes[0] in gw.yaml"}}, c.Routes)
+			return cmp.Diff(RouteList{{Pattern: "/api/", App: "http://api:3000?strip_prefix=true&timeout=2s", Source: "gw.yaml:9: routes[0]"}}, c.Routes)
 		}},
 		{"a set variable overrides the file, an unset one does not", map[string]string{"GATEWAY_CONFIG": "gw.yaml", "GATEWAY_PRIMARY": "http://env:1"}, func(c Config) string {
 			return cmp.Diff([]any{"http://env:1", Duration(5 * time.Second)}, []any{c.Primary, c.UpstreamTimeout})
@@ -90,7 +90,7 @@ func TestErrorsNameTheVariableTheValueAndTheExpectation(t *testing.T) {
 		{"two routes with one pattern", map[string]string{"GATEWAY_ROUTES": "/a/=http://x,/a=http://y"}, nil, []string{"repeats pattern /a/"}},
 		{"delegates without a primary", map[string]string{"GATEWAY_DELEGATES": "http://x"}, nil, []string{"GATEWAY_DELEGATES", "need a primary"}},
 		{"a missing file", map[string]string{"GATEWAY_CONFIG": "nope.yaml"}, nil, []string{`GATEWAY_CONFIG="nope.yaml"`, "cannot read"}},
-		{"an unknown key in the file", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, map[string]string{"gw.yaml": "primary: http://x\nprimery: http://y\n"}, []string{`GATEWAY_CONFIG="gw.yaml"`, "primery"}},
+		{"an unknown key in the file", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, map[string]string{"gw.yaml": "primary: http://x\nprimery: http://y\n"}, []string{`gw.yaml:2: primery: unknown key; did you mean primary?`}},
 		{"an unknown variable", map[string]string{"GATEWAY_TIMEOUT": "1s"}, nil, []string{"GATEWAY_TIMEOUT: unknown variable"}},
 		{"every problem at once", map[string]string{"GATEWAY_LOG_LEVEL": "loud", "GATEWAY_LOG_FORMAT": "xml", "GATEWAY_ADDR": "8080"}, nil,
 			[]string{"GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT", "GATEWAY_ADDR"}},

@@ -32,7 +32,7 @@ routes:
   - pattern: /app/
     app: http://127.0.0.1:9
     middleware: [{name: body_limit, params: {max: 1MiB}}]
-`, MiddlewareList{{Name: "security_headers", Params: map[string]string{"hsts_max_age": "600", "hsts_preload": "true"}}, {Name: "gzip"}}, "middleware in g.yaml",
+`, MiddlewareList{{Name: "security_headers", Params: map[string]string{"hsts_max_age": "600", "hsts_preload": "true"}}, {Name: "gzip"}}, "g.yaml:2: middleware",
 			MiddlewareList{{Name: "body_limit", Params: map[string]string{"max": "1MiB"}}}, ""},
 		{"the environment overrides the file", map[string]string{"GATEWAY_CONFIG": "g.yaml", "GATEWAY_MIDDLEWARE": "cors(origins=*)"}, "middleware: gzip\n",
 			MiddlewareList{{Name: "cors", Params: map[string]string{"origins": "*"}}}, "GATEWAY_MIDDLEWARE", nil, ""},

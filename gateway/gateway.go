@@ -178,18 +178,18 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	var chain []delegate.App
 	var roots []rootApp // the primary and delegates, for the shared-address check of routes
 	if cfg.Primary != "" {
-		b, err := build("GATEWAY_PRIMARY", cfg.Primary, "", rolePrimary)
+		b, err := build(cfg.Name("GATEWAY_PRIMARY"), cfg.Primary, "", rolePrimary)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
 			chain = append(chain, delegate.App{Name: cfg.Primary, Handler: b.h, PassHeader: b.passHeader})
-			roots = append(roots, rootApp{"GATEWAY_PRIMARY", b})
+			roots = append(roots, rootApp{cfg.Name("GATEWAY_PRIMARY"), b})
 			g.Apps = append(g.Apps, BuiltApp{Name: cfg.Primary, Handler: b.h, Role: "primary", Pattern: "*"})
-			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: b.kind.Summary, Source: "GATEWAY_PRIMARY"})
+			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: b.kind.Summary, Source: cfg.Name("GATEWAY_PRIMARY")})
 		}
 	}
 	for i, d := range cfg.Delegates {
-		src := fmt.Sprintf("GATEWAY_DELEGATES[%d]", i)
+		src := fmt.Sprintf("%s[%d]", cfg.Name("GATEWAY_DELEGATES"), i)
 		b, err := build(src, d, "", roleDelegate)
 		if err != nil {
 			errs = append(errs, err)
@@ -229,12 +229,12 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		pairSpec, err := migration.ParsePairStage(cfg.Stage)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: %s", cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			errs = append(errs, fmt.Errorf("%s=%q: %s", cfg.Name("GATEWAY_STAGE"), cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
 		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
 			fallback = annotate("*", compose("*", pairSpec, chain[0], chain[1:]))
 			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), chain[1].Name
 		case pairSpec.Stage != migration.StageNone:
-			errs = append(errs, fmt.Errorf("GATEWAY_STAGE=%q: a stage needs GATEWAY_PRIMARY (the new app) and GATEWAY_DELEGATES (the first is the old app)", cfg.Stage))
+			errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", cfg.Name("GATEWAY_STAGE"), cfg.Stage, cfg.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), cfg.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
 		default:
 			rec.AddRoute(migration.RouteMeta{Pattern: "*"})
 			fallback = annotate("*", chainOf(chain))

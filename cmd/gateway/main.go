@@ -73,6 +73,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(cfg, stderr)
+	logOverrides(logger, cfg)
 	if cmd == "check" {
 		g, err := newBuilder(logger, nil, false)(cfg)
 		if err == nil {
@@ -89,6 +90,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		}
 		defer g.Close()
 		printRoutes(stdout, cfg, g)
+		printSettings(stdout, cfg)
 		for _, w := range g.Warnings {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
@@ -349,6 +351,33 @@ func printRoutes(w io.Writer, cfg config.Config, g *gateway.Gateway) {
 		[]int(cfg.PassStatus), text(cfg.CascadeBodyLimit), text(cfg.MaxBodySize), text(cfg.MaxHeaderSize))
 	fmt.Fprintf(w, "max connections %s, per client %s; read header timeout %s, body timeout %s, idle timeout %s\n",
 		limit(cfg.MaxConns), limit(cfg.MaxConnsPerClient), time.Duration(cfg.ReadHeaderTimeout), time.Duration(cfg.BodyTimeout), time.Duration(cfg.IdleTimeout))
+}
+
+// logOverrides logs one line per variable that replaced a key of the configuration file, so that whoever
+// edits the file learns why the edit does not run.
+func logOverrides(logger *slog.Logger, cfg config.Config) {
+	for _, o := range cfg.Overrides {
+		logger.Warn(o.String()+"; unset the variable for the file to count", "variable", o.Var, "file", o.File, "line", o.Line)
+	}
+}
+
+// printSettings lists every setting with the value that runs and where it came from (a variable, a file
+// line, or the default).
+func printSettings(w io.Writer, cfg config.Config) {
+	fmt.Fprintln(w, "\nsettings:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tFILE KEY\tVALUE\tFROM")
+	for _, s := range cfg.Settings() {
+		key, value := s.Key, s.Value
+		if key == "" {
+			key = "-"
+		}
+		if value == "" {
+			value = `""`
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Variable, key, value, s.From)
+	}
+	tw.Flush()
 }
 
 // middlewareNames is the MIDDLEWARE column: names only, outermost first.

@@ -78,6 +78,9 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		return nil
 	}
 	cfg, err := config.Load(rl.environ, nil)
+	if err == nil {
+		logOverrides(rl.logger, cfg)
+	}
 	sum := filesSum(cfg)
 	var cert *tls.Certificate
 	if err == nil && cfg.TLSCert != "" {
