@@ -146,7 +146,7 @@ type RouteSpec struct {
 	// Middleware wraps the route's app, first outermost (YAML routes[].middleware; GATEWAY_ROUTES has
 	// none).
 	Middleware MiddlewareList `yaml:"-"`
-	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "routes[2] in x.yaml").
+	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "x.yaml:12: routes[2]").
 	Source string `yaml:"-"`
 }
 
