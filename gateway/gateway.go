@@ -253,7 +253,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if mount == "/" {
 			mount = ""
 		}
-		b, err := build(rs.Source, rs.App, mount, roleRoute)
+		where := rs.Source + ": route " + p.String() // errors name the route, not only where it was configured
+		b, err := build(where, rs.App, mount, roleRoute)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -274,7 +275,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if routeSpec.Stage != migration.StageNone {
 			var old []delegate.App
 			if routeSpec.Old != "" {
-				ob, err := build(rs.Source+" (old)", routeSpec.Old, mount, roleOld)
+				ob, err := build(where+" (old)", routeSpec.Old, mount, roleOld)
 				if err != nil {
 					errs = append(errs, err)
 					continue

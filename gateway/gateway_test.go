@@ -382,7 +382,7 @@ func TestBuildErrorsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"GATEWAY_PRIMARY": "ftp://x"}, `GATEWAY_PRIMARY: app "ftp://x": unknown scheme "ftp"`},
-		{map[string]string{"GATEWAY_PRIMARY": "http://x", "GATEWAY_ROUTES": "/a/=http://y?timeout=abc"}, `GATEWAY_ROUTES: app "http://y?timeout=abc": option timeout="abc": expected a non-negative duration`},
+		{map[string]string{"GATEWAY_PRIMARY": "http://x", "GATEWAY_ROUTES": "/a/=http://y?timeout=abc"}, `GATEWAY_ROUTES: route /a/: app "http://y?timeout=abc": option timeout="abc": expected a non-negative duration`},
 		{map[string]string{"GATEWAY_PRIMARY": "http://x?colour=red"}, `unknown option "colour"`},
 	} {
 		cfg, err := config.Load(tc.env, nil)

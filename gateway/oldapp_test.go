@@ -112,7 +112,7 @@ func TestBuildRefusesScriptNameAndPassHeaderWhereTheyMeanNothing(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"GATEWAY_ROUTES": "/a/=http://y?script_name="},
-			`GATEWAY_ROUTES: app "http://y?script_name=": option script_name="" applies only to mount-aware apps (the CGI family and file), not to http apps`},
+			`GATEWAY_ROUTES: route /a/: app "http://y?script_name=": option script_name="" applies only to mount-aware apps (the CGI family and file), not to http apps`},
 		{map[string]string{"GATEWAY_ROUTES": "/a/=uwsgi://y?script_name=/b"},
 			`option script_name="/b": expected an empty value (the app sees the full path) or a prefix of the route's prefix "/a/"`},
 		{map[string]string{"GATEWAY_ROUTES": "/a/=uwsgi://y?strip_prefix=true"},
@@ -120,7 +120,7 @@ func TestBuildRefusesScriptNameAndPassHeaderWhereTheyMeanNothing(t *testing.T) {
 		{map[string]string{"GATEWAY_PRIMARY": "http://x?pass_header=X%20Y"},
 			`GATEWAY_PRIMARY: app "http://x?pass_header=X%20Y": option pass_header="X Y": expected a header name such as X-Switchyard-Pass`},
 		{map[string]string{"GATEWAY_ROUTES": "/a/=http://y?stage=legacy&old=" + url.QueryEscape("uwsgi://z?script_name=/c")},
-			`GATEWAY_ROUTES (old): app "uwsgi://z?script_name=/c": option script_name="/c"`},
+			`GATEWAY_ROUTES: route /a/ (old): app "uwsgi://z?script_name=/c": option script_name="/c"`},
 	} {
 		cfg, err := config.Load(tc.env, nil)
 		if err != nil {

@@ -17,6 +17,12 @@
 //	                    then only the extension rule protects, and PHP-FPM must itself refuse
 //	                    /uploads/evil.jpg/x.php (cgi.fix_pathinfo=0 and security.limit_extensions=.php);
 //	                    with PHP's defaults relaxed it does run evil.jpg (checked against PHP-FPM 8.2)
+//	static=true         serve an existing regular file below root that is not a script (CSS, JavaScript,
+//	                    images, uploads) as a static file, before the front controller, with the rules and
+//	                    the engine of file:// apps (static.Files): os.Root, dotfiles never, ETag and
+//	                    Last-Modified, ranges, precompressed siblings, Cache-Control. Default: check_file.
+//	                    false sends such paths to the front controller. Needs check_file=true.
+//	cache_control=...   Cache-Control of static files (as for file://); immutable_max_age=8760h likewise
 //	timeout=60s         how long the app may stay silent before its response header is complete, counted
 //	                    from the start and renewed whenever a request record is sent (a slow upload is not a
 //	                    timeout, a slow script is): past it the client gets 504. Defaults to the gateway's
@@ -35,10 +41,13 @@
 //
 // # Script-running mode (root set)
 //
+// With check_file (the default) root must be an existing directory on the gateway's filesystem when the
+// app is built: New fails otherwise, naming the option.
+//
 // SCRIPT_FILENAME is root + the script's path below the mount, SCRIPT_NAME is the mount + that path,
 // PATH_INFO is what follows the script, REQUEST_URI is the request's own. How a path picks its script
-// (split on the first existing segment ending in ext, directory index, front controller as with nginx's
-// `try_files $uri $uri/ /index.php?$query_string`) is documented on scripts.resolve; it is what stops the
+// (split on the first existing segment ending in ext, directory index, static file, front controller as
+// with nginx's `try_files $uri $uri/ /index.php?$query_string`) is documented on scripts.resolve; it is what stops the
 // cgi.fix_pathinfo class of attacks (CVE-2019-11043): /uploads/evil.jpg/x.php and /uploads/evil.jpg%00.php
 // never run evil.jpg. Without root the app is a plain responder (a Go net/http/fcgi or Python flup app):
 // SCRIPT_NAME is the mount and PATH_INFO the rest of the path.
@@ -60,10 +69,14 @@
 package fastcgi
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -71,6 +84,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/adapters/static"
 )
 
 // DefaultTimeout is the timeout when neither the option nor the gateway sets one.
@@ -144,22 +158,14 @@ func New(t adapters.Target) (_ *Handler, err error) {
 	maxIdle, err := o.Int("max_idle", DefaultMaxIdle, 0, 64)
 	note(err)
 	root := o.String("root", "")
-	hasIndex, hasExt, hasCheck := o.Has("index"), o.Has("ext"), o.Has("check_file")
-	index := o.String("index", "index.php")
-	ext := o.String("ext", ".php")
-	check, err := o.Bool("check_file", true)
-	note(err)
 	if root == "" {
-		for _, n := range []struct {
-			has  bool
-			name string
-		}{{hasIndex, "index"}, {hasExt, "ext"}, {hasCheck, "check_file"}} {
-			if n.has {
-				errs = append(errs, fmt.Sprintf("option %s needs root (the document root of script-running mode)", n.name))
+		for _, name := range []string{"index", "ext", "check_file", "static", "cache_control", "immutable_max_age"} {
+			if o.Has(name) {
+				errs = append(errs, fmt.Sprintf("option %s needs root (the document root of script-running mode)", name))
 			}
 		}
 	} else {
-		s, err := newScripts(root, index, ext, check)
+		s, err := newScripts(t.Raw, root, t.Logger, o)
 		note(err)
 		h.scripts = s
 	}
@@ -197,7 +203,17 @@ func address(u *url.URL) (network, addr string, err error) {
 	return "", "", fmt.Errorf("unknown scheme %q", u.Scheme)
 }
 
-func newScripts(root, index, ext string, check bool) (*scripts, error) {
+// newScripts reads the options of script-running mode (root given): index, ext, check_file, and the
+// static files (static, cache_control, immutable_max_age). With check_file the root must be an existing
+// directory on the gateway's filesystem now, so a typo fails `gateway check` and the start instead of
+// making every request a 500.
+func newScripts(app, root string, logger *slog.Logger, o *adapters.Options) (*scripts, error) {
+	index := o.String("index", "index.php")
+	ext := o.String("ext", ".php")
+	check, err := o.Bool("check_file", true)
+	if err != nil {
+		return nil, err
+	}
 	if !path.IsAbs(root) || strings.ContainsAny(root, "\x00\\") {
 		return nil, fmt.Errorf("option root=%q: expected an absolute path", root)
 	}
@@ -211,7 +227,41 @@ func newScripts(root, index, ext string, check bool) (*scripts, error) {
 	if len(ext) < 2 || ext[0] != '.' || strings.ContainsAny(ext[1:], "./\\\x00") || !isASCII(ext) {
 		return nil, fmt.Errorf("option ext=%q: expected an ASCII extension such as .php", ext)
 	}
-	return &scripts{root: root, index: index, ext: ext, checkFile: check}, nil
+	s := &scripts{root: root, index: index, ext: ext, checkFile: check}
+	hasStatic := o.Has("static")
+	serveStatic, err := o.Bool("static", check)
+	if err != nil {
+		return nil, err
+	}
+	if check {
+		fi, err := os.Stat(root)
+		switch {
+		case err != nil:
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("option root=%q: %v (with check_file=true the document root must exist on the gateway's filesystem; set check_file=false when the FastCGI server runs on another machine)", root, err)
+		case !fi.IsDir():
+			return nil, fmt.Errorf("option root=%q: not a directory", root)
+		}
+	} else if serveStatic && hasStatic {
+		return nil, fmt.Errorf("option static=true needs check_file=true: the gateway can only serve files it sees below root")
+	} else {
+		serveStatic = false
+	}
+	if !serveStatic {
+		for _, name := range []string{"cache_control", "immutable_max_age"} {
+			if o.Has(name) {
+				return nil, fmt.Errorf("option %s applies to static files, which are off (static=false or check_file=false)", name)
+			}
+		}
+		return s, nil
+	}
+	if s.files, err = static.NewFiles(app, root, logger, o, false); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func isASCII(s string) bool {

@@ -59,7 +59,10 @@ func (e bodyError) Unwrap() error { return e.err }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	script, err := h.script(r)
+	script, served, err := h.script(w, r)
+	if served {
+		return
+	}
 	if err != nil {
 		if errors.Is(err, errNoScript) {
 			h.logger.LogAttrs(r.Context(), slog.LevelDebug, "no script for request",
@@ -113,19 +116,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// script splits the request path into the CGI script variables.
-func (h *Handler) script(r *http.Request) (cgienv.Script, error) {
+// script splits the request path into the CGI script variables. When the path names a static file below
+// the document root (see scripts.resolve), it serves that file instead and returns served = true.
+func (h *Handler) script(w http.ResponseWriter, r *http.Request) (_ cgienv.Script, served bool, _ error) {
 	s := cgienv.SplitMount(r.URL.Path, h.mount)
 	if h.scripts == nil {
-		return s, nil
+		return s, false, nil
 	}
 	if s.Name != h.mount && h.mount != "" {
 		// Not under the mount: the router should never send such a request here.
-		return cgienv.Script{}, errNoScript
+		return cgienv.Script{}, false, errNoScript
 	}
-	res, err := h.scripts.resolve(s.PathInfo)
+	root, err := h.scripts.open()
 	if err != nil {
-		return cgienv.Script{}, err
+		return cgienv.Script{}, false, err
+	}
+	if root != nil {
+		defer root.Close()
+	}
+	res, err := h.scripts.resolveIn(root, s.PathInfo)
+	if err != nil {
+		return cgienv.Script{}, false, err
+	}
+	if res.Static != "" {
+		h.scripts.files.ServeFile(w, r, root, res.Static)
+		return cgienv.Script{}, true, nil
 	}
 	filename := h.scripts.root + res.Script
 	if h.scripts.root == "/" {
@@ -136,7 +151,7 @@ func (h *Handler) script(r *http.Request) (cgienv.Script, error) {
 		PathInfo:     res.PathInfo,
 		Filename:     filename,
 		DocumentRoot: h.scripts.root,
-	}, nil
+	}, false, nil
 }
 
 // encodeParams encodes the parameters into PARAMS record contents. Records break only between pairs,

@@ -127,7 +127,8 @@ func TestPHPFPM(t *testing.T) {
 		tests := []struct {
 			name   string
 			path   string
-			status int // 404, or 200 from the front controller
+			status int // 404, or 200 from the front controller (or the file's bytes with static)
+			static string
 		}{
 			{name: "a .php segment below an image", path: "/php/uploads/evil.jpg/x.php", status: 404},
 			{name: "a NUL before .php", path: "/php/uploads/evil.jpg%00.php", status: 404},
@@ -136,7 +137,10 @@ func TestPHPFPM(t *testing.T) {
 			{name: "a missing script", path: "/php/missing.php", status: 404},
 			{name: "a missing script with a path after it", path: "/php/missing.php/uploads/evil.jpg", status: 404},
 			{name: "a symlink out of the root", path: "/php/escape.php", status: 404},
-			{name: "the image itself goes to the front controller", path: "/php/uploads/evil.jpg", status: 200},
+			{name: "the image itself is sent as bytes, never run", path: "/php/uploads/evil.jpg", status: 200, static: "uploads/evil.jpg"},
+			{name: "a .php.jpg upload is sent as bytes, never run", path: "/php/uploads/evil.php.jpg", status: 200, static: "uploads/evil.php.jpg"},
+			{name: "a path after the image goes to the front controller", path: "/php/uploads/evil.jpg/x", status: 200},
+			{name: "a .php segment below a .php.jpg upload", path: "/php/uploads/evil.php.jpg/x.php", status: 404},
 			{name: "the image as a directory goes to the front controller", path: "/php/uploads/evil.jpg/", status: 200},
 			{name: "an upper-case extension goes to the front controller", path: "/php/uploads/evil.PHP", status: 200},
 			{name: "a Cyrillic look-alike extension goes to the front controller", path: "/php/uploads/evil.ph%D0%A0", status: 200},
@@ -146,6 +150,17 @@ func TestPHPFPM(t *testing.T) {
 				resp, r, body := report(t, tt.path)
 				if resp.StatusCode != tt.status {
 					t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+				}
+				if tt.static != "" {
+					want, err := os.ReadFile(filepath.Join(root, tt.static))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(body, want) || resp.Header.Get("X-Script") != "" || resp.Header.Get("ETag") == "" {
+						t.Fatalf("want the file's bytes with an ETag; got ETag %q X-Script %q body %q",
+							resp.Header.Get("ETag"), resp.Header.Get("X-Script"), body)
+					}
+					return
 				}
 				if bytes.Contains(body, []byte("EVIL")) || bytes.Contains(body, []byte("ESCAPED")) {
 					t.Fatalf("a non-script ran: %s", body)

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/switchyard/switchyard/adapters/static"
 )
 
 // errNoScript means the request names no script the adapter is willing to run; the client gets 404.
@@ -16,6 +18,10 @@ type scripts struct {
 	index     string // index file name, no slash
 	ext       string // script extension, ".php"
 	checkFile bool   // check existence under root on the gateway's filesystem
+	// files serves the existing regular files that are not scripts (nginx's try_files $uri step) with the
+	// rules of file:// apps; nil when the static option is off (then they go to the front controller).
+	// Only set together with checkFile: the gateway can only serve what it can see.
+	files *static.Files
 }
 
 // resolved is the outcome for one request path.
@@ -24,6 +30,9 @@ type resolved struct {
 	Script string
 	// PathInfo is the rest of the request path after Script, "" or starting with "/".
 	PathInfo string
+	// Static, when not empty, is the os.Root name ("css/site.css") of an existing regular file to serve as
+	// a static file instead of running anything; Script and PathInfo are empty then.
+	Static string
 }
 
 // resolve maps rel, the request path below the mount ("" or starting with "/"), to a script.
@@ -40,7 +49,13 @@ type resolved struct {
 //     (/lib.php/) is walked through.
 //  3. Otherwise, if the path names a directory holding the index file, that index runs with an empty
 //     PATH_INFO (/sub/ and /sub run /sub/index.php).
-//  4. Otherwise the root's index file is the front controller: SCRIPT_NAME is mount + "/" + index,
+//  4. Otherwise, when static files are on (files not nil), a path without a trailing slash that names an
+//     existing regular file is served as a static file (Static), as nginx's `try_files $uri` does: CSS,
+//     JavaScript, images, and uploads, so /uploads/evil.jpg holding PHP code is sent as bytes and never
+//     runs. Not when a segment starts with "." (dotfiles are never served: .env, .htaccess, .user.ini)
+//     or the file name ends in ext under ASCII case folding (x.PHP: on a case-insensitive filesystem it
+//     may be a script's source); those fall through to rule 5.
+//  5. Otherwise the root's index file is the front controller: SCRIPT_NAME is mount + "/" + index,
 //     PATH_INFO is empty and the application routes on REQUEST_URI, exactly like nginx's
 //     `try_files $uri $uri/ /index.php?$query_string` used by Laravel, Symfony and WordPress. With
 //     checkFile, a missing front controller is errNoScript.
@@ -49,6 +64,26 @@ type resolved struct {
 // the document root; the root is opened per request so a deploy that swaps a "current" symlink is
 // followed.
 func (s *scripts) resolve(rel string) (resolved, error) {
+	root, err := s.open()
+	if err != nil {
+		return resolved{}, err
+	}
+	if root != nil {
+		defer root.Close()
+	}
+	return s.resolveIn(root, rel)
+}
+
+// open opens the document root for one request, or returns nil without checkFile.
+func (s *scripts) open() (*os.Root, error) {
+	if !s.checkFile {
+		return nil, nil
+	}
+	return os.OpenRoot(s.root)
+}
+
+// resolveIn is resolve with the document root already open (nil without checkFile).
+func (s *scripts) resolveIn(root *os.Root, rel string) (resolved, error) {
 	if strings.ContainsAny(rel, "\x00\\") {
 		return resolved{}, errNoScript
 	}
@@ -64,16 +99,6 @@ func (s *scripts) resolve(rel string) (resolved, error) {
 		if seg == "" || seg == "." || seg == ".." {
 			return resolved{}, errNoScript
 		}
-	}
-
-	var root *os.Root
-	if s.checkFile {
-		var err error
-		root, err = os.OpenRoot(s.root)
-		if err != nil {
-			return resolved{}, err
-		}
-		defer root.Close()
 	}
 
 	end := 0 // byte offset in rel of the end of the current prefix
@@ -98,10 +123,16 @@ func (s *scripts) resolve(rel string) (resolved, error) {
 	}
 
 	if root != nil && trimmed != "" {
-		if fi, err := root.Stat(trimmed[1:]); err == nil && fi.IsDir() {
+		fi, err := root.Stat(trimmed[1:])
+		switch {
+		case err == nil && fi.IsDir():
 			idx := trimmed + "/" + s.index
 			if fi, err := root.Stat(idx[1:]); err == nil && fi.Mode().IsRegular() {
 				return resolved{Script: idx}, nil
+			}
+		case err == nil && fi.Mode().IsRegular() && s.files != nil && trimmed == rel && !hasFoldedSuffix(segs[len(segs)-1], s.ext):
+			if name, ok := s.files.Name(rel); ok {
+				return resolved{Static: name}, nil
 			}
 		}
 	}
@@ -116,4 +147,25 @@ func (s *scripts) resolve(rel string) (resolved, error) {
 		}
 	}
 	return resolved{Script: front}, nil
+}
+
+// hasFoldedSuffix reports whether name ends in ext with ASCII letters compared case-insensitively.
+func hasFoldedSuffix(name, ext string) bool {
+	if len(name) < len(ext) {
+		return false
+	}
+	tail := name[len(name)-len(ext):]
+	for i := 0; i < len(ext); i++ {
+		if lowerASCII(tail[i]) != lowerASCII(ext[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

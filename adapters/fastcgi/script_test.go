@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/static"
 )
 
 // docroot builds a document root with scripts, a directory index, an upload directory and symlinks, one
@@ -96,6 +99,34 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+func TestResolveStatic(t *testing.T) {
+	root := docroot(t)
+	files, err := static.NewFiles("test", root, nil, &adapters.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scripts{root: root, index: "index.php", ext: ".php", checkFile: true, files: files}
+	tests := []struct {
+		name, rel, static, script string
+	}{
+		{name: "an existing non-script file is static", rel: "/noindex/readme.txt", static: "noindex/readme.txt"},
+		{name: "an upload is static, never a script", rel: "/uploads/evil.jpg", static: "uploads/evil.jpg"},
+		{name: "a script still runs", rel: "/info.php", script: "/info.php"},
+		{name: "a file with a trailing slash is not static", rel: "/uploads/evil.jpg/", script: "/index.php"},
+		{name: "a path below a file is not static", rel: "/uploads/evil.jpg/x", script: "/index.php"},
+		{name: "the extension in another case is never static", rel: "/x.PHP", script: "/index.php"},
+		{name: "a directory runs its index", rel: "/sub", script: "/sub/index.php"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.resolve(tt.rel)
+			if err != nil || got.Static != tt.static || got.Script != tt.script {
+				t.Fatalf("resolve(%q) = %+v, %v; want static %q script %q", tt.rel, got, err, tt.static, tt.script)
+			}
+		})
+	}
+}
+
 func TestResolveWithoutFileCheck(t *testing.T) {
 	s := &scripts{root: "/srv/www", index: "index.php", ext: ".php"}
 	tests := []struct {
@@ -131,10 +162,30 @@ func FuzzResolve(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
+	files, err := static.NewFiles("fuzz", root, nil, &adapters.Options{}, false)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, rel string, check bool) {
 		s := &scripts{root: root, index: "index.php", ext: ".php", checkFile: check}
+		if check {
+			s.files = files
+		}
 		got, err := s.resolve(rel)
 		if err != nil {
+			return
+		}
+		if got.Static != "" {
+			// A static file is the whole path, a regular file inside the root, no dotfile, never a script.
+			if got.Script != "" || "/"+got.Static != rel || strings.HasPrefix(got.Static, ".") || strings.Contains(got.Static, "/.") ||
+				hasFoldedSuffix(got.Static, ".php") {
+				t.Fatalf("resolve(%q) serves %+v", rel, got)
+			}
+			real, err := filepath.EvalSymlinks(filepath.Join(root, got.Static))
+			fi, serr := os.Stat(real)
+			if err != nil || serr != nil || !fi.Mode().IsRegular() || !strings.HasPrefix(real, root+"/") {
+				t.Fatalf("resolve(%q) serves %q (%s): not a regular file inside the root", rel, got.Static, real)
+			}
 			return
 		}
 		if !strings.HasSuffix(got.Script, ".php") || !strings.HasPrefix(got.Script, "/") {

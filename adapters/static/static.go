@@ -28,6 +28,9 @@
 //
 // Options: index (comma list), listing (bool), dotfiles (bool), cache_control (a header value; empty sends
 // none), immutable_max_age (a Go duration such as 8760h).
+//
+// The rules for one file are Files, exported for other adapters that serve files below a directory: the
+// fastcgi adapter serves a PHP app's assets with it.
 package static
 
 import (
@@ -69,16 +72,47 @@ func Kind() adapters.Kind {
 
 // Handler serves one directory. It holds the directory open; Close releases it.
 type Handler struct {
-	app          string
-	logger       *slog.Logger
-	dir          string
-	root         *os.Root
-	mount        string
-	index        []string
-	listing      bool
+	files   *Files
+	root    *os.Root
+	mount   string
+	index   []string
+	listing bool
+}
+
+// Files is the file-serving engine of file:// apps: the rules of the package contract for one regular
+// file (dotfiles, precompressed siblings, ETag and Last-Modified, conditional requests, ranges,
+// Cache-Control). It is exported so that other adapters serving files from a directory (the fastcgi
+// adapter's static assets below its document root) follow exactly the same rules. It holds no directory:
+// every call names the os.Root to serve from. A Files is read-only after NewFiles and safe for concurrent
+// use.
+type Files struct {
+	app          string       // the APP string, for logs
+	logger       *slog.Logger // never nil
+	dir          string       // the directory, for logs
 	dotfiles     bool
 	cacheControl string
 	immutable    string
+}
+
+// NewFiles builds the engine for app (the APP string) serving below dir (both only for log lines). It
+// takes the options cache_control (a header value, empty sends none; default DefaultCacheControl) and
+// immutable_max_age (default DefaultImmutableMaxAge) from o; dotfiles says whether names starting with "."
+// may be served. A nil logger means slog.Default().
+func NewFiles(app, dir string, logger *slog.Logger, o *adapters.Options, dotfiles bool) (*Files, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f := &Files{app: app, logger: logger, dir: dir, dotfiles: dotfiles}
+	f.cacheControl = o.String("cache_control", DefaultCacheControl)
+	if strings.ContainsAny(f.cacheControl, "\r\n") {
+		return nil, fmt.Errorf("option cache_control: must be one line")
+	}
+	maxAge, err := o.Duration("immutable_max_age", DefaultImmutableMaxAge)
+	if err != nil {
+		return nil, err
+	}
+	f.immutable = "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10) + ", immutable"
+	return f, nil
 }
 
 // New builds the handler for t (file:///absolute/dir). The directory must exist when New runs.
@@ -95,11 +129,7 @@ func New(t adapters.Target) (*Handler, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	logger := t.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	h := &Handler{app: t.Raw, logger: logger, dir: dir, mount: strings.TrimSuffix(t.Mount, "/")}
+	h := &Handler{mount: strings.TrimSuffix(t.Mount, "/")}
 	for _, name := range strings.Split(t.Options.String("index", "index.html"), ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
@@ -113,18 +143,13 @@ func New(t adapters.Target) (*Handler, error) {
 	if h.listing, err = t.Options.Bool("listing", false); err != nil {
 		return nil, err
 	}
-	if h.dotfiles, err = t.Options.Bool("dotfiles", false); err != nil {
-		return nil, err
-	}
-	h.cacheControl = t.Options.String("cache_control", DefaultCacheControl)
-	if strings.ContainsAny(h.cacheControl, "\r\n") {
-		return nil, fmt.Errorf("option cache_control: must be one line")
-	}
-	maxAge, err := t.Options.Duration("immutable_max_age", DefaultImmutableMaxAge)
+	dotfiles, err := t.Options.Bool("dotfiles", false)
 	if err != nil {
 		return nil, err
 	}
-	h.immutable = "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10) + ", immutable"
+	if h.files, err = NewFiles(t.Raw, dir, t.Logger, t.Options, dotfiles); err != nil {
+		return nil, err
+	}
 	if h.root, err = os.OpenRoot(dir); err != nil {
 		return nil, fmt.Errorf("directory %s: %w", dir, err)
 	}
@@ -153,14 +178,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	name, ok := h.cleanName(rel)
+	name, ok := h.files.Name(rel)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	fi, err := h.root.Stat(name)
 	if err != nil {
-		h.openError(w, r, err)
+		h.files.openError(w, r, err)
 		return
 	}
 	if fi.IsDir() {
@@ -175,12 +200,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	h.serveFile(w, r, name)
+	h.files.serve(w, r, h.root, name)
 }
 
-// cleanName turns the path below the mount into a name for the os.Root ("." for the top). It refuses ".."
-// segments, NUL and backslashes outright, and dotfiles unless enabled; os.Root would refuse escapes anyway.
-func (h *Handler) cleanName(rel string) (string, bool) {
+// Name turns rel, a request path below the mount ("" or starting with "/"), into a name for an os.Root
+// ("." for the top). It refuses ".." segments, NUL and backslashes outright, and dotfiles unless enabled;
+// os.Root would refuse escapes anyway.
+func (h *Files) Name(rel string) (string, bool) {
 	if strings.ContainsAny(rel, "\x00\\") {
 		return "", false
 	}
@@ -202,7 +228,7 @@ func (h *Handler) cleanName(rel string) (string, bool) {
 	return strings.Join(segs, "/"), true
 }
 
-func (h *Handler) openError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Files) openError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, fs.ErrPermission) {
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
@@ -215,7 +241,7 @@ func (h *Handler) openError(w http.ResponseWriter, r *http.Request, err error) {
 	http.NotFound(w, r)
 }
 
-func (h *Handler) logf(r *http.Request, err error) {
+func (h *Files) logf(r *http.Request, err error) {
 	h.logger.LogAttrs(r.Context(), slog.LevelWarn, "static file not served",
 		slog.String("app", h.app), slog.String("upstream", h.dir), slog.String("path", r.URL.Path),
 		slog.String("cause", err.Error()))
@@ -235,7 +261,7 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, name string) 
 	for _, idx := range h.index {
 		fname := path.Join(name, idx)
 		if fi, err := h.root.Stat(fname); err == nil && fi.Mode().IsRegular() {
-			h.serveFile(w, r, fname)
+			h.files.serve(w, r, h.root, fname)
 			return
 		}
 	}
@@ -253,9 +279,22 @@ var encodings = []struct{ coding, suffix string }{
 	{"gzip", ".gz"},
 }
 
-// serveFile serves the regular file name, or its best precompressed sibling.
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	f, fi, err := h.openRegular(name)
+// ServeFile answers r with the regular file name (as returned by Name) below root, or its best
+// precompressed sibling, following the package contract: GET and HEAD only (anything else is 405 with
+// Allow: GET, HEAD), conditional requests and ranges, ETag, Last-Modified, Cache-Control, Vary. A name
+// that is not a regular file below root (missing, a directory, a FIFO, a symlink leading out) is 404.
+func (h *Files) ServeFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	h.serve(w, r, root, name)
+}
+
+// serve is ServeFile once the method is known to be GET or HEAD.
+func (h *Files) serve(w http.ResponseWriter, r *http.Request, root *os.Root, name string) {
+	f, fi, err := openRegular(root, name)
 	if err != nil {
 		h.openError(w, r, err)
 		return
@@ -278,7 +317,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 	anySibling := false
 	best := 0.0
 	for _, e := range encodings {
-		vf, vfi, err := h.openRegular(name + e.suffix)
+		vf, vfi, err := openRegular(root, name+e.suffix)
 		if err != nil {
 			continue
 		}
@@ -338,8 +377,8 @@ func (lw *lengthWriter) Unwrap() http.ResponseWriter { return lw.ResponseWriter 
 
 // openRegular opens name if it is a regular file. O_NONBLOCK keeps a FIFO planted in the tree from hanging
 // the request in open(2); it has no effect on regular files.
-func (h *Handler) openRegular(name string) (*os.File, fs.FileInfo, error) {
-	f, err := h.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+func openRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -360,19 +399,19 @@ func (h *Handler) openRegular(name string) (*os.File, fs.FileInfo, error) {
 func (h *Handler) serveListing(w http.ResponseWriter, r *http.Request, name string) {
 	d, err := h.root.Open(name)
 	if err != nil {
-		h.openError(w, r, err)
+		h.files.openError(w, r, err)
 		return
 	}
 	defer d.Close()
 	entries, err := d.ReadDir(-1)
 	if err != nil {
-		h.openError(w, r, err)
+		h.files.openError(w, r, err)
 		return
 	}
 	var names []string
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, ".") && !h.dotfiles {
+		if strings.HasPrefix(n, ".") && !h.files.dotfiles {
 			continue
 		}
 		isDir := e.IsDir()

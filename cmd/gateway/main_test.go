@@ -85,6 +85,8 @@ func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
 		{"a bad route", []string{"GATEWAY_ROUTES=/a/{id}/=http://x"}, []string{"GATEWAY_ROUTES", `"/a/{id}/"`, "literal prefixes"}},
 		{"an unknown scheme", []string{"GATEWAY_PRIMARY=gopher://x"}, []string{"GATEWAY_PRIMARY", `unknown scheme "gopher"`, "expected one of"}},
 		{"a misspelt variable", []string{"GATEWAY_PRIMRY=http://x"}, []string{"GATEWAY_PRIMRY: unknown variable"}},
+		{"a PHP document root that does not exist", []string{"GATEWAY_ROUTES=/php/=fastcgi://127.0.0.1:9000?root=/nonexistent/www"},
+			[]string{"GATEWAY_ROUTES: route /php/", `option root="/nonexistent/www": no such file or directory`}},
 		{"several problems at once", []string{"GATEWAY_LOG_FORMAT=xml", "GATEWAY_ADDR=nowhere"}, []string{"GATEWAY_LOG_FORMAT", "GATEWAY_ADDR"}},
 	}
 	for _, tt := range tests {
