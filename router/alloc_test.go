@@ -74,7 +74,7 @@ func cleanPathReference(p string) (string, error) {
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if c < 0x20 || c == 0x7f || c == '%' && i+2 < len(p) && hasEncodedSeparator(p[i+1], p[i+2]) {
+		if c < 0x20 || c == 0x7f || c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
 			return "", ErrBadPath
 		}
 	}

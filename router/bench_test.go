@@ -29,7 +29,7 @@ var nopHandler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 var benchPaths = map[string]string{
 	"clean":       "/api/v1/users/7/orders",
 	"dot-segment": "/static/css/../img/./logo.png",
-	"dirty":       "//api\\v1//users/./7/../8/%41%20x/",
+	"dirty":       "//api\\v1//users/./7/../8/A x%/",
 }
 
 func BenchmarkCleanPath(b *testing.B) {

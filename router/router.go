@@ -26,6 +26,11 @@ type Route struct {
 	Handler http.Handler
 	// StripPrefix removes Pattern.Prefix from the path before Handler sees it.
 	StripPrefix bool
+	// EncodedSlash lets requests whose path holds "%2F" reach this route (only this one) with the "%2F"
+	// forwarded unchanged (r.URL.RawPath), for apps that put slashes into one segment on purpose
+	// (GitLab-style project paths, object keys). Routing treats "%2F" as an ordinary character of its
+	// segment; a request whose route would differ if "%2F" were read as "/" gets 400.
+	EncodedSlash bool
 }
 
 // Config is everything New needs. The zero value is a router that answers 404 to everything.
@@ -48,7 +53,11 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Sanitize(SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: cfg.MaxBodySize})(table), nil
+	encodedSlash := false
+	for _, rt := range cfg.Routes {
+		encodedSlash = encodedSlash || rt.EncodedSlash
+	}
+	return Sanitize(SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: cfg.MaxBodySize, EncodedSlash: encodedSlash})(table), nil
 }
 
 // Table is the route table alone, without Sanitize: it expects canonical paths and hosts. Use New unless
@@ -63,6 +72,9 @@ type Table struct {
 	hosts    []hostMux // exact hosts first, then wildcards by decreasing length
 	anyHost  http.Handler
 	fallback http.Handler
+	// byHost holds the routes by pattern host, for the checks of paths other servers read differently
+	// (lenientRoutesAgree), which look routes up without serving.
+	byHost map[string][]Route
 }
 
 type hostMux struct {
@@ -109,7 +121,7 @@ func NewTable(routes []Route, fallback http.Handler) (_ *Table, err error) {
 			err = fmt.Errorf("building route table: %v", p)
 		}
 	}()
-	t := &Table{fallback: fallback}
+	t := &Table{fallback: fallback, byHost: byHost}
 	t.anyHost = buildMux(byHost[""], fallback)
 	for h, rs := range byHost {
 		if h == "" {
@@ -178,6 +190,10 @@ func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The Table itself is mounted in a chi router: that router's state is not the application's.
 		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
 	}
+	if (strings.IndexByte(r.URL.Path, ';') >= 0 || r.URL.RawPath != "") && !t.lenientRoutesAgree(r) {
+		refuse(w, r, http.StatusBadRequest, "400 ambiguous request path")
+		return
+	}
 	if len(t.hosts) == 0 {
 		t.anyHost.ServeHTTP(w, r)
 		return
@@ -195,4 +211,68 @@ func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.anyHost.ServeHTTP(w, r)
+}
+
+// lenientRoutesAgree reports whether r may be served: its route is the same however a server behind the
+// gateway reads the path, and an encoded slash reaches only a route that takes it.
+//
+//   - ";parameters" in a segment: servlet containers and Spring drop them ("/admin;x=1/secret" is
+//     "/admin/secret" to them), so a path whose route changes without them would pass a protected prefix
+//     ("/admin/=status:403") on to an app that serves /admin/secret. It is refused; parameters that do not
+//     change the route (";jsessionid=..." rewriting) pass.
+//   - "%2F" (r.URL.RawPath, left by Sanitize only with EncodedSlash): the route is chosen with "%2F" as an
+//     ordinary character, must have EncodedSlash, and must be the route of the decoded path too, the path
+//     CGI-family apps get as PATH_INFO and any app that decodes "%2F" reads.
+func (t *Table) lenientRoutesAgree(r *http.Request) bool {
+	host := ""
+	if len(t.hosts) > 0 {
+		h, _, err := splitHost(r.Host)
+		if err != nil {
+			return true // ServeHTTP answers 400 for the Host
+		}
+		host = h
+	}
+	served := t.lookup(host, r.URL.Path)
+	readings := []string{r.URL.Path}
+	if r.URL.RawPath != "" && hasEncodedSlash(r.URL.RawPath) {
+		routing, _, err := slashForms(r.URL.RawPath)
+		if err != nil {
+			return false
+		}
+		if rt := t.lookup(host, routing); rt != served || rt == nil || !rt.EncodedSlash {
+			return false
+		}
+		readings = append(readings, routing)
+	}
+	for _, p := range readings {
+		if strings.IndexByte(p, ';') >= 0 && t.lookup(host, stripParams(p)) != served {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns the route the Table serves a canonical host and clean path with (nil: the fallback),
+// by the rules NewTable states: the first matching host (exact before wildcards), the longest prefix
+// among its routes, else among the routes without a host.
+func (t *Table) lookup(host, path string) *Route {
+	longest := func(rs []Route) *Route {
+		var best *Route
+		for i := range rs {
+			p := rs[i].Pattern.Prefix
+			if (p == "/" || path == p || strings.HasPrefix(path, p+"/")) && (best == nil || len(p) > len(best.Pattern.Prefix)) {
+				best = &rs[i]
+			}
+		}
+		return best
+	}
+	for i := range t.hosts {
+		if matchHost(t.hosts[i].host, host) {
+			if rt := longest(t.byHost[t.hosts[i].host]); rt != nil {
+				return rt
+			}
+			break
+		}
+	}
+	return longest(t.byHost[""])
 }

@@ -22,6 +22,10 @@ type SanitizeConfig struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodySize limits request bodies; 0 means unlimited.
 	MaxBodySize int64
+	// EncodedSlash lets a path holding "%2F" through (when it needs no cleaning), with RawPath set to its
+	// escaped form; the handler after Sanitize must be a Table, which refuses it for every route without
+	// Route.EncodedSlash. Off, "%2F" gets 400 like the other refused encodings.
+	EncodedSlash bool
 }
 
 // forwardingHeaders are the headers through which a client could claim another identity, scheme, host or
@@ -50,8 +54,12 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //
 //   - CONNECT gets 405: the gateway is no forward proxy and never opens tunnels (an HTTP/2 extended
 //     CONNECT, RFC 8441, which carries a :protocol, is left to the route);
-//   - the path is canonicalised with CleanPath (400 when refused) and RawPath cleared, so routing and the
-//     application see one and the same path;
+//   - the request-target's escapes are checked as the client sent them (r.RequestURI: RawPath is empty
+//     whenever Go's default escaping matches, "%2561" and "%5C" included): encoded '.', '/', '\' and
+//     control characters get 400 (refusedEscape; docs/paths.md lists them), except "%2F" with
+//     EncodedSlash; then the path is canonicalised with CleanPath (400 when refused, double encoding
+//     included) and RawPath cleared (or, for a let-through "%2F", set to the canonical escaped form), so
+//     routing and the application see one and the same path;
 //   - a cleaned path that another server would still read as climbing or separating gets 400 too
 //     (ambiguousPath): dot segments with parameters ("/public/..;/admin", read as ".." by Tomcat and Jetty),
 //     invalid UTF-8 (overlong "%c0%ae" is '.' to old decoders: the IIS Unicode traversal, CVE-2000-0884),
@@ -101,12 +109,25 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 				refuse(w, r, http.StatusMethodNotAllowed, "405 CONNECT is not served: this is not a forward proxy")
 				return
 			}
-			clean, err := CleanPath(r.URL.Path)
-			if err == nil && r.URL.RawPath != "" && hasEncodedSeparators(r.URL.RawPath) {
-				err = ErrBadPath
+			raw := requestPath(r)
+			encodedSlash, err := checkEscapes(raw, cfg.EncodedSlash)
+			clean := r.URL.Path
+			if err == nil {
+				clean, err = CleanPath(r.URL.Path)
 			}
 			if err == nil && ambiguousPath(clean) {
 				err = ErrBadPath
+			}
+			escaped := ""
+			if err == nil && encodedSlash {
+				// Forwarded as sent, so it must need no cleaning: a dot segment or an empty one made of
+				// encoded slashes ("a%2F..%2Fb") would mean one path to the router and another to an app that
+				// decodes them.
+				if clean != r.URL.Path {
+					err = ErrBadPath
+				} else {
+					_, escaped, err = slashForms(raw)
+				}
 			}
 			if err != nil {
 				refuse(w, r, http.StatusBadRequest, "400 bad request path")
@@ -120,9 +141,9 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 				refuse(w, r, http.StatusRequestEntityTooLarge, "413 request body larger than "+strconv.FormatInt(cfg.MaxBodySize, 10)+" bytes")
 				return
 			}
-			if clean != r.URL.Path || r.URL.RawPath != "" {
+			if clean != r.URL.Path || r.URL.RawPath != escaped {
 				r.URL.Path = clean
-				r.URL.RawPath = ""
+				r.URL.RawPath = escaped
 			}
 			untrusted := !peerTrusted(trusted, r.RemoteAddr)
 			dropClaims(r.Header, untrusted)

@@ -2,6 +2,7 @@ package router
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -28,9 +29,36 @@ func StripPrefix(prefix string) func(http.Handler) http.Handler {
 			}
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = rest
-			r2.URL.RawPath = ""
+			r2.URL.RawPath = stripRaw(r.URL.RawPath, prefix, rest)
 			r2.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(r.Header.Get("X-Forwarded-Prefix"), "/")+prefix)
 			next.ServeHTTP(w, r2)
 		})
 	}
+}
+
+// stripRaw removes prefix from an escaped path whose decoded form starts with it, keeping the escapes of
+// the rest (an encoded slash a route forwards, see Route.EncodedSlash); "" when there is no escaped form
+// or it does not decode to prefix+rest.
+func stripRaw(raw, prefix, rest string) string {
+	if raw == "" {
+		return ""
+	}
+	// The prefix has as many real separators in raw as in its decoded form: "%2F" is never one.
+	i, n := 0, strings.Count(prefix, "/")
+	for ; i < len(raw) && n > 0; i++ {
+		if raw[i] == '/' {
+			n--
+		}
+	}
+	for i < len(raw) && raw[i] != '/' {
+		i++
+	}
+	out := raw[i:]
+	if out == "" {
+		out = "/"
+	}
+	if p, err := url.PathUnescape(out); err != nil || p != rest {
+		return ""
+	}
+	return out
 }
