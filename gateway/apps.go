@@ -24,6 +24,8 @@ type builtApp struct {
 	kind adapters.Kind
 	// strip and cascade are the route options (strip_prefix also applies to an old app).
 	strip, cascade bool
+	// encodedSlash is the route option encoded_slash (router.Route.EncodedSlash).
+	encodedSlash bool
 	// passHeader is the pass_header option, canonical ("" when not set).
 	passHeader string
 	// addr is the app's address without options, for the shared-address check; scriptName the
@@ -83,3 +85,7 @@ func sharedAddressWarnings(pattern, which string, b builtApp, roots []rootApp) [
 	}
 	return out
 }
+
+// EncodedSlashOption is the route option that lets "%2F" in a path reach the route's app unchanged
+// (router.Route.EncodedSlash; docs/paths.md).
+const EncodedSlashOption = "encoded_slash"

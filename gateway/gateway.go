@@ -37,7 +37,9 @@ type RouteInfo struct {
 	Kind        string `json:"kind"`
 	StripPrefix bool   `json:"strip_prefix"`
 	Cascade     bool   `json:"cascade"`
-	Source      string `json:"source"`
+	// EncodedSlash is the encoded_slash option: "%2F" reaches this route's app unchanged.
+	EncodedSlash bool   `json:"encoded_slash,omitempty"`
+	Source       string `json:"source"`
 	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
 	Stage string `json:"stage,omitempty"`
 	Old   string `json:"old,omitempty"`
@@ -148,6 +150,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			if b.cascade, err = t.Options.Bool("cascade", false); err != nil {
 				return fail(err)
 			}
+			if b.encodedSlash, err = t.Options.Bool(EncodedSlashOption, false); err != nil {
+				return fail(err)
+			}
+		} else if role != roleOld && t.Options.Has(EncodedSlashOption) {
+			return fail(fmt.Errorf("option %s applies to routes, whose table decides where an encoded slash may go: mount the app on a route instead (/=APP?%s=true takes every path no longer route claims)", EncodedSlashOption, EncodedSlashOption))
 		}
 		if role == roleRoute || role == roleOld {
 			if b.strip, err = t.Options.Bool("strip_prefix", false); err != nil {
@@ -315,7 +322,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
 			info.Middleware = append(info.Middleware, fmt.Sprintf("%d Go middleware", len(extra)))
 		}
-		routes = append(routes, router.Route{Pattern: p, Handler: annotate(p.String(), h), StripPrefix: strip})
+		routes = append(routes, router.Route{Pattern: p, Handler: annotate(p.String(), h), StripPrefix: strip, EncodedSlash: b.encodedSlash})
+		info.EncodedSlash = b.encodedSlash
 		routeInfos = append(routeInfos, info)
 	}
 	for pat := range opts.RouteMiddleware {
@@ -348,7 +356,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	front := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize)})(globalMW(table))
+	encodedSlash := false
+	for _, r := range routes {
+		encodedSlash = encodedSlash || r.EncodedSlash
+	}
+	front := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize), EncodedSlash: encodedSlash})(globalMW(table))
 	var inner http.Handler = rec.Middleware(front)
 	if opts.Observe != nil {
 		inner = opts.Observe(inner)

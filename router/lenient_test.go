@@ -212,3 +212,62 @@ func TestDocumentedRefusedEncodingsAreWhatTheCodeRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRawRequestTarget sends arbitrary request-targets, parsed by net/http as a server would, through the
+// front door of a table with a protected prefix, nested routes and a route that takes encoded slashes.
+// Whenever an app runs, every way a server behind could read the path (decoded once and cleaned,
+// without ";parameters", with "%2F" as a separator) selects the route that ran, and only a route with
+// EncodedSlash ever sees an escaped path.
+func FuzzRawRequestTarget(f *testing.F) {
+	for _, s := range []string{"/admin;x=1/secret", "/%2561dmin/secret", "/api/g%2Fp", "/api/admin%2Fx", "/shop/cart;jsessionid=1",
+		"/a%5Cb", "/api/a%2F..%2Fb", "/100%25", "/x/%c3%a9;a/b", "/api;v=1/admin/x", "http://h/admin;/x"} {
+		f.Add(s)
+	}
+	names := []string{"/admin/", "/api/", "/api/admin/", "/shop/", "/shop/admin/"}
+	var routes []Route
+	var pats []Pattern
+	var ran *Route
+	var sawRaw string
+	for i, n := range names {
+		p, err := ParsePattern(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		pats = append(pats, p)
+		routes = append(routes, Route{Pattern: p, EncodedSlash: n == "/api/"})
+		i := i
+		routes[i].Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran, sawRaw = &routes[i], r.URL.RawPath })
+	}
+	fallback := Route{}
+	h, err := New(Config{Routes: routes, Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran, sawRaw = &fallback, r.URL.RawPath })})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: gw.test\r\n\r\n")))
+		if err != nil {
+			return
+		}
+		ran, sawRaw = nil, ""
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if ran == nil {
+			return
+		}
+		if sawRaw != "" && !ran.EncodedSlash {
+			t.Fatalf("%q: route %q without EncodedSlash saw the escaped path %q", target, ran.Pattern, sawRaw)
+		}
+		// What the route ran with: its pattern, or the fallback's zero Pattern.
+		got := ran.Pattern
+		path := r.URL.Path // the decoded path the app got (Sanitize cleaned it in place)
+		for _, reading := range []string{path, stripParams(path)} {
+			clean, err := CleanPath(reading)
+			if err != nil {
+				continue
+			}
+			want, _ := referenceRoute(pats, "gw.test", clean)
+			if want != got {
+				t.Fatalf("%q: ran %q, but read as %q it selects %q", target, got, clean, want)
+			}
+		}
+	})
+}

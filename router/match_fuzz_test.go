@@ -114,6 +114,10 @@ func FuzzRouteMatch(f *testing.F) {
 		if chosen != want || !ok && chosen != (Pattern{}) {
 			t.Fatalf("host %q path %q (clean %q): route %q chosen, want %q", canon, path, clean, chosen, want)
 		}
+		// A servlet container behind reads the path without ";parameters": it must select the same route.
+		if lenient, _ := referenceRoute(pats, canon, stripParams(clean)); lenient != chosen {
+			t.Fatalf("host %q path %q: route %q chosen, but without path parameters the path selects %q", canon, path, chosen, lenient)
+		}
 		if !ok {
 			if chosenPath != clean {
 				t.Fatalf("fallback saw %q, want the clean path %q", chosenPath, clean)

@@ -159,6 +159,7 @@ func newFCGIApp(t *testing.T) *fcgiApp {
 				vars["HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))] = strings.Join(v, ", ")
 			}
 			vars["REQUEST_PATH"] = r.URL.Path
+			vars["REQUEST_URI"] = r.URL.RequestURI() // net/http/cgi parses REQUEST_URI into URL (RawPath keeps the escapes)
 			vars["REMOTE_ADDR"], _, _ = net.SplitHostPort(r.RemoteAddr)
 			if r.TLS != nil {
 				vars["HTTPS"] = "on"

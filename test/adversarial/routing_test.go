@@ -2,6 +2,7 @@ package adversarial
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -84,6 +85,14 @@ func TestRoutingIntegrity(t *testing.T) {
 		{"an empty segment with parameters (/;/) is refused", "/;/admin/x", "gw.test", 400, ""},
 		{"an ordinary path parameter (jsessionid) is passed unchanged", "/public/cart;jsessionid=1", "gw.test", 200, "public saw GET /cart;jsessionid=1 host=gw.test"},
 		{"a session parameter on a directory URL (/;jsessionid=) is passed unchanged", "/public/;jsessionid=1", "gw.test", 200, "public saw GET /;jsessionid=1 host=gw.test"},
+		{"a path parameter on a mount's segment is refused: /admin;x=1/secret is /admin/secret to Tomcat and Spring", "/admin;x=1/secret", "gw.test", 400, ""},
+		{"a path parameter on the mount point alone is refused", "/admin;x=1", "gw.test", 400, ""},
+		{"a path parameter on a strip_prefix mount's segment is refused", "/public;a=b/x", "gw.test", 400, ""},
+		{"a path parameter inside the mount it reaches anyway passes unchanged", "/admin/x;y=1", "gw.test", 200, "admin saw GET /admin/x;y=1 host=gw.test"},
+		{"double encoding of a letter (%2561 is %61 is a: /admin to apps that decode twice) is refused", "/%2561dmin/secret", "gw.test", 400, ""},
+		{"double encoding with encoded hex digits (%25%36%31) is refused", "/%25%36%31dmin/secret", "gw.test", 400, ""},
+		{"a double-encoded slash (%252F) is refused", "/public/..%252Fadmin/x", "gw.test", 400, ""},
+		{"an upper-case encoded backslash (%5C, which leaves Go's RawPath empty) is refused", "/public/..%5Cadmin/x", "gw.test", 400, ""},
 		{"an encoded NUL (%00) is refused: NUL truncation (evil.jpg%00.php)", "/public/evil.jpg%00.php", "gw.test", 400, ""},
 		{"an encoded line feed in PATH_INFO is refused (CVE-2019-11043 PHP-FPM path_info)", "/public/index.php/PHP%0Ais_the_shittiest_lang.php", "gw.test", 400, ""},
 		{"an encoded percent (%25) that encodes nothing further passes as a literal %", "/public/%25", "gw.test", 200, "public saw GET /%25 host=gw.test"},
@@ -258,5 +267,56 @@ func TestEveryRuneNFKCFoldsIntoASeparatorIsRefused(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no rune folds into a separator: the check itself is broken")
+	}
+}
+
+// TestEncodedSlashRoutes: with encoded_slash on one route, "%2F" reaches that route's apps unchanged
+// (HTTP: in the request-target; FastCGI: in REQUEST_URI, with the decoded path in DOCUMENT_URI and
+// PATH_INFO), and never a protected route, another route or the primary.
+func TestEncodedSlashRoutes(t *testing.T) {
+	api, primary := newRecorder(t, "api"), newRecorder(t, "primary")
+	app := newFCGIApp(t)
+	addr, stop := startGateway(t, map[string]string{
+		"GATEWAY_PRIMARY": primary.URL(),
+		"GATEWAY_ROUTES": "/api/=" + api.URL() + "?encoded_slash=true,/api/admin/=status:403,/php/=fastcgi://" + app.ln.Addr().String() +
+			"?encoded_slash=true,/php/private/=status:403,/files/=" + primary.URL(),
+	})
+	defer stop()
+	for _, tc := range []struct {
+		name, target string
+		status       int
+		want         string
+	}{
+		{"an HTTP app gets %2F as sent (GitLab project paths)", "/api/v4/projects/group%2Fproject/issues", 200, "api saw GET /api/v4/projects/group%2Fproject/issues host=gw.test"},
+		{"%2F is never a separator: it cannot reach a protected route nested in the one that takes it", "/api/admin%2Fsecret", 400, ""},
+		{"nor climb out of the route", "/api/x%2F..%2F..%2Fadmin/secret", 400, ""},
+		{"a route without the option refuses it", "/files/a%2Fb", 400, ""},
+		{"the primary never gets it", "/other/a%2Fb", 400, ""},
+		{"in the route's own prefix it is another segment: refused", "/api%2Fv4/projects", 400, ""},
+		{"a FastCGI app's decoded path cannot reach a protected route either", "/php/private%2Fkey", 400, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, line := get(t, addr, tc.target, "gw.test")
+			if status != tc.status || tc.status == 200 && line != tc.want {
+				t.Errorf("GET %q: %d %q, want %d %q", tc.target, status, line, tc.status, tc.want)
+			}
+		})
+	}
+	t.Run("a FastCGI app gets %2F in REQUEST_URI and the decoded path in PATH_INFO, inside its mount", func(t *testing.T) {
+		rs, _ := exchange(t, addr, "GET /php/objects/a%2Fb.txt HTTP/1.1\r\n"+host+"Connection: close\r\n\r\n", 1)
+		if len(rs) != 1 || rs[0].Status != 200 {
+			t.Fatalf("statuses %v", statuses(rs))
+		}
+		var vars map[string]string
+		if err := json.Unmarshal([]byte(rs[0].Body), &vars); err != nil {
+			t.Fatalf("%v: %q", err, rs[0].Body)
+		}
+		if vars["REQUEST_URI"] != "/php/objects/a%2Fb.txt" || vars["DOCUMENT_URI"] != "/php/objects/a/b.txt" {
+			t.Errorf("REQUEST_URI %q DOCUMENT_URI %q, want /php/objects/a%%2Fb.txt and /php/objects/a/b.txt", vars["REQUEST_URI"], vars["DOCUMENT_URI"])
+		}
+	})
+	seen, _ := primary.record()
+	for _, r := range seen {
+		t.Errorf("the primary got %q", r.Target)
 	}
 }
