@@ -378,7 +378,7 @@ func stageText(s migration.Spec) string {
 	return string(s.Stage)
 }
 
-// timed records in reqinfo how long the app took, for the access log's app_duration. The app's health
+// timed records in reqinfo how long the app took, for the access log's app_duration_ms. The app's health
 // report, if it has one, stays visible through the wrapper.
 func timed(h http.Handler) http.Handler {
 	t := timedApp{h}
