@@ -22,6 +22,11 @@ import (
 type Target struct {
 	// Raw is the APP string as configured, kept for error messages and the route table.
 	Raw string
+	// Name is the app's short label at run time: in log lines, metrics labels and the migration report.
+	// Parse sets it from the name option, or to DefaultName of the instances; Build fills in DefaultName
+	// when it is empty. It never carries options, so editing an app's options (a migration stage, a
+	// timeout) does not rename it.
+	Name string
 	// URL is Raw parsed, with the query (the options) removed. For an app listing several instances it is
 	// the first one (Instances[0]).
 	URL *url.URL
@@ -192,7 +197,53 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 	if err != nil {
 		return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
 	}
-	return Target{Raw: raw, URL: insts[0], Instances: insts, Options: opts, Logger: r.logger}, kind, nil
+	name := DefaultName(insts)
+	if opts.Has("name") {
+		if name = opts.String("name", ""); !validName(name) {
+			return Target{}, Kind{}, fmt.Errorf("app %q: option name=%q: expected a label of 1 to %d letters, digits and . _ - : / @ + (such as shop-django)", raw, name, maxNameLen)
+		}
+	}
+	return Target{Raw: raw, Name: name, URL: insts[0], Instances: insts, Options: opts, Logger: r.logger}, kind, nil
+}
+
+// maxNameLen bounds a name option: it is a label in every metric series and log line of the app.
+const maxNameLen = 64
+
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-:/@+", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultName is the label of an app that has no name option: its address without the options, short
+// enough for a table column and a metrics label. An http:// instance is written host:port (and its base
+// path, if any): "127.0.0.1:3000"; an instance without a host as scheme:path: "unix:/run/app.sock",
+// "uwsgi+unix:/run/uwsgi.sock", "status:403"; any other as scheme://host/path: "uwsgi://127.0.0.1:3031",
+// "https://api.example.com". Several instances are joined with '|'. User information (user:password@) is
+// left out: a label is printed in logs and published on /metrics, where credentials must not appear.
+func DefaultName(insts []*url.URL) string {
+	names := make([]string, len(insts))
+	for i, u := range insts {
+		path := strings.TrimSuffix(u.EscapedPath(), "/")
+		switch {
+		case u.Opaque != "":
+			names[i] = u.Scheme + ":" + u.Opaque
+		case u.Host == "":
+			names[i] = u.Scheme + ":" + u.EscapedPath()
+		case strings.EqualFold(u.Scheme, "http"):
+			names[i] = u.Host + path
+		default:
+			names[i] = u.Scheme + "://" + u.Host + path
+		}
+	}
+	return strings.Join(names, "|")
 }
 
 // sameKind reports whether scheme is one of k's schemes.
@@ -264,6 +315,9 @@ func (r *Registry) Build(t Target) (h http.Handler, err error) {
 	}
 	if len(t.Instances) == 0 {
 		t.Instances = []*url.URL{t.URL}
+	}
+	if t.Name == "" {
+		t.Name = DefaultName(t.Instances)
 	}
 	for _, u := range t.Instances[1:] {
 		if !sameKind(k, u.Scheme) {

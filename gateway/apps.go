@@ -3,9 +3,11 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/migration"
 )
 
 // appRole says where an app sits in the configuration, which decides the options it takes.
@@ -31,6 +33,11 @@ type builtApp struct {
 	// addr is the app's address without options, for the shared-address check; scriptName the
 	// SCRIPT_NAME a mount-aware app gets.
 	addr, scriptName string
+	// id identifies the app as configured, for the migration numbers' keys (appIdentity).
+	id string
+	// name is the app's label (adapters.Target.Name): apps are named by it in reqinfo, and so in the
+	// access log, the metrics and the migration report.
+	name string
 }
 
 // rootApp is the primary or a delegate, named by the place it was configured.
@@ -64,6 +71,21 @@ func isTokenChar(c rune) bool {
 func appAddress(t adapters.Target) string {
 	u := t.URL
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + u.Path + u.Opaque
+}
+
+// appIdentity identifies an app as configured, for the keys that decide whether a route's migration
+// numbers carry over a reload: its label, its instances and its options, without the migration keys (the
+// stage settings are compared by migration.Spec.Key, and a stage is not a property of the app).
+func appIdentity(t adapters.Target) string {
+	insts := make([]string, len(t.Instances))
+	for i, u := range t.Instances {
+		insts[i] = u.String()
+	}
+	q, _ := url.ParseQuery(t.Options.Encode())
+	for _, k := range migration.Keys {
+		q.Del(k)
+	}
+	return t.Name + " " + strings.Join(insts, "|") + "?" + q.Encode()
 }
 
 // sharedAddressWarnings warns when a route's mount-aware app (which: "" for the route's APP, "old " for

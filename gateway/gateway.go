@@ -32,8 +32,10 @@ import (
 
 // RouteInfo describes one resolved route, for `gateway check` and the admin API.
 type RouteInfo struct {
-	Pattern     string `json:"pattern"`
-	App         string `json:"app"`
+	Pattern string `json:"pattern"`
+	App     string `json:"app"`
+	// Name is the app's label in logs, metrics and the migration report (adapters.Target.Name).
+	Name        string `json:"name"`
 	Kind        string `json:"kind"`
 	StripPrefix bool   `json:"strip_prefix"`
 	Cascade     bool   `json:"cascade"`
@@ -54,7 +56,8 @@ type Gateway struct {
 	// Routes is the resolved route table, most specific first as the router tries them; the primary and
 	// delegates are listed last under the pattern "*".
 	Routes []RouteInfo
-	// Apps lists every built application by name (its APP string) with its handler, in build order: the
+	// Apps lists every built application by name (its label, adapters.Target.Name) with its handler, in
+	// build order: the
 	// primary first, then delegates, then routes. The admin API reads health from handlers that implement
 	// adapters.HealthReporter.
 	Apps []BuiltApp
@@ -69,6 +72,10 @@ type Gateway struct {
 	Migration *migration.Recorder
 	// Middleware describes the global middleware (GATEWAY_MIDDLEWARE), outermost first.
 	Middleware []string
+	// NumbersReset and NumbersRemoved list, for a build with Options.Previous, the routes of the previous
+	// configuration whose migration numbers did not carry over: those whose migration changed (they start
+	// afresh) and those that are gone.
+	NumbersReset, NumbersRemoved []string
 	// Warnings are valid but probably unintended settings, one sentence each, for `gateway check` and the
 	// start and reload logs (a route's mount-aware app on the primary's address with another SCRIPT_NAME).
 	Warnings []string
@@ -97,6 +104,11 @@ type Options struct {
 	// A pattern no route has is an error. Build them with the middleware package's constructors
 	// (middleware.Compress, middleware.BasicAuth, ...) or any func(http.Handler) http.Handler.
 	RouteMiddleware map[string][]func(http.Handler) http.Handler
+	// Previous is the gateway this build replaces (on a reload), or nil. The migration numbers of every
+	// route whose migration is unchanged (same pattern, same apps as configured, same stage settings: see
+	// migration.RecorderOptions.Previous) carry over: counters, latency histograms, ledger rows, shadow
+	// results and the negative cache. Gateway.NumbersReset names the routes that start afresh.
+	Previous *Gateway
 }
 
 // Build turns cfg into a Gateway. Every error names where the offending value was configured. On error
@@ -106,7 +118,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	rec := migration.NewRecorder(migration.RecorderOptions{})
+	var prevRec *migration.Recorder
+	if opts.Previous != nil {
+		prevRec = opts.Previous.Migration
+	}
+	rec := migration.NewRecorder(migration.RecorderOptions{Previous: prevRec})
 	g := &Gateway{Admin: map[string]http.Handler{
 		"/api/migration": rec.JSONHandler(),
 		"/migration":     rec.PageHandler(),
@@ -124,7 +140,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if err != nil {
 			return b, fmt.Errorf("%s: %v", source, err)
 		}
-		b.kind = kind
+		b.kind, b.name, b.id = kind, t.Name, appIdentity(t)
 		t.Mount = mount
 		// The old app of a migrating route gets the request as it did before the route existed: a
 		// mount-aware one sees the whole path (unless its script_name option says otherwise).
@@ -183,16 +199,18 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	}
 
 	var chain []delegate.App
-	var roots []rootApp // the primary and delegates, for the shared-address check of routes
+	var chainIDs []string // identities of the chain's apps, for the migration numbers' keys
+	var roots []rootApp   // the primary and delegates, for the shared-address check of routes
 	if cfg.Primary != "" {
 		b, err := build(cfg.Name("GATEWAY_PRIMARY"), cfg.Primary, "", rolePrimary)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			chain = append(chain, delegate.App{Name: cfg.Primary, Handler: b.h, PassHeader: b.passHeader})
+			chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
+			chainIDs = append(chainIDs, b.id)
 			roots = append(roots, rootApp{cfg.Name("GATEWAY_PRIMARY"), b})
-			g.Apps = append(g.Apps, BuiltApp{Name: cfg.Primary, Handler: b.h, Role: "primary", Pattern: "*"})
-			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Kind: b.kind.Summary, Source: cfg.Name("GATEWAY_PRIMARY")})
+			g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "primary", Pattern: "*"})
+			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Name: b.name, Kind: b.kind.Summary, Source: cfg.Name("GATEWAY_PRIMARY")})
 		}
 	}
 	for i, d := range cfg.Delegates {
@@ -202,10 +220,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		chain = append(chain, delegate.App{Name: d, Handler: b.h, PassHeader: b.passHeader})
+		chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
+		chainIDs = append(chainIDs, b.id)
 		roots = append(roots, rootApp{src, b})
-		g.Apps = append(g.Apps, BuiltApp{Name: d, Handler: b.h, Role: "delegate", Pattern: "*"})
-		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Kind: b.kind.Summary + " (delegate)", Source: src})
+		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "delegate", Pattern: "*"})
+		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Name: b.name, Kind: b.kind.Summary + " (delegate)", Source: src})
 	}
 	pass := delegate.StatusSet(cfg.PassStatus...)
 	bodyLimit := int64(cfg.CascadeBodyLimit)
@@ -223,8 +242,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	chainOf := func(apps []delegate.App) http.Handler {
 		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
 	}
-	compose := func(pattern string, s migration.Spec, newApp delegate.App, old []delegate.App) http.Handler {
-		h, c := rec.Compose(migration.Composition{Pattern: pattern, Spec: s, New: newApp, Old: old,
+	// chainKey identifies the fall-through chain (the primary, the delegates and the pass statuses) in
+	// the migration numbers' keys: what answers a request it reaches.
+	chainKey := fmt.Sprintf("chain %s pass=%v", strings.Join(chainIDs, " > "), cfg.PassStatus)
+	compose := func(pattern, key string, s migration.Spec, newApp delegate.App, old []delegate.App) http.Handler {
+		h, c := rec.Compose(migration.Composition{Pattern: pattern, Key: key, Spec: s, New: newApp, Old: old,
 			Cascade: chainOf, ShadowBodyLimit: bodyLimit, Logger: logger})
 		if c != nil {
 			g.closers = append([]io.Closer{c}, g.closers...) // stop shadow copies before the apps' pools
@@ -238,12 +260,12 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s=%q: %s", cfg.Name("GATEWAY_STAGE"), cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
 		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
-			fallback = annotate("*", compose("*", pairSpec, chain[0], chain[1:]))
-			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), chain[1].Name
+			fallback = annotate("*", compose("*", chainKey, pairSpec, chain[0], chain[1:]))
+			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), cfg.Delegates[0]
 		case pairSpec.Stage != migration.StageNone:
 			errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", cfg.Name("GATEWAY_STAGE"), cfg.Stage, cfg.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), cfg.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
 		default:
-			rec.AddRoute(migration.RouteMeta{Pattern: "*"})
+			rec.AddRoute(migration.RouteMeta{Pattern: "*", Key: chainKey})
 			fallback = annotate("*", chainOf(chain))
 		}
 	}
@@ -267,9 +289,9 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			continue
 		}
 		h, strip, cascade := b.h, b.strip, b.cascade
-		g.Apps = append(g.Apps, BuiltApp{Name: rs.App, Handler: h, Role: "route", Pattern: p.String()})
+		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String()})
 		g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "", b, roots)...)
-		info := RouteInfo{Pattern: p.String(), App: rs.App, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
+		info := RouteInfo{Pattern: p.String(), App: rs.App, Name: b.name, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
 		routeSpec := spec
 		if strip && (routeSpec.Stage != migration.StageNone || cascade) {
 			// Other apps answer on this route (the old app, the fall-through chain): they get the client's
@@ -278,7 +300,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			h = router.StripPrefix(p.Prefix)(h)
 			strip = false
 		}
-		newApp := delegate.App{Name: rs.App, Handler: h, PassHeader: b.passHeader}
+		newApp := delegate.App{Name: b.name, Handler: h, PassHeader: b.passHeader}
+		key := "app " + b.id
+		if cascade {
+			key += "\nthen " + chainKey
+		}
 		if routeSpec.Stage != migration.StageNone {
 			var old []delegate.App
 			if routeSpec.Old != "" {
@@ -291,21 +317,26 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 				if ob.strip {
 					oh = router.StripPrefix(p.Prefix)(oh)
 				}
-				g.Apps = append(g.Apps, BuiltApp{Name: routeSpec.Old, Handler: oh, Role: "route", Pattern: p.String()})
+				if ob.name == b.name {
+					errs = append(errs, fmt.Errorf("%s: route %s: the new app and the old app are both named %q: give one a name= option so the report can tell them apart", rs.Source, p, b.name))
+					continue
+				}
+				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String()})
 				g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "old ", ob, roots)...)
-				old = append(old, delegate.App{Name: routeSpec.Old, Handler: oh, PassHeader: ob.passHeader})
+				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
+				key += "\nold " + ob.id
 			}
 			if cascade {
 				old = append(old, chain...)
 			}
-			h = compose(p.String(), routeSpec, newApp, old)
+			h = compose(p.String(), key, routeSpec, newApp, old)
 			info.Stage, info.Old = stageText(routeSpec), routeSpec.Old
 		} else if cascade {
 			h = cascadeOf(append([]delegate.App{newApp}, chain...))
-			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
+			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
 		} else {
 			h = chainOf([]delegate.App{newApp})
-			rec.AddRoute(migration.RouteMeta{Pattern: p.String()})
+			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
 		}
 		// Route middleware wraps the app as the router hands it over: after prefix stripping, so rewrite and
 		// redirect rules see the path the app sees, and inside the route's reqinfo annotation.
@@ -347,6 +378,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	g.NumbersReset, g.NumbersRemoved = rec.Carried()
 	sortRouteInfos(routeInfos)
 	g.Routes = append(routeInfos, g.Routes...)
 

@@ -58,6 +58,9 @@ type Metrics struct {
 	// patterns, app names), never from the request, so it is bounded as the label sets are.
 	mu     sync.RWMutex
 	series map[seriesKey]*routeSeries
+	// errApps are the app labels switchyard_upstream_errors_total has series for (guarded by mu), so
+	// Retain can delete those of removed apps.
+	errApps map[string]bool
 }
 
 type seriesKey struct{ route, app string }
@@ -137,7 +140,8 @@ func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error)
 			Name: "switchyard_cascade_pass_throughs_total",
 			Help: "Requests that a cascade passed on from the first app to a later one, by route and answering app.",
 		}, []string{"route", "app"}),
-		series: map[seriesKey]*routeSeries{},
+		series:  map[seriesKey]*routeSeries{},
+		errApps: map[string]bool{},
 	}
 	cs := []prometheus.Collector{m.requests, m.duration, m.inFlight, m.upstreamErrors, m.passThroughs}
 	if health != nil {
@@ -193,6 +197,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			rs.duration.Observe(time.Since(start).Seconds())
 			for _, f := range s.Failures {
 				m.upstreamErrors.WithLabelValues(f.App, Cause(r.Context(), f.Err)).Inc()
+				m.noteErrApp(f.App)
 			}
 			if len(s.Tried) > 1 {
 				rs.passThroughs.Inc()
@@ -201,6 +206,54 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 		aborted = false
 	})
+}
+
+func (m *Metrics) noteErrApp(app string) {
+	m.mu.RLock()
+	known := m.errApps[app]
+	m.mu.RUnlock()
+	if !known {
+		m.mu.Lock()
+		m.errApps[app] = true
+		m.mu.Unlock()
+	}
+}
+
+// Retain deletes the request, duration, pass-through and upstream error series of every route pattern
+// not in routes and every app label not in apps (the route "" of requests no route claimed, and the app ""
+// of requests no app answered, always stay). Call it with the labels of the configuration a reload
+// installed, so the series of removed routes and apps disappear from /metrics instead of lingering with
+// their last values; call it again once the replaced configuration's last request is done, as a request
+// still running on it may have recreated one.
+func (m *Metrics) Retain(routes, apps []string) {
+	if m == nil {
+		return
+	}
+	keepRoute := map[string]bool{"": true}
+	for _, r := range routes {
+		keepRoute[r] = true
+	}
+	keepApp := map[string]bool{"": true}
+	for _, a := range apps {
+		keepApp[a] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.series {
+		if keepRoute[k.route] && keepApp[k.app] {
+			continue
+		}
+		m.requests.DeletePartialMatch(prometheus.Labels{"route": k.route, "app": k.app})
+		m.duration.DeleteLabelValues(k.route, k.app)
+		m.passThroughs.DeleteLabelValues(k.route, k.app)
+		delete(m.series, k)
+	}
+	for a := range m.errApps {
+		if !keepApp[a] {
+			m.upstreamErrors.DeletePartialMatch(prometheus.Labels{"app": a})
+			delete(m.errApps, a)
+		}
+	}
 }
 
 // Cause classifies an error from talking to an application (see the Cause constants). ctx is the

@@ -13,6 +13,10 @@ type Composition struct {
 	// Pattern is the route pattern as reqinfo records it ("*" for the primary/delegate pair).
 	Pattern string
 	Spec    Spec
+	// Key identifies the apps as configured (the new, the old and any further fall-through apps, with
+	// their options but without the migration keys): with Spec.Key it makes RouteMeta.Key, so a reload
+	// that changes neither keeps the route's numbers.
+	Key string
 	// New is the new app; Old the old app followed by any further fall-through apps (the other delegates).
 	New delegate.App
 	Old []delegate.App
@@ -36,7 +40,7 @@ type Composition struct {
 // The returned closer (nil when nothing needs closing) stops a shadow's workers.
 func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
 	s := c.Spec
-	meta := RouteMeta{Pattern: c.Pattern, Stage: s.Stage, New: c.New.Name, CanaryPercent: s.CanaryPercent}
+	meta := RouteMeta{Pattern: c.Pattern, Stage: s.Stage, New: c.New.Name, CanaryPercent: s.CanaryPercent, Key: c.Key + "\n" + s.Key()}
 	if len(c.Old) > 0 {
 		meta.Old = c.Old[0].Name
 	}
@@ -63,8 +67,7 @@ func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
 	case StagePrimary:
 		full := c.Cascade(withNew)
 		if s.NegativeCache > 0 && len(c.Old) > 0 {
-			nc := NewNegativeCache(s.NegativeCache, s.NegativeCacheTTL, nil)
-			r.AttachNegativeCache(c.Pattern, nc)
+			nc := r.negativeCache(c.Pattern, func() *NegativeCache { return NewNegativeCache(s.NegativeCache, s.NegativeCacheTTL, nil) })
 			return nc.Handler(c.New.Name, full, c.Cascade(c.Old)), nil
 		}
 		return full, nil

@@ -53,6 +53,10 @@ func app(t *testing.T, h http.HandlerFunc) string {
 	return s.URL
 }
 
+// label is the name an app at URL u (http://127.0.0.1:PORT) has in the report and the metrics: its
+// address without the scheme.
+func label(u string) string { return strings.TrimPrefix(u, "http://") }
+
 func fetch(t *testing.T, u string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -194,8 +198,8 @@ func TestTheLedgerAndTheNegativeCacheReportWhatHappened(t *testing.T) {
 		t.Fatalf("route = %+v; want 5 requests, 40%% served by the new app", r)
 	}
 	want := map[string]map[string]uint64{
-		"GET /shop/{id}":   {newApp: 2},
-		"GET /orders/{id}": {oldApp: 3},
+		"GET /shop/{id}":   {label(newApp): 2},
+		"GET /orders/{id}": {label(oldApp): 3},
 	}
 	for _, row := range rep.Ledger {
 		k := row.Method + " " + row.Path
@@ -231,12 +235,12 @@ func TestTheLedgerAndTheNegativeCacheReportWhatHappened(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]float64{
-		"switchyard_migration_negative_cache_saved_total{route=*}":                           2,
-		"switchyard_migration_requests_total{app=" + oldApp + ",role=old,route=*}":           3,
-		"switchyard_migration_requests_total{app=" + newApp + ",role=new,route=*}":           2,
-		"switchyard_migration_request_duration_seconds{app=" + newApp + ",role=new,route=*}": 2,
-		"switchyard_migration_new_share{route=*}":                                            0.4,
-		"switchyard_migration_stage{route=*,stage=primary}":                                  1,
+		"switchyard_migration_negative_cache_saved_total{route=*}":                                  2,
+		"switchyard_migration_requests_total{app=" + label(oldApp) + ",role=old,route=*}":           3,
+		"switchyard_migration_requests_total{app=" + label(newApp) + ",role=new,route=*}":           2,
+		"switchyard_migration_request_duration_seconds{app=" + label(newApp) + ",role=new,route=*}": 2,
+		"switchyard_migration_new_share{route=*}":                                                   0.4,
+		"switchyard_migration_stage{route=*,stage=primary}":                                         1,
 	} {
 		if got[k] != v {
 			t.Errorf("metric %s = %v; want %v", k, got[k], v)

@@ -6,16 +6,20 @@ import (
 
 // Collector returns a prometheus.Collector exposing the report's numbers, for a registry the caller owns
 // (never the global one). Metric names start with switchyard_migration_; labels are the route pattern and
-// the app name, both bounded by the configuration (requests no route claimed are labelled route="").
+// the app's label (adapters.Target.Name), both bounded by the configuration (requests no route claimed are
+// labelled route=""). No label holds a stage or an option, and every route with a stage exports the same
+// series whatever its stage, so moving a route from stage to stage creates no series: the stage is a
+// state set (one series per stage, 1 for the current one), the shadow and negative-cache counters are 0
+// where they do not apply.
 func (r *Recorder) Collector() prometheus.Collector { return collector{r} }
 
 type collector struct{ r *Recorder }
 
 var (
 	descStage = prometheus.NewDesc("switchyard_migration_stage",
-		"Migration stage of a route (1 for its current stage).", []string{"route", "stage"}, nil)
+		"Migration stage of a route: one series per stage, 1 for the current one, 0 for the others.", []string{"route", "stage"}, nil)
 	descCanary = prometheus.NewDesc("switchyard_migration_canary_percent",
-		"Configured canary share of the new app, in percent.", []string{"route"}, nil)
+		"Configured share of the new app, in percent: the canary share in the canary stage, 0 before it (legacy, shadow), 100 after it (primary, retired).", []string{"route"}, nil)
 	descRequests = prometheus.NewDesc("switchyard_migration_requests_total",
 		"Requests answered, per route and app.", []string{"route", "app", "role"}, nil)
 	descErrors = prometheus.NewDesc("switchyard_migration_errors_total",
@@ -48,12 +52,17 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	rep := c.r.Report()
 	for _, rt := range rep.Routes {
-		if rt.Stage != "-" {
-			ch <- prometheus.MustNewConstMetric(descStage, prometheus.GaugeValue, 1, rt.Pattern, rt.Stage)
+		staged := rt.Stage != "-"
+		if staged {
+			for _, st := range Stages {
+				v := 0.0
+				if string(st) == rt.Stage {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descStage, prometheus.GaugeValue, v, rt.Pattern, string(st))
+			}
 			ch <- prometheus.MustNewConstMetric(descNewShare, prometheus.GaugeValue, rt.NewShare, rt.Pattern)
-		}
-		if rt.Stage == string(StageCanary) {
-			ch <- prometheus.MustNewConstMetric(descCanary, prometheus.GaugeValue, rt.CanaryPercent, rt.Pattern)
+			ch <- prometheus.MustNewConstMetric(descCanary, prometheus.GaugeValue, configuredShare(rt), rt.Pattern)
 		}
 		for _, a := range rt.Apps {
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(a.Requests), rt.Pattern, a.App, a.Role)
@@ -66,17 +75,34 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstHistogram(descLatency, a.timed, a.sum, buckets, rt.Pattern, a.App, a.Role)
 		}
-		if s := rt.Shadow; s != nil {
+		if s := rt.Shadow; s != nil || staged {
+			if s == nil {
+				s = &ShadowReport{}
+			}
 			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Matched), rt.Pattern, "match")
 			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Mismatched), rt.Pattern, "mismatch")
 			ch <- prometheus.MustNewConstMetric(descShadow, prometheus.CounterValue, float64(s.Errors), rt.Pattern, "error")
 			ch <- prometheus.MustNewConstMetric(descShadowDropped, prometheus.CounterValue, float64(s.Dropped), rt.Pattern)
 			ch <- prometheus.MustNewConstMetric(descShadowSkipped, prometheus.CounterValue, float64(s.Skipped), rt.Pattern)
 		}
-		if n := rt.NegativeCache; n != nil {
+		if n := rt.NegativeCache; n != nil || staged {
+			if n == nil {
+				n = &NegativeCacheReport{}
+			}
 			ch <- prometheus.MustNewConstMetric(descNegSaved, prometheus.CounterValue, float64(n.Saved), rt.Pattern)
 			ch <- prometheus.MustNewConstMetric(descNegEntries, prometheus.GaugeValue, float64(n.Entries), rt.Pattern)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descLedgerOverflow, prometheus.CounterValue, float64(rep.LedgerOverflow))
+}
+
+// configuredShare is the new app's configured share of a route in percent (see descCanary).
+func configuredShare(rt RouteReport) float64 {
+	switch Stage(rt.Stage) {
+	case StageCanary:
+		return rt.CanaryPercent
+	case StagePrimary, StageRetired:
+		return 100
+	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/delegate"
@@ -41,6 +42,10 @@ type RouteMeta struct {
 	Stage         Stage
 	New, Old      string
 	CanaryPercent float64
+	// Key says what the route's numbers mean: the apps as configured and the stage settings (Spec.Key).
+	// A Recorder built with RecorderOptions.Previous continues the numbers of a previous route with the
+	// same pattern and key, and starts afresh for one whose key changed.
+	Key string
 }
 
 // RecorderOptions size a Recorder. Zero values mean the defaults.
@@ -51,6 +56,11 @@ type RecorderOptions struct {
 	Samples int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Previous is the Recorder of the configuration this one replaces (on a reload), or nil. A route
+	// registered with the pattern and key it had there continues its numbers: counters, latency
+	// histograms, ledger rows, shadow results and the negative cache (they are shared, so what the old
+	// configuration's last requests record still counts). Call Carried once every route is registered.
+	Previous *Recorder
 }
 
 // Recorder collects what the migration report shows. It is safe for concurrent use; one belongs to one
@@ -62,10 +72,10 @@ type Recorder struct {
 	mu     sync.RWMutex
 	routes map[string]*routeStats
 	order  []string
+	prev   *Recorder // until Carried
 
-	ledgerMu sync.Mutex
-	ledger   map[ledgerKey]map[string]uint64
-	overflow uint64
+	// ledgerKeys counts the distinct ledger keys of every route, against LedgerKeys.
+	ledgerKeys atomic.Int64
 
 	updMu   sync.Mutex
 	updated chan struct{}
@@ -82,8 +92,10 @@ func NewRecorder(opts RecorderOptions) *Recorder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Recorder{opts: opts, started: opts.Now(), routes: map[string]*routeStats{}, ledger: map[ledgerKey]map[string]uint64{},
+	r := &Recorder{opts: opts, started: opts.Now(), routes: map[string]*routeStats{}, prev: opts.Previous,
 		updated: make(chan struct{})}
+	r.opts.Previous = nil
+	return r
 }
 
 // ShadowUpdated returns a channel closed at the next recorded shadow comparison (shadow results arrive
@@ -102,24 +114,35 @@ func (r *Recorder) notifyShadow() {
 	r.updMu.Unlock()
 }
 
-type ledgerKey struct{ method, route, path string }
+type ledgerKey struct{ method, path string }
 
+// routeStats is everything recorded for one route. A reload that leaves the route's migration unchanged
+// hands the same routeStats to the new Recorder, so both configurations record into it while the old one
+// finishes its requests.
 type routeStats struct {
-	meta RouteMeta
+	meta  RouteMeta
+	since time.Time
+	// lazy marks a route created for requests no registered route claimed (pattern "").
+	lazy bool
 
 	mu       sync.Mutex
 	apps     map[string]*appStats
 	appOrder []string
+	ledger   map[ledgerKey]map[string]uint64
+	overflow uint64 // requests counted under OverflowPath
 
-	compare     CompareOptions
-	compared    uint64
-	matched     uint64
-	shadowErrs  uint64
-	causes      map[string]uint64 // mismatched exchanges per cause (Difference.Cause), at most maxCauses keys
-	samples     []Mismatch        // ring
-	next        int
-	shadowStats func() delegate.ShadowStats
-	negCache    *NegativeCache
+	compare    CompareOptions
+	compared   uint64
+	matched    uint64
+	shadowErrs uint64
+	causes     map[string]uint64 // mismatched exchanges per cause (Difference.Cause), at most maxCauses keys
+	samples    []Mismatch        // ring
+	next       int
+	// shadowStats reads the current configuration's copier; shadowPrev the one it replaced (whose last
+	// copies may still be running) and shadowBase what the ones before that counted.
+	shadowStats, shadowPrev func() delegate.ShadowStats
+	shadowBase              delegate.ShadowStats
+	negCache                *NegativeCache
 }
 
 type appStats struct {
@@ -177,8 +200,13 @@ func (a *appStats) quantile(q float64) float64 {
 }
 
 // AddRoute registers a route so it appears in the report before any traffic. Registering a pattern
-// again replaces its description.
+// again replaces its description. With RecorderOptions.Previous, a route whose pattern and key are the
+// previous one's continues its numbers.
 func (r *Recorder) AddRoute(meta RouteMeta) {
+	r.addRoute(meta, false)
+}
+
+func (r *Recorder) addRoute(meta RouteMeta, lazy bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rs, ok := r.routes[meta.Pattern]; ok {
@@ -187,8 +215,71 @@ func (r *Recorder) AddRoute(meta RouteMeta) {
 		rs.mu.Unlock()
 		return
 	}
-	r.routes[meta.Pattern] = &routeStats{meta: meta, apps: map[string]*appStats{}}
+	rs := r.prev.carry(meta)
+	if rs == nil {
+		rs = &routeStats{meta: meta, since: r.opts.Now(), lazy: lazy, apps: map[string]*appStats{}, ledger: map[ledgerKey]map[string]uint64{}}
+	} else {
+		rs.mu.Lock()
+		rs.meta = meta
+		r.ledgerKeys.Add(int64(len(rs.ledger)))
+		rs.mu.Unlock()
+	}
+	r.routes[meta.Pattern] = rs
 	r.order = append(r.order, meta.Pattern)
+}
+
+// carry returns the stats of p's route with meta's pattern and key, or nil (p may be nil).
+func (p *Recorder) carry(meta RouteMeta) *routeStats {
+	if p == nil {
+		return nil
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	rs := p.routes[meta.Pattern]
+	if rs == nil || rs.lazy || rs.meta.Key != meta.Key {
+		return nil
+	}
+	return rs
+}
+
+// Carried ends the carrying over from RecorderOptions.Previous (and drops the reference to it, so
+// recorders do not chain across reloads): it takes over the numbers of requests no route claimed, and
+// returns the patterns of the previous routes whose numbers were not carried, because the route changed
+// (registered again with another key) or was removed. It returns nils without a previous Recorder.
+func (r *Recorder) Carried() (reset, removed []string) {
+	r.mu.Lock()
+	prev := r.prev
+	r.prev = nil
+	r.mu.Unlock()
+	if prev == nil {
+		return nil, nil
+	}
+	prev.mu.RLock()
+	order := append([]string(nil), prev.order...)
+	routes := make([]*routeStats, len(order))
+	for i, pat := range order {
+		routes[i] = prev.routes[pat]
+	}
+	prev.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, pat := range order {
+		old, now := routes[i], r.routes[pat]
+		switch {
+		case old.lazy && now == nil:
+			r.routes[pat] = old
+			r.order = append(r.order, pat)
+			old.mu.Lock()
+			r.ledgerKeys.Add(int64(len(old.ledger)))
+			old.mu.Unlock()
+		case old.lazy || now == old:
+		case now == nil:
+			removed = append(removed, pat)
+		default:
+			reset = append(reset, pat)
+		}
+	}
+	return reset, removed
 }
 
 // route returns the stats of pattern, creating an entry for an unregistered one (requests no route
@@ -200,7 +291,7 @@ func (r *Recorder) route(pattern string) *routeStats {
 	if rs != nil {
 		return rs
 	}
-	r.AddRoute(RouteMeta{Pattern: pattern})
+	r.addRoute(RouteMeta{Pattern: pattern}, true)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.routes[pattern]
@@ -223,24 +314,23 @@ func (r *Recorder) Record(method, path string, s reqinfo.Snapshot, status int, d
 		rs.appOrder = append(rs.appOrder, app)
 	}
 	as.observe(status, d, timed)
-	rs.mu.Unlock()
 
-	k := ledgerKey{method: ledgerMethod(method), route: s.Route, path: Template(path)}
-	r.ledgerMu.Lock()
-	counts := r.ledger[k]
+	k := ledgerKey{method: ledgerMethod(method), path: Template(path)}
+	counts := rs.ledger[k]
 	if counts == nil {
-		if len(r.ledger) >= r.opts.LedgerKeys {
-			r.overflow++
+		if r.ledgerKeys.Load() >= int64(r.opts.LedgerKeys) {
+			rs.overflow++
 			k.path = OverflowPath
-			counts = r.ledger[k]
+			counts = rs.ledger[k]
 		}
 		if counts == nil {
 			counts = map[string]uint64{}
-			r.ledger[k] = counts
+			rs.ledger[k] = counts
+			r.ledgerKeys.Add(1)
 		}
 	}
 	counts[app]++
-	r.ledgerMu.Unlock()
+	rs.mu.Unlock()
 }
 
 // ledgerMethod keeps the standard methods and folds any other into "OTHER", so a client inventing methods
@@ -409,12 +499,33 @@ func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(dele
 	}
 }
 
-// AttachShadow makes the report show a Shadow's queue counters for route pattern.
+// AttachShadow makes the report show a Shadow's queue counters for route pattern. On a route carried over
+// a reload, the counters of the copiers it had before are kept and added.
 func (r *Recorder) AttachShadow(pattern string, stats func() delegate.ShadowStats) {
 	rs := r.route(pattern)
 	rs.mu.Lock()
-	rs.shadowStats = stats
+	if rs.shadowPrev != nil {
+		rs.shadowBase = addShadowStats(rs.shadowBase, rs.shadowPrev())
+	}
+	rs.shadowPrev, rs.shadowStats = rs.shadowStats, stats
 	rs.mu.Unlock()
+}
+
+func addShadowStats(a, b delegate.ShadowStats) delegate.ShadowStats {
+	return delegate.ShadowStats{Queued: a.Queued + b.Queued, Completed: a.Completed + b.Completed, Dropped: a.Dropped + b.Dropped, Skipped: a.Skipped + b.Skipped}
+}
+
+// negativeCache returns route pattern's negative cache: the one it had before a reload that carried the
+// route over (same key, so same size and TTL: the misses it holds are still worth trusting), else a new
+// one made with mk.
+func (r *Recorder) negativeCache(pattern string, mk func() *NegativeCache) *NegativeCache {
+	rs := r.route(pattern)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.negCache == nil {
+		rs.negCache = mk()
+	}
+	return rs.negCache
 }
 
 // AttachNegativeCache makes the report show a NegativeCache's counters for route pattern.

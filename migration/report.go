@@ -5,13 +5,17 @@ import (
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/switchyard/switchyard/delegate"
 )
 
 // Report is the migration report: per route, per app, what the gateway saw since it was built.
 type Report struct {
-	Generated time.Time     `json:"generated"`
-	Since     time.Time     `json:"since"`
-	Routes    []RouteReport `json:"routes"`
+	Generated time.Time `json:"generated"`
+	// Since is when the running configuration was built. A route's numbers count from its own Since,
+	// earlier when a reload carried them over.
+	Since  time.Time     `json:"since"`
+	Routes []RouteReport `json:"routes"`
 	// Ledger lists, per (method, route, path template), which apps answered, busiest first.
 	Ledger []LedgerRow `json:"ledger"`
 	// LedgerOverflow counts requests recorded under OverflowPath because the ledger was full.
@@ -20,14 +24,17 @@ type Report struct {
 
 // RouteReport is one route's part of the report.
 type RouteReport struct {
-	Pattern       string  `json:"pattern"`
-	Stage         string  `json:"stage"`
-	New           string  `json:"new,omitempty"`
-	Old           string  `json:"old,omitempty"`
-	CanaryPercent float64 `json:"canary_percent,omitempty"`
-	Requests      uint64  `json:"requests"`
-	Errors        uint64  `json:"errors"`
-	ErrorRate     float64 `json:"error_rate"`
+	Pattern string `json:"pattern"`
+	// Since is when the route's numbers started: when it was configured as it is now (a reload that
+	// changes the route's migration starts them afresh; other reloads keep them).
+	Since         time.Time `json:"since"`
+	Stage         string    `json:"stage"`
+	New           string    `json:"new,omitempty"`
+	Old           string    `json:"old,omitempty"`
+	CanaryPercent float64   `json:"canary_percent,omitempty"`
+	Requests      uint64    `json:"requests"`
+	Errors        uint64    `json:"errors"`
+	ErrorRate     float64   `json:"error_rate"`
 	// NewShare is the share of the route's requests answered by the new app (0 when the route has none).
 	NewShare      float64              `json:"new_share"`
 	Apps          []AppReport          `json:"apps"`
@@ -117,7 +124,7 @@ func (r *Recorder) Report() Report {
 
 	for _, rs := range routes {
 		rs.mu.Lock()
-		rr := RouteReport{Pattern: rs.meta.Pattern, Stage: string(rs.meta.Stage), New: rs.meta.New, Old: rs.meta.Old,
+		rr := RouteReport{Pattern: rs.meta.Pattern, Since: rs.since, Stage: string(rs.meta.Stage), New: rs.meta.New, Old: rs.meta.Old,
 			CanaryPercent: rs.meta.CanaryPercent, Apps: []AppReport{}}
 		if rr.Stage == "" {
 			rr.Stage = "-"
@@ -153,10 +160,13 @@ func (r *Recorder) Report() Report {
 				return a.Count > b.Count || a.Count == b.Count && a.Cause < b.Cause
 			})
 			sr.MatchRate = ratio(sr.Matched, sr.Compared)
-			if rs.shadowStats != nil {
-				st := rs.shadowStats()
-				sr.Queued, sr.Dropped, sr.Skipped = st.Queued, st.Dropped, st.Skipped
+			st := rs.shadowBase
+			for _, f := range []func() delegate.ShadowStats{rs.shadowPrev, rs.shadowStats} {
+				if f != nil {
+					st = addShadowStats(st, f())
+				}
 			}
+			sr.Queued, sr.Dropped, sr.Skipped = st.Queued, st.Dropped, st.Skipped
 			n := len(rs.samples)
 			for i := 1; i <= n; i++ { // newest first
 				sr.Mismatches = append(sr.Mismatches, rs.samples[((rs.next-i)%n+n)%n])
@@ -166,21 +176,18 @@ func (r *Recorder) Report() Report {
 		if rs.negCache != nil {
 			rr.NegativeCache = &NegativeCacheReport{Entries: rs.negCache.Len(), Remembered: rs.negCache.Remembered(), Saved: rs.negCache.Saved()}
 		}
+		for k, counts := range rs.ledger {
+			row := LedgerRow{Method: k.method, Route: rs.meta.Pattern, Path: k.path, Answers: make(map[string]uint64, len(counts))}
+			for app, n := range counts {
+				row.Answers[app] = n
+				row.Total += n
+			}
+			rep.Ledger = append(rep.Ledger, row)
+		}
+		rep.LedgerOverflow += rs.overflow
 		rs.mu.Unlock()
 		rep.Routes = append(rep.Routes, rr)
 	}
-
-	r.ledgerMu.Lock()
-	for k, counts := range r.ledger {
-		row := LedgerRow{Method: k.method, Route: k.route, Path: k.path, Answers: make(map[string]uint64, len(counts))}
-		for app, n := range counts {
-			row.Answers[app] = n
-			row.Total += n
-		}
-		rep.Ledger = append(rep.Ledger, row)
-	}
-	rep.LedgerOverflow = r.overflow
-	r.ledgerMu.Unlock()
 	sort.Slice(rep.Ledger, func(i, j int) bool {
 		a, b := rep.Ledger[i], rep.Ledger[j]
 		if a.Total != b.Total {

@@ -83,6 +83,20 @@ type Spec struct {
 	NegativeCacheTTL time.Duration
 }
 
+// Key prints the settings that give a route's numbers their meaning: the stage, the canary share and what
+// it sticks to, what a shadow copies and compares, the negative cache's size and TTL. It leaves out the
+// old app (named apart, see Composition.Key) and the shadow queue and worker counts, which change the
+// capacity but not what is counted.
+func (s Spec) Key() string {
+	headers := "(default)"
+	if s.ShadowHeaders != nil {
+		headers = strings.Join(s.ShadowHeaders, ",")
+	}
+	return fmt.Sprintf("stage=%s canary=%g sticky=%s/%s methods=%s ignore=%s headers=%s negative_cache=%d/%s",
+		s.Stage, s.CanaryPercent, s.StickyCookie, s.StickyHeader, strings.Join(s.ShadowMethods, ","),
+		strings.Join(s.ShadowIgnore, ","), headers, s.NegativeCache, s.NegativeCacheTTL)
+}
+
 // DefaultNegativeCacheTTL is how long a remembered miss is trusted when negative_cache_ttl is not set.
 const DefaultNegativeCacheTTL = 5 * time.Minute
 

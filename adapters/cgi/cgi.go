@@ -111,7 +111,7 @@ func New(t adapters.Target) (*Handler, error) {
 	if u.Opaque != "" || u.Host != "" || !filepath.IsAbs(u.Path) {
 		return nil, fmt.Errorf("expected cgi:///absolute/path/to/program")
 	}
-	h := &Handler{app: t.Raw, program: filepath.Clean(u.Path), mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
+	h := &Handler{app: t.Name, program: filepath.Clean(u.Path), mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}

@@ -116,7 +116,7 @@ func Kind() adapters.Kind {
 // New builds the handler for t; it takes every option listed in the package documentation. The returned
 // *Handler owns a connection pool: Close it when the configuration is retired.
 func New(t adapters.Target) (_ *Handler, err error) {
-	h := &Handler{app: t.Raw, mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
+	h := &Handler{app: t.Name, mount: strings.TrimSuffix(t.Mount, "/"), logger: t.Logger}
 	if h.logger == nil {
 		return nil, fmt.Errorf("fastcgi: target without a logger")
 	}

@@ -594,7 +594,7 @@ func TestReadTimeoutCutsAStalledBody(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("the stalled connection is still open (kept in the pool?)")
 			}
-			if l := logs.String(); !strings.Contains(l, "stalled mid-body") || !strings.Contains(l, "read_timeout") || !strings.Contains(l, `app="`+app) || !strings.Contains(l, "upstream=unix:") {
+			if l := logs.String(); !strings.Contains(l, "stalled mid-body") || !strings.Contains(l, "read_timeout") || !strings.Contains(l, "app=fastcgi+unix:/") || !strings.Contains(l, "upstream=unix:") {
 				t.Errorf("log lacks the stall line naming the app:\n%s", l)
 			}
 		})

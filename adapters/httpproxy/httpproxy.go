@@ -213,7 +213,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	}
 	target := &url.URL{Scheme: insts[0].scheme, Host: insts[0].host, Path: insts[0].path}
 
-	p := &Proxy{name: t.Raw, upstream: insts[0].upstream, websocket: websocket, insts: insts, target: target, clientHost: hostHeader == "client"}
+	p := &Proxy{name: t.Name, upstream: insts[0].upstream, websocket: websocket, insts: insts, target: target, clientHost: hostHeader == "client"}
 	logger := t.Logger
 	var rt = insts[0].rt
 	if len(insts) > 1 || lb.HealthPath != "" || lb.Breaker {
@@ -224,10 +224,10 @@ func New(t adapters.Target) (http.Handler, error) {
 		probe := func(ctx context.Context, ui *upstream.Instance) error {
 			return insts[ui.Index()].probe(ctx, lb.HealthPath, lb.HealthHost, lb.HealthStatus)
 		}
-		if p.set, err = upstream.New(t.Raw, addrs, lb, probe, logger); err != nil {
+		if p.set, err = upstream.New(t.Name, addrs, lb, probe, logger); err != nil {
 			return nil, err
 		}
-		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Raw}
+		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Name}
 	}
 	if p.set == nil && len(insts) == 1 {
 		p.fast = insts[0].fast
@@ -248,7 +248,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		Transport:    rt,
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.fail(logger),
-		ErrorLog:     proxyLog(logger, t.Raw, p.logUpstream()),
+		ErrorLog:     proxyLog(logger, t.Name, p.logUpstream()),
 	}
 	return p, nil
 }

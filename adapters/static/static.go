@@ -147,7 +147,7 @@ func New(t adapters.Target) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.files, err = NewFiles(t.Raw, dir, t.Logger, t.Options, dotfiles); err != nil {
+	if h.files, err = NewFiles(t.Name, dir, t.Logger, t.Options, dotfiles); err != nil {
 		return nil, err
 	}
 	if h.root, err = os.OpenRoot(dir); err != nil {

@@ -75,7 +75,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	logOverrides(logger, cfg)
 	if cmd == "check" {
-		g, err := newBuilder(logger, nil, false)(cfg)
+		g, err := newBuilder(logger, nil, false)(cfg, nil)
 		if err == nil {
 			var shutdownTracing func(context.Context) error
 			if _, shutdownTracing, err = tracing.Setup(context.Background(), tracing.Environ(environ), logger); err == nil {
@@ -111,12 +111,13 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 
 // newBuilder returns the function that turns a loaded configuration into a gateway (at startup and on
 // every reload), with a fresh adapter registry each time. With logWarnings, the built configuration's
-// warnings are logged (serving); `gateway check` prints them instead.
-func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool) func(config.Config) (*gateway.Gateway, error) {
-	return func(cfg config.Config) (*gateway.Gateway, error) {
+// warnings are logged (serving); `gateway check` prints them instead. prev is the gateway a reload
+// replaces (nil at startup): the migration numbers of unchanged routes carry over from it.
+func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
+	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 		cfg, _ = withDemo(cfg)
 		reg := builtin.Registry(logger, demo.Apps())
-		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe})
+		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev})
 		if err == nil && logWarnings {
 			for _, w := range g.Warnings {
 				logger.Warn(w)
@@ -159,7 +160,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	}()
 	traceMW := tracing.Middleware(tp)
 	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, true)
-	g, err := build(cfg)
+	g, err := build(cfg, nil)
 	if err != nil {
 		return invalid(err)
 	}
@@ -173,7 +174,18 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 		certs.cert.Store(cert)
 	}
-	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg)}
+	// A reload drops the request series of routes and apps it removed from /metrics.
+	retain := func(g *gateway.Gateway) {
+		var routes, apps []string
+		for _, r := range g.Routes {
+			routes = append(routes, r.Pattern)
+		}
+		for _, a := range g.Apps {
+			apps = append(apps, a.Name)
+		}
+		m.Retain(routes, apps)
+	}
+	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain}
 	_, demoMode := withDemo(cfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

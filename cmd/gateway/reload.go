@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,10 @@ func loadCert(cfg config.Config) (*tls.Certificate, error) {
 type reloader struct {
 	environ map[string]string
 	logger  *slog.Logger
-	build   func(config.Config) (*gateway.Gateway, error)
+	build   func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error)
+	// retain, when not nil, is called with the gateway a reload installed, at once and again when the
+	// replaced one has finished its last request: it drops the metrics series of removed routes and apps.
+	retain  func(*gateway.Gateway)
 	live    *live
 	certs   *certStore
 	started config.Config // what the listeners were started with
@@ -88,7 +92,7 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 	}
 	var g *gateway.Gateway
 	if err == nil {
-		g, err = rl.build(cfg)
+		g, err = rl.build(cfg, rl.live.Gateway())
 	}
 	if err != nil {
 		rl.logger.Error("configuration reload failed; keeping the running configuration", "trigger", trigger, "cause", err)
@@ -121,10 +125,24 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 	}
 	retired, seq := rl.live.Swap(g)
 	rl.running, rl.sum = cfg, sum
-	rl.logger.Info("configuration reloaded", "trigger", trigger, "generation", seq, "routes", len(g.Routes))
+	if rl.retain != nil {
+		rl.retain(g)
+	}
+	// The migration numbers of routes whose migration is unchanged carried over; the line names the others.
+	attrs := []any{"trigger", trigger, "generation", seq, "routes", len(g.Routes)}
+	if len(g.NumbersReset) > 0 {
+		attrs = append(attrs, "migration_numbers_reset", strings.Join(g.NumbersReset, " "))
+	}
+	if len(g.NumbersRemoved) > 0 {
+		attrs = append(attrs, "migration_numbers_removed", strings.Join(g.NumbersRemoved, " "))
+	}
+	rl.logger.Info("configuration reloaded", attrs...)
 	go func() {
 		<-retired
 		rl.logger.Debug("previous configuration closed", "generation", seq-1)
+		if rl.retain != nil {
+			rl.retain(rl.live.Gateway()) // a request still running on the old one may have recreated a series
+		}
 	}()
 	return nil
 }

@@ -43,7 +43,7 @@ const (
 
 // Config is one app's connection settings, as read from its APP URL by ParseTarget.
 type Config struct {
-	// App is the APP string as configured, named in every log line.
+	// App is the app's label (adapters.Target.Name), named in every log line.
 	App string
 	// Network is "tcp" or "unix"; Address the host:port or socket path.
 	Network, Address string
@@ -95,7 +95,7 @@ func (c Config) Upstream() string {
 // because it frames the body and a wrong value would desynchronise the connection, and reserved lists
 // further names the protocol owns.
 func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, error) {
-	c := Config{App: t.Raw, Mount: t.Mount}
+	c := Config{App: t.Name, Mount: t.Mount}
 	if t.URL == nil {
 		return c, errors.New("no URL")
 	}
