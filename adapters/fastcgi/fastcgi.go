@@ -165,7 +165,7 @@ func New(t adapters.Target) (_ *Handler, err error) {
 			}
 		}
 	} else {
-		s, err := newScripts(t.Raw, root, t.Logger, o)
+		s, err := newScripts(t.Name, root, t.Logger, o)
 		note(err)
 		h.scripts = s
 	}
