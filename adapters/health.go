@@ -32,6 +32,10 @@ type InstanceHealth struct {
 	Ejections uint64 `json:"ejections"`
 	// BreakerOpens counts transitions of the instance's circuit breaker to open.
 	BreakerOpens uint64 `json:"breaker_opens"`
+	// Unsolicited counts pooled connections dropped because the app sent bytes no request asked for
+	// (an answer to nobody: see internal/connpeek). Kept for every instance of the kinds that pool
+	// connections, balanced or not.
+	Unsolicited uint64 `json:"unsolicited_responses"`
 }
 
 // HealthReporter is implemented by application handlers that track the health of their instances

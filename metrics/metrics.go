@@ -330,6 +330,9 @@ var (
 	breakerOpensDesc = prometheus.NewDesc("switchyard_upstream_breaker_opens_total",
 		"Openings of an application instance's circuit breaker.",
 		[]string{"app", "instance"}, nil)
+	unsolicitedDesc = prometheus.NewDesc("switchyard_upstream_unsolicited_responses_total",
+		"Pooled connections to an application instance dropped because the app sent bytes no request asked for (an answer that would have reached the next client: response-queue poisoning).",
+		[]string{"app", "instance"}, nil)
 )
 
 func (healthCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -339,6 +342,7 @@ func (healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- retryBudgetDesc
 	ch <- ejectionsDesc
 	ch <- breakerOpensDesc
+	ch <- unsolicitedDesc
 }
 
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
@@ -358,6 +362,7 @@ func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, v, a.App, a.Role, in.Address)
+			ch <- prometheus.MustNewConstMetric(unsolicitedDesc, prometheus.CounterValue, float64(in.Unsolicited), a.App, in.Address)
 			if a.Tracked {
 				ch <- prometheus.MustNewConstMetric(instanceInFlightDesc, prometheus.GaugeValue, float64(in.InFlight), a.App, a.Role, in.Address)
 				for _, c := range []struct {

@@ -69,6 +69,7 @@
 package fastcgi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -176,6 +177,11 @@ func New(t adapters.Target) (_ *Handler, err error) {
 	}
 	h.keepConn = maxIdle > 0
 	h.pool = &pool{network: network, addr: addr, maxIdle: maxIdle}
+	h.pool.onUnsolicited = func() {
+		h.logger.LogAttrs(context.Background(), slog.LevelWarn,
+			"app sent unsolicited records on an idle connection: connection dropped, nothing delivered",
+			slog.String("app", h.app), slog.String("upstream", h.upstream))
+	}
 	return h, nil
 }
 

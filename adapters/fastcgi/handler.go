@@ -43,6 +43,12 @@ type Handler struct {
 // Close closes the idle connections; later requests fail with 502.
 func (h *Handler) Close() error { return h.pool.close() }
 
+// Health reports the app as one instance (adapters.HealthReporter), healthy and not judged, with the
+// count of connections dropped for unsolicited records.
+func (h *Handler) Health() []adapters.InstanceHealth {
+	return []adapters.InstanceHealth{{Address: h.upstream, Healthy: true, Unsolicited: h.pool.unsolicited.Load()}}
+}
+
 func (h *Handler) buf() *[]byte {
 	if b, ok := h.bufs.Get().(*[]byte); ok {
 		return b

@@ -7,7 +7,10 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/connpeek"
 )
 
 // idleTimeout is how long a pooled connection may wait unused before it is closed instead of reused.
@@ -42,6 +45,10 @@ type pool struct {
 	maxIdle       int
 	dialer        net.Dialer
 
+	// onUnsolicited, when set, logs a connection dropped for unsolicited bytes; unsolicited counts them.
+	onUnsolicited func()
+	unsolicited   atomic.Uint64
+
 	mu     sync.Mutex
 	idle   []*conn // most recently used last
 	closed bool
@@ -63,10 +70,18 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 		c = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if time.Since(c.idleAt) < idleTimeout && alive(c) {
-			return c, true, nil
+		if time.Since(c.idleAt) >= idleTimeout {
+			c.nc.Close()
+			continue
 		}
-		c.nc.Close()
+		switch idleState(c) {
+		case connpeek.Quiet:
+			return c, true, nil
+		case connpeek.Unsolicited:
+			p.dropUnsolicited(c)
+		default:
+			c.nc.Close()
+		}
 	}
 	nc, err := p.dialer.DialContext(ctx, p.network, p.addr)
 	if err != nil {
@@ -148,14 +163,23 @@ func (p *pool) close() error {
 	return nil
 }
 
-// alive reports whether an idle connection was neither closed by the application nor sent unexpected
-// bytes while idle. It looks at the socket without blocking (see peekIdle); anything but "nothing to
-// read yet" means the connection is unusable.
-func alive(c *conn) bool {
+// idleState says whether an idle connection can carry a request: Quiet when the application neither
+// closed it nor sent bytes while no request was outstanding (records of an earlier request included, which
+// would otherwise be read as the next one's answer). It looks at the socket without blocking.
+func idleState(c *conn) connpeek.State {
 	if c.br.Buffered() > 0 {
-		return false
+		return connpeek.Unsolicited
 	}
-	return peekIdle(c.nc)
+	return connpeek.Idle(c.nc)
+}
+
+// dropUnsolicited closes a connection that holds bytes no request asked for, counts and logs it.
+func (p *pool) dropUnsolicited(c *conn) {
+	c.nc.Close()
+	p.unsolicited.Add(1)
+	if p.onUnsolicited != nil {
+		p.onUnsolicited()
+	}
 }
 
 // expire unblocks every read and write on nc: how a request's cancellation reaches its app connection.

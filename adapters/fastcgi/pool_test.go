@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/connpeek"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -46,7 +47,7 @@ func TestAliveTellsIdleFromClosedAndChattering(t *testing.T) {
 					defer sc.Close()
 					tt.peer(sc)
 					if tt.want {
-						if !alive(c) {
+						if idleState(c) != connpeek.Quiet {
 							t.Fatal("alive = false for a quiet open connection")
 						}
 						return
@@ -54,7 +55,7 @@ func TestAliveTellsIdleFromClosedAndChattering(t *testing.T) {
 					// The close or the byte reaches our socket at some point: alive must turn false
 					// without anything being read through the connection's buffer.
 					deadline := time.Now().Add(5 * time.Second)
-					for alive(c) {
+					for idleState(c) == connpeek.Quiet {
 						if time.Now().After(deadline) {
 							t.Fatal("alive stayed true")
 						}

@@ -209,6 +209,9 @@ func New(t adapters.Target) (http.Handler, error) {
 		if i > 0 && in.path != insts[0].path {
 			return nil, fmt.Errorf("instance %q has path %q but %q has %q: all instances must share the path prefix", u.String(), in.path, urls[0].String(), insts[0].path)
 		}
+		if in.fast != nil {
+			in.fast.OnUnsolicited = unsolicitedLog(t.Logger, t.Raw, in.upstream)
+		}
 		insts[i] = in
 	}
 	target := &url.URL{Scheme: insts[0].scheme, Host: insts[0].host, Path: insts[0].path}
@@ -442,10 +445,31 @@ func flushOnAbort(w http.ResponseWriter, r *http.Request) {
 // Health reports each instance's state (adapters.HealthReporter). A single instance without health
 // checks or breaker is reported healthy and not Known.
 func (p *Proxy) Health() []adapters.InstanceHealth {
+	var hs []adapters.InstanceHealth
 	if p.set != nil {
-		return p.set.Health()
+		hs = p.set.Health()
+	} else {
+		hs = []adapters.InstanceHealth{{Address: p.insts[0].addr, Healthy: true}}
 	}
-	return []adapters.InstanceHealth{{Address: p.insts[0].addr, Healthy: true}}
+	for i := range hs {
+		if i < len(p.insts) && p.insts[i].fast != nil {
+			hs[i].Unsolicited = p.insts[i].fast.Unsolicited()
+		}
+	}
+	return hs
+}
+
+// unsolicitedLog is the log line of a pooled connection dropped because the app sent bytes no request
+// asked for (see h1.Transport.OnUnsolicited).
+func unsolicitedLog(logger *slog.Logger, app, upstream string) func() {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func() {
+		logger.LogAttrs(context.Background(), slog.LevelWarn,
+			"app sent an unsolicited response on an idle connection: connection dropped, nothing delivered",
+			slog.String("app", app), slog.String("upstream", upstream))
+	}
 }
 
 // logUpstream names the upstream in ReverseProxy's own log lines: the instance, or all of them.

@@ -28,11 +28,19 @@
 //     The connection goes back to the pool only when the body was read to its clean end (immediately
 //     for responses without a body) and neither side asked for Connection: close; Close before that
 //     closes the connection. Read and Close must not be called concurrently.
+//   - Every idle connection is looked at before it carries a request (connpeek.Idle, one non-blocking
+//     peek): one the app closed is dropped, and one holding bytes that arrived while no request was
+//     outstanding is dropped, counted (Unsolicited) and reported to OnUnsolicited, never read as the next
+//     request's answer (response-queue poisoning: an app that answers twice, or reads a request body as
+//     a second request, would otherwise hand its stale answer to another client). A response that leaves
+//     bytes behind it in the read buffer is treated the same way when it ends.
 //   - A reused connection that fails before the app sent any response byte (write error, EOF or reset on
 //     the first read, or a 408 the app sent while it was idle) is retried once on a new connection when
 //     the request is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE or an Idempotency-Key) - its
-//     body, if any, is still in the buffer. A request that may not be sent twice first checks that its
-//     reused connection was not closed by the app while idle (a non-blocking peek).
+//     body, if any, is still in the buffer.
+//   - Content-Length: written when the body is not empty, and as "Content-Length: 0" for an empty body of
+//     POST, PUT and PATCH (methods that define content: origins such as lighttpd answer 411 without it)
+//     and of any request that arrived with an explicit Content-Length field.
 //   - Responses are parsed by the rules of net/http's ReadResponse (Transfer-Encoding only chunked,
 //     conflicting Content-Length refused, MaxResponseHeaderBytes), with the differences parseHead names;
 //     failures are *ProtocolError (502).
@@ -63,7 +71,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/connpeek"
 )
 
 // Transport is the fast HTTP/1.1 client of one upstream. Its fields must be set before first use.
@@ -91,6 +102,11 @@ type Transport struct {
 	// long (plus up to StallSlack(ReadTimeout), as the read deadline is renewed at most that often), the
 	// body read fails with a *StallError and the connection is closed, never pooled. Zero means no limit.
 	ReadTimeout time.Duration
+	// OnUnsolicited, when set, is called (on the request's goroutine) each time a pooled connection is
+	// dropped because it held bytes no request asked for: the caller logs the event.
+	OnUnsolicited func()
+
+	unsolicited atomic.Uint64
 
 	mu     sync.Mutex
 	idle   []*pconn // LIFO: the most recently used connection is the most likely alive and warm
@@ -178,6 +194,9 @@ func putBuf(b *[]byte) {
 	bufs.Put(b)
 }
 
+// testHookBeforeWrite runs between a connection's idle check and the write of a request (tests only).
+var testHookBeforeWrite func()
+
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -242,7 +261,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // from the incoming request instead of cloning it into an *http.Request first.
 type Outgoing interface {
 	// AppendHead appends the request line and the header fields, without Content-Length (appended by
-	// RoundTripOutgoing when the body is not empty) and without the empty line that ends the head.
+	// RoundTripOutgoing when SendsLength says so) and without the empty line that ends the head.
 	// AppendRequestTarget and AppendField write and check the parts.
 	AppendHead(b []byte) ([]byte, error)
 	// Got1xx receives each informational response other than 101 (what a Got1xxResponse trace hook would).
@@ -255,6 +274,22 @@ type Outgoing interface {
 // The response's Request is req.
 func (t *Transport) RoundTripOutgoing(req *http.Request, o Outgoing, replay bool) (*http.Response, error) {
 	return t.roundTrip(req, o, "", replay)
+}
+
+// SendsLength reports whether req's head carries a Content-Length field: when its body is not empty, and
+// for an empty body when the method defines content (POST, PUT, PATCH: RFC 9110 8.6 asks for the length
+// then, and origins such as lighttpd answer 411 without it) or the request arrived with an explicit
+// Content-Length (kept in its header by net/http's server).
+func SendsLength(req *http.Request) bool {
+	if req.ContentLength != 0 {
+		return req.ContentLength > 0
+	}
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	_, ok := req.Header["Content-Length"]
+	return ok
 }
 
 // MaxBody is the largest request body (by Content-Length) the fast path sends.
@@ -308,7 +343,7 @@ func (t *Transport) roundTrip(req *http.Request, o Outgoing, host string, replay
 	ctx := req.Context()
 	// Connect before reading the body: after a dial error a balancer may hand the untouched body to
 	// another instance.
-	pc, err := t.conn(ctx, false, !replay)
+	pc, err := t.conn(ctx, false)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -319,9 +354,9 @@ func (t *Transport) roundTrip(req *http.Request, o Outgoing, host string, replay
 	defer putBuf(bp)
 	var b []byte
 	if o == nil {
-		b, err = appendRequestHead((*bp)[:0], req, host, req.ContentLength)
+		b, err = appendRequestHead((*bp)[:0], req, host)
 	} else if b, err = o.AppendHead((*bp)[:0]); err == nil {
-		if req.ContentLength > 0 {
+		if SendsLength(req) {
 			b = append(b, "Content-Length: "...)
 			b = strconv.AppendInt(b, req.ContentLength, 10)
 			b = append(b, "\r\n"...)
@@ -341,7 +376,7 @@ func (t *Transport) roundTrip(req *http.Request, o Outgoing, host string, replay
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if pc, err = t.conn(ctx, true, false); err != nil {
+			if pc, err = t.conn(ctx, true); err != nil {
 				return nil, err
 			}
 		}
@@ -380,20 +415,22 @@ func appendBody(b []byte, body io.Reader, n int64) ([]byte, error) {
 	return b, nil
 }
 
-// conn returns an idle connection (unless fresh) or dials one. check asks for a liveness peek of an
-// idle one.
-func (t *Transport) conn(ctx context.Context, fresh, check bool) (*pconn, error) {
+// conn returns an idle connection that is still quiet (unless fresh) or dials one.
+func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 	if !fresh {
 		for {
 			pc := t.getIdle()
 			if pc == nil {
 				break
 			}
-			if check && !alive(pc.c) {
+			switch connpeek.Idle(pc.c) {
+			case connpeek.Quiet:
+				return pc, nil
+			case connpeek.Unsolicited:
+				t.dropUnsolicited(pc)
+			default:
 				pc.c.Close()
-				continue
 			}
-			return pc, nil
 		}
 	}
 	c, err := t.Dial(ctx)
@@ -419,6 +456,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 			return nil, cerr
 		}
 		return nil, err
+	}
+	if testHookBeforeWrite != nil {
+		testHookBeforeWrite()
 	}
 	if _, err := pc.c.Write(b); err != nil {
 		return fail(&noBytesError{err})
@@ -561,8 +601,12 @@ func protoString(minor int) string {
 // release ends a response's use of pc: back to the pool when keep and the context watch was stopped
 // before it fired, else closed.
 func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
-	if !stop() || !keep || pc.br.Buffered() > 0 {
+	if !stop() || !keep {
 		pc.c.Close()
+		return
+	}
+	if pc.br.Buffered() > 0 {
+		t.dropUnsolicited(pc) // bytes after the end of the answer: not the start of any later one
 		return
 	}
 	if t.ReadTimeout > 0 {
@@ -570,6 +614,18 @@ func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
 	}
 	t.putIdle(pc)
 }
+
+// dropUnsolicited closes a connection that holds bytes no request asked for, counts and reports it.
+func (t *Transport) dropUnsolicited(pc *pconn) {
+	pc.c.Close()
+	t.unsolicited.Add(1)
+	if t.OnUnsolicited != nil {
+		t.OnUnsolicited()
+	}
+}
+
+// Unsolicited is the number of connections dropped because the app sent bytes no request asked for.
+func (t *Transport) Unsolicited() uint64 { return t.unsolicited.Load() }
 
 func (t *Transport) getIdle() *pconn {
 	now := time.Now()

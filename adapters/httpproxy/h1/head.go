@@ -335,10 +335,10 @@ func excludedRequestHeader(k string) bool {
 	return false
 }
 
-// appendRequestHead appends the request line and header fields of req (with a Content-Length of n when
-// n > 0) to b. Header values are trimmed of surrounding blanks; a name or value that cannot be written
-// safely is an error.
-func appendRequestHead(b []byte, req *http.Request, host string, n int64) ([]byte, error) {
+// appendRequestHead appends the request line and header fields of req (with its Content-Length when
+// SendsLength says so) to b. Header values are trimmed of surrounding blanks; a name or value that cannot
+// be written safely is an error.
+func appendRequestHead(b []byte, req *http.Request, host string) ([]byte, error) {
 	b = append(b, req.Method...)
 	b = append(b, ' ')
 	u := len(b)
@@ -375,9 +375,9 @@ func appendRequestHead(b []byte, req *http.Request, host string, n int64) ([]byt
 			return b, err
 		}
 	}
-	if n > 0 {
+	if SendsLength(req) {
 		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, n, 10)
+		b = strconv.AppendInt(b, req.ContentLength, 10)
 		b = append(b, "\r\n"...)
 	}
 	if req.Close {

@@ -1,0 +1,39 @@
+// Package connpeek owns the idle check of pooled application connections: before a connection that waited
+// in a pool carries a new request, one non-blocking look at its socket says whether the application closed
+// it, or sent bytes that no request asked for.
+//
+// Why it matters: an HTTP/1.1 or FastCGI connection has no request identifier on the wire that the gateway
+// can trust, so bytes that arrive while a connection is idle (an app that answered twice, or read a request
+// body as a second request: a CL.0 desync behind the gateway) would be read as the answer to the next
+// request sent on it, which is another client's. That is response-queue poisoning; a connection that has
+// unread bytes must never be reused.
+package connpeek
+
+import "net"
+
+// State is what an idle connection's socket holds.
+type State int
+
+const (
+	// Quiet: nothing to read and the connection is open; it may carry a request.
+	Quiet State = iota
+	// Closed: the peer closed the connection, or the socket failed.
+	Closed
+	// Unsolicited: the peer sent bytes while no request was outstanding. The connection is poisoned:
+	// close it, and log and count the event.
+	Unsolicited
+)
+
+func (s State) String() string {
+	switch s {
+	case Quiet:
+		return "quiet"
+	case Closed:
+		return "closed"
+	}
+	return "unsolicited"
+}
+
+// Idle looks at c without blocking and without consuming anything. Connections that do not expose a
+// socket (net.Pipe, TLS) are reported Quiet: their users rely on their protocol's own checks.
+func Idle(c net.Conn) State { return idle(c) }
