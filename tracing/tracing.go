@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -72,21 +71,9 @@ func Setup(ctx context.Context, environ map[string]string, logger *slog.Logger) 
 	if s.endpoint == "" {
 		return off()
 	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(s.endpoint)}
-	if len(s.headers) > 0 {
-		opts = append(opts, otlptracehttp.WithHeaders(s.headers))
-	}
-	if s.timeout > 0 {
-		opts = append(opts, otlptracehttp.WithTimeout(s.timeout))
-	}
-	if s.gzip {
-		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-	} else {
-		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.NoCompression))
-	}
-	exp, err := otlptracehttp.New(ctx, opts...)
+	exp, err := newExporter(ctx, s)
 	if err != nil {
-		return nil, nil, fmt.Errorf("OTLP trace exporter for %s: %w", s.endpoint, err)
+		return nil, nil, err
 	}
 	res, err := resource.New(ctx, resource.WithAttributes(s.resource...))
 	if err != nil {
