@@ -17,8 +17,8 @@ import (
 //
 // A key is the method, the host and the path with its query: a new app that answers 404 for one object
 // (/item?id=7) is not taken to miss every object. The cache holds at most Size keys (least recently used
-// evicted first) and trusts each for TTL; it lives in one built gateway, so a reload (which may deploy a
-// new app version that knows more paths) starts with an empty cache.
+// evicted first) and trusts each for TTL. A reload that leaves the route's migration unchanged (same apps
+// as configured, same size and TTL) keeps the cache; one that changes it starts with an empty cache.
 type NegativeCache struct {
 	size int
 	ttl  time.Duration

@@ -5,8 +5,9 @@
 // migration report served as JSON, as an HTML page and as Prometheus metrics.
 //
 // The request-path pieces (the canary Split and the Shadow copier) live in package delegate; the gateway
-// package wires them from a Spec. Everything here is owned by one built gateway: a reload builds a new
-// Recorder and NegativeCache, so counters and cached misses start afresh with the new configuration.
+// package wires them from a Spec. A Recorder belongs to one built gateway; a reload builds a new one that
+// continues the numbers (and the NegativeCache) of every route whose migration is unchanged
+// (RecorderOptions.Previous), so a campaign's evidence outlives unrelated reloads.
 package migration
 
 import (
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/delegate"
 )
 
@@ -118,7 +120,7 @@ func ParseSpec(get func(key string) (string, bool), pair bool) (Spec, error) {
 	if v, ok := get(KeyOld); ok {
 		if pair {
 			errs = append(errs, fmt.Errorf("%s=%q: the primary/delegate pair takes its old app from the first delegate", KeyOld, v))
-		} else if u, err := url.Parse(v); err != nil || u.Scheme == "" {
+		} else if !validAppURL(v) {
 			bad(KeyOld, v, "the old app's URL, query-escaped inside the new app's URL (old=http%3A%2F%2F127.0.0.1%3A8000)")
 		} else {
 			s.Old = v
@@ -206,6 +208,21 @@ func ParseSpec(get func(key string) (string, bool), pair bool) (Spec, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// validAppURL reports whether v looks like an APP URL: one or several instances ("http://a|http://b"),
+// each with a scheme. The registry checks the rest when the app is built.
+func validAppURL(v string) bool {
+	insts, err := adapters.SplitInstances(v)
+	if err != nil {
+		return false
+	}
+	for _, in := range insts {
+		if u, err := url.Parse(in); err != nil || u.Scheme == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func given(get func(string) (string, bool), key string) bool { _, ok := get(key); return ok }

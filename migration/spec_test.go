@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,8 @@ func TestParseSpecQuery(t *testing.T) {
 			func(s Spec) bool { return s.ShadowHeaders == nil }},
 		{"a primary with a negative cache", "stage=primary&old=http://o&negative_cache=100&negative_cache_ttl=1m", false, "",
 			func(s Spec) bool { return s.NegativeCache == 100 && s.NegativeCacheTTL == time.Minute }},
+		{"an old app of several instances is accepted", "stage=legacy&old=" + url.QueryEscape("http://a:1|http://b:2?lb=round_robin"), false, "",
+			func(s Spec) bool { return s.Old == "http://a:1|http://b:2?lb=round_robin" }},
 		{"retired needs no old app", "stage=retired", false, "", func(s Spec) bool { return s.Stage == StageRetired }},
 		{"an unknown stage names the key and the choices", "stage=beta", false, `stage="beta": expected one of legacy, shadow, canary, primary, retired`, nil},
 		{"a stage without the old app is refused", "stage=shadow", false, "stage=shadow needs old", nil},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -142,6 +143,13 @@ func TestAReloadKeepsTheNumbersOfUnchangedRoutesAndDropsRemovedApps(t *testing.T
 	}
 	if got := shopSeries(m); strings.Join(got, "\n") != strings.Join(shopBefore, "\n") {
 		t.Errorf("the stage change changed the series of /shop/:\nbefore:\n%s\nafter:\n%s", strings.Join(shopBefore, "\n"), strings.Join(got, "\n"))
+	}
+	// `gateway report` shows the same labels.
+	cmd := exec.Command(binary, "report")
+	cmd.Env = []string{"GATEWAY_ADMIN_ADDR=" + p.admin}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), newLabel) || strings.Contains(string(out), "?stage") || strings.Contains(string(out), "http://") {
+		t.Errorf("gateway report: %v\n%s\nwant the apps named %s and by no URL", err, out, newLabel)
 	}
 	if bad := regexp.MustCompile(`app="[^"]*[?&=][^"]*"`).FindString(m); bad != "" {
 		t.Errorf("/metrics has an app label with options: %s", bad)

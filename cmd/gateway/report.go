@@ -55,9 +55,9 @@ func report(environ []string, stdout, stderr io.Writer) int {
 }
 
 func printReport(w io.Writer, rep migration.Report) {
-	fmt.Fprintf(w, "migration report, %s (counting since %s)\n\n", rep.Generated.Format(time.RFC3339), rep.Since.Format(time.RFC3339))
+	fmt.Fprintf(w, "migration report, %s (configuration loaded %s; each route counts since its migration last changed)\n\n", rep.Generated.Format(time.RFC3339), rep.Since.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "ROUTE\tSTAGE\tAPP\tROLE\tREQUESTS\tERRORS\tP50\tP99\tNEW SHARE\tSHADOW MATCH\t")
+	fmt.Fprintln(tw, "ROUTE\tSTAGE\tSINCE\tAPP\tROLE\tREQUESTS\tERRORS\tP50\tP99\tNEW SHARE\tSHADOW MATCH\t")
 	for _, r := range rep.Routes {
 		stage := r.Stage
 		if r.Stage == string(migration.StageCanary) {
@@ -70,9 +70,9 @@ func printReport(w io.Writer, rep migration.Report) {
 		if r.Shadow != nil {
 			match = fmt.Sprintf("%.1f%% of %d", r.Shadow.MatchRate*100, r.Shadow.Compared)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t(all)\t\t%d\t%.1f%%\t\t\t%s\t%s\t\n", r.Pattern, stage, r.Requests, r.ErrorRate*100, share, match)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t(all)\t\t%d\t%.1f%%\t\t\t%s\t%s\t\n", r.Pattern, stage, r.Since.Local().Format("01-02 15:04"), r.Requests, r.ErrorRate*100, share, match)
 		for _, a := range r.Apps {
-			fmt.Fprintf(tw, "\t\t%s\t%s\t%d\t%.1f%%\t%.1fms\t%.1fms\t\t\t\n", a.App, a.Role, a.Requests, a.ErrorRate*100, a.P50ms, a.P99ms)
+			fmt.Fprintf(tw, "\t\t\t%s\t%s\t%d\t%.1f%%\t%.1fms\t%.1fms\t\t\t\n", a.App, a.Role, a.Requests, a.ErrorRate*100, a.P50ms, a.P99ms)
 		}
 	}
 	tw.Flush()
