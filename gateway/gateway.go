@@ -259,6 +259,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s=%q: %s", cfg.Name("GATEWAY_STAGE"), cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "" && chain[0].Name == chain[1].Name:
+			errs = append(errs, fmt.Errorf("%s=%q: the primary (the new app) and the first delegate (the old app) are both named %q: give one a name= option so the report can tell them apart", cfg.Name("GATEWAY_STAGE"), cfg.Stage, chain[0].Name))
 		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
 			fallback = annotate("*", compose("*", chainKey, pairSpec, chain[0], chain[1:]))
 			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), cfg.Delegates[0]

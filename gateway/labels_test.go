@@ -80,14 +80,35 @@ func TestAppsAreNamedByAShortLabelEverywhere(t *testing.T) {
 }
 
 func TestANewAndAnOldAppOfOneNameAreRefused(t *testing.T) {
-	cfg, err := config.Load(map[string]string{
-		"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:3000?stage=shadow&old=" + url.QueryEscape("http://127.0.0.1:3000?timeout=5s"),
-	}, nil)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"a route", map[string]string{"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:3000?stage=shadow&old=" + url.QueryEscape("http://127.0.0.1:3000?timeout=5s")},
+			`the new app and the old app are both named "127.0.0.1:3000": give one a name= option`},
+		{"the primary/delegate pair", map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:3000", "GATEWAY_DELEGATES": "http://127.0.0.1:3000?timeout=5s", "GATEWAY_STAGE": "shadow"},
+			`the primary (the new app) and the first delegate (the old app) are both named "127.0.0.1:3000"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(tc.env, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Build(cfg, Options{Registry: builtin.Registry(nil, nil)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want %q", err, tc.want)
+			}
+		})
+	}
+	// A name option tells them apart.
+	cfg, err := config.Load(map[string]string{"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:3000?name=shop-v2&stage=shadow&old=" + url.QueryEscape("http://127.0.0.1:3000?timeout=5s")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Build(cfg, Options{Registry: builtin.Registry(nil, nil)})
-	if err == nil || !strings.Contains(err.Error(), `the new app and the old app are both named "127.0.0.1:3000": give one a name= option`) {
-		t.Fatalf("err = %v", err)
+	g, err := Build(cfg, Options{Registry: builtin.Registry(nil, nil)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	g.Close()
 }
