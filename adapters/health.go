@@ -1,6 +1,10 @@
 package adapters
 
-import "time"
+import (
+	"context"
+	"net/http"
+	"time"
+)
 
 // InstanceHealth is what an application knows about one of its instances (upstream addresses).
 type InstanceHealth struct {
@@ -43,4 +47,28 @@ type InstanceHealth struct {
 // not implement it count as one instance whose health is not tracked.
 type HealthReporter interface {
 	Health() []InstanceHealth
+}
+
+// Reacher is implemented by handlers of apps reached over the network. Reach opens a connection to the
+// instance reported by Health with Address addr and closes it at once; nil means something accepted the
+// connection. /readyz uses it for instances nothing has judged yet (a single instance without active
+// health checks), so a dead app is seen without traffic and without configuring checks.
+type Reacher interface {
+	Reach(ctx context.Context, addr string) error
+}
+
+// FindReacher returns the Reacher behind h: h itself, or what a chain of wrappers with an
+// `Unwrap() http.Handler` method leads to (the gateway wraps every app to time it).
+func FindReacher(h http.Handler) (Reacher, bool) {
+	for range 16 { // wrappers are few; a cycle must not hang /readyz
+		if r, ok := h.(Reacher); ok {
+			return r, true
+		}
+		u, ok := h.(interface{ Unwrap() http.Handler })
+		if !ok {
+			return nil, false
+		}
+		h = u.Unwrap()
+	}
+	return nil, false
 }

@@ -8,6 +8,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	// Importing net/http/pprof registers its handlers on http.DefaultServeMux as a side effect. That is
@@ -15,6 +16,8 @@ import (
 	// explicitly on the admin mux below, and only when Options.Pprof asks for them.
 	"net/http/pprof"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,7 +64,7 @@ func HandlerWith(current func() *gateway.Gateway, reg *prometheus.Registry, opts
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		ok, reasons := Ready(current())
+		ok, reasons := Ready(r.Context(), current())
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte(strings.Join(reasons, "\n") + "\n"))
@@ -127,28 +130,77 @@ func Upstreams(g *gateway.Gateway) []metrics.AppHealth {
 	return out
 }
 
-// Ready says whether g should receive traffic: no instance is still waiting for its first verdict, and at
-// least one instance of the primary is healthy (when there is a primary). Apps that do not track health
-// count as known and up.
+// ReachTimeout bounds each connection /readyz opens to an instance nothing has judged yet.
+const ReachTimeout = 2 * time.Second
+
+// Ready says whether g should receive traffic, and when not, why (one line per problem). It is not
+// ready when
+//   - an instance is still waiting for its first verdict (reported neither Known nor Healthy), or
+//   - an app that counts has no reachable instance. Every app counts (the primary, the delegates, every
+//     route's app and a migrating route's old app) except one configured with ready=false.
 //
-// An instance reported neither Known nor Healthy is waiting (e.g. for its first active check). One reported
-// Healthy but not Known is one nothing has judged yet: a single instance on the fast path, or passive-only
-// tracking that learns from requests. It counts as up: were it to block readiness, an idle app would keep
-// the gateway unready forever, waiting for traffic an unready gateway never receives. When not ready,
-// reasons says why, one line per problem.
-func Ready(g *gateway.Gateway) (ok bool, reasons []string) {
-	for _, a := range Upstreams(g) {
-		up := 0
-		for _, in := range a.Instances {
-			switch {
-			case in.Healthy:
-				up++
-			case !in.Known:
-				reasons = append(reasons, a.Role+" "+a.App+": health of "+in.Address+" not known yet")
+// An instance is reachable when its app's own tracking says it is healthy (active health checks, passive
+// ejection, circuit breaker). One that nothing has judged yet (reported Healthy but not Known: a single
+// instance without health checks, passive-only tracking before any traffic) is reachable when a connection
+// to it opens now (adapters.Reacher, at most ReachTimeout, all apps at once), so an app that is down is seen
+// without traffic and without configuring checks. Apps that do not report health (status:, file:, in-process
+// apps) and unjudged instances of apps that cannot be reached over a network count as up.
+func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) {
+	apps := Upstreams(g)
+	type probe struct {
+		app, inst int
+		r         adapters.Reacher
+		err       error
+	}
+	var probes []*probe
+	for i, a := range apps {
+		r, canReach := adapters.FindReacher(g.Apps[i].Handler)
+		for j, in := range a.Instances {
+			if in.Healthy && !in.Known && canReach {
+				probes = append(probes, &probe{app: i, inst: j, r: r})
 			}
 		}
-		if a.Role == "primary" && up == 0 {
-			reasons = append(reasons, "primary "+a.App+": no healthy instance")
+	}
+	if len(probes) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, ReachTimeout)
+		var wg sync.WaitGroup
+		for _, p := range probes {
+			wg.Go(func() { p.err = p.r.Reach(rctx, apps[p.app].Instances[p.inst].Address) })
+		}
+		wg.Wait()
+		cancel()
+	}
+	unreachable := map[[2]int]error{}
+	for _, p := range probes {
+		if p.err != nil {
+			unreachable[[2]int{p.app, p.inst}] = p.err
+		}
+	}
+	for i, a := range apps {
+		counts := !g.Apps[i].NotForReadiness
+		up := 0
+		var why []string
+		for j, in := range a.Instances {
+			err := unreachable[[2]int{i, j}]
+			switch {
+			case in.Healthy && err == nil:
+				up++
+			case in.Healthy:
+				why = append(why, in.Address+" unreachable: "+err.Error())
+			case !in.Known:
+				if counts {
+					reasons = append(reasons, a.Role+" "+a.App+": health of "+in.Address+" not known yet")
+				}
+			case in.LastError != "":
+				why = append(why, in.Address+": "+in.LastError)
+			}
+		}
+		if counts && up == 0 {
+			line := a.Role + " " + a.App + ": no reachable instance"
+			if len(why) > 0 {
+				line += " (" + strings.Join(why, "; ") + ")"
+			}
+			reasons = append(reasons, line)
 		}
 	}
 	return len(reasons) == 0, reasons

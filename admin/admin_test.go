@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +29,26 @@ var (
 	unjudged = adapters.InstanceHealth{Address: "http://unjudged", Healthy: true}
 )
 
+var (
+	downWithCause = adapters.InstanceHealth{Address: "http://down", Known: true, LastError: "health check /healthz answered 400"}
+	errRefused    = errors.New("connection refused")
+)
+
+// reacher is a reporter whose instances answer a connection with err.
+type reacher struct {
+	reporter
+	err error
+}
+
+func (r reacher) Reach(context.Context, string) error { return r.err }
+
+// wrapper hides its app behind Unwrap, as the gateway's timing wrapper does.
+type wrapper struct{ h http.Handler }
+
+func (w wrapper) ServeHTTP(rw http.ResponseWriter, r *http.Request) { w.h.ServeHTTP(rw, r) }
+func (w wrapper) Health() []adapters.InstanceHealth                 { return w.h.(adapters.HealthReporter).Health() }
+func (w wrapper) Unwrap() http.Handler                              { return w.h }
+
 func TestReadiness(t *testing.T) {
 	plain := http.NotFoundHandler()
 	tests := []struct {
@@ -37,10 +59,17 @@ func TestReadiness(t *testing.T) {
 	}{
 		{"apps that do not track health are ready", []gateway.BuiltApp{{Name: "status:200", Handler: plain, Role: "primary"}}, true, ""},
 		{"a primary with one healthy instance of two is ready", []gateway.BuiltApp{{Name: "p", Handler: reporter{up, down}, Role: "primary"}}, true, ""},
-		{"a primary with no healthy instance is not ready", []gateway.BuiltApp{{Name: "p", Handler: reporter{down}, Role: "primary"}}, false, "no healthy instance"},
+		{"a primary with no healthy instance is not ready", []gateway.BuiltApp{{Name: "p", Handler: reporter{down}, Role: "primary"}}, false, "primary p: no reachable instance"},
 		{"an instance waiting for its first check blocks readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{waiting}, Role: "route"}}, false, "http://waiting not known yet"},
 		{"a healthy instance nothing has judged yet counts as up", []gateway.BuiltApp{{Name: "p", Handler: reporter{unjudged}, Role: "primary"}}, true, ""},
-		{"a route whose instances are all down does not block readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{down}, Role: "route"}}, true, ""},
+		{"a route whose instances are all down blocks readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{down}, Role: "route"}}, false, "route r: no reachable instance"},
+		{"a delegate whose instances are all down blocks readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "d", Handler: reporter{down}, Role: "delegate"}}, false, "delegate d: no reachable instance"},
+		{"a route with ready=false does not block readiness", []gateway.BuiltApp{{Name: "p", Handler: reporter{up}, Role: "primary"}, {Name: "r", Handler: reporter{down}, Role: "route", NotForReadiness: true}}, true, ""},
+		{"the cause of a failing check is in the reason", []gateway.BuiltApp{{Name: "p", Handler: reporter{downWithCause}, Role: "primary"}}, false, "http://down: health check /healthz answered 400"},
+		{"an unjudged instance that accepts a connection is up", []gateway.BuiltApp{{Name: "p", Handler: reacher{reporter{unjudged}, nil}, Role: "primary"}}, true, ""},
+		{"an unjudged instance that refuses connections is down", []gateway.BuiltApp{{Name: "p", Handler: reacher{reporter{unjudged}, errRefused}, Role: "primary"}}, false, "primary p: no reachable instance (http://unjudged unreachable: connection refused)"},
+		{"a reacher behind a wrapper is found", []gateway.BuiltApp{{Name: "p", Handler: wrapper{reacher{reporter{unjudged}, errRefused}}, Role: "primary"}}, false, "unreachable"},
+		{"an unreachable route with ready=false does not block readiness", []gateway.BuiltApp{{Name: "r", Handler: reacher{reporter{unjudged}, errRefused}, Role: "route", NotForReadiness: true}}, true, ""},
 		{"a gateway with routes only is ready", []gateway.BuiltApp{{Name: "r", Handler: plain, Role: "route"}}, true, ""},
 	}
 	for _, tt := range tests {

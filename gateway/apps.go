@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
 	"strings"
 
 	"github.com/switchyard/switchyard/adapters"
@@ -38,6 +41,8 @@ type builtApp struct {
 	// name is the app's label (adapters.Target.Name): apps are named by it in reqinfo, and so in the
 	// access log, the metrics and the migration report.
 	name string
+	// unready is the ready=false option: the app's health never makes /readyz fail.
+	unready bool
 }
 
 // rootApp is the primary or a delegate, named by the place it was configured.
@@ -111,3 +116,31 @@ func sharedAddressWarnings(pattern, which string, b builtApp, roots []rootApp) [
 // EncodedSlashOption is the route option that lets "%2F" in a path reach the route's app unchanged
 // (router.Route.EncodedSlash; docs/paths.md).
 const EncodedSlashOption = "encoded_slash"
+
+// socketDirWarnings warns about each unix socket of t (an instance of a unix:// or *+unix:// app) whose
+// directory does not exist: the app may not have created its socket yet, which is normal before it starts,
+// but it can never create one in a missing directory, so the path is probably wrong (/run/gunicorn/ is
+// created by systemd's RuntimeDirectory= or tmpfiles.d, and vanishes at reboot without them).
+func socketDirWarnings(source string, t adapters.Target) []string {
+	insts := t.Instances
+	if len(insts) == 0 {
+		insts = []*url.URL{t.URL}
+	}
+	var out []string
+	for _, u := range insts {
+		scheme := strings.ToLower(u.Scheme)
+		if scheme != "unix" && !strings.HasSuffix(scheme, "+unix") || !path.IsAbs(u.Path) {
+			continue
+		}
+		dir := path.Dir(u.Path)
+		fi, err := os.Stat(dir)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s: app %q: the directory %s of the unix socket %s does not exist (%v): the app cannot create its socket there; check the path, or create the directory (systemd RuntimeDirectory=)",
+				source, t.Raw, dir, u.Path, errors.Unwrap(err)))
+		case !fi.IsDir():
+			out = append(out, fmt.Sprintf("%s: app %q: %s, where the unix socket %s should be, is not a directory", source, t.Raw, dir, u.Path))
+		}
+	}
+	return out
+}

@@ -90,6 +90,8 @@ type BuiltApp struct {
 	Role string
 	// Pattern is the route pattern for routes, "*" for the primary and delegates.
 	Pattern string
+	// NotForReadiness is the app option ready=false: /readyz reports the app but never fails because of it.
+	NotForReadiness bool
 }
 
 // Options are the parts of a build that do not come from the configuration.
@@ -157,6 +159,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if b.passHeader, err = passHeaderOption(t.Options); err != nil {
 			return fail(err)
 		}
+		ready, err := t.Options.Bool("ready", true)
+		if err != nil {
+			return fail(err)
+		}
+		b.unready = !ready
 		if role == roleRoute {
 			if spec, err = migration.ParseSpec(func(k string) (string, bool) {
 				return t.Options.String(k, ""), t.Options.Has(k)
@@ -191,6 +198,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if err != nil {
 			return b, fmt.Errorf("%s: %v", source, err)
 		}
+		g.Warnings = append(g.Warnings, socketDirWarnings(source, t)...)
 		if c, ok := h.(io.Closer); ok {
 			g.closers = append(g.closers, c)
 		}
@@ -209,7 +217,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
 			chainIDs = append(chainIDs, b.id)
 			roots = append(roots, rootApp{cfg.Name("GATEWAY_PRIMARY"), b})
-			g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "primary", Pattern: "*"})
+			g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "primary", Pattern: "*", NotForReadiness: b.unready})
 			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Name: b.name, Kind: b.kind.Summary, Source: cfg.Name("GATEWAY_PRIMARY")})
 		}
 	}
@@ -223,7 +231,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
 		chainIDs = append(chainIDs, b.id)
 		roots = append(roots, rootApp{src, b})
-		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "delegate", Pattern: "*"})
+		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "delegate", Pattern: "*", NotForReadiness: b.unready})
 		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Name: b.name, Kind: b.kind.Summary + " (delegate)", Source: src})
 	}
 	pass := delegate.StatusSet(cfg.PassStatus...)
@@ -291,7 +299,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			continue
 		}
 		h, strip, cascade := b.h, b.strip, b.cascade
-		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String()})
+		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String(), NotForReadiness: b.unready})
 		g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "", b, roots)...)
 		info := RouteInfo{Pattern: p.String(), App: rs.App, Name: b.name, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
 		routeSpec := spec
@@ -323,7 +331,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 					errs = append(errs, fmt.Errorf("%s: route %s: the new app and the old app are both named %q: give one a name= option so the report can tell them apart", rs.Source, p, b.name))
 					continue
 				}
-				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String()})
+				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), NotForReadiness: ob.unready})
 				g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "old ", ob, roots)...)
 				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
 				key += "\nold " + ob.id
@@ -423,6 +431,9 @@ func timed(h http.Handler) http.Handler {
 }
 
 type timedApp struct{ h http.Handler }
+
+// Unwrap returns the app (adapters.FindReacher looks through it).
+func (t timedApp) Unwrap() http.Handler { return t.h }
 
 func (t timedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -86,6 +86,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/static"
+	"github.com/switchyard/switchyard/adapters/upstream"
 )
 
 // DefaultTimeout is the timeout when neither the option nor the gateway sets one.
@@ -107,7 +108,7 @@ func Kind() adapters.Kind {
 			if err != nil {
 				return nil, err // not a typed nil inside the interface
 			}
-			return h, nil
+			return h.withHealth()
 		},
 		MountAware: true,
 		Summary:    "FastCGI responder such as PHP-FPM (fastcgi://host:port, fastcgi+unix:///path.sock)",
@@ -172,6 +173,8 @@ func New(t adapters.Target) (_ *Handler, err error) {
 	}
 	h.params, err = extraParams(o)
 	note(err)
+	h.health, err = upstream.ParseHealthConfig(o)
+	note(err)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
@@ -183,6 +186,52 @@ func New(t adapters.Target) (_ *Handler, err error) {
 			slog.String("app", h.app), slog.String("upstream", h.upstream))
 	}
 	return h, nil
+}
+
+// withHealth returns h behind its active health checks (upstream.Guarded: 503 while the app fails them),
+// or h itself without them. A request check runs through a second Handler on the same app that keeps no
+// idle connection (PHP-FPM binds a worker to each) and whose log only feeds the check's error.
+func (h *Handler) withHealth() (http.Handler, error) {
+	if !h.health.Active() {
+		return h, nil
+	}
+	probe := upstream.ConnectProbe(h.pool.network, h.pool.addr)
+	if !h.health.HealthConnect {
+		pl := &upstream.ProbeLog{}
+		ph := &Handler{app: h.app, upstream: h.upstream, mount: h.mount, scripts: h.scripts, timeout: h.timeout,
+			stall: h.stall, maxHead: h.maxHead, params: h.params, logger: pl.Logger(),
+			pool: &pool{network: h.pool.network, addr: h.pool.addr}}
+		host := h.health.HealthHost
+		switch {
+		case host != "":
+		case h.pool.network == "unix":
+			host = "localhost"
+		default:
+			host = h.pool.addr
+		}
+		probe = upstream.RequestProbe(ph, pl, h.mount, h.health.HealthPath, host, h.health.HealthStatus)
+	}
+	g, err := upstream.NewGuarded(h.app, h.upstream, h, h.health, probe, h.logger)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Health reports the one instance as healthy but not known (adapters.HealthReporter): without active
+// checks nothing judges it, and /readyz asks Reach instead.
+func (h *Handler) Health() []adapters.InstanceHealth {
+	return []adapters.InstanceHealth{{Address: h.upstream, Healthy: true}}
+}
+
+// Reach opens a connection to the app and closes it (adapters.Reacher).
+func (h *Handler) Reach(ctx context.Context, _ string) error {
+	c, err := h.pool.dialer.DialContext(ctx, h.pool.network, h.pool.addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // address maps the target URL to a dial address.

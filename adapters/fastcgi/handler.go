@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/internal/exact"
 	"github.com/switchyard/switchyard/internal/spool"
 )
@@ -35,6 +36,7 @@ type Handler struct {
 	maxHead  int64         // the response head limit
 	keepConn bool
 	params   []cgienv.Param
+	health   upstream.Config // active health checks (withHealth)
 	pool     *pool
 	logger   *slog.Logger
 	bufs     sync.Pool // *[]byte of maxContent bytes

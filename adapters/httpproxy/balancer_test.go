@@ -513,3 +513,38 @@ func TestHealthCheckHost(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectOnlyCheckOfOneInstance(t *testing.T) {
+	b := newBackend(t, "a")
+	b.healthy.Store(false) // its /healthz fails: a connect-only check does not ask it
+	p, front, _ := build(t, b.srv.URL+"?health_check=connect&health_interval=50ms")
+	waitFor(t, "the first check", func() bool { return p.Health()[0].Known })
+	if h := p.Health()[0]; !h.Healthy {
+		t.Fatalf("a listening app failed its connect check: %+v", h)
+	}
+	cl := client(t)
+	if code, who := get(t, cl, front.URL+"/"); code != 200 || who != "a" {
+		t.Fatalf("got %d from %q", code, who)
+	}
+	b.srv.Close()
+	waitFor(t, "the closed app taken out", func() bool { return !p.Health()[0].Healthy })
+	if code, _ := get(t, cl, front.URL+"/"); code != http.StatusServiceUnavailable {
+		t.Fatalf("the only instance fails its check: %d, want 503", code)
+	}
+}
+
+func TestReachDialsTheNamedInstance(t *testing.T) {
+	b := newBackend(t, "a")
+	dead := deadSocket(t)
+	p, _, _ := build(t, b.srv.URL+"|"+dead)
+	ctx := t.Context()
+	if err := p.Reach(ctx, b.srv.URL); err != nil {
+		t.Fatalf("a listening instance: %v", err)
+	}
+	if err := p.Reach(ctx, dead); err == nil {
+		t.Fatal("a dead socket was reached")
+	}
+	if err := p.Reach(ctx, "http://elsewhere"); err == nil {
+		t.Fatal("an instance the app does not have was reached")
+	}
+}

@@ -219,12 +219,15 @@ func New(t adapters.Target) (http.Handler, error) {
 	p := &Proxy{name: t.Name, upstream: insts[0].upstream, websocket: websocket, insts: insts, target: target, clientHost: hostHeader == "client"}
 	logger := t.Logger
 	var rt = insts[0].rt
-	if len(insts) > 1 || lb.HealthPath != "" || lb.Breaker {
+	if len(insts) > 1 || lb.Active() || lb.Breaker {
 		addrs := make([]string, len(insts))
 		for i, in := range insts {
 			addrs[i] = in.addr
 		}
 		probe := func(ctx context.Context, ui *upstream.Instance) error {
+			if lb.HealthConnect {
+				return insts[ui.Index()].reach(ctx)
+			}
 			return insts[ui.Index()].probe(ctx, lb.HealthPath, lb.HealthHost, lb.HealthStatus)
 		}
 		if p.set, err = upstream.New(t.Name, addrs, lb, probe, logger); err != nil {
@@ -266,6 +269,9 @@ type instance struct {
 	tr       *http.Transport
 	fast     *h1.Transport     // nil without the fast path
 	rt       http.RoundTripper // fast, or tr
+	// network and dialAddr are what a connection to the instance dials (connect-only checks, Reach).
+	network, dialAddr string
+	dialer            *net.Dialer
 }
 
 // newInstance checks u and builds its transport from base (and the fast HTTP/1.1 client in front of it
@@ -295,6 +301,15 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 		in.scheme, in.host, in.path = "http", "localhost", ""
 	default:
 		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
+	}
+	in.dialer, in.network, in.dialAddr = dialer, "tcp", u.Host
+	switch {
+	case u.Scheme == "unix":
+		in.network, in.dialAddr = "unix", u.Path
+	case u.Port() == "" && u.Scheme == "https":
+		in.dialAddr = net.JoinHostPort(u.Hostname(), "443")
+	case u.Port() == "":
+		in.dialAddr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	in.rt = guard(in.tr, readTimeout)
 	if fast && in.scheme == "http" {
@@ -341,6 +356,25 @@ func (in *instance) probe(ctx context.Context, path, host string, want upstream.
 		return fmt.Errorf("health check %s answered %d", path, resp.StatusCode)
 	}
 	return nil
+}
+
+// reach opens a connection to the instance and closes it.
+func (in *instance) reach(ctx context.Context) error {
+	c, err := in.dialer.DialContext(ctx, in.network, in.dialAddr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Reach opens a connection to the instance whose Health Address is addr and closes it (adapters.Reacher).
+func (p *Proxy) Reach(ctx context.Context, addr string) error {
+	for _, in := range p.insts {
+		if in.addr == addr {
+			return in.reach(ctx)
+		}
+	}
+	return fmt.Errorf("no instance %q", addr)
 }
 
 // fail is the ReverseProxy error handler: 503 when no instance could be tried, else the usual mapping

@@ -45,7 +45,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cgiwire.New(cfg, Protocol(), t.Logger), nil
+	return cgiwire.NewApp(cfg, Protocol(), t.Logger)
 }
 
 // Protocol returns the SCGI wire protocol for cgiwire.

@@ -32,8 +32,12 @@ type Config struct {
 	// and timeouts (default false).
 	FailOn5xx bool
 
-	// HealthPath enables active health checks: each instance gets a GET of this path every HealthInterval.
+	// HealthPath enables active health checks: each instance gets a GET of this path every HealthInterval,
+	// spoken in the app's own protocol (HTTP, uwsgi, SCGI, FastCGI).
 	HealthPath string
+	// HealthConnect enables connect-only checks instead: an instance passes when a connection to it
+	// opens (health_check=connect). It excludes HealthPath; HealthHost and HealthStatus do not apply.
+	HealthConnect bool
 	// HealthHost is the Host header of a check; empty means the instance's own host (its host:port, or
 	// "localhost" for a unix socket). Apps that only answer allowed hosts (Django's ALLOWED_HOSTS) need it.
 	HealthHost string
@@ -59,12 +63,14 @@ type Config struct {
 	BreakerHalfOpen int
 }
 
+// Active reports whether active health checks run (a health_path, or health_check=connect).
+func (c Config) Active() bool { return c.HealthPath != "" || c.HealthConnect }
+
 // Policies lists the accepted values of the lb option.
 var Policies = []string{"round_robin", "least_requests", "p2c", "hash", "first"}
 
 // ParseConfig takes the balancing options from o: lb, hash_key, retries, retry_budget, retry_budget_min,
-// max_fails, fail_timeout, fail_on_5xx, health_path, health_host, health_interval, health_timeout, health_status,
-// healthy_threshold, unhealthy_threshold, breaker, breaker_failures, breaker_timeout, breaker_half_open.
+// max_fails, fail_timeout, fail_on_5xx, the HealthOptions, breaker, breaker_failures, breaker_timeout, breaker_half_open.
 // Errors name the option and what was expected.
 func ParseConfig(o *adapters.Options) (Config, error) {
 	var c Config
@@ -102,37 +108,8 @@ func ParseConfig(o *adapters.Options) (Config, error) {
 	check(err)
 	c.FailOn5xx, err = o.Bool("fail_on_5xx", false)
 	check(err)
-
-	c.HealthPath = o.String("health_path", "")
-	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
-		errs = append(errs, fmt.Sprintf("option health_path=%q: expected an absolute path such as /healthz", c.HealthPath))
-	}
-	c.HealthHost = o.String("health_host", "")
-	if o.Has("health_host") && !validHost(c.HealthHost) {
-		errs = append(errs, fmt.Sprintf("option health_host=%q: expected a host name, optionally with :port, such as app.example.com", c.HealthHost))
-	}
-	c.HealthInterval, err = o.Duration("health_interval", 5*time.Second)
-	check(err)
-	if c.HealthInterval < time.Millisecond {
-		errs = append(errs, "option health_interval: expected at least 1ms")
-	}
-	c.HealthTimeout, err = o.Duration("health_timeout", min(2*time.Second, c.HealthInterval))
-	check(err)
-	if c.HealthTimeout <= 0 {
-		errs = append(errs, "option health_timeout: expected a positive duration")
-	}
-	c.HealthStatus, err = ParseStatusSet(o.String("health_status", "2xx"))
-	check(err)
-	c.HealthyThreshold, err = o.Int("healthy_threshold", 1, 1, 100)
-	check(err)
-	c.UnhealthyThreshold, err = o.Int("unhealthy_threshold", 1, 1, 100)
-	check(err)
-	if c.HealthPath == "" {
-		for _, k := range []string{"health_host", "health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"} {
-			if o.Has(k) {
-				errs = append(errs, fmt.Sprintf("option %s needs health_path", k))
-			}
-		}
+	if err := parseHealth(o, &c); err != nil {
+		errs = append(errs, err.Error())
 	}
 
 	c.Breaker, err = o.Bool("breaker", false)
@@ -154,6 +131,89 @@ func ParseConfig(o *adapters.Options) (Config, error) {
 		return c, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+// HealthOptions are the option names ParseHealthConfig takes.
+var HealthOptions = []string{"health_path", "health_check", "health_host", "health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"}
+
+// ParseHealthConfig takes only the active health check options from o (HealthOptions), for kinds that
+// reach one instance and do not balance (uwsgi, scgi, fastcgi); the other fields keep ParseConfig's
+// defaults with ejection and retries off. health_check is "request" (the default: a GET of health_path
+// in the app's protocol) or "connect" (a connection that opens is a pass; no health_path).
+func ParseHealthConfig(o *adapters.Options) (Config, error) {
+	c, err := ParseConfig(&adapters.Options{})
+	if err != nil {
+		return c, err
+	}
+	c.MaxFails, c.Retries = 0, 0
+	return c, parseHealth(o, &c)
+}
+
+// parseHealth takes the HealthOptions from o into c.
+func parseHealth(o *adapters.Options, c *Config) error {
+	var errs []string
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	var err error
+	c.HealthPath = o.String("health_path", "")
+	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
+		errs = append(errs, fmt.Sprintf("option health_path=%q: expected an absolute path such as /healthz", c.HealthPath))
+	}
+	switch mode := o.String("health_check", ""); mode {
+	case "":
+	case "request":
+		if c.HealthPath == "" {
+			errs = append(errs, "option health_check=request needs health_path (the path the check requests)")
+		}
+	case "connect":
+		c.HealthConnect = true
+		if c.HealthPath != "" {
+			errs = append(errs, "option health_check=connect opens a connection only: drop health_path, or use health_check=request")
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("option health_check=%q: expected request or connect", mode))
+	}
+	c.HealthHost = o.String("health_host", "")
+	if o.Has("health_host") && !validHost(c.HealthHost) {
+		errs = append(errs, fmt.Sprintf("option health_host=%q: expected a host name, optionally with :port, such as app.example.com", c.HealthHost))
+	}
+	c.HealthInterval, err = o.Duration("health_interval", 5*time.Second)
+	check(err)
+	if c.HealthInterval < time.Millisecond {
+		errs = append(errs, "option health_interval: expected at least 1ms")
+	}
+	c.HealthTimeout, err = o.Duration("health_timeout", min(2*time.Second, c.HealthInterval))
+	check(err)
+	if c.HealthTimeout <= 0 {
+		errs = append(errs, "option health_timeout: expected a positive duration")
+	}
+	c.HealthStatus, err = ParseStatusSet(o.String("health_status", "2xx"))
+	check(err)
+	c.HealthyThreshold, err = o.Int("healthy_threshold", 1, 1, 100)
+	check(err)
+	c.UnhealthyThreshold, err = o.Int("unhealthy_threshold", 1, 1, 100)
+	check(err)
+	switch {
+	case !c.Active():
+		for _, k := range []string{"health_host", "health_interval", "health_timeout", "health_status", "healthy_threshold", "unhealthy_threshold"} {
+			if o.Has(k) {
+				errs = append(errs, fmt.Sprintf("option %s needs health_path (or health_check=connect)", k))
+			}
+		}
+	case c.HealthConnect:
+		for _, k := range []string{"health_host", "health_status"} {
+			if o.Has(k) {
+				errs = append(errs, fmt.Sprintf("option %s applies to requests, not to health_check=connect", k))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // StatusSet is a set of HTTP statuses written as a comma-separated list of codes ("200") and classes

@@ -32,15 +32,15 @@ type Set struct {
 	wg   sync.WaitGroup
 }
 
-// New builds the Set of app (named in log lines) over addrs, in configured order. When cfg.HealthPath is
-// set, probe is run against every instance every cfg.HealthInterval, first at once, from one goroutine
+// New builds the Set of app (named in log lines) over addrs, in configured order. When cfg.Active(),
+// probe is run against every instance every cfg.HealthInterval, first at once, from one goroutine
 // that Close stops; probe may be nil otherwise.
 func New(app string, addrs []string, cfg Config, probe Probe, logger *slog.Logger) (*Set, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("upstream: no instance")
 	}
-	if cfg.HealthPath != "" && probe == nil {
-		return nil, errors.New("upstream: health_path needs a probe")
+	if cfg.Active() && probe == nil {
+		return nil, errors.New("upstream: active health checks need a probe")
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -67,7 +67,7 @@ func New(app string, addrs []string, cfg Config, probe Probe, logger *slog.Logge
 		}
 		s.insts = append(s.insts, in)
 	}
-	if cfg.HealthPath != "" {
+	if cfg.Active() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stop = cancel
 		s.wg.Go(func() { s.runHealth(ctx, probe) })

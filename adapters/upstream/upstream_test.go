@@ -74,6 +74,11 @@ func TestParseConfig(t *testing.T) {
 		{name: "a health host with a space is refused", query: "health_path=/h&health_host=a%20b", wantErr: "health_host"},
 		{name: "a bad status set is refused", query: "health_path=/h&health_status=2x", wantErr: "health_status"},
 		{name: "breaker thresholds need breaker", query: "breaker_failures=3", wantErr: "needs breaker=true"},
+		{name: "a connect-only check needs no path", query: "health_check=connect&health_interval=1s&health_timeout=100ms&unhealthy_threshold=2"},
+		{name: "a connect-only check takes no path", query: "health_check=connect&health_path=/h", wantErr: "drop health_path"},
+		{name: "a connect-only check takes no host", query: "health_check=connect&health_host=a.example", wantErr: "health_host applies to requests"},
+		{name: "a request check needs a path", query: "health_check=request", wantErr: "needs health_path"},
+		{name: "an unknown check kind is refused", query: "health_check=ping", wantErr: `health_check="ping": expected request or connect`},
 		{name: "too many retries are refused", query: "retries=11", wantErr: "retries"},
 	}
 	for _, tt := range tests {

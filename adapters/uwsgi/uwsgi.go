@@ -64,7 +64,7 @@ func New(t adapters.Target) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cgiwire.New(cfg, Protocol(uint8(m1)), t.Logger), nil
+	return cgiwire.NewApp(cfg, Protocol(uint8(m1)), t.Logger)
 }
 
 // Protocol returns the uwsgi wire protocol for cgiwire, sending packets with modifier1 (0 for WSGI) and

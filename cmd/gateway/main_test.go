@@ -218,3 +218,15 @@ func TestDemoServesWithoutConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckWarnsAboutAUnixSocketInAMissingDirectory(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check"}, []string{"GATEWAY_ROUTES=/app/=unix:///nonexistent/gunicorn/app.sock?strip_prefix=true"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := `warning: GATEWAY_ROUTES: route /app/: app "unix:///nonexistent/gunicorn/app.sock?strip_prefix=true": the directory /nonexistent/gunicorn of the unix socket /nonexistent/gunicorn/app.sock does not exist`
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "configuration ok") {
+		t.Fatalf("check output lacks %q:\n%s", want, out.String())
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	ups "github.com/switchyard/switchyard/adapters/upstream"
 )
 
 // Defaults for the options every cgiwire adapter takes.
@@ -63,6 +64,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Params are configured variables applied after the derived ones (they override by name).
 	Params []cgienv.Param
+	// Health is the active health check (ups.ParseHealthConfig): a GET of Health.HealthPath in the
+	// app's protocol, or a connect-only check; NewApp guards the app with it when Health.Active().
+	Health ups.Config
 }
 
 // Upstream names the app's address for log lines: "127.0.0.1:3031" or "unix:/run/app.sock".
@@ -86,6 +90,10 @@ func (c Config) Upstream() string {
 //	                   DefaultReadTimeout
 //	dial_timeout=5s    wait for the connection; a timeout gets 504, a refused connection 502
 //	param.NAME=value   send NAME=value with every request (repeatable with different names)
+//	health_path=/x     active health checks (ups.ParseHealthConfig: health_path, health_check,
+//	                   health_host, health_interval, health_timeout, health_status, healthy_threshold,
+//	                   unhealthy_threshold): a GET of the mount + health_path through the protocol, as a
+//	                   client request there would be sent, or with health_check=connect a connection only
 //
 // The response head may not exceed t.MaxResponseHeaderBytes (DefaultMaxHeaderBytes when 0); a larger one
 // answers 502.
@@ -146,6 +154,9 @@ func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, 
 	if t.MaxResponseHeaderBytes > 0 {
 		c.MaxHeaderBytes = t.MaxResponseHeaderBytes
 	}
+	if c.Health, err = ups.ParseHealthConfig(opts); err != nil {
+		return c, err
+	}
 	q, _ := url.ParseQuery(opts.Encode()) // Encode is sorted, so params keep a stable order
 	names := make([]string, 0, len(q))
 	for k := range q {
@@ -192,4 +203,16 @@ func checkParam(name, value string, reserved []string) error {
 // dialer returns the dialer for c.
 func (c Config) dialer() *net.Dialer {
 	return &net.Dialer{Timeout: c.DialTimeout}
+}
+
+// healthHost is the Host of a health check request: the configured health_host, else the app's own
+// address (host:port), or "localhost" for a unix socket, as for HTTP apps.
+func (c Config) healthHost() string {
+	switch {
+	case c.Health.HealthHost != "":
+		return c.Health.HealthHost
+	case c.Network == "unix":
+		return "localhost"
+	}
+	return c.Address
 }

@@ -15,7 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	ups "github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/internal/spool"
 )
 
@@ -92,6 +94,38 @@ func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
 // Close releases nothing: connections live for one request. It exists so owners can treat every adapter
 // alike.
 func (h *Handler) Close() error { return nil }
+
+// NewApp returns the handler of one app: New(cfg, p, logger), behind its active health checks
+// (upstream.Guarded: 503 while the app fails them) when cfg.Health.Active(). A request check goes through
+// a second Handler whose log only feeds the check's error; a failing check is logged when the verdict
+// changes, not at every interval.
+func NewApp(cfg Config, p Protocol, logger *slog.Logger) (http.Handler, error) {
+	h := New(cfg, p, logger)
+	if !cfg.Health.Active() {
+		return h, nil
+	}
+	probe := ups.ConnectProbe(cfg.Network, cfg.Address)
+	if !cfg.Health.HealthConnect {
+		pl := &ups.ProbeLog{}
+		probe = ups.RequestProbe(New(cfg, p, pl.Logger()), pl, cfg.Mount, cfg.Health.HealthPath, cfg.healthHost(), cfg.Health.HealthStatus)
+	}
+	return ups.NewGuarded(cfg.App, cfg.Upstream(), h, cfg.Health, probe, logger)
+}
+
+// Health reports the one instance as healthy but not known (adapters.HealthReporter): without active
+// checks nothing judges it, and /readyz asks Reach instead.
+func (h *Handler) Health() []adapters.InstanceHealth {
+	return []adapters.InstanceHealth{{Address: h.cfg.Upstream(), Healthy: true}}
+}
+
+// Reach opens a connection to the app and closes it (adapters.Reacher).
+func (h *Handler) Reach(ctx context.Context, _ string) error {
+	c, err := h.cfg.dialer().DialContext(ctx, h.cfg.Network, h.cfg.Address)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
