@@ -68,9 +68,9 @@ func TestTheReadyOptionMarksAnAppNotForReadiness(t *testing.T) {
 	defer g.Close()
 	got := map[string]bool{}
 	for _, a := range g.Apps {
-		got[a.Name] = a.NotForReadiness
+		got[a.Role+" "+a.Pattern] = a.NotForReadiness
 	}
-	if !got["uwsgi://127.0.0.1:3031?ready=false"] || got["http://127.0.0.1:3000"] || got["fastcgi://127.0.0.1:9000?ready=true"] {
+	if !got["primary *"] || got["route /a/"] || got["route /b/"] || len(got) != 3 {
 		t.Fatalf("NotForReadiness by app: %v", got)
 	}
 	cfg.Primary = "uwsgi://127.0.0.1:3031?ready=maybe"
