@@ -219,12 +219,6 @@ func (h *Handler) withHealth() (http.Handler, error) {
 	return g, nil
 }
 
-// Health reports the one instance as healthy but not known (adapters.HealthReporter): without active
-// checks nothing judges it, and /readyz asks Reach instead.
-func (h *Handler) Health() []adapters.InstanceHealth {
-	return []adapters.InstanceHealth{{Address: h.upstream, Healthy: true}}
-}
-
 // Reach opens a connection to the app and closes it (adapters.Reacher).
 func (h *Handler) Reach(ctx context.Context, _ string) error {
 	c, err := h.pool.dialer.DialContext(ctx, h.pool.network, h.pool.addr)

@@ -74,8 +74,17 @@ func (g *Guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-// Health reports the instance (adapters.HealthReporter).
-func (g *Guarded) Health() []adapters.InstanceHealth { return g.set.Health() }
+// Health reports the instance (adapters.HealthReporter): its checks' verdict, with the counters the app
+// itself reports (Unsolicited).
+func (g *Guarded) Health() []adapters.InstanceHealth {
+	h := g.set.Health()
+	if hr, ok := g.next.(adapters.HealthReporter); ok {
+		if own := hr.Health(); len(own) == 1 && len(h) == 1 {
+			h[0].Unsolicited = own[0].Unsolicited
+		}
+	}
+	return h
+}
 
 // Unwrap returns the guarded app.
 func (g *Guarded) Unwrap() http.Handler { return g.next }
