@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/headscan"
 	"github.com/switchyard/switchyard/internal/idlepark"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
@@ -539,5 +540,17 @@ func Server(cfg config.Config, h http.Handler, logger *slog.Logger) *http.Server
 		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.MaxHeaderSize),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext:       headscan.ConnContext,
 	}
+}
+
+// ScanHeads wraps ln, the raw plain-HTTP listener, so that the front door can refuse an HTTP/1.0 request
+// that carried Transfer-Encoding (internal/headscan: net/http hides the field from handlers). It must be
+// the innermost wrapper (under the connection limits and idle parking), and the server must come from
+// Server. With TLS (GATEWAY_TLS_CERT set) it returns ln unchanged.
+func ScanHeads(cfg config.Config, ln net.Listener) net.Listener {
+	if cfg.TLSCert != "" {
+		return ln
+	}
+	return headscan.Listener{Listener: ln}
 }

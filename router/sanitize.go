@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/headscan"
 )
 
 // SanitizeConfig configures Sanitize.
@@ -64,7 +65,13 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //     (ambiguousPath): dot segments with parameters ("/public/..;/admin", read as ".." by Tomcat and Jetty),
 //     invalid UTF-8 (overlong "%c0%ae" is '.' to old decoders: the IIS Unicode traversal, CVE-2000-0884),
 //     and compatibility characters that NFKC-normalising apps fold into '.', '/' or '\' ("／", "．", "‥");
-//   - an invalid Host header gets 400;
+//   - an invalid Host header gets 400, and so does an empty one in HTTP/1.1 and HTTP/2 (RFC 9112 section
+//     3.2 requires one; nginx answers 400 too). HTTP/1.0 requests may come without a Host (health
+//     checkers such as HAProxy's httpchk send none): they match no host route, and an HTTP app gets its
+//     own address as Host and no X-Forwarded-Host, on every proxy path;
+//   - an HTTP/1.0 request that carried Transfer-Encoding gets 400 and the connection closes (RFC 9112
+//     section 6.1: faulty framing; net/http deletes the field, so the listener marks such heads:
+//     internal/headscan, gateway.ScanHeads);
 //   - forwarding headers (forwardingHeaders, and every X-Forwarded-* name) are deleted unless the peer is a
 //     trusted proxy;
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
@@ -136,6 +143,16 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 			if _, err := CanonicalHost(r.Host); err != nil {
 				refuse(w, r, http.StatusBadRequest, "400 bad Host header")
 				return
+			}
+			if r.Host == "" && r.ProtoAtLeast(1, 1) {
+				refuse(w, r, http.StatusBadRequest, "400 empty Host header")
+				return
+			}
+			if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+				if sc := headscan.From(r.Context()); sc != nil && sc.Flagged(r.Method, r.RequestURI) {
+					refuse(w, r, http.StatusBadRequest, "400 Transfer-Encoding in an HTTP/1.0 request")
+					return
+				}
 			}
 			if cfg.MaxBodySize > 0 && r.ContentLength > cfg.MaxBodySize {
 				refuse(w, r, http.StatusRequestEntityTooLarge, "413 request body larger than "+strconv.FormatInt(cfg.MaxBodySize, 10)+" bytes")

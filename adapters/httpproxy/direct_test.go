@@ -204,6 +204,10 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	add("Forwarded and X-Forwarded-* from the client", "GET /r0 HTTP/1.1\r\n"+base+"Forwarded: for=1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-For: 4.4.4.4\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\r\n")
 	add("a POST with a body", "POST /r0?x=1 HTTP/1.1\r\n"+base+"Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world")
 	add("a POST with an empty body", "POST /r0 HTTP/1.1\r\n"+base+"Content-Length: 0\r\n\r\n")
+	add("a PUT with an empty body", "PUT /r0 HTTP/1.1\r\n"+base+"Content-Length: 0\r\n\r\n")
+	add("a PATCH without framing fields", "PATCH /r0 HTTP/1.1\r\n"+base+"\r\n")
+	add("a DELETE with an explicit zero length", "DELETE /r0 HTTP/1.1\r\n"+base+"Content-Length: 0\r\n\r\n")
+	add("a GET with an explicit zero length", "GET /r0 HTTP/1.1\r\n"+base+"Content-Length: 0\r\n\r\n")
 	add("a POST with an Idempotency-Key", "POST /r0 HTTP/1.1\r\n"+base+"Idempotency-Key: k1\r\nContent-Length: 1\r\n\r\nx")
 	add("Connection naming Content-Length", "POST /r0 HTTP/1.1\r\n"+base+"Connection: Content-Length\r\nContent-Length: 2\r\n\r\nab")
 	add("a chunked POST", "POST /r0 HTTP/1.1\r\n"+base+"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
@@ -225,7 +229,12 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 		"Te with trailers and Trailer", "Proxy-Connection, Keep-Alive and Proxy-Authorization", "Connection upgrade without Upgrade",
 		"several Connection fields and values", "Connection naming User-Agent", "no User-Agent", "an empty User-Agent",
 		"Forwarded and X-Forwarded-* from the client", "a POST with a body", "a POST with an Idempotency-Key",
-		"Connection naming Content-Length", "a HEAD", "an HTTP/1.0 request", "a Connection: close request", "answer 2"}
+		"Connection naming Content-Length", "a HEAD", "an HTTP/1.0 request", "a Connection: close request", "answer 2",
+		"a POST with an empty body", "a PUT with an empty body", "a PATCH without framing fields",
+		"a DELETE with an explicit zero length", "a GET with an explicit zero length"}
+	// Empty bodies keep a zero length (RFC 9110 8.6: origins such as lighttpd answer 411 without one).
+	zeroLength := []string{"a POST with an empty body", "a PUT with an empty body", "a PATCH without framing fields",
+		"a DELETE with an explicit zero length", "a GET with an explicit zero length"}
 	for _, mode := range []string{"", "?host_header=upstream", "/base"} {
 		u, got := recordingApp(t, answers)
 		fronts := make([]string, 2)
@@ -264,6 +273,9 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 							apps[i].Head[j] = "X-Forwarded-For: (peer)" + strings.TrimPrefix(l, "X-Forwarded-For:")
 						}
 					}
+				}
+				if slices.Contains(zeroLength, rq.name) && !slices.Contains(apps[1].Head, "Content-Length: 0") {
+					t.Errorf("the app saw no Content-Length: 0: %q", apps[1].Head)
 				}
 				if d := cmp.Diff(apps[0], apps[1]); d != "" {
 					t.Errorf("the app saw something else on the direct path (-ReverseProxy +direct):\n%s", d)

@@ -196,6 +196,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	// Connection limits (GATEWAY_MAX_CONNS, GATEWAY_MAX_CONNS_PER_CLIENT) wrap the raw listener, under TLS.
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
 		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
+	ln = gateway.ScanHeads(cfg, ln)
 	limited := gateway.LimitListener(cfg, ln, logger, func(reason string) { refused.WithLabelValues(reason).Inc() })
 	reg.MustRegister(refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
 		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(limited.Stats().Open) }))

@@ -53,6 +53,7 @@ func startGateway(t *testing.T, env map[string]string) (addr string, stop func()
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = gateway.ScanHeads(cfg, ln) // as cmd/gateway does
 	srv := gateway.Server(cfg, g.Handler, logger)
 	done := make(chan struct{})
 	go func() {
