@@ -57,7 +57,7 @@ app.listen(process.env.SOCKET);
 )
 
 // startDjangoJSON creates a project with django-admin startproject, as a user does, adds the product
-// view as its URLconf, and serves it with gunicorn on a unix socket.
+// view as its URLconf, and serves it with uWSGI on a unix socket.
 func startDjangoJSON(t *testing.T) string {
 	t.Helper()
 	admin := testpeer.Need(t, "apt-get install python3-django", "django-admin")[0]
@@ -72,9 +72,15 @@ func startDjangoJSON(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "catalogue", "urls.py"), []byte(djangoViews), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := testpeer.SocketPath(t, "django.sock")
-	testpeer.StartGunicorn(t, dir, "catalogue.wsgi", "unix:"+sock)
-	return "unix://" + sock
+	// Served as the project recommends for Django: uWSGI's own protocol. The old app of a migrating route
+	// sees the request as with no route (SCRIPT_NAME empty, PATH_INFO the whole path), so the project's
+	// URLconf needs no change.
+	peer := testpeer.StartUWSGI(t, testpeer.UWSGI{
+		Dir: dir,
+		App: []string{"--module", "catalogue.wsgi"},
+		Env: []string{"PYTHONDONTWRITEBYTECODE=1"},
+	})
+	return "uwsgi+unix://" + peer.Addr
 }
 
 // startExpressJSON runs the product handler on Express (the example app's dependencies) on a unix socket.
