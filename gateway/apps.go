@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/switchyard/switchyard/adapters"
@@ -141,6 +142,52 @@ func socketDirWarnings(source string, t adapters.Target) []string {
 		case !fi.IsDir():
 			out = append(out, fmt.Sprintf("%s: app %q: %s, where the unix socket %s should be, is not a directory", source, t.Raw, dir, u.Path))
 		}
+	}
+	return out
+}
+
+// processEnvSettings are variables that apps and their interpreters read from the process environment
+// once, when they start, never from a request. Sent with param.NAME they land in the request's variables
+// (the WSGI environ, $_SERVER), where nothing looks for them: param.DJANGO_SETTINGS_MODULE silently
+// does nothing. The value says who reads it.
+var processEnvSettings = map[string]string{
+	"DJANGO_SETTINGS_MODULE": "Django reads it from os.environ when the app is loaded",
+	"DJANGO_CONFIGURATION":   "django-configurations reads it from os.environ when the app is loaded",
+	"FLASK_APP":              "the flask command reads it when it starts",
+	"FLASK_ENV":              "Flask reads it from os.environ when the app is created",
+	"FLASK_DEBUG":            "Flask reads it from os.environ when the app is created",
+	"PYTHONPATH":             "the Python interpreter reads it when it starts",
+	"PYTHONHOME":             "the Python interpreter reads it when it starts",
+	"RAILS_ENV":              "Rails reads it from ENV when the app boots",
+	"RACK_ENV":               "Rack reads it from ENV when the app boots",
+	"NODE_ENV":               "Node reads it from process.env when it starts",
+}
+
+// processEnvParamWarnings warns about param.NAME options whose NAME is a process-level setting
+// (processEnvSettings), saying what to do instead: one app server per value with NAME in its
+// environment, or, for uWSGI, a uWSGI in vhost mode loading a module per route that sets the variable
+// itself (UWSGI_SETENV cannot: the first app loaded runs in the main interpreter, whose os.environ was
+// read before any request).
+func processEnvParamWarnings(source, raw, scheme string, o *adapters.Options) []string {
+	q, err := url.ParseQuery(o.Encode())
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for k := range q {
+		if name, ok := strings.CutPrefix(k, "param."); ok && processEnvSettings[name] != "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		instead := fmt.Sprintf("run one app server per value with %s in its environment, behind host or path routes", name)
+		if strings.HasPrefix(scheme, "uwsgi") {
+			instead += fmt.Sprintf(", or one uWSGI in vhost mode (--vhost) with param.UWSGI_APPID and a param.UWSGI_SCRIPT per route naming a module that sets os.environ[%q] = %q itself before the app loads", name, q.Get("param."+name))
+		}
+		out = append(out, fmt.Sprintf("%s: app %q: param.%s does nothing: %s, not from a request's variables; %s (docs/django-sites.md)",
+			source, raw, name, processEnvSettings[name], instead))
 	}
 	return out
 }

@@ -144,6 +144,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			return b, fmt.Errorf("%s: %v", source, err)
 		}
 		b.kind, b.name, b.id = kind, t.Name, appIdentity(t)
+		g.Warnings = append(g.Warnings, processEnvParamWarnings(source, raw, t.URL.Scheme, t.Options)...)
 		t.Mount = mount
 		// The old app of a migrating route gets the request as it did before the route existed: a
 		// mount-aware one sees the whole path (unless its script_name option says otherwise).

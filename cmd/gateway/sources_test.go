@@ -69,3 +69,15 @@ func TestCheckShowsTheSourceOfEveryValue(t *testing.T) {
 		t.Errorf("check lists %d settings, want every variable:\n%s", len(rows), out.String())
 	}
 }
+
+// gateway check warns about a param. that the app reads only from its process environment.
+func TestCheckWarnsAboutProcessLevelParams(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check"}, []string{"GATEWAY_ROUTES=b.example.com/=uwsgi://127.0.0.1:3031?param.DJANGO_SETTINGS_MODULE=site.settings_b"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "warning: GATEWAY_ROUTES: route b.example.com/: app ") || !strings.Contains(out.String(), "param.DJANGO_SETTINGS_MODULE does nothing") {
+		t.Errorf("check output lacks the warning:\n%s", out.String())
+	}
+}
