@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/internal/exact"
+	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
 )
 
@@ -302,12 +303,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	}
 
 	hdr := w.Header()
-	for k, vs := range head.Header {
-		if hopHeader(k) {
-			continue
-		}
-		hdr[k] = vs
-	}
+	hopbyhop.CopyResponse(hdr, head.Header)
 	if cl := hdr["Content-Length"]; len(cl) > 0 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); len(cl) != 1 || err != nil || n < 0 {
 			delete(hdr, "Content-Length")
@@ -381,15 +377,6 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 func retryable(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// hopHeader reports connection-level headers an app must not set on the client's connection.
-func hopHeader(k string) bool {
-	switch k {
-	case "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Te", "Trailer":
-		return true
-	}
-	return false
 }
 
 // exchange is the state of one request on one connection shared by the reader and the writer.

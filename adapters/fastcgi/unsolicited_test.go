@@ -98,3 +98,24 @@ func TestUnsolicitedRecordsAreNeverDelivered(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectionNamedFieldsStayWithTheApp: a field the app's Connection field names is hop-by-hop (RFC 9110
+// 7.6.1) and never reaches the client, as on the HTTP adapter.
+func TestConnectionNamedFieldsStayWithTheApp(t *testing.T) {
+	app := rawApp(t, func(c net.Conn, id uint16) {
+		c.Write(records(id, typeStdout, "Content-Type: text/plain\r\nConnection: X-Secret, keep-alive\r\nX-Secret: internal\r\nKeep-Alive: timeout=5\r\nX-Kept: k\r\n\r\nok", typeEndRequest, endOK))
+	})
+	_, srv, _ := gateway(t, app, "")
+	resp, body := get(t, mustRequest("GET", srv.URL+"/"))
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	for _, k := range []string{"X-Secret", "Keep-Alive"} {
+		if v := resp.Header.Get(k); v != "" {
+			t.Errorf("%s: %q reached the client", k, v)
+		}
+	}
+	if resp.Header.Get("X-Kept") != "k" {
+		t.Errorf("X-Kept lost: %v", resp.Header)
+	}
+}

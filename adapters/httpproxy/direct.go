@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
+	"github.com/switchyard/switchyard/internal/hopbyhop"
 )
 
 // The direct path serves the requests that would end on the h1 fast path (one instance, no balancer,
@@ -37,42 +38,6 @@ type direct struct {
 	r *http.Request
 	// conn holds the canonical names the client's Connection field lists (nil without one).
 	conn []string
-}
-
-// hopByHop reports whether k (canonical) is one of the hop-by-hop fields ReverseProxy removes.
-func hopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
-
-// connectionListed returns the canonical field names listed in h's Connection field, or nil.
-func connectionListed(h http.Header) []string {
-	vv := h["Connection"]
-	if len(vv) == 0 {
-		return nil
-	}
-	var names []string
-	for _, f := range vv {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				names = append(names, textproto.CanonicalMIMEHeaderKey(sf))
-			}
-		}
-	}
-	return names
-}
-
-func listed(names []string, k string) bool {
-	for _, n := range names {
-		if n == k {
-			return true
-		}
-	}
-	return false
 }
 
 // directEligible reports whether r takes the direct path: the cases where ReverseProxy would hand the
@@ -160,7 +125,7 @@ func (d *direct) AppendHead(b []byte) ([]byte, error) {
 	b = append(b, "\r\n"...)
 	var err error
 	h := r.Header
-	if ua, ok := h["User-Agent"]; ok && len(ua) > 0 && ua[0] != "" && !listed(d.conn, "User-Agent") {
+	if ua, ok := h["User-Agent"]; ok && len(ua) > 0 && ua[0] != "" && !hopbyhop.In(d.conn, "User-Agent") {
 		if b, err = h1.AppendField(b, "User-Agent", ua[:1]); err != nil {
 			return b, err
 		}
@@ -170,7 +135,7 @@ func (d *direct) AppendHead(b []byte) ([]byte, error) {
 		case "Host", "User-Agent", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 			continue
 		}
-		if hopByHop(k) || d.conn != nil && listed(d.conn, k) {
+		if hopbyhop.Is(k) || d.conn != nil && hopbyhop.In(d.conn, k) {
 			continue
 		}
 		if b, err = h1.AppendField(b, k, vv); err != nil {
@@ -228,14 +193,14 @@ func (d *direct) Got1xx(code int, hdr textproto.MIMEHeader) error {
 
 // serveDirect proxies r on the direct path.
 func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
-	d := &direct{p: p, w: w, r: r, conn: connectionListed(r.Header)}
+	d := &direct{p: p, w: w, r: r, conn: hopbyhop.Listed(r.Header)}
 	replay := false
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		replay = true
 	default:
 		_, replay = r.Header["Idempotency-Key"]
-		replay = replay && !listed(d.conn, "Idempotency-Key")
+		replay = replay && !hopbyhop.In(d.conn, "Idempotency-Key")
 	}
 	res, err := p.fast.RoundTripOutgoing(r, d, replay)
 	if err != nil {
@@ -243,17 +208,7 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dst := w.Header()
-	conn := connectionListed(res.Header)
-	for k, vv := range res.Header {
-		if hopByHop(k) || conn != nil && listed(conn, k) {
-			continue
-		}
-		if old, ok := dst[k]; ok {
-			dst[k] = append(old, vv...)
-		} else {
-			dst[k] = vv[:len(vv):len(vv)] // an append to it later copies
-		}
-	}
+	hopbyhop.CopyResponse(dst, res.Header)
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)

@@ -11,14 +11,15 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	ups "github.com/switchyard/switchyard/adapters/upstream"
+	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // clientBodyError marks a failure to read the client's request body (the client's fault or the gateway's
@@ -284,7 +285,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up.limit = 0
 	up.bodyPhase()
 	hdr := w.Header()
-	copyHeader(hdr, resp.Header)
+	hopbyhop.CopyResponse(hdr, resp.Header)
+	delete(hdr, "Content-Length") // set below from the parsed length
 	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
 		hdr.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
@@ -373,6 +375,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, stage string, err
 	if status == 499 || status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
 		level = slog.LevelInfo
 	}
+	reqinfo.From(r.Context()).Failed(h.cfg.App, h.cfg.Upstream(), err) // read by metrics (upstream errors by cause)
 	h.logger.LogAttrs(r.Context(), level, h.proto.Name+" request failed "+stage, h.attrs(r, status, err)...)
 	if status == 499 {
 		return
@@ -523,36 +526,4 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
-}
-
-// hopHeaders are connection-level fields an app's response may carry that must not be forwarded.
-var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer", "Content-Length"}
-
-// copyHeader copies src into dst minus hop-by-hop fields, those named in Connection, and Content-Length
-// (the caller sets it from the parsed length).
-func copyHeader(dst, src http.Header) {
-	var named []string
-	for _, v := range src["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				named = append(named, http.CanonicalHeaderKey(f))
-			}
-		}
-	}
-	for k, vv := range src {
-		skip := false
-		for _, h := range hopHeaders {
-			if k == h {
-				skip = true
-			}
-		}
-		for _, h := range named {
-			if k == h {
-				skip = true
-			}
-		}
-		if !skip {
-			dst[k] = append(dst[k][:0:0], vv...)
-		}
-	}
 }
