@@ -41,6 +41,7 @@ type App struct {
 // streamed (the held part followed by the rest) and its answer is final, whatever its status; the Cascade
 // logs that it did so. Each app receives its own copy of the request (headers cloned for all but the last),
 // with ContentLength set to the held size, so an app that mutates its request cannot affect the next one.
+// A held copy carries GetBody: adapters take it as the mark of a body that never waits on the client.
 //
 // An app with a PassHeader passes only answers that carry a pass status and that header (see App).
 //

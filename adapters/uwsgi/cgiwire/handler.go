@@ -196,8 +196,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bodyMu  sync.Mutex
 		bodyErr error
 		done    chan struct{}
+		tr      *trackedReader
+		// clientStream: the body is read from the client's connection as the copy goes (not spooled,
+		// not a copy held in memory).
+		clientStream bool
 	)
 	if body != nil {
+		clientStream = req == r && r.GetBody == nil
 		if req == r {
 			// The body is still coming from the client while the answer may already go out: without full
 			// duplex, net/http's HTTP/1 server blocks writing the response head until our pending body
@@ -207,9 +212,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The body goes in its own goroutine so an app that answers before reading all of it cannot
 		// deadlock against us.
 		done = make(chan struct{})
+		tr = &trackedReader{r: body}
 		go func() {
 			defer close(done)
-			tr := &trackedReader{r: body}
 			_, _ = io.CopyBuffer(upstreamWriter{up}, tr, make([]byte, 32<<10))
 			if tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
@@ -235,8 +240,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-done:
 		default:
-			// The body goroutine may be blocked reading a slow client: wake it up.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+			// The body goroutine may be blocked reading a slow client: wake it up with an expired read
+			// deadline on the client connection, lifted afterwards. Only when the body is the client's
+			// own stream and a read of it is pending: a goroutine blocked writing to the app was woken
+			// by conn.Close, and a deadline set when no body read waits on the connection (a body
+			// already read to its end, or a copy held in memory, which carries GetBody, as a cascade
+			// hands it over) would fail net/http's background read instead, which cancels the context
+			// of the client connection and so of every later request on it.
+			if pending := tr.stop(); pending && clientStream {
+				rc := http.NewResponseController(w)
+				_ = rc.SetReadDeadline(time.Unix(1, 0))
+				<-done
+				_ = rc.SetReadDeadline(time.Time{})
+				return
+			}
 			<-done
 		}
 	}()
@@ -515,15 +532,43 @@ func (w upstreamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// trackedReader reads the request body for the body goroutine, keeping the first error that is not EOF
+// and whether a read is pending, so the handler knows when waking the goroutine needs a read deadline.
 type trackedReader struct {
 	r   io.Reader
 	err error
+
+	mu       sync.Mutex
+	reading  bool // a Read of r is in progress
+	stopping bool // the handler is ending: start no further read
 }
 
 func (t *trackedReader) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	if t.stopping {
+		t.mu.Unlock()
+		return 0, errStopped
+	}
+	t.reading = true
+	t.mu.Unlock()
 	n, err := t.r.Read(p)
+	t.mu.Lock()
+	t.reading = false
+	t.mu.Unlock()
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
 	return n, err
 }
+
+// stop forbids further reads and reports whether one is pending now. The caller, holding no lock, may
+// then wake that read; as no other read can start, the wake-up reaches only it.
+func (t *trackedReader) stop() (pending bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopping = true
+	return t.reading
+}
+
+// errStopped ends the body copy of a request whose handler has returned.
+var errStopped = errors.New("request ended before its body was sent")
