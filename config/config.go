@@ -301,6 +301,16 @@ func describeEnvError(e error) (string, error) {
 	var pe env.ParseError
 	if errors.As(e, &pe) {
 		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+			// strconv's errors name Go functions ("strconv.ParseInt: parsing ..."): say what is expected.
+			var ne *strconv.NumError
+			if errors.As(pe.Err, &ne) {
+				switch f.Type.Kind() {
+				case reflect.Bool:
+					return f.Tag.Get("env"), errors.New("expected true or false")
+				case reflect.Int, reflect.Int64:
+					return f.Tag.Get("env"), errors.New("expected a whole number such as 10")
+				}
+			}
 			return f.Tag.Get("env"), pe.Err
 		}
 	}

@@ -69,6 +69,8 @@ func TestFileErrorsSpeakTheUsersWords(t *testing.T) {
 			[]string{`GATEWAY_PRIMARY="nope"`}, []string{"gw.yaml"}},
 		{"a file setting out of range names the file", "max_header_size: 10\n", nil,
 			[]string{"gw.yaml:1: max_header_size=10: expected a size from 1KiB to 16MiB"}, []string{"GATEWAY_MAX_HEADER_SIZE"}},
+		{"a misspelt middleware key gets a suggestion", "middleware:\n  - {name: gzip, parms: {min_size: 1KiB}}\n", nil,
+			[]string{`gw.yaml:2: middleware: unknown key "parms"; did you mean params? (valid here: name, params)`}, nil},
 		{"every problem of the file at once", "primery: x\nmax_conns: lots\nroutes:\n  - pattern: /a/\n    app: http://x\n    canary: 1\n", nil,
 			[]string{"gw.yaml:1: primery", "gw.yaml:2: max_conns", "gw.yaml:6: routes[0].canary"}, nil},
 	}
@@ -166,5 +168,21 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.key, routeKeys); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.key, got, tt.want)
 		}
+	}
+}
+
+// Variables' type errors say what is expected, not which Go function failed.
+func TestVariableTypeErrorsSayWhatIsExpected(t *testing.T) {
+	_, err := Load(map[string]string{"GATEWAY_MAX_CONNS": "lots", "GATEWAY_ADMIN_PPROF": "maybe"}, nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{`GATEWAY_MAX_CONNS="lots": expected a whole number`, `GATEWAY_ADMIN_PPROF="maybe": expected true or false`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "strconv") {
+		t.Errorf("error names strconv:\n%v", err)
 	}
 }

@@ -34,7 +34,7 @@ func (l *MiddlewareList) UnmarshalYAML(node *yaml.Node) error {
 		return l.UnmarshalText([]byte(node.Value))
 	case yaml.SequenceNode:
 	default:
-		return fmt.Errorf("line %d: middleware: expected a list of {name: ..., params: {...}} or a string such as gzip,ratelimit(rate=100/1m)", node.Line)
+		return fmt.Errorf("line %d: expected a list of {name: ..., params: {...}} or a string such as gzip,ratelimit(rate=100/1m)", node.Line)
 	}
 	var out MiddlewareList
 	for _, item := range node.Content {
@@ -48,7 +48,7 @@ func (l *MiddlewareList) UnmarshalYAML(node *yaml.Node) error {
 			continue
 		case yaml.MappingNode:
 		default:
-			return fmt.Errorf("line %d: middleware: expected {name: ..., params: {...}}", item.Line)
+			return fmt.Errorf("line %d: expected {name: ..., params: {...}}", item.Line)
 		}
 		var s middleware.Spec
 		for i := 0; i+1 < len(item.Content); i += 2 {
@@ -56,30 +56,37 @@ func (l *MiddlewareList) UnmarshalYAML(node *yaml.Node) error {
 			switch k.Value {
 			case "name":
 				if v.Kind != yaml.ScalarNode || v.Value == "" {
-					return fmt.Errorf("line %d: middleware name: expected a name such as gzip", v.Line)
+					return fmt.Errorf("line %d: name: expected a name such as gzip", v.Line)
 				}
 				s.Name = v.Value
 			case "params":
 				if v.Kind != yaml.MappingNode {
-					return fmt.Errorf("line %d: middleware %s: params: expected a mapping of names to values", v.Line, s.Name)
+					return fmt.Errorf("line %d: %s: params: expected a mapping of names to values", v.Line, s.Name)
 				}
 				s.Params = map[string]string{}
 				for j := 0; j+1 < len(v.Content); j += 2 {
 					pk, pv := v.Content[j], v.Content[j+1]
 					if pv.Kind != yaml.ScalarNode {
-						return fmt.Errorf("line %d: middleware parameter %s: expected a plain value (a list is one comma-separated string)", pv.Line, pk.Value)
+						return fmt.Errorf("line %d: parameter %s: expected a plain value (a list is one comma-separated string)", pv.Line, pk.Value)
 					}
 					s.Params[pk.Value] = pv.Value
 				}
 			default:
-				return fmt.Errorf("line %d: middleware: unknown key %q (expected name and params)", k.Line, k.Value)
+				hint := ""
+				if s := suggest(k.Value, middlewareItemKeys); s != "" {
+					hint = "; did you mean " + s + "?"
+				}
+				return fmt.Errorf("line %d: unknown key %q%s (valid here: name, params)", k.Line, k.Value, hint)
 			}
 		}
 		if s.Name == "" {
-			return fmt.Errorf("line %d: middleware: name is missing", item.Line)
+			return fmt.Errorf("line %d: name is missing", item.Line)
 		}
 		out = append(out, s)
 	}
 	*l = out
 	return nil
 }
+
+// middlewareItemKeys are the keys of one YAML middleware item, for did-you-mean hints.
+var middlewareItemKeys = fileKeys{names: []string{"name", "params"}, index: map[string]int{"name": 0, "params": 1}}
