@@ -190,7 +190,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		logger.Error("cannot listen", "variable", "GATEWAY_ADDR", "addr", cfg.Addr, "cause", err)
+		logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADDR"), "addr", cfg.Addr, "cause", err)
 		return 1
 	}
 	// Connection limits (GATEWAY_MAX_CONNS, GATEWAY_MAX_CONNS_PER_CLIENT) wrap the raw listener, under TLS.
@@ -210,7 +210,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
 		if err != nil {
 			ln.Close()
-			logger.Error("cannot listen", "variable", "GATEWAY_ADMIN_ADDR", "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
+			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADMIN_ADDR"), "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
 			return 1
 		}
 		adminSrv = &http.Server{

@@ -117,7 +117,7 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		{"GATEWAY_LOG_LEVEL", cfg.LogLevel, rl.started.LogLevel},
 	} {
 		if c.now != c.then {
-			rl.logger.Warn("setting changed but needs a restart to apply; still using the old value", "setting", c.name, "running", fmt.Sprint(c.then), "configured", fmt.Sprint(c.now))
+			rl.logger.Warn("setting changed but needs a restart to apply; still using the old value", "setting", cfg.Name(c.name), "running", fmt.Sprint(c.then), "configured", fmt.Sprint(c.now))
 		}
 	}
 	if cert != nil && rl.started.TLSCert != "" {
