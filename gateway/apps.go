@@ -44,6 +44,9 @@ type builtApp struct {
 	name string
 	// unready is the ready=false option: the app's health never makes /readyz fail.
 	unready bool
+	// scriptNameHeader is prefix_header=script_name: the route's prefix goes to the app in the SCRIPT_NAME
+	// request header, with the path left whole.
+	scriptNameHeader bool
 }
 
 // rootApp is the primary or a delegate, named by the place it was configured.
@@ -190,4 +193,40 @@ func processEnvParamWarnings(source, raw, scheme string, o *adapters.Options) []
 			source, raw, name, processEnvSettings[name], instead))
 	}
 	return out
+}
+
+// PrefixHeaderOption is the route option that announces the route's prefix to an HTTP app in the form its
+// server reads (docs/apps.md has the table of servers and frameworks):
+//
+//	x-forwarded-prefix  the path below the prefix, and X-Forwarded-Prefix: /prefix (what strip_prefix=true
+//	                    does; werkzeug's ProxyFix with x_prefix=1, Spring's ForwardedHeaderFilter and
+//	                    ASP.NET Core's forwarded headers read it)
+//	script_name         the whole path, and SCRIPT_NAME: /prefix (gunicorn makes it the WSGI SCRIPT_NAME, so
+//	                    stock Django and Flask need no change)
+const PrefixHeaderOption = "prefix_header"
+
+// prefixHeaderOption takes the prefix_header option of a route's (or old) app into b.
+func prefixHeaderOption(t adapters.Target, kind adapters.Kind, b *builtApp) error {
+	if !t.Options.Has(PrefixHeaderOption) {
+		return nil
+	}
+	v := strings.ToLower(t.Options.String(PrefixHeaderOption, ""))
+	if kind.MountAware {
+		return fmt.Errorf("option %s=%s does not apply to %s apps: they get the route's prefix as SCRIPT_NAME already", PrefixHeaderOption, v, t.URL.Scheme)
+	}
+	switch v {
+	case "x-forwarded-prefix":
+		if t.Options.Has("strip_prefix") && !b.strip {
+			return fmt.Errorf("option %s=x-forwarded-prefix sends the path below the prefix: it cannot go with strip_prefix=false", PrefixHeaderOption)
+		}
+		b.strip = true
+	case "script_name":
+		if b.strip {
+			return fmt.Errorf("option %s=script_name sends the whole path (gunicorn takes SCRIPT_NAME off its front): drop strip_prefix", PrefixHeaderOption)
+		}
+		b.scriptNameHeader = true
+	default:
+		return fmt.Errorf("option %s=%q: expected x-forwarded-prefix (the path below the prefix, for ProxyFix, Spring, ASP.NET Core) or script_name (the whole path, for gunicorn)", PrefixHeaderOption, v)
+	}
+	return nil
 }

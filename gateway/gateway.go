@@ -188,6 +188,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			if b.strip && kind.MountAware {
 				return fail(fmt.Errorf("strip_prefix does not apply to %s apps: they get the route's prefix as SCRIPT_NAME (%s= makes them see the full path)", t.URL.Scheme, adapters.ScriptNameOption))
 			}
+			if err := prefixHeaderOption(t, kind, &b); err != nil {
+				return fail(err)
+			}
+		} else if t.Options.Has(PrefixHeaderOption) {
+			return fail(fmt.Errorf("option %s applies to routes: an app at the root has no prefix to announce", PrefixHeaderOption))
 		}
 		if kind.MountAware {
 			if err := adapters.ResolveMount(&t, kind); err != nil {
@@ -302,6 +307,9 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		}
 		h, strip, cascade := b.h, b.strip, b.cascade
 		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String(), NotForReadiness: b.unready})
+		if b.scriptNameHeader {
+			h = router.ScriptNameHeader(p.Prefix)(h)
+		}
 		g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "", b, roots)...)
 		info := RouteInfo{Pattern: p.String(), App: rs.App, Name: b.name, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
 		routeSpec := spec
@@ -328,6 +336,9 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 				oh := ob.h
 				if ob.strip {
 					oh = router.StripPrefix(p.Prefix)(oh)
+				}
+				if ob.scriptNameHeader {
+					oh = router.ScriptNameHeader(p.Prefix)(oh)
 				}
 				if ob.name == b.name {
 					errs = append(errs, fmt.Errorf("%s: route %s: the new app and the old app are both named %q: give one a name= option so the report can tell them apart", rs.Source, p, b.name))

@@ -78,3 +78,49 @@ func TestTheReadyOptionMarksAnAppNotForReadiness(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPrefixHeaderOption(t *testing.T) {
+	tests := []struct {
+		name, routes, wantErr string
+		strip                 bool
+	}{
+		{name: "script_name on an HTTP app", routes: "/flask/=http://127.0.0.1:8000?prefix_header=script_name"},
+		{name: "x-forwarded-prefix strips the prefix", routes: "/flask/=http://127.0.0.1:8000?prefix_header=X-Forwarded-Prefix", strip: true},
+		{name: "x-forwarded-prefix with strip_prefix", routes: "/flask/=http://127.0.0.1:8000?prefix_header=x-forwarded-prefix&strip_prefix=true", strip: true},
+		{name: "script_name refuses strip_prefix", routes: "/flask/=http://127.0.0.1:8000?prefix_header=script_name&strip_prefix=true", wantErr: "prefix_header=script_name sends the whole path"},
+		{name: "x-forwarded-prefix refuses strip_prefix=false", routes: "/flask/=http://127.0.0.1:8000?prefix_header=x-forwarded-prefix&strip_prefix=false", wantErr: "cannot go with strip_prefix=false"},
+		{name: "an unknown form is refused with the choices", routes: "/flask/=http://127.0.0.1:8000?prefix_header=x-script-name", wantErr: `prefix_header="x-script-name": expected x-forwarded-prefix`},
+		{name: "mount-aware apps have SCRIPT_NAME already", routes: "/shop/=uwsgi://127.0.0.1:3031?prefix_header=script_name", wantErr: "does not apply to uwsgi apps"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(map[string]string{"GATEWAY_ROUTES": tt.routes}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := Build(cfg, Options{Registry: builtin.Registry(nil, nil)})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			for _, r := range g.Routes {
+				if r.Pattern != "*" && r.StripPrefix != tt.strip {
+					t.Errorf("route %s: strip_prefix %v, want %v", r.Pattern, r.StripPrefix, tt.strip)
+				}
+			}
+		})
+	}
+	cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:8000?prefix_header=script_name"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(cfg, Options{Registry: builtin.Registry(nil, nil)}); err == nil || !strings.Contains(err.Error(), "applies to routes") {
+		t.Fatalf("primary: err = %v", err)
+	}
+}
