@@ -93,6 +93,25 @@ class PassUnknownPaths:
 	passSettings = `
 MIDDLEWARE.insert(0, "mysite.switchyard.PassUnknownPaths")
 `
+	// expressShop is an Express app whose final handler is the one docs/migration.md gives for pass_header,
+	// verbatim: a product route answers its own 404, a path with no route is marked.
+	expressShop = `'use strict';
+const express = require('express');
+const app = express();
+const products = { 1: 'Green tea' };
+app.get('/products/:id', (req, res) => {
+  const name = products[req.params.id];
+  if (!name) return res.status(404).json({ error: 'no such product' });
+  res.json({ name });
+});
+
+// Last, after every route: a path no route matched is not this app's.
+app.use((req, res) => {
+  res.set('X-Switchyard-Pass', '1').status(404).send('Not Found');
+});
+
+app.listen(process.env.SOCKET);
+`
 )
 
 // startDjangoSite creates a project with django-admin startproject, adds the shop views and the
@@ -337,5 +356,44 @@ func TestADjangoViewsHttp404IsFinalAndAnUnknownURLFallsThrough(t *testing.T) {
 				t.Errorf("%s %s: the client got X-Switchyard-Pass %q", tt.method, tt.path, v)
 			}
 		})
+	}
+}
+
+// TestAnExpressRoutes404IsFinalAndItsFinalHandlerPasses is the Express half of docs/migration.md's
+// pass_header recipe: a route's own 404 reaches the client, a path no route matched falls through.
+func TestAnExpressRoutes404IsFinalAndItsFinalHandlerPasses(t *testing.T) {
+	node := testpeer.Need(t, "install Node.js 20 (apt-get install nodejs)", "node")[0]
+	modules := filepath.Join(testpeer.NodeDir(), "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "express", "package.json")); err != nil {
+		testpeer.Missing(t, "express is not installed; run: npm ci --prefix deploy/examples/node")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "shop.js")
+	if err := os.WriteFile(script, []byte(expressShop), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := testpeer.SocketPath(t, "express.sock")
+	p := testpeer.Start(t, dir, []string{"NODE_PATH=" + modules, "SOCKET=" + sock}, node, script)
+	testpeer.WaitDial(t, p, "unix", sock, testpeer.PeerStartTimeout)
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "legacy: %s %s", r.Method, r.URL.Path)
+	}))
+	t.Cleanup(legacy.Close)
+	base := serveGateway(t, map[string]string{
+		"GATEWAY_ROUTES": "/shop/=unix://" + sock + "?strip_prefix=true&pass_header=X-Switchyard-Pass&stage=primary&old=" + url.QueryEscape(legacy.URL),
+	})
+	for _, tc := range []struct {
+		path, wantBody string
+		wantStatus     int
+	}{
+		{"/shop/products/1", `{"name":"Green tea"}`, 200},
+		{"/shop/products/9", `{"error":"no such product"}`, 404},
+		{"/shop/gift-cards/", "legacy: GET /shop/gift-cards/", 200},
+	} {
+		got := ask(t, base, "GET", tc.path, "")
+		if got.Status != tc.wantStatus || got.Body != tc.wantBody || got.Header.Get("X-Switchyard-Pass") != "" {
+			t.Errorf("GET %s: %d %q (X-Switchyard-Pass %q); want %d %q without the header", tc.path, got.Status, got.Body,
+				got.Header.Get("X-Switchyard-Pass"), tc.wantStatus, tc.wantBody)
+		}
 	}
 }
