@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -187,7 +188,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 				if status == 0 {
 					status = http.StatusOK
 					if r.Context().Err() != nil {
-						status = adapters.StatusClientClosedRequest
+						status = failure.StatusClientClosedRequest
 					}
 				}
 				class = classIndex(status)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -35,7 +35,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				status := resp.Status
 				if status == 0 && !aborted {
 					if r.Context().Err() != nil {
-						status = adapters.StatusClientClosedRequest
+						status = failure.StatusClientClosedRequest
 					} else {
 						status = http.StatusOK
 					}

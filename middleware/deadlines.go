@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 )
 
 // ClientDeadlines returns middleware that bounds how long a client may stall in the middle of a request:
@@ -78,7 +78,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 			// net/http would wait for the remainder to discard it before answering.
 			b.header.Set("Connection", "close")
 			b.timedOut = true
-			return n, fmt.Errorf("%w: %w", adapters.ErrClientTimeout, err)
+			return n, fmt.Errorf("%w: %w", failure.ErrClientTimeout, err)
 		}
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 )
 
 func TestClientDeadlinesCutAStalledBodyButNotASlowOne(t *testing.T) {
@@ -21,7 +21,7 @@ func TestClientDeadlinesCutAStalledBodyButNotASlowOne(t *testing.T) {
 		b, err := io.ReadAll(r.Body)
 		lastErr = err
 		if err != nil {
-			http.Error(w, "stalled", adapters.ErrorStatus(r, err))
+			http.Error(w, "stalled", failure.Status(r, err))
 		} else {
 			fmt.Fprintf(w, "got %d", len(b))
 		}

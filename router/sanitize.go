@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/headscan"
 )
 
@@ -93,7 +93,7 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //     bytes a CL-parsing front end counted differently can never be read as a second request (CL.TE
 //     request smuggling, RFC 9112 section 6.1). A malformed chunked body, or an HTTP/2 body whose DATA
 //     frames contradict its content-length, fails its reads with an error wrapping
-//     adapters.ErrBadRequestBody (400, not 502);
+//     failure.ErrBadRequestBody (400, not 502);
 //   - an HTTP/1.0 request with a body is answered with Connection: close too. net/http deletes and ignores
 //     Transfer-Encoding on HTTP/1.0 and frames the body by Content-Length, so the handler cannot tell that
 //     both were sent; RFC 9112 section 6.1 calls that framing faulty and requires the connection to close
@@ -347,7 +347,7 @@ func (b *framedBody) Read(p []byte) (int, error) {
 		dropClaims(b.req.Trailer, b.untrusted)
 	}
 	if err != nil && err != io.EOF && badFraming(err) {
-		err = fmt.Errorf("%w: %v", adapters.ErrBadRequestBody, err)
+		err = fmt.Errorf("%w: %v", failure.ErrBadRequestBody, err)
 	}
 	return n, err
 }
@@ -367,7 +367,7 @@ func badFraming(err error) bool {
 	var ne net.Error
 	var mbe *http.MaxBytesError
 	return !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && !errors.As(err, &ne) &&
-		!errors.As(err, &mbe) && !errors.Is(err, adapters.ErrClientTimeout) && !errors.Is(err, net.ErrClosed) &&
+		!errors.As(err, &mbe) && !errors.Is(err, failure.ErrClientTimeout) && !errors.Is(err, net.ErrClosed) &&
 		!errors.Is(err, http.ErrBodyReadAfterClose)
 }
 

@@ -64,6 +64,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/spool"
 )
 
@@ -205,19 +206,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := r.Clone(r.Context())
 	if r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
 		body, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: memSpool, Limit: h.maxBody})
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe), errors.Is(err, adapters.ErrClientTimeout):
-			h.fail(w, r, err) // 413, or 408 for a client that stalled mid-body
-			return
-		case errors.Is(err, spool.ErrStorage):
-			h.logger.LogAttrs(r.Context(), slog.LevelError, "spooling the request body failed", slog.String("app", h.app), slog.String("cause", err.Error()))
-			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-			return
-		case err != nil && r.Context().Err() != nil:
-			return // the client went away while sending
-		case err != nil:
-			http.Error(w, "reading the request body failed", http.StatusBadRequest)
+		if err != nil {
+			h.fail(w, r, failure.ClientBody(err)) // 413, 408, 499, 500 for the gateway's storage, else 400
 			return
 		}
 		defer body.Close()
@@ -296,7 +286,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	adapters.Fail(w, r, h.logger, h.app, h.program, err)
+	failure.Answer(w, r, h.logger, h.app, h.program, err)
 }
 
 // cgiWriter stands between the stdlib handler and the client. The stdlib answers its own failures with a

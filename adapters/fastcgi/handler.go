@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/upstream"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/exact"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
@@ -60,12 +61,6 @@ func (h *Handler) buf() *[]byte {
 	return &b
 }
 
-// bodyError marks a failure to read the client's request body (as opposed to talking to the app).
-type bodyError struct{ err error }
-
-func (e bodyError) Error() string { return "reading the request body: " + e.err.Error() }
-func (e bodyError) Unwrap() error { return e.err }
-
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	script, served, err := h.script(w, r)
@@ -97,7 +92,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
 		sp, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: spoolMemory})
 		if err != nil {
-			h.fail(w, r, bodyError{err})
+			h.fail(w, r, failure.ClientBody(err))
 			return
 		}
 		defer sp.Close()
@@ -185,24 +180,9 @@ func encodeParams(params []cgienv.Param) ([][]byte, error) {
 	return out, nil
 }
 
-// fail answers before the response header was sent.
+// fail answers before the response header was sent (failure.Answer).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var be bodyError
-	var mbe *http.MaxBytesError
-	if errors.Is(err, spool.ErrStorage) {
-		// The gateway's own disk failed, not the client or the app.
-		h.logger.LogAttrs(r.Context(), slog.LevelError, "spooling the request body failed",
-			slog.String("app", h.app), slog.String("cause", err.Error()))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	if errors.As(err, &be) && !errors.As(err, &mbe) && !errors.Is(err, adapters.ErrClientTimeout) && r.Context().Err() == nil {
-		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "bad request body",
-			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("cause", err.Error()))
-		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
-		return
-	}
-	adapters.Fail(w, r, h.logger, h.app, h.upstream, err)
+	failure.Answer(w, r, h.logger, h.app, h.upstream, err)
 }
 
 // exchange runs one request on one connection. It returns true only when a reused connection turned out
@@ -283,8 +263,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		if werr := waitWriter(); werr != nil {
 			// The writer's failure is the cause when it broke the client body or closed the
 			// connection under the reader.
-			var be bodyError
-			if errors.As(werr, &be) || errors.Is(err, net.ErrClosed) {
+			if errors.Is(werr, failure.ErrBadRequestBody) || errors.Is(err, net.ErrClosed) {
 				err = werr
 			}
 		}
@@ -419,7 +398,7 @@ func (x *exchange) headerDone(ctx context.Context) {
 }
 
 // writeRequest sends BEGIN_REQUEST, the PARAMS stream and the STDIN stream. A failure closes the
-// connection so the reader stops too; a failure to read the client's body is a bodyError.
+// connection so the reader stops too; a failure to read the client's body is marked with failure.ClientBody.
 func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 	c := x.c
 	defer func() {
@@ -479,7 +458,7 @@ func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 				break
 			}
 			if rerr != nil {
-				return bodyError{rerr}
+				return failure.ClientBody(rerr)
 			}
 		}
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
 	"github.com/switchyard/switchyard/adapters/upstream"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -386,18 +387,10 @@ func (p *Proxy) fail(logger *slog.Logger) func(http.ResponseWriter, *http.Reques
 		if errors.As(err, &ie) {
 			up = ie.upstream
 		}
-		var nie *upstream.NoInstanceError
-		if errors.As(err, &nie) {
-			if logger == nil {
-				logger = slog.Default()
-			}
-			logger.LogAttrs(r.Context(), slog.LevelError, "upstream request failed: no instance available",
-				slog.String("app", p.name), slog.String("upstream", "(all instances)"), slog.Int("status", http.StatusServiceUnavailable),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()))
-			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
-			return
+		if errors.Is(err, failure.ErrNoInstance) {
+			up = "(all instances)"
 		}
-		adapters.Fail(w, r, logger, p.name, up, err)
+		failure.Answer(w, r, logger, p.name, up, err)
 	}
 }
 

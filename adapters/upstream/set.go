@@ -12,6 +12,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 )
 
 // Probe checks one instance's health; a nil error means healthy. It must return when ctx is done.
@@ -100,6 +101,9 @@ type NoInstanceError struct {
 	// Total is the number of instances; the other fields count why each was skipped.
 	Total, Down, Ejected, Open, Tried int
 }
+
+// Is makes a NoInstanceError match failure.ErrNoInstance (503).
+func (e *NoInstanceError) Is(target error) bool { return target == failure.ErrNoInstance }
 
 func (e *NoInstanceError) Error() string {
 	var why []string

@@ -17,21 +17,14 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	ups "github.com/switchyard/switchyard/adapters/upstream"
+	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
-	"github.com/switchyard/switchyard/reqinfo"
 )
 
-// clientBodyError marks a failure to read the client's request body (the client's fault or the gateway's
-// body limit), as opposed to a failure talking to the app.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
-
 // ErrVarsTooLarge is wrapped by a Protocol's EncodeRequest when the variables cannot be framed (uwsgi's
-// 16-bit size); the client gets 431 Request Header Fields Too Large.
-var ErrVarsTooLarge = errors.New("request variables too large for the protocol")
+// 16-bit size); the client gets 431 Request Header Fields Too Large. It is failure.ErrVarsTooLarge.
+var ErrVarsTooLarge = failure.ErrVarsTooLarge
 
 // ErrMalformedResponse is wrapped by a Protocol's ReadResponse when the app's response head is not valid.
 var ErrMalformedResponse = errors.New("malformed response")
@@ -141,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sp, err := spool.Read(ctx, r.Body, spool.Options{Memory: h.spoolMemory})
 		if err != nil {
 			if !errors.Is(err, spool.ErrStorage) {
-				err = &clientBodyError{err}
+				err = failure.ClientBody(err)
 			}
 			h.fail(w, r, "spooling the request body", err)
 			return
@@ -220,7 +213,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // finished, or the app stopped reading: its answer tells what happened
 			}
 			bodyMu.Lock()
-			bodyErr = &clientBodyError{tr.err}
+			bodyErr = failure.ClientBody(tr.err)
 			bodyMu.Unlock()
 			if up.headRead() {
 				// The app already answered; tell it no more input comes.
@@ -356,48 +349,12 @@ func ReadHTTPResponse(br *bufio.Reader, req *http.Request) (*http.Response, erro
 	return resp, nil
 }
 
-// status maps a failure before the response head to the status the client gets (499: don't answer).
-func (h *Handler) status(r *http.Request, err error) int {
-	var mbe *http.MaxBytesError
-	var cbe *clientBodyError
-	var ne net.Error
-	switch {
-	case r.Context().Err() != nil:
-		return 499
-	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge
-	case errors.As(err, &cbe):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrVarsTooLarge):
-		return http.StatusRequestHeaderFieldsTooLarge
-	case errors.Is(err, errBadVars):
-		return http.StatusBadRequest
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return http.StatusGatewayTimeout
-	case errors.Is(err, spool.ErrStorage):
-		return http.StatusInternalServerError
-	}
-	return http.StatusBadGateway
-}
+// BadVars wraps a protocol's reason for refusing the variables (failure.ErrBadVars): the client gets 400.
+func BadVars(reason string) error { return fmt.Errorf("%w: %s", failure.ErrBadVars, reason) }
 
-// errBadVars marks variables the protocol cannot carry at all (a NUL in SCGI); see BadVars.
-var errBadVars = errors.New("request variables cannot be encoded")
-
-// BadVars wraps a protocol's reason for refusing the variables, so the client gets 400.
-func BadVars(reason string) error { return fmt.Errorf("%w: %s", errBadVars, reason) }
-
+// fail answers a failure before the response head (failure.Answer), naming the stage that failed.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, stage string, err error) {
-	status := h.status(r, err)
-	level := slog.LevelWarn
-	if status == 499 || status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
-		level = slog.LevelInfo
-	}
-	reqinfo.From(r.Context()).Failed(h.cfg.App, h.cfg.Upstream(), err) // read by metrics (upstream errors by cause)
-	h.logger.LogAttrs(r.Context(), level, h.proto.Name+" request failed "+stage, h.attrs(r, status, err)...)
-	if status == 499 {
-		return
-	}
-	http.Error(w, http.StatusText(status), status)
+	failure.Answer(w, r, h.logger, h.cfg.App, h.cfg.Upstream(), fmt.Errorf("%s %s: %w", h.proto.Name, stage, err))
 }
 
 func (h *Handler) attrs(r *http.Request, status int, err error) []slog.Attr {
