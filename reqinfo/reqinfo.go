@@ -42,7 +42,7 @@ type Info struct {
 	rw        responseWriter
 }
 
-// Failure is one failed attempt to reach an application, as adapters.Fail saw it.
+// Failure is one failed attempt to reach an application, as failure.Answer recorded it.
 type Failure struct {
 	App, Upstream string
 	Err           error
