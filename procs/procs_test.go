@@ -79,7 +79,9 @@ func newManager(t *testing.T) (*Manager, *logBuf) {
 		t.Fatal(err)
 	}
 	m, err := NewManager(Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), RuntimeDir: dir,
-		LookupEnv: func(k string) (string, bool) { return map[string]string{"LANG": "C.UTF-8", "SECRET": "gateway-only"}[k], k == "LANG" || k == "SECRET" }})
+		LookupEnv: func(k string) (string, bool) {
+			return map[string]string{"LANG": "C.UTF-8", "SECRET": "gateway-only"}[k], k == "LANG" || k == "SECRET"
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
