@@ -193,18 +193,28 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADDR"), "addr", cfg.Addr, "cause", err)
 		return 1
 	}
-	// Connection limits (GATEWAY_MAX_CONNS, GATEWAY_MAX_CONNS_PER_CLIENT) wrap the raw listener, under TLS.
+	// The listener stack (head scan, connection limits, idle parking) and the server, as every harness
+	// builds it (gateway.NewFront).
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
 		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
-	ln = gateway.ScanHeads(cfg, ln)
-	limited := gateway.LimitListener(cfg, ln, logger, func(reason string) { refused.WithLabelValues(reason).Inc() })
+	scheme := "http"
+	fopts := gateway.FrontOptions{OnReject: func(reason string) { refused.WithLabelValues(reason).Inc() }}
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		fopts.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	front := gateway.NewFront(cfg, lv, ln, logger, fopts)
+	srv := front.Server
 	reg.MustRegister(refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
-		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(limited.Stats().Open) }))
+		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(front.Limits.Stats().Open) }))
 	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
 		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
 			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
 	}
-	ln = limited
+	if parker := front.Parker; parker != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
+			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(parker.Parked()) }))
+	}
 	var adminSrv *http.Server
 	if cfg.AdminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -225,19 +235,6 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 		logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", endpoints)
 		go adminSrv.Serve(aln)
-	}
-	srv := gateway.Server(cfg, lv, logger)
-	scheme := "http"
-	if cfg.TLSCert != "" {
-		scheme = "https"
-		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
-	}
-	// Idle connection parking (GATEWAY_IDLE_PARK_AFTER, plain HTTP on Linux) wraps the limiter, so a
-	// parked connection keeps its slot and is not admitted twice when it is served again.
-	ln, parker := gateway.ParkIdle(cfg, srv, ln, logger)
-	if parker != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
-			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(parker.Parked()) }))
 	}
 	// Signals and the file watch are set up before the "listening" line, so whoever waits for that line
 	// (a test, a supervisor) can rely on a change or a signal sent after it being seen.
@@ -266,13 +263,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		close(drainLogged)
 	})
 	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
+	go func() { errc <- front.Serve() }()
 
 wait:
 	for {

@@ -1,6 +1,6 @@
 // Package adversarial owns the gateway's adversarial test suite: requests built byte by byte on raw TCP
 // (so malformed framing really goes out on the wire) against a gateway assembled in-process exactly as
-// cmd/gateway assembles it (config.Load, gateway.Build, gateway.Server on a loopback listener), with
+// cmd/gateway assembles it (config.Load, gateway.Build, gateway.NewFront on a loopback listener), with
 // recording backends behind it that keep every byte they receive.
 //
 // The suite guards three families of properties, one test case per attack, each named after the attack

@@ -34,7 +34,7 @@ func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startGateway builds a gateway from environment-style settings, exactly as cmd/gateway does, and serves it
-// with gateway.Server (the real http.Server with the configured limits) on a loopback port. It returns the
+// with gateway.NewFront (the binary's listener stack and server) on a loopback port. It returns the
 // address and a stop function that closes the server and the apps' pools; stop is idempotent and also
 // runs at cleanup.
 func startGateway(t *testing.T, env map[string]string) (addr string, stop func()) {
@@ -53,12 +53,12 @@ func startGateway(t *testing.T, env map[string]string) (addr string, stop func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = gateway.ScanHeads(cfg, ln) // as cmd/gateway does
-	srv := gateway.Server(cfg, g.Handler, logger)
+	front := gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{}) // the binary's stack
+	srv := front.Server
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(ln)
+		_ = front.Serve()
 	}()
 	var once sync.Once
 	stop = func() {

@@ -1,6 +1,6 @@
 // Package faults owns the gateway's fault and limit suite: tests that speak raw TCP to a gateway built
 // in-process exactly as cmd/gateway builds it (config.Load, gateway.Build with the built-in adapters,
-// gateway.Server on a listener wrapped by gateway.LimitListener), in front of fake applications that
+// gateway.NewFront: the binary's listener stack and server), in front of fake applications that
 // misbehave on purpose: refusing connections, resetting before or in the middle of an answer, hanging,
 // sending malformed or oversized heads, closing keep-alive connections under the gateway; and clients that
 // attack the gateway itself: slowloris heads, stalled uploads, responses never read, too many connections,

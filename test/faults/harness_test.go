@@ -56,12 +56,12 @@ func startGateway(t *testing.T, env map[string]string, yamlFile string) *testGat
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim := gateway.LimitListener(cfg, ln, logger, nil)
-	srv := gateway.Server(cfg, g.Handler, logger)
+	front := gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{}) // the binary's stack
+	srv, lim := front.Server, front.Limits
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(lim)
+		front.Serve()
 	}()
 	t.Cleanup(func() {
 		srv.Close()
