@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/failure"
 )
 
 // Available returns nil when at least one instance may be tried now, else a *NoInstanceError saying why
@@ -65,10 +66,7 @@ func NewGuarded(app, addr string, next http.Handler, cfg Config, probe Probe, lo
 // ServeHTTP sends r to the app unless its instance is failing its health check.
 func (g *Guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := g.set.Available(); err != nil {
-		g.logger.LogAttrs(r.Context(), slog.LevelError, "upstream request failed: no instance available",
-			slog.String("app", g.app), slog.String("upstream", g.upstream), slog.Int("status", http.StatusServiceUnavailable),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()))
-		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		failure.Answer(w, r, g.logger, g.app, g.upstream, err) // a NoInstanceError: 503
 		return
 	}
 	g.next.ServeHTTP(w, r)
