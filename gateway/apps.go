@@ -97,10 +97,11 @@ func appIdentity(t adapters.Target) string {
 	return t.Name + " " + strings.Join(insts, "|") + "?" + q.Encode()
 }
 
-// sharedAddressWarnings warns when a route's mount-aware app (which: "" for the route's APP, "old " for
-// its old app) is the very app the primary or a delegate reaches, yet gets another SCRIPT_NAME: one site
-// would then build its URLs (reverse(), redirects, cookie paths) two ways depending on the route.
-func sharedAddressWarnings(pattern, which string, b builtApp, roots []rootApp) []string {
+// sharedAddressWarnings warns, naming source (where the route was configured), when a route's mount-aware
+// app (which: "" for the route's APP, "old " for its old app) is the very app the primary or a delegate
+// reaches, yet gets another SCRIPT_NAME: one site would then build its URLs (reverse(), redirects, cookie
+// paths) two ways depending on the route.
+func sharedAddressWarnings(source, pattern, which string, b builtApp, roots []rootApp) []string {
 	if !b.kind.MountAware {
 		return nil
 	}
@@ -109,10 +110,10 @@ func sharedAddressWarnings(pattern, which string, b builtApp, roots []rootApp) [
 		if r.b.addr != b.addr || r.b.scriptName == b.scriptName {
 			continue
 		}
-		out = append(out, fmt.Sprintf("route %s: the %sapp %s is the app of %s but gets SCRIPT_NAME=%q where %s gets SCRIPT_NAME=%q: "+
+		out = append(out, fmt.Sprintf("%s: route %s: the %sapp %s is the app of %s but gets SCRIPT_NAME=%q where %s gets SCRIPT_NAME=%q: "+
 			"the same site would build its URLs (reverse(), redirects, cookie paths) differently under %s; "+
 			"add %s=%s to serve it as part of the same site",
-			pattern, which, b.addr, r.source, b.scriptName, r.source, r.b.scriptName, pattern, adapters.ScriptNameOption, r.b.scriptName))
+			source, pattern, which, b.addr, r.source, b.scriptName, r.source, r.b.scriptName, pattern, adapters.ScriptNameOption, r.b.scriptName))
 	}
 	return out
 }

@@ -310,7 +310,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if b.scriptNameHeader {
 			h = router.ScriptNameHeader(p.Prefix)(h)
 		}
-		g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "", b, roots)...)
+		g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "", b, roots)...)
 		info := RouteInfo{Pattern: p.String(), App: rs.App, Name: b.name, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
 		routeSpec := spec
 		if strip && (routeSpec.Stage != migration.StageNone || cascade) {
@@ -345,7 +345,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 					continue
 				}
 				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), NotForReadiness: ob.unready})
-				g.Warnings = append(g.Warnings, sharedAddressWarnings(p.String(), "old ", ob, roots)...)
+				g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "old ", ob, roots)...)
 				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
 				key += "\nold " + ob.id
 			}

@@ -66,7 +66,7 @@ func TestCheckWarnsOfTheSameAppUnderTwoScriptNames(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	want := `warning: route /shop/: the app uwsgi://127.0.0.1:3031 is the app of GATEWAY_PRIMARY but gets SCRIPT_NAME="/shop"`
+	want := `warning: GATEWAY_ROUTES: route /shop/: the app uwsgi://127.0.0.1:3031 is the app of GATEWAY_PRIMARY but gets SCRIPT_NAME="/shop"`
 	if !strings.Contains(out.String(), want) || strings.Count(out.String(), "warning:") != 1 {
 		t.Errorf("check output should hold one warning, for /shop/ only (%q):\n%s", want, out.String())
 	}
