@@ -80,6 +80,11 @@ type Config struct {
 	// Middleware wraps the whole routed handler, inside the front door (Sanitize) and outside every route;
 	// first outermost. See MiddlewareList and README.md (Middleware).
 	Middleware MiddlewareList `env:"GATEWAY_MIDDLEWARE" yaml:"middleware"`
+	// Run lists applications the gateway runs itself, in the compact form (GATEWAY_RUN) or the file's run
+	// mapping; routes can declare theirs beside them (RouteSpec.Run). See RunList and docs/run-apps.md.
+	Run RunList `env:"GATEWAY_RUN" yaml:"run"`
+	// Procfile is a Procfile (NAME: command per line) whose entries run apps may name as their command.
+	Procfile string `env:"GATEWAY_PROCFILE" yaml:"procfile"`
 	// MiddlewareSource says where Middleware was configured, for error messages.
 	MiddlewareSource string `yaml:"-"`
 	// Sources says where every setting that is not a built-in default came from, by variable
@@ -191,8 +196,14 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 		cfg.setSource("GATEWAY_ROUTES", Source{File: cfg.ConfigFile, Line: file.routesLine, Key: "routes"})
 	}
 
+	for i := range cfg.Run {
+		if cfg.Run[i].Source == "" { // from the file's run key
+			cfg.Run[i].Source = fmt.Sprintf("%s: run.%s", cfg.ConfigFile, cfg.Run[i].Name)
+		}
+	}
 	set, envErrs := applyEnv(&cfg, environ)
 	errs = append(errs, envErrs...)
+	errs = append(errs, loadProcfile(&cfg, readFile)...)
 	for _, v := range set {
 		if prev, ok := cfg.Sources[v]; ok && prev.File != "" {
 			o := Override{Var: v, File: prev.File, Line: prev.Line, Key: prev.Key}
@@ -360,6 +371,7 @@ func Validate(c Config) Errors {
 			}
 		}
 	}
+	errs = append(errs, validateRun(c)...)
 	if st, err := migration.ParsePairStage(c.Stage); err != nil {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", c.Name("GATEWAY_STAGE"), c.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
 	} else if st.Stage != migration.StageNone && (c.Primary == "" || len(c.Delegates) == 0) {

@@ -99,6 +99,21 @@ type fileRoute struct {
 	ShadowHeaders    []string `yaml:"shadow_headers"`
 	NegativeCache    int      `yaml:"negative_cache"`
 	NegativeCacheTTL string   `yaml:"negative_cache_ttl"`
+	// Run declares the app the gateway runs for this route (see RunApp).
+	Run routeRun `yaml:"run"`
+}
+
+// routeRun is a route's run key as read from the file.
+type routeRun struct{ app *RunApp }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *routeRun) UnmarshalYAML(node *yaml.Node) error {
+	a, err := runAppYAML(node)
+	if err != nil {
+		return err
+	}
+	r.app = &a
+	return nil
 }
 
 // fileKeys maps the yaml keys of a struct type to field indexes, in declaration order.
@@ -357,6 +372,23 @@ func readRoutes(path string, v *yaml.Node, errs *Errors) []RouteSpec {
 			continue
 		}
 		app := r.App
+		var run *RunApp
+		if r.Run.app != nil {
+			a := *r.Run.app
+			if a.Name == "" {
+				a.Name = routeRunName(r.Pattern)
+			}
+			a.Source = src + ".run"
+			if _, dup := r.Options[RunOption]; dup || strings.Contains(app, RunOption+"=") {
+				*errs = append(*errs, fmt.Errorf("%s: the route declares its run app with the run key and names one with the %s option too: give one", src, RunOption))
+				continue
+			}
+			if r.Options == nil {
+				r.Options = map[string]string{}
+			}
+			r.Options[RunOption] = a.Name
+			run = &a
+		}
 		if err := foldMigrationKeys(&r); err != nil {
 			*errs = append(*errs, fmt.Errorf("%s: %v", src, err))
 			continue
@@ -373,7 +405,7 @@ func readRoutes(path string, v *yaml.Node, errs *Errors) []RouteSpec {
 			}
 			app += sep + strings.Join(q, "&")
 		}
-		out = append(out, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Source: src})
+		out = append(out, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Run: run, Source: src})
 	}
 	return out
 }

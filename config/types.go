@@ -146,6 +146,9 @@ type RouteSpec struct {
 	// Middleware wraps the route's app, first outermost (YAML routes[].middleware; GATEWAY_ROUTES has
 	// none).
 	Middleware MiddlewareList `yaml:"-"`
+	// Run is the app the gateway runs for this route, declared beside it (YAML routes[].run); the route's
+	// App names it with the run option. Nil for other routes.
+	Run *RunApp `yaml:"-"`
 	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "x.yaml:12: routes[2]").
 	Source string `yaml:"-"`
 }

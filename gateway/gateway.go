@@ -566,3 +566,12 @@ func ScanHeads(cfg config.Config, ln net.Listener) net.Listener {
 	}
 	return headscan.Listener{Listener: ln}
 }
+
+// OnClose adds f to what Close does, after the apps' pools are released: the binary releases the
+// processes it runs for this configuration's apps there (package procs), once the configuration served
+// its last request.
+func (g *Gateway) OnClose(f func()) { g.closers = append(g.closers, closeFunc(f)) }
+
+type closeFunc func()
+
+func (f closeFunc) Close() error { f(); return nil }

@@ -388,6 +388,7 @@ func (p *Plan) Commit() (release func()) {
 func (m *Manager) retire(g *Group) {
 	m.logger.Info("run app: stopping replaced instances", "app", g.spec.Name, "addrs", addrList(g.Addrs()))
 	g.stop()
+	m.logger.Info("run app: replaced instances stopped", "app", g.spec.Name, "addrs", addrList(g.Addrs()))
 }
 
 // Abort stops what the plan started, when the configuration it was prepared for is not used.

@@ -75,7 +75,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	logOverrides(logger, cfg)
 	if cmd == "check" {
-		g, err := newBuilder(logger, nil, false)(cfg, nil)
+		g, err := newBuilder(logger, nil, false, nil)(cfg, nil)
 		if err == nil {
 			var shutdownTracing func(context.Context) error
 			if _, shutdownTracing, err = tracing.Setup(context.Background(), tracing.Environ(environ), logger); err == nil {
@@ -90,6 +90,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		}
 		defer g.Close()
 		printRoutes(stdout, cfg, g)
+		printRunApps(stdout, cfg)
 		printSettings(stdout, cfg)
 		for _, w := range g.Warnings {
 			fmt.Fprintln(stdout, "warning:", w)
@@ -112,12 +113,18 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 // newBuilder returns the function that turns a loaded configuration into a gateway (at startup and on
 // every reload), with a fresh adapter registry each time. With logWarnings, the built configuration's
 // warnings are logged (serving); `gateway check` prints them instead. prev is the gateway a reload
-// replaces (nil at startup): the migration numbers of unchanged routes carry over from it.
-func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
+// replaces (nil at startup): the migration numbers of unchanged routes carry over from it. run starts the
+// configuration's run apps before the build (nil: `gateway check`, which starts nothing).
+func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 		cfg, _ = withDemo(cfg)
+		cfg, built, err := run.prepare(cfg)
+		if err != nil {
+			return nil, err
+		}
 		reg := builtin.Registry(logger, demo.Apps())
 		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev})
+		built(g)
 		if err == nil && logWarnings {
 			for _, w := range g.Warnings {
 				logger.Warn(w)
@@ -159,7 +166,11 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 	}()
 	traceMW := tracing.Middleware(tp)
-	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, true)
+	// Run apps (issue 15) start before the gateway listens, and stop after its drain: this defer runs
+	// after every later one (lv.Close among them).
+	run := newRunner(logger, reg)
+	defer run.shutdown()
+	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, true, run)
 	g, err := build(cfg, nil)
 	if err != nil {
 		return invalid(err)
@@ -185,7 +196,8 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 		m.Retain(routes, apps)
 	}
-	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain}
+	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain, run: run}
+	run.restart = rl.Restart
 	_, demoMode := withDemo(cfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -229,7 +241,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 			IdleTimeout:       time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
-		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams"
+		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
 		if cfg.AdminPprof {
 			endpoints += " /debug/pprof/"
 		}
@@ -239,7 +251,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	// Signals and the file watch are set up before the "listening" line, so whoever waits for that line
 	// (a test, a supervisor) can rely on a change or a signal sent after it being seen.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -274,6 +286,10 @@ wait:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				rl.Reload("SIGHUP", false)
+				continue
+			}
+			if sig == syscall.SIGUSR2 {
+				go rl.Restart("SIGUSR2", nil) // every run app, without downtime; signals keep being read meanwhile
 				continue
 			}
 			stopWatch()

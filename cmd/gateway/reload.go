@@ -49,6 +49,7 @@ type reloader struct {
 	retain  func(*gateway.Gateway)
 	live    *live
 	certs   *certStore
+	run     *runner       // the run apps (Restart)
 	started config.Config // what the listeners were started with
 
 	mu      sync.Mutex

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/procs"
+)
+
+// runner connects the configuration's run apps (config.RunApp) to package procs: before each build it
+// starts what the configuration needs (new apps, changed ones, those asked to restart) and writes their
+// addresses into the app URLs; the built gateway releases the processes it used when it is retired, so an
+// app replaced by a reload or a restart keeps serving the requests in flight on the old configuration and
+// is stopped after them. A nil *runner (gateway check) starts nothing and writes placeholder addresses.
+type runner struct {
+	logger   *slog.Logger
+	restarts *prometheus.CounterVec
+
+	mu      sync.Mutex
+	m       *procs.Manager // created when the first configuration with run apps is built
+	pending map[string]bool
+	// restart asks the reloader to rebuild the running configuration with the named apps (all when nil)
+	// started afresh; set once the reloader exists.
+	restart func(trigger string, apps []string) error
+}
+
+func newRunner(logger *slog.Logger, reg prometheus.Registerer) *runner {
+	r := &runner{logger: logger, restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_run_app_restarts_total",
+		Help: "Instances of run apps the gateway started again after they exited, by app."}, []string{"app"})}
+	if reg != nil {
+		reg.MustRegister(r.restarts, &runCollector{r: r})
+	}
+	return r
+}
+
+// prepare runs before gateway.Build: it returns the configuration with the run apps' addresses written
+// in, and done, to call with the build's outcome (the gateway, or nil when the build failed).
+func (r *runner) prepare(cfg config.Config) (config.Config, func(*gateway.Gateway), error) {
+	specs := cfg.RunSpecs()
+	if r == nil {
+		// gateway check: what can be checked without starting anything (the programs, the directories).
+		var errs []error
+		for _, s := range specs {
+			errs = append(errs, s.Validate()...)
+		}
+		if len(errs) > 0 {
+			return cfg, nil, errors.Join(errs...)
+		}
+		return cfg.WithRunAddrs(checkAddrs(specs)), func(*gateway.Gateway) {}, nil
+	}
+	r.mu.Lock()
+	if r.m == nil && len(specs) == 0 {
+		r.mu.Unlock()
+		return cfg, func(*gateway.Gateway) {}, nil
+	}
+	if r.m == nil {
+		m, err := procs.NewManager(procs.Options{Logger: r.logger, OnRestart: func(app string) { r.restarts.WithLabelValues(app).Inc() }})
+		if err != nil {
+			r.mu.Unlock()
+			return cfg, nil, err
+		}
+		r.m = m
+	}
+	m, pending := r.m, r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if pending != nil && pending["*"] {
+		pending = map[string]bool{}
+		for _, s := range specs {
+			pending[s.Name] = true
+		}
+	}
+	plan, err := m.Prepare(context.Background(), specs, pending)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if started := plan.Started(); len(started) > 0 {
+		r.logger.Info("run apps ready", "started", strings.Join(started, " "))
+	}
+	return cfg.WithRunAddrs(plan.Addrs), func(g *gateway.Gateway) {
+		if g == nil {
+			plan.Abort()
+			return
+		}
+		g.OnClose(plan.Commit())
+		g.Admin["/api/processes"] = http.HandlerFunc(r.serveStatus)
+		g.Admin["/api/processes/restart"] = http.HandlerFunc(r.serveRestart)
+	}, nil
+}
+
+// checkAddrs gives `gateway check` addresses of the shape the apps will get, without allocating any.
+func checkAddrs(specs []procs.Spec) func(string) []procs.Addr {
+	byName := map[string]procs.Spec{}
+	for _, s := range specs {
+		byName[s.Name] = s
+	}
+	return func(name string) []procs.Addr {
+		s := byName[name]
+		n := max(s.Instances, 1)
+		out := make([]procs.Addr, n)
+		for i := range out {
+			if s.Network == "tcp" {
+				out[i] = procs.Addr{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", 1+i)}
+			} else {
+				out[i] = procs.Addr{Network: "unix", Address: filepath.Join(os.TempDir(), "switchyard-run-CHECK", fmt.Sprintf("%s.1.%d.sock", name, i))}
+			}
+		}
+		return out
+	}
+}
+
+// requestRestart marks apps (all when apps is empty) to be started afresh by the next build.
+func (r *runner) requestRestart(apps []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = map[string]bool{}
+	}
+	if len(apps) == 0 {
+		r.pending["*"] = true
+	}
+	for _, a := range apps {
+		r.pending[a] = true
+	}
+}
+
+// shutdown stops every run app (after the gateway's drain).
+func (r *runner) shutdown() {
+	r.mu.Lock()
+	m := r.m
+	r.mu.Unlock()
+	if m != nil {
+		r.logger.Info("stopping run apps")
+		m.Shutdown()
+		r.logger.Info("run apps stopped")
+	}
+}
+
+func (r *runner) status() []procs.Status {
+	r.mu.Lock()
+	m := r.m
+	r.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Status()
+}
+
+// serveStatus is GET /api/processes: every instance of every run app.
+func (r *runner) serveStatus(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "GET only", http.StatusMethodNotAllowed)
+		return
+	}
+	st := r.status()
+	if st == nil {
+		st = []procs.Status{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(st)
+}
+
+// serveRestart is POST /api/processes/restart[?app=NAME&app=...]: a zero-downtime restart of the named
+// run apps (all without app), answered once the new instances serve.
+func (r *runner) serveRestart(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST only: POST /api/processes/restart?app=NAME restarts an app without downtime", http.StatusMethodNotAllowed)
+		return
+	}
+	apps := req.URL.Query()["app"]
+	known := map[string]bool{}
+	for _, s := range r.status() {
+		known[s.App] = true
+	}
+	for _, a := range apps {
+		if !known[a] {
+			names := make([]string, 0, len(known))
+			for k := range known {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			http.Error(w, fmt.Sprintf("no run app %q (running: %s)", a, strings.Join(names, ", ")), http.StatusNotFound)
+			return
+		}
+	}
+	if err := r.restart("admin API", apps); err != nil {
+		http.Error(w, "restart failed; the running instances keep serving: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "restarted")
+}
+
+// Restart rebuilds the running configuration with the named run apps (all when apps is empty) started
+// afresh: new instances first, then the swap, then the old instances stop after their last request.
+func (rl *reloader) Restart(trigger string, apps []string) error {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	rl.run.requestRestart(apps)
+	g, err := rl.build(rl.running, rl.live.Gateway())
+	if err != nil {
+		rl.logger.Error("run app restart failed; the running instances keep serving", "trigger", trigger, "cause", err)
+		return err
+	}
+	retired, seq := rl.live.Swap(g)
+	if rl.retain != nil {
+		rl.retain(g)
+	}
+	which := "all"
+	if len(apps) > 0 {
+		which = strings.Join(apps, " ")
+	}
+	rl.logger.Info("run apps restarted", "trigger", trigger, "apps", which, "generation", seq)
+	go func() {
+		<-retired
+		if rl.retain != nil {
+			rl.retain(rl.live.Gateway())
+		}
+	}()
+	return nil
+}
+
+// runCollector publishes the instances' states: switchyard_run_app_instances{app, state}.
+type runCollector struct{ r *runner }
+
+var runInstancesDesc = prometheus.NewDesc("switchyard_run_app_instances", "Instances of run apps by state (starting, running, backoff, failed).", []string{"app", "state"}, nil)
+
+func (c *runCollector) Describe(ch chan<- *prometheus.Desc) { ch <- runInstancesDesc }
+
+func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[[2]string]int{}
+	for _, s := range c.r.status() {
+		counts[[2]string{s.App, s.State}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(runInstancesDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
+
+// printRunApps lists the run apps for `gateway check`: name, command, address, instances, directory.
+func printRunApps(w io.Writer, cfg config.Config) {
+	specs := cfg.RunSpecs()
+	if len(specs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nrun apps (started by the gateway before it is ready):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCOMMAND\tADDRESS\tINSTANCES\tDIR\tFROM")
+	for _, s := range specs {
+		addr := "unix socket in a private runtime directory ($SOCKET, {socket})"
+		if s.Network == "tcp" {
+			addr = "loopback port ($PORT, {addr}, {port})"
+		}
+		dir := s.Dir
+		if dir == "" {
+			dir = "."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.String(), addr, max(s.Instances, 1), dir, s.Source)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
+	"github.com/switchyard/switchyard/procs"
+)
+
+// portalProject is a `django-admin startproject portal` with three settings modules (SITE_NAME A, B and
+// C, the last two importing the first) and a whoami/ view answering "<settings module> <SITE_NAME>".
+func portalProject(t *testing.T) string {
+	t.Helper()
+	dir := testpeer.StartProject(t, "portal")
+	pkg := filepath.Join(dir, "portal")
+	settings, err := os.ReadFile(filepath.Join(pkg, "settings.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(settings), "ALLOWED_HOSTS = []", `ALLOWED_HOSTS = [".example.test"]`, 1)
+	if s == string(settings) {
+		t.Fatal("startproject's settings.py has no ALLOWED_HOSTS = []")
+	}
+	urls, err := os.ReadFile(filepath.Join(pkg, "urls.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"settings.py":   s + "\nSITE_NAME = \"A\"\n",
+		"settings_b.py": "from .settings import *  # noqa\n\nSITE_NAME = \"B\"\n",
+		"settings_c.py": "from .settings import *  # noqa\n\nSITE_NAME = \"C\"\n",
+		"urls.py": string(urls) + "\nfrom django.conf import settings\nfrom django.http import HttpResponse\n\n" +
+			"urlpatterns.append(path(\"whoami/\", lambda request: HttpResponse(settings.SETTINGS_MODULE + \" \" + settings.SITE_NAME)))\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(pkg, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func hostGet(c *http.Client, base, host, path string) (int, string, error) {
+	req, err := http.NewRequest("GET", base+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func processes(t *testing.T, admin string) map[string]procs.Status {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/api/processes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st []procs.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]procs.Status{}
+	for _, s := range st {
+		out[s.App] = s
+	}
+	return out
+}
+
+// waitProcesses polls the admin API (bounded) until cond holds.
+func waitProcesses(t *testing.T, admin, what string, cond func(map[string]procs.Status) bool) map[string]procs.Status {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if st := processes(t, admin); cond(st) {
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %+v", what, processes(t, admin))
+	return nil
+}
+
+// The gateway runs two Django sites from one project, each under its own gunicorn with its own
+// DJANGO_SETTINGS_MODULE, and a third under uWSGI over the uwsgi protocol: each answers from its own
+// settings. Then: a killed instance is restarted and serves again; a restart through the admin API under
+// continuous load loses no request; SIGTERM leaves no process behind.
+func TestRunAppsDjangoSitesUnderGunicornAndUWSGI(t *testing.T) {
+	dir := portalProject(t)
+	uwsgi := testpeer.NeedUWSGI(t)
+	cfg := `
+routes:
+  - pattern: a.example.test/
+    app: unix://{socket}
+    run:
+      name: site-a
+      command: [` + testpeer.Gunicorn + `, --bind, "unix:{socket}", --workers, "2", --threads, "4", --graceful-timeout, "5", portal.wsgi]
+      dir: ` + dir + `
+      env: {DJANGO_SETTINGS_MODULE: portal.settings, PYTHONDONTWRITEBYTECODE: "1"}
+  - pattern: b.example.test/
+    app: unix://{socket}
+    run:
+      name: site-b
+      command: ` + testpeer.Gunicorn + ` --bind unix:{socket} --workers 1 portal.wsgi
+      dir: ` + dir + `
+      env: {DJANGO_SETTINGS_MODULE: portal.settings_b, PYTHONDONTWRITEBYTECODE: "1"}
+  - pattern: c.example.test/
+    app: uwsgi+unix://{socket}
+    run:
+      name: site-c
+      command: [` + uwsgi + `, --plugin, python3, --socket, "{socket}", --module, portal.wsgi, --die-on-term, --processes, "1", --buffer-size, "65535"]
+      dir: ` + dir + `
+      env: {DJANGO_SETTINGS_MODULE: portal.settings_c, PYTHONDONTWRITEBYTECODE: "1"}
+`
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startGateway(t, "GATEWAY_CONFIG="+path, "GATEWAY_SHUTDOWN_TIMEOUT=10s")
+	base := "http://" + p.addr
+	c := &http.Client{Timeout: 30 * time.Second}
+	want := map[string]string{"a.example.test": "portal.settings A", "b.example.test": "portal.settings_b B", "c.example.test": "portal.settings_c C"}
+	for i := 0; i < 2; i++ {
+		for _, host := range []string{"c.example.test", "b.example.test", "a.example.test"} {
+			code, body, err := hostGet(c, base, host, "/whoami/")
+			if err != nil || code != 200 || body != want[host] {
+				t.Fatalf("%s: %d %q %v, want %q", host, code, body, err, want[host])
+			}
+		}
+	}
+
+	// kill -9 of an app process: restarted on its address, the next requests succeed.
+	st := processes(t, p.admin)
+	oldB := st["site-b"].PID
+	if err := syscall.Kill(oldB, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, "run app instance exited; restarting", "app=site-b", "signal: killed")
+	waitProcesses(t, p.admin, "site-b to be restarted", func(st map[string]procs.Status) bool {
+		return st["site-b"].Restarts == 1 && st["site-b"].State == procs.StateRunning && st["site-b"].PID != oldB
+	})
+	if code, body, err := hostGet(c, base, "b.example.test", "/whoami/"); err != nil || code != 200 || body != want["b.example.test"] {
+		t.Fatalf("after the restart: %d %q %v", code, body, err)
+	}
+
+	// A restart under continuous load: no request fails.
+	oldA := processes(t, p.admin)["site-a"]
+	var failures, served atomic.Int64
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lc := &http.Client{Timeout: 30 * time.Second}
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, err := hostGet(lc, base, "a.example.test", "/whoami/")
+				if err != nil || code != 200 || body != want["a.example.test"] {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, strings.TrimSpace(body)+" "+http.StatusText(code)+" "+errString(err))
+					continue
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	for served.Load() < 20 { // bounded by the workers' loops and the client timeout
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Post("http://"+p.admin+"/api/processes/restart?app=site-a", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("restart: %d %s", resp.StatusCode, msg)
+	}
+	after := served.Load()
+	p.waitFor(t, "run app: replaced instances stopped", "app=site-a")
+	for served.Load() < after+20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed during the restart; first: %v", n, n+served.Load(), firstFailure.Load())
+	}
+	newA := processes(t, p.admin)["site-a"]
+	if newA.PID == oldA.PID || newA.Address == oldA.Address {
+		t.Fatalf("site-a was not replaced: before %+v after %+v", oldA, newA)
+	}
+	if err := syscall.Kill(-oldA.PID, 0); err != syscall.ESRCH {
+		t.Fatalf("the replaced site-a process group %d is still there (%v)", oldA.PID, err)
+	}
+	t.Logf("%d requests served during the restart, none failed", served.Load())
+
+	// Shutdown: every process group is gone when the gateway has exited.
+	final := processes(t, p.admin)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitFor(t, "run apps stopped")
+	p.cmd.Wait()
+	for app, s := range final {
+		if err := syscall.Kill(-s.PID, 0); err != syscall.ESRCH {
+			t.Errorf("%s: process group %d survived the gateway (%v)", app, s.PID, err)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// A run app that cannot start is a configuration error naming the app, the command and why; the gateway
+// does not start.
+func TestRunAppThatExitsAtOnceStopsTheStart(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve"}, []string{
+		"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_ADMIN_ADDR=",
+		"GATEWAY_RUN=broken: /bin/sh -c 'echo no module named portal >&2; exit 3'",
+		"GATEWAY_ROUTES=/=unix://{socket}?run=broken",
+	}, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errb.String())
+	}
+	for _, w := range []string{`run app "broken"`, "/bin/sh -c", "exit status 3", "no module named portal"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("error lacks %q:\n%s", w, errb.String())
+		}
+	}
+}
+
+// gateway check prints each run app with its command, address and instance count, and finds a missing
+// program without starting anything.
+func TestCheckPrintsRunApps(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check"}, []string{
+		"GATEWAY_RUN=web(instances=2, env.NODE_ENV=production): /bin/sh -c 'exec node server.js'",
+		"GATEWAY_ROUTES=/=http://{addr}?run=web",
+	}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, w := range []string{"run apps", "web", `/bin/sh -c "exec node server.js"`, "loopback port", "2", "http://127.0.0.1:1|http://127.0.0.1:2?name=web"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	errb.Reset()
+	code = run([]string{"check"}, []string{
+		"GATEWAY_RUN=web(dir=/no/such/dir): no-such-server --port {port}",
+		"GATEWAY_ROUTES=/=http://{addr}?run=web",
+	}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), `working directory "/no/such/dir"`) || !strings.Contains(errb.String(), `program "no-such-server" not found`) {
+		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+}

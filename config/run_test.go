@@ -1,0 +1,159 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchyard/switchyard/procs"
+)
+
+func loadWith(t *testing.T, env map[string]string, files map[string]string) (Config, error) {
+	t.Helper()
+	return Load(env, func(p string) ([]byte, error) {
+		if s, ok := files[p]; ok {
+			return []byte(s), nil
+		}
+		return nil, os.ErrNotExist
+	})
+}
+
+func TestRunAppsFromTheEnvironment(t *testing.T) {
+	cfg, err := loadWith(t, map[string]string{
+		"GATEWAY_RUN": `site-a(dir=/srv/portal, env.DJANGO_SETTINGS_MODULE=portal.settings, inherit=PATH LANG): gunicorn --bind unix:{socket} portal.wsgi;` +
+			`site-b(env.DJANGO_SETTINGS_MODULE=portal.settings_b, env.NOTE="a, b (c)", instances=2, start_timeout=5s, stop_timeout=2s): gunicorn --bind unix:{socket} 'portal.wsgi'
+			web(procfile=web)`,
+		"GATEWAY_PROCFILE": "Procfile",
+		"GATEWAY_ROUTES":   "a.example.test/=unix://{socket}?run=site-a,b.example.test/=unix://{socket}?run=site-b&timeout=5s,/node/=http://{addr}?run=web",
+	}, map[string]string{"Procfile": "web: node server.js --port $PORT\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RunList{
+		{Name: "site-a", Command: []string{"gunicorn", "--bind", "unix:{socket}", "portal.wsgi"}, Dir: "/srv/portal",
+			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "portal.settings"}, Inherit: []string{"PATH", "LANG"}, Source: "GATEWAY_RUN"},
+		{Name: "site-b", Command: []string{"gunicorn", "--bind", "unix:{socket}", "portal.wsgi"}, Instances: 2,
+			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "portal.settings_b", "NOTE": "a, b (c)"}, StartTimeout: Duration(5 * time.Second), StopTimeout: Duration(2 * time.Second), Source: "GATEWAY_RUN"},
+		{Name: "web", Procfile: "web", Command: []string{"/bin/sh", "-c", "exec node server.js --port $PORT"}, Source: "GATEWAY_RUN"},
+	}
+	if d := cmp.Diff(want, cfg.Run); d != "" {
+		t.Fatalf("run apps (-want +got):\n%s", d)
+	}
+	specs := cfg.RunSpecs()
+	if specs[0].Network != "unix" || specs[2].Network != "tcp" {
+		t.Fatalf("networks %q %q", specs[0].Network, specs[2].Network)
+	}
+	resolved := cfg.WithRunAddrs(func(name string) []procs.Addr {
+		switch name {
+		case "site-b":
+			return []procs.Addr{{Network: "unix", Address: "/run/b.0.sock"}, {Network: "unix", Address: "/run/b.1.sock"}}
+		case "web":
+			return []procs.Addr{{Network: "tcp", Address: "127.0.0.1:4000"}}
+		}
+		return []procs.Addr{{Network: "unix", Address: "/run/a.0.sock"}}
+	})
+	var apps []string
+	for _, r := range resolved.Routes {
+		apps = append(apps, r.App)
+	}
+	wantApps := []string{"unix:///run/a.0.sock?name=site-a", "unix:///run/b.0.sock|unix:///run/b.1.sock?name=site-b&timeout=5s", "http://127.0.0.1:4000?name=web"}
+	if d := cmp.Diff(wantApps, apps); d != "" {
+		t.Fatalf("resolved apps (-want +got):\n%s", d)
+	}
+	if cfg.Routes[0].App != "unix://{socket}?run=site-a" {
+		t.Fatal("WithRunAddrs changed the configuration it was called on")
+	}
+}
+
+func TestRunAppBesideItsRouteInTheFile(t *testing.T) {
+	yaml := `
+primary: uwsgi+unix://{socket}?run=legacy
+run:
+  legacy:
+    command: [uwsgi, --socket, "{socket}", --module, legacy.wsgi, --die-on-term]
+    env: {DJANGO_SETTINGS_MODULE: legacy.settings}
+routes:
+  - pattern: /blog/
+    app: unix://{socket}
+    run:
+      command: gunicorn --bind unix:{socket} blog.wsgi
+      dir: /srv/blog
+      env:
+        DJANGO_SETTINGS_MODULE: blog.settings
+      inherit: [PATH]
+      instances: 2
+`
+	cfg, err := loadWith(t, map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, map[string]string{"gw.yaml": yaml})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := cfg.RunApps()
+	if len(apps) != 2 || apps[0].Name != "legacy" || apps[0].Source != "gw.yaml: run.legacy" {
+		t.Fatalf("%+v", apps)
+	}
+	blog := apps[1]
+	if blog.Name != "blog" || blog.Instances != 2 || blog.Dir != "/srv/blog" || blog.Env["DJANGO_SETTINGS_MODULE"] != "blog.settings" ||
+		strings.Join(blog.Command, " ") != "gunicorn --bind unix:{socket} blog.wsgi" || blog.Source != "gw.yaml:8: routes[0].run" {
+		t.Fatalf("%+v", blog)
+	}
+	if cfg.Routes[0].App != "unix://{socket}?run=blog" {
+		t.Fatalf("route app %q", cfg.Routes[0].App)
+	}
+}
+
+func TestRunConfigurationErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		yaml  string
+		files map[string]string
+		want  []string
+	}{
+		{"an app without a command", map[string]string{"GATEWAY_RUN": "blog(dir=/srv)", "GATEWAY_ROUTES": "/=unix://{socket}?run=blog"}, "", nil,
+			[]string{`GATEWAY_RUN: run app "blog" has no command`}},
+		{"a shell construct without a shell", map[string]string{"GATEWAY_RUN": "blog: gunicorn -b :$PORT app"}, "", nil,
+			[]string{"GATEWAY_RUN", "run app blog: command", "needs a shell", "[sh, -c,"}},
+		{"an unknown option", map[string]string{"GATEWAY_RUN": "blog(workers=2): gunicorn app"}, "", nil,
+			[]string{`run app blog: unknown option "workers"`}},
+		{"a route naming an app nobody declared", map[string]string{"GATEWAY_RUN": "blog: gunicorn app", "GATEWAY_ROUTES": "/=unix://{socket}?run=blgo"}, "", nil,
+			[]string{"option run=blgo names no run app (declared: blog)", `run app "blog" is used by no app URL`}},
+		{"an app URL without the address", map[string]string{"GATEWAY_RUN": "blog: gunicorn app", "GATEWAY_ROUTES": "/=unix:///tmp/x.sock?run=blog"}, "", nil,
+			[]string{"holds no address placeholder"}},
+		{"a misspelt placeholder", map[string]string{"GATEWAY_RUN": "blog: gunicorn app", "GATEWAY_ROUTES": "/=http://{adr}?run=blog"}, "", nil,
+			[]string{"unknown placeholder {adr}"}},
+		{"several instances of a kind that is not balanced", map[string]string{"GATEWAY_RUN": "blog(instances=2): uwsgi app", "GATEWAY_ROUTES": "/=uwsgi+unix://{socket}?run=blog"}, "", nil,
+			[]string{`run app "blog": instances=2, but uwsgi+unix apps are not balanced`}},
+		{"a Procfile entry without a Procfile", map[string]string{"GATEWAY_RUN": "web(procfile=web)", "GATEWAY_ROUTES": "/=http://{addr}?run=web"}, "", nil,
+			[]string{"no Procfile is set: set GATEWAY_PROCFILE"}},
+		{"a Procfile without the entry", map[string]string{"GATEWAY_RUN": "web(procfile=wbe)", "GATEWAY_PROCFILE": "Procfile", "GATEWAY_ROUTES": "/=http://{addr}?run=web"}, "",
+			map[string]string{"Procfile": "web: node s.js\n"}, []string{"procfile=wbe: Procfile has no such entry (it has: web)"}},
+		{"an unknown key in a route's run", nil, "routes:\n  - pattern: /a/\n    app: unix://{socket}\n    run:\n      comand: [x]\n", nil,
+			[]string{"gw.yaml:5: routes[0].run:", "unknown key comand; did you mean command?"}},
+		{"one name declared twice", nil, "run:\n  a:\n    command: [x]\nroutes:\n  - pattern: /a/\n    app: unix://{socket}\n    run: {name: a, command: [y]}\n", nil,
+			[]string{`gw.yaml:5: routes[0].run: run app "a" is also declared at gw.yaml: run.a`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env
+			files := map[string]string{}
+			for k, v := range tc.files {
+				files[k] = v
+			}
+			if tc.yaml != "" {
+				env = map[string]string{"GATEWAY_CONFIG": "gw.yaml"}
+				files["gw.yaml"] = tc.yaml
+			}
+			_, err := loadWith(t, env, files)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%s", w, err)
+				}
+			}
+		})
+	}
+}
