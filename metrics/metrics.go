@@ -167,9 +167,12 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		m.inFlight.Inc()
 		info := reqinfo.From(r.Context())
+		start := info.Start() // the access log's clock reading, when it attached the record
+		if start.IsZero() {
+			start = time.Now()
+		}
 		answer := info
 		if answer == nil {
 			// Library use without AccessLog: a record of our own, for the answer only (it is not attached,

@@ -22,8 +22,8 @@ import (
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
 			r, info := reqinfo.Attach(r)
+			start := info.Start()
 			// The request's one recording writer: the middleware inside read the answer from info.
 			w = info.RecordResponse(w)
 			aborted := true
@@ -50,8 +50,8 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.Int64("bytes", resp.Bytes),
 					millis("duration_ms", time.Since(start)),
 					slog.String("client", r.RemoteAddr),
-					slog.String("request_id", r.Header.Get(RequestIDHeader)),
-					slog.String("trace_id", traceID(r.Header.Get("Traceparent"))),
+					slog.String("request_id", first(r.Header[RequestIDHeader])),
+					slog.String("trace_id", traceID(first(r.Header["Traceparent"]))),
 					slog.String("route", s.Route),
 					slog.String("app", s.App),
 				)
@@ -73,6 +73,14 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			aborted = false
 		})
 	}
+}
+
+// first returns a header's first value, or "" (Header.Get without canonicalising a name given canonical).
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[0]
 }
 
 // millis is a duration in milliseconds, to the microsecond (0.412): the unit is in the key, and the value

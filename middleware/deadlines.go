@@ -32,7 +32,7 @@ func ClientDeadlines(idle time.Duration) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			dw := &deadlineWriter{ResponseWriter: w, idle: idle, wd: findWriteDeadliner(w)}
+			dw := &deadlineWriter{ResponseWriter: w, idle: idle, slack: idle >> 10, wd: findWriteDeadliner(w)}
 			var body *deadlineBody
 			if r.Body != nil && r.Body != http.NoBody {
 				body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle, header: w.Header()}
@@ -88,6 +88,8 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 type deadlineWriter struct {
 	http.ResponseWriter
 	idle     time.Duration
+	slack    time.Duration // idle/1024: see extend
+	until    time.Time     // the write deadline last set through this writer (zero: none yet)
 	hijacked bool
 	wrote    bool
 	// wd is the writer in the Unwrap chain that takes write deadlines, found once per request (as
@@ -112,12 +114,34 @@ func findWriteDeadliner(w http.ResponseWriter) writeDeadliner {
 	}
 }
 
-// extend gives the connection a fresh write deadline, unless it was hijacked or takes no deadlines.
+// extend makes sure the connection's write deadline is at least idle away, unless it was hijacked or takes
+// no deadlines. Moving a deadline costs a runtime timer update, and an answer's writes (and the end of the
+// answer) come microseconds apart: so a deadline is set slack (idle/1024) further than idle, and left as
+// it is while it is still at least idle away. A client is thus never cut before idle of silence, and at
+// most idle/1024 after it.
 func (w *deadlineWriter) extend() {
 	if w.hijacked || w.wd == nil {
 		return
 	}
-	_ = w.wd.SetWriteDeadline(time.Now().Add(w.idle))
+	now := time.Now()
+	if !w.until.IsZero() && !now.Add(w.idle).After(w.until) {
+		return
+	}
+	w.until = now.Add(w.idle + w.slack)
+	_ = w.wd.SetWriteDeadline(w.until)
+}
+
+// SetWriteDeadline sets the connection's write deadline (for http.ResponseController), keeping extend's
+// record of it true.
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	if w.wd == nil {
+		return http.ErrNotSupported
+	}
+	err := w.wd.SetWriteDeadline(t)
+	if err == nil {
+		w.until = t
+	}
+	return err
 }
 
 func (w *deadlineWriter) WriteHeader(code int) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/reqinfo"
@@ -315,9 +316,14 @@ func (r *Recorder) Record(method, path string, s reqinfo.Snapshot, status int, d
 	}
 	as.observe(status, d, timed)
 
-	k := ledgerKey{method: ledgerMethod(method), path: Template(path)}
-	counts := rs.ledger[k]
+	// The path's template is built in buf and looked up through a view of it (no allocation per request
+	// for a template seen before); a new ledger key gets its own copy.
+	var buf [128]byte
+	t := appendTemplate(buf[:0], path)
+	method = ledgerMethod(method)
+	counts := rs.ledger[ledgerKey{method: method, path: unsafe.String(unsafe.SliceData(t), len(t))}]
 	if counts == nil {
+		k := ledgerKey{method: method, path: string(t)}
 		if r.ledgerKeys.Load() >= int64(r.opts.LedgerKeys) {
 			rs.overflow++
 			k.path = OverflowPath
@@ -348,20 +354,41 @@ func ledgerMethod(m string) string {
 // digits, UUIDs, hex or base64-ish tokens of 16+ characters with a digit, anything over 40 bytes) become
 // {id}. "/orders/42/items/9f8e7d6c5b4a39281706" gives "/orders/{id}/items/{id}".
 func Template(path string) string {
-	if !strings.ContainsAny(path, "0123456789") && len(path) < 256 {
+	if !templated(path) {
 		return path // fast path: nothing looks like an id
 	}
-	segs := strings.Split(path, "/")
-	for i, s := range segs {
-		if looksLikeID(s) {
-			segs[i] = "{id}"
+	return string(appendTemplate(make([]byte, 0, len(path)+8), path))
+}
+
+// templated reports whether Template may change path: it holds a digit or is long (a segment over 40
+// bytes is an id, and a template is cut at 256 bytes).
+func templated(path string) bool {
+	return len(path) >= 256 || strings.ContainsAny(path, "0123456789")
+}
+
+// appendTemplate appends Template(path) to dst.
+func appendTemplate(dst []byte, path string) []byte {
+	if !templated(path) {
+		return append(dst, path...)
+	}
+	start := len(dst)
+	for {
+		seg, rest, more := strings.Cut(path, "/")
+		if looksLikeID(seg) {
+			dst = append(dst, "{id}"...)
+		} else {
+			dst = append(dst, seg...)
 		}
+		if !more {
+			break
+		}
+		dst = append(dst, '/')
+		path = rest
 	}
-	out := strings.Join(segs, "/")
-	if len(out) > 256 {
-		out = out[:256] + "..."
+	if len(dst)-start > 256 {
+		dst = append(dst[:start+256], "..."...)
 	}
-	return out
+	return dst
 }
 
 func looksLikeID(s string) bool {
@@ -402,7 +429,7 @@ func (r *Recorder) Middleware(next http.Handler) http.Handler {
 			req, info = reqinfo.Attach(req)
 		}
 		w = info.RecordResponse(w) // unchanged when a middleware outside (AccessLog) already records
-		start := time.Now()
+		start := info.Start() // the access log's clock reading (or this Attach's)
 		done := false
 		defer func() {
 			resp, _ := info.Response()

@@ -112,3 +112,29 @@ func TestTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateAsSegments checks Template against its definition, segment by segment, on paths of every
+// shape, long ones included (a segment over 40 bytes is an id in a path that is templated; a template
+// over 256 bytes is cut).
+func TestTemplateAsSegments(t *testing.T) {
+	long := strings.Repeat("x", 41)
+	for _, in := range []string{"", "/", "//", "/a//b/", "/7", "/orders/42/", "/" + long, "/" + long + "/x",
+		strings.Repeat("/abc", 80), strings.Repeat("/12", 100), strings.Repeat("/"+long, 10), "/é/12/%41"} {
+		segs := strings.Split(in, "/")
+		for i, s := range segs {
+			if looksLikeID(s) {
+				segs[i] = "{id}"
+			}
+		}
+		want := strings.Join(segs, "/")
+		if !strings.ContainsAny(in, "0123456789") && len(in) < 256 {
+			want = in // a short path without digits is taken as it is (the long segment too)
+		}
+		if len(want) > 256 {
+			want = want[:256] + "..."
+		}
+		if got := Template(in); got != want {
+			t.Errorf("Template(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

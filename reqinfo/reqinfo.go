@@ -28,6 +28,7 @@ type Info struct {
 	upstream string
 	failures []Failure
 	appTime  time.Duration
+	start    time.Time // set by Attach, never changed: read without the lock
 
 	// triedBuf holds the first apps tried (a cascade rarely asks more than two), so that Tried does not
 	// allocate; ctx is the request context Attach makes, kept here so that attaching costs one allocation
@@ -50,10 +51,10 @@ type Failure struct {
 
 type ctxKey struct{}
 
-// Attach returns r with a fresh Info attached, and that Info. The Info and the context carrying it are one
-// allocation; the request copy WithContext makes is the other.
+// Attach returns r with a fresh Info attached, and that Info, whose Start is now. The Info and the context
+// carrying it are one allocation; the request copy WithContext makes is the other.
 func Attach(r *http.Request) (*http.Request, *Info) {
-	in := &Info{}
+	in := &Info{start: time.Now()}
 	in.ctx = infoContext{Context: r.Context(), in: in}
 	return r.WithContext(&in.ctx), in
 }
@@ -70,6 +71,16 @@ func (c *infoContext) Value(key any) any {
 		return c.in
 	}
 	return c.Context.Value(key)
+}
+
+// Start returns when the record was attached (the request's start for the access log, metrics and the
+// migration ledger, which so share one clock reading), or the zero time for a nil Info or one not made by
+// Attach. Nil-safe.
+func (in *Info) Start() time.Time {
+	if in == nil {
+		return time.Time{}
+	}
+	return in.start
 }
 
 // From returns the Info attached to ctx, or nil.

@@ -29,22 +29,28 @@ type SanitizeConfig struct {
 	EncodedSlash bool
 }
 
-// forwardingHeaders are the headers through which a client could claim another identity, scheme, host or
-// mount point. From an untrusted peer they are deleted, so no application ever believes a spoofed value.
-// Every header whose name starts with "X-Forwarded-" is treated the same way (X-Forwarded-User, -Email,
-// -Prefix, -Uri, ... set by auth proxies and path-rewriting proxies).
-var forwardingHeaders = map[string]bool{
-	"Forwarded": true, "X-Forwarded": true, "Forwarded-For": true, "X-Url-Scheme": true,
-	"X-Real-Ip": true, "True-Client-Ip": true, "X-Client-Ip": true, "X-Cluster-Client-Ip": true,
-	"Cf-Connecting-Ip": true, "Fastly-Client-Ip": true,
-	"X-Original-Url": true, "X-Rewrite-Url": true, "X-Original-Uri": true, "X-Original-Host": true, "X-Host": true,
-	// Mount-point headers: an app that takes its SCRIPT_NAME from them (the X-Script-Name reverse-proxy
-	// recipe for Flask/Django, werkzeug ProxyFix's X-Forwarded-Prefix) would build links and, worse, route
-	// under a prefix the client chose. gunicorn's own SCRIPT_NAME header is caught by the '_' rule below.
-	"X-Script-Name": true, "Script-Name": true,
+// forwardingHeader reports whether name (canonical) is one of the headers through which a client could
+// claim another identity, scheme, host or mount point. From an untrusted peer they are deleted, so no
+// application ever believes a spoofed value. Every header whose name starts with "X-Forwarded-" is treated
+// the same way (X-Forwarded-User, -Email, -Prefix, -Uri, ... set by auth proxies and path-rewriting
+// proxies). A switch, not a map: every request's every header name goes through it, and most match none.
+func forwardingHeader(name string) bool {
+	switch name {
+	case "Forwarded", "X-Forwarded", "Forwarded-For", "X-Url-Scheme",
+		"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+		"Cf-Connecting-Ip", "Fastly-Client-Ip",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Original-Host", "X-Host",
+		// Mount-point headers: an app that takes its SCRIPT_NAME from them (the X-Script-Name reverse-proxy
+		// recipe for Flask/Django, werkzeug ProxyFix's X-Forwarded-Prefix) would build links and, worse,
+		// route under a prefix the client chose. gunicorn's own SCRIPT_NAME header is caught by the '_'
+		// rule (dropClaims).
+		"X-Script-Name", "Script-Name":
+		return true
+	}
+	return strings.HasPrefix(name, forwardingPrefix)
 }
 
-// forwardingPrefix marks a forwarding header by name prefix (see forwardingHeaders).
+// forwardingPrefix marks a forwarding header by name prefix (see forwardingHeader).
 const forwardingPrefix = "X-Forwarded-"
 
 // ownHeaders are request headers the gateway itself sets before the front door (request id, trace
@@ -72,7 +78,7 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //   - an HTTP/1.0 request that carried Transfer-Encoding gets 400 and the connection closes (RFC 9112
 //     section 6.1: faulty framing; net/http deletes the field, so the listener marks such heads:
 //     internal/headscan, gateway.ScanHeads);
-//   - forwarding headers (forwardingHeaders, and every X-Forwarded-* name) are deleted unless the peer is a
+//   - forwarding headers (forwardingHeader, every X-Forwarded-* name among them) are deleted unless the peer is a
 //     trusted proxy;
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
 //     to the same variable, which would let a client smuggle a forwarding header past the check above;
@@ -357,7 +363,7 @@ func (b *framedBody) Read(p []byte) (int, error) {
 func dropClaims(h http.Header, untrusted bool) {
 	for name := range h {
 		if strings.IndexByte(name, '_') >= 0 || name == "Proxy" ||
-			untrusted && (forwardingHeaders[name] || strings.HasPrefix(name, forwardingPrefix)) {
+			untrusted && forwardingHeader(name) {
 			delete(h, name)
 		}
 	}
