@@ -429,7 +429,7 @@ func (r *Recorder) Middleware(next http.Handler) http.Handler {
 			req, info = reqinfo.Attach(req)
 		}
 		w = info.RecordResponse(w) // unchanged when a middleware outside (AccessLog) already records
-		start := info.Start() // the access log's clock reading (or this Attach's)
+		start := info.Start()      // the access log's clock reading (or this Attach's)
 		done := false
 		defer func() {
 			resp, _ := info.Response()
