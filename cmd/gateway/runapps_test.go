@@ -281,3 +281,180 @@ func TestCheckPrintsRunApps(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, errb.String())
 	}
 }
+
+// loadLoop sends requests to host on the gateway from 4 clients until stop is closed (each at most 5000),
+// counting answers; an answer that is not 200 or that check refuses counts as a failure.
+type loadLoop struct {
+	served, failures atomic.Int64
+	first            atomic.Value
+	stop             chan struct{}
+	wg               sync.WaitGroup
+}
+
+func startLoad(base, host, path string, check func(body string) bool) *loadLoop {
+	l := &loadLoop{stop: make(chan struct{})}
+	for w := 0; w < 4; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 30 * time.Second}
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				code, body, err := hostGet(c, base, host, path)
+				if err != nil || code != 200 || !check(body) {
+					l.failures.Add(1)
+					l.first.CompareAndSwap(nil, http.StatusText(code)+" "+strings.TrimSpace(body)+" "+errString(err))
+					continue
+				}
+				l.served.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// waitServed waits until n more answers than now were served (bounded by the clients' loops).
+func (l *loadLoop) waitServed(n int64) {
+	target := l.served.Load() + n
+	for l.served.Load() < target && l.failures.Load()+l.served.Load() < 4*5000 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *loadLoop) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if n := l.failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed; first: %v", n, n+l.served.Load(), l.first.Load())
+	}
+}
+
+// A reload that changes a run app's environment replaces its instances without a failed request; one
+// that changes something else keeps them.
+func TestRunAppReloadReplacesChangedAppsOnly(t *testing.T) {
+	testpeer.Need(t, "apt-get install gunicorn", "gunicorn")
+	dir := t.TempDir()
+	app := "import os\n\ndef application(environ, start_response):\n" +
+		"    body = os.environ.get('VERSION', 'unset').encode()\n" +
+		"    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])\n" +
+		"    return [body]\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(version, extra string) []byte {
+		return []byte(`
+run:
+  web:
+    command: [` + testpeer.Gunicorn + `, --bind, "unix:{socket}", --workers, "2", --graceful-timeout, "5", "app:application"]
+    dir: ` + dir + `
+    env: {VERSION: "` + version + `"}
+routes:
+  - pattern: /
+    app: unix://{socket}?run=web
+` + extra)
+	}
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, conf("1", ""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startGateway(t, "GATEWAY_CONFIG="+path)
+	base := "http://" + p.addr
+	before := processes(t, p.admin)["web"]
+
+	// Another route added: the app keeps its instance.
+	replaceFile(t, path, conf("1", "  - pattern: /gone/\n    app: status:410\n"))
+	p.waitFor(t, "configuration reloaded")
+	if now := processes(t, p.admin)["web"]; now.PID != before.PID {
+		t.Fatalf("an unrelated change restarted the app: %+v then %+v", before, now)
+	}
+
+	// Its environment changed: new instances, no failed request, the new version answers.
+	load := startLoad(base, "localhost", "/", func(b string) bool { return b == "1" || b == "2" })
+	load.waitServed(20)
+	replaceFile(t, path, conf("2", ""))
+	p.waitFor(t, "configuration reloaded")
+	p.waitFor(t, "run app: replaced instances stopped", "app=web")
+	load.waitServed(20)
+	load.finish(t)
+	if code, body, err := hostGet(http.DefaultClient, base, "localhost", "/"); code != 200 || body != "2" {
+		t.Fatalf("after the reload: %d %q %v", code, body, err)
+	}
+	if err := syscall.Kill(-before.PID, 0); err != syscall.ESRCH {
+		t.Fatalf("the replaced process group %d is still there (%v)", before.PID, err)
+	}
+}
+
+// PHP-FPM with its own pool file, listening on the socket the gateway allocated (${SOCKET} in the pool
+// file), and a Node app on a loopback port ($PORT), both run by the gateway; each gets only its own
+// environment.
+func TestRunAppsPHPFPMPoolAndNode(t *testing.T) {
+	fpm := testpeer.Need(t, "apt-get install php-fpm", testpeer.PHPFPM)[0]
+	node := testpeer.Need(t, "install Node.js 20 (apt-get install nodejs)", "node")[0]
+	dir := t.TempDir()
+	docroot := filepath.Join(dir, "www")
+	if err := os.Mkdir(docroot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(docroot, "index.php"): `<?php header("Content-Type: text/plain"); echo "php site=", getenv("APP_SITE"), " secret=", getenv("APP_SECRET") === false ? "none" : "leaked";`,
+		filepath.Join(dir, "pool.conf"): `[global]
+pid = ` + dir + `/php-fpm.pid
+error_log = /proc/self/fd/2
+daemonize = no
+
+[site]
+user = root
+group = root
+listen = ${SOCKET}
+listen.mode = 0600
+pm = static
+pm.max_children = 2
+clear_env = yes
+env[APP_SITE] = $APP_SITE
+`,
+		filepath.Join(dir, "server.js"): `const http = require("http");
+http.createServer((req, res) => {
+  res.setHeader("Content-Type", "text/plain");
+  res.end("node env=" + process.env.NODE_ENV + " secret=" + (process.env.APP_SECRET === undefined ? "none" : "leaked"));
+}).listen(Number(process.env.PORT), process.env.HOST);
+`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the pool file runs PHP-FPM as root (-R); run as root") // the CI container does
+	}
+	p := startGateway(t,
+		"APP_SECRET=x", // in the gateway's environment: no run app inherits it
+		"GATEWAY_RUN=php(env.APP_SITE=shop): "+fpm+" -F -R -y "+filepath.Join(dir, "pool.conf")+
+			"\nweb(dir="+dir+", env.NODE_ENV=production): "+node+" server.js",
+		"GATEWAY_ROUTES=/shop/=fastcgi+unix://{socket}?run=php&root="+docroot+",/=http://{addr}?run=web",
+	)
+	base := "http://" + p.addr
+	for path, want := range map[string]string{"/shop/": "php site=shop secret=none", "/shop/cart": "php site=shop secret=none", "/": "node env=production secret=none"} {
+		code, body, err := hostGet(http.DefaultClient, base, "localhost", path)
+		if err != nil || code != 200 || body != want {
+			t.Errorf("%s: %d %q %v, want %q", path, code, body, err, want)
+		}
+	}
+	st := processes(t, p.admin)
+	if !strings.HasPrefix(st["web"].Address, "127.0.0.1:") || !strings.HasSuffix(st["php"].Address, ".sock") {
+		t.Fatalf("addresses %+v", st)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitFor(t, "run apps stopped")
+	p.cmd.Wait()
+	for app, s := range st {
+		if err := syscall.Kill(-s.PID, 0); err != syscall.ESRCH {
+			t.Errorf("%s: process group %d survived the gateway (%v)", app, s.PID, err)
+		}
+	}
+}
