@@ -145,7 +145,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	lv := &live{logger: logger}
+	lv := gateway.NewLive(logger)
 	reg.MustRegister(admin.CurrentCollectors(lv.Gateway))
 	m, err := metrics.New(reg, func() []metrics.AppHealth { return admin.Upstreams(lv.Gateway()) })
 	if err != nil {
@@ -321,7 +321,7 @@ wait:
 	select {
 	case <-drained:
 	case <-ctx.Done():
-		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.running.Load())
+		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.Running())
 		return 1
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

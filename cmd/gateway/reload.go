@@ -47,7 +47,7 @@ type reloader struct {
 	// retain, when not nil, is called with the gateway a reload installed, at once and again when the
 	// replaced one has finished its last request: it drops the metrics series of removed routes and apps.
 	retain  func(*gateway.Gateway)
-	live    *live
+	live    *gateway.Live
 	certs   *certStore
 	run     *runner       // the run apps (Restart)
 	started config.Config // what the listeners were started with

@@ -1,17 +1,15 @@
-package main
+package gateway
 
 import (
 	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
-
-	"github.com/switchyard/switchyard/gateway"
 )
 
 // generation is one built gateway and the count of requests running on it.
 type generation struct {
-	g       *gateway.Gateway
+	g       *Gateway
 	seq     int
 	n       atomic.Int64
 	retired atomic.Bool
@@ -43,12 +41,17 @@ func (gen *generation) close() {
 	})
 }
 
-// live is the handler the server runs: it serves each request on the gateway current when the request
-// arrives, for its whole life. Swap installs a new gateway atomically; the one it replaces is closed
-// (idle pools released) only after its last request finishes. Hijacked connections (WebSocket tunnels)
-// belong to their handler until it returns, so a replaced gateway stays open while one runs on it; the
-// tunnel itself never depends on the gateway's pools.
-type live struct {
+// Live is the handler a server runs for a gateway that is reloaded while it serves: each request is
+// served on the Gateway current when it arrives, for its whole life. Swap installs a new Gateway
+// atomically; the one it replaces is closed (idle pools released) only after its last request finishes,
+// so a reload loses nothing in flight. Hijacked connections (WebSocket tunnels) belong to their handler
+// until it returns, so a replaced Gateway stays open while one runs on it; the tunnel itself never depends
+// on the Gateway's pools. Drain, after http.Server.Shutdown, waits for those tunnels too, which Shutdown
+// does not track.
+//
+// Create it with NewLive and Swap in the first Gateway before serving. Swap must not be called
+// concurrently (one reload at a time); everything else is safe for concurrent use.
+type Live struct {
 	cur    atomic.Pointer[generation]
 	seq    int // guarded by the single caller of Swap (the reload loop, or startup)
 	logger *slog.Logger
@@ -63,7 +66,7 @@ type live struct {
 // acquire returns the current generation with the request counted on it. A request counts on a
 // generation only if the generation was still current after the count went up, so retire (which runs
 // after the swap) either sees the count or the request moves on to the new generation.
-func (l *live) acquire() *generation {
+func (l *Live) acquire() *generation {
 	for {
 		gen := l.cur.Load()
 		gen.n.Add(1)
@@ -74,7 +77,7 @@ func (l *live) acquire() *generation {
 	}
 }
 
-func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.running.Add(1)
 	defer l.done()
 	gen := l.acquire()
@@ -82,16 +85,27 @@ func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gen.g.Handler.ServeHTTP(w, r)
 }
 
-func (l *live) done() {
+func (l *Live) done() {
 	if l.running.Add(-1) == 0 && l.draining.Load() {
 		l.drainOnce.Do(func() { close(l.drained) })
 	}
 }
 
+// NewLive returns a Live with no Gateway yet; logger receives the failures of closing replaced ones.
+func NewLive(logger *slog.Logger) *Live {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Live{logger: logger}
+}
+
+// Running is the number of handlers running now, on any generation.
+func (l *Live) Running() int64 { return l.running.Load() }
+
 // Drain returns the number of handlers still running, on any generation, and a channel closed once
 // none is. It is called after http.Server.Shutdown returned, when the only handlers left are those of
 // hijacked connections (WebSocket tunnels), which Shutdown does not track, and no new one can start.
-func (l *live) Drain() (int64, <-chan struct{}) {
+func (l *Live) Drain() (int64, <-chan struct{}) {
 	l.drained = make(chan struct{})
 	l.draining.Store(true)
 	n := l.running.Load()
@@ -102,11 +116,11 @@ func (l *live) Drain() (int64, <-chan struct{}) {
 }
 
 // Gateway returns the current gateway.
-func (l *live) Gateway() *gateway.Gateway { return l.cur.Load().g }
+func (l *Live) Gateway() *Gateway { return l.cur.Load().g }
 
 // Swap installs g and retires the previous gateway. It returns a channel closed once the previous one is
 // closed (already closed when there was none), and g's generation number.
-func (l *live) Swap(g *gateway.Gateway) (<-chan struct{}, int) {
+func (l *Live) Swap(g *Gateway) (<-chan struct{}, int) {
 	l.seq++
 	gen := &generation{g: g, seq: l.seq, closed: make(chan struct{}), logger: l.logger}
 	old := l.cur.Swap(gen)
@@ -120,7 +134,7 @@ func (l *live) Swap(g *gateway.Gateway) (<-chan struct{}, int) {
 }
 
 // Close retires the current gateway (at shutdown, after the server drained).
-func (l *live) Close() {
+func (l *Live) Close() {
 	if gen := l.cur.Load(); gen != nil {
 		gen.retire()
 	}
