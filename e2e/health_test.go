@@ -170,7 +170,10 @@ func TestActiveHealthChecksThroughEveryProtocol(t *testing.T) {
 			eventually(t, "a verdict on the route's app", func() bool {
 				code, body := readyz(t, adm)
 				last = body
-				return tc.ok && code == 200 || !tc.ok && code == 503 && strings.Contains(body, "route ")
+				// A failing verdict must come from the app's own check: before the first check, /readyz
+				// already answers 503 for a dead socket by connecting ("unreachable"), while requests still
+				// pass to the app (502) until the check has failed.
+				return tc.ok && code == 200 || !tc.ok && code == 503 && strings.Contains(body, "route ") && !strings.Contains(body, " unreachable: ")
 			}, func() string { return last })
 			code, body := fetch(t, srv.URL+tc.probe, "localhost")
 			if tc.ok && code != 200 || !tc.ok && code != 503 {
