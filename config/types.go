@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/switchyard/switchyard/internal/cidr"
 	"github.com/switchyard/switchyard/internal/units"
 )
 
@@ -96,22 +97,9 @@ func (l *PrefixList) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.168.1.7", "::1"), masked to its network.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: expected an address range such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: expected an address range such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.168.1.7", "::1"), masked to its
+// network (internal/cidr: the one reading every setting uses).
+func ParsePrefix(s string) (netip.Prefix, error) { return cidr.Parse(s) }
 
 var schemeStart = regexp.MustCompile(`^\s*[A-Za-z][A-Za-z0-9+.-]*:`)
 

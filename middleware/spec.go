@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/cidr"
 	"github.com/switchyard/switchyard/internal/units"
 )
 
@@ -265,21 +266,4 @@ func (p *params) finish() error {
 	return fmt.Errorf("unknown parameter %s (known: %s)", strings.Join(unknown, ", "), strings.Join(p.known, ", "))
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+func parsePrefix(s string) (netip.Prefix, error) { return cidr.Parse(s) }
