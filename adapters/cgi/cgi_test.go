@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
-	"github.com/switchyard/switchyard/internal/adaptertest"
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 

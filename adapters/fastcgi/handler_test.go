@@ -24,7 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard/switchyard/adapters"
-	"github.com/switchyard/switchyard/internal/adaptertest"
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
+	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 )
 

@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
-	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
+	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/reqinfo"

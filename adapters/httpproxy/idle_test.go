@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
-	"github.com/switchyard/switchyard/internal/adaptertest"
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 )
 
 // TestIdleTimeoutClosesIdleAppConnections checks that the gateway, not the app, ends an idle keep-alive

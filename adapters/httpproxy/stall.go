@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters/httpproxy/h1"
+	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 )
 
 // stallGuard puts the read_timeout stall limit on the response bodies of a net/http Transport (the h1

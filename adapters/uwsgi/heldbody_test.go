@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/switchyard/switchyard/internal/adaptertest"
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 )
 
 // An app that answers before reading a request body that a cascade holds in memory (the old app of a

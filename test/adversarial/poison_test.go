@@ -103,7 +103,7 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 		{name: "ReverseProxy path (fast_path=false)", opts: "?fast_path=false", transportClosesAtOnce: true},
 	}
 	// The instant between a connection's idle check and the write of the next request (the residual
-	// window SECURITY.md states) is played by adapters/httpproxy/h1's TestUnsolicitedAnswersAreNeverDelivered.
+	// window SECURITY.md states) is played by adapters/httpproxy/internal/h1's TestUnsolicitedAnswersAreNeverDelivered.
 	for _, mode := range []string{"idle", "during"} {
 		for _, p := range paths {
 			for _, oneConn := range []bool{false, true} {

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
-	"github.com/switchyard/switchyard/internal/adaptertest"
 	"github.com/switchyard/switchyard/internal/connlimit"
 )
 
