@@ -344,9 +344,9 @@ func (c Config) RunApps() []RunApp {
 	return out
 }
 
-// appRun reads the run option of an app string: the run app's name, the URL without the option, and
+// AppRun reads the run option of an app string: the run app's name, the URL without the option, and
 // whether the option was there.
-func appRun(app string) (name, rest string, ok bool) {
+func AppRun(app string) (name, rest string, ok bool) {
 	base, query, hasQuery := strings.Cut(app, "?")
 	if !hasQuery {
 		return "", app, false
@@ -373,7 +373,7 @@ type runUse struct {
 func (c Config) runUses() map[string][]runUse {
 	uses := map[string][]runUse{}
 	add := func(where, app string) {
-		if name, _, ok := appRun(app); ok {
+		if name, _, ok := AppRun(app); ok {
 			uses[name] = append(uses[name], runUse{where, app})
 		}
 	}
@@ -424,7 +424,7 @@ func validateRun(c Config) Errors {
 				errs = append(errs, fmt.Errorf("%s: app %q: option %s=%s names no run app (declared: %s)", u.where, u.app, RunOption, name, strings.Join(sortedKeys(apps), ", ")))
 				continue
 			}
-			_, rest, _ := appRun(u.app)
+			_, rest, _ := AppRun(u.app)
 			base, _, _ := strings.Cut(rest, "?")
 			unix, tcp := procs.Uses(base)
 			network := "unix"
@@ -547,7 +547,7 @@ func (c Config) RunSpecs() []procs.Spec {
 // migration report stays the same across restarts. addrs gives an app's addresses.
 func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
 	rewrite := func(app string) string {
-		name, rest, ok := appRun(app)
+		name, rest, ok := AppRun(app)
 		if !ok {
 			return app
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -144,6 +145,28 @@ func (p *Plan) Addrs(name string) []Addr {
 		return g.Addrs()
 	}
 	return nil
+}
+
+// Live reports whether the named app has an instance accepting connections in this plan, and when it
+// has none, why: each instance's state and how it last exited.
+func (p *Plan) Live(name string) (bool, string) {
+	g := p.use[name]
+	if g == nil {
+		return false, "not run by this configuration"
+	}
+	var why []string
+	for _, in := range g.instances {
+		st := in.status()
+		if st.State == StateRunning {
+			return true, ""
+		}
+		w := fmt.Sprintf("instance %d %s", st.Instance, st.State)
+		if st.LastExit != "" {
+			w += " (last exit: " + st.LastExit + ")"
+		}
+		why = append(why, w)
+	}
+	return false, strings.Join(why, ", ")
 }
 
 // Started names the apps this plan started (new, changed or restarted), sorted.

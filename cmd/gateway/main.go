@@ -118,12 +118,12 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 		cfg, _ = withDemo(cfg)
-		cfg, built, err := run.prepare(cfg)
+		cfg, guards, built, err := run.prepare(cfg)
 		if err != nil {
 			return nil, err
 		}
 		reg := builtin.Registry(logger, demo.Apps())
-		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev})
+		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev, RouteMiddleware: guards})
 		built(g)
 		if err == nil && logWarnings {
 			for _, w := range g.Warnings {

@@ -13,13 +13,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/procs"
+	"github.com/switchyard/switchyard/router"
 )
 
 // runner connects the configuration's run apps (config.RunApp) to package procs: before each build it
@@ -49,8 +52,9 @@ func newRunner(logger *slog.Logger, reg prometheus.Registerer) *runner {
 }
 
 // prepare runs before gateway.Build: it returns the configuration with the run apps' addresses written
-// in, and done, to call with the build's outcome (the gateway, or nil when the build failed).
-func (r *runner) prepare(cfg config.Config) (config.Config, func(*gateway.Gateway), error) {
+// in, the route middleware that answers 503 while a route's run app has no live instance, and done, to
+// call with the build's outcome (the gateway, or nil when the build failed).
+func (r *runner) prepare(cfg config.Config) (config.Config, map[string][]func(http.Handler) http.Handler, func(*gateway.Gateway), error) {
 	specs := cfg.RunSpecs()
 	if r == nil {
 		// gateway check: what can be checked without starting anything (the programs, the directories).
@@ -59,20 +63,20 @@ func (r *runner) prepare(cfg config.Config) (config.Config, func(*gateway.Gatewa
 			errs = append(errs, s.Validate()...)
 		}
 		if len(errs) > 0 {
-			return cfg, nil, errors.Join(errs...)
+			return cfg, nil, nil, errors.Join(errs...)
 		}
-		return cfg.WithRunAddrs(checkAddrs(specs)), func(*gateway.Gateway) {}, nil
+		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, nil
 	}
 	r.mu.Lock()
 	if r.m == nil && len(specs) == 0 {
 		r.mu.Unlock()
-		return cfg, func(*gateway.Gateway) {}, nil
+		return cfg, nil, func(*gateway.Gateway) {}, nil
 	}
 	if r.m == nil {
 		m, err := procs.NewManager(procs.Options{Logger: r.logger, OnRestart: func(app string) { r.restarts.WithLabelValues(app).Inc() }})
 		if err != nil {
 			r.mu.Unlock()
-			return cfg, nil, err
+			return cfg, nil, nil, err
 		}
 		r.m = m
 	}
@@ -87,12 +91,12 @@ func (r *runner) prepare(cfg config.Config) (config.Config, func(*gateway.Gatewa
 	}
 	plan, err := m.Prepare(context.Background(), specs, pending)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	if started := plan.Started(); len(started) > 0 {
 		r.logger.Info("run apps ready", "started", strings.Join(started, " "))
 	}
-	return cfg.WithRunAddrs(plan.Addrs), func(g *gateway.Gateway) {
+	return cfg.WithRunAddrs(plan.Addrs), r.guards(cfg, plan), func(g *gateway.Gateway) {
 		if g == nil {
 			plan.Abort()
 			return
@@ -101,6 +105,43 @@ func (r *runner) prepare(cfg config.Config) (config.Config, func(*gateway.Gatewa
 		g.Admin["/api/processes"] = http.HandlerFunc(r.serveStatus)
 		g.Admin["/api/processes/restart"] = http.HandlerFunc(r.serveRestart)
 	}, nil
+}
+
+// guards returns, for every route whose own app is a run app, middleware answering 503 (Retry-After: 1)
+// while none of the app's instances in plan accepts connections (crashed, backing off, given up), with a
+// log line saying why, at most one a second per app. Routes whose migration stage or cascade lets
+// another app answer are left alone.
+func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(http.Handler) http.Handler {
+	out := map[string][]func(http.Handler) http.Handler{}
+	for _, rt := range cfg.Routes {
+		name, _, ok := config.AppRun(rt.App)
+		if !ok {
+			continue
+		}
+		if _, q, _ := strings.Cut(rt.App, "?"); strings.Contains("&"+q, "&stage=") || strings.Contains("&"+q, "&cascade=") {
+			continue
+		}
+		p, err := router.ParsePattern(rt.Pattern)
+		if err != nil {
+			continue // the build reports it
+		}
+		var last atomic.Int64
+		out[p.String()] = append(out[p.String()], func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				live, why := plan.Live(name)
+				if live {
+					next.ServeHTTP(w, req)
+					return
+				}
+				if now := time.Now().Unix(); last.Swap(now) != now {
+					r.logger.Warn("run app has no live instance; answering 503", "app", name, "route", p.String(), "why", why)
+				}
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "503 service unavailable: the app is restarting", http.StatusServiceUnavailable)
+			})
+		})
+	}
+	return out
 }
 
 // checkAddrs gives `gateway check` addresses of the shape the apps will get, without allocating any.

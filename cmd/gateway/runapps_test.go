@@ -458,3 +458,39 @@ http.createServer((req, res) => {
 		}
 	}
 }
+
+// While a route's run app has no live instance (it crashed and keeps crashing), its requests get 503 with
+// Retry-After and a log line that says why, not the 502 of an unreachable app.
+func TestRunAppWithoutLiveInstanceAnswers503(t *testing.T) {
+	testpeer.Need(t, "apt-get install gunicorn", "gunicorn")
+	dir := t.TempDir()
+	app := "def application(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first start serves; every later one fails at once, as an app with a broken deploy would.
+	script := "if [ -e started ]; then echo broken deploy >&2; exit 1; fi; touch started; exec " + testpeer.Gunicorn + " --bind unix:$SOCKET --workers 1 app:application"
+	p := startGateway(t,
+		"GATEWAY_RUN=web(dir="+dir+`): /bin/sh -c '`+script+`'`,
+		"GATEWAY_ROUTES=/=unix://{socket}?run=web",
+	)
+	base := "http://" + p.addr
+	if code, body, err := hostGet(http.DefaultClient, base, "localhost", "/"); code != 200 || body != "ok" {
+		t.Fatalf("first answer: %d %q %v", code, body, err)
+	}
+	syscall.Kill(processes(t, p.admin)["web"].PID, syscall.SIGKILL)
+	p.waitFor(t, "run app instance exited; restarting", "app=web")
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("while the app is down: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	line := p.waitFor(t, "run app has no live instance; answering 503", "app=web")
+	if !strings.Contains(line, "instance 0") || !strings.Contains(line, "last exit") {
+		t.Fatalf("the line does not say why: %s", line)
+	}
+}
