@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/units"
@@ -60,13 +59,10 @@ func (o *Options) Bool(key string, def bool) (bool, error) {
 	if v == "" {
 		return def, nil
 	}
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		return true, nil
-	case "0", "false", "no", "off":
-		return false, nil
+	if b, ok := units.ParseBool(v); ok {
+		return b, nil
 	}
-	return def, fmt.Errorf("option %s=%q: expected true or false", key, v)
+	return def, fmt.Errorf("option %s=%q: expected true or false (also yes/no, on/off, 1/0)", key, v)
 }
 
 // Duration takes key as a Go duration ("10s", "1m30s").
@@ -75,8 +71,8 @@ func (o *Options) Duration(key string, def time.Duration) (time.Duration, error)
 	if v == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
+	d, ok := units.ParseDuration(v)
+	if !ok {
 		return def, fmt.Errorf("option %s=%q: expected a non-negative duration such as 10s", key, v)
 	}
 	return d, nil

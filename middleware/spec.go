@@ -167,9 +167,9 @@ func (p *params) Bool(key string, def bool) (bool, error) {
 	if !ok || v == "" {
 		return def, nil
 	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, p.errf(key, v, "true or false")
+	b, ok := units.ParseBool(v)
+	if !ok {
+		return false, p.errf(key, v, "true or false (also yes/no, on/off, 1/0)")
 	}
 	return b, nil
 }
@@ -191,8 +191,8 @@ func (p *params) Duration(key string, def time.Duration) (time.Duration, error) 
 	if !ok || v == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
+	d, ok := units.ParseDuration(v)
+	if !ok || d == 0 { // every duration a middleware takes is a window or a timeout that cannot be zero
 		return 0, p.errf(key, v, "a positive duration such as 30s")
 	}
 	return d, nil

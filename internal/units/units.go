@@ -1,5 +1,6 @@
 // Package units owns the parsing and printing of the human-sized quantities that configuration uses:
-// byte sizes such as "64KiB" or "10MB".
+// byte sizes such as "64KiB" or "10MB", and the one reading of switches and durations that app options
+// and middleware specs share.
 package units
 
 import (
