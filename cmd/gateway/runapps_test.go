@@ -494,3 +494,35 @@ func TestRunAppWithoutLiveInstanceAnswers503(t *testing.T) {
 		t.Fatalf("the line does not say why: %s", line)
 	}
 }
+
+// A gateway killed with SIGKILL cannot stop its apps: on Linux the kernel's parent death signal ends the
+// app server it started, and gunicorn's workers follow their master (they look for it every --timeout
+// seconds: 2 here). No process of the app's group is left.
+func TestKilledGatewayLeavesNoAppBehind(t *testing.T) {
+	if !procs.ParentDeathSignal {
+		t.Skip("no parent death signal on this system: apps outlive a gateway killed with SIGKILL (docs/run-apps.md)")
+	}
+	testpeer.Need(t, "apt-get install gunicorn", "gunicorn")
+	dir := t.TempDir()
+	app := "def application(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startGateway(t,
+		"GATEWAY_RUN=web(dir="+dir+"): "+testpeer.Gunicorn+" --bind unix:{socket} --workers 2 --timeout 2 app:application",
+		"GATEWAY_ROUTES=/=unix://{socket}?run=web",
+	)
+	if code, _, err := hostGet(http.DefaultClient, "http://"+p.addr, "localhost", "/"); code != 200 {
+		t.Fatalf("%d %v", code, err)
+	}
+	pgid := processes(t, p.admin)["web"].PID
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	for i := 0; i < 400; i++ { // the workers notice their master gone within their --timeout
+		if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("process group %d outlived the killed gateway by 20s", pgid)
+}
