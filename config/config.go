@@ -167,7 +167,7 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 	}
 	for k := range environ {
 		if strings.HasPrefix(k, "GATEWAY_") && !known[k] {
-			errs = append(errs, fmt.Errorf("%s: unknown variable (known: %s)", k, strings.Join(Variables(), ", ")))
+			errs = append(errs, fmt.Errorf("%s: unknown variable%s (known: %s)", k, suggestVariable(k), strings.Join(Variables(), ", ")))
 		}
 	}
 
@@ -219,6 +219,20 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 		return cfg, errs
 	}
 	return cfg, nil
+}
+
+// suggestVariable gives "; did you mean GATEWAY_X?" for a misspelt variable name, by the same rules as a
+// misspelt file key (case, separators, a prefix, a small edit distance), or "" when none is close.
+func suggestVariable(name string) string {
+	var keys fileKeys
+	for _, v := range Variables() {
+		keys.names = append(keys.names, strings.ToLower(v))
+	}
+	s := suggest(name, keys)
+	if s == "" {
+		return ""
+	}
+	return "; did you mean " + strings.ReplaceAll(strings.ToUpper(s), " OR ", " or ") + "?"
 }
 
 // foldMigrationKeys moves a file route's migration keys into its app options, the form the environment

@@ -92,6 +92,8 @@ func TestErrorsNameTheVariableTheValueAndTheExpectation(t *testing.T) {
 		{"a missing file", map[string]string{"GATEWAY_CONFIG": "nope.yaml"}, nil, []string{`GATEWAY_CONFIG="nope.yaml"`, "cannot read"}},
 		{"an unknown key in the file", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, map[string]string{"gw.yaml": "primary: http://x\nprimery: http://y\n"}, []string{`gw.yaml:2: primery: unknown key; did you mean primary?`}},
 		{"an unknown variable", map[string]string{"GATEWAY_TIMEOUT": "1s"}, nil, []string{"GATEWAY_TIMEOUT: unknown variable"}},
+		{"a misspelt variable gets a suggestion", map[string]string{"GATEWAY_PRIMRY": "http://x"}, nil, []string{"GATEWAY_PRIMRY: unknown variable; did you mean GATEWAY_PRIMARY? (known: "}},
+		{"a variable in the wrong case gets a suggestion", map[string]string{"GATEWAY_log_level": "debug"}, nil, []string{"GATEWAY_log_level: unknown variable; did you mean GATEWAY_LOG_LEVEL?"}},
 		{"every problem at once", map[string]string{"GATEWAY_LOG_LEVEL": "loud", "GATEWAY_LOG_FORMAT": "xml", "GATEWAY_ADDR": "8080"}, nil,
 			[]string{"GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT", "GATEWAY_ADDR"}},
 	}
