@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/suggest"
 )
 
 // Target is everything a Factory needs to build one application.
@@ -198,6 +200,7 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
 	}
 	name := DefaultName(insts)
+	opts.Known("name")
 	if opts.Has("name") {
 		if name = opts.String("name", ""); !validName(name) {
 			return Target{}, Kind{}, fmt.Errorf("app %q: option name=%q: expected a label of 1 to %d letters, digits and . _ - : / @ + (such as shop-django)", raw, name, maxNameLen)
@@ -344,9 +347,27 @@ func (r *Registry) Build(t Target) (h http.Handler, err error) {
 		if c, ok := h.(interface{ Close() error }); ok {
 			_ = c.Close()
 		}
-		return nil, fmt.Errorf("app %q: unknown option %q for %s apps", t.Raw, left[0], t.URL.Scheme)
+		return nil, fmt.Errorf("app %q: %s", t.Raw, unknownOption(left[0], t.URL.Scheme, t.Options.Asked()))
 	}
 	return h, nil
+}
+
+// unknownOption says that key is no option of scheme's apps, suggests the option most likely meant, and
+// lists the options this app understands (those its build asked for, which include the caller's, such as
+// a route's strip_prefix).
+func unknownOption(key, scheme string, valid []string) string {
+	msg := fmt.Sprintf("unknown option %q for %s apps", key, scheme)
+	word := key
+	if prefix, _, ok := strings.Cut(key, "."); ok {
+		word = prefix + ".NAME" // a misspelt family (parm.X) is compared with the families (param.NAME)
+	}
+	if s := suggest.Closest(word, valid); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	if len(valid) > 0 {
+		msg += " (valid here: " + strings.Join(valid, ", ") + ")"
+	}
+	return msg
 }
 
 // ScriptNameOption is the per-app option that sets a mount-aware app's SCRIPT_NAME: empty for "the app sees
@@ -360,6 +381,9 @@ const ScriptNameOption = "script_name"
 // that needs the resolved SCRIPT_NAME before building may call it first, as calling it again on its
 // result changes nothing.
 func ResolveMount(t *Target, k Kind) error {
+	if k.MountAware {
+		t.Options.Known(ScriptNameOption)
+	}
 	if !t.Options.Has(ScriptNameOption) {
 		if t.FullPath && k.MountAware {
 			t.Mount = ""

@@ -61,6 +61,7 @@ const PassHeaderOption = "pass_header"
 
 // passHeaderOption takes the pass_header option: a header field name, returned in canonical form.
 func passHeaderOption(o *adapters.Options) (string, error) {
+	o.Known(PassHeaderOption)
 	if !o.Has(PassHeaderOption) {
 		return "", nil
 	}
@@ -208,6 +209,9 @@ const PrefixHeaderOption = "prefix_header"
 
 // prefixHeaderOption takes the prefix_header option of a route's (or old) app into b.
 func prefixHeaderOption(t adapters.Target, kind adapters.Kind, b *builtApp) error {
+	if !kind.MountAware {
+		t.Options.Known(PrefixHeaderOption)
+	}
 	if !t.Options.Has(PrefixHeaderOption) {
 		return nil
 	}

@@ -182,8 +182,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			return fail(fmt.Errorf("option %s applies to routes, whose table decides where an encoded slash may go: mount the app on a route instead (/=APP?%s=true takes every path no longer route claims)", EncodedSlashOption, EncodedSlashOption))
 		}
 		if role == roleRoute || role == roleOld {
-			if b.strip, err = t.Options.Bool("strip_prefix", false); err != nil {
-				return fail(err)
+			if !kind.MountAware || t.Options.Has("strip_prefix") { // a mount-aware app only refuses it
+				if b.strip, err = t.Options.Bool("strip_prefix", false); err != nil {
+					return fail(err)
+				}
 			}
 			if b.strip && kind.MountAware {
 				return fail(fmt.Errorf("strip_prefix does not apply to %s apps: they get the route's prefix as SCRIPT_NAME (%s= makes them see the full path)", t.URL.Scheme, adapters.ScriptNameOption))

@@ -52,7 +52,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cgi"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -133,13 +132,9 @@ func New(t adapters.Target) (*Handler, error) {
 	}
 
 	env := map[string]string{"PATH": DefaultPath, "LD_LIBRARY_PATH": ""}
-	all, _ := url.ParseQuery(t.Options.Encode()) // the only way to enumerate option keys
 	var names []string
-	for key := range all {
-		name, ok := strings.CutPrefix(key, "env.")
-		if !ok {
-			continue
-		}
+	for _, key := range t.Options.Family("env.") {
+		name, _ := strings.CutPrefix(key, "env.")
 		if !validEnvName(name) {
 			return nil, fmt.Errorf("option %s: expected env.NAME with NAME made of letters, digits and '_'", key)
 		}

@@ -79,7 +79,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
@@ -324,19 +323,8 @@ func isASCII(s string) bool {
 
 // extraParams takes the param.NAME=VALUE options, sorted by name.
 func extraParams(o *adapters.Options) ([]cgienv.Param, error) {
-	all, err := url.ParseQuery(o.Encode())
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for k := range all {
-		if strings.HasPrefix(k, "param.") {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
 	var out []cgienv.Param
-	for _, k := range names {
+	for _, k := range o.Family("param.") {
 		name := strings.TrimPrefix(k, "param.")
 		v := o.String(k, "")
 		if !validParamName(name) {

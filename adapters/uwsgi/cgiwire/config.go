@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -157,15 +155,7 @@ func ParseTarget(t adapters.Target, scheme string, reserved ...string) (Config, 
 	if c.Health, err = ups.ParseHealthConfig(opts); err != nil {
 		return c, err
 	}
-	q, _ := url.ParseQuery(opts.Encode()) // Encode is sorted, so params keep a stable order
-	names := make([]string, 0, len(q))
-	for k := range q {
-		if strings.HasPrefix(k, ParamPrefix) {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	for _, k := range names {
+	for _, k := range opts.Family(ParamPrefix) { // sorted, so params keep a stable order
 		name := k[len(ParamPrefix):]
 		value := opts.String(k, "")
 		if err := checkParam(name, value, reserved); err != nil {
