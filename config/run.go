@@ -32,6 +32,8 @@ type RunApp struct {
 	Instances    int
 	StartTimeout Duration
 	StopTimeout  Duration
+	// User and Group run the app as another user (only when the gateway runs as root).
+	User, Group string
 	// Source says where the app was declared ("GATEWAY_RUN", "gw.yaml:12: routes[2].run").
 	Source string
 }
@@ -41,8 +43,8 @@ type RunApp struct {
 //	NAME[(KEY=VALUE, ...)]: COMMAND
 //
 // with COMMAND split into words as a shell would without running one (procs.SplitCommand) and the keys
-// dir, instances, inherit (names separated by spaces), start_timeout, stop_timeout, procfile and
-// env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
+// dir, instances, inherit (names separated by spaces), start_timeout, stop_timeout, procfile, user, group
+// and env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
 // command takes the Procfile entry of its name:
 //
 //	blog(dir=/srv/blog, env.DJANGO_SETTINGS_MODULE=blog.settings): gunicorn --bind unix:{socket} blog.wsgi
@@ -191,7 +193,7 @@ func unquote(v string) string {
 }
 
 // runKeys are the keys of a run app, in both forms.
-var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout"}
+var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group"}
 
 // set applies one compact-form option.
 func (a *RunApp) set(k, v string) error {
@@ -207,6 +209,10 @@ func (a *RunApp) set(k, v string) error {
 		a.Dir = v
 	case "procfile":
 		a.Procfile = v
+	case "user":
+		a.User = v
+	case "group":
+		a.Group = v
 	case "inherit":
 		a.Inherit = strings.Fields(v)
 	case "instances":
@@ -226,7 +232,7 @@ func (a *RunApp) set(k, v string) error {
 			a.StopTimeout = d
 		}
 	default:
-		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, env.VARIABLE)", k)
+		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, env.VARIABLE)", k)
 	}
 	return nil
 }
@@ -291,7 +297,7 @@ func runAppYAML(v *yaml.Node) (RunApp, error) {
 			} else {
 				a.Inherit, err = list()
 			}
-		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout":
+		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout", "user", "group":
 			var s string
 			if s, err = scalar(); err == nil {
 				if k.Value == "name" {
@@ -536,7 +542,7 @@ func (c Config) RunSpecs() []procs.Spec {
 			}
 		}
 		out = append(out, procs.Spec{Name: a.Name, Command: a.Command, Dir: a.Dir, Env: a.Env, Inherit: a.Inherit,
-			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), Source: a.Source})
+			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), User: a.User, Group: a.Group, Source: a.Source})
 	}
 	return out
 }

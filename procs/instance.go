@@ -98,6 +98,7 @@ func (in *instance) start() (*exec.Cmd, <-chan struct{}, error) {
 	cmd.Dir = in.app.spec.Dir
 	cmd.Env = in.env
 	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr.Credential = in.app.cred
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err

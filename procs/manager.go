@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -90,6 +91,7 @@ type Group struct {
 	path      string // the program, looked up once
 	seq       int
 	instances []*instance
+	cred      *syscall.Credential // nil: the gateway's own user
 
 	refs     int  // gateways using the group (guarded by m.mu)
 	current  bool // in the current configuration (guarded by m.mu)
@@ -255,15 +257,19 @@ func (m *Manager) start(ctx context.Context, s Spec) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: run app %q: %v", s.Source, s.Name, err)
 	}
+	cred, err := s.credential()
+	if err != nil {
+		return nil, fmt.Errorf("%s: run app %q: %v", s.Source, s.Name, err)
+	}
 	s = s.clone() // the group keeps what it started with, whatever the caller does with its maps
 	m.mu.Lock()
 	m.seq++
-	g := &Group{m: m, spec: s, path: path, seq: m.seq}
+	g := &Group{m: m, spec: s, path: path, seq: m.seq, cred: cred}
 	m.live[g] = true
 	m.mu.Unlock()
 	addrs := make([]Addr, s.instances())
 	for i := range addrs {
-		if addrs[i], err = m.allocate(s, g.seq, i); err != nil {
+		if addrs[i], err = m.allocate(s, cred, g.seq, i); err != nil {
 			g.stop() // nothing started yet
 			return nil, fmt.Errorf("%s: run app %q: %v", s.Source, s.Name, err)
 		}
@@ -316,9 +322,26 @@ const maxSocketPath = 103
 
 // allocate picks an instance's address: a socket path in the runtime directory, unique per group so a
 // replacement can listen while the old group still serves, or a free loopback port.
-func (m *Manager) allocate(s Spec, seq, i int) (Addr, error) {
+//
+// An app run as another user gets its sockets in a directory of its own below the runtime directory,
+// owned by that user (mode 0700): it could not create them in the gateway's, and no other app's user can
+// reach them. The runtime directory is then made traversable (0711), never listable.
+func (m *Manager) allocate(s Spec, cred *syscall.Credential, seq, i int) (Addr, error) {
 	if s.network() == "unix" {
-		p := filepath.Join(m.dir, fmt.Sprintf("%s.%d.%d.sock", s.Name, seq, i))
+		dir := m.dir
+		if cred != nil {
+			dir = filepath.Join(m.dir, s.Name)
+			if err := os.Chmod(m.dir, 0o711); err != nil {
+				return Addr{}, err
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return Addr{}, err
+			}
+			if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+				return Addr{}, err
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%s.%d.%d.sock", s.Name, seq, i))
 		if len(p) > maxSocketPath {
 			return Addr{}, fmt.Errorf("socket path %s is longer than the %d bytes a unix socket address holds: use a shorter app name or runtime directory", p, maxSocketPath)
 		}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -40,6 +42,10 @@ func testApp(mode string) {
 	case "flood":
 		fmt.Println(strings.Repeat("x", 3*maxLine) + " tail-of-long-line")
 		fmt.Println("after the long line")
+	}
+	if mode == "uid" {
+		groups, _ := os.Getgroups()
+		fmt.Printf("uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
 	}
 	if mode == "ignore-term" {
 		signal.Ignore(syscall.SIGTERM)
@@ -414,5 +420,60 @@ func TestParseProcfile(t *testing.T) {
 	}
 	if got := ProcfileArgv("a && b"); got[2] != "a && b" {
 		t.Errorf("%q", got)
+	}
+}
+
+// As root, an app runs as the user and group it names, without root's supplementary groups, with its
+// socket in a directory of its own that the gateway can still reach.
+func TestRunAsAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only a gateway running as root can run an app as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	// The test binary's build directory is root's alone: the app runs from a copy anyone can execute.
+	dir, err := os.MkdirTemp("", "procs-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(self(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "app")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, logs := newManager(t)
+	s := spec(t, "as-nobody", "uid")
+	s.Command[0] = exe
+	s.User = "nobody"
+	p, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	waitFor(t, "the app's line", func() bool { return strings.Contains(logs.String(), "uid="+nobody.Uid+" gid="+nobody.Gid+" groups=[]") })
+	a := p.Addrs("as-nobody")[0]
+	if filepath.Dir(a.Address) != filepath.Join(m.RuntimeDir(), "as-nobody") {
+		t.Fatalf("socket %s is not in the app's own directory", a.Address)
+	}
+	get(t, a)
+	fi, err := os.Stat(filepath.Dir(a.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fmt.Sprint(st.Uid) != nobody.Uid || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory owner %d mode %v", st.Uid, fi.Mode().Perm())
+	}
+
+	bad := spec(t, "ghost", "serve")
+	bad.User = "no-such-user-here"
+	if _, err := m.Prepare(context.Background(), []Spec{bad}, nil); err == nil || !strings.Contains(err.Error(), `user="no-such-user-here": no such user`) {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -14,11 +14,13 @@ package procs
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +48,9 @@ type Spec struct {
 	// StopTimeout is how long an instance has to exit after SIGTERM before its process group gets
 	// SIGKILL (0: 10 s).
 	StopTimeout time.Duration
+	// User and Group run the app as another user and group (names or numbers; Group defaults to the
+	// user's primary group). Only a gateway running as root can: otherwise Validate refuses them.
+	User, Group string
 	// Source says where the app was configured, for errors ("gw.yaml:12: routes[2].run").
 	Source string
 }
@@ -85,7 +90,7 @@ func (s Spec) stopTimeout() time.Duration {
 
 func (s Spec) clone() Spec {
 	s.Command = append([]string(nil), s.Command...)
-	s.Inherit = append([]string(nil), s.Inherit...)
+	s.Inherit = append([]string(nil), s.Inherit...) // User and Group are plain strings
 	env := make(map[string]string, len(s.Env))
 	for k, v := range s.Env {
 		env[k] = v
@@ -108,7 +113,7 @@ func (s Spec) Key() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%q=%q\x00", k, s.Env[k])
 	}
-	fmt.Fprintf(&b, "%s\x00%s", s.startTimeout(), s.stopTimeout())
+	fmt.Fprintf(&b, "%s\x00%s\x00%q\x00%q", s.startTimeout(), s.stopTimeout(), s.User, s.Group)
 	return b.String()
 }
 
@@ -267,7 +272,45 @@ func (s Spec) Validate() []error {
 	if _, err := lookPath(s.Command[0], s.Dir); err != nil {
 		fail("command %s: %v", s, err)
 	}
+	if _, err := s.credential(); err != nil {
+		fail("%v", err)
+	}
 	return errs
+}
+
+// credential resolves User and Group (nil when neither is set).
+func (s Spec) credential() (*syscall.Credential, error) {
+	if s.User == "" && s.Group == "" {
+		return nil, nil
+	}
+	if euid := os.Geteuid(); euid != 0 {
+		return nil, fmt.Errorf("user=%q group=%q: running an app as another user needs the gateway to run as root (it runs as uid %d); remove user and group to run the app as the gateway's user", s.User, s.Group, euid)
+	}
+	c := &syscall.Credential{Groups: []uint32{}} // no supplementary group of root's
+	primary := ""
+	if s.User != "" {
+		u, err := user.Lookup(s.User)
+		if err != nil {
+			if u, err = user.LookupId(s.User); err != nil {
+				return nil, fmt.Errorf("user=%q: no such user", s.User)
+			}
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		c.Uid, primary = uint32(uid), u.Gid
+	}
+	group := primary
+	if s.Group != "" {
+		g, err := user.LookupGroup(s.Group)
+		if err != nil {
+			if g, err = user.LookupGroupId(s.Group); err != nil {
+				return nil, fmt.Errorf("group=%q: no such group", s.Group)
+			}
+		}
+		group = g.Gid
+	}
+	gid, _ := strconv.ParseUint(group, 10, 32)
+	c.Gid = uint32(gid)
+	return c, nil
 }
 
 // lookPath finds the program: a name with a slash is taken relative to dir, a bare name is looked up in
