@@ -221,6 +221,14 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 	return cfg, nil
 }
 
+// fileMigrationWords puts the file's name of a migration key where the environment form's name stands in
+// the migration package's errors: a file route says canary_percent, folded into canary (foldMigrationKeys).
+var fileMigrationWords = strings.NewReplacer(
+	migration.KeyCanary+"=", "canary_percent=",
+	migration.KeyCanary+" applies", "canary_percent applies",
+	"needs "+migration.KeyCanary+",", "needs canary_percent,",
+)
+
 // suggestVariable gives "; did you mean GATEWAY_X?" for a misspelt variable name, by the same rules as a
 // misspelt file key (case, separators, a prefix, a small edit distance), or "" when none is close.
 func suggestVariable(name string) string {
@@ -381,7 +389,11 @@ func Validate(c Config) Errors {
 			errs = append(errs, fmt.Errorf("%s: route %q: app %q is not a URL: expected e.g. http://127.0.0.1:3000", src, r.String(), r.App))
 		} else if u, err := url.Parse(strings.TrimSpace(r.App)); err == nil {
 			if _, err := migration.ParseSpecQuery(u.RawQuery, false); err != nil {
-				errs = append(errs, fmt.Errorf("%s: route %q: %s", src, r.Pattern, strings.ReplaceAll(err.Error(), "\n", "; ")))
+				msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+				if src != "GATEWAY_ROUTES" {
+					msg = fileMigrationWords.Replace(msg)
+				}
+				errs = append(errs, fmt.Errorf("%s: route %q: %s", src, r.Pattern, msg))
 			}
 		}
 	}
