@@ -93,8 +93,9 @@ func (in *instance) start() (*exec.Cmd, <-chan struct{}, error) {
 	if in.addr.Network == "unix" {
 		os.Remove(in.addr.Address) // a socket left by a crashed process would make the new one fail to bind
 	}
-	cmd := exec.Command(in.argv[0], in.argv[1:]...)
-	cmd.Path = in.app.path
+	// Not exec.Command: the program was looked up once (relative to the app's directory when it has a
+	// slash), and the argv keeps argv[0] as written.
+	cmd := &exec.Cmd{Path: in.app.path, Args: in.argv}
 	cmd.Dir = in.app.spec.Dir
 	cmd.Env = in.env
 	cmd.SysProcAttr = sysProcAttr()

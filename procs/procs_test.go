@@ -159,6 +159,37 @@ func TestInstancesGetTheirOwnEnvironmentAndAddress(t *testing.T) {
 	}
 }
 
+// A program named with a relative path is found in the app's directory, even when that directory is
+// itself relative to the gateway's.
+func TestRelativeProgramInRelativeDirectory(t *testing.T) {
+	m, _ := newManager(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(wd, "reldir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b, err := os.ReadFile(self(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(t, "rel", "serve")
+	s.Dir = filepath.Base(dir)
+	s.Command[0] = "./app"
+	p, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	get(t, p.Addrs("rel")[0])
+}
+
 func TestTCPInstanceGetsPortAndPlaceholders(t *testing.T) {
 	m, _ := newManager(t)
 	s := spec(t, "node", "serve")

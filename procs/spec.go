@@ -328,7 +328,7 @@ func lookPath(prog, dir string) (string, error) {
 		if fi.IsDir() || fi.Mode()&0o111 == 0 {
 			return "", fmt.Errorf("cannot run %s: not an executable file", prog)
 		}
-		return p, nil
+		return filepath.Abs(p) // exec would take a relative path relative to the app's directory again
 	}
 	p, err := execLookPath(prog)
 	if err != nil {
