@@ -178,6 +178,10 @@ func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) 
 	}
 	for i, a := range apps {
 		counts := !g.Apps[i].NotForReadiness
+		who := a.Role + " " + a.App
+		if p := g.Apps[i].Pattern; p != "" && p != "*" {
+			who = a.Role + " " + p + " app " + a.App // a label alone does not say which route is down
+		}
 		up := 0
 		var why []string
 		for j, in := range a.Instances {
@@ -189,14 +193,14 @@ func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) 
 				why = append(why, in.Address+" unreachable: "+err.Error())
 			case !in.Known:
 				if counts {
-					reasons = append(reasons, a.Role+" "+a.App+": health of "+in.Address+" not known yet")
+					reasons = append(reasons, who+": health of "+in.Address+" not known yet")
 				}
 			case in.LastError != "":
 				why = append(why, in.Address+": "+in.LastError)
 			}
 		}
 		if counts && up == 0 {
-			line := a.Role + " " + a.App + ": no reachable instance"
+			line := who + ": no reachable instance"
 			if len(why) > 0 {
 				line += " (" + strings.Join(why, "; ") + ")"
 			}
