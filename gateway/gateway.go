@@ -285,7 +285,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", cfg.Name("GATEWAY_STAGE"), cfg.Stage, cfg.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), cfg.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
 		default:
 			rec.AddRoute(migration.RouteMeta{Pattern: "*", Key: chainKey})
-			fallback = annotate("*", chainOf(chain))
+			fallback = routeHandler("*", chainOf(chain), chain)
 		}
 	}
 
@@ -323,6 +323,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			strip = false
 		}
 		newApp := delegate.App{Name: b.name, Handler: h, PassHeader: b.passHeader}
+		var only []delegate.App // the route's one app when h is nothing but a Cascade of it
 		key := "app " + b.id
 		if cascade {
 			key += "\nthen " + chainKey
@@ -361,6 +362,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
 		} else {
 			h = chainOf([]delegate.App{newApp})
+			only = []delegate.App{newApp}
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
 		}
 		// Route middleware wraps the app as the router hands it over: after prefix stripping, so rewrite and
@@ -378,7 +380,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
 			info.Middleware = append(info.Middleware, fmt.Sprintf("%d Go middleware", len(extra)))
 		}
-		routes = append(routes, router.Route{Pattern: p, Handler: annotate(p.String(), h), StripPrefix: strip, EncodedSlash: b.encodedSlash})
+		if len(info.Middleware) > 0 {
+			only = nil // the middleware stands between the route's annotation and its app
+		}
+		routes = append(routes, router.Route{Pattern: p, Handler: routeHandler(p.String(), h, only), StripPrefix: strip, EncodedSlash: b.encodedSlash})
 		info.EncodedSlash = b.encodedSlash
 		routeInfos = append(routeInfos, info)
 	}
@@ -459,6 +464,28 @@ func (t timedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type timedReporter struct {
 	timedApp
 	adapters.HealthReporter
+}
+
+// routeHandler is the handler of a route (pattern "*": the fall-through) whose composed handler is h.
+// When h is a Cascade of apps, given, and that is one app without a pass header and nothing else, it
+// returns a claim instead: the same records in reqinfo (the route, the app tried) and the same call of the
+// app, in one wrapper and one record update instead of annotate's and the Cascade's.
+func routeHandler(pattern string, h http.Handler, apps []delegate.App) http.Handler {
+	if len(apps) == 1 && apps[0].PassHeader == "" {
+		return &claim{route: pattern, app: apps[0].Name, h: apps[0].Handler}
+	}
+	return annotate(pattern, h)
+}
+
+// claim serves a route with its one app (see routeHandler).
+type claim struct {
+	route, app string
+	h          http.Handler
+}
+
+func (c *claim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqinfo.From(r.Context()).Claim(c.route, c.app)
+	c.h.ServeHTTP(w, r)
 }
 
 // annotate records in reqinfo which route claimed the request.

@@ -62,9 +62,11 @@ func frontLayers(logger *slog.Logger) []layer {
 			}
 			return t
 		}},
-		{"route-annotation", func(_ testing.TB, h http.Handler) http.Handler { return annotate("/api/", h) }},
-		{"one-app-cascade", func(_ testing.TB, h http.Handler) http.Handler {
-			return &delegate.Cascade{Apps: []delegate.App{{Name: "app", Handler: h}}, Pass: delegate.StatusSet(404)}
+		{"route-claim", func(_ testing.TB, h http.Handler) http.Handler {
+			// What Build makes of a route served by one app: the route's annotation and a one-app Cascade,
+			// merged (routeHandler).
+			app := []delegate.App{{Name: "app", Handler: h}}
+			return routeHandler("/api/", &delegate.Cascade{Apps: app, Pass: delegate.StatusSet(404)}, app)
 		}},
 		{"app-timer", func(_ testing.TB, h http.Handler) http.Handler { return timed(h) }},
 	}

@@ -31,6 +31,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if !logger.Enabled(r.Context(), slog.LevelInfo) {
 					return // the line would be dropped: don't build it (a panic passing through goes on)
 				}
+				end := time.Now()
 				resp, _ := info.Response()
 				status := resp.Status
 				if status == 0 && !aborted {
@@ -48,7 +49,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("host", r.Host),
 					slog.Int("status", status),
 					slog.Int64("bytes", resp.Bytes),
-					millis("duration_ms", time.Since(start)),
+					millis("duration_ms", end.Sub(start)),
 					slog.String("client", r.RemoteAddr),
 					slog.String("request_id", first(r.Header[RequestIDHeader])),
 					slog.String("trace_id", traceID(first(r.Header["Traceparent"]))),
@@ -67,7 +68,11 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if aborted {
 					attrs = append(attrs, slog.Bool("aborted", true))
 				}
-				logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+				// The record is made here rather than by LogAttrs, which would walk the stack for the caller's
+				// position (a source position, when a handler shows one, would only ever name this line).
+				rec := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+				rec.AddAttrs(attrs...)
+				_ = logger.Handler().Handle(r.Context(), rec)
 			}()
 			next.ServeHTTP(w, r)
 			aborted = false

@@ -363,7 +363,15 @@ func Template(path string) string {
 // templated reports whether Template may change path: it holds a digit or is long (a segment over 40
 // bytes is an id, and a template is cut at 256 bytes).
 func templated(path string) bool {
-	return len(path) >= 256 || strings.ContainsAny(path, "0123456789")
+	if len(path) >= 256 {
+		return true
+	}
+	for i := 0; i < len(path); i++ { // not strings.ContainsAny, which builds a set of the digits per call
+		if '0' <= path[i] && path[i] <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // appendTemplate appends Template(path) to dst.

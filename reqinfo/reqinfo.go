@@ -99,6 +99,22 @@ func (in *Info) SetRoute(pattern string) {
 	in.mu.Unlock()
 }
 
+// Claim records that route claimed the request and app was asked: SetRoute and Tried in one step.
+// Nil-safe.
+func (in *Info) Claim(route, app string) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.route = route
+	if in.tried == nil {
+		in.tried = in.triedBuf[:0]
+	}
+	in.tried = append(in.tried, app)
+	in.app = app
+	in.mu.Unlock()
+}
+
 // Tried records that app was asked; the last one tried is the one that answered. Nil-safe.
 func (in *Info) Tried(app string) {
 	if in == nil {
