@@ -8,13 +8,16 @@
 #   bench/layers.sh 'HandlerChain$' # another benchmark of ./gateway (a regexp for -test.bench)
 #
 # Needs valgrind (apt-get install -y valgrind). The binary is built without cgo and run with
-# GOMAXPROCS=1 and asynchronous preemption off (callgrind cannot follow Go's SIGURG preemption).
+# GOMAXPROCS=1 and asynchronous preemption off (callgrind cannot follow Go's SIGURG preemption), and with
+# the garbage collector off (GOGC=off unless set): where a collection falls would otherwise move a few
+# hundred instructions from one sub-benchmark to another. The collector's share of the cost follows the
+# bytes allocated, which the B/op column gives. N1 and N2 set the two iteration counts (1000, 6000).
 set -eu
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "bench/layers.sh: needs valgrind (apt-get install -y valgrind)" >&2; exit 2; }
 pattern=${1:-Layers}
-n1=${N1:-500}
-n2=${N2:-2500}
+n1=${N1:-1000}
+n2=${N2:-6000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CGO_ENABLED=0 go test -c -o "$tmp/gateway.test" ./gateway
@@ -22,7 +25,7 @@ CGO_ENABLED=0 go test -c -o "$tmp/gateway.test" ./gateway
 names=$(GOMAXPROCS=1 "$tmp/gateway.test" -test.run='^$' -test.bench="$pattern" -test.benchtime=1x |
 	awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1 }')
 count() { # count NAME N: instructions of the whole process
-	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+	GOGC=${GOGC:-off} GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 		"$tmp/gateway.test" -test.run='^$' -test.bench="^$(echo "$1" | sed 's,/,$/^,g')\$" -test.benchtime="${2}x" \
 		-test.benchmem 2>&1 | awk -v out="$tmp/allocs" '
 			/allocs\/op/ { for (i = 1; i < NF; i++) if ($(i+1) == "allocs/op") a = $i; else if ($(i+1) == "B/op") b = $i }
