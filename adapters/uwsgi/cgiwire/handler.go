@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	ups "github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
 )
@@ -193,14 +194,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// clientStream: the body is read from the client's connection as the copy goes (not spooled,
 		// not a copy held in memory).
 		clientStream bool
+		// duplex: net/http lets the answer go out while the client's body is still read (HTTP/1).
+		duplex bool
 	)
 	if body != nil {
 		clientStream = req == r && r.GetBody == nil
 		if req == r {
 			// The body is still coming from the client while the answer may already go out: without full
 			// duplex, net/http's HTTP/1 server blocks writing the response head until our pending body
-			// read returns. HTTP/2 is always full duplex and reports ErrNotSupported.
-			_ = http.NewResponseController(w).EnableFullDuplex()
+			// read returns. HTTP/2 is always full duplex and reports ErrNotSupported. Under full duplex the
+			// handler must end the client's body itself before it returns (clientbody.End, below).
+			duplex = http.NewResponseController(w).EnableFullDuplex() == nil
 		}
 		// The body goes in its own goroutine so an app that answers before reading all of it cannot
 		// deadlock against us.
@@ -208,6 +212,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tr = &trackedReader{r: body}
 		go func() {
 			defer close(done)
+			if testHookBodyCopy != nil {
+				testHookBodyCopy()
+			}
 			_, _ = io.CopyBuffer(upstreamWriter{up}, tr, make([]byte, 32<<10))
 			if tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
@@ -230,24 +237,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if done == nil {
 			return
 		}
-		select {
-		case <-done:
-		default:
-			// The body goroutine may be blocked reading a slow client: wake it up with an expired read
-			// deadline on the client connection, lifted afterwards. Only when the body is the client's
-			// own stream and a read of it is pending: a goroutine blocked writing to the app was woken
-			// by conn.Close, and a deadline set when no body read waits on the connection (a body
-			// already read to its end, or a copy held in memory, which carries GetBody, as a cascade
-			// hands it over) would fail net/http's background read instead, which cancels the context
-			// of the client connection and so of every later request on it.
-			if pending := tr.stop(); pending && clientStream {
-				rc := http.NewResponseController(w)
-				_ = rc.SetReadDeadline(time.Unix(1, 0))
-				<-done
-				_ = rc.SetReadDeadline(time.Time{})
-				return
-			}
-			<-done
+		// The body goroutine may be blocked reading a slow client: wake it up with an expired read
+		// deadline on the client connection. Only when the body is the client's own stream and a read of
+		// it is pending: a goroutine blocked writing to the app was woken by conn.Close, and a deadline set
+		// when no body read waits on the connection (a body already read to its end, or a copy held in
+		// memory, which carries GetBody, as a cascade hands it over) would fail net/http's background read
+		// instead, which cancels the context of the client connection and so of every later request on it.
+		rc := http.NewResponseController(w)
+		woke := false
+		if pending := tr.stop(); pending && clientStream {
+			woke = rc.SetReadDeadline(time.Unix(1, 0)) == nil
+		}
+		if testHookBodyStopped != nil {
+			testHookBodyStopped()
+		}
+		<-done
+		switch {
+		case clientStream && duplex:
+			// No read of the client's body may outlive the handler, net/http's own included: under full
+			// duplex it would read an unread rest after the handler returned and then panic at the next
+			// request on the connection. End reads what is buffered or has the connection closed after
+			// the answer, and lifts the deadline.
+			clientbody.End(w, r.Body, r.ContentLength-tr.n, woke, tr.err)
+		case woke:
+			_ = rc.SetReadDeadline(time.Time{})
 		}
 	}()
 	clientBodyErr := func() error {
@@ -489,11 +502,13 @@ func (w upstreamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// trackedReader reads the request body for the body goroutine, keeping the first error that is not EOF
-// and whether a read is pending, so the handler knows when waking the goroutine needs a read deadline.
+// trackedReader reads the request body for the body goroutine, keeping the first error that is not EOF,
+// the count of bytes read (err and n are looked at once the goroutine is done) and whether a read is
+// pending, so the handler knows when waking the goroutine needs a read deadline.
 type trackedReader struct {
 	r   io.Reader
 	err error
+	n   int64 // bytes read
 
 	mu       sync.Mutex
 	reading  bool // a Read of r is in progress
@@ -512,6 +527,7 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 	t.mu.Lock()
 	t.reading = false
 	t.mu.Unlock()
+	t.n += int64(n)
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
@@ -526,6 +542,11 @@ func (t *trackedReader) stop() (pending bool) {
 	t.stopping = true
 	return t.reading
 }
+
+// Test hooks (nil outside tests): testHookBodyCopy runs in the body goroutine before its first read,
+// testHookBodyStopped in the handler once the body copy was told to stop. Together they let a test hold
+// the copy back until the handler ends, as a busy scheduler may.
+var testHookBodyCopy, testHookBodyStopped func()
 
 // errStopped ends the body copy of a request whose handler has returned.
 var errStopped = errors.New("request ended before its body was sent")

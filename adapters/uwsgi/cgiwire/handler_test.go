@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/uwsgi"
 	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -406,4 +408,58 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAnUnreadBodyKeepsTheKeepAliveConnection: an app that answers a POST without reading its small body
+// (a Django view that never touches request.POST), while the adapter's body copy has not read it either
+// (held back here until the handler ends, as a busy scheduler does), behind a canary split and a cascade,
+// must leave the client's keep-alive connection serving its next request. With full duplex on, net/http
+// read the unread body itself after the handler returned, which armed its background read of the
+// connection again; its read of the next request then panicked ("invalid concurrent Body.Read call") and
+// dropped the connection, losing that request.
+func TestAnUnreadBodyKeepsTheKeepAliveConnection(t *testing.T) {
+	app := fakeApp(t, func(c net.Conn, _ io.Reader) {
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	h := handler(t, app, io.Discard)
+	never := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("%s %s reached an app it should not reach", r.Method, r.URL.Path)
+	})
+	front := &delegate.Split{New: never, Old: &delegate.Cascade{Apps: []delegate.App{{Name: "old", Handler: h}}}, Percent: 0}
+	var logs syncBuffer
+	srv := httptest.NewUnstartedServer(front)
+	srv.Config.ErrorLog = log.New(&logs, "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(cgiwire.HoldBodyCopyUntilStopped())
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for round := range 3 {
+		for _, req := range []string{
+			"POST /form HTTP/1.1\r\nHost: x\r\nCookie: switchyard_canary=c1\r\nContent-Length: 5\r\n\r\nqty=3",
+			"GET /next HTTP/1.1\r\nHost: x\r\nCookie: switchyard_canary=c1\r\n\r\n",
+		} {
+			if _, err := io.WriteString(c, req); err != nil {
+				t.Fatalf("round %d: sending %q: %v", round, req, err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d: %q: no answer on the keep-alive connection: %v\nserver log:\n%s", round, req, err, logs.String())
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != "ok" {
+				t.Fatalf("round %d: %q: got %d %q (%v)", round, req, resp.StatusCode, b, err)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), "panic") {
+		t.Errorf("the server panicked:\n%s", logs.String())
+	}
 }
