@@ -382,7 +382,7 @@ routes:
 	}
 
 	_, err = config.Load(map[string]string{"GATEWAY_CONFIG": "bad.yaml"}, read)
-	if err == nil || !strings.Contains(err.Error(), `bad.yaml:3: routes[0]: route "/shop/"`) || !strings.Contains(err.Error(), `canary="150"`) {
+	if err == nil || !strings.Contains(err.Error(), `bad.yaml:3: routes[0]: route "/shop/"`) || !strings.Contains(err.Error(), `canary_percent="150"`) { // the key as the file names it
 		t.Fatalf("err = %v; want it to name the route and the key", err)
 	}
 	_, err = config.Load(map[string]string{"GATEWAY_STAGE": "shadow"}, read)
