@@ -76,3 +76,17 @@ func TestSnapshotIsNotChangedByLaterRecordsOrByAppendingToIt(t *testing.T) {
 		t.Fatalf("record %q, want [a b c]", got)
 	}
 }
+
+func TestTheUpstreamIsTheAnsweringApps(t *testing.T) {
+	in := &Info{}
+	in.Tried("new")
+	in.SetUpstream("127.0.0.1:3000")
+	in.Tried("old") // an app whose kind records no upstream (a uwsgi socket) answers after a pass
+	if got := in.Snapshot(); got.App != "old" || got.Upstream != "" {
+		t.Fatalf("app %q upstream %q, want app old and no upstream (127.0.0.1:3000 is the new app's)", got.App, got.Upstream)
+	}
+	in.SetUpstream("10.0.0.2:8000")
+	if got := in.Snapshot().Upstream; got != "10.0.0.2:8000" {
+		t.Fatalf("upstream %q, want the answering app's 10.0.0.2:8000", got)
+	}
+}

@@ -115,7 +115,9 @@ func (in *Info) Claim(route, app string) {
 	in.mu.Unlock()
 }
 
-// Tried records that app was asked; the last one tried is the one that answered. Nil-safe.
+// Tried records that app was asked; the last one tried is the one that answered. It clears the upstream
+// an earlier app recorded, so that the upstream is always the answering app's (empty when its kind does
+// not record one). Nil-safe.
 func (in *Info) Tried(app string) {
 	if in == nil {
 		return
@@ -126,6 +128,7 @@ func (in *Info) Tried(app string) {
 	}
 	in.tried = append(in.tried, app)
 	in.app = app
+	in.upstream = ""
 	in.mu.Unlock()
 }
 
