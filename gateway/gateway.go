@@ -248,14 +248,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	if bodyLimit == 0 {
 		bodyLimit = -1 // GATEWAY_CASCADE_BODY_LIMIT=0: never hold bodies
 	}
-	cascadeOf := func(apps []delegate.App) http.Handler {
-		if len(apps) == 1 && apps[0].PassHeader == "" {
-			return apps[0].Handler
-		}
-		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
-	}
 	// chainOf always builds a Cascade, which records the app it tries in reqinfo even for one app (the
-	// migration ledger reads it).
+	// access log, metrics and the migration ledger read it).
 	chainOf := func(apps []delegate.App) http.Handler {
 		return &delegate.Cascade{Apps: apps, Pass: pass, BodyLimit: bodyLimit, Logger: logger}
 	}
@@ -358,7 +352,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			h = compose(p.String(), key, routeSpec, newApp, old)
 			info.Stage, info.Old = stageText(routeSpec), routeSpec.Old
 		} else if cascade {
-			h = cascadeOf(append([]delegate.App{newApp}, chain...))
+			if len(chain) == 0 {
+				g.Warnings = append(g.Warnings, fmt.Sprintf("%s: route %s: cascade=true but there is no primary or delegate to fall through to: the route's own answers are final", rs.Source, p))
+			}
+			h = chainOf(append([]delegate.App{newApp}, chain...))
 			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
 		} else {
 			h = chainOf([]delegate.App{newApp})
