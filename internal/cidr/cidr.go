@@ -12,7 +12,7 @@ import (
 // Parse reads s. The error names the value and what is expected.
 func Parse(s string) (netip.Prefix, error) {
 	bad := func() (netip.Prefix, error) {
-		return netip.Prefix{}, fmt.Errorf("invalid address range %q: expected a CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
+		return netip.Prefix{}, fmt.Errorf("invalid address range %q: expected an address range such as 10.0.0.0/8 or an address such as 192.168.1.7", s)
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
