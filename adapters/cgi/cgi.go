@@ -48,6 +48,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -64,6 +65,7 @@ import (
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/spool"
 )
 
@@ -238,6 +240,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch.Path = h.timeoutBin
 		ch.Args = []string{"--signal=KILL", strconv.FormatFloat(h.timeout.Seconds(), 'f', 3, 64) + "s", h.program}
 	}
+	var cb *countingBody
 	if req.Body == r.Body && req.ContentLength != 0 {
 		// The stdlib feeds the client's body to the program's stdin from a goroutine while it streams the
 		// program's output. An HTTP/1 server that sees the response header written before the body was read
@@ -245,10 +248,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// that prints its header before reading stdin (any CGI script that streams) would race the server
 		// for the body and often read EOF at once. Full duplex tells the server the handler still reads it.
 		// HTTP/2 is always full duplex; a writer without the capability only returns ErrNotSupported.
-		_ = http.NewResponseController(w).EnableFullDuplex()
+		if http.NewResponseController(w).EnableFullDuplex() == nil {
+			// Under full duplex the handler must end the client's body itself (clientbody.End): a program
+			// that exits without reading all of its stdin leaves a rest net/http would otherwise read
+			// after the handler returned, and then panic at the connection's next request.
+			cb = &countingBody{ReadCloser: r.Body}
+			req.Body = cb
+		}
 	}
 	cw := &cgiWriter{w: w, hdr: http.Header{}}
-	ch.ServeHTTP(cw, req)
+	ch.ServeHTTP(cw, req) // returns once the program and the copy of the body to its stdin are done
+	if cb != nil {
+		clientbody.End(w, r.Body, r.ContentLength-cb.n, false, cb.err)
+	}
 	stderr.flush()
 
 	timedOut := h.timeout > 0 && time.Since(start) >= h.timeout
@@ -278,6 +290,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		cw.commit()
 	}
+}
+
+// countingBody counts what the program's stdin copy reads of the client's body and keeps the first error
+// other than io.EOF; the counts are looked at once the copy is done.
+type countingBody struct {
+	io.ReadCloser
+	n   int64
+	err error
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -468,3 +469,45 @@ func TestBuildErrors(t *testing.T) {
 }
 
 type syncBuf = adaptertest.LogBuffer
+
+// TestAProgramThatIgnoresItsBodyLeavesTheConnectionWhole: a program that answers and exits without reading
+// its stdin leaves most of a 200 KB body unread (the copy to its stdin stops when the pipe breaks). With
+// full duplex on, net/http read that rest itself after the handler returned, which armed its background
+// read of the connection again; its read of the next request on the keep-alive connection then panicked
+// ("invalid concurrent Body.Read call") and dropped the connection. The adapter now reads the rest (or has
+// the connection closed after the answer) before it returns: the server never panics, and the next request
+// is answered.
+func TestAProgramThatIgnoresItsBodyLeavesTheConnectionWhole(t *testing.T) {
+	prog := writeScript(t, t.TempDir(), "ignore.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nok'\n")
+	h, _ := build(t, "cgi://"+prog, "")
+	var logs syncBuf
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(&logs, "", 0)
+	srv.Start()
+	defer srv.Close()
+	client := srv.Client()
+	for round := range 3 {
+		for _, method := range []string{"POST", "GET"} {
+			var body io.Reader
+			if method == "POST" {
+				body = strings.NewReader(strings.Repeat("x", 200_000))
+			}
+			req, err := http.NewRequest(method, srv.URL+"/", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("round %d: %s: %v", round, method, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(b) != "ok" {
+				t.Fatalf("round %d: %s: %d %q (%v)", round, method, resp.StatusCode, b, err)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), "panic") {
+		t.Errorf("the server panicked:\n%s", logs.String())
+	}
+}
