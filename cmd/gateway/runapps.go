@@ -158,7 +158,8 @@ func checkAddrs(specs []procs.Spec) func(string) []procs.Addr {
 			if s.Network == "tcp" {
 				out[i] = procs.Addr{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", 1+i)}
 			} else {
-				out[i] = procs.Addr{Network: "unix", Address: filepath.Join(os.TempDir(), "switchyard-run-CHECK", fmt.Sprintf("%s.1.%d.sock", name, i))}
+				// In a directory that exists: the socket-directory check would warn about a made-up one.
+				out[i] = procs.Addr{Network: "unix", Address: filepath.Join(os.TempDir(), fmt.Sprintf("switchyard-run-CHECK.%s.1.%d.sock", name, i))}
 			}
 		}
 		return out

@@ -271,6 +271,17 @@ func TestCheckPrintsRunApps(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", w, out.String())
 		}
 	}
+	// A run app on a unix socket: its address is the gateway's to allocate, so no warning about the
+	// socket's directory (check allocates none).
+	out.Reset()
+	errb.Reset()
+	code = run([]string{"check"}, []string{
+		"GATEWAY_RUN=site: gunicorn --bind unix:{socket} site.wsgi",
+		"GATEWAY_ROUTES=/=unix://{socket}?run=site",
+	}, &out, &errb)
+	if code != 0 || strings.Contains(out.String()+errb.String(), "does not exist") {
+		t.Fatalf("exit %d, a warning about the socket directory check made up:\n%s%s", code, out.String(), errb.String())
+	}
 	out.Reset()
 	errb.Reset()
 	code = run([]string{"check"}, []string{
