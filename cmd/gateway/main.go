@@ -4,6 +4,7 @@
 //	gateway           serve (the built-in demo when no application is configured)
 //	gateway check     validate the configuration and print the route table, without serving
 //	gateway report    print the migration report of a running gateway (its admin listener)
+//	gateway init      write a commented YAML file that runs the named stacks' apps (django, flask, ...)
 //	gateway version   print the version
 package main
 
@@ -55,6 +56,8 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	case "check":
 	case "report":
 		return report(environ, stdout, stderr)
+	case "init":
+		return runInit(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "gateway", versionString())
 		return 0
@@ -462,11 +465,12 @@ func versionString() string {
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `usage: gateway [serve|check|report|version]
+	fmt.Fprintf(w, `usage: gateway [serve|check|report|init|version]
 
   serve    serve on GATEWAY_ADDR (default :8080); with no application configured, the built-in demo
   check    validate the configuration and print the resolved route table without serving
   report   print the migration report of a running gateway (from GATEWAY_ADMIN_ADDR)
+  init     write a commented YAML file running the named stacks' apps: gateway init django flask php node static
   version  print the version
 
 Configuration comes from GATEWAY_* variables (%s)
