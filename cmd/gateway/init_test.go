@@ -40,9 +40,9 @@ func TestInitWritesARunnableSite(t *testing.T) {
 		t.Fatalf("startproject: %v\n%s", err, out)
 	}
 	files := map[string]string{
-		filepath.Join(dirs["flask"], "app.py"): "from flask import Flask, url_for\n\napp = Flask(__name__)\n\n\n@app.route(\"/\")\ndef index():\n    return \"flask \" + url_for(\"index\")\n",
-		filepath.Join(dirs["php"], "index.php"): `<?php echo "php ", $_SERVER["SCRIPT_NAME"], " ", $_SERVER["REQUEST_URI"];`,
-		filepath.Join(dirs["node"], "server.js"): `require("http").createServer((req, res) => res.end("node " + req.url + " " + req.headers["x-forwarded-prefix"])).listen(Number(process.env.PORT), process.env.HOST);`,
+		filepath.Join(dirs["flask"], "app.py"):     "from flask import Flask, url_for\n\napp = Flask(__name__)\n\n\n@app.route(\"/\")\ndef index():\n    return \"flask \" + url_for(\"index\")\n",
+		filepath.Join(dirs["php"], "index.php"):    `<?php echo "php ", $_SERVER["SCRIPT_NAME"], " ", $_SERVER["REQUEST_URI"];`,
+		filepath.Join(dirs["node"], "server.js"):   `require("http").createServer((req, res) => res.end("node " + req.url + " " + req.headers["x-forwarded-prefix"])).listen(Number(process.env.PORT), process.env.HOST);`,
 		filepath.Join(dirs["static"], "hello.txt"): "static hello\n",
 	}
 	for p, c := range files {
