@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/exact"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
@@ -113,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	for attempt := 0; ; attempt++ {
-		retry := h.exchange(w, r, records, body, attempt == 0)
+		retry := h.exchange(w, r, records, body, req == r, attempt == 0)
 		if !retry {
 			return
 		}
@@ -187,7 +188,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // exchange runs one request on one connection. It returns true only when a reused connection turned out
 // to be dead before anything was consumed or answered, so the request may be sent again on a fresh one.
-func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]byte, body io.Reader, mayRetry bool) (retry bool) {
+// clientStream reports that body reads r.Body, the client's own stream (not a spooled copy).
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]byte, body io.Reader, clientStream, mayRetry bool) (retry bool) {
 	ctx := r.Context()
 	dialCtx, cancel := context.WithTimeout(ctx, h.timeout)
 	c, reused, err := h.pool.get(dialCtx)
@@ -227,9 +229,12 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		go func() { writeDone <- x.writeRequest(records, body) }()
 	}
 	// waitWriter stops the writer and returns its error. A writer blocked on the client's body is woken
-	// by an expired read deadline on the client connection (reset afterwards); one blocked writing to the
-	// app is woken by the connection being closed, or by the app, which drops a connection carrying
-	// records for a request it already ended. A writer that is only finishing is left to finish.
+	// by an expired read deadline on the client connection; one blocked writing to the app is woken by
+	// the connection being closed, or by the app, which drops a connection carrying records for a request
+	// it already ended. A writer that is only finishing is left to finish. Then the client's body is
+	// ended (clientbody.End: the rest read, or the connection closed after the answer, the deadline
+	// lifted). Waking a read fails it, which makes net/http cancel the request's context: so waitWriter
+	// comes after the answer, or where the answer no longer matters.
 	writerFinished := writeDone == nil
 	var writerErr error
 	waitWriter := func() error {
@@ -238,14 +243,31 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		}
 		x.mu.Lock()
 		x.stopping = true
-		woke := x.inBodyRead && x.rc.SetReadDeadline(time.Unix(1, 0)) == nil
+		woke := clientStream && x.inBodyRead && x.rc.SetReadDeadline(time.Unix(1, 0)) == nil
 		x.mu.Unlock()
 		writerErr = <-writeDone
 		writerFinished = true
-		if woke {
-			_ = x.rc.SetReadDeadline(time.Time{})
+		if clientStream {
+			clientbody.End(w, r.Body, r.ContentLength-x.bodyRead, woke, x.bodyErr)
 		}
 		return writerErr
+	}
+	// stopWriter stops the writer unless it is blocked reading the client's body, which only waitWriter
+	// may wake; it reports whether the writer has finished, and with which error.
+	stopWriter := func() (error, bool) {
+		if writerFinished {
+			return writerErr, true
+		}
+		x.mu.Lock()
+		x.stopping = true
+		reading := x.inBodyRead
+		x.mu.Unlock()
+		if reading {
+			return nil, false
+		}
+		writerErr = <-writeDone
+		writerFinished = true
+		return writerErr, true
 	}
 
 	out := &stdout{rr: recordReader{br: c.br}, id: x.id, errlog: stderrLog{h: h, ctx: ctx}}
@@ -260,17 +282,24 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 			err = out.err
 		}
 		c.nc.Close()
-		if werr := waitWriter(); werr != nil {
+		werr, finished := stopWriter()
+		if werr != nil {
 			// The writer's failure is the cause when it broke the client body or closed the
 			// connection under the reader.
 			if errors.Is(werr, failure.ErrBadRequestBody) || errors.Is(err, net.ErrClosed) {
 				err = werr
 			}
 		}
-		if mayRetry && reused && !x.bodyStarted && out.records == 0 && retryable(err) && ctx.Err() == nil {
-			return true
+		if finished && mayRetry && reused && !x.bodyStarted && out.records == 0 && retryable(err) && ctx.Err() == nil {
+			return true // the body untouched: the retry sends it whole
+		}
+		if !finished {
+			// The writer waits on the client's body, mid-upload: the answer goes first, saying the
+			// connection closes, as waking the writer will make it (see waitWriter).
+			clientbody.CloseAfterReply(w)
 		}
 		h.fail(w, r, err)
+		waitWriter()
 		return false
 	}
 	x.headerDone(ctx)
@@ -365,7 +394,9 @@ type exchange struct {
 	c           *conn
 	id          uint16
 	rc          *http.ResponseController
-	bodyStarted bool // written by the writer only; read after it finished
+	bodyStarted bool  // written by the writer only; read after it finished
+	bodyRead    int64 // bytes of the body read, likewise
+	bodyErr     error // the first error reading the body returned other than io.EOF, likewise
 
 	mu         sync.Mutex
 	gotHead    bool // the response header is complete: no more read deadline
@@ -446,6 +477,10 @@ func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
 			x.mu.Lock()
 			x.inBodyRead = false
 			x.mu.Unlock()
+			x.bodyRead += int64(n)
+			if rerr != nil && rerr != io.EOF && x.bodyErr == nil {
+				x.bodyErr = rerr
+			}
 			if n > 0 {
 				if err := writeRecord(c.bw, typeStdin, x.id, buf[:n]); err != nil {
 					return err

@@ -745,3 +745,44 @@ func TestChunkedBodyFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestAnAppFailingMidUploadIsAnsweredAndClosesTheConnection: an app that hangs up while the client is still
+// sending its body gets the client a 502 and the connection closed. The adapter wakes its body writer,
+// blocked reading the client, with an expired read deadline; that failed read cancels the context of the
+// client's connection (net/http does so on any read error) and leaves the rest of the body on the wire.
+// Waking it before answering made the answer a client-gone 499, so net/http sent an empty 200, and kept
+// the connection, whose every later request would have started cancelled.
+func TestAnAppFailingMidUploadIsAnsweredAndClosesTheConnection(t *testing.T) {
+	ln, app := listen(t, "unix")
+	testpeer.Serve(t, ln, func(c net.Conn) {
+		rr := recordReader{br: bufio.NewReader(c)}
+		for {
+			h, err := rr.Next()
+			if err != nil || h.Type == typeStdin {
+				return // hangs up at the first piece of body
+			}
+		}
+	})
+	_, srv, _ := gateway(t, app, "")
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client sends the start of its body and waits for the answer before sending more.
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nthe start")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !resp.Close {
+		t.Errorf("got %d %q (connection close %v), want 502 and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the connection stayed open")
+	}
+}
