@@ -350,11 +350,22 @@ func describeEnvError(e error) (string, error) {
 	return "GATEWAY_?", e
 }
 
+// validListenAddr reports whether a is host:port with a port net.Listen accepts (a number up to 65535 or a
+// service name), so that a port such as 99999 is a configuration error, not a failure to listen.
+func validListenAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	_, err = net.LookupPort("tcp", port)
+	return err == nil
+}
+
 // Validate checks a configuration without building it and returns every problem found.
 func Validate(c Config) Errors {
 	var errs Errors
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("%s=%q: expected host:port such as :8080 or 127.0.0.1:8080", c.Name("GATEWAY_ADDR"), c.Addr))
+	if !validListenAddr(c.Addr) {
+		errs = append(errs, fmt.Errorf("%s=%q: expected host:port with a port from 0 to 65535, such as :8080 or 127.0.0.1:8080", c.Name("GATEWAY_ADDR"), c.Addr))
 	}
 	if c.Primary != "" && !schemeStart.MatchString(c.Primary) {
 		errs = append(errs, fmt.Errorf("%s=%q: expected an app URL such as http://127.0.0.1:8000", c.Name("GATEWAY_PRIMARY"), c.Primary))
@@ -432,8 +443,8 @@ func Validate(c Config) Errors {
 		errs = append(errs, fmt.Errorf("%s=%d: expected at most %s=%d (or 0 for no per-client limit)", c.Name("GATEWAY_MAX_CONNS_PER_CLIENT"), c.MaxConnsPerClient, c.Name("GATEWAY_MAX_CONNS"), c.MaxConns))
 	}
 	if c.AdminAddr != "" {
-		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: expected host:port such as 127.0.0.1:9901, or empty to turn the admin listener off", c.Name("GATEWAY_ADMIN_ADDR"), c.AdminAddr))
+		if !validListenAddr(c.AdminAddr) {
+			errs = append(errs, fmt.Errorf("%s=%q: expected host:port with a port from 0 to 65535, such as 127.0.0.1:9901, or empty to turn the admin listener off", c.Name("GATEWAY_ADMIN_ADDR"), c.AdminAddr))
 		}
 	}
 	if c.AdminPprof && c.AdminAddr == "" {

@@ -91,6 +91,8 @@ func TestErrorsNameTheVariableTheValueAndTheExpectation(t *testing.T) {
 		{"delegates without a primary", map[string]string{"GATEWAY_DELEGATES": "http://x"}, nil, []string{"GATEWAY_DELEGATES", "need a primary"}},
 		{"a missing file", map[string]string{"GATEWAY_CONFIG": "nope.yaml"}, nil, []string{`GATEWAY_CONFIG="nope.yaml"`, "cannot read"}},
 		{"an unknown key in the file", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, map[string]string{"gw.yaml": "primary: http://x\nprimery: http://y\n"}, []string{`gw.yaml:2: primery: unknown key; did you mean primary?`}},
+		{"a listen port out of range", map[string]string{"GATEWAY_ADDR": "127.0.0.1:99999"}, nil, []string{`GATEWAY_ADDR="127.0.0.1:99999": expected host:port with a port from 0 to 65535`}},
+		{"an admin port out of range", map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:70000"}, nil, []string{`GATEWAY_ADMIN_ADDR="127.0.0.1:70000": expected host:port with a port from 0 to 65535`}},
 		{"an unknown variable", map[string]string{"GATEWAY_TIMEOUT": "1s"}, nil, []string{"GATEWAY_TIMEOUT: unknown variable"}},
 		{"a misspelt variable gets a suggestion", map[string]string{"GATEWAY_PRIMRY": "http://x"}, nil, []string{"GATEWAY_PRIMRY: unknown variable; did you mean GATEWAY_PRIMARY? (known: "}},
 		{"a variable in the wrong case gets a suggestion", map[string]string{"GATEWAY_log_level": "debug"}, nil, []string{"GATEWAY_log_level: unknown variable; did you mean GATEWAY_LOG_LEVEL?"}},

@@ -49,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net/http"
@@ -119,7 +120,11 @@ func New(t adapters.Target) (*Handler, error) {
 	}
 	fi, err := os.Stat(h.program)
 	if err != nil {
-		return nil, fmt.Errorf("program: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the message names the path itself
+		}
+		return nil, fmt.Errorf("program %s: %v: expected an executable file", h.program, err)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 || syscall.Access(h.program, 1 /* X_OK */) != nil {
 		return nil, fmt.Errorf("program %s is not an executable file", h.program)

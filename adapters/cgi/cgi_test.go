@@ -446,7 +446,7 @@ func TestBuildErrors(t *testing.T) {
 	tests := []struct{ name, raw, want string }{
 		{"a relative path is refused", "cgi:relative.sh", "absolute"},
 		{"a host is refused", "cgi://host/x.sh", "absolute"},
-		{"a missing program is refused", "cgi://" + dir + "/missing.sh", "no such file"},
+		{"a missing program is refused", "cgi://" + dir + "/missing.sh", "missing.sh: no such file or directory: expected an executable file"},
 		{"a non-executable file is refused", "cgi://" + noexec, "not an executable"},
 		{"a directory is refused", "cgi://" + dir, "not an executable"},
 		{"a relative dir is refused", "cgi://" + exe + "?dir=tmp", "absolute"},

@@ -124,10 +124,10 @@ func New(t adapters.Target) (*Handler, error) {
 	dir := path.Clean(u.Path)
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("directory %s: %w", dir, err)
+		return nil, fmt.Errorf("directory %s: %v: expected an existing directory to serve", dir, pathErrCause(err))
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", dir)
+		return nil, fmt.Errorf("%s is not a directory: expected the directory to serve", dir)
 	}
 	h := &Handler{mount: strings.TrimSuffix(t.Mount, "/")}
 	for _, name := range strings.Split(t.Options.String("index", "index.html"), ",") {
@@ -154,6 +154,16 @@ func New(t adapters.Target) (*Handler, error) {
 		return nil, fmt.Errorf("directory %s: %w", dir, err)
 	}
 	return h, nil
+}
+
+// pathErrCause drops the operation and path of an *fs.PathError ("stat /srv/www: no such file or
+// directory" gives "no such file or directory"), for messages that name the path themselves.
+func pathErrCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Close releases the directory.

@@ -277,7 +277,7 @@ func TestBuildErrors(t *testing.T) {
 	tests := []struct{ name, raw, want string }{
 		{"a relative path is refused", "file:relative/dir", "absolute"},
 		{"a host is refused", "file://example.com/srv", "absolute"},
-		{"a missing directory is refused", "file://" + dir + "/missing", "no such file"},
+		{"a missing directory is refused", "file://" + dir + "/missing", "missing: no such file or directory: expected an existing directory to serve"},
 		{"a file is not a directory", "file://" + file, "not a directory"},
 		{"an unknown option is refused", "file://" + dir + "?listng=true", "unknown option"},
 		{"a bad boolean is refused", "file://" + dir + "?listing=maybe", "expected true or false"},
