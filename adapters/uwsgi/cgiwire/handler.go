@@ -302,6 +302,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The protocol's reader may have flattened the timeout into its own error.
 			err = fmt.Errorf("%w (%v)", os.ErrDeadlineExceeded, err)
 		}
+		if clientStream && duplex && !tr.ended() {
+			// The app failed with the client's body not through: the connection closes after the
+			// answer (the rest is not worth waiting for), and the answer says so.
+			clientbody.CloseAfterReply(w)
+		}
 		h.fail(w, r, "reading the response head", err)
 		return
 	}
@@ -512,6 +517,7 @@ type trackedReader struct {
 
 	mu       sync.Mutex
 	reading  bool // a Read of r is in progress
+	eof      bool // a Read of r returned io.EOF
 	stopping bool // the handler is ending: start no further read
 }
 
@@ -526,12 +532,20 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	t.mu.Lock()
 	t.reading = false
+	t.eof = t.eof || err == io.EOF
 	t.mu.Unlock()
 	t.n += int64(n)
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
 	return n, err
+}
+
+// ended reports whether a read of r returned io.EOF.
+func (t *trackedReader) ended() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eof
 }
 
 // stop forbids further reads and reports whether one is pending now. The caller, holding no lock, may

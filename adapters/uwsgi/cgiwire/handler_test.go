@@ -465,3 +465,34 @@ func TestAnUnreadBodyKeepsTheKeepAliveConnection(t *testing.T) {
 		t.Errorf("the server panicked:\n%s", logs.String())
 	}
 }
+
+// TestAnAppFailingMidUploadClosesTheConnection: an app that hangs up while the client is still sending its
+// body gets the client a 502 that says the connection closes, and the connection closed: the body copy,
+// blocked reading the client, is woken with an expired read deadline, and that failed read leaves the rest
+// of the body on the wire (and cancels the connection's context in net/http).
+func TestAnAppFailingMidUploadClosesTheConnection(t *testing.T) {
+	app := fakeApp(t, func(c net.Conn, _ io.Reader) {}) // hangs up without answering
+	srv := httptest.NewServer(handler(t, app, io.Discard))
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client sends the start of its body and waits for the answer before sending more.
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nthe start")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !resp.Close {
+		t.Errorf("got %d %q (connection close %v), want 502 and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the connection stayed open")
+	}
+}
