@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/appconn"
 	"github.com/switchyard/switchyard/internal/connpeek"
 )
 
@@ -92,40 +92,28 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 }
 
 // stallReader is the read side of a connection under its bufio.Reader. While a response body is read
-// (between watch and unwatch) every read from the socket first makes sure the read deadline lies at least
-// stall ahead, so an app that sends no byte for stall fails the read with os.ErrDeadlineExceeded (and
-// stalled is set), while one that keeps trickling lives. The deadline is renewed only when it is older
-// than a fraction of stall (at most 250ms), which keeps the cost of a timer update off most reads; the
-// allowed stall is then between stall and stall plus that fraction. It is used by the goroutine reading
-// the response only.
+// (between watch and unwatch) every read from the socket first renews the stall deadline (appconn.Stall),
+// so an app that sends no byte for the limit fails the read (and stalled is set), while one that keeps
+// trickling lives. It is used by the goroutine reading the response only.
 type stallReader struct {
-	nc        net.Conn
-	ctx       context.Context // the request being answered: a renewed deadline must not undo its cancellation
-	stall     time.Duration   // 0: no limit (and no deadline is touched)
-	refreshed time.Time
-	stalled   bool
+	nc      net.Conn
+	ctx     context.Context // the request being answered: a renewed deadline must not undo its cancellation
+	st      appconn.Stall
+	stalled bool
 }
 
 // watch starts the stall limit for the response body of the request with context ctx (stall 0: none).
 func (s *stallReader) watch(ctx context.Context, stall time.Duration) {
-	s.ctx, s.stall, s.refreshed, s.stalled = ctx, stall, time.Time{}, false
+	s.ctx, s.st, s.stalled = ctx, appconn.Stall{Limit: stall}, false
 }
 
 // unwatch ends the stall limit; the connection's deadlines are left to its next user.
-func (s *stallReader) unwatch() { s.ctx, s.stall = nil, 0 }
-
-func (s *stallReader) slack() time.Duration { return min(s.stall/8, 250*time.Millisecond) }
+func (s *stallReader) unwatch() { s.ctx, s.st = nil, appconn.Stall{} }
 
 func (s *stallReader) Read(p []byte) (int, error) {
-	if s.stall > 0 {
-		if now := time.Now(); now.Sub(s.refreshed) >= s.slack() {
-			s.refreshed = now
-			_ = s.nc.SetReadDeadline(now.Add(s.stall + s.slack()))
-			keepCancelled(s.ctx, s.nc)
-		}
-	}
+	s.st.Renew(s.ctx, s.nc)
 	n, err := s.nc.Read(p)
-	if err != nil && s.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil {
+	if s.st.Stalled(s.ctx, err) {
 		s.stalled = true
 	}
 	return n, err
@@ -183,12 +171,7 @@ func (p *pool) dropUnsolicited(c *conn) {
 }
 
 // expire unblocks every read and write on nc: how a request's cancellation reaches its app connection.
-func expire(nc net.Conn) { _ = nc.SetDeadline(time.Unix(1, 0)) }
+func expire(nc net.Conn) { appconn.Expire(nc) }
 
-// keepCancelled expires nc again if ctx is already cancelled: called after setting a new deadline, which
-// would otherwise undo an expiry the cancellation's AfterFunc made just before.
-func keepCancelled(ctx context.Context, nc net.Conn) {
-	if ctx.Err() != nil {
-		expire(nc)
-	}
-}
+// keepCancelled expires nc again if ctx is already cancelled: called after setting a new deadline.
+func keepCancelled(ctx context.Context, nc net.Conn) { appconn.Keep(ctx, nc) }

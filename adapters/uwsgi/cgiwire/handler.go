@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	ups "github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/appconn"
 	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
@@ -175,9 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A cancelled request unblocks every read and write on the connection at once.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { appconn.Expire(conn) })
 	defer stop()
-	up := &upstream{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout}
+	up := &upstream{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout, st: appconn.Stall{Limit: h.cfg.ReadTimeout}}
 	up.begin(deadline)
 
 	if _, err := conn.Write(head); err != nil {
@@ -397,11 +398,11 @@ type upstream struct {
 	headDeadline time.Time // when the head is due (zero: no limit)
 
 	// Used only by the goroutine reading the response.
-	n         int64 // bytes read from conn
-	limit     int64 // while a head is read (> 0): reads stop at this count of bytes
-	overLimit bool  // a head hit limit
-	refreshed time.Time
-	stalled   bool // the body read failed on the stall deadline
+	n         int64         // bytes read from conn
+	limit     int64         // while a head is read (> 0): reads stop at this count of bytes
+	overLimit bool          // a head hit limit
+	st        appconn.Stall // the stall deadline while the body streams (Limit 0 before the head is read)
+	stalled   bool          // the body read failed on the stall deadline
 }
 
 // begin sets the deadline for sending the request head and reading the response head.
@@ -415,11 +416,7 @@ func (u *upstream) begin(deadline time.Time) {
 
 // keepCancelled re-expires the connection's deadlines if the request was cancelled: a deadline set just
 // after the cancellation's AfterFunc ran would otherwise undo it.
-func (u *upstream) keepCancelled() {
-	if u.ctx.Err() != nil {
-		_ = u.conn.SetDeadline(time.Unix(1, 0))
-	}
-}
+func (u *upstream) keepCancelled() { appconn.Keep(u.ctx, u.conn) }
 
 // headRead reports whether the response head was read.
 func (u *upstream) headRead() bool {
@@ -444,13 +441,6 @@ func (u *upstream) bodyPhase() {
 	u.keepCancelled()
 }
 
-// stallSlack is how stale the body's read deadline may grow before Read renews it: renewing on every read
-// would cost a timer update per read, renewing at most every slack keeps a stall allowed between stall and
-// stall+slack.
-func (u *upstream) stallSlack() time.Duration {
-	return min(u.stall/8, 250*time.Millisecond)
-}
-
 func (u *upstream) Read(p []byte) (int, error) {
 	if u.limit > 0 {
 		if u.n >= u.limit {
@@ -460,16 +450,12 @@ func (u *upstream) Read(p []byte) (int, error) {
 		if rest := u.limit - u.n; int64(len(p)) > rest {
 			p = p[:rest]
 		}
-	} else if u.stall > 0 {
-		if now := time.Now(); now.Sub(u.refreshed) >= u.stallSlack() {
-			u.refreshed = now
-			_ = u.conn.SetReadDeadline(now.Add(u.stall + u.stallSlack()))
-			u.keepCancelled()
-		}
+	} else {
+		u.st.Renew(u.ctx, u.conn)
 	}
 	n, err := u.conn.Read(p)
 	u.n += int64(n)
-	if err != nil && u.limit == 0 && u.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && u.ctx.Err() == nil {
+	if u.limit == 0 && u.st.Stalled(u.ctx, err) {
 		u.stalled = true
 	}
 	return n, err

@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"os"
-	"time"
+
+	"github.com/switchyard/switchyard/internal/appconn"
 )
 
 const (
@@ -31,8 +31,8 @@ type body struct {
 	keep bool      // the connection may be reused after the body
 	done bool
 	err  error // returned by reads once done
-	// renewed is when the stall deadline (Transport.ReadTimeout) was last moved.
-	renewed time.Time
+	// stall keeps the stall deadline (Transport.ReadTimeout).
+	stall appconn.Stall
 }
 
 func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedReader(br) }
@@ -41,12 +41,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, b.err
 	}
-	if lim := b.t.ReadTimeout; lim > 0 {
-		if now := time.Now(); now.Sub(b.renewed) >= StallSlack(lim) {
-			b.renewed = now
-			setReadDeadline(b.resp.Request.Context(), b.pc, now.Add(lim+StallSlack(lim)))
-		}
-	}
+	b.stall.Renew(b.resp.Request.Context(), b.pc.c)
 	switch b.mode {
 	case modeLength:
 		if int64(len(p)) > b.n {
@@ -101,8 +96,8 @@ func (b *body) cause(err error) error {
 	if cerr := b.resp.Request.Context().Err(); cerr != nil {
 		return cerr
 	}
-	if b.t.ReadTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-		return &StallError{Limit: b.t.ReadTimeout}
+	if b.stall.Stalled(nil, err) {
+		return &StallError{Limit: b.stall.Limit}
 	}
 	return err
 }

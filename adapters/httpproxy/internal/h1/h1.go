@@ -74,6 +74,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/appconn"
 	"github.com/switchyard/switchyard/internal/connpeek"
 )
 
@@ -160,19 +161,12 @@ func (t *Transport) maxBody() int64 {
 	return 16 << 10
 }
 
-// StallSlack is how stale a body's stall deadline may grow before a read renews it: renewing on every read
-// would cost a timer update per read, so a stall is cut between limit and limit+StallSlack(limit).
-func StallSlack(limit time.Duration) time.Duration { return min(limit/8, 250*time.Millisecond) }
+// StallSlack is how stale a body's stall deadline may grow before a read renews it (appconn.Slack).
+func StallSlack(limit time.Duration) time.Duration { return appconn.Slack(limit) }
 
 // StallError is the failure of a response body read after the app sent nothing for Limit (Transport.
-// ReadTimeout). It is a net.Error whose Timeout is true.
-type StallError struct{ Limit time.Duration }
-
-func (e *StallError) Error() string {
-	return "app stalled mid-body: no byte for read_timeout " + e.Limit.String()
-}
-func (e *StallError) Timeout() bool   { return true }
-func (e *StallError) Temporary() bool { return true }
+// ReadTimeout): appconn's, one type for every kind.
+type StallError = appconn.StallError
 
 // timeoutError is the response head timeout (a net.Error with Timeout true).
 type timeoutError struct{}
@@ -196,9 +190,6 @@ func putBuf(b *[]byte) {
 
 // testHookBeforeWrite runs between a connection's idle check and the write of a request (tests only).
 var testHookBeforeWrite func()
-
-// aLongTimeAgo is a deadline in the past: it interrupts blocked I/O at once.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // eligible reports whether the fast path serves req.
 func (t *Transport) eligible(req *http.Request) bool {
@@ -442,7 +433,7 @@ func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 		size = 8 << 10
 	}
 	pc := &pconn{c: c, br: bufio.NewReaderSize(c, size)}
-	pc.interrupt = func() { c.SetDeadline(aLongTimeAgo) }
+	pc.interrupt = func() { appconn.Expire(c) }
 	return pc, nil
 }
 
@@ -464,7 +455,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 		return fail(&noBytesError{err})
 	}
 	if t.ResponseHeaderTimeout > 0 {
-		setReadDeadline(ctx, pc, time.Now().Add(t.ResponseHeaderTimeout))
+		appconn.SetReadDeadline(ctx, pc.c, time.Now().Add(t.ResponseHeaderTimeout))
 	}
 	// else the read deadline is clear: release clears a stall deadline before pooling
 	var got1xx func(int, textproto.MIMEHeader) error
@@ -513,13 +504,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 	if h.code == http.StatusRequestTimeout && pc.reused {
 		return fail(errStale408)
 	}
-	var renewed time.Time
+	stall := appconn.Stall{Limit: t.ReadTimeout}
 	switch {
 	case t.ReadTimeout > 0:
-		renewed = time.Now()
-		setReadDeadline(ctx, pc, renewed.Add(t.ReadTimeout+StallSlack(t.ReadTimeout)))
+		stall.Start(ctx, pc.c)
 	case t.ResponseHeaderTimeout > 0:
-		setReadDeadline(ctx, pc, time.Time{})
+		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
 	}
 	rb := &respBody{}
 	resp := &rb.resp
@@ -546,7 +536,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 		return resp, nil
 	}
 	bd := &rb.body
-	*bd = body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close, renewed: renewed}
+	*bd = body{t: t, pc: pc, stop: stop, resp: resp, keep: !resp.Close, stall: stall}
 	switch {
 	case h.chunked:
 		resp.TransferEncoding = []string{"chunked"}
@@ -568,16 +558,6 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 	}
 	resp.Body = bd
 	return resp, nil
-}
-
-// setReadDeadline sets pc's read deadline without undoing an interruption by the context watch: the
-// context's error is set before its AfterFunc runs, so either the watch runs after this, or the check
-// below sees the error and interrupts again.
-func setReadDeadline(ctx context.Context, pc *pconn, d time.Time) {
-	pc.c.SetReadDeadline(d)
-	if ctx.Err() != nil {
-		pc.c.SetDeadline(aLongTimeAgo)
-	}
 }
 
 func unwrapNoBytes(err error) error {
