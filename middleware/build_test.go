@@ -15,8 +15,10 @@ func TestBuildErrors(t *testing.T) {
 		specs []Spec
 		want  []string
 	}{
-		{"an unknown middleware is named", []Spec{{Name: "gzipp"}}, []string{`middleware[0] "gzipp": unknown middleware (known: `}},
-		{"an unknown parameter is named with the known ones", []Spec{{Name: "gzip", Params: map[string]string{"minsize": "1"}}}, []string{"middleware[0] gzip: unknown parameter minsize (known: min_size, gzip, zstd)"}},
+		{"an unknown middleware is named", []Spec{{Name: "colour"}}, []string{`middleware[0] "colour": unknown middleware (known: `}},
+		{"a misspelt middleware gets the one it resembles", []Spec{{Name: "gzp"}}, []string{`middleware[0] "gzp": unknown middleware; did you mean gzip? (known: `}},
+		{"a misspelt parameter gets the one it resembles", []Spec{{Name: "gzip", Params: map[string]string{"min_sze": "1KiB"}}}, []string{"middleware[0] gzip: unknown parameter min_sze; did you mean min_size? (known: min_size, gzip, zstd)"}},
+		{"an unknown parameter is named with the known ones", []Spec{{Name: "gzip", Params: map[string]string{"colour": "1"}}}, []string{"middleware[0] gzip: unknown parameter colour (known: min_size, gzip, zstd)"}},
 		{"a bad value names parameter and expectation", []Spec{{Name: "ratelimit", Params: map[string]string{"rate": "lots"}}}, []string{`middleware[0] ratelimit: parameter rate="lots": expected COUNT/WINDOW`}},
 		{"a missing parameter is named", []Spec{{Name: "redirect"}}, []string{"middleware[0] redirect: parameter to is missing"}},
 		{"every problem is reported", []Spec{{Name: "timeout", Params: map[string]string{"header": "soon"}}, {Name: "ip_filter", Params: map[string]string{"allow": "10.0.0.300"}}},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/cidr"
+	"github.com/switchyard/switchyard/internal/suggest"
 	"github.com/switchyard/switchyard/internal/units"
 )
 
@@ -50,7 +51,11 @@ func Build(specs []Spec, env BuildEnv) (func(http.Handler) http.Handler, []strin
 		p := &params{name: s.Name, m: s.Params, taken: map[string]bool{}}
 		mk, ok := builders[strings.ToLower(strings.TrimSpace(s.Name))]
 		if !ok {
-			errs = append(errs, fmt.Sprintf("middleware[%d] %q: unknown middleware (known: %s)", i, s.Name, strings.Join(Names(), ", ")))
+			hint := ""
+			if m := suggest.Closest(s.Name, Names()); m != "" {
+				hint = "; did you mean " + m + "?"
+			}
+			errs = append(errs, fmt.Sprintf("middleware[%d] %q: unknown middleware%s (known: %s)", i, s.Name, hint, strings.Join(Names(), ", ")))
 			continue
 		}
 		mw, err := mk(p, env)
@@ -263,7 +268,13 @@ func (p *params) finish() error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return fmt.Errorf("unknown parameter %s (known: %s)", strings.Join(unknown, ", "), strings.Join(p.known, ", "))
+	hint := ""
+	if len(unknown) == 1 {
+		if m := suggest.Closest(unknown[0], p.known); m != "" {
+			hint = "; did you mean " + m + "?"
+		}
+	}
+	return fmt.Errorf("unknown parameter %s%s (known: %s)", strings.Join(unknown, ", "), hint, strings.Join(p.known, ", "))
 }
 
 func parsePrefix(s string) (netip.Prefix, error) { return cidr.Parse(s) }
