@@ -34,6 +34,9 @@ type RunApp struct {
 	StopTimeout  Duration
 	// User and Group run the app as another user (only when the gateway runs as root).
 	User, Group string
+	// OnDemand starts the app on its first request and stops it after IdleTimeout without one.
+	OnDemand    bool
+	IdleTimeout Duration
 	// Source says where the app was declared ("GATEWAY_RUN", "gw.yaml:12: routes[2].run").
 	Source string
 }
@@ -43,8 +46,8 @@ type RunApp struct {
 //	NAME[(KEY=VALUE, ...)]: COMMAND
 //
 // with COMMAND split into words as a shell would without running one (procs.SplitCommand) and the keys
-// dir, instances, inherit (names separated by spaces), start_timeout, stop_timeout, procfile, user, group
-// and env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
+// dir, instances, inherit (names separated by spaces), start_timeout, stop_timeout, procfile, user, group,
+// on_demand, idle_timeout and env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
 // command takes the Procfile entry of its name:
 //
 //	blog(dir=/srv/blog, env.DJANGO_SETTINGS_MODULE=blog.settings): gunicorn --bind unix:{socket} blog.wsgi
@@ -193,7 +196,7 @@ func unquote(v string) string {
 }
 
 // runKeys are the keys of a run app, in both forms.
-var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group"}
+var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout"}
 
 // set applies one compact-form option.
 func (a *RunApp) set(k, v string) error {
@@ -209,6 +212,16 @@ func (a *RunApp) set(k, v string) error {
 		a.Dir = v
 	case "procfile":
 		a.Procfile = v
+	case "on_demand":
+		b, err := strconv.ParseBool(strings.ToLower(v))
+		if err != nil {
+			return fmt.Errorf("on_demand=%q: expected true or false", v)
+		}
+		a.OnDemand = b
+	case "idle_timeout":
+		if err := a.IdleTimeout.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("idle_timeout: %v", err)
+		}
 	case "user":
 		a.User = v
 	case "group":
@@ -232,7 +245,7 @@ func (a *RunApp) set(k, v string) error {
 			a.StopTimeout = d
 		}
 	default:
-		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, env.VARIABLE)", k)
+		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, on_demand, idle_timeout, env.VARIABLE)", k)
 	}
 	return nil
 }
@@ -297,7 +310,7 @@ func runAppYAML(v *yaml.Node) (RunApp, error) {
 			} else {
 				a.Inherit, err = list()
 			}
-		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout", "user", "group":
+		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout":
 			var s string
 			if s, err = scalar(); err == nil {
 				if k.Value == "name" {
@@ -449,6 +462,13 @@ func validateRun(c Config) Errors {
 			if strings.Contains(base, "|") {
 				errs = append(errs, fmt.Errorf("%s: app %q: a run app's URL is one address; the instances key makes several", u.where, u.app))
 			}
+			if a.OnDemand {
+				_, q, _ := strings.Cut(rest, "?")
+				onRoute := strings.Contains(u.where, ": route ")
+				if !onRoute || strings.Contains("&"+q, "&stage=") || strings.Contains("&"+q, "&cascade=") {
+					errs = append(errs, fmt.Errorf("%s: app %q: run app %s is on_demand, which needs it as the app of a route without stage or cascade (the route starts it on the request that needs it)", u.where, u.app, name))
+				}
+			}
 			scheme, _, _ := strings.Cut(base, ":")
 			if a.Instances > 1 && !multiInstanceSchemes[strings.ToLower(scheme)] {
 				errs = append(errs, fmt.Errorf("%s: run app %q: instances=%d, but %s apps are not balanced between instances (only http and unix ones are): run one instance and let the app server start its own workers (uWSGI --processes, PHP-FPM pm.max_children)", a.Source, name, a.Instances, scheme))
@@ -542,7 +562,8 @@ func (c Config) RunSpecs() []procs.Spec {
 			}
 		}
 		out = append(out, procs.Spec{Name: a.Name, Command: a.Command, Dir: a.Dir, Env: a.Env, Inherit: a.Inherit,
-			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), User: a.User, Group: a.Group, Source: a.Source})
+			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), User: a.User, Group: a.Group,
+			OnDemand: a.OnDemand, IdleTimeout: time.Duration(a.IdleTimeout), Source: a.Source})
 	}
 	return out
 }

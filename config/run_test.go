@@ -24,7 +24,7 @@ func loadWith(t *testing.T, env map[string]string, files map[string]string) (Con
 func TestRunAppsFromTheEnvironment(t *testing.T) {
 	cfg, err := loadWith(t, map[string]string{
 		"GATEWAY_RUN": `site-a(dir=/srv/portal, env.DJANGO_SETTINGS_MODULE=portal.settings, inherit=PATH LANG): gunicorn --bind unix:{socket} portal.wsgi;` +
-			`site-b(env.DJANGO_SETTINGS_MODULE=portal.settings_b, env.NOTE="a, b (c)", instances=2, start_timeout=5s, stop_timeout=2s, user=www-data, group=www-data): gunicorn --bind unix:{socket} 'portal.wsgi'
+			`site-b(env.DJANGO_SETTINGS_MODULE=portal.settings_b, env.NOTE="a, b (c)", instances=2, start_timeout=5s, stop_timeout=2s, user=www-data, group=www-data, on_demand=true, idle_timeout=10m): gunicorn --bind unix:{socket} 'portal.wsgi'
 			web(procfile=web)`,
 		"GATEWAY_PROCFILE": "Procfile",
 		"GATEWAY_ROUTES":   "a.example.test/=unix://{socket}?run=site-a,b.example.test/=unix://{socket}?run=site-b&timeout=5s,/node/=http://{addr}?run=web",
@@ -36,7 +36,7 @@ func TestRunAppsFromTheEnvironment(t *testing.T) {
 		{Name: "site-a", Command: []string{"gunicorn", "--bind", "unix:{socket}", "portal.wsgi"}, Dir: "/srv/portal",
 			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "portal.settings"}, Inherit: []string{"PATH", "LANG"}, Source: "GATEWAY_RUN"},
 		{Name: "site-b", Command: []string{"gunicorn", "--bind", "unix:{socket}", "portal.wsgi"}, Instances: 2,
-			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "portal.settings_b", "NOTE": "a, b (c)"}, StartTimeout: Duration(5 * time.Second), StopTimeout: Duration(2 * time.Second), User: "www-data", Group: "www-data", Source: "GATEWAY_RUN"},
+			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "portal.settings_b", "NOTE": "a, b (c)"}, StartTimeout: Duration(5 * time.Second), StopTimeout: Duration(2 * time.Second), User: "www-data", Group: "www-data", OnDemand: true, IdleTimeout: Duration(10 * time.Minute), Source: "GATEWAY_RUN"},
 		{Name: "web", Procfile: "web", Command: []string{"/bin/sh", "-c", "exec node server.js --port $PORT"}, Source: "GATEWAY_RUN"},
 	}
 	if d := cmp.Diff(want, cfg.Run); d != "" {
@@ -132,6 +132,10 @@ func TestRunConfigurationErrors(t *testing.T) {
 			map[string]string{"Procfile": "web: node s.js\n"}, []string{"procfile=wbe: Procfile has no such entry (it has: web)"}},
 		{"an unknown key in a route's run", nil, "routes:\n  - pattern: /a/\n    app: unix://{socket}\n    run:\n      comand: [x]\n", nil,
 			[]string{"gw.yaml:5: routes[0].run:", "unknown key comand; did you mean command?"}},
+		{"an on-demand primary", map[string]string{"GATEWAY_RUN": "lazy(on_demand=true): gunicorn app", "GATEWAY_PRIMARY": "unix://{socket}?run=lazy"}, "", nil,
+			[]string{"GATEWAY_PRIMARY: app", "run app lazy is on_demand, which needs it as the app of a route"}},
+		{"a bad on_demand", map[string]string{"GATEWAY_RUN": "lazy(on_demand=sometimes): gunicorn app"}, "", nil,
+			[]string{`on_demand="sometimes": expected true or false`}},
 		{"one name declared twice", nil, "run:\n  a:\n    command: [x]\nroutes:\n  - pattern: /a/\n    app: unix://{socket}\n    run: {name: a, command: [y]}\n", nil,
 			[]string{`gw.yaml:5: routes[0].run: run app "a" is also declared at gw.yaml: run.a`}},
 	} {

@@ -22,6 +22,7 @@ const (
 	StateBackoff  = "backoff"  // exited; waiting before the next start
 	StateFailed   = "failed"   // exited too often in a row: no more restarts until the app is restarted
 	StateStopped  = "stopped"
+	StateIdle     = "idle" // an on-demand app not started, or stopped after its idle timeout
 )
 
 // tailLines is how many output lines an instance keeps for the error of a failed start.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,55 +82,6 @@ func NewManager(o Options) (*Manager, error) {
 // RuntimeDir is the directory of the instances' unix sockets.
 func (m *Manager) RuntimeDir() string { return m.dir }
 
-// Group is one start of an app: its instances, on addresses fixed for the group's life. A restart of the
-// app is a new Group.
-type Group struct {
-	m         *Manager
-	spec      Spec
-	path      string // the program, looked up once
-	seq       int
-	instances []*instance
-	cred      *syscall.Credential // nil: the gateway's own user
-
-	refs     int  // gateways using the group (guarded by m.mu)
-	current  bool // in the current configuration (guarded by m.mu)
-	stopOnce sync.Once
-}
-
-// Addrs are the group's instance addresses, in instance order.
-func (g *Group) Addrs() []Addr {
-	out := make([]Addr, len(g.instances))
-	for i, in := range g.instances {
-		out[i] = in.addr
-	}
-	return out
-}
-
-// Spec is what the group runs.
-func (g *Group) Spec() Spec { return g.spec }
-
-// stop stops every instance (in parallel) and waits for them.
-func (g *Group) stop() {
-	g.stopOnce.Do(func() {
-		var wg sync.WaitGroup
-		for _, in := range g.instances {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				close(in.stopping)
-				<-in.done
-				if in.addr.Network == "unix" {
-					os.Remove(in.addr.Address)
-				}
-			}()
-		}
-		wg.Wait()
-		g.m.mu.Lock()
-		delete(g.m.live, g)
-		g.m.mu.Unlock()
-	})
-}
-
 // Plan is what one configuration runs: a group per app, some kept from the running configuration, some
 // started for it.
 type Plan struct {
@@ -149,26 +99,16 @@ func (p *Plan) Addrs(name string) []Addr {
 	return nil
 }
 
-// Live reports whether the named app has an instance accepting connections in this plan, and when it
-// has none, why: each instance's state and how it last exited.
-func (p *Plan) Live(name string) (bool, string) {
+// Use is what a request to the named app does first: for an on-demand app, start it unless it runs (the
+// request waits until it accepts, as long as ctx allows) and count the request, so the app is not
+// stopped as idle under it; for any other, check that an instance accepts connections. The error says
+// why the app cannot take the request. release must be called when the request is done.
+func (p *Plan) Use(ctx context.Context, name string) (release func(), err error) {
 	g := p.use[name]
 	if g == nil {
-		return false, "not run by this configuration"
+		return nil, fmt.Errorf("run app %q is not run by this configuration", name)
 	}
-	var why []string
-	for _, in := range g.instances {
-		st := in.status()
-		if st.State == StateRunning {
-			return true, ""
-		}
-		w := fmt.Sprintf("instance %d %s", st.Instance, st.State)
-		if st.LastExit != "" {
-			w += " (last exit: " + st.LastExit + ")"
-		}
-		why = append(why, w)
-	}
-	return false, strings.Join(why, ", ")
+	return g.use(ctx)
 }
 
 // Started names the apps this plan started (new, changed or restarted), sorted.
@@ -241,17 +181,8 @@ func (m *Manager) Prepare(ctx context.Context, specs []Spec, restart map[string]
 	return p, nil
 }
 
-// failed reports whether every instance of the group gave up restarting.
-func (g *Group) failed() bool {
-	for _, in := range g.instances {
-		if in.status().State != StateFailed {
-			return false
-		}
-	}
-	return true
-}
-
-// start starts one group and waits until every instance accepts.
+// start starts one group: an on-demand one only gets its addresses; any other is launched, and start
+// waits until every instance accepts.
 func (m *Manager) start(ctx context.Context, s Spec) (*Group, error) {
 	path, err := lookPath(s.Command[0], s.Dir)
 	if err != nil {
@@ -264,44 +195,25 @@ func (m *Manager) start(ctx context.Context, s Spec) (*Group, error) {
 	s = s.clone() // the group keeps what it started with, whatever the caller does with its maps
 	m.mu.Lock()
 	m.seq++
-	g := &Group{m: m, spec: s, path: path, seq: m.seq, cred: cred}
+	g := &Group{m: m, spec: s, path: path, seq: m.seq, cred: cred, quit: make(chan struct{})}
 	m.live[g] = true
 	m.mu.Unlock()
-	addrs := make([]Addr, s.instances())
-	for i := range addrs {
-		if addrs[i], err = m.allocate(s, cred, g.seq, i); err != nil {
+	g.addrs = make([]Addr, s.instances())
+	for i := range g.addrs {
+		if g.addrs[i], err = m.allocate(s, cred, g.seq, i); err != nil {
 			g.stop() // nothing started yet
 			return nil, fmt.Errorf("%s: run app %q: %v", s.Source, s.Name, err)
 		}
 	}
-	for i, addr := range addrs {
-		in := &instance{app: g, index: i, addr: addr, stopping: make(chan struct{}), done: make(chan struct{}),
-			readyResult: make(chan error, 1), state: StateStarting}
-		for _, a := range s.Command {
-			in.argv = append(in.argv, Expand(a, addr, i))
-		}
-		in.env = m.environ(s, addr, i)
-		g.instances = append(g.instances, in)
+	if s.OnDemand {
+		go g.idleLoop()
+		m.logger.Info("run app ready to start on its first request", "app", s.Name, "command", s.String(), "instances", len(g.addrs), "addrs", addrList(g.addrs), "idle_timeout", s.idleTimeout())
+		return g, nil
 	}
-	for _, in := range g.instances {
-		go in.supervise()
-	}
-	var errs []error
-	for _, in := range g.instances {
-		select {
-		case err := <-in.readyResult:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: run app %q: instance %d: %v", s.Source, s.Name, in.index, err))
-			}
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s: run app %q: start abandoned: %v", s.Source, s.Name, ctx.Err()))
-		}
-	}
-	if len(errs) > 0 {
+	if err := g.activate(ctx); err != nil {
 		g.stop()
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
-	m.logger.Info("run app started", "app", s.Name, "command", s.String(), "instances", len(g.instances), "addrs", addrList(g.Addrs()))
 	return g, nil
 }
 
@@ -483,9 +395,7 @@ func (m *Manager) Status() []Status {
 	sort.Slice(groups, func(i, j int) bool { return groups[i].spec.Name < groups[j].spec.Name })
 	var out []Status
 	for _, g := range groups {
-		for _, in := range g.instances {
-			out = append(out, in.status())
-		}
+		out = append(out, g.status()...)
 	}
 	return out
 }

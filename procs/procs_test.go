@@ -508,3 +508,69 @@ func TestRunAsAnotherUser(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// An on-demand app starts on its first use, which waits until it accepts; it stops after its idle
+// timeout, never under a request in flight, and starts again on the next use.
+func TestOnDemandStartsOnUseAndStopsWhenIdle(t *testing.T) {
+	m, logs := newManager(t)
+	s := spec(t, "lazy", "serve")
+	s.OnDemand, s.IdleTimeout = true, 200*time.Millisecond
+	p, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	if st := m.Status(); len(st) != 1 || st[0].State != StateIdle || st[0].PID != 0 {
+		t.Fatalf("before any use: %+v", st)
+	}
+	a := p.Addrs("lazy")[0]
+	if dialOK(a) {
+		t.Fatal("an on-demand app accepts before its first use")
+	}
+	release, err := p.Use(context.Background(), "lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, a) // the first use returned once the app accepts
+	first := m.Status()[0].PID
+	// Held past the idle timeout: not stopped under a request in flight.
+	time.Sleep(3 * s.IdleTimeout) // not synchronisation: the idle timeout must pass for the check to mean anything
+	if st := m.Status()[0]; st.State != StateRunning || st.PID != first {
+		t.Fatalf("stopped under a request in flight: %+v", st)
+	}
+	release()
+	waitFor(t, "the idle stop", func() bool { return m.Status()[0].State == StateIdle && !dialOK(a) })
+	if !strings.Contains(logs.String(), "run app idle; stopping it until its next request") {
+		t.Fatal("the idle stop was not logged")
+	}
+	release, err = p.Use(context.Background(), "lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if st := m.Status()[0]; st.State != StateRunning || st.PID == first {
+		t.Fatalf("not started again: %+v", st)
+	}
+	get(t, a)
+}
+
+// An on-demand app that cannot start fails the requests that wanted it with the reason, and is not
+// relaunched by every request.
+func TestOnDemandStartFailure(t *testing.T) {
+	m, logs := newManager(t)
+	s := spec(t, "broken", "exit3")
+	s.OnDemand = true
+	p, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatalf("an on-demand app is started by Prepare: %v", err)
+	}
+	p.Commit()
+	for i := 0; i < 3; i++ {
+		if _, err := p.Use(context.Background(), "broken"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+			t.Fatalf("use %d: %v", i, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "test app starting"); n != 1 {
+		t.Fatalf("launched %d times by 3 uses within a second", n)
+	}
+}

@@ -48,6 +48,10 @@ type Spec struct {
 	// StopTimeout is how long an instance has to exit after SIGTERM before its process group gets
 	// SIGKILL (0: 10 s).
 	StopTimeout time.Duration
+	// OnDemand starts the app on the first request that needs it (which waits until it accepts) instead
+	// of before the gateway is ready, and stops it after IdleTimeout without a request (0: 5 minutes).
+	OnDemand    bool
+	IdleTimeout time.Duration
 	// User and Group run the app as another user and group (names or numbers; Group defaults to the
 	// user's primary group). Only a gateway running as root can: otherwise Validate refuses them.
 	User, Group string
@@ -72,6 +76,13 @@ func (s Spec) network() string {
 		return "unix"
 	}
 	return s.Network
+}
+
+func (s Spec) idleTimeout() time.Duration {
+	if s.IdleTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return s.IdleTimeout
 }
 
 func (s Spec) startTimeout() time.Duration {
@@ -113,7 +124,7 @@ func (s Spec) Key() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%q=%q\x00", k, s.Env[k])
 	}
-	fmt.Fprintf(&b, "%s\x00%s\x00%q\x00%q", s.startTimeout(), s.stopTimeout(), s.User, s.Group)
+	fmt.Fprintf(&b, "%s\x00%s\x00%q\x00%q\x00%v\x00%s", s.startTimeout(), s.stopTimeout(), s.User, s.Group, s.OnDemand, s.idleTimeout())
 	return b.String()
 }
 

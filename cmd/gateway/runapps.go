@@ -107,10 +107,12 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string][]func(ht
 	}, nil
 }
 
-// guards returns, for every route whose own app is a run app, middleware answering 503 (Retry-After: 1)
-// while none of the app's instances in plan accepts connections (crashed, backing off, given up), with a
-// log line saying why, at most one a second per app. Routes whose migration stage or cascade lets
-// another app answer are left alone.
+// guards returns, for every route whose own app is a run app, middleware that starts an on-demand app on
+// the request that needs it (the request waits until it accepts) and counts the requests it serves (so
+// it is not stopped as idle under them), and answers 503 (Retry-After: 1) while none of the app's
+// instances in plan accepts connections (crashed, backing off, given up, failed to start), with a log
+// line saying why, at most one a second per app. Routes whose migration stage or cascade lets another
+// app answer are left alone.
 func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(http.Handler) http.Handler {
 	out := map[string][]func(http.Handler) http.Handler{}
 	for _, rt := range cfg.Routes {
@@ -128,13 +130,14 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(h
 		var last atomic.Int64
 		out[p.String()] = append(out[p.String()], func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				live, why := plan.Live(name)
-				if live {
+				release, err := plan.Use(req.Context(), name)
+				if err == nil {
+					defer release()
 					next.ServeHTTP(w, req)
 					return
 				}
 				if now := time.Now().Unix(); last.Swap(now) != now {
-					r.logger.Warn("run app has no live instance; answering 503", "app", name, "route", p.String(), "why", why)
+					r.logger.Warn("run app cannot take the request; answering 503", "app", name, "route", p.String(), "why", err.Error())
 				}
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, "503 service unavailable: the app is restarting", http.StatusServiceUnavailable)

@@ -500,7 +500,7 @@ func TestRunAppWithoutLiveInstanceAnswers503(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("while the app is down: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	line := p.waitFor(t, "run app has no live instance; answering 503", "app=web")
+	line := p.waitFor(t, "run app cannot take the request; answering 503", "app=web")
 	if !strings.Contains(line, "instance 0") || !strings.Contains(line, "last exit") {
 		t.Fatalf("the line does not say why: %s", line)
 	}
@@ -536,4 +536,33 @@ func TestKilledGatewayLeavesNoAppBehind(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("process group %d outlived the killed gateway by 20s", pgid)
+}
+
+// An on-demand app is not started before the gateway is ready; the first request starts it and waits
+// for it rather than failing; after its idle timeout it is stopped, and the next request starts it again.
+func TestRunAppOnDemand(t *testing.T) {
+	testpeer.Need(t, "apt-get install gunicorn", "gunicorn")
+	dir := t.TempDir()
+	app := "def application(environ, start_response):\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startGateway(t,
+		"GATEWAY_RUN=lazy(dir="+dir+", on_demand=true, idle_timeout=1s): "+testpeer.Gunicorn+" --bind unix:{socket} --workers 1 app:application",
+		"GATEWAY_ROUTES=/lazy/=unix://{socket}?run=lazy",
+	)
+	if st := processes(t, p.admin)["lazy"]; st.State != procs.StateIdle || st.PID != 0 {
+		t.Fatalf("started before its first request: %+v", st)
+	}
+	base := "http://" + p.addr
+	for round := 0; round < 2; round++ {
+		if code, body, err := hostGet(http.DefaultClient, base, "localhost", "/lazy/"); code != 200 || body != "ok" {
+			t.Fatalf("round %d: %d %q %v", round, code, body, err)
+		}
+		if st := processes(t, p.admin)["lazy"]; st.State != procs.StateRunning {
+			t.Fatalf("round %d: %+v", round, st)
+		}
+		p.waitFor(t, "run app idle; stopping it until its next request", "app=lazy")
+		waitProcesses(t, p.admin, "the idle stop", func(st map[string]procs.Status) bool { return st["lazy"].State == procs.StateIdle })
+	}
 }
