@@ -268,10 +268,7 @@ func TestPHPFPM(t *testing.T) {
 		if len(pids) != 1 {
 			t.Errorf("5 sequential requests were served by workers %v, want one kept connection", pids)
 		}
-		h.pool.mu.Lock()
-		idle := len(h.pool.idle)
-		h.pool.mu.Unlock()
-		if idle != 1 {
+		if idle := h.pool.idle().Len(); idle != 1 {
 			t.Errorf("%d idle connections, want 1", idle)
 		}
 	})

@@ -26,7 +26,6 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	nextID uint16
-	idleAt time.Time
 }
 
 func (c *conn) requestID() uint16 {
@@ -38,8 +37,8 @@ func (c *conn) requestID() uint16 {
 	return id
 }
 
-// pool keeps up to maxIdle idle keep-alive connections to one application. It has no goroutine of its
-// own: expired connections are dropped when the pool is next used, and Close closes what is idle.
+// pool keeps up to maxIdle idle keep-alive connections to one application (appconn.Pool: most recently
+// used first, closed after idleTimeout unused) and dials new ones.
 type pool struct {
 	network, addr string
 	maxIdle       int
@@ -49,30 +48,26 @@ type pool struct {
 	onUnsolicited func()
 	unsolicited   atomic.Uint64
 
-	mu     sync.Mutex
-	idle   []*conn // most recently used last
-	closed bool
+	once  sync.Once
+	conns appconn.Pool[*conn]
+}
+
+func (p *pool) idle() *appconn.Pool[*conn] {
+	p.once.Do(func() {
+		p.conns = appconn.Pool[*conn]{Max: p.maxIdle, IdleTimeout: idleTimeout, CloseConn: func(c *conn) { c.nc.Close() }}
+	})
+	return &p.conns
 }
 
 // get returns an idle connection that still looks alive, or dials a new one. reused says which.
 func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
+	if p.idle().Closed() {
+		return nil, false, errors.New("fastcgi: handler is closed")
+	}
 	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, false, errors.New("fastcgi: handler is closed")
-		}
-		n := len(p.idle)
-		if n == 0 {
-			p.mu.Unlock()
+		c, ok := p.idle().Get()
+		if !ok {
 			break
-		}
-		c = p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		if time.Since(c.idleAt) >= idleTimeout {
-			c.nc.Close()
-			continue
 		}
 		switch idleState(c) {
 		case connpeek.Quiet:
@@ -122,32 +117,12 @@ func (s *stallReader) Read(p []byte) (int, error) {
 // put returns a connection whose last request ended cleanly; it is closed when the pool is full or closed.
 func (p *pool) put(c *conn) {
 	_ = c.nc.SetDeadline(time.Time{})
-	c.idleAt = time.Now()
-	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.maxIdle {
-		p.mu.Unlock()
-		c.nc.Close()
-		return
-	}
-	// Drop connections that expired while parked, oldest first.
-	for len(p.idle) > 0 && time.Since(p.idle[0].idleAt) >= idleTimeout {
-		p.idle[0].nc.Close()
-		p.idle = p.idle[1:]
-	}
-	p.idle = append(p.idle, c)
-	p.mu.Unlock()
+	p.idle().Put(c)
 }
 
 // close closes the idle connections and makes every later put close its connection.
 func (p *pool) close() error {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.closed = true
-	p.mu.Unlock()
-	for _, c := range idle {
-		c.nc.Close()
-	}
+	p.idle().Close()
 	return nil
 }
 

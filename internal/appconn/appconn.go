@@ -1,6 +1,7 @@
-// Package appconn owns what every client connection to an app needs around its reads, written once for
+// Package appconn owns what every client connection to an app needs, written once for
 // the HTTP/1.1 client (adapters/httpproxy/internal/h1), FastCGI and the uwsgi/SCGI wire (cgiwire):
-// cancellation that later deadline changes cannot undo, and the stall limit on a response body.
+// cancellation that later deadline changes cannot undo, the stall limit on a response body, and the idle
+// keep-alive pool (Pool).
 //
 // Cancellation: a request's context.AfterFunc calls Expire, which makes every blocked and later read and
 // write fail at once. A deadline set afterwards would lift that; Keep re-expires the connection when the

@@ -109,18 +109,14 @@ type Transport struct {
 
 	unsolicited atomic.Uint64
 
-	mu     sync.Mutex
-	idle   []*pconn // LIFO: the most recently used connection is the most likely alive and warm
-	closed bool
-	sweep  *time.Timer // closes expired idle connections while any are idle
-	armed  bool
+	poolOnce sync.Once
+	idle     appconn.Pool[*pconn] // LIFO: the most recently used connection is the most likely alive and warm
 }
 
 // pconn is one upstream connection.
 type pconn struct {
 	c      net.Conn
 	br     *bufio.Reader
-	idleAt time.Time
 	reused bool
 	// interrupt is the context watch of every request on the connection: it makes blocked I/O fail
 	// at once (made once per connection, not per request).
@@ -607,109 +603,33 @@ func (t *Transport) dropUnsolicited(pc *pconn) {
 // Unsolicited is the number of connections dropped because the app sent bytes no request asked for.
 func (t *Transport) Unsolicited() uint64 { return t.unsolicited.Load() }
 
+// pool is the idle pool, configured from the Transport's fields on first use.
+func (t *Transport) pool() *appconn.Pool[*pconn] {
+	t.poolOnce.Do(func() {
+		t.idle = appconn.Pool[*pconn]{Max: max(t.maxIdle(), 0), IdleTimeout: t.idleTimeout(),
+			CloseConn: func(pc *pconn) { pc.c.Close() }}
+	})
+	return &t.idle
+}
+
 func (t *Transport) getIdle() *pconn {
-	now := time.Now()
-	var stale []*pconn
-	t.mu.Lock()
-	var pc *pconn
-	for len(t.idle) > 0 {
-		n := len(t.idle) - 1
-		c := t.idle[n]
-		t.idle[n] = nil
-		t.idle = t.idle[:n]
-		if now.Sub(c.idleAt) > t.idleTimeout() {
-			stale = append(stale, c)
-			continue
-		}
-		pc = c
-		break
+	pc, ok := t.pool().Get()
+	if !ok {
+		return nil
 	}
-	t.mu.Unlock()
-	for _, c := range stale {
-		c.c.Close()
-	}
-	if pc != nil {
-		pc.reused = true
-	}
+	pc.reused = true
 	return pc
 }
 
-func (t *Transport) putIdle(pc *pconn) {
-	pc.idleAt = time.Now()
-	t.mu.Lock()
-	if t.closed || t.maxIdle() < 0 || len(t.idle) >= t.maxIdle() {
-		t.mu.Unlock()
-		pc.c.Close()
-		return
-	}
-	var expired *pconn
-	if len(t.idle) > 0 && pc.idleAt.Sub(t.idle[0].idleAt) > t.idleTimeout() {
-		expired = t.idle[0]
-		copy(t.idle, t.idle[1:])
-		t.idle[len(t.idle)-1] = nil
-		t.idle = t.idle[:len(t.idle)-1]
-	}
-	t.idle = append(t.idle, pc)
-	if !t.armed {
-		t.armed = true
-		if t.sweep == nil {
-			t.sweep = time.AfterFunc(t.idleTimeout(), t.sweepIdle)
-		} else {
-			t.sweep.Reset(t.idleTimeout())
-		}
-	}
-	t.mu.Unlock()
-	if expired != nil {
-		expired.c.Close()
-	}
-}
-
-// sweepIdle closes idle connections past the idle timeout and re-arms while any stay idle.
-func (t *Transport) sweepIdle() {
-	now := time.Now()
-	var stale []*pconn
-	t.mu.Lock()
-	keep := t.idle[:0]
-	for _, pc := range t.idle {
-		if now.Sub(pc.idleAt) > t.idleTimeout() {
-			stale = append(stale, pc)
-		} else {
-			keep = append(keep, pc)
-		}
-	}
-	clear(t.idle[len(keep):])
-	t.idle = keep
-	t.armed = len(t.idle) > 0 && !t.closed
-	if t.armed {
-		t.sweep.Reset(t.idleTimeout())
-	}
-	t.mu.Unlock()
-	for _, pc := range stale {
-		pc.c.Close()
-	}
-}
+func (t *Transport) putIdle(pc *pconn) { t.pool().Put(pc) }
 
 // IdleConns is the number of idle pooled connections.
-func (t *Transport) IdleConns() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle)
-}
+func (t *Transport) IdleConns() int { return t.pool().Len() }
 
 // CloseIdleConnections closes the idle connections (and those of Fallback when it has the method).
 // Connections in use are closed when their response ends.
 func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	if t.sweep != nil {
-		t.sweep.Stop()
-		t.armed = false
-	}
-	t.mu.Unlock()
-	for _, pc := range idle {
-		pc.c.Close()
-	}
+	t.pool().CloseIdle()
 	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
 	}
@@ -718,9 +638,7 @@ func (t *Transport) CloseIdleConnections() {
 // Close closes the idle connections and stops pooling: connections in use are closed when their response
 // ends instead of going back to the pool.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	t.closed = true
-	t.mu.Unlock()
+	t.pool().Close()
 	t.CloseIdleConnections()
 	return nil
 }
