@@ -174,6 +174,25 @@ func TestPipelinedBytesAreNeverParked(t *testing.T) {
 	}
 }
 
+// TestARequestStartedBeforeTheParkMomentWaitsUnderTheIdleDeadline sends the first bytes of a request on
+// an idle connection before the park delay and the rest well after it: the rest of the request line is
+// read under the idle deadline (the park deadline, which the idle read had, must not cut it).
+func TestARequestStartedBeforeTheParkMomentWaitsUnderTheIdleDeadline(t *testing.T) {
+	r := start(t, nil, time.Minute, 0)
+	c := dial(t, r)
+	c.send(t, get("/a"))
+	c.expect(t, "GET /a 0")
+	for _, first := range []string{"G", "GE", "GET /b HT"} {
+		c.send(t, first)
+		time.Sleep(5 * after) // the client pauses mid-request, past the park delay (what is under test)
+		c.send(t, strings.TrimPrefix(get("/b"), first))
+		c.expect(t, "GET /b 0")
+	}
+	if n := r.ln.ParkedTotal(); n != 0 {
+		t.Fatalf("parked %d times mid-request", n)
+	}
+}
+
 func TestRequestsAroundTheParkMomentAreNotLost(t *testing.T) {
 	r := start(t, nil, time.Minute, 0)
 	c := dial(t, r)
