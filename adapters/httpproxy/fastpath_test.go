@@ -212,3 +212,27 @@ func TestFastPathServesUnixSocketApps(t *testing.T) {
 		t.Fatalf("%d idle connections, want 1", n)
 	}
 }
+
+// The line about a connection dropped for unsolicited bytes names the app by its label (its address), as
+// every other line does, not by its URL with the options.
+func TestFastPathUnsolicitedLineNamesTheAppByItsLabel(t *testing.T) {
+	app := scripted(t, func(*http.Request) (string, bool) {
+		// One write: the answer, then a second answer no request asked for, already waiting on the
+		// connection when the next request looks for an idle one.
+		return "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA" + "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB", false
+	})
+	p, front, logs := build(t, app+"?timeout=5s")
+	cl := client(t)
+	for range 2 {
+		if code, _ := get(t, cl, front.URL+"/"); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	if p.insts[0].fast.Unsolicited() == 0 {
+		t.Fatal("Unsolicited() = 0: no connection was dropped")
+	}
+	label := strings.TrimPrefix(app, "http://")
+	if l := logs.String(); !strings.Contains(l, "unsolicited response") || !strings.Contains(l, "app="+label+" ") || strings.Contains(l, "timeout=5s") {
+		t.Fatalf("log does not name the app %s by its label alone:\n%s", label, l)
+	}
+}

@@ -211,7 +211,7 @@ func New(t adapters.Target) (http.Handler, error) {
 			return nil, fmt.Errorf("instance %q has path %q but %q has %q: all instances must share the path prefix", u.String(), in.path, urls[0].String(), insts[0].path)
 		}
 		if in.fast != nil {
-			in.fast.OnUnsolicited = unsolicitedLog(t.Logger, t.Raw, in.upstream)
+			in.fast.OnUnsolicited = unsolicitedLog(t.Logger, t.Name, in.upstream)
 		}
 		insts[i] = in
 	}
