@@ -555,13 +555,22 @@ func (c Config) RunSpecs() []procs.Spec {
 	uses := c.runUses()
 	var out []procs.Spec
 	for _, a := range c.RunApps() {
-		network := "unix"
+		network, probe := "unix", ""
 		for _, u := range uses[a.Name] {
 			if _, tcp := procs.Uses(u.app); tcp {
 				network = "tcp"
 			}
+			// An HTTP app (http://, unix://) is ready once it answers: GET of its health_path, or /.
+			_, rest, _ := AppRun(u.app)
+			base, query, _ := strings.Cut(rest, "?")
+			if scheme, _, _ := strings.Cut(base, ":"); strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "unix") {
+				probe = "/"
+				if q, err := url.ParseQuery(query); err == nil && strings.HasPrefix(q.Get("health_path"), "/") {
+					probe = q.Get("health_path")
+				}
+			}
 		}
-		out = append(out, procs.Spec{Name: a.Name, Command: a.Command, Dir: a.Dir, Env: a.Env, Inherit: a.Inherit,
+		out = append(out, procs.Spec{Name: a.Name, Command: a.Command, ProbePath: probe, Dir: a.Dir, Env: a.Env, Inherit: a.Inherit,
 			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), User: a.User, Group: a.Group,
 			OnDemand: a.OnDemand, IdleTimeout: time.Duration(a.IdleTimeout), Source: a.Source})
 	}

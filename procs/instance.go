@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -260,7 +261,16 @@ func (in *instance) watch(cmd *exec.Cmd, exited <-chan error) (error, bool) {
 	defer deadline.Stop()
 	poll := time.NewTicker(m.pollEvery)
 	defer poll.Stop()
-	accepting := false
+	// A probe can take a while (an HTTP app answers once a worker has loaded the app): it runs beside
+	// the loop, which keeps watching for the exit, the stop and the deadline.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	probed := make(chan bool, 1)
+	probing, accepting := false, false
+	what := "accept connections"
+	if in.app.spec.ProbePath != "" {
+		what = "answer GET " + in.app.spec.ProbePath
+	}
 	for {
 		select {
 		case err := <-exited:
@@ -269,27 +279,63 @@ func (in *instance) watch(cmd *exec.Cmd, exited <-chan error) (error, bool) {
 			return in.terminate(cmd, exited), true
 		case <-deadline.C:
 			if !accepting {
-				err := fmt.Errorf("%s did not accept connections on %s within %s (start timeout); %s", in.app.spec, in.addr.Address, in.app.spec.startTimeout(), in.tailText())
+				err := fmt.Errorf("%s did not %s on %s within %s (start timeout); %s", in.app.spec, what, in.addr.Address, in.app.spec.startTimeout(), in.tailText())
 				if in.reportReady(err) {
 					return in.terminate(cmd, exited), true
 				}
-				in.logger().Warn("run app instance does not accept connections after a restart", "addr", in.addr.Address, "waited", in.app.spec.startTimeout())
+				in.logger().Warn("run app instance not ready after a restart", "addr", in.addr.Address, "waited", in.app.spec.startTimeout(), "check", what)
 			}
 		case <-poll.C:
-			if accepting {
+			if accepting || probing {
 				continue
 			}
-			if dialOK(in.addr) {
-				accepting = true
-				poll.Stop()
-				in.setState(StateRunning)
-				in.mu.Lock()
-				in.everReady = true
-				in.mu.Unlock()
-				in.reportReady(nil)
+			probing = true
+			go func() { probed <- probe(ctx, in.addr, in.app.spec.ProbePath) }()
+		case ok := <-probed:
+			probing = false
+			if !ok || accepting {
+				continue
 			}
+			accepting = true
+			poll.Stop()
+			in.setState(StateRunning)
+			in.mu.Lock()
+			in.everReady = true
+			in.mu.Unlock()
+			in.reportReady(nil)
 		}
 	}
+}
+
+// probe reports whether the instance at a is ready: it accepts a connection, and with path, answers an
+// HTTP/1.1 GET of path with a complete response head (any status: the app server runs the app, whatever
+// the app says about the path).
+func probe(ctx context.Context, a Addr, path string) bool {
+	if path == "" {
+		return dialOK(a)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, a.Network, a.Address)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: switchyard-start-probe\r\nConnection: close\r\n\r\n", path); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // reportReady delivers the first start's outcome; it reports whether this call delivered it.

@@ -47,6 +47,23 @@ func testApp(mode string) {
 		groups, _ := os.Getgroups()
 		fmt.Printf("uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
 	}
+	if mode == "bootfail" { // like gunicorn whose workers cannot load the app: it accepts, answers nothing, exits
+		ln, err := net.Listen("unix", os.Getenv("SOCKET"))
+		if err == nil {
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					_ = c // held open, never answered
+				}
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "Worker failed to boot.")
+		os.Exit(3)
+	}
 	if mode == "ignore-term" {
 		signal.Ignore(syscall.SIGTERM)
 	}
@@ -573,4 +590,22 @@ func TestOnDemandStartFailure(t *testing.T) {
 	if n := strings.Count(logs.String(), "test app starting"); n != 1 {
 		t.Fatalf("launched %d times by 3 uses within a second", n)
 	}
+}
+
+// With a probe path, an instance is ready when it answers HTTP, not when it accepts: an app server whose
+// workers cannot load the app is a start failure, not a crash loop after "ready".
+func TestProbeCatchesAnAppServerThatAcceptsThenFails(t *testing.T) {
+	m, _ := newManager(t)
+	s := spec(t, "boot", "bootfail")
+	s.ProbePath = "/"
+	if _, err := m.Prepare(context.Background(), []Spec{s}, nil); err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "Worker failed to boot.") {
+		t.Fatalf("error %v", err)
+	}
+	ok := spec(t, "fine", "serve")
+	ok.ProbePath = "/healthz"
+	p, err := m.Prepare(context.Background(), []Spec{ok}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
 }

@@ -48,6 +48,10 @@ type Spec struct {
 	// StopTimeout is how long an instance has to exit after SIGTERM before its process group gets
 	// SIGKILL (0: 10 s).
 	StopTimeout time.Duration
+	// ProbePath, when set, makes an instance ready only once it answers an HTTP/1.1 GET of this path
+	// (any status) on its address, not as soon as it accepts a connection: an HTTP app server such as
+	// gunicorn accepts before its workers have loaded the app, and exits when they cannot.
+	ProbePath string
 	// OnDemand starts the app on the first request that needs it (which waits until it accepts) instead
 	// of before the gateway is ready, and stops it after IdleTimeout without a request (0: 5 minutes).
 	OnDemand    bool

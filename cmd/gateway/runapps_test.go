@@ -566,3 +566,24 @@ func TestRunAppOnDemand(t *testing.T) {
 		waitProcesses(t, p.admin, "the idle stop", func(st map[string]procs.Status) bool { return st["lazy"].State == procs.StateIdle })
 	}
 }
+
+// gunicorn accepts connections before its workers load the app: a Django site whose settings module does
+// not import is found at start (the start waits for an HTTP answer), a configuration error with Django's
+// own message, not a crash loop after "ready".
+func TestRunAppDjangoThatCannotLoadStopsTheStart(t *testing.T) {
+	dir := testpeer.StartProject(t, "portal")
+	var out, errb bytes.Buffer
+	code := run([]string{"serve"}, []string{
+		"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_ADMIN_ADDR=",
+		"GATEWAY_RUN=site(dir=" + dir + ", env.DJANGO_SETTINGS_MODULE=portal.nosuch): " + testpeer.Gunicorn + " --bind unix:{socket} --workers 1 portal.wsgi",
+		"GATEWAY_ROUTES=/=unix://{socket}?run=site",
+	}, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errb.String())
+	}
+	for _, w := range []string{`run app "site"`, "gunicorn --bind", "exit status 3", "No module named 'portal.nosuch'"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("error lacks %q:\n%s", w, errb.String())
+		}
+	}
+}
