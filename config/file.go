@@ -121,6 +121,9 @@ type fileKeys struct {
 	names []string
 	index map[string]int
 	vars  map[string]string // yaml key -> env variable (Config only)
+	// other says, for a key that is nothing like a valid one, where it may belong instead ("%[1]s" is the
+	// key): a route's app options go under options.
+	other string
 }
 
 func keysOf(t reflect.Type) fileKeys {
@@ -146,7 +149,11 @@ var (
 		k.names = append(k.names, "routes")
 		return k
 	}()
-	routeKeys = keysOf(reflect.TypeOf(fileRoute{}))
+	routeKeys = func() fileKeys {
+		k := keysOf(reflect.TypeOf(fileRoute{}))
+		k.other = "if %[1]s is an app option, it goes under options (options: {%[1]s: ...}) or in the app URL's query"
+		return k
+	}()
 )
 
 // fileError is one problem in the YAML file, located by line and, where it concerns a key, by the path
@@ -272,6 +279,8 @@ func unknownKey(key string, keys fileKeys) string {
 	msg := "unknown key"
 	if s := suggest(key, keys); s != "" {
 		msg += "; did you mean " + s + "?"
+	} else if keys.other != "" {
+		msg += "; " + fmt.Sprintf(keys.other, key)
 	}
 	return msg + " (valid here: " + strings.Join(keys.names, ", ") + ")"
 }

@@ -53,6 +53,8 @@ func TestFileErrorsSpeakTheUsersWords(t *testing.T) {
 			[]string{"gw.yaml:2: routes[0]: expected a mapping such as {pattern: /api/"}, nil},
 		{"a route without an app", "routes:\n  - pattern: /a/\n", nil,
 			[]string{"gw.yaml:2: routes[0]: expected both pattern and app"}, nil},
+		{"an app option written as a route key says where it goes", "routes:\n  - pattern: /a/\n    app: http://x\n    strip_prefix: true\n", nil,
+			[]string{`gw.yaml:4: routes[0].strip_prefix: unknown key; if strip_prefix is an app option, it goes under options (options: {strip_prefix: ...}) or in the app URL's query (valid here: pattern, app, options`}, nil},
 		{"route options that are not a mapping", "routes:\n  - pattern: /a/\n    app: http://x\n    options: [strip_prefix]\n", nil,
 			[]string{"gw.yaml:4: routes[0].options: expected a mapping of names to values"}, nil},
 		{"a canary percent that is not a number", "routes:\n  - pattern: /a/\n    app: http://x\n    canary_percent: half\n", nil,
