@@ -96,7 +96,7 @@ func (b *body) cause(err error) error {
 	if cerr := b.resp.Request.Context().Err(); cerr != nil {
 		return cerr
 	}
-	if b.stall.Stalled(nil, err) {
+	if b.stall.Stalled(b.resp.Request.Context(), err) {
 		return &StallError{Limit: b.stall.Limit}
 	}
 	return err
