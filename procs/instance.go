@@ -223,7 +223,7 @@ func (in *instance) supervise() {
 		if stopped {
 			return
 		}
-		if in.reportReady(fmt.Errorf("%s exited before accepting connections on %s: %s; %s", in.app.spec, in.addr.Address, status, in.tailText())) {
+		if in.reportReady(fmt.Errorf("%s exited before it was ready on %s: %s; %s", in.app.spec, in.addr.Address, status, in.tailText())) {
 			return // a first start that failed is refused, not retried
 		}
 		// A crash after the first start: restart, with backoff, unless it keeps crashing.

@@ -247,7 +247,7 @@ func TestStartFailuresAreErrorsNamingAppCommandAndCause(t *testing.T) {
 		specs []Spec
 		want  []string
 	}{
-		{"an app that exits at once", []Spec{good, exits}, []string{`run app "exits"`, "exit status 3", "cannot import settings", "before accepting"}},
+		{"an app that exits at once", []Spec{good, exits}, []string{`run app "exits"`, "exit status 3", "cannot import settings", "before it was ready"}},
 		{"an app that hangs on start", []Spec{hangs}, []string{`run app "hangs"`, "did not accept connections", "start timeout"}},
 		{"a program that does not exist", []Spec{missing}, []string{`run app "missing"`, `program "no-such-program-here" not found`}},
 		{"a working directory that does not exist", []Spec{nodir}, []string{`run app "nodir"`, `working directory "/no/such/dir"`}},
