@@ -158,6 +158,11 @@ routes:
 	if code, body, err := hostGet(c, base, "b.example.test", "/whoami/"); err != nil || code != 200 || body != want["b.example.test"] {
 		t.Fatalf("after the restart: %d %q %v", code, body, err)
 	}
+	if _, metrics, err := getBody(http.DefaultClient, "http://"+p.admin+"/metrics"); err != nil ||
+		!strings.Contains(metrics, `switchyard_run_app_restarts_total{app="site-b"} 1`) ||
+		!strings.Contains(metrics, `switchyard_run_app_instances{app="site-b",state="running"} 1`) {
+		t.Fatalf("metrics after the restart (%v):\n%s", err, metrics)
+	}
 
 	// A restart under continuous load: no request fails.
 	oldA := processes(t, p.admin)["site-a"]
@@ -397,6 +402,17 @@ routes:
 	}
 	if err := syscall.Kill(-before.PID, 0); err != syscall.ESRCH {
 		t.Fatalf("the replaced process group %d is still there (%v)", before.PID, err)
+	}
+
+	// SIGUSR2 restarts every run app the same way, with the configuration unchanged.
+	v2 := processes(t, p.admin)["web"]
+	p.cmd.Process.Signal(syscall.SIGUSR2)
+	p.waitFor(t, "run apps restarted", "trigger=SIGUSR2")
+	if now := processes(t, p.admin)["web"]; now.PID == v2.PID || now.State != procs.StateRunning {
+		t.Fatalf("SIGUSR2 did not restart the app: %+v then %+v", v2, now)
+	}
+	if code, body, _ := hostGet(http.DefaultClient, base, "localhost", "/"); code != 200 || body != "2" {
+		t.Fatalf("after SIGUSR2: %d %q", code, body)
 	}
 }
 
