@@ -107,11 +107,7 @@ func (in *Info) Claim(route, app string) {
 	}
 	in.mu.Lock()
 	in.route = route
-	if in.tried == nil {
-		in.tried = in.triedBuf[:0]
-	}
-	in.tried = append(in.tried, app)
-	in.app = app
+	in.triedLocked(app)
 	in.mu.Unlock()
 }
 
@@ -123,13 +119,18 @@ func (in *Info) Tried(app string) {
 		return
 	}
 	in.mu.Lock()
+	in.triedLocked(app)
+	in.mu.Unlock()
+}
+
+// triedLocked is Tried with in.mu held.
+func (in *Info) triedLocked(app string) {
 	if in.tried == nil {
 		in.tried = in.triedBuf[:0]
 	}
 	in.tried = append(in.tried, app)
 	in.app = app
 	in.upstream = ""
-	in.mu.Unlock()
 }
 
 // SetUpstream records the concrete upstream address (instance) an adapter used. Nil-safe.
