@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -34,6 +35,8 @@ type RunApp struct {
 	StopTimeout  Duration
 	// User and Group run the app as another user (only when the gateway runs as root).
 	User, Group string
+	// Port is a fixed loopback port (0: allocated).
+	Port int
 	// OnDemand starts the app on its first request and stops it after IdleTimeout without one.
 	OnDemand    bool
 	IdleTimeout Duration
@@ -47,7 +50,7 @@ type RunApp struct {
 //
 // with COMMAND split into words as a shell would without running one (procs.SplitCommand) and the keys
 // dir, instances, inherit (names separated by spaces), start_timeout, stop_timeout, procfile, user, group,
-// on_demand, idle_timeout and env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
+// on_demand, idle_timeout, port and env.VARIABLE. A value holding a comma or a parenthesis is written in double quotes. An entry without a
 // command takes the Procfile entry of its name:
 //
 //	blog(dir=/srv/blog, env.DJANGO_SETTINGS_MODULE=blog.settings): gunicorn --bind unix:{socket} blog.wsgi
@@ -196,7 +199,7 @@ func unquote(v string) string {
 }
 
 // runKeys are the keys of a run app, in both forms.
-var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout"}
+var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout", "port"}
 
 // set applies one compact-form option.
 func (a *RunApp) set(k, v string) error {
@@ -212,6 +215,12 @@ func (a *RunApp) set(k, v string) error {
 		a.Dir = v
 	case "procfile":
 		a.Procfile = v
+	case "port":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port=%q: expected a port from 1 to 65535 (leave it out to have one allocated)", v)
+		}
+		a.Port = n
 	case "on_demand":
 		b, err := strconv.ParseBool(strings.ToLower(v))
 		if err != nil {
@@ -245,7 +254,7 @@ func (a *RunApp) set(k, v string) error {
 			a.StopTimeout = d
 		}
 	default:
-		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, on_demand, idle_timeout, env.VARIABLE)", k)
+		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, on_demand, idle_timeout, port, env.VARIABLE)", k)
 	}
 	return nil
 }
@@ -310,7 +319,7 @@ func runAppYAML(v *yaml.Node) (RunApp, error) {
 			} else {
 				a.Inherit, err = list()
 			}
-		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout":
+		case "name", "procfile", "dir", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout", "port":
 			var s string
 			if s, err = scalar(); err == nil {
 				if k.Value == "name" {
@@ -428,6 +437,26 @@ func validateRun(c Config) Errors {
 		}
 		if len(a.Command) == 0 && a.Procfile == "" {
 			errs = append(errs, fmt.Errorf("%s: run app %q has no command: give one (such as gunicorn --bind unix:{socket} mysite.wsgi), or procfile=ENTRY with %s", a.Source, a.Name, c.Ref("GATEWAY_PROCFILE", "GATEWAY_RUN")))
+		}
+	}
+	ports := map[int]RunApp{}
+	for _, a := range c.RunApps() {
+		if a.Port == 0 {
+			continue
+		}
+		if prev, dup := ports[a.Port]; dup && prev.Name != a.Name {
+			errs = append(errs, fmt.Errorf("%s: run apps %q and %q (%s) both ask for port %d: give each its own, or leave port out to have one allocated", a.Source, prev.Name, a.Name, prev.Source, a.Port))
+			continue
+		}
+		ports[a.Port] = a
+		for _, own := range []string{"GATEWAY_ADDR", "GATEWAY_ADMIN_ADDR"} {
+			addr := c.Addr
+			if own == "GATEWAY_ADMIN_ADDR" {
+				addr = c.AdminAddr
+			}
+			if host, port, err := net.SplitHostPort(addr); err == nil && port == strconv.Itoa(a.Port) && (host == "" || host == "0.0.0.0" || host == "::" || host == "127.0.0.1" || host == "localhost") {
+				errs = append(errs, fmt.Errorf("%s: run app %q asks for port %d, where the gateway listens (%s=%s)", a.Source, a.Name, a.Port, c.Name(own), addr))
+			}
 		}
 	}
 	uses := c.runUses()
@@ -572,7 +601,7 @@ func (c Config) RunSpecs() []procs.Spec {
 		}
 		out = append(out, procs.Spec{Name: a.Name, Command: a.Command, ProbePath: probe, Dir: a.Dir, Env: a.Env, Inherit: a.Inherit,
 			Instances: a.Instances, Network: network, StartTimeout: time.Duration(a.StartTimeout), StopTimeout: time.Duration(a.StopTimeout), User: a.User, Group: a.Group,
-			OnDemand: a.OnDemand, IdleTimeout: time.Duration(a.IdleTimeout), Source: a.Source})
+			OnDemand: a.OnDemand, IdleTimeout: time.Duration(a.IdleTimeout), Port: a.Port, Source: a.Source})
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -153,7 +154,29 @@ func (m *Manager) Prepare(ctx context.Context, specs []Spec, restart map[string]
 		}
 		toStart = append(toStart, s)
 	}
+	// A fixed port cannot be listened on twice: what holds it (the app's running instances, or an app
+	// renamed since) is stopped before the new instances start. Requests meanwhile get 503 or 502;
+	// only allocated addresses give a restart without downtime.
+	var holders []*Group
+	for _, s := range toStart {
+		if s.Port == 0 {
+			continue
+		}
+		for name, g := range m.current {
+			for _, a := range g.addrs {
+				if a.Network == "tcp" && a.Port() == strconv.Itoa(s.Port) {
+					holders = append(holders, g)
+					delete(m.current, name) // stopped: never reused, even if the start below fails
+					g.current = false
+				}
+			}
+		}
+	}
 	m.mu.Unlock()
+	for _, g := range holders {
+		m.logger.Warn("run app on a fixed port: stopping its instances before starting the new ones; requests meanwhile fail", "app", g.spec.Name, "port", g.addrs[0].Port())
+		g.stop()
+	}
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -239,6 +262,9 @@ const maxSocketPath = 103
 // owned by that user (mode 0700): it could not create them in the gateway's, and no other app's user can
 // reach them. The runtime directory is then made traversable (0711), never listable.
 func (m *Manager) allocate(s Spec, cred *syscall.Credential, seq, i int) (Addr, error) {
+	if s.Port != 0 {
+		return Addr{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))}, nil
+	}
 	if s.network() == "unix" {
 		dir := m.dir
 		if cred != nil {

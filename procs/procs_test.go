@@ -609,3 +609,41 @@ func TestProbeCatchesAnAppServerThatAcceptsThenFails(t *testing.T) {
 	}
 	p.Commit()
 }
+
+// An app on a fixed port listens there; a changed spec stops the old instance before the new one starts
+// (the port cannot be listened on twice), on the same address.
+func TestFixedPort(t *testing.T) {
+	m, logs := newManager(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := spec(t, "fixed", "serve")
+	s.Network, s.Port = "tcp", port
+	s.Command = []string{self(t), "-test.run=^$"}
+	s.Env["V"] = "1"
+	p1, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1.Commit()
+	a := p1.Addrs("fixed")[0]
+	if a.Port() != fmt.Sprint(port) || !strings.Contains(get(t, a), "PORT="+fmt.Sprint(port)+"\n") {
+		t.Fatalf("address %v", a)
+	}
+	s.Env["V"] = "2"
+	p2, err := m.Prepare(context.Background(), []Spec{s}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2.Commit()
+	if p2.Addrs("fixed")[0] != a || !strings.Contains(get(t, a), "V=2\n") || !strings.Contains(logs.String(), "stopping its instances before starting the new ones") {
+		t.Fatal("the fixed-port app was not replaced on its port")
+	}
+	s.Instances = 2
+	if _, err := m.Prepare(context.Background(), []Spec{s}, nil); err == nil || !strings.Contains(err.Error(), "a fixed port holds one instance") {
+		t.Fatalf("error %v", err)
+	}
+}

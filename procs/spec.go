@@ -43,6 +43,10 @@ type Spec struct {
 	Instances int
 	// Network is "unix" (a socket in the runtime directory; the default) or "tcp" (a loopback port).
 	Network string
+	// Port, when not 0, is a fixed loopback port for the app (Network tcp, one instance) instead of an
+	// allocated one, for an app that cannot be told where to listen. Such an app cannot be replaced
+	// without downtime: its old instance must free the port before the new one starts.
+	Port int
 	// StartTimeout bounds the wait for every instance to accept a connection (0: 30 s).
 	StartTimeout time.Duration
 	// StopTimeout is how long an instance has to exit after SIGTERM before its process group gets
@@ -119,7 +123,7 @@ func (s Spec) clone() Spec {
 // inherited names, instance count or network) replaces them.
 func (s Spec) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%q\x00%q\x00%d\x00%s\x00%q\x00", s.Command, s.Dir, s.instances(), s.network(), s.Inherit)
+	fmt.Fprintf(&b, "%q\x00%q\x00%d\x00%s\x00%q\x00%d\x00", s.Command, s.Dir, s.instances(), s.network(), s.Inherit, s.Port)
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {
 		keys = append(keys, k)
@@ -250,6 +254,16 @@ func (s Spec) Validate() []error {
 	}
 	if s.Instances < 0 {
 		fail("instances %d: expected 1 or more", s.Instances)
+	}
+	if s.Port != 0 {
+		switch {
+		case s.Port < 1 || s.Port > 65535:
+			fail("port %d: expected a port from 1 to 65535", s.Port)
+		case s.network() != "tcp":
+			fail("port %d: a fixed port needs an app URL with {addr} or {port}", s.Port)
+		case s.instances() > 1:
+			fail("port %d with %d instances: a fixed port holds one instance; leave the port out to have one allocated per instance", s.Port, s.instances())
+		}
 	}
 	if len(s.Command) == 0 || strings.TrimSpace(s.Command[0]) == "" {
 		fail("no command: expected the program and its arguments, such as [gunicorn, --bind, \"unix:{socket}\", mysite.wsgi]")

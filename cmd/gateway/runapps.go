@@ -158,7 +158,9 @@ func checkAddrs(specs []procs.Spec) func(string) []procs.Addr {
 		n := max(s.Instances, 1)
 		out := make([]procs.Addr, n)
 		for i := range out {
-			if s.Network == "tcp" {
+			if s.Port != 0 {
+				out[i] = procs.Addr{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", s.Port)}
+			} else if s.Network == "tcp" {
 				out[i] = procs.Addr{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", 1+i)}
 			} else {
 				// In a directory that exists: the socket-directory check would warn about a made-up one.
@@ -312,6 +314,9 @@ func printRunApps(w io.Writer, cfg config.Config) {
 		addr := "unix socket in a private runtime directory ($SOCKET, {socket})"
 		if s.Network == "tcp" {
 			addr = "loopback port ($PORT, {addr}, {port})"
+		}
+		if s.Port != 0 {
+			addr = fmt.Sprintf("127.0.0.1:%d, fixed (a restart stops the old instance first)", s.Port)
 		}
 		dir := s.Dir
 		if dir == "" {
