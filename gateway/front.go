@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/internal/idlepark"
@@ -23,14 +25,16 @@ type Front struct {
 	// Parker is the idle-connection parker, nil when parking is off.
 	Parker *idlepark.Listener
 
-	ln net.Listener // the outermost listener
+	ln      net.Listener // the outermost listener
+	refused *prometheus.CounterVec
 }
 
 // FrontOptions are the optional parts of a Front.
 type FrontOptions struct {
 	// TLSConfig, when set, serves HTTPS (and HTTP/2) on the listener; the head scan and parking are off.
 	TLSConfig *tls.Config
-	// OnReject is called with "total" or "per_client" for each connection the limits refuse.
+	// OnReject is called with "total" or "per_client" for each connection the limits refuse (besides
+	// the count Collector exports).
 	OnReject func(reason string)
 }
 
@@ -41,12 +45,48 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 	if opts.TLSConfig != nil && cfg.TLSCert == "" {
 		cfg.TLSCert = "(given)" // the stack's TLS rules key on it
 	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
+		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
+	onReject := func(reason string) {
+		refused.WithLabelValues(reason).Inc()
+		if opts.OnReject != nil {
+			opts.OnReject(reason)
+		}
+	}
 	ln = ScanHeads(cfg, ln)
-	lim := LimitListener(cfg, ln, logger, opts.OnReject)
+	lim := LimitListener(cfg, ln, logger, onReject)
 	srv := Server(cfg, h, logger)
 	srv.TLSConfig = opts.TLSConfig
 	outer, parker := ParkIdle(cfg, srv, lim, logger)
-	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer}
+	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer, refused: refused}
+}
+
+// Collector exports the front's numbers for a registry the caller owns: connections refused by the
+// limits (switchyard_connections_refused_total), open now (switchyard_connections_open) and parked now
+// (switchyard_connections_parked, when parking is on).
+func (f *Front) Collector() prometheus.Collector {
+	cs := frontCollector{f.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
+		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(f.Limits.Stats().Open) })}
+	if p := f.Parker; p != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
+			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(p.Parked()) }))
+	}
+	return cs
+}
+
+// frontCollector is several collectors registered as one.
+type frontCollector []prometheus.Collector
+
+func (c frontCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range c {
+		x.Describe(ch)
+	}
+}
+
+func (c frontCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, x := range c {
+		x.Collect(ch)
+	}
 }
 
 // Addr is the address the front listens on.

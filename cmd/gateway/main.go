@@ -210,25 +210,18 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	}
 	// The listener stack (head scan, connection limits, idle parking) and the server, as every harness
 	// builds it (gateway.NewFront).
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
-		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
 	scheme := "http"
-	fopts := gateway.FrontOptions{OnReject: func(reason string) { refused.WithLabelValues(reason).Inc() }}
+	var fopts gateway.FrontOptions
 	if cfg.TLSCert != "" {
 		scheme = "https"
 		fopts.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	front := gateway.NewFront(cfg, lv, ln, logger, fopts)
 	srv := front.Server
-	reg.MustRegister(refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
-		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(front.Limits.Stats().Open) }))
+	reg.MustRegister(front.Collector())
 	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
 		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
 			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
-	}
-	if parker := front.Parker; parker != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
-			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(parker.Parked()) }))
 	}
 	var adminSrv *http.Server
 	if cfg.AdminAddr != "" {
