@@ -10,6 +10,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	// Importing net/http/pprof registers its handlers on http.DefaultServeMux as a side effect. That is
 	// harmless here: nothing in the gateway ever serves DefaultServeMux. The profiles are registered
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/metrics"
 )
@@ -45,6 +47,36 @@ type Options struct {
 	// and a CPU profile or trace costs CPU while it runs: turn it on to investigate, on an admin listener
 	// that only operators reach.
 	Pprof bool
+	// Certificates, when not nil, serves GET /api/certificates (each name's certificate state as JSON) and
+	// adds the certificates to /readyz: not ready while a name's first certificate is still being ordered,
+	// and one line per name in the answer (a name that failed is reported but does not fail readiness:
+	// it is retried while the other names are served).
+	Certificates Certificates
+}
+
+// Certificates is what the admin listener reads of the gateway's certificates (an *autotls.Manager).
+type Certificates interface {
+	Statuses() []autotls.Status
+	Settled() bool
+}
+
+// certificateLines are /readyz's lines about certificates, one per name.
+func certificateLines(c Certificates) []string {
+	var out []string
+	for _, s := range c.Statuses() {
+		line := "certificate " + s.Name + " (" + s.Source + "): " + s.State
+		if s.ValidUntil != nil {
+			line += ", valid until " + s.ValidUntil.UTC().Format(time.RFC3339)
+		}
+		if s.NextRenewal != nil {
+			line += ", renewal from " + s.NextRenewal.UTC().Format(time.RFC3339)
+		}
+		if s.LastError != "" {
+			line += fmt.Sprintf(", last error (%d failures, retried with backoff): %s", s.Failures, s.LastError)
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // HandlerWith is Handler with the optional endpoints opts turns on.
@@ -65,12 +97,20 @@ func HandlerWith(current func() *gateway.Gateway, reg *prometheus.Registry, opts
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		ok, reasons := Ready(r.Context(), current())
+		var certs []string
+		if opts.Certificates != nil {
+			if !opts.Certificates.Settled() {
+				ok = false
+				reasons = append(reasons, "certificates: the first certificate of a name is still being ordered")
+			}
+			certs = certificateLines(opts.Certificates)
+		}
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(strings.Join(reasons, "\n") + "\n"))
+			w.Write([]byte(strings.Join(append(reasons, certs...), "\n") + "\n"))
 			return
 		}
-		w.Write([]byte("ready\n"))
+		w.Write([]byte(strings.Join(append([]string{"ready"}, certs...), "\n") + "\n"))
 	})
 	if reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -78,6 +118,11 @@ func HandlerWith(current func() *gateway.Gateway, reg *prometheus.Registry, opts
 	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, current().Routes)
 	})
+	if opts.Certificates != nil {
+		mux.HandleFunc("GET /api/certificates", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, opts.Certificates.Statuses())
+		})
+	}
 	mux.HandleFunc("GET /api/upstreams", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, Upstreams(current()))
 	})

@@ -73,6 +73,23 @@ type Config struct {
 	// HTTP/1.1) on Addr, and re-reads them on every configuration reload.
 	TLSCert string `env:"GATEWAY_TLS_CERT" yaml:"tls_cert"`
 	TLSKey  string `env:"GATEWAY_TLS_KEY" yaml:"tls_key"`
+	// ACME turns on automatic certificates (package autotls) for the routes' exact host names and
+	// ACMENames, from the ACME directory ACMECA, with the contact ACMEEmail, kept in ACMEStorage. A name
+	// the static certificate (TLSCert) covers is served from it instead. With ACME on, Addr defaults to
+	// :443 and HTTPAddr to :80.
+	ACME      bool   `env:"GATEWAY_ACME" yaml:"acme"`
+	ACMECA    string `env:"GATEWAY_ACME_CA" yaml:"acme_ca"`
+	ACMEEmail string `env:"GATEWAY_ACME_EMAIL" yaml:"acme_email"`
+	// ACMEStorage is the directory of the ACME account, certificates and locks; "" is resolved by the
+	// binary (its state directory). Gateways sharing it share the certificates.
+	ACMEStorage string   `env:"GATEWAY_ACME_STORAGE" yaml:"acme_storage"`
+	ACMENames   NameList `env:"GATEWAY_ACME_NAMES" yaml:"acme_names"`
+	// ACMECARoot is a PEM file of the roots trusted for the ACME server's HTTPS (a private ACME CA); ""
+	// means the system's roots.
+	ACMECARoot string `env:"GATEWAY_ACME_CA_ROOT" yaml:"acme_ca_root"`
+	// HTTPAddr is the plain HTTP listener next to HTTPS: it answers ACME HTTP-01 challenges and redirects
+	// everything else to HTTPS with 308, except routes with https_redirect=false; "" means none.
+	HTTPAddr string `env:"GATEWAY_HTTP_ADDR" yaml:"http_addr"`
 	// Stage is the migration stage of the primary/delegate pair, the primary being the new app and the
 	// first delegate the old one: "legacy", "shadow", "canary?canary=10", "primary" or "retired", optionally
 	// with the other migration keys after a '?' (see migration.ParsePairStage); "" means no migration.
@@ -113,6 +130,7 @@ func Defaults() Config {
 		LogFormat:             "text",
 		LogLevel:              "info",
 		AdminAddr:             "127.0.0.1:9901",
+		ACMECA:                LetsEncryptDirectory,
 	}
 }
 
@@ -213,6 +231,14 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 			cfg.Overrides = append(cfg.Overrides, o)
 		}
 		cfg.setSource(v, Source{Var: v})
+	}
+	if cfg.ACME { // one setting turns HTTPS on: the standard ports unless set
+		if _, set := cfg.Sources["GATEWAY_ADDR"]; !set {
+			cfg.Addr = ":443"
+		}
+		if _, set := cfg.Sources["GATEWAY_HTTP_ADDR"]; !set {
+			cfg.HTTPAddr = ":80"
+		}
 	}
 	errs = append(errs, Validate(cfg)...)
 	if len(errs) > 0 {
@@ -454,6 +480,7 @@ func Validate(c Config) Errors {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%s=%q, %s=%q: expected both PEM files or neither", c.Name("GATEWAY_TLS_CERT"), c.TLSCert, c.Name("GATEWAY_TLS_KEY"), c.TLSKey))
 	}
+	errs = append(errs, validateTLS(c)...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:

@@ -47,6 +47,8 @@ type builtApp struct {
 	// scriptNameHeader is prefix_header=script_name: the route's prefix goes to the app in the SCRIPT_NAME
 	// request header, with the path left whole.
 	scriptNameHeader bool
+	// plainHTTP is https_redirect=false: the route is served on the plain HTTP listener too.
+	plainHTTP bool
 }
 
 // rootApp is the primary or a delegate, named by the place it was configured.
@@ -122,6 +124,11 @@ func sharedAddressWarnings(source, pattern, which string, b builtApp, roots []ro
 // EncodedSlashOption is the route option that lets "%2F" in a path reach the route's app unchanged
 // (router.Route.EncodedSlash; docs/paths.md).
 const EncodedSlashOption = "encoded_slash"
+
+// HTTPSRedirectOption is the route option that, set to false, serves the route on the plain HTTP listener
+// (GATEWAY_HTTP_ADDR) as well instead of redirecting it to HTTPS: for apps that must stay reachable over
+// HTTP (old clients, devices without TLS).
+const HTTPSRedirectOption = "https_redirect"
 
 // socketDirWarnings warns about each unix socket of t (an instance of a unix:// or *+unix:// app) whose
 // directory does not exist: the app may not have created its socket yet, which is normal before it starts,

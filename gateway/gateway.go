@@ -41,8 +41,10 @@ type RouteInfo struct {
 	StripPrefix bool   `json:"strip_prefix"`
 	Cascade     bool   `json:"cascade"`
 	// EncodedSlash is the encoded_slash option: "%2F" reaches this route's app unchanged.
-	EncodedSlash bool   `json:"encoded_slash,omitempty"`
-	Source       string `json:"source"`
+	EncodedSlash bool `json:"encoded_slash,omitempty"`
+	// PlainHTTP is the https_redirect=false option: the plain HTTP listener serves the route too.
+	PlainHTTP bool   `json:"plain_http,omitempty"`
+	Source    string `json:"source"`
 	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
 	Stage string `json:"stage,omitempty"`
 	Old   string `json:"old,omitempty"`
@@ -54,6 +56,10 @@ type RouteInfo struct {
 type Gateway struct {
 	// Handler is the front handler: request id, access log, sanitising, routing.
 	Handler http.Handler
+	// PlainHTTP is the handler of the plain HTTP listener next to HTTPS (GATEWAY_HTTP_ADDR), nil when
+	// there is none: the same stack as Handler, whose route table redirects every request to HTTPS (308,
+	// path and query kept) except on the routes with https_redirect=false, which it serves.
+	PlainHTTP http.Handler
 	// Routes is the resolved route table, most specific first as the router tries them; the primary and
 	// delegates are listed last under the pattern "*".
 	Routes []RouteInfo
@@ -178,6 +184,16 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			if b.encodedSlash, err = t.Options.Bool(EncodedSlashOption, false); err != nil {
 				return fail(err)
 			}
+			redirect, err := t.Options.Bool(HTTPSRedirectOption, true)
+			if err != nil {
+				return fail(err)
+			}
+			b.plainHTTP = !redirect
+			if b.plainHTTP && cfg.HTTPAddr == "" {
+				return fail(fmt.Errorf("option %s=false: there is no plain HTTP listener (GATEWAY_HTTP_ADDR) to serve the route on", HTTPSRedirectOption))
+			}
+		} else if role != roleOld && t.Options.Has(HTTPSRedirectOption) {
+			return fail(fmt.Errorf("option %s applies to routes: mount the app on a route to keep it on plain HTTP (/=APP?%s=false takes every path no other route claims)", HTTPSRedirectOption, HTTPSRedirectOption))
 		} else if role != roleOld && t.Options.Has(EncodedSlashOption) {
 			return fail(fmt.Errorf("option %s applies to routes, whose table decides where an encoded slash may go: mount the app on a route instead (/=APP?%s=true takes every path no longer route claims)", EncodedSlashOption, EncodedSlashOption))
 		}
@@ -284,6 +300,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	}
 
 	var routes []router.Route
+	var plainHTTP []bool // by routes' index: https_redirect=false
 	var routeInfos []RouteInfo
 	for _, rs := range cfg.Routes {
 		p, err := router.ParsePattern(rs.Pattern)
@@ -381,7 +398,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			only = nil // the middleware stands between the route's annotation and its app
 		}
 		routes = append(routes, router.Route{Pattern: p, Handler: routeHandler(p.String(), h, only), StripPrefix: strip, EncodedSlash: b.encodedSlash})
-		info.EncodedSlash = b.encodedSlash
+		plainHTTP = append(plainHTTP, b.plainHTTP)
+		info.EncodedSlash, info.PlainHTTP = b.encodedSlash, b.plainHTTP
 		routeInfos = append(routeInfos, info)
 	}
 	for pat := range opts.RouteMiddleware {
@@ -419,14 +437,61 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	for _, r := range routes {
 		encodedSlash = encodedSlash || r.EncodedSlash
 	}
-	front := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize), EncodedSlash: encodedSlash})(globalMW(table))
-	var inner http.Handler = rec.Middleware(front)
-	if opts.Observe != nil {
-		inner = opts.Observe(inner)
+	sanitize := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize), EncodedSlash: encodedSlash})
+	outer := func(h http.Handler) http.Handler {
+		var inner http.Handler = rec.Middleware(sanitize(globalMW(h)))
+		if opts.Observe != nil {
+			inner = opts.Observe(inner)
+		}
+		inner = middleware.ClientDeadlines(time.Duration(cfg.BodyTimeout))(inner)
+		return middleware.RequestID()(middleware.AccessLog(logger)(inner))
 	}
-	inner = middleware.ClientDeadlines(time.Duration(cfg.BodyTimeout))(inner)
-	g.Handler = middleware.RequestID()(middleware.AccessLog(logger)(inner))
+	g.Handler = outer(table)
+	if cfg.HTTPAddr != "" {
+		// The plain HTTP listener's table: the same routes, each a redirect to HTTPS unless it opted out.
+		redirect := RedirectToHTTPS(cfg.Addr)
+		plain := make([]router.Route, len(routes))
+		for i, r := range routes {
+			plain[i] = r
+			if !plainHTTP[i] {
+				plain[i].Handler, plain[i].StripPrefix = annotate(r.Pattern.String(), redirect), false
+			}
+		}
+		plainTable, err := router.NewTable(plain, annotate("*", redirect))
+		if err != nil {
+			return nil, err
+		}
+		g.PlainHTTP = outer(plainTable)
+	}
 	return g, nil
+}
+
+// RedirectToHTTPS answers every request with a 308 to the same host, path and query over HTTPS, on the
+// port of httpsAddr (left out when it is 443). 308 keeps the method and body, so a form POSTed over HTTP
+// is re-sent as a POST.
+func RedirectToHTTPS(httpsAddr string) http.Handler {
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	if port == "443" {
+		port = ""
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" { // HTTP/1.0 without Host: nowhere to send it
+			http.Error(w, "this server answers over HTTPS: send the request there, with a Host header", http.StatusBadRequest)
+			return
+		}
+		if strings.Contains(host, ":") { // an IPv6 literal
+			host = "[" + strings.Trim(host, "[]") + "]"
+		}
+		if port != "" {
+			host += ":" + port
+		}
+		w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
+		w.WriteHeader(http.StatusPermanentRedirect)
+	})
 }
 
 // stageText prints a stage for the route table: "canary 10%" carries its share.

@@ -85,6 +85,23 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gen.g.Handler.ServeHTTP(w, r)
 }
 
+// PlainHTTP is the handler of the plain HTTP listener: each request on the current gateway's PlainHTTP,
+// counted for the drain like the main listener's.
+func (l *Live) PlainHTTP() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.running.Add(1)
+		defer l.done()
+		gen := l.acquire()
+		defer gen.release()
+		h := gen.g.PlainHTTP
+		if h == nil { // a reload cannot turn the listener on or off; this is only a safety net
+			http.Error(w, "no plain HTTP service", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (l *Live) done() {
 	if l.running.Add(-1) == 0 && l.draining.Load() {
 		l.drainOnce.Do(func() { close(l.drained) })

@@ -75,6 +75,13 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 		return 2
 	}
+	fillIn := func(c config.Config) config.Config {
+		if c.ACME && c.ACMEStorage == "" {
+			c.ACMEStorage = defaultACMEStorage(environ)
+		}
+		return c
+	}
+	cfg = fillIn(cfg)
 	logger := newLogger(cfg, stderr)
 	logOverrides(logger, cfg)
 	if cmd == "check" {
@@ -95,13 +102,17 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		printRoutes(stdout, cfg, g)
 		printRunApps(stdout, cfg)
 		printSettings(stdout, cfg)
+		if err := printCertificates(stdout, cfg); err != nil {
+			fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+			return 2
+		}
 		for _, w := range g.Warnings {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	return serve(cfg, config.Environ(environ), tracing.Environ(environ), logger, stderr)
+	return serve(cfg, config.Environ(environ), tracing.Environ(environ), fillIn, logger, stderr)
 }
 
 // withDemo fills in the built-in demo apps when no application is configured.
@@ -140,8 +151,10 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, lo
 // serve runs the gateway until SIGTERM or SIGINT, then drains requests in flight for
 // GATEWAY_SHUTDOWN_TIMEOUT. SIGHUP, and changes to the configuration or TLS files, reload the
 // configuration: see reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
-// environ holds the GATEWAY_* variables, otelEnv the OTEL_* ones (tracing; read once, not on reload).
-func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.Logger, stderr io.Writer) int {
+// environ holds the GATEWAY_* variables, otelEnv the OTEL_* ones (tracing; read once, not on reload);
+// fillIn completes every loaded configuration with the defaults that depend on the process (the ACME
+// storage directory).
+func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(config.Config) config.Config, logger *slog.Logger, stderr io.Writer) int {
 	invalid := func(err error) int {
 		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 		return 2
@@ -199,7 +212,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		}
 		m.Retain(routes, apps)
 	}
-	rl := &reloader{environ: environ, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain, run: run}
+	rl := &reloader{environ: environ, fillIn: fillIn, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain, run: run}
 	run.restart = rl.Restart
 	_, demoMode := withDemo(cfg)
 
@@ -216,7 +229,45 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		scheme = "https"
 		fopts.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
+	// The plain HTTP listener next to HTTPS (GATEWAY_HTTP_ADDR): ACME HTTP-01 challenges, and 308
+	// redirects to HTTPS for every route that did not opt out.
+	var httpLn net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			ln.Close()
+			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_HTTP_ADDR"), "addr", cfg.HTTPAddr, "cause", err, "hint", "set GATEWAY_HTTP_ADDR= (empty) for no plain HTTP listener (ACME then validates over TLS-ALPN-01 only)")
+			return 1
+		}
+		defer httpLn.Close()
+	}
+	if cfg.ACME {
+		scheme = "https"
+		var httpAddr net.Addr
+		if httpLn != nil {
+			httpAddr = httpLn.Addr()
+		}
+		acme, err := newACME(cfg, certs.cert.Load(), httpAddr, ln.Addr(), logger)
+		if err != nil {
+			ln.Close()
+			return invalid(err)
+		}
+		defer acme.Close()
+		rl.acme = acme
+		fopts.TLSConfig = acme.TLSConfig()
+	}
 	front := gateway.NewFront(cfg, lv, ln, logger, fopts)
+	var plainFront *gateway.Front
+	if httpLn != nil {
+		pcfg := cfg
+		pcfg.TLSCert, pcfg.Addr = "", cfg.HTTPAddr
+		var h http.Handler = lv.PlainHTTP()
+		if rl.acme != nil {
+			h = rl.acme.HTTPChallenge(h)
+		}
+		// Its own limits (the same settings); its numbers are not in /metrics, whose connection series are
+		// the HTTPS listener's.
+		plainFront = gateway.NewFront(pcfg, h, httpLn, logger, gateway.FrontOptions{})
+	}
 	srv := front.Server
 	reg.MustRegister(front.Collector())
 	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
@@ -231,13 +282,20 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADMIN_ADDR"), "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
 			return 1
 		}
+		aopts := admin.Options{Pprof: cfg.AdminPprof}
+		if rl.acme != nil {
+			aopts.Certificates = rl.acme
+		}
 		adminSrv = &http.Server{
-			Handler:           admin.HandlerWith(lv.Gateway, reg, admin.Options{Pprof: cfg.AdminPprof}),
+			Handler:           admin.HandlerWith(lv.Gateway, reg, aopts),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
 		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
+		if rl.acme != nil {
+			endpoints += " /api/certificates"
+		}
 		if cfg.AdminPprof {
 			endpoints += " /debug/pprof/"
 		}
@@ -253,6 +311,9 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 	defer stopWatch()
 	if err := rl.watch(watchCtx, 100*time.Millisecond); err != nil {
 		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
+	}
+	if plainFront != nil {
+		logger.Info("plain http: answering ACME challenges and redirecting to https", "addr", httpLn.Addr().String(), "serves", "ACME HTTP-01 challenges, routes with https_redirect=false; redirects the rest to https")
 	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes))
 	if demoMode {
@@ -270,8 +331,13 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, logger *slog.L
 		logger.Info("listener closed; draining requests in flight")
 		close(drainLogged)
 	})
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- front.Serve() }()
+	fronts := 1
+	if plainFront != nil {
+		fronts++
+		go func() { errc <- plainFront.Serve() }()
+	}
 
 wait:
 	for {
@@ -301,9 +367,23 @@ wait:
 	if adminSrv != nil {
 		defer adminSrv.Close()
 	}
+	plainDone := make(chan error, 1)
+	if plainFront != nil {
+		go func() { plainDone <- plainFront.Server.Shutdown(ctx) }()
+	} else {
+		plainDone <- nil
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown timeout passed with requests still in flight; closing them", "cause", err)
 		srv.Close()
+		if plainFront != nil {
+			plainFront.Server.Close()
+		}
+		return 1
+	}
+	if err := <-plainDone; err != nil {
+		logger.Warn("shutdown timeout passed with plain HTTP requests still in flight; closing them", "cause", err)
+		plainFront.Server.Close()
 		return 1
 	}
 	<-drainLogged
@@ -320,8 +400,10 @@ wait:
 		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.Running())
 		return 1
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Error("server stopped", "cause", err)
+	for range fronts {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "cause", err)
+		}
 	}
 	logger.Info("stopped")
 	return 0

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 )
@@ -42,6 +43,7 @@ func loadCert(cfg config.Config) (*tls.Certificate, error) {
 // goroutines; reloads run one at a time.
 type reloader struct {
 	environ map[string]string
+	fillIn  func(config.Config) config.Config // process-dependent defaults (nil: none)
 	logger  *slog.Logger
 	build   func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error)
 	// retain, when not nil, is called with the gateway a reload installed, at once and again when the
@@ -49,8 +51,9 @@ type reloader struct {
 	retain  func(*gateway.Gateway)
 	live    *gateway.Live
 	certs   *certStore
-	run     *runner       // the run apps (Restart)
-	started config.Config // what the listeners were started with
+	acme    *autotls.Manager // nil when ACME is off
+	run     *runner          // the run apps (Restart)
+	started config.Config    // what the listeners were started with
 
 	mu      sync.Mutex
 	running config.Config
@@ -86,6 +89,9 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 	if err == nil {
 		logOverrides(rl.logger, cfg)
 	}
+	if rl.fillIn != nil {
+		cfg = rl.fillIn(cfg)
+	}
 	sum := filesSum(cfg)
 	var cert *tls.Certificate
 	if err == nil && cfg.TLSCert != "" {
@@ -108,6 +114,12 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, rl.started.AdminAddr},
 		{"GATEWAY_ADMIN_PPROF", cfg.AdminPprof, rl.started.AdminPprof},
 		{"TLS on/off (GATEWAY_TLS_CERT)", cfg.TLSCert != "", rl.started.TLSCert != ""},
+		{"GATEWAY_ACME", cfg.ACME, rl.started.ACME},
+		{"GATEWAY_ACME_CA", cfg.ACMECA, rl.started.ACMECA},
+		{"GATEWAY_ACME_EMAIL", cfg.ACMEEmail, rl.started.ACMEEmail},
+		{"GATEWAY_ACME_STORAGE", cfg.ACMEStorage, rl.started.ACMEStorage},
+		{"GATEWAY_ACME_CA_ROOT", cfg.ACMECARoot, rl.started.ACMECARoot},
+		{"GATEWAY_HTTP_ADDR", cfg.HTTPAddr, rl.started.HTTPAddr},
 		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
 		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
 		{"GATEWAY_IDLE_PARK_AFTER", cfg.IdleParkAfter, rl.started.IdleParkAfter},
@@ -123,6 +135,16 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 	}
 	if cert != nil && rl.started.TLSCert != "" {
 		rl.certs.cert.Store(cert)
+	}
+	if rl.acme != nil {
+		// The static certificate may now cover other names, and the routes other hosts.
+		static := rl.certs.cert.Load()
+		if err := rl.acme.SetStatic(static); err != nil {
+			rl.logger.Error("static certificate not usable next to ACME; keeping the previous one", "cause", err)
+		}
+		if err := setACMENames(rl.acme, cfg, static, rl.logger); err != nil {
+			rl.logger.Error("handing the new names to ACME", "cause", err)
+		}
 	}
 	retired, seq := rl.live.Swap(g)
 	rl.running, rl.sum = cfg, sum

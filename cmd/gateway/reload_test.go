@@ -34,6 +34,7 @@ type proc struct {
 	cmd         *exec.Cmd
 	addr, admin string
 	lines       chan string
+	seen        []string // every line waitFor read, for sawOrWait
 }
 
 func startGateway(t *testing.T, env ...string) *proc {
@@ -82,6 +83,7 @@ func (p *proc) waitFor(t *testing.T, subs ...string) string {
 			if !ok {
 				t.Fatalf("gateway log ended without %q", subs)
 			}
+			p.seen = append(p.seen, line)
 			all := true
 			for _, s := range subs {
 				all = all && strings.Contains(line, s)
