@@ -95,9 +95,7 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(g.Handler)
-	srv.Config = gateway.Server(cfg, g.Handler, logger)
-	srv.Start()
+	srv := frontServer(t, cfg, g, logger)
 	t.Cleanup(func() {
 		srv.Close()
 		g.Close()

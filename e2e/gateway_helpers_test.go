@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"testing"
 
@@ -24,9 +25,7 @@ func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(g.Handler)
-	srv.Config = gateway.Server(cfg, g.Handler, logger)
-	srv.Start()
+	srv := frontServer(t, cfg, g, logger)
 	t.Cleanup(func() {
 		srv.Close()
 		g.Close()
@@ -35,4 +34,20 @@ func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *gatew
 		}
 	})
 	return srv, g, logs
+}
+
+// frontServer serves g through the binary's listener stack and server (gateway.NewFront), started as an
+// httptest.Server for its URL and its cleanup.
+func frontServer(t *testing.T, cfg config.Config, g *gateway.Gateway, logger *slog.Logger) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(g.Handler)
+	srv.Listener.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{})
+	srv.Listener, srv.Config = front.Listener(), front.Server
+	srv.Start()
+	return srv
 }

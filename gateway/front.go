@@ -89,6 +89,9 @@ func (c frontCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Listener is the outermost listener of the stack, for a server started by other means (httptest).
+func (f *Front) Listener() net.Listener { return f.ln }
+
 // Addr is the address the front listens on.
 func (f *Front) Addr() net.Addr { return f.ln.Addr() }
 
