@@ -46,7 +46,7 @@ func TestFrontCollectorCountsWhatTheStackDoes(t *testing.T) {
 	}
 	defer second.Close()
 	second.SetDeadline(time.Now().Add(10 * time.Second))
-	second.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")) // the limiter reads the head, then answers
+	second.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))    // the limiter reads the head, then answers
 	resp, err := http.ReadResponse(bufio.NewReader(second), nil) // past GATEWAY_MAX_CONNS: a raw 503
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("second connection: %v %v", resp, err)
