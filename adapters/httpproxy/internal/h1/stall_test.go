@@ -44,6 +44,11 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 			})
 			tr, _ := newTransport(t, s)
 			tr.ReadTimeout = limit
+			if !tc.stall {
+				// Pieces 50ms apart under a limit 16 times that: a loaded machine (the whole suite under
+				// -race) delays a piece by a few hundred ms at times, which is scheduling, not a stall.
+				tr.ReadTimeout = 16 * limit / 2
+			}
 			start := time.Now()
 			_, body, err := do(t, tr, "GET", s.url()+"/", "")
 			took := time.Since(start)
