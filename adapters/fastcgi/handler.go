@@ -198,7 +198,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		h.fail(w, r, fmt.Errorf("connecting: %w", err))
 		return false
 	}
-	x := &exchange{h: h, ctx: ctx, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
+	x := &roundTrip{h: h, ctx: ctx, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
 	keep := false
 	defer func() {
 		c.sr.unwatch()
@@ -387,8 +387,9 @@ func retryable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// exchange is the state of one request on one connection shared by the reader and the writer.
-type exchange struct {
+// roundTrip is the state of one request on one connection (one run of Handler.exchange), shared by the
+// reader and the writer.
+type roundTrip struct {
 	h           *Handler
 	ctx         context.Context // the request's: a renewed deadline must not undo its cancellation
 	c           *conn
@@ -408,7 +409,7 @@ type exchange struct {
 var errStopped = errors.New("the response ended before the request body was sent")
 
 // extendHeaderDeadline gives the app another timeout to answer, unless its header is already complete.
-func (x *exchange) extendHeaderDeadline() {
+func (x *roundTrip) extendHeaderDeadline() {
 	x.mu.Lock()
 	if !x.gotHead {
 		_ = x.c.nc.SetReadDeadline(time.Now().Add(x.h.timeout))
@@ -419,7 +420,7 @@ func (x *exchange) extendHeaderDeadline() {
 
 // headerDone lifts the head's read deadline: from now on the connection's stallReader keeps the body's
 // stall limit (read_timeout), so a body may stream for as long as bytes keep coming.
-func (x *exchange) headerDone(ctx context.Context) {
+func (x *roundTrip) headerDone(ctx context.Context) {
 	x.mu.Lock()
 	x.gotHead = true
 	_ = x.c.nc.SetReadDeadline(time.Time{})
@@ -430,7 +431,7 @@ func (x *exchange) headerDone(ctx context.Context) {
 
 // writeRequest sends BEGIN_REQUEST, the PARAMS stream and the STDIN stream. A failure closes the
 // connection so the reader stops too; a failure to read the client's body is marked with failure.ClientBody.
-func (x *exchange) writeRequest(records [][]byte, body io.Reader) (err error) {
+func (x *roundTrip) writeRequest(records [][]byte, body io.Reader) (err error) {
 	c := x.c
 	defer func() {
 		if err != nil {

@@ -178,7 +178,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A cancelled request unblocks every read and write on the connection at once.
 	stop := context.AfterFunc(ctx, func() { appconn.Expire(conn) })
 	defer stop()
-	up := &upstream{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout, st: appconn.Stall{Limit: h.cfg.ReadTimeout}}
+	up := &appWire{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout, st: appconn.Stall{Limit: h.cfg.ReadTimeout}}
 	up.begin(deadline)
 
 	if _, err := conn.Write(head); err != nil {
@@ -216,7 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if testHookBodyCopy != nil {
 				testHookBodyCopy()
 			}
-			_, _ = io.CopyBuffer(upstreamWriter{up}, tr, make([]byte, 32<<10))
+			_, _ = io.CopyBuffer(appWireWriter{up}, tr, make([]byte, 32<<10))
 			if tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
 			}
@@ -383,11 +383,11 @@ func (h *Handler) attrs(r *http.Request, status int, err error) []slog.Attr {
 	}
 }
 
-// upstream is one request's app connection as both directions see it: the response reader reads through
+// appWire is one request's app connection as both directions see it: the response reader reads through
 // it (counting bytes for the head limit and keeping the body's stall deadline) and the body writer writes
-// through upstreamWriter (renewing the head deadline as the upload progresses). Deadlines set here never
+// through appWireWriter (renewing the head deadline as the upload progresses). Deadlines set here never
 // undo a cancellation: each is followed by a check of the request's context, whose AfterFunc expires them.
-type upstream struct {
+type appWire struct {
 	conn    net.Conn
 	ctx     context.Context
 	timeout time.Duration // silence allowed before the head is complete (0: none)
@@ -406,7 +406,7 @@ type upstream struct {
 }
 
 // begin sets the deadline for sending the request head and reading the response head.
-func (u *upstream) begin(deadline time.Time) {
+func (u *appWire) begin(deadline time.Time) {
 	u.mu.Lock()
 	u.headDeadline = deadline
 	_ = u.conn.SetDeadline(deadline)
@@ -416,24 +416,24 @@ func (u *upstream) begin(deadline time.Time) {
 
 // keepCancelled re-expires the connection's deadlines if the request was cancelled: a deadline set just
 // after the cancellation's AfterFunc ran would otherwise undo it.
-func (u *upstream) keepCancelled() { appconn.Keep(u.ctx, u.conn) }
+func (u *appWire) keepCancelled() { appconn.Keep(u.ctx, u.conn) }
 
 // headRead reports whether the response head was read.
-func (u *upstream) headRead() bool {
+func (u *appWire) headRead() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.headDone
 }
 
 // headDeadlinePassed reports whether the response head is overdue.
-func (u *upstream) headDeadlinePassed() bool {
+func (u *appWire) headDeadlinePassed() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return !u.headDeadline.IsZero() && !time.Now().Before(u.headDeadline)
 }
 
 // bodyPhase ends the head's deadline: from now on Read keeps the stall deadline.
-func (u *upstream) bodyPhase() {
+func (u *appWire) bodyPhase() {
 	u.mu.Lock()
 	u.headDone = true
 	_ = u.conn.SetReadDeadline(time.Time{})
@@ -441,7 +441,7 @@ func (u *upstream) bodyPhase() {
 	u.keepCancelled()
 }
 
-func (u *upstream) Read(p []byte) (int, error) {
+func (u *appWire) Read(p []byte) (int, error) {
 	if u.limit > 0 {
 		if u.n >= u.limit {
 			u.overLimit = true
@@ -461,12 +461,12 @@ func (u *upstream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// upstreamWriter writes the request body to the app. Each write may take as long as the app's current
+// appWireWriter writes the request body to the app. Each write may take as long as the app's current
 // limit (timeout before the head, read_timeout after it; none when 0) and renews the head deadline: the
 // app's time to answer counts from the last piece of body it was sent.
-type upstreamWriter struct{ u *upstream }
+type appWireWriter struct{ u *appWire }
 
-func (w upstreamWriter) Write(p []byte) (int, error) {
+func (w appWireWriter) Write(p []byte) (int, error) {
 	u := w.u
 	u.mu.Lock()
 	limit := u.stall
