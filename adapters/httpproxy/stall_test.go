@@ -97,11 +97,14 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 		time.Sleep(3 * limit)
 		io.WriteString(c, strings.Repeat("t", 10))
 	}
-	// heartbeat sends a chunk every limit/3 for 4 limits in all.
+	// heartbeat sends a chunk every 100ms for 1.5s in all: longer than heartbeatLimit, with beats ten times
+	// more often (a loaded 2-core machine delays a beat by a few hundred ms at times: scheduling, not a
+	// stall).
+	const heartbeatLimit = time.Second
 	heartbeat := func(c net.Conn, br *bufio.Reader) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-		for range 12 {
-			time.Sleep(limit / 3)
+		for range 15 {
+			time.Sleep(100 * time.Millisecond) // the app's own pace, not a synchronisation
 			if _, err := io.WriteString(c, "2\r\n.\n\r\n"); err != nil {
 				return
 			}
@@ -118,7 +121,7 @@ func TestReadTimeoutStallLimit(t *testing.T) {
 		}{
 			{name: "an app stalling mid-body past read_timeout is cut and its connection closed", opts: "read_timeout=" + limit.String(), play: stall, cut: true},
 			{name: "the gateway's read timeout applies without the option", gateway: limit, play: stall, cut: true},
-			{name: "heartbeats more often than read_timeout keep a long stream alive", opts: "read_timeout=" + limit.String(), play: heartbeat},
+			{name: "heartbeats more often than read_timeout keep a long stream alive", opts: "read_timeout=" + heartbeatLimit.String(), play: heartbeat},
 			{name: "read_timeout=0 turns the limit off", opts: "read_timeout=0", gateway: limit / 4, play: pause},
 			{name: "a negative gateway read timeout turns the limit off", gateway: -1, play: pause},
 			{name: "a pause shorter than read_timeout passes", opts: "read_timeout=2s", play: pause},
