@@ -262,7 +262,7 @@ func suggestVariable(name string) string {
 	for _, v := range Variables() {
 		keys.names = append(keys.names, strings.ToLower(v))
 	}
-	s := suggest(name, keys)
+	s := suggestKey(name, keys)
 	if s == "" {
 		return ""
 	}

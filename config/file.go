@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/switchyard/switchyard/internal/suggest"
 )
 
 // Source says where one setting's value came from: an environment variable, or a key of the YAML file.
@@ -277,7 +279,7 @@ func containsString(list []string, s string) bool {
 // lists the valid ones.
 func unknownKey(key string, keys fileKeys) string {
 	msg := "unknown key"
-	if s := suggest(key, keys); s != "" {
+	if s := suggestKey(key, keys); s != "" {
 		msg += "; did you mean " + s + "?"
 	} else if keys.other != "" {
 		msg += "; " + fmt.Sprintf(keys.other, key)
@@ -288,63 +290,26 @@ func unknownKey(key string, keys fileKeys) string {
 // suggest finds the valid key closest to a misspelt one: the key of a variable name written as a key
 // (GATEWAY_PRIMARY: primary), a case or separator variant, a key the word begins (canary:
 // canary_percent), or one within a small edit distance.
-func suggest(key string, keys fileKeys) string {
+func suggestKey(key string, keys fileKeys) string {
 	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("-", "_", " ", "_").Replace(s)) }
 	for k, v := range keys.vars {
 		if strings.EqualFold(key, v) {
 			return k
 		}
 	}
-	nk := norm(key)
-	for _, k := range keys.names {
-		if norm(k) == nk {
-			return k
-		}
+	if s := suggest.Closest(key, keys.names); s != "" {
+		return s
 	}
+	// Several keys start alike and none is nearer: name them all.
+	nk := norm(key)
 	var prefixed []string
 	for _, k := range keys.names {
 		if len(nk) >= 3 && (strings.HasPrefix(k, nk) || strings.HasPrefix(nk, k)) {
 			prefixed = append(prefixed, k)
 		}
 	}
-	if len(prefixed) == 1 {
-		return prefixed[0]
-	}
-	best, bestD := "", len(nk)/3+1
-	if bestD > 3 {
-		bestD = 3
-	}
-	for _, k := range keys.names {
-		if d := editDistance(nk, k); d <= bestD && (best == "" || d < editDistance(nk, best)) {
-			best = k
-		}
-	}
-	if best == "" && len(prefixed) > 0 {
-		sort.Strings(prefixed)
-		return strings.Join(prefixed, " or ")
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes; keys are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	sort.Strings(prefixed)
+	return strings.Join(prefixed, " or ")
 }
 
 // readRoutes reads the routes key: a list of mappings with pattern, app and the optional keys.

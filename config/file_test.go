@@ -173,8 +173,8 @@ func TestSuggest(t *testing.T) {
 		{"shadow", "shadow_headers or shadow_ignore or shadow_methods"},
 	}
 	for _, tt := range tests {
-		if got := suggest(tt.key, routeKeys); got != tt.want {
-			t.Errorf("suggest(%q) = %q, want %q", tt.key, got, tt.want)
+		if got := suggestKey(tt.key, routeKeys); got != tt.want {
+			t.Errorf("suggestKey(%q) = %q, want %q", tt.key, got, tt.want)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (l *MiddlewareList) UnmarshalYAML(node *yaml.Node) error {
 				}
 			default:
 				hint := ""
-				if s := suggest(k.Value, middlewareItemKeys); s != "" {
+				if s := suggestKey(k.Value, middlewareItemKeys); s != "" {
 					hint = "; did you mean " + s + "?"
 				}
 				return fmt.Errorf("line %d: unknown key %q%s (valid here: name, params)", k.Line, k.Value, hint)

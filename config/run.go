@@ -330,7 +330,7 @@ func runAppYAML(v *yaml.Node) (RunApp, error) {
 			}
 		default:
 			msg := "unknown key " + k.Value
-			if s := suggest(k.Value, fileKeys{names: runKeys, index: nil, vars: nil}); s != "" {
+			if s := suggestKey(k.Value, fileKeys{names: runKeys, index: nil, vars: nil}); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			return a, fmt.Errorf("line %d: %s (valid here: %s)", k.Line, msg, strings.Join(runKeys, ", "))

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
@@ -25,9 +24,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchyard/switchyard/adapters/builtin"
-	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -81,27 +77,10 @@ func startStack(t *testing.T) *stack {
 		"/node/=unix://" + nodeSock + "?strip_prefix=true",
 		"/static/=file://" + staticRoot,
 	}, ",")
-	cfg, err := config.Load(map[string]string{
+	srv, _, logs := startGateway(t, map[string]string{
 		"GATEWAY_PRIMARY":       uw,
 		"GATEWAY_ROUTES":        routes,
 		"GATEWAY_MAX_BODY_SIZE": "64MiB",
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuf{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := frontServer(t, cfg, g, logger)
-	t.Cleanup(func() {
-		srv.Close()
-		g.Close()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
 	})
 	return &stack{gw: srv, djangoPeer: djangoPeer, flaskPeer: flaskPeer, logs: logs}
 }
