@@ -131,7 +131,7 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 // configuration's run apps before the build (nil: `gateway check`, which starts nothing).
 func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
-		cfg, _ = withDemo(cfg)
+		cfg, demoApps := withDemo(cfg)
 		cfg, guards, built, err := run.prepare(cfg)
 		if err != nil {
 			return nil, err
@@ -139,6 +139,11 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, lo
 		reg := builtin.Registry(logger, demo.Apps())
 		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev, RouteMiddleware: guards})
 		built(g)
+		if err == nil && demoApps {
+			for i := range g.Routes { // no variable or file set them (check's FROM, /api/routes' source)
+				g.Routes[i].Source = "built-in demo"
+			}
+		}
 		if err == nil && logWarnings {
 			for _, w := range g.Warnings {
 				logger.Warn(w)

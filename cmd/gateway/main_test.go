@@ -57,6 +57,19 @@ func TestCheckPrintsTheRouteTable(t *testing.T) {
 	}
 }
 
+// With nothing configured, check shows the built-in demo's apps as coming from the demo, not from
+// variables the user never set.
+func TestCheckNamesTheDemoAsTheSourceOfItsApps(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	table, _, _ := strings.Cut(out.String(), "settings:")
+	if strings.Count(table, "built-in demo") != 2 || strings.Contains(table, "GATEWAY_PRIMARY") || strings.Contains(table, "GATEWAY_DELEGATES") {
+		t.Errorf("the demo's two apps should come from the built-in demo:\n%s", table)
+	}
+}
+
 func TestCheckWarnsOfTheSameAppUnderTwoScriptNames(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"check"}, []string{
