@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/switchyard/switchyard/internal/suggest"
 	"github.com/switchyard/switchyard/procs"
 )
 
@@ -254,7 +255,12 @@ func (a *RunApp) set(k, v string) error {
 			a.StopTimeout = d
 		}
 	default:
-		return fmt.Errorf("unknown option %q (known: dir, instances, inherit, start_timeout, stop_timeout, procfile, user, group, on_demand, idle_timeout, port, env.VARIABLE)", k)
+		known := []string{"dir", "instances", "inherit", "start_timeout", "stop_timeout", "procfile", "user", "group", "on_demand", "idle_timeout", "port", "env.VARIABLE"}
+		hint := ""
+		if m := suggest.Closest(k, known); m != "" {
+			hint = "; did you mean " + m + "?"
+		}
+		return fmt.Errorf("unknown option %q%s (known: %s)", k, hint, strings.Join(known, ", "))
 	}
 	return nil
 }

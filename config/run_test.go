@@ -118,6 +118,8 @@ func TestRunConfigurationErrors(t *testing.T) {
 			[]string{"GATEWAY_RUN", "run app blog: command", "needs a shell", "[sh, -c,"}},
 		{"an unknown option", map[string]string{"GATEWAY_RUN": "blog(workers=2): gunicorn app"}, "", nil,
 			[]string{`run app blog: unknown option "workers"`}},
+		{"a misspelt option gets the one it resembles", map[string]string{"GATEWAY_RUN": "blog(instnces=2): gunicorn app"}, "", nil,
+			[]string{`run app blog: unknown option "instnces"; did you mean instances? (known: dir, instances,`}},
 		{"a route naming an app nobody declared", map[string]string{"GATEWAY_RUN": "blog: gunicorn app", "GATEWAY_ROUTES": "/=unix://{socket}?run=blgo"}, "", nil,
 			[]string{"option run=blgo names no run app (declared: blog)", `run app "blog" is used by no app URL`}},
 		{"an app URL without the address", map[string]string{"GATEWAY_RUN": "blog: gunicorn app", "GATEWAY_ROUTES": "/=unix:///tmp/x.sock?run=blog"}, "", nil,
