@@ -90,6 +90,9 @@ type Config struct {
 	// HTTPAddr is the plain HTTP listener next to HTTPS: it answers ACME HTTP-01 challenges and redirects
 	// everything else to HTTPS with 308, except routes with https_redirect=false; "" means none.
 	HTTPAddr string `env:"GATEWAY_HTTP_ADDR" yaml:"http_addr"`
+	// HTTP3 serves HTTP/3 (QUIC, on UDP at Addr's port) next to HTTPS and advertises it with Alt-Svc,
+	// whenever TLS is on (a static certificate or ACME); false turns it off.
+	HTTP3 bool `env:"GATEWAY_HTTP3" yaml:"http3"`
 	// Stage is the migration stage of the primary/delegate pair, the primary being the new app and the
 	// first delegate the old one: "legacy", "shadow", "canary?canary=10", "primary" or "retired", optionally
 	// with the other migration keys after a '?' (see migration.ParsePairStage); "" means no migration.
@@ -131,6 +134,7 @@ func Defaults() Config {
 		LogLevel:              "info",
 		AdminAddr:             "127.0.0.1:9901",
 		ACMECA:                LetsEncryptDirectory,
+		HTTP3:                 true,
 	}
 }
 

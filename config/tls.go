@@ -126,6 +126,10 @@ func validateTLS(c Config) Errors {
 			}
 		}
 	}
+	if _, set := c.Sources["GATEWAY_HTTP3"]; set && c.HTTP3 && !c.TLSOn() {
+		errs = append(errs, fmt.Errorf("%s=true: HTTP/3 always runs over TLS, which is off: set %s=true or %s and %s", c.Name("GATEWAY_HTTP3"),
+			c.Ref("GATEWAY_ACME", "GATEWAY_HTTP3"), c.Ref("GATEWAY_TLS_CERT", "GATEWAY_HTTP3"), c.Ref("GATEWAY_TLS_KEY", "GATEWAY_HTTP3")))
+	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: expected host:port such as :80, or empty for no plain HTTP listener", c.Name("GATEWAY_HTTP_ADDR"), c.HTTPAddr))

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/internal/pebbletest"
@@ -340,4 +341,56 @@ func staticFor(t *testing.T, name, certFile, keyFile string) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return pool
+}
+
+func TestHTTP3NextToHTTPSAndOffBySetting(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app %s", r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer app.Close()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	roots := selfSigned(t, "gw", certFile, keyFile)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		h3   bool
+	}{
+		{"on by default with TLS", nil, true},
+		{"GATEWAY_HTTP3=false turns it off", []string{"GATEWAY_HTTP3=false"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := startGateway(t, append([]string{"GATEWAY_PRIMARY=" + app.URL, "GATEWAY_TLS_CERT=" + certFile, "GATEWAY_TLS_KEY=" + keyFile}, tc.env...)...)
+			https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+			resp, err := https.Get("https://" + gw.addr + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Alt-Svc"); (got == `h3=":`+port(gw.addr)+`"; ma=2592000`) != tc.h3 {
+				t.Errorf("Alt-Svc %q (HTTP/3 on: %v)", got, tc.h3)
+			}
+			tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+			defer tr.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+gw.addr+"/", nil)
+			resp, err = tr.RoundTrip(req)
+			if !tc.h3 {
+				if err == nil {
+					resp.Body.Close()
+					t.Error("HTTP/3 answered with GATEWAY_HTTP3=false")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("HTTP/3: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.Proto != "HTTP/3.0" || string(b) != "app https" {
+				t.Errorf("HTTP/3 answer %s %q", resp.Proto, b)
+			}
+		})
+	}
 }

@@ -260,7 +260,23 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		rl.acme = acme
 		fopts.TLSConfig = acme.TLSConfig()
 	}
-	front := gateway.NewFront(cfg, lv, ln, logger, fopts)
+	// HTTP/3 next to HTTPS, on UDP at the same port, with the same handler and TLS configuration;
+	// responses over HTTP/1 and HTTP/2 advertise it (Alt-Svc).
+	var h3 *gateway.HTTP3
+	var handler http.Handler = lv
+	if fopts.TLSConfig != nil && cfg.HTTP3 {
+		udp, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			h3, err = gateway.NewHTTP3(cfg, lv, udp, fopts.TLSConfig, logger)
+		}
+		if err != nil {
+			ln.Close()
+			logger.Error("cannot listen for HTTP/3", "setting", cfg.Name("GATEWAY_ADDR"), "addr", "udp "+ln.Addr().String(), "cause", err, "hint", "GATEWAY_HTTP3=false serves HTTPS without HTTP/3")
+			return 1
+		}
+		handler = h3.AltSvc(lv)
+	}
+	front := gateway.NewFront(cfg, handler, ln, logger, fopts)
 	var plainFront *gateway.Front
 	if httpLn != nil {
 		pcfg := cfg
@@ -320,7 +336,11 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	if plainFront != nil {
 		logger.Info("plain http: answering ACME challenges and redirecting to https", "addr", httpLn.Addr().String(), "serves", "ACME HTTP-01 challenges, routes with https_redirect=false; redirects the rest to https")
 	}
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes))
+	listening := []any{"addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes)}
+	if h3 != nil {
+		listening = append(listening, "http3", "udp "+h3.Addr().String())
+	}
+	logger.Info("gateway listening", listening...)
 	if demoMode {
 		base := scheme + "://" + displayAddr(ln.Addr())
 		logger.Info("no application configured: serving the built-in demo",
@@ -336,12 +356,16 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		logger.Info("listener closed; draining requests in flight")
 		close(drainLogged)
 	})
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- front.Serve() }()
 	fronts := 1
 	if plainFront != nil {
 		fronts++
 		go func() { errc <- plainFront.Serve() }()
+	}
+	if h3 != nil {
+		fronts++
+		go func() { errc <- h3.Serve() }()
 	}
 
 wait:
@@ -378,12 +402,25 @@ wait:
 	} else {
 		plainDone <- nil
 	}
+	h3Done := make(chan error, 1)
+	if h3 != nil {
+		go func() { h3Done <- h3.Shutdown(ctx) }() // GOAWAY, then the requests in flight finish
+	} else {
+		h3Done <- nil
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown timeout passed with requests still in flight; closing them", "cause", err)
 		srv.Close()
 		if plainFront != nil {
 			plainFront.Server.Close()
 		}
+		if h3 != nil {
+			h3.Close()
+		}
+		return 1
+	}
+	if err := <-h3Done; err != nil {
+		logger.Warn("shutdown timeout passed with HTTP/3 requests still in flight; closing them", "cause", err)
 		return 1
 	}
 	if err := <-plainDone; err != nil {

@@ -120,6 +120,7 @@ func (rl *reloader) Reload(trigger string, onlyIfChanged bool) error {
 		{"GATEWAY_ACME_STORAGE", cfg.ACMEStorage, rl.started.ACMEStorage},
 		{"GATEWAY_ACME_CA_ROOT", cfg.ACMECARoot, rl.started.ACMECARoot},
 		{"GATEWAY_HTTP_ADDR", cfg.HTTPAddr, rl.started.HTTPAddr},
+		{"GATEWAY_HTTP3", cfg.HTTP3, rl.started.HTTP3},
 		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
 		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
 		{"GATEWAY_IDLE_PARK_AFTER", cfg.IdleParkAfter, rl.started.IdleParkAfter},
