@@ -61,8 +61,6 @@ func TestFileErrorsSpeakTheUsersWords(t *testing.T) {
 			[]string{`gw.yaml:4: routes[0].canary_percent: "half": expected a number`}, nil},
 		{"a canary percent out of range is named as the file names it", "primary: http://p\nroutes:\n  - pattern: /a/\n    app: http://x\n    old: http://o\n    stage: canary\n    canary_percent: 150\n", nil,
 			[]string{`gw.yaml:3: routes[0]: route "/a/": canary_percent="150": expected a percentage from 0 to 100`}, []string{"canary="}},
-		{"a canary percent outside the canary stage is named as the file names it", "primary: http://p\nroutes:\n  - pattern: /a/\n    app: http://x\n    old: http://o\n    stage: primary\n    canary_percent: 5\n", nil,
-			[]string{`gw.yaml:3: routes[0]: route "/a/": canary_percent applies to stage=canary only, not "primary"`}, nil},
 		{"a canary stage without its percent names the file's key", "primary: http://p\nroutes:\n  - pattern: /a/\n    app: http://x\n    old: http://o\n    stage: canary\n", nil,
 			[]string{`stage=canary needs canary_percent, the new app's share`}, nil},
 		{"shadow methods that are not a list", "routes:\n  - pattern: /a/\n    app: http://x\n    shadow_methods: {GET: 1}\n", nil,

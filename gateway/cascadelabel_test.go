@@ -41,3 +41,29 @@ func TestACascadeRouteWithoutAChainNamesItsApp(t *testing.T) {
 		t.Fatalf("warnings %q", g.Warnings)
 	}
 }
+
+// A key of another stage is kept and ignored with a warning, so moving between stages is one edit.
+func TestKeysOfAnotherStageAreIgnoredWithAWarning(t *testing.T) {
+	cfg, err := config.Load(map[string]string{
+		"GATEWAY_PRIMARY": "status:404",
+		"GATEWAY_ROUTES":  "/shop/=status:200?stage=primary&old=status%3A201&canary=5&shadow_ignore=%24.ts",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var got []string
+	for _, w := range g.Warnings {
+		if strings.Contains(w, "another stage") {
+			got = append(got, w)
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "canary (canary_percent in the file)") || !strings.Contains(got[1], "shadow_ignore") || !strings.Contains(got[0], "stage primary") {
+		t.Fatalf("warnings %q", got)
+	}
+}

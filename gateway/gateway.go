@@ -283,6 +283,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	var fallback http.Handler
 	if len(chain) > 0 {
 		pairSpec, err := migration.ParsePairStage(cfg.Stage)
+		g.Warnings = append(g.Warnings, ignoredStageKeys(cfg.Name("GATEWAY_STAGE"), pairSpec)...)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s=%q: %s", cfg.Name("GATEWAY_STAGE"), cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
@@ -339,6 +340,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if cascade {
 			key += "\nthen " + chainKey
 		}
+		g.Warnings = append(g.Warnings, ignoredStageKeys(rs.Source+": route "+p.String(), routeSpec)...)
 		if routeSpec.Stage != migration.StageNone {
 			var old []delegate.App
 			if routeSpec.Old != "" {
@@ -492,6 +494,20 @@ func RedirectToHTTPS(httpsAddr string) http.Handler {
 		w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
+}
+
+// ignoredStageKeys warns about migration keys another stage uses: kept (moving back is one edit) and
+// ignored at the current stage.
+func ignoredStageKeys(where string, s migration.Spec) []string {
+	var out []string
+	for _, k := range s.Ignored {
+		name := k
+		if k == migration.KeyCanary {
+			name = "canary (canary_percent in the file)"
+		}
+		out = append(out, fmt.Sprintf("%s: %s is a setting of another stage: kept, and ignored at stage %s", where, name, s.Stage))
+	}
+	return out
 }
 
 // stageText prints a stage for the route table: "canary 10%" carries its share.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,17 @@ type Spec struct {
 	// how long each is trusted.
 	NegativeCache    int
 	NegativeCacheTTL time.Duration
+	// Ignored lists the keys given for another stage than Stage (canary and sticky outside canary, the
+	// shadow keys outside shadow, the negative cache outside primary): kept, so that moving between
+	// stages is one edit of the stage, and ignored; the gateway warns about them.
+	Ignored []string
+}
+
+// stageKeys are the keys that mean something in one stage only.
+var stageKeys = map[Stage][]string{
+	StageCanary:  {KeyCanary, KeySticky},
+	StageShadow:  {KeyShadowMethods, KeyShadowIgnore, KeyShadowHeaders, KeyShadowQueue, KeyShadowWorkers},
+	StagePrimary: {KeyNegativeCache, KeyNegativeCacheTTL},
 }
 
 // Key prints the settings that give a route's numbers their meaning: the stage, the canary share and what
@@ -201,10 +213,29 @@ func ParseSpec(get func(key string) (string, bool), pair bool) (Spec, error) {
 			errs = append(errs, fmt.Errorf("%s=%s needs %s, the old app's URL", KeyStage, s.Stage, KeyOld))
 		case s.Stage == StageCanary && !given(get, KeyCanary):
 			errs = append(errs, fmt.Errorf("%s=canary needs %s, the new app's share in percent", KeyStage, KeyCanary))
-		case s.Stage != StageCanary && given(get, KeyCanary):
-			errs = append(errs, fmt.Errorf("%s applies to stage=canary only, not %q", KeyCanary, s.Stage))
-		case s.NegativeCache > 0 && s.Stage != StagePrimary:
-			errs = append(errs, fmt.Errorf("%s applies to stage=primary only, not %q", KeyNegativeCache, s.Stage))
+		}
+	}
+	if s.Stage != StageNone {
+		for st, keys := range stageKeys {
+			if st == s.Stage {
+				continue
+			}
+			for _, k := range keys {
+				if given(get, k) {
+					s.Ignored = append(s.Ignored, k)
+				}
+			}
+		}
+		sort.Strings(s.Ignored)
+		// What the stage ignores takes no part in what it does or in its numbers' key.
+		if s.Stage != StageCanary {
+			s.CanaryPercent, s.StickyCookie, s.StickyHeader = 0, "", ""
+		}
+		if s.Stage != StageShadow {
+			s.ShadowMethods, s.ShadowIgnore, s.ShadowHeaders, s.ShadowQueue, s.ShadowWorkers = nil, nil, nil, 0, 0
+		}
+		if s.Stage != StagePrimary {
+			s.NegativeCache, s.NegativeCacheTTL = 0, DefaultNegativeCacheTTL
 		}
 	}
 	return s, errors.Join(errs...)

@@ -37,12 +37,23 @@ func TestParseSpecQuery(t *testing.T) {
 		{"a stage without the old app is refused", "stage=shadow", false, "stage=shadow needs old", nil},
 		{"a canary without a share is refused", "stage=canary&old=http://o", false, "stage=canary needs canary", nil},
 		{"a share over 100 is refused", "stage=canary&old=http://o&canary=120", false, `canary="120": expected a percentage`, nil},
-		{"a share outside the canary stage is refused", "stage=primary&old=http://o&canary=5", false, "canary applies to stage=canary only", nil},
+		{"a share outside the canary stage is kept, ignored and listed", "stage=primary&old=http://o&canary=5&sticky=header:X-U", false, "",
+			func(s Spec) bool {
+				return s.CanaryPercent == 0 && s.StickyHeader == "" && strings.Join(s.Ignored, ",") == "canary,sticky"
+			}},
 		{"migration keys without a stage are refused", "old=http://o", false, "stage is not set", nil},
 		{"a bad sticky setting is refused", "stage=canary&old=http://o&canary=5&sticky=ip", false, `sticky="ip": expected cookie:NAME or header:NAME`, nil},
 		{"a bad ignore path is refused", "stage=shadow&old=http://o&shadow_ignore=$.a[", false, "shadow_ignore", nil},
 		{"the pair takes no old key", "stage=legacy&old=http://o", true, "first delegate", nil},
-		{"a negative cache outside the primary stage is refused", "stage=shadow&old=http://o&negative_cache=10", false, "negative_cache applies to stage=primary only", nil},
+		{"a negative cache outside the primary stage is kept, ignored and listed", "stage=shadow&old=http://o&negative_cache=10&negative_cache_ttl=1m", false, "",
+			func(s Spec) bool {
+				return s.NegativeCache == 0 && s.NegativeCacheTTL == DefaultNegativeCacheTTL && strings.Join(s.Ignored, ",") == "negative_cache,negative_cache_ttl"
+			}},
+		{"shadow keys outside the shadow stage take no part in the numbers' key", "stage=legacy&old=http://o&shadow_ignore=$.ts", false, "",
+			func(s Spec) bool {
+				plain, _ := ParseSpecQuery("stage=legacy&old=http://o", false)
+				return s.Key() == plain.Key() && strings.Join(s.Ignored, ",") == "shadow_ignore"
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := ParseSpecQuery(tc.query, tc.pair)
