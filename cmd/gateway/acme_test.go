@@ -394,3 +394,28 @@ func TestHTTP3NextToHTTPSAndOffBySetting(t *testing.T) {
 		})
 	}
 }
+
+func TestAReloadOrdersTheCertificatesOfNewRouteHosts(t *testing.T) {
+	site := newACMESite(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gw.yaml")
+	conf := func(hosts ...string) []byte {
+		var b strings.Builder
+		fmt.Fprintf(&b, "http_addr: %s\nacme: true\nacme_ca: %s\nacme_ca_root: %s\nacme_storage: %s\nroutes:\n",
+			site.http, site.pebble.Directory, site.pebble.RootFile, filepath.Join(dir, "acme"))
+		for _, h := range hosts {
+			fmt.Fprintf(&b, "  - pattern: %s/\n    app: %s\n", h, site.app)
+		}
+		return []byte(b.String())
+	}
+	replaceFile(t, file, conf("one.switchyard.test"))
+	gw := startGateway(t, "GATEWAY_CONFIG="+file, "GATEWAY_ADDR="+site.httpsAddr) // startGateway sets one too
+
+	certificates(t, gw.admin, map[string]string{"one.switchyard.test": "valid"})
+	replaceFile(t, file, conf("one.switchyard.test", "two.switchyard.test"))
+	gw.waitFor(t, "configuration reloaded")
+	certificates(t, gw.admin, map[string]string{"one.switchyard.test": "valid", "two.switchyard.test": "valid"})
+	if _, body := servedLeaf(t, client(gw.addr, site.pebble.IssuingRoots(t)), "https://two.switchyard.test/x"); body != "app two.switchyard.test /x proto=https" {
+		t.Errorf("the new host after the reload: %q", body)
+	}
+}
