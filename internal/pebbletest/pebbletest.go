@@ -3,9 +3,10 @@
 // challenge ports pointed at the gateway under test and a small DNS server of its own that resolves the
 // test's names to 127.0.0.1 (or to nothing, for a name that must fail).
 //
-// The pebble binary is $SWITCHYARD_PEBBLE, else pebble on PATH or in $(go env GOPATH)/bin (.ci/run
-// installs it there), else built once per test binary with `go install` of Version into a temporary
-// directory. Without it, and unable to build it, a test skips, or fails when SWITCHYARD_REQUIRE_PEERS=1.
+// The pebble binary is $SWITCHYARD_PEBBLE, else pebble in $(go env GOPATH)/bin (.ci/run installs it
+// there; not any pebble on PATH, a name other programs use), else built once with `go install` of
+// Version and kept in the user's cache directory (switchyard/pebble-VERSION). Without it, and unable to
+// build it, a test skips, or fails when SWITCHYARD_REQUIRE_PEERS=1.
 package pebbletest
 
 import (
@@ -74,10 +75,6 @@ func Binary(t testing.TB) string {
 			built = p
 			return
 		}
-		if p, err := exec.LookPath("pebble"); err == nil {
-			built = p
-			return
-		}
 		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
 			p := filepath.Join(strings.TrimSpace(string(out)), "bin", "pebble")
 			if _, err := os.Stat(p); err == nil {
@@ -85,18 +82,38 @@ func Binary(t testing.TB) string {
 				return
 			}
 		}
-		dir, err := os.MkdirTemp("", "pebble-bin")
+		// Built once per machine into the user's cache directory (the build in a temporary directory of its
+		// own, then renamed into place, so test binaries building at the same time do not collide).
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		cached := filepath.Join(cache, "switchyard", "pebble-"+Version[strings.LastIndex(Version, "@")+1:])
+		if _, err := os.Stat(cached); err == nil {
+			built = cached
+			return
+		}
+		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp(filepath.Dir(cached), "build-")
 		if err != nil {
 			buildErr = err
 			return
 		}
+		defer os.RemoveAll(dir)
 		cmd := exec.Command("go", "install", Version)
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go install %s: %v\n%s", Version, err, out)
 			return
 		}
-		built = filepath.Join(dir, "pebble")
+		if err := os.Rename(filepath.Join(dir, "pebble"), cached); err != nil {
+			buildErr = err
+			return
+		}
+		built = cached
 	})
 	if built == "" {
 		if os.Getenv("SWITCHYARD_REQUIRE_PEERS") == "1" {
