@@ -16,7 +16,8 @@ import (
 )
 
 // TestARefusedAppCountsOnceWhateverItsKind: every network kind answers a refused connection with 502,
-// records exactly one failure in the request's record, and counts one refused upstream error.
+// records the upstream it tried (the access log's upstream field) and exactly one failure in the request's
+// record, and counts one refused upstream error.
 func TestARefusedAppCountsOnceWhateverItsKind(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,18 +51,22 @@ func TestARefusedAppCountsOnceWhateverItsKind(t *testing.T) {
 				defer c.Close()
 			}
 			var failures []reqinfo.Failure
+			var upstream string
 			inner := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				in := reqinfo.From(r.Context())
 				in.SetRoute("*")
 				in.Tried(app)
 				h.ServeHTTP(w, r)
-				failures = in.Snapshot().Failures
+				failures, upstream = in.Snapshot().Failures, in.Snapshot().Upstream
 			}))
 			rec := httptest.NewRecorder()
 			req, _ := reqinfo.Attach(httptest.NewRequest("GET", "/x", nil))
 			inner.ServeHTTP(rec, req)
 			if rec.Code != http.StatusBadGateway {
 				t.Fatalf("status %d, want 502", rec.Code)
+			}
+			if upstream == "" {
+				t.Error("no upstream recorded for the access log")
 			}
 			if len(failures) != 1 {
 				t.Fatalf("%d failures recorded, want 1: %v", len(failures), failures)

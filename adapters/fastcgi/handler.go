@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/internal/exact"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // spoolMemory is how much of a body of unknown length is held in memory before spooling to a temp file.
@@ -66,8 +67,9 @@ func (h *Handler) buf() *[]byte {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	script, served, err := h.script(w, r)
 	if served {
-		return
+		return // a static file below root: no app was asked
 	}
+	reqinfo.From(r.Context()).SetUpstream(h.upstream) // the access log's upstream, as for HTTP apps
 	if err != nil {
 		if errors.Is(err, errNoScript) {
 			h.logger.LogAttrs(r.Context(), slog.LevelDebug, "no script for request",

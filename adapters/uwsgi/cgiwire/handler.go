@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // ErrVarsTooLarge is wrapped by a Protocol's EncodeRequest when the variables cannot be framed (uwsgi's
@@ -126,6 +127,7 @@ func (h *Handler) Reach(ctx context.Context, _ string) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	start := time.Now()
+	reqinfo.From(ctx).SetUpstream(h.cfg.Upstream()) // the access log's upstream, as for HTTP apps
 
 	req := r
 	var body io.Reader
