@@ -77,7 +77,7 @@ func TestForwardAuth(t *testing.T) {
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newURL := func(target string) string {
-		return serve(t, mustMW(t)(ForwardAuth(ForwardAuthOptions{URL: target, ResponseHeaders: []string{"X-Auth-User"}, Timeout: 200 * time.Millisecond, Logger: logger})),
+		return serve(t, mustMW(t)(ForwardAuth(ForwardAuthOptions{URL: target, ResponseHeaders: []string{"X-Auth-User"}, Timeout: 2 * time.Second, Logger: logger})), // generous: a loaded machine must not time out a quick auth app
 			echoApp("X-Auth-User", "X-Other"))
 	}
 	good := newURL(auth.URL)
