@@ -1,5 +1,5 @@
-// Package metrics owns the gateway's Prometheus instruments: requests by route, app, method and status
-// class, request duration, requests in flight, upstream failures by cause, cascade pass-throughs, the
+// Package metrics owns the gateway's Prometheus instruments: requests by route, app, method, status
+// class and protocol, request duration, requests in flight, upstream failures by cause, cascade pass-throughs, the
 // health of every application instance, and the retries, retry budget refusals, ejections and breaker
 // openings of every balanced instance. Everything is registered on a registry the caller owns (never the
 // process-global one), so two gateways in one process keep separate numbers.
@@ -71,7 +71,7 @@ type seriesKey struct{ route, app string }
 type routeSeries struct {
 	duration     prometheus.Observer
 	passThroughs prometheus.Counter
-	requests     [len(methodLabels)][len(classLabels)]atomic.Pointer[prometheus.Counter]
+	requests     [len(protocolLabels)][len(methodLabels)][len(classLabels)]atomic.Pointer[prometheus.Counter]
 }
 
 // methodLabels and classLabels are the values of the method and status_class labels, by index.
@@ -79,7 +79,17 @@ var (
 	methodLabels = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "OTHER"}
 	classLabels = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other", "aborted"}
+	// protocolLabels are the values of the protocol label, by the request's major version (0: other).
+	protocolLabels = [...]string{"other", "http1", "http2", "http3"}
 )
+
+// protocolIndex is the protocol label of r: http1 (HTTP/1.0 and 1.1), http2, http3.
+func protocolIndex(r *http.Request) int {
+	if r.ProtoMajor >= 1 && r.ProtoMajor < len(protocolLabels) {
+		return r.ProtoMajor
+	}
+	return 0
+}
 
 const classAborted = len(classLabels) - 1
 
@@ -101,14 +111,14 @@ func (m *Metrics) routeSeries(route, app string) *routeSeries {
 	return rs
 }
 
-// requestCounter returns the requests counter of route and app for a method and class index.
-func (m *Metrics) requestCounter(rs *routeSeries, route, app string, mi, ci int) prometheus.Counter {
-	if c := rs.requests[mi][ci].Load(); c != nil {
+// requestCounter returns the requests counter of route and app for a protocol, method and class index.
+func (m *Metrics) requestCounter(rs *routeSeries, route, app string, pi, mi, ci int) prometheus.Counter {
+	if c := rs.requests[pi][mi][ci].Load(); c != nil {
 		return *c
 	}
 	// Two requests racing here get the same counter from the vector: storing it twice is harmless.
-	c := m.requests.WithLabelValues(route, app, methodLabels[mi], classLabels[ci])
-	rs.requests[mi][ci].Store(&c)
+	c := m.requests.WithLabelValues(route, app, methodLabels[mi], classLabels[ci], protocolLabels[pi])
+	rs.requests[pi][mi][ci].Store(&c)
 	return c
 }
 
@@ -122,8 +132,8 @@ func New(reg prometheus.Registerer, health func() []AppHealth) (*Metrics, error)
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_requests_total",
-			Help: "Requests answered, by route pattern, answering app, method and status class (1xx..5xx, aborted).",
-		}, []string{"route", "app", "method", "status_class"}),
+			Help: "Requests answered, by route pattern, answering app, method, status class (1xx..5xx, aborted) and protocol (http1, http2, http3).",
+		}, []string{"route", "app", "method", "status_class", "protocol"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_request_duration_seconds",
 			Help:    "Time from the request reaching the router to the handler returning (WebSocket sessions included), by route and app.",
@@ -197,7 +207,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 				class = classIndex(status)
 			}
 			rs := m.routeSeries(s.Route, s.App)
-			m.requestCounter(rs, s.Route, s.App, methodIndex(r.Method), class).Inc()
+			m.requestCounter(rs, s.Route, s.App, protocolIndex(r), methodIndex(r.Method), class).Inc()
 			rs.duration.Observe(time.Since(start).Seconds())
 			for _, f := range s.Failures {
 				m.upstreamErrors.WithLabelValues(f.App, Cause(r.Context(), f.Err)).Inc()

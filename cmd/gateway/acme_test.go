@@ -391,6 +391,11 @@ func TestHTTP3NextToHTTPSAndOffBySetting(t *testing.T) {
 			if resp.Proto != "HTTP/3.0" || string(b) != "app https" {
 				t.Errorf("HTTP/3 answer %s %q", resp.Proto, b)
 			}
+			_, metrics, err := getBody(http.DefaultClient, "http://"+gw.admin+"/metrics")
+			if err != nil || !strings.Contains(metrics, `method="GET",protocol="http3",route="*",status_class="2xx"} 1`) ||
+				!strings.Contains(metrics, `method="GET",protocol="http2",route="*",status_class="2xx"} 1`) {
+				t.Errorf("/metrics does not count one request per protocol (%v):\n%s", err, metrics)
+			}
 		})
 	}
 }

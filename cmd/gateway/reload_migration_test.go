@@ -138,7 +138,7 @@ func TestAReloadKeepsTheNumbersOfUnchangedRoutesAndDropsRemovedApps(t *testing.T
 		}
 	}
 	newLabel := strings.TrimPrefix(newApp.URL, "http://")
-	if want := `switchyard_requests_total{app="` + newLabel + `",method="GET",route="/api/",status_class="2xx"} 3`; !strings.Contains(m, want) {
+	if want := `switchyard_requests_total{app="` + newLabel + `",method="GET",protocol="http1",route="/api/",status_class="2xx"} 3`; !strings.Contains(m, want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 	if got := shopSeries(m); strings.Join(got, "\n") != strings.Join(shopBefore, "\n") {

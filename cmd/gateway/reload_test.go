@@ -245,7 +245,7 @@ func TestConfigSwapsLoseNoRequestAndKeepWebSockets(t *testing.T) {
 		{"/readyz", 200, []string{"ready"}},
 		{"/api/routes", 200, []string{`"pattern": "/swap/"`, a.URL}},
 		{"/api/upstreams", 200, []string{a.URL, echo.URL, `"healthy": true`}},
-		{"/metrics", 200, []string{`switchyard_requests_total{app="` + strings.TrimPrefix(a.URL, "http://") + `",method="GET",route="/swap/",status_class="2xx"}`, "switchyard_upstream_instance_healthy", "go_goroutines", "switchyard_migration_requests_total"}},
+		{"/metrics", 200, []string{`switchyard_requests_total{app="` + strings.TrimPrefix(a.URL, "http://") + `",method="GET",protocol="http1",route="/swap/",status_class="2xx"}`, "switchyard_upstream_instance_healthy", "go_goroutines", "switchyard_migration_requests_total"}},
 		{"/api/nothing", 404, nil},
 	} {
 		status, body, err := getBody(http.DefaultClient, "http://"+p.admin+tc.path)
