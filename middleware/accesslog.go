@@ -56,6 +56,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("route", s.Route),
 					slog.String("app", s.App),
 				)
+				if r.ProtoMajor != 1 { // HTTP/2 and HTTP/3 say so; HTTP/1.x lines stay as they were
+					attrs = append(attrs, slog.String("proto", r.Proto))
+				}
 				if len(s.Tried) > 1 {
 					attrs = append(attrs, slog.String("cascade", strings.Join(s.Tried, " > ")))
 				}

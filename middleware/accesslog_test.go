@@ -44,3 +44,24 @@ func TestMillisRoundsToTheMicrosecond(t *testing.T) {
 		}
 	}
 }
+
+// The access line names the protocol of HTTP/2 and HTTP/3 requests; HTTP/1.x lines are unchanged.
+func TestAccessLogNamesHTTP2AndHTTP3(t *testing.T) {
+	for _, tc := range []struct {
+		major int
+		proto string
+		want  string
+	}{{1, "HTTP/1.1", ""}, {2, "HTTP/2.0", "HTTP/2.0"}, {3, "HTTP/3.0", "HTTP/3.0"}} {
+		var buf bytes.Buffer
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.ProtoMajor, r.Proto = tc.major, tc.proto
+		AccessLog(slog.New(slog.NewJSONHandler(&buf, nil)))(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+		var line map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("%v: %s", err, buf.String())
+		}
+		if got, _ := line["proto"].(string); got != tc.want {
+			t.Errorf("%s: proto=%q in the line, want %q", tc.proto, got, tc.want)
+		}
+	}
+}
