@@ -429,8 +429,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	sortRouteInfos(routeInfos)
 	g.Routes = append(routeInfos, g.Routes...)
 
-	// The global middleware sits between the front door and the route table: it sees sanitised requests
-	// (clean path, untrusted forwarding headers gone) and every route, the fallback included.
+	// The front layers around the table: onion says which, in order.
 	table, err := router.NewTable(routes, fallback)
 	if err != nil {
 		return nil, err
@@ -439,14 +438,12 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	for _, r := range routes {
 		encodedSlash = encodedSlash || r.EncodedSlash
 	}
-	sanitize := router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize), EncodedSlash: encodedSlash})
 	outer := func(h http.Handler) http.Handler {
-		var inner http.Handler = rec.Middleware(sanitize(globalMW(h)))
-		if opts.Observe != nil {
-			inner = opts.Observe(inner)
-		}
-		inner = middleware.ClientDeadlines(time.Duration(cfg.BodyTimeout))(inner)
-		return middleware.RequestID()(middleware.AccessLog(logger)(inner))
+		return onion(h, onionLayers{
+			sanitize: router.Sanitize(router.SanitizeConfig{TrustedProxies: cfg.TrustedProxies, MaxBodySize: int64(cfg.MaxBodySize), EncodedSlash: encodedSlash}),
+			global:   globalMW, ledger: rec.Middleware, observe: opts.Observe,
+			bodyTimeout: time.Duration(cfg.BodyTimeout), logger: logger,
+		})
 	}
 	g.Handler = outer(table)
 	if cfg.HTTPAddr != "" {
@@ -494,6 +491,33 @@ func RedirectToHTTPS(httpsAddr string) http.Handler {
 		w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
+}
+
+// onionLayers are the parts of the front onion that come from the configuration.
+type onionLayers struct {
+	sanitize, global, ledger, observe func(http.Handler) http.Handler // observe may be nil
+	bodyTimeout                       time.Duration
+	logger                            *slog.Logger
+}
+
+// onion wraps table, the route table, in the gateway's front layers. This is the one place their order is
+// written; outermost first:
+//
+//  1. middleware.RequestID: the request's id (kept from a trusted client when valid), set before anything logs;
+//  2. middleware.AccessLog: one line per request, the reqinfo record attached, timed from here;
+//  3. middleware.ClientDeadlines: the stall limit on the client's body and on its reading of the answer;
+//  4. observe (Options.Observe): metrics and tracing, which see the request id and every answer;
+//  5. the migration ledger: counts what each stage served, per path template;
+//  6. router.Sanitize: the front door (canonical path and Host, forwarding headers, framing, body limit);
+//  7. the global middleware (GATEWAY_MIDDLEWARE): sees sanitised requests and every route;
+//  8. the route table, then each route's own middleware and app chain.
+func onion(table http.Handler, l onionLayers) http.Handler {
+	h := l.ledger(l.sanitize(l.global(table)))
+	if l.observe != nil {
+		h = l.observe(h)
+	}
+	h = middleware.ClientDeadlines(l.bodyTimeout)(h)
+	return middleware.RequestID()(middleware.AccessLog(l.logger)(h))
 }
 
 // ignoredStageKeys warns about migration keys another stage uses: kept (moving back is one edit) and
