@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/gateway"
 )
 
 // defaultACMEStorage is where ACME state lives when GATEWAY_ACME_STORAGE is not set: systemd's
@@ -97,7 +98,7 @@ func printCertificates(w io.Writer, cfg config.Config) error {
 	}
 	var static *tls.Certificate
 	if cfg.TLSCert != "" {
-		c, err := loadCert(cfg)
+		c, err := gateway.LoadCertificate(cfg)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/connlimit"
@@ -155,7 +156,7 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, lo
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains requests in flight for
 // GATEWAY_SHUTDOWN_TIMEOUT. SIGHUP, and changes to the configuration or TLS files, reload the
-// configuration: see reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
+// configuration: see gateway.Reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
 // environ holds the GATEWAY_* variables, otelEnv the OTEL_* ones (tracing; read once, not on reload);
 // fillIn completes every loaded configuration with the defaults that depend on the process (the ACME
 // storage directory).
@@ -198,13 +199,13 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	}
 	lv.Swap(g)
 	defer lv.Close()
-	certs := &certStore{}
+	certs := &gateway.CertStore{}
 	if cfg.TLSCert != "" {
-		cert, err := loadCert(cfg)
+		cert, err := gateway.LoadCertificate(cfg)
 		if err != nil {
 			return invalid(err)
 		}
-		certs.cert.Store(cert)
+		certs.Store(cert)
 	}
 	// A reload drops the request series of routes and apps it removed from /metrics.
 	retain := func(g *gateway.Gateway) {
@@ -217,8 +218,17 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		}
 		m.Retain(routes, apps)
 	}
-	rl := &reloader{environ: environ, fillIn: fillIn, logger: logger, build: build, live: lv, certs: certs, started: cfg, running: cfg, sum: filesSum(cfg), retain: retain, run: run}
-	run.restart = rl.Restart
+	load := func() (config.Config, error) {
+		cfg, err := config.Load(environ, nil)
+		if err == nil {
+			logOverrides(logger, cfg)
+		}
+		return fillIn(cfg), err
+	}
+	rl := gateway.NewReloader(cfg, lv, load, build)
+	rl.Logger, rl.Certificates, rl.Retain = logger, certs, retain
+	run.restart = func(trigger string, apps []string) error { return restartRunApps(rl, run, logger, trigger, apps) }
+	var acme *autotls.Manager // nil when ACME is off
 	_, demoMode := withDemo(cfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -251,13 +261,24 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		if httpLn != nil {
 			httpAddr = httpLn.Addr()
 		}
-		acme, err := newACME(cfg, certs.cert.Load(), httpAddr, ln.Addr(), logger)
+		acme, err = newACME(cfg, certs.Load(), httpAddr, ln.Addr(), logger)
 		if err != nil {
 			ln.Close()
 			return invalid(err)
 		}
 		defer acme.Close()
-		rl.acme = acme
+		// A reload may change the static certificate, which may then cover other names, and the routes'
+		// hosts: the manager learns both before the new configuration serves. The ACME manager stays here,
+		// not in gateway.Reloader: it is the command's choice of certificate source (package autotls).
+		rl.BeforeSwap = func(cfg config.Config) {
+			static := certs.Load()
+			if err := acme.SetStatic(static); err != nil {
+				logger.Error("static certificate not usable next to ACME; keeping the previous one", "cause", err)
+			}
+			if err := setACMENames(acme, cfg, static, logger); err != nil {
+				logger.Error("handing the new names to ACME", "cause", err)
+			}
+		}
 		fopts.TLSConfig = acme.TLSConfig()
 	}
 	// HTTP/3 next to HTTPS, on UDP at the same port, with the same handler and TLS configuration;
@@ -282,8 +303,8 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		pcfg := cfg
 		pcfg.TLSCert, pcfg.Addr = "", cfg.HTTPAddr
 		var h http.Handler = lv.PlainHTTP()
-		if rl.acme != nil {
-			h = rl.acme.HTTPChallenge(h)
+		if acme != nil {
+			h = acme.HTTPChallenge(h)
 		}
 		// Its own limits (the same settings); its numbers are not in /metrics, whose connection series are
 		// the HTTPS listener's.
@@ -304,8 +325,8 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 			return 1
 		}
 		aopts := admin.Options{Pprof: cfg.AdminPprof}
-		if rl.acme != nil {
-			aopts.Certificates = rl.acme
+		if acme != nil {
+			aopts.Certificates = acme
 		}
 		adminSrv = &http.Server{
 			Handler:           admin.HandlerWith(lv.Gateway, reg, aopts),
@@ -314,7 +335,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
 		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
-		if rl.acme != nil {
+		if acme != nil {
 			endpoints += " /api/certificates"
 		}
 		if cfg.AdminPprof {
@@ -330,7 +351,7 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	defer signal.Stop(sigs)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	if err := rl.watch(watchCtx, 100*time.Millisecond); err != nil {
+	if err := rl.Watch(watchCtx, 100*time.Millisecond); err != nil {
 		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
 	}
 	if plainFront != nil {
@@ -380,13 +401,11 @@ wait:
 				continue
 			}
 			if sig == syscall.SIGUSR2 {
-				go rl.Restart("SIGUSR2", nil) // every run app, without downtime; signals keep being read meanwhile
+				go run.restart("SIGUSR2", nil) // every run app, without downtime; signals keep being read meanwhile
 				continue
 			}
 			stopWatch()
-			rl.mu.Lock()
-			cfg = rl.running
-			rl.mu.Unlock()
+			cfg = rl.Running()
 			logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
 			break wait
 		}

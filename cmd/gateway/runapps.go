@@ -255,32 +255,20 @@ func (r *runner) serveRestart(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintln(w, "restarted")
 }
 
-// Restart rebuilds the running configuration with the named run apps (all when apps is empty) started
-// afresh: new instances first, then the swap, then the old instances stop after their last request.
-func (rl *reloader) Restart(trigger string, apps []string) error {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	rl.run.requestRestart(apps)
-	g, err := rl.build(rl.running, rl.live.Gateway())
+// restartRunApps rebuilds the running configuration with the named run apps (all when apps is empty)
+// started afresh: new instances first, then the swap, then the old instances stop after their last
+// request.
+func restartRunApps(rl *gateway.Reloader, run *runner, logger *slog.Logger, trigger string, apps []string) error {
+	seq, err := rl.Rebuild(func() { run.requestRestart(apps) })
 	if err != nil {
-		rl.logger.Error("run app restart failed; the running instances keep serving", "trigger", trigger, "cause", err)
+		logger.Error("run app restart failed; the running instances keep serving", "trigger", trigger, "cause", err)
 		return err
-	}
-	retired, seq := rl.live.Swap(g)
-	if rl.retain != nil {
-		rl.retain(g)
 	}
 	which := "all"
 	if len(apps) > 0 {
 		which = strings.Join(apps, " ")
 	}
-	rl.logger.Info("run apps restarted", "trigger", trigger, "apps", which, "generation", seq)
-	go func() {
-		<-retired
-		if rl.retain != nil {
-			rl.retain(rl.live.Gateway())
-		}
-	}()
+	logger.Info("run apps restarted", "trigger", trigger, "apps", which, "generation", seq)
 	return nil
 }
 
