@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/config"
+)
+
+// lockedBuffer is a log sink safe for the Reloader's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestReloaderSwapsKeepsOnFailureWarnsAndRebuilds drives a Reloader the way an embedding program does:
+// a reload that builds is swapped in and logged with its generation; one that fails to load keeps the
+// running configuration and returns the error; a changed listener setting is named as needing a restart;
+// Rebuild runs its hook under the lock and swaps in a new generation of the running configuration.
+func TestReloaderSwapsKeepsOnFailureWarnsAndRebuilds(t *testing.T) {
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	apps := map[string]http.Handler{
+		"a": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a")) }),
+		"b": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) }),
+	}
+	env := map[string]string{"GATEWAY_PRIMARY": "inproc://a"}
+	var loadErr error
+	load := func() (config.Config, error) {
+		cfg, err := config.Load(env, nil)
+		if loadErr != nil {
+			return cfg, loadErr
+		}
+		return cfg, err
+	}
+	builds := 0
+	build := func(cfg config.Config, prev *Gateway) (*Gateway, error) {
+		builds++
+		return Build(cfg, Options{Registry: builtin.Registry(logger, apps), Logger: logger, Previous: prev})
+	}
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(logger)
+	live.Swap(g)
+	defer live.Close()
+	rl := NewReloader(cfg, live, load, build)
+	var retained []*Gateway
+	var retainMu sync.Mutex
+	rl.Retain = func(g *Gateway) { retainMu.Lock(); retained = append(retained, g); retainMu.Unlock() }
+	body := func() string {
+		rec := httptest.NewRecorder()
+		live.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		return rec.Body.String()
+	}
+
+	env["GATEWAY_PRIMARY"], env["GATEWAY_MAX_CONNS"] = "inproc://b", "7"
+	if err := rl.Reload("test", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := body(); got != "b" {
+		t.Errorf("after the reload: %q, want b", got)
+	}
+	if got := rl.Running().Primary; got != "inproc://b" {
+		t.Errorf("Running().Primary = %q", got)
+	}
+	for _, want := range []string{`msg="configuration reloaded" trigger=test generation=2`, `setting=GATEWAY_MAX_CONNS running=8192 configured=7`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+
+	loadErr = errors.New("broken file")
+	env["GATEWAY_PRIMARY"] = "inproc://a"
+	if err := rl.Reload("test", false); err == nil || err.Error() != "broken file" {
+		t.Fatalf("failed reload returned %v", err)
+	}
+	if got := body(); got != "b" {
+		t.Errorf("after a failed reload: %q, want b (kept)", got)
+	}
+	if !strings.Contains(logs.String(), `msg="configuration reload failed; keeping the running configuration" trigger=test cause="broken file"`) {
+		t.Errorf("no failure line:\n%s", logs.String())
+	}
+
+	before := builds
+	hooked := false
+	seq, err := rl.Rebuild(func() { hooked = true })
+	if err != nil || !hooked || seq != 3 || builds != before+1 {
+		t.Fatalf("Rebuild = %d, %v (hook ran %v, builds %d -> %d)", seq, err, hooked, before, builds)
+	}
+	if got := body(); got != "b" {
+		t.Errorf("after Rebuild: %q, want b (the running configuration, not re-read)", got)
+	}
+	retainMu.Lock()
+	defer retainMu.Unlock()
+	found := false
+	for _, g := range retained {
+		found = found || g == live.Gateway()
+	}
+	if !found {
+		t.Errorf("Retain was not called with the gateway Rebuild installed (called %d times)", len(retained))
+	}
+}
