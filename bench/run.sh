@@ -2,25 +2,27 @@
 # bench/run.sh: Switchyard against nginx, HAProxy and Caddy on loopback, same backend, same scenarios.
 # See bench/README.md for what is measured and how to read the table.
 #
-#   bench/run.sh [--quick] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES] [--out FILE]
-#                [--note TEXT]
+#   bench/run.sh [--quick] [--https] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES]
+#                [--out FILE] [--note TEXT]
 #
 # Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream. --quick: 1 round of 1 s runs,
-# 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md).
+# 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md). --https: only
+# the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by h2load, HTTP/1.1 by wrk; results in *-https.md).
 # It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
 set -euo pipefail
 
-rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick=""
+rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick="" https=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) ;;
+    --https) https=1 ;;
     --rounds) rounds=$2; shift ;;
     --duration) duration=$2; shift ;;
     --idle) idle=$2; shift ;;
     --stream) stream=$2; shift ;;
     --out) out=$2; shift ;;
     --note) note=$2; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -36,9 +38,13 @@ root=$PWD
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
-command -v haproxy >/dev/null || missing+=(haproxy)
+[ -n "$https" ] || command -v haproxy >/dev/null || missing+=(haproxy)
 command -v caddy >/dev/null || missing+=(caddy)
 command -v wrk >/dev/null || missing+=(wrk)
+if [ -n "$https" ]; then
+  command -v h2load >/dev/null || missing+=(nghttp2-client)
+  command -v openssl >/dev/null || missing+=(openssl)
+fi
 for tool in curl pgrep ss; do
   command -v "$tool" >/dev/null || case $tool in curl) missing+=(curl) ;; pgrep) missing+=(procps) ;; ss) missing+=(iproute2) ;; esac
 done
@@ -128,12 +134,235 @@ kib() {
   echo "$total"
 }
 
+# --- report helpers ---------------------------------------------------------------------------------------
+# us VALUE: a wrk or h2load latency (950.00us, 1.20ms, 2.00s) in microseconds.
+us() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+  m = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : (u == "m") ? 60000000 : 0;
+  if (m == 0) { print "nan" } else { printf "%.1f", n * m } }'; }
+# med SCEN FRONT COLUMN: the median over rounds of a results column (4 req/s, 5 p50, 6 p99); sum for 7.
+med() {
+  awk -v s="$1" -v f="$2" -v c="$3" '$1 == s && $2 == f { v[n++] = $c; t += $c }
+    END { if (n == 0) { print "n/a"; exit } if (c == 7) { print t; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; printf "%.1f", m }' "$results"
+}
+calc() { awk "BEGIN { $1 }" </dev/null; }
+ratio() { calc "a = \"$1\"; b = \"$2\"; if (a == \"n/a\" || b == \"n/a\" || b + 0 == 0) print \"n/a\"; else printf \"%.2f\", a / b"; }
+mib() { calc "printf \"%.1f\", $1 / 1024"; }
+if [ $((stream % (1 << 30))) = 0 ]; then stream_size="$((stream >> 30)) GiB"; else stream_size="$(mib "$((stream / 1024))") MiB"; fi
+n0() { calc "printf \"%.0f\", $1"; }
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+tag=$(echo "${cpu:-cpu}" | tr 'A-Z' 'a-z' | sed -E 's/\((r|tm)\)//g; s/ (cpu|processor).*//; s/[^a-z0-9]+/-/g; s/^-|-$//g' | cut -c1-24)
+tag="$tag-${cores}c"
+
 # --- build and configure --------------------------------------------------------------------------------
 log "bench: building the backend, idleconns and the gateway"
 go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/idleconns" ./bench/idleconns
 go build -trimpath -o "$tmp/gateway" ./cmd/gateway
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+
+# --- HTTPS (--https): Switchyard, nginx and Caddy terminating TLS with one certificate, same backend -------
+if [ -n "$https" ]; then
+  # One self-signed ECDSA P-256 certificate for 127.0.0.1 and localhost, made here and shared by every front.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+    >"$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log" >&2; exit 1; }
+  free_port be; free_port sy; free_port ngx; free_port cad
+  gw_tls=(env GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s GATEWAY_HTTP_ADDR=
+    GATEWAY_ADDR="127.0.0.1:$sy" GATEWAY_TLS_CERT="$tmp/cert.pem" GATEWAY_TLS_KEY="$tmp/key.pem"
+    GATEWAY_PRIMARY="http://127.0.0.1:$be")
+  for v in $("$tmp/gateway" help 2>&1 | grep -oE 'GATEWAY_MAX_CONNS[A-Z_]*' | sort -u || true); do
+    gw_tls+=("$v=100000")
+  done
+  "${gw_tls[@]}" "$tmp/gateway" check >"$tmp/gateway-check.log" 2>&1 || { cat "$tmp/gateway-check.log" >&2; exit 1; }
+
+  # nginx: as in the plain-HTTP run, plus `listen ... ssl http2` with the certificate and TLS 1.2 and 1.3 (as
+  # Go and Caddy offer; nginx before 1.23.4 leaves 1.3 out by default); otherwise nginx's defaults (session
+  # cache off, ciphers), HTTP/2 at its default 128 streams per connection.
+  mkdir -p "$tmp/nginx"
+  cat >"$tmp/nginx.conf" <<CONF
+worker_processes auto;
+worker_rlimit_nofile $hard;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx/error.log error;
+events { worker_connections $((2 * idle + 1000)); }
+http {
+  access_log off;
+  keepalive_timeout 120s;
+  keepalive_requests 1000000000;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_max_temp_file_size 0;
+  upstream backend { server 127.0.0.1:$be; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+  server {
+    listen 127.0.0.1:$ngx ssl http2;
+    ssl_certificate $tmp/cert.pem;
+    ssl_certificate_key $tmp/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://backend; }
+  }
+}
+CONF
+  # Caddy: the same certificate by `tls cert key` (no automatic HTTPS, no HTTP/3 listener), HTTP/1.1 and 2.
+  cat >"$tmp/Caddyfile" <<CONF
+{
+  admin off
+  auto_https off
+  servers {
+    protocols h1 h2
+    timeouts {
+      idle 120s
+    }
+  }
+}
+https://:$cad {
+  bind 127.0.0.1
+  tls $tmp/cert.pem $tmp/key.pem
+  reverse_proxy 127.0.0.1:$be {
+    transport http {
+      keepalive 120s
+      keepalive_idle_conns 256
+      keepalive_idle_conns_per_host 256
+    }
+  }
+}
+CONF
+  mkdir -p "$tmp/caddy-home"
+  fronts=(switchyard nginx caddy)
+  declare -A port=([switchyard]=$sy [nginx]=$ngx [caddy]=$cad)
+  start backend "$be" "$tmp/backend" -addr "127.0.0.1:$be"
+  start switchyard "$sy" "${gw_tls[@]}" "$tmp/gateway" serve
+  start nginx "$ngx" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;'
+  start caddy "$cad" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" XDG_CONFIG_HOME="$tmp/caddy-home" \
+    caddy run --config "$tmp/Caddyfile" --adapter caddyfile
+
+  # Each front must answer /small over TLS, by HTTP/2 when offered (ALPN) and by HTTP/1.1 when asked.
+  declare -A tls_info=()
+  for f in "${fronts[@]}"; do
+    for want in "2 200 64:--http2" "1.1 200 64:--http1.1"; do
+      got=$(curl -sS -k "${want#*:}" -o /dev/null -w '%{http_version} %{http_code} %{size_download}' \
+        "https://127.0.0.1:${port[$f]}/small" 2>&1 || true)
+      [ "$got" = "${want%%:*}" ] || { log "bench: $f over TLS ${want#*:}: got \"$got\", want \"${want%%:*}\""; exit 1; }
+    done
+    h2load -n 1 -c 1 "https://127.0.0.1:${port[$f]}/small" >"$tmp/h2load-check.out" 2>&1 || true
+    tls_info[$f]=$(awk '/^TLS Protocol:/ { p = $3 } /^Cipher:/ { c = $2 } /^Server Temp Key:/ { k = $4 }
+      /^Application protocol:/ { a = $3 } END { printf "%s %s %s %s", p, c, k, a }' "$tmp/h2load-check.out")
+    log "bench: $f over TLS: ${tls_info[$f]}"
+  done
+
+  results=$tmp/results.txt
+  : >"$results"
+  # measure_tls SCENARIO FRONT ROUND: one run; appends "scenario front round req/s lat1 lat2 errors kinds" where
+  # lat1, lat2 are p50, p99 for wrk (h1tls64) and mean, max for h2load (h2tls64), in µs.
+  measure_tls() {
+    local scen=$1 front=$2 round=$3 out rps l1 l2 bad kinds url="https://127.0.0.1:${port[$2]}/small"
+    case $scen in
+      h2tls64)
+        # 64 streams in flight: 8 connections (so nginx's workers share them) of 8 concurrent streams each.
+        out=$(h2load -t1 -c8 -m8 -D "$duration" "$url" 2>&1)
+        rps=$(awk '/^finished in/ { gsub(/,/, ""); print $4 }' <<<"$out")
+        read -r l1 l2 < <(awk '/^time for request:/ { print $6, $5 }' <<<"$out")
+        l1=$(us "$l1") l2=$(us "$l2")
+        read -r bad kinds < <(awk '/^requests:/ { gsub(/,/, ""); f = $10; e = $12; t = $14 }
+          /^status codes:/ { gsub(/,/, ""); x = $5 + $7 + $9 }
+          END { printf "%d non2xx=%d,failed=%d,errored=%d,timeout=%d\n", x + f, x, f, e, t }' <<<"$out") ;;
+      h1tls64)
+        out=$(wrk -t2 -c64 -d"${duration}s" --latency "$url")
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+        l1=$(us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+        l2=$(us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+        read -r bad kinds < <(awk '/^ *Non-2xx or 3xx responses:/ { s = $NF; n += s }
+          /^ *Socket errors:/ { gsub(/,/, ""); c = $4; r = $6; w = $8; t = $10; n += c + r + w + t }
+          END { printf "%d non2xx=%d,connect=%d,read=%d,write=%d,timeout=%d\n", n, s, c, r, w, t }' <<<"$out") ;;
+    esac
+    echo "$scen $front $round ${rps:-0} $l1 $l2 $bad $kinds" >>"$results"
+    log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, latency $l1 / $l2 us, errors $bad ($kinds)"
+  }
+
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "bench: HTTPS, $rounds round(s) of ${duration}s runs; fronts: ${fronts[*]}; $cores cores"
+  for f in "${fronts[@]}"; do # warm-up: pools filled, Go heaps sized, session and handshake code paged in
+    h2load -t1 -c8 -m8 -D 1 "https://127.0.0.1:${port[$f]}/small" >/dev/null 2>&1
+    wrk -t2 -c64 -d1s "https://127.0.0.1:${port[$f]}/small" >/dev/null
+  done
+  for scen in h2tls64 h1tls64; do
+    for ((r = 0; r < rounds; r++)); do
+      for ((i = 0; i < ${#fronts[@]}; i++)); do
+        measure_tls "$scen" "${fronts[$(((i + r) % ${#fronts[@]}))]}" "$r"
+      done
+    done
+  done
+  load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+  [ -n "$out" ] || out="bench/results/$(date -u +%F)-https${quick:+-quick}.md"
+  mkdir -p "$(dirname "$out")"
+  {
+    echo "# Switchyard HTTPS bench, $(date -u '+%F %H:%M UTC')"
+    echo
+    echo "h2load, wrk, the fronts and the backend all run on the same $cores cores, so absolute numbers move with the machine and whatever else runs on it; compare the ratios within one run.${note:+ $note}"
+    echo
+    echo "| | |"
+    echo "|---|---|"
+    echo "| CPU | ${cpu:-unknown}, $cores cores |"
+    echo "| kernel | $(uname -sr) |"
+    echo "| Go | $(go version | awk '{ print $3 }') |"
+    echo "| gateway commit | \`$commit\` |"
+    echo "| nginx | $(nginx -v 2>&1 | sed 's/.*version: //') |"
+    echo "| Caddy | $(caddy version | awk '{ print $1 }') |"
+    echo "| h2load | $(h2load --version | awk '{ print $2 }') |"
+    echo "| wrk | $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') |"
+    echo "| OpenSSL | $(openssl version | awk '{ print $2 }') |"
+    echo "| certificate | self-signed ECDSA P-256 made by the run, the same files for every front |"
+    for f in "${fronts[@]}"; do echo "| $f handshake (h2load) | ${tls_info[$f]} |"; done
+    echo "| runs | $rounds round(s) of ${duration} s per front and scenario, fronts in a rotated order each round; medians shown |"
+    echo "| workers | every front may use all $cores cores: Switchyard and Caddy GOMAXPROCS=$cores, nginx \`worker_processes auto\` ($cores); the backend is Go with GOMAXPROCS=$cores, plain HTTP |"
+    echo "| load average (1, 5, 15 min) | $load_start before the runs, $load_end after them |"
+    echo "| upstream | plain HTTP/1.1, keep-alive pool of 256 idle connections everywhere, access logs off |"
+    echo
+    echo "## 1. Small GET over HTTP/2 with TLS, 64 streams (h2load)"
+    echo
+    echo "\`h2load -t1 -c8 -m8 -D $duration\`: 8 connections with 8 concurrent streams each. h2load gives no"
+    echo "percentiles; mean and max are its \"time for request\"."
+    echo
+    echo "| front | req/s | ÷ nginx | mean µs | max µs | errors |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    nr=$(med h2tls64 nginx 4)
+    for f in "${fronts[@]}"; do
+      r=$(med h2tls64 "$f" 4)
+      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med h2tls64 "$f" 5) | $(med h2tls64 "$f" 6) | $(med h2tls64 "$f" 7) |"
+    done
+    echo
+    echo "## 2. Small GET over HTTP/1.1 with TLS, 64 connections (wrk)"
+    echo
+    echo "\`wrk -t2 -c64 -d${duration}s --latency\`."
+    echo
+    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | errors |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    nr=$(med h1tls64 nginx 4)
+    for f in "${fronts[@]}"; do
+      r=$(med h1tls64 "$f" 4)
+      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med h1tls64 "$f" 5) | $(med h1tls64 "$f" 6) | $(med h1tls64 "$f" 7) |"
+    done
+    echo
+    echo "## Target (issue 16)"
+    echo
+    sg=$(med h2tls64 switchyard 4) ng=$(med h2tls64 nginx 4)
+    if [ "$(calc "print ($sg >= $ng) ? 1 : 0")" = 1 ]; then m=met; else m="**not met**"; fi
+    echo "- HTTP/2 with TLS at 64 streams >= 1.0 x nginx's req/s: $m ($(n0 "$sg") vs $(n0 "$ng") req/s, $(ratio "$sg" "$ng") x)"
+    echo
+    echo "Raw runs (scenario, front, round from 0, req/s, p50 or mean µs, p99 or max µs, errors, their kinds):"
+    echo
+    echo '```'
+    cat "$results"
+    echo '```'
+  } >"$out"
+  cat "$out"
+  log "bench: results in $out"
+  exit 0
+fi
 
 free_port be; free_port be404; free_port direct
 free_port sy; free_port syc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
@@ -272,10 +501,6 @@ start_front() {
 stop_front() { stop "$1"; [ "$1" != switchyard ] || stop switchyard-cascade; }
 
 # --- measurements -----------------------------------------------------------------------------------------
-# us VALUE: a wrk latency (950.00us, 1.20ms, 2.00s) in microseconds.
-us() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-  m = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : (u == "m") ? 60000000 : 0;
-  if (m == 0) { print "nan" } else { printf "%.1f", n * m } }'; }
 
 results=$tmp/results.txt
 : >"$results"
@@ -395,22 +620,6 @@ done
 
 # --- report -----------------------------------------------------------------------------------------------
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-# med SCEN FRONT COLUMN: the median over rounds of a results column (4 req/s, 5 p50, 6 p99); sum for 7.
-med() {
-  awk -v s="$1" -v f="$2" -v c="$3" '$1 == s && $2 == f { v[n++] = $c; t += $c }
-    END { if (n == 0) { print "n/a"; exit } if (c == 7) { print t; exit }
-      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
-      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; printf "%.1f", m }' "$results"
-}
-calc() { awk "BEGIN { $1 }" </dev/null; }
-ratio() { calc "a = \"$1\"; b = \"$2\"; if (a == \"n/a\" || b == \"n/a\" || b + 0 == 0) print \"n/a\"; else printf \"%.2f\", a / b"; }
-mib() { calc "printf \"%.1f\", $1 / 1024"; }
-if [ $((stream % (1 << 30))) = 0 ]; then stream_size="$((stream >> 30)) GiB"; else stream_size="$(mib "$((stream / 1024))") MiB"; fi
-n0() { calc "printf \"%.0f\", $1"; }
-
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-tag=$(echo "${cpu:-cpu}" | tr 'A-Z' 'a-z' | sed -E 's/\((r|tm)\)//g; s/ (cpu|processor).*//; s/[^a-z0-9]+/-/g; s/^-|-$//g' | cut -c1-24)
-tag="$tag-${cores}c"
 [ -n "$out" ] || out="bench/results/$(date -u +%F)-$tag${quick:+-quick}.md"
 mkdir -p "$(dirname "$out")"
 shared_note="wrk, the fronts and the backend all run on the same $cores cores, so absolute numbers move with the machine and whatever else runs on it; compare the ratios within one run."
