@@ -159,7 +159,8 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, lo
 // configuration: see gateway.Reloader. The admin listener (GATEWAY_ADMIN_ADDR) runs next to the main one.
 // environ holds the GATEWAY_* variables, otelEnv the OTEL_* ones (tracing; read once, not on reload);
 // fillIn completes every loaded configuration with the defaults that depend on the process (the ACME
-// storage directory).
+// storage directory). The steps after the build: listen (the client-facing listeners), startAdmin,
+// awaitStop (the signals), drain.
 func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(config.Config) config.Config, logger *slog.Logger, stderr io.Writer) int {
 	invalid := func(err error) int {
 		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
@@ -228,121 +229,25 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	rl := gateway.NewReloader(cfg, lv, load, build)
 	rl.Logger, rl.Certificates, rl.Retain = logger, certs, retain
 	run.restart = func(trigger string, apps []string) error { return restartRunApps(rl, run, logger, trigger, apps) }
-	var acme *autotls.Manager // nil when ACME is off
 	_, demoMode := withDemo(cfg)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADDR"), "addr", cfg.Addr, "cause", err)
-		return 1
+	l, code := listen(cfg, lv, certs, logger, invalid)
+	if l == nil {
+		return code
 	}
-	// The listener stack (head scan, connection limits, idle parking) and the server, as every harness
-	// builds it (gateway.NewFront).
-	scheme := "http"
-	var fopts gateway.FrontOptions
-	if cfg.TLSCert != "" {
-		scheme = "https"
-		fopts.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	defer l.close()
+	if l.acme != nil {
+		rl.BeforeSwap = acmeOnReload(l.acme, certs, logger)
 	}
-	// The plain HTTP listener next to HTTPS (GATEWAY_HTTP_ADDR): ACME HTTP-01 challenges, and 308
-	// redirects to HTTPS for every route that did not opt out.
-	var httpLn net.Listener
-	if cfg.HTTPAddr != "" {
-		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			ln.Close()
-			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_HTTP_ADDR"), "addr", cfg.HTTPAddr, "cause", err, "hint", "set GATEWAY_HTTP_ADDR= (empty) for no plain HTTP listener (ACME then validates over TLS-ALPN-01 only)")
-			return 1
-		}
-		defer httpLn.Close()
-	}
-	if cfg.ACME {
-		scheme = "https"
-		var httpAddr net.Addr
-		if httpLn != nil {
-			httpAddr = httpLn.Addr()
-		}
-		acme, err = newACME(cfg, certs.Load(), httpAddr, ln.Addr(), logger)
-		if err != nil {
-			ln.Close()
-			return invalid(err)
-		}
-		defer acme.Close()
-		// A reload may change the static certificate, which may then cover other names, and the routes'
-		// hosts: the manager learns both before the new configuration serves. The ACME manager stays here,
-		// not in gateway.Reloader: it is the command's choice of certificate source (package autotls).
-		rl.BeforeSwap = func(cfg config.Config) {
-			static := certs.Load()
-			if err := acme.SetStatic(static); err != nil {
-				logger.Error("static certificate not usable next to ACME; keeping the previous one", "cause", err)
-			}
-			if err := setACMENames(acme, cfg, static, logger); err != nil {
-				logger.Error("handing the new names to ACME", "cause", err)
-			}
-		}
-		fopts.TLSConfig = acme.TLSConfig()
-	}
-	// HTTP/3 next to HTTPS, on UDP at the same port, with the same handler and TLS configuration;
-	// responses over HTTP/1 and HTTP/2 advertise it (Alt-Svc).
-	var h3 *gateway.HTTP3
-	var handler http.Handler = lv
-	if fopts.TLSConfig != nil && cfg.HTTP3 {
-		udp, err := net.ListenPacket("udp", ln.Addr().String())
-		if err == nil {
-			h3, err = gateway.NewHTTP3(cfg, lv, udp, fopts.TLSConfig, logger)
-		}
-		if err != nil {
-			ln.Close()
-			logger.Error("cannot listen for HTTP/3", "setting", cfg.Name("GATEWAY_ADDR"), "addr", "udp "+ln.Addr().String(), "cause", err, "hint", "GATEWAY_HTTP3=false serves HTTPS without HTTP/3")
-			return 1
-		}
-		handler = h3.AltSvc(lv)
-	}
-	front := gateway.NewFront(cfg, handler, ln, logger, fopts)
-	var plainFront *gateway.Front
-	if httpLn != nil {
-		pcfg := cfg
-		pcfg.TLSCert, pcfg.Addr = "", cfg.HTTPAddr
-		var h http.Handler = lv.PlainHTTP()
-		if acme != nil {
-			h = acme.HTTPChallenge(h)
-		}
-		// Its own limits (the same settings); its numbers are not in /metrics, whose connection series are
-		// the HTTPS listener's.
-		plainFront = gateway.NewFront(pcfg, h, httpLn, logger, gateway.FrontOptions{})
-	}
-	srv := front.Server
-	reg.MustRegister(front.Collector())
+	reg.MustRegister(l.front.Collector())
 	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
 		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
 			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
 	}
-	var adminSrv *http.Server
-	if cfg.AdminAddr != "" {
-		aln, err := net.Listen("tcp", cfg.AdminAddr)
-		if err != nil {
-			ln.Close()
-			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADMIN_ADDR"), "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
-			return 1
-		}
-		aopts := admin.Options{Pprof: cfg.AdminPprof}
-		if acme != nil {
-			aopts.Certificates = acme
-		}
-		adminSrv = &http.Server{
-			Handler:           admin.HandlerWith(lv.Gateway, reg, aopts),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       time.Minute,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		}
-		endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
-		if acme != nil {
-			endpoints += " /api/certificates"
-		}
-		if cfg.AdminPprof {
-			endpoints += " /debug/pprof/"
-		}
-		logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", endpoints)
-		go adminSrv.Serve(aln)
+	adminSrv, ok := startAdmin(cfg, lv, reg, l.acme, logger)
+	if !ok {
+		l.ln.Close()
+		return 1
 	}
 	// Signals and the file watch are set up before the "listening" line, so whoever waits for that line
 	// (a test, a supervisor) can rely on a change or a signal sent after it being seen.
@@ -354,87 +259,256 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	if err := rl.Watch(watchCtx, 100*time.Millisecond); err != nil {
 		logger.Warn("cannot watch the configuration files; SIGHUP still reloads", "cause", err)
 	}
-	if plainFront != nil {
-		logger.Info("plain http: answering ACME challenges and redirecting to https", "addr", httpLn.Addr().String(), "serves", "ACME HTTP-01 challenges, routes with https_redirect=false; redirects the rest to https")
+	l.logListening(logger, len(g.Routes), demoMode)
+
+	errc, drainLogged := l.serve(logger)
+	sig, ok := awaitStop(sigs, errc, rl, run, logger)
+	if !ok {
+		return 1
 	}
-	listening := []any{"addr", ln.Addr().String(), "scheme", scheme, "version", versionString(), "routes", len(g.Routes)}
-	if h3 != nil {
-		listening = append(listening, "http3", "udp "+h3.Addr().String())
+	stopWatch()
+	cfg = rl.Running()
+	logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
+	return drain(time.Duration(cfg.ShutdownTimeout), l, lv, adminSrv, errc, drainLogged, logger)
+}
+
+// listeners are the client-facing servers of the process, as listen opens them.
+type listeners struct {
+	ln     net.Listener     // the main listener (GATEWAY_ADDR)
+	httpLn net.Listener     // the plain HTTP listener (GATEWAY_HTTP_ADDR), nil when off
+	scheme string           // the main listener's
+	front  *gateway.Front   // the main listener's stack and server
+	plain  *gateway.Front   // the plain HTTP listener's, nil when off
+	h3     *gateway.HTTP3   // HTTP/3 on UDP at the main port, nil when off
+	acme   *autotls.Manager // nil when ACME is off
+	n      int              // how many of front, plain and h3 serve
+}
+
+// listen opens the main listener, the plain HTTP one and HTTP/3 next to HTTPS, with the certificate
+// source (the static pair in certs, or ACME), and builds their fronts for lv. On failure it logs or
+// reports the cause (invalid: the configuration's fault), closes what it opened, and returns nil and the
+// exit code.
+func listen(cfg config.Config, lv *gateway.Live, certs *gateway.CertStore, logger *slog.Logger, invalid func(error) int) (*listeners, int) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADDR"), "addr", cfg.Addr, "cause", err)
+		return nil, 1
+	}
+	l := &listeners{ln: ln, scheme: "http", n: 1}
+	fail := func(code int) (*listeners, int) {
+		ln.Close()
+		l.close()
+		return nil, code
+	}
+	// The listener stack (head scan, connection limits, idle parking) and the server, as every harness
+	// builds it (gateway.NewFront).
+	var fopts gateway.FrontOptions
+	if cfg.TLSCert != "" {
+		l.scheme = "https"
+		fopts.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	// The plain HTTP listener next to HTTPS (GATEWAY_HTTP_ADDR): ACME HTTP-01 challenges, and 308
+	// redirects to HTTPS for every route that did not opt out.
+	if cfg.HTTPAddr != "" {
+		if l.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_HTTP_ADDR"), "addr", cfg.HTTPAddr, "cause", err, "hint", "set GATEWAY_HTTP_ADDR= (empty) for no plain HTTP listener (ACME then validates over TLS-ALPN-01 only)")
+			return fail(1)
+		}
+	}
+	if cfg.ACME {
+		l.scheme = "https"
+		var httpAddr net.Addr
+		if l.httpLn != nil {
+			httpAddr = l.httpLn.Addr()
+		}
+		if l.acme, err = newACME(cfg, certs.Load(), httpAddr, ln.Addr(), logger); err != nil {
+			return fail(invalid(err))
+		}
+		fopts.TLSConfig = l.acme.TLSConfig()
+	}
+	// HTTP/3 next to HTTPS, on UDP at the same port, with the same handler and TLS configuration;
+	// responses over HTTP/1 and HTTP/2 advertise it (Alt-Svc).
+	var handler http.Handler = lv
+	if fopts.TLSConfig != nil && cfg.HTTP3 {
+		udp, err := net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			l.h3, err = gateway.NewHTTP3(cfg, lv, udp, fopts.TLSConfig, logger)
+		}
+		if err != nil {
+			logger.Error("cannot listen for HTTP/3", "setting", cfg.Name("GATEWAY_ADDR"), "addr", "udp "+ln.Addr().String(), "cause", err, "hint", "GATEWAY_HTTP3=false serves HTTPS without HTTP/3")
+			return fail(1)
+		}
+		handler = l.h3.AltSvc(lv)
+		l.n++
+	}
+	l.front = gateway.NewFront(cfg, handler, ln, logger, fopts)
+	if l.httpLn != nil {
+		pcfg := cfg
+		pcfg.TLSCert, pcfg.Addr = "", cfg.HTTPAddr
+		var h http.Handler = lv.PlainHTTP()
+		if l.acme != nil {
+			h = l.acme.HTTPChallenge(h)
+		}
+		// Its own limits (the same settings); its numbers are not in /metrics, whose connection series are
+		// the HTTPS listener's.
+		l.plain = gateway.NewFront(pcfg, h, l.httpLn, logger, gateway.FrontOptions{})
+		l.n++
+	}
+	return l, 0
+}
+
+// close releases what the servers' Shutdown does not: the ACME manager, then the plain HTTP listener.
+func (l *listeners) close() {
+	if l.acme != nil {
+		l.acme.Close()
+	}
+	if l.httpLn != nil {
+		l.httpLn.Close()
+	}
+}
+
+// acmeOnReload is the Reloader's BeforeSwap with ACME on: a reload may change the static certificate,
+// which may then cover other names, and the routes' hosts; the manager learns both before the new
+// configuration serves. The ACME manager stays in the command rather than in gateway.Reloader: it is the
+// command's choice of certificate source (package autotls), which an embedding program may not make.
+func acmeOnReload(acme *autotls.Manager, certs *gateway.CertStore, logger *slog.Logger) func(config.Config) {
+	return func(cfg config.Config) {
+		static := certs.Load()
+		if err := acme.SetStatic(static); err != nil {
+			logger.Error("static certificate not usable next to ACME; keeping the previous one", "cause", err)
+		}
+		if err := setACMENames(acme, cfg, static, logger); err != nil {
+			logger.Error("handing the new names to ACME", "cause", err)
+		}
+	}
+}
+
+// startAdmin serves the admin listener (GATEWAY_ADMIN_ADDR) when one is configured; it returns nil when
+// none is, and false when it cannot listen (logged).
+func startAdmin(cfg config.Config, lv *gateway.Live, reg *prometheus.Registry, acme *autotls.Manager, logger *slog.Logger) (*http.Server, bool) {
+	if cfg.AdminAddr == "" {
+		return nil, true
+	}
+	aln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		logger.Error("cannot listen", "setting", cfg.Name("GATEWAY_ADMIN_ADDR"), "addr", cfg.AdminAddr, "cause", err, "hint", "set GATEWAY_ADMIN_ADDR= (empty) to turn the admin listener off")
+		return nil, false
+	}
+	aopts := admin.Options{Pprof: cfg.AdminPprof}
+	if acme != nil {
+		aopts.Certificates = acme
+	}
+	adminSrv := &http.Server{
+		Handler:           admin.HandlerWith(lv.Gateway, reg, aopts),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
+	if acme != nil {
+		endpoints += " /api/certificates"
+	}
+	if cfg.AdminPprof {
+		endpoints += " /debug/pprof/"
+	}
+	logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", endpoints)
+	go adminSrv.Serve(aln)
+	return adminSrv, true
+}
+
+// logListening logs the lines that say the gateway serves: the plain HTTP listener's, "gateway
+// listening", and with the demo, where to look.
+func (l *listeners) logListening(logger *slog.Logger, routes int, demoMode bool) {
+	if l.plain != nil {
+		logger.Info("plain http: answering ACME challenges and redirecting to https", "addr", l.httpLn.Addr().String(), "serves", "ACME HTTP-01 challenges, routes with https_redirect=false; redirects the rest to https")
+	}
+	listening := []any{"addr", l.ln.Addr().String(), "scheme", l.scheme, "version", versionString(), "routes", routes}
+	if l.h3 != nil {
+		listening = append(listening, "http3", "udp "+l.h3.Addr().String())
 	}
 	logger.Info("gateway listening", listening...)
 	if demoMode {
-		base := scheme + "://" + displayAddr(ln.Addr())
+		base := l.scheme + "://" + displayAddr(l.ln.Addr())
 		logger.Info("no application configured: serving the built-in demo",
 			"new_app", base+"/", "legacy_app", base+"/orders/42",
 			"next", "point the gateway at real apps: GATEWAY_PRIMARY=http://127.0.0.1:8000 GATEWAY_DELEGATES=... GATEWAY_ROUTES='/api/=http://127.0.0.1:3000' (see README.md)")
 	}
+}
 
+// serve starts the servers. Each one's Serve result arrives on errc (l.n of them); drainLogged is closed
+// once the "draining" line is logged.
+func (l *listeners) serve(logger *slog.Logger) (errc chan error, drainLogged chan struct{}) {
 	// Shutdown closes the listeners before it calls this, so the line means no new connection is accepted.
 	// net/http runs it on its own goroutine: "stopped" waits for it, so the two lines keep their order and
 	// neither is lost when nothing was in flight and Shutdown returns at once.
-	drainLogged := make(chan struct{})
-	srv.RegisterOnShutdown(func() {
+	drainLogged = make(chan struct{})
+	l.front.Server.RegisterOnShutdown(func() {
 		logger.Info("listener closed; draining requests in flight")
 		close(drainLogged)
 	})
-	errc := make(chan error, 3)
-	go func() { errc <- front.Serve() }()
-	fronts := 1
-	if plainFront != nil {
-		fronts++
-		go func() { errc <- plainFront.Serve() }()
+	errc = make(chan error, 3)
+	go func() { errc <- l.front.Serve() }()
+	if l.plain != nil {
+		go func() { errc <- l.plain.Serve() }()
 	}
-	if h3 != nil {
-		fronts++
-		go func() { errc <- h3.Serve() }()
+	if l.h3 != nil {
+		go func() { errc <- l.h3.Serve() }()
 	}
+	return errc, drainLogged
+}
 
-wait:
+// awaitStop handles the signals until one asks to stop: SIGHUP reloads the configuration, SIGUSR2
+// restarts every run app without downtime. It returns the stopping signal, or false when a server
+// failed first (logged).
+func awaitStop(sigs <-chan os.Signal, errc <-chan error, rl *gateway.Reloader, run *runner, logger *slog.Logger) (os.Signal, bool) {
 	for {
 		select {
 		case err := <-errc:
 			logger.Error("server stopped", "cause", err)
-			return 1
+			return nil, false
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				rl.Reload("SIGHUP", false)
-				continue
-			}
-			if sig == syscall.SIGUSR2 {
+			case syscall.SIGUSR2:
 				go run.restart("SIGUSR2", nil) // every run app, without downtime; signals keep being read meanwhile
-				continue
+			default:
+				return sig, true
 			}
-			stopWatch()
-			cfg = rl.Running()
-			logger.Info("shutting down", "signal", sig.String(), "timeout", time.Duration(cfg.ShutdownTimeout))
-			break wait
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+}
+
+// drain shuts the servers down within timeout: requests in flight finish (HTTP/1, HTTP/2, HTTP/3 and
+// plain HTTP), then upgraded connections (WebSocket tunnels), which Shutdown does not track. It returns
+// the exit code: 1 when the timeout cut something.
+func drain(timeout time.Duration, l *listeners, lv *gateway.Live, adminSrv *http.Server, errc <-chan error, drainLogged <-chan struct{}, logger *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if adminSrv != nil {
 		defer adminSrv.Close()
 	}
+	srv := l.front.Server
 	plainDone := make(chan error, 1)
-	if plainFront != nil {
-		go func() { plainDone <- plainFront.Server.Shutdown(ctx) }()
+	if l.plain != nil {
+		go func() { plainDone <- l.plain.Server.Shutdown(ctx) }()
 	} else {
 		plainDone <- nil
 	}
 	h3Done := make(chan error, 1)
-	if h3 != nil {
-		go func() { h3Done <- h3.Shutdown(ctx) }() // GOAWAY, then the requests in flight finish
+	if l.h3 != nil {
+		go func() { h3Done <- l.h3.Shutdown(ctx) }() // GOAWAY, then the requests in flight finish
 	} else {
 		h3Done <- nil
 	}
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown timeout passed with requests still in flight; closing them", "cause", err)
 		srv.Close()
-		if plainFront != nil {
-			plainFront.Server.Close()
+		if l.plain != nil {
+			l.plain.Server.Close()
 		}
-		if h3 != nil {
-			h3.Close()
+		if l.h3 != nil {
+			l.h3.Close()
 		}
 		return 1
 	}
@@ -444,7 +518,7 @@ wait:
 	}
 	if err := <-plainDone; err != nil {
 		logger.Warn("shutdown timeout passed with plain HTTP requests still in flight; closing them", "cause", err)
-		plainFront.Server.Close()
+		l.plain.Server.Close()
 		return 1
 	}
 	<-drainLogged
@@ -461,7 +535,7 @@ wait:
 		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.Running())
 		return 1
 	}
-	for range fronts {
+	for range l.n {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("server stopped", "cause", err)
 		}
