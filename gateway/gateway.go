@@ -4,6 +4,12 @@
 // http.Server settings that carry the configured limits.
 //
 // A Gateway is self-contained: two built from two configurations in one process share nothing.
+//
+// The running gateway is here too, so a program embedding it gets what the gateway command runs: Live
+// serves each request on the Gateway current when it arrived and drains at shutdown, Reloader re-reads
+// and rebuilds the configuration and swaps it in without losing a request (on demand or on a file
+// change), and NewFront is the listener stack (head scan, connection limits, idle parking) under the
+// server. The examples show each.
 package gateway
 
 import (

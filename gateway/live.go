@@ -53,7 +53,7 @@ func (gen *generation) close() {
 // concurrently (one reload at a time); everything else is safe for concurrent use.
 type Live struct {
 	cur    atomic.Pointer[generation]
-	seq    int // guarded by the single caller of Swap (the reload loop, or startup)
+	seq    int // guarded by the single caller of Swap (a Reloader, or startup)
 	logger *slog.Logger
 
 	// running counts handlers running on any generation (a replaced one included), for the drain.

@@ -37,8 +37,8 @@ type runner struct {
 	mu      sync.Mutex
 	m       *procs.Manager // created when the first configuration with run apps is built
 	pending map[string]bool
-	// restart asks the reloader to rebuild the running configuration with the named apps (all when nil)
-	// started afresh; set once the reloader exists.
+	// restart asks the gateway.Reloader to rebuild the running configuration with the named apps (all
+	// when nil) started afresh; set once the Reloader exists (restartRunApps).
 	restart func(trigger string, apps []string) error
 }
 
