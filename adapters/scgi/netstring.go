@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/adapters/cgienv"
-	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/adapters/cgiwire"
 )
 
 // ErrMalformedRequest is wrapped by every ReadRequest, ReadNetstring and DecodeHeaders error caused by the

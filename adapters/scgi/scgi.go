@@ -25,7 +25,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
-	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/adapters/cgiwire"
 	"github.com/switchyard/switchyard/internal/exact"
 )
 

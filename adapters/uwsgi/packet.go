@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/switchyard/switchyard/adapters/cgienv"
-	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/adapters/cgiwire"
 )
 
 // MaxVarsSize is the largest vars block a packet can carry: its size travels in 16 bits. uWSGI further

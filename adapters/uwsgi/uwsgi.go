@@ -36,7 +36,7 @@ import (
 
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgienv"
-	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
+	"github.com/switchyard/switchyard/adapters/cgiwire"
 )
 
 // Kind returns the uwsgi kind for a registry: schemes uwsgi and uwsgi+unix, mount-aware.

@@ -22,8 +22,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/cgiwire"
 	"github.com/switchyard/switchyard/adapters/uwsgi"
-	"github.com/switchyard/switchyard/adapters/uwsgi/cgiwire"
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
