@@ -355,13 +355,16 @@ func TestTimeoutsAndCancellation(t *testing.T) {
 			io.WriteString(c, "cd")
 		})
 		tr, _ := newTransport(t, s)
-		tr.ResponseHeaderTimeout = 30 * time.Millisecond
+		// The head is sent at once, yet a loaded machine can delay it by a few hundred ms: the header
+		// timeout is generous, the body's pause longer still.
+		const headerTimeout = time.Second
+		tr.ResponseHeaderTimeout = headerTimeout
 		req, _ := http.NewRequest("GET", s.url(), nil)
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.AfterFunc(100*time.Millisecond, func() { close(next) }) // longer than the header timeout
+		time.AfterFunc(3*headerTimeout/2, func() { close(next) }) // longer than the header timeout
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || string(b) != "abcd" {
