@@ -169,7 +169,7 @@ func TestDistributionPerPolicy(t *testing.T) {
 
 func TestActiveHealthTakesAFailingInstanceOutWithinOneInterval(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	p, front, logs := build(t, list(a, b)+"?health_path=/healthz&health_interval=50ms")
+	p, front, logs := build(t, list(a, b)+"?health_path=/healthz&health_interval=50ms&health_timeout=5s")
 	waitFor(t, "first health checks", func() bool { h := p.Health(); return h[0].Known && h[1].Known })
 	b.healthy.Store(false)
 	waitFor(t, "b marked down", func() bool { return !p.Health()[1].Healthy })
@@ -194,7 +194,7 @@ func TestActiveHealthTakesAFailingInstanceOutWithinOneInterval(t *testing.T) {
 // deadline: one 50ms interval plus generous slack for -race on a loaded machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -206,7 +206,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPassiveEjectionAndRecovery(t *testing.T) {
 	a := newBackend(t, "a")
 	sock := testpeer.SocketPath(t, "b.sock")
-	p, front, logs := build(t, "unix://"+sock+"|"+a.srv.URL+"?lb=first&fail_timeout=100ms")
+	p, front, logs := build(t, "unix://"+sock+"|"+a.srv.URL+"?lb=first&fail_timeout=2s") // long enough that b is still ejected when Health is read
 	cl := client(t)
 	// b is dead: the first request fails over to a and ejects b.
 	if code, who := get(t, cl, front.URL+"/"); code != 200 || who != "a" {
@@ -385,7 +385,7 @@ func TestAllInstancesDown(t *testing.T) {
 		a, b := newBackend(t, "a"), newBackend(t, "b")
 		a.healthy.Store(false)
 		b.healthy.Store(false)
-		p, front, logs := build(t, list(a, b)+"?health_path=/healthz&health_interval=50ms")
+		p, front, logs := build(t, list(a, b)+"?health_path=/healthz&health_interval=50ms&health_timeout=5s")
 		waitFor(t, "both down", func() bool { h := p.Health(); return !h[0].Healthy && !h[1].Healthy })
 		if code, _ := get(t, client(t), front.URL+"/"); code != http.StatusServiceUnavailable {
 			t.Fatalf("status %d", code)
@@ -517,7 +517,7 @@ func TestHealthCheckHost(t *testing.T) {
 func TestConnectOnlyCheckOfOneInstance(t *testing.T) {
 	b := newBackend(t, "a")
 	b.healthy.Store(false) // its /healthz fails: a connect-only check does not ask it
-	p, front, _ := build(t, b.srv.URL+"?health_check=connect&health_interval=50ms")
+	p, front, _ := build(t, b.srv.URL+"?health_check=connect&health_interval=50ms&health_timeout=5s")
 	waitFor(t, "the first check", func() bool { return p.Health()[0].Known })
 	if h := p.Health()[0]; !h.Healthy {
 		t.Fatalf("a listening app failed its connect check: %+v", h)
