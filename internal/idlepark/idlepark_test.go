@@ -28,15 +28,22 @@ type rig struct {
 	lim *connlimit.Listener
 }
 
-// start serves h on a loopback port through connlimit (max, 0: none) and a parking Listener.
+// start serves h on a loopback port through connlimit (max, 0: none) and a parking Listener that parks
+// after the package's short delay.
 func start(t *testing.T, h http.Handler, idle time.Duration, max int) *rig {
+	t.Helper()
+	return startParking(t, h, idle, max, after)
+}
+
+// startParking is start with the park delay parkAfter.
+func startParking(t *testing.T, h http.Handler, idle time.Duration, max int, parkAfter time.Duration) *rig {
 	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lim := connlimit.New(raw, connlimit.Options{Max: max, Reply: true})
-	ln, err := New(lim, Options{After: after})
+	ln, err := New(lim, Options{After: parkAfter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +185,17 @@ func TestPipelinedBytesAreNeverParked(t *testing.T) {
 // an idle connection before the park delay and the rest well after it: the rest of the request line is
 // read under the idle deadline (the park deadline, which the idle read had, must not cut it).
 func TestARequestStartedBeforeTheParkMomentWaitsUnderTheIdleDeadline(t *testing.T) {
-	r := start(t, nil, time.Minute, 0)
+	// The first bytes follow each answer at once, yet must beat the park delay: 20ms is a scheduling
+	// hiccup on a loaded machine (the connection would park between requests, not mid-request), so this
+	// test parks after half a second.
+	const parkAfter = 500 * time.Millisecond
+	r := startParking(t, nil, time.Minute, 0, parkAfter)
 	c := dial(t, r)
 	c.send(t, get("/a"))
 	c.expect(t, "GET /a 0")
 	for _, first := range []string{"G", "GE", "GET /b HT"} {
 		c.send(t, first)
-		time.Sleep(5 * after) // the client pauses mid-request, past the park delay (what is under test)
+		time.Sleep(2 * parkAfter) // the client pauses mid-request, past the park delay (what is under test)
 		c.send(t, strings.TrimPrefix(get("/b"), first))
 		c.expect(t, "GET /b 0")
 	}
