@@ -191,7 +191,7 @@ routes:
 			}
 		}()
 	}
-	for served.Load() < 20 { // bounded by the workers' loops and the client timeout
+	for served.Load() < 20 && failures.Load()+served.Load() < 4*5000 { // bounded by the workers' loops
 		time.Sleep(10 * time.Millisecond)
 	}
 	resp, err := http.Post("http://"+p.admin+"/api/processes/restart?app=site-a", "", nil)
@@ -205,7 +205,7 @@ routes:
 	}
 	after := served.Load()
 	p.waitFor(t, "run app: replaced instances stopped", "app=site-a")
-	for served.Load() < after+20 {
+	for served.Load() < after+20 && failures.Load()+served.Load() < 4*5000 { // bounded by the workers' loops
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
