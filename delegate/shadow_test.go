@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/switchyard/switchyard/internal/leakcheck"
 )
 
 // forward sends the request (method, path, headers, body) to url through a real socket and copies the
@@ -74,7 +76,7 @@ func (rig *shadowRig) do(t *testing.T, method, path, body string) (int, string) 
 
 func TestASlowShadowNeverHoldsUpTheServedRequest(t *testing.T) {
 	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // registered first, so it runs after the rig's cleanup
+	t.Cleanup(func() { leakcheck.VerifyNone(t, before) }) // registered first, so it runs after the rig's cleanup
 	arrived, release := make(chan string, 10), make(chan struct{})
 	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "old "+r.URL.Path) })
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +231,7 @@ func TestShadowKeepsOnlyTheAnswerLimit(t *testing.T) {
 }
 
 func TestCloseStopsTheWorkersAndLaterRequestsAreStillServed(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	block := make(chan struct{})
 	defer close(block)
 	started := make(chan struct{}, 1)

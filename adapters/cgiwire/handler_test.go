@@ -19,16 +19,15 @@ import (
 	"testing/iotest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/cgiwire"
 	"github.com/switchyard/switchyard/adapters/uwsgi"
 	"github.com/switchyard/switchyard/delegate"
+	"github.com/switchyard/switchyard/internal/leakcheck"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // fakeApp answers each uwsgi connection with serve after reading the packet.
 func fakeApp(t *testing.T, serve func(c net.Conn, body io.Reader)) string {

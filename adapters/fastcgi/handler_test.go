@@ -21,14 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/adaptertest"
+	"github.com/switchyard/switchyard/internal/leakcheck"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // countingListener counts accepted connections, to observe keep-alive reuse.
 type countingListener struct {

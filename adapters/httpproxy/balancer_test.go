@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/leakcheck"
 	"github.com/switchyard/switchyard/internal/testpeer"
 	"github.com/switchyard/switchyard/reqinfo"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // logBuf is a goroutine-safe log sink.
 type logBuf struct {

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
-	"go.uber.org/goleak"
+	"github.com/switchyard/switchyard/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func mustConfig(t testing.TB, query string) Config {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/leakcheck"
 	"go.uber.org/goleak"
 )
 
@@ -131,7 +132,7 @@ func (c *client) expectEOF(t *testing.T) {
 func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
 
 func TestParkedConnectionServesItsNextRequests(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	r := start(t, nil, time.Minute, 0)
 	c := dial(t, r)
 	for i := range 5 {

@@ -16,12 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/switchyard/switchyard/internal/leakcheck"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // rawServer is a loopback TCP app scripted per connection: serve gets each accepted connection with a
 // buffered reader and the connection's sequence number (from 1). It counts connections.
