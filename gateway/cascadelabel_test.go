@@ -67,3 +67,26 @@ func TestKeysOfAnotherStageAreIgnoredWithAWarning(t *testing.T) {
 		t.Fatalf("warnings %q", got)
 	}
 }
+
+// A size under 1 KiB is probably a missing unit: the build warns, naming the variable.
+func TestATinySizeWarns(t *testing.T) {
+	cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "status:404", "GATEWAY_MAX_BODY_SIZE": "10", "GATEWAY_MAX_HEADER_SIZE": "8KiB"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var got []string
+	for _, w := range g.Warnings {
+		if strings.Contains(w, "without a unit") {
+			got = append(got, w)
+		}
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "GATEWAY_MAX_BODY_SIZE=10 is 10 bytes") {
+		t.Fatalf("warnings %q", got)
+	}
+}

@@ -142,6 +142,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		"/api/migration": rec.JSONHandler(),
 		"/migration":     rec.PageHandler(),
 	}, Collectors: []prometheus.Collector{rec.Collector()}, Migration: rec}
+	g.Warnings = append(g.Warnings, tinySizeWarnings(cfg)...)
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -524,6 +525,24 @@ func onion(table http.Handler, l onionLayers) http.Handler {
 	}
 	h = middleware.ClientDeadlines(l.bodyTimeout)(h)
 	return middleware.RequestID()(middleware.AccessLog(l.logger)(h))
+}
+
+// tinySizeWarnings warns about size settings under 1 KiB: a bare number is bytes, so
+// GATEWAY_MAX_BODY_SIZE=10 meant as 10 MiB refuses nearly every upload.
+func tinySizeWarnings(cfg config.Config) []string {
+	var out []string
+	for _, s := range []struct {
+		variable string
+		v        config.Size
+	}{
+		{"GATEWAY_MAX_BODY_SIZE", cfg.MaxBodySize}, {"GATEWAY_MAX_HEADER_SIZE", cfg.MaxHeaderSize},
+		{"GATEWAY_CASCADE_BODY_LIMIT", cfg.CascadeBodyLimit}, {"GATEWAY_MAX_RESPONSE_HEADER_SIZE", cfg.MaxResponseHeaderSize},
+	} {
+		if s.v > 0 && s.v < 1024 {
+			out = append(out, fmt.Sprintf("%s=%d is %d bytes: sizes without a unit are bytes (write %dKiB or %dMiB if that was meant)", cfg.Name(s.variable), s.v, s.v, s.v, s.v))
+		}
+	}
+	return out
 }
 
 // ignoredStageKeys warns about migration keys another stage uses: kept (moving back is one edit) and
