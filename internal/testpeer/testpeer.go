@@ -56,11 +56,31 @@ func Missing(t testing.TB, msg string) {
 	t.Skip("skipping: " + msg)
 }
 
-// RepoRoot returns the module root (the directory holding go.mod), found from this source file.
+// RepoRoot returns the module root (the directory holding go.mod). It is found from the working directory
+// first (go test runs a test binary in its package's directory), and from this source file's
+// compiled-in path only when that fails (a test that changed directory): with several checkouts of the
+// repository (git worktrees) sharing one build cache, the compiled-in path was seen to name another
+// checkout, whose node_modules or examples are not the ones under test.
 func RepoRoot() string {
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+				if bytes.HasPrefix(mod, []byte("module "+modulePath+"\n")) || bytes.Contains(mod, []byte("\nmodule "+modulePath+"\n")) {
+					return dir
+				}
+				break // another module's go.mod: not inside this repository's tree
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
+
+// modulePath is this repository's module path, as its go.mod declares it.
+const modulePath = "github.com/switchyard/switchyard"
 
 // Process is a running peer.
 type Process struct {

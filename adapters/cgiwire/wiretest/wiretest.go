@@ -21,7 +21,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,15 +71,11 @@ type report struct {
 	RequestURL     string            `json:"request_uri"`
 }
 
-// appPath is the absolute path of testdata/app.py, found from this file's place so the suite works from
-// whichever package's directory the test runs in.
+// appPath is the absolute path of testdata/app.py, found from the repository root so the suite works from
+// whichever package's directory the test runs in (and in the checkout under test, see testpeer.RepoRoot).
 func appPath(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("wiretest: cannot locate its own source file to find testdata/app.py")
-	}
-	app := filepath.Join(filepath.Dir(file), "testdata", "app.py")
+	app := filepath.Join(testpeer.RepoRoot(), "adapters", "cgiwire", "wiretest", "testdata", "app.py")
 	if _, err := os.Stat(app); err != nil {
 		t.Fatalf("wiretest: the test app: %v", err)
 	}
