@@ -107,11 +107,12 @@ func TestComposeAsLocalProcesses(t *testing.T) {
 		t.Fatalf("named volume %s: no local service provides it", volume)
 		return ""
 	})
-	front := testpeer.FreePort(t)
+	ports := testpeer.FreePorts(t, 2) // distinct: two FreePort calls can return one port twice
+	front := ports[0]
 	genv["GATEWAY_ADDR"] = front
 	admin := ""
 	if _, ok := genv["GATEWAY_ADMIN_ADDR"]; ok {
-		admin = testpeer.FreePort(t)
+		admin = ports[1]
 		genv["GATEWAY_ADMIN_ADDR"] = admin
 	}
 	var envList []string

@@ -43,7 +43,8 @@ func newACMESite(t *testing.T, unresolvable ...string) *acmeSite {
 	t.Helper()
 	pebbletest.Binary(t)
 	s := &acmeSite{}
-	httpsPort, httpPort := pebbletest.FreePort(t), pebbletest.FreePort(t)
+	ports := pebbletest.FreePorts(t, 2) // distinct: two FreePort calls can return one port twice
+	httpsPort, httpPort := ports[0], ports[1]
 	s.httpsAddr, s.http = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", httpPort)
 	s.pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort, Unresolvable: unresolvable})
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

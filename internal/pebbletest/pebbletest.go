@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,12 +129,36 @@ func Binary(t testing.TB) string {
 // are fixed in its configuration before anything starts, so the tests reserve ports this way.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP ports nothing listens on now, none of them in exclude. Every
+// listener is held until all are chosen: ports picked one at a time can come back equal, since the
+// kernel may hand out a port it just freed again (seen: Pebble's ACME and management addresses given one
+// port, and Pebble failing to bind the second).
+func FreePorts(t testing.TB, n int, exclude ...int) []int {
+	t.Helper()
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for len(ports) < n {
+		if len(held) > n+100 {
+			t.Fatalf("no %d free loopback ports outside %v", n, exclude)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		if p := ln.Addr().(*net.TCPAddr).Port; !slices.Contains(exclude, p) {
+			ports = append(ports, p)
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Start runs Pebble and its DNS server until the test ends.
@@ -159,8 +184,9 @@ func Start(t testing.TB, opts Options) *Server {
 	if validity == 0 {
 		validity = 90 * 24 * 3600
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	s.mgmt = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	ports := FreePorts(t, 2, opts.HTTPPort, opts.TLSPort)
+	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	s.mgmt = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":           listen,
 		"managementListenAddress": s.mgmt,

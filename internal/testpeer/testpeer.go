@@ -171,12 +171,24 @@ func WaitDial(t testing.TB, p *Process, network, addr string, timeout time.Durat
 // listener. Prefer unix sockets where the peer supports them.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP addresses that were free a moment ago. The listeners are held
+// until all are chosen: addresses picked one at a time can come back equal, since the kernel may hand out
+// a port it just freed again.
+func FreePorts(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // SocketPath returns a unix socket path in a fresh short directory (sun_path is limited to 108 bytes, and
