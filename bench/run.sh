@@ -146,6 +146,27 @@ med() {
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
       m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; printf "%.1f", m }' "$results"
 }
+# nginx_common prints what both nginx configurations share: workers, limits, temp paths, the keep-alive
+# upstream pool to the backend; the caller's heredoc adds the servers and closes the http block.
+nginx_common() {
+  cat <<CONF
+worker_processes auto;
+worker_rlimit_nofile $hard;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx/error.log error;
+events { worker_connections $((2 * idle + 1000)); }
+http {
+  access_log off;
+  keepalive_timeout 120s;
+  keepalive_requests 1000000000;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_max_temp_file_size 0;
+  upstream backend { server 127.0.0.1:$be; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+CONF
+}
 calc() { awk "BEGIN { $1 }" </dev/null; }
 ratio() { calc "a = \"$1\"; b = \"$2\"; if (a == \"n/a\" || b == \"n/a\" || b + 0 == 0) print \"n/a\"; else printf \"%.2f\", a / b"; }
 mib() { calc "printf \"%.1f\", $1 / 1024"; }
@@ -182,21 +203,7 @@ if [ -n "$https" ]; then
   # cache off, ciphers), HTTP/2 at its default 128 streams per connection.
   mkdir -p "$tmp/nginx"
   cat >"$tmp/nginx.conf" <<CONF
-worker_processes auto;
-worker_rlimit_nofile $hard;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections $((2 * idle + 1000)); }
-http {
-  access_log off;
-  keepalive_timeout 120s;
-  keepalive_requests 1000000000;
-  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
-  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_max_temp_file_size 0;
-  upstream backend { server 127.0.0.1:$be; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+$(nginx_common)
   server {
     listen 127.0.0.1:$ngx ssl http2;
     ssl_certificate $tmp/cert.pem;
@@ -383,21 +390,7 @@ gw_cascade=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$syc" GATEWAY_PRIMARY="ht
 # no response spooling to temp files (proxy_max_temp_file_size 0), the 404 fallback idiom for the cascade.
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx.conf" <<CONF
-worker_processes auto;
-worker_rlimit_nofile $hard;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections $((2 * idle + 1000)); }
-http {
-  access_log off;
-  keepalive_timeout 120s;
-  keepalive_requests 1000000000;
-  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
-  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_max_temp_file_size 0;
-  upstream backend { server 127.0.0.1:$be; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
+$(nginx_common)
   upstream missing { server 127.0.0.1:$be404; keepalive 256; keepalive_requests 1000000000; keepalive_timeout 120s; }
   server {
     listen 127.0.0.1:$ngx;
