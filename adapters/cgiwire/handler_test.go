@@ -14,12 +14,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/adaptertest"
 	"github.com/switchyard/switchyard/adapters/cgiwire"
 	"github.com/switchyard/switchyard/adapters/uwsgi"
 	"github.com/switchyard/switchyard/delegate"
@@ -395,22 +395,8 @@ func readClosed(c net.Conn) <-chan struct{} {
 	return ch
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log lines written from several goroutines.
+type syncBuffer = adaptertest.LogBuffer
 
 // TestAnUnreadBodyKeepsTheKeepAliveConnection: an app that answers a POST without reading its small body
 // (a Django view that never touches request.POST), while the adapter's body copy has not read it either
