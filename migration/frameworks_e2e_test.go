@@ -1,15 +1,12 @@
 package migration_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchyard/switchyard/internal/testpeer"
 	"github.com/switchyard/switchyard/migration"
@@ -60,15 +57,7 @@ app.listen(process.env.SOCKET);
 // view as its URLconf, and serves it with uWSGI on a unix socket.
 func startDjangoJSON(t *testing.T) string {
 	t.Helper()
-	admin := testpeer.Need(t, "apt-get install python3-django", "django-admin")[0]
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, admin, "startproject", "catalogue", dir)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PYTHONDONTWRITEBYTECODE=1"}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("django-admin startproject: %v\n%s", err, out)
-	}
+	dir := testpeer.StartProject(t, "catalogue") // django-admin startproject, as a user does
 	if err := os.WriteFile(filepath.Join(dir, "catalogue", "urls.py"), []byte(djangoViews), 0o644); err != nil {
 		t.Fatal(err)
 	}

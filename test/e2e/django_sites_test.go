@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,15 +23,7 @@ import (
 // wsgi.py stays as startproject writes it: os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings").
 func multiSiteProject(t *testing.T) string {
 	t.Helper()
-	admin := testpeer.Need(t, "apt-get install python3-django", "django-admin")[0]
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, admin, "startproject", "portal", dir)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PYTHONDONTWRITEBYTECODE=1"}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("django-admin startproject: %v\n%s", err, out)
-	}
+	dir := testpeer.StartProject(t, "portal") // django-admin startproject, as a user does
 	pkg := filepath.Join(dir, "portal")
 	settings, err := os.ReadFile(filepath.Join(pkg, "settings.py"))
 	if err != nil {
