@@ -25,8 +25,9 @@ type Front struct {
 	// Parker is the idle-connection parker, nil when parking is off.
 	Parker *idlepark.Listener
 
-	ln      net.Listener // the outermost listener
-	refused *prometheus.CounterVec
+	ln       net.Listener // the outermost listener
+	listener string       // the listener label of its series
+	refused  *prometheus.CounterVec
 }
 
 // FrontOptions are the optional parts of a Front.
@@ -36,7 +37,17 @@ type FrontOptions struct {
 	// OnReject is called with "total" or "per_client" for each connection the limits refuse (besides
 	// the count Collector exports).
 	OnReject func(reason string)
+	// Listener is the value of the listener label on the front's connection series (Collector); ""
+	// means ListenerHTTPS with TLSConfig, ListenerHTTP without.
+	Listener string
 }
+
+// The listener label of the connection series: which of the gateway's listeners a connection came in on.
+const (
+	ListenerHTTP  = "http"  // plain HTTP over TCP (GATEWAY_ADDR without TLS, or GATEWAY_HTTP_ADDR)
+	ListenerHTTPS = "https" // HTTP/1.1 and HTTP/2 over TLS over TCP
+	ListenerHTTP3 = "http3" // HTTP/3 over QUIC over UDP
+)
 
 // NewFront builds the production listener stack on ln (a listener nothing else serves) for handler h.
 // cfg.TLSCert set without opts.TLSConfig serves plain HTTP with the TLS-only settings (no scan, no
@@ -45,8 +56,14 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 	if opts.TLSConfig != nil && cfg.TLSCert == "" {
 		cfg.TLSCert = "(given)" // the stack's TLS rules key on it
 	}
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
-		Help: "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client)."}, []string{"reason"})
+	name := opts.Listener
+	if name == "" {
+		name = ListenerHTTP
+		if opts.TLSConfig != nil {
+			name = ListenerHTTPS
+		}
+	}
+	refused := newRefused(name)
 	onReject := func(reason string) {
 		refused.WithLabelValues(reason).Inc()
 		if opts.OnReject != nil {
@@ -58,20 +75,41 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 	srv := Server(cfg, h, logger)
 	srv.TLSConfig = opts.TLSConfig
 	outer, parker := ParkIdle(cfg, srv, lim, logger)
-	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer, refused: refused}
+	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer, listener: name, refused: refused}
 }
 
-// Collector exports the front's numbers for a registry the caller owns: connections refused by the
-// limits (switchyard_connections_refused_total), open now (switchyard_connections_open) and parked now
-// (switchyard_connections_parked, when parking is on).
-func (f *Front) Collector() prometheus.Collector {
-	cs := frontCollector{f.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
-		Help: "Client connections open now (admitted by the connection limits, not yet closed)."}, func() float64 { return float64(f.Limits.Stats().Open) })}
-	if p := f.Parker; p != nil {
+// newRefused is switchyard_connections_refused_total{reason} of one listener.
+func newRefused(listener string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
+		Help:        "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client), per listener (http, https, http3).",
+		ConstLabels: prometheus.Labels{"listener": listener}}, []string{"reason"})
+}
+
+// connCollector is the connection series of one listener: refused, open now, and parked now when
+// parked is not nil. Every listener's collector has the same names and label names with its own listener
+// value, so the collectors of all of a process's listeners register side by side in one registry.
+func connCollector(listener string, refused *prometheus.CounterVec, open, parked func() float64) prometheus.Collector {
+	l := prometheus.Labels{"listener": listener}
+	cs := frontCollector{refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
+		Help:        "Client connections open now (admitted by the connection limits, not yet closed), per listener (http, https, http3).",
+		ConstLabels: l}, open)}
+	if parked != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_parked",
-			Help: "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request."}, func() float64 { return float64(p.Parked()) }))
+			Help:        "Idle keep-alive client connections parked now (GATEWAY_IDLE_PARK_AFTER): held without a goroutine or buffers until their next request.",
+			ConstLabels: l}, parked))
 	}
 	return cs
+}
+
+// Collector exports the front's numbers for a registry the caller owns, labelled with its listener
+// (FrontOptions.Listener): connections refused by the limits (switchyard_connections_refused_total), open
+// now (switchyard_connections_open) and parked now (switchyard_connections_parked, when parking is on).
+func (f *Front) Collector() prometheus.Collector {
+	var parked func() float64
+	if p := f.Parker; p != nil {
+		parked = func() float64 { return float64(p.Parked()) }
+	}
+	return connCollector(f.listener, f.refused, func() float64 { return float64(f.Limits.Stats().Open) }, parked)
 }
 
 // frontCollector is several collectors registered as one.

@@ -65,7 +65,7 @@ func TestFrontCollectorCountsWhatTheStackDoes(t *testing.T) {
 			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
-	if got["switchyard_connections_open"] != 1 || got["switchyard_connections_refused_total{reason=total}"] != 1 {
+	if got["switchyard_connections_open{listener=http}"] != 1 || got["switchyard_connections_refused_total{listener=http}{reason=total}"] != 1 {
 		t.Fatalf("gathered %v; want 1 open and 1 refused", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
@@ -53,8 +54,21 @@ func NewHTTP3(cfg config.Config, h http.Handler, conn net.PacketConn, tlsConf *t
 		IdleTimeout:    time.Duration(cfg.IdleTimeout),
 		Logger:         logger,
 	}
-	lim := &quicLimiter{EarlyListener: ln, max: cfg.MaxConns, perClient: cfg.MaxConnsPerClient, logger: logger, byIP: map[netip.Addr]int{}}
+	lim := &quicLimiter{EarlyListener: ln, max: cfg.MaxConns, perClient: cfg.MaxConnsPerClient, logger: logger, byIP: map[netip.Addr]int{},
+		refused: newRefused(ListenerHTTP3)}
 	return &HTTP3{Server: srv, tr: tr, ln: lim}, nil
+}
+
+// Collector exports HTTP/3's connection numbers for a registry the caller owns, as Front.Collector does
+// for the TCP listeners, with listener="http3": QUIC connections refused by the limits
+// (switchyard_connections_refused_total) and open now (switchyard_connections_open: admitted, not yet
+// closed by either side).
+func (f *HTTP3) Collector() prometheus.Collector {
+	return connCollector(ListenerHTTP3, f.ln.refused, func() float64 {
+		f.ln.mu.Lock()
+		defer f.ln.mu.Unlock()
+		return float64(f.ln.open)
+	}, nil)
 }
 
 // Addr is the UDP address HTTP/3 is served on.
@@ -158,6 +172,7 @@ type quicLimiter struct {
 	*quic.EarlyListener
 	max, perClient int
 	logger         *slog.Logger
+	refused        *prometheus.CounterVec // by reason
 
 	mu         sync.Mutex
 	open       int
@@ -187,6 +202,7 @@ func (l *quicLimiter) Accept(ctx context.Context) (*quic.Conn, error) {
 			reason = "per_client"
 		}
 		if reason != "" {
+			l.refused.WithLabelValues(reason).Inc()
 			logNow := time.Since(l.lastLogged) >= time.Second
 			if logNow {
 				l.lastLogged = time.Now()

@@ -240,6 +240,12 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		rl.BeforeSwap = acmeOnReload(l.acme, certs, logger)
 	}
 	reg.MustRegister(l.front.Collector())
+	if l.plain != nil {
+		reg.MustRegister(l.plain.Collector())
+	}
+	if l.h3 != nil {
+		reg.MustRegister(l.h3.Collector())
+	}
 	if files, ok := connlimit.FileLimit(); ok && cfg.MaxConns > 0 && uint64(cfg.MaxConns)*2 > files {
 		logger.Warn("GATEWAY_MAX_CONNS is close to or above the file descriptor limit: each proxied request may hold a client and an upstream connection, so accept or upstream dials can fail before the limit is reached; raise the limit (ulimit -n) or lower GATEWAY_MAX_CONNS",
 			"GATEWAY_MAX_CONNS", cfg.MaxConns, "file_limit", files)
@@ -349,9 +355,8 @@ func listen(cfg config.Config, lv *gateway.Live, certs *gateway.CertStore, logge
 		if l.acme != nil {
 			h = l.acme.HTTPChallenge(h)
 		}
-		// Its own limits (the same settings); its numbers are not in /metrics, whose connection series are
-		// the HTTPS listener's.
-		l.plain = gateway.NewFront(pcfg, h, l.httpLn, logger, gateway.FrontOptions{})
+		// Its own limits (the same settings) and its own connection series (listener="http").
+		l.plain = gateway.NewFront(pcfg, h, l.httpLn, logger, gateway.FrontOptions{Listener: gateway.ListenerHTTP})
 		l.n++
 	}
 	return l, 0

@@ -58,7 +58,7 @@ func TestTwoThousandClientsOnMixedRoutes(t *testing.T) {
 	g := startGateway(t, mixedEnv(be, dir)...)
 	admin := &http.Client{Timeout: 30 * time.Second}
 	defer admin.CloseIdleConnections()
-	const goroutines, heap, open = "go_goroutines", "go_memstats_heap_inuse_bytes", "switchyard_connections_open"
+	const goroutines, heap, open = "go_goroutines", "go_memstats_heap_inuse_bytes", `switchyard_connections_open{listener="http"}`
 	base := g.metrics(t, admin, goroutines, heap, open)
 
 	// Warm-up: every client connects and does one full cycle of the routes. Then the second half runs until
@@ -320,7 +320,7 @@ func TestPastMaxConnsTheExtraClientsAreRefusedAndTheAdmittedServed(t *testing.T)
 	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"), fmt.Sprintf("GATEWAY_MAX_CONNS=%d", limit), "GATEWAY_MAX_CONNS_PER_CLIENT=0")
 	admin := &http.Client{Timeout: 30 * time.Second}
 	defer admin.CloseIdleConnections()
-	const open, refused = "switchyard_connections_open", `switchyard_connections_refused_total{reason="total"}`
+	const open, refused = `switchyard_connections_open{listener="http"}`, `switchyard_connections_refused_total{listener="http",reason="total"}`
 
 	// run has each client do its request number k, concurrently; the clients keep their connections.
 	run := func(clients []*client, first, k int) *tally {
@@ -501,7 +501,7 @@ func TestClientsLeavingMidRequestLeaveNothingBehind(t *testing.T) {
 	g := startGateway(t, "GATEWAY_PRIMARY="+be.app("primary"))
 	admin := &http.Client{Timeout: 30 * time.Second}
 	defer admin.CloseIdleConnections()
-	const goroutines, open = "go_goroutines", "switchyard_connections_open"
+	const goroutines, open = "go_goroutines", `switchyard_connections_open{listener="http"}`
 	base := g.metrics(t, admin, goroutines, open)
 
 	// Every client sends a request the app holds (half before the answer's head, half in the middle of its
