@@ -58,10 +58,15 @@
 // whose reused connection turns out dead before anything was sent back or read from the client's body is
 // sent once more on a fresh connection.
 //
-// A request body of unknown length (chunked) is spooled first (1 MiB in memory, then an unlinked temp file) and sent
-// with CONTENT_LENGTH, because PHP-FPM hangs on body bytes without it. Bodies go out in STDIN records of up
-// to 65535 bytes while the response is read; the response streams to the client and is flushed whenever
-// reading on would wait. STDERR lines go to the log (at most 20 lines of 1 KiB per request). Failures: cannot
+// The Handler is a transport behind the one response relay (internal/relay): RoundTrip turns a request
+// into an *http.Response (the CGI head parsed, the Body reading STDOUT up to END_REQUEST, closing it
+// returning the connection to the pool or closing it) and the relay writes it: hop-by-hop fields and those
+// the app's Connection field names dropped, the flush whenever reading on would wait, the abort.
+//
+// A request body of unknown length (chunked) is spooled first by the relay, as this transport declares
+// (1 MiB in memory, then an unlinked temp file), and sent with CONTENT_LENGTH, because PHP-FPM hangs on
+// body bytes without it. Bodies go out in STDIN records of up to 65535 bytes while the response is read.
+// STDERR lines go to the log (at most 20 lines of 1 KiB per request). Failures: cannot
 // connect 502, silent past timeout 504, a garbled or truncated response before the header 502, a response
 // head over t.MaxResponseHeaderBytes (default cgienv.DefaultMaxResponseHeaderBytes, 256 KiB) 502; after the
 // header, a failure or a stall past read_timeout aborts the response (http.ErrAbortHandler). A cancelled

@@ -18,9 +18,10 @@ import (
 	"github.com/switchyard/switchyard/adapters/cgienv"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/appconn"
 	"github.com/switchyard/switchyard/internal/clientbody"
 	"github.com/switchyard/switchyard/internal/exact"
-	"github.com/switchyard/switchyard/internal/hopbyhop"
+	"github.com/switchyard/switchyard/internal/relay"
 	"github.com/switchyard/switchyard/internal/spool"
 	"github.com/switchyard/switchyard/reqinfo"
 )
@@ -63,11 +64,25 @@ func (h *Handler) buf() *[]byte {
 	return &b
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the request goes through the FastCGI transport (RoundTrip) and its
+// answer through the one response relay (internal/relay), which spools a body of unknown length first:
+// PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	relay.Serve(w, r, h, &relay.Options{App: h.app, Upstream: h.upstream, Logger: h.logger, Spool: &spoolOptions})
+}
+
+// spoolOptions hold up to spoolMemory of a body of unknown length in memory, then spool to a temp file.
+var spoolOptions = spool.Options{Memory: spoolMemory}
+
+// RoundTrip sends r to the app and returns its answer (relay.Transport): the head parsed from the CGI
+// response, the Body reading STDOUT up to END_REQUEST. Closing the Body ends the exchange: the connection
+// goes back to the pool when END_REQUEST arrived, the app took the whole request and keep_conn holds, and
+// is closed otherwise. r's body is of known length (Serve spooled it otherwise). It answers failures
+// before the head itself and returns nil, as it does for a static file served below root.
+func (h *Handler) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
 	script, served, err := h.script(w, r)
 	if served {
-		return // a static file below root: no app was asked
+		return nil // a static file below root: no app was asked
 	}
 	reqinfo.From(r.Context()).SetUpstream(h.upstream) // the access log's upstream, as for HTTP apps
 	if err != nil {
@@ -75,50 +90,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.logger.LogAttrs(r.Context(), slog.LevelDebug, "no script for request",
 				slog.String("app", h.app), slog.String("path", r.URL.Path))
 			http.NotFound(w, r)
-			return
+			return nil
 		}
 		h.logger.LogAttrs(r.Context(), slog.LevelError, "cannot resolve script",
 			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("path", r.URL.Path),
 			slog.String("cause", err.Error()))
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
+		return nil
 	}
 
-	// The body: absent, of known length, or spooled to learn its length.
+	// The body: absent, or of known length (the app, told CONTENT_LENGTH, would wait for missing bytes).
 	var body io.Reader
-	req := r
-	switch {
-	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
-	case r.ContentLength > 0:
-		body = exact.Reader(r.Body, r.ContentLength) // the app, told CONTENT_LENGTH, would wait for missing bytes
-	default:
-		// PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
-		sp, err := spool.Read(r.Context(), r.Body, spool.Options{Memory: spoolMemory})
-		if err != nil {
-			h.fail(w, r, failure.ClientBody(err))
-			return
-		}
-		defer sp.Close()
-		req = r.WithContext(r.Context())
-		req.ContentLength = sp.Len()
-		if sp.Len() > 0 {
-			body = sp
-		}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0 {
+		body = exact.Reader(r.Body, r.ContentLength)
 	}
 
-	params := cgienv.Build(req, script, h.params)
+	params := cgienv.Build(r, script, h.params)
 	records, err := encodeParams(params)
 	if err != nil {
 		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "request parameters too large",
 			slog.String("app", h.app), slog.String("cause", err.Error()))
 		http.Error(w, http.StatusText(http.StatusRequestHeaderFieldsTooLarge), http.StatusRequestHeaderFieldsTooLarge)
-		return
+		return nil
 	}
 
 	for attempt := 0; ; attempt++ {
-		retry := h.exchange(w, r, records, body, req == r, attempt == 0)
+		res, retry := h.exchange(w, r, records, body, !relay.Spooled(r), attempt == 0)
 		if !retry {
-			return
+			return res
 		}
 	}
 }
@@ -188,103 +187,61 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	failure.Answer(w, r, h.logger, h.app, h.upstream, err)
 }
 
-// exchange runs one request on one connection. It returns true only when a reused connection turned out
-// to be dead before anything was consumed or answered, so the request may be sent again on a fresh one.
-// clientStream reports that body reads r.Body, the client's own stream (not a spooled copy).
-func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]byte, body io.Reader, clientStream, mayRetry bool) (retry bool) {
+// exchange runs one request on one connection and returns the app's answer, or nil when it answered a
+// failure itself. It returns retry = true only when a reused connection turned out to be dead before
+// anything was consumed or answered, so the request may be sent again on a fresh one. clientStream
+// reports that body reads r.Body, the client's own stream (not a spooled copy).
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]byte, body io.Reader, clientStream, mayRetry bool) (_ *http.Response, retry bool) {
 	ctx := r.Context()
 	dialCtx, cancel := context.WithTimeout(ctx, h.timeout)
 	c, reused, err := h.pool.get(dialCtx)
 	cancel()
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("connecting: %w", err))
-		return false
+		return nil, false
 	}
 	x := &roundTrip{h: h, ctx: ctx, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
-	keep := false
+	// The client going away unblocks every read and write on the app connection.
+	x.stop = context.AfterFunc(ctx, func() { expire(c.nc) })
+	handedOver := false // the answer's Body owns the connection: its Close ends the exchange
 	defer func() {
-		c.sr.unwatch()
-		if keep {
-			h.pool.put(c)
-		} else {
+		if !handedOver {
+			x.stop()
+			c.sr.unwatch()
 			c.nc.Close()
 		}
 	}()
 
-	// The client going away unblocks every read and write on the app connection.
-	stop := context.AfterFunc(ctx, func() { expire(c.nc) })
-	defer stop()
-
 	x.extendHeaderDeadline()
-	var writeDone chan error
 	if body == nil {
 		// Nothing to stream: send the whole request at once, no goroutine.
+		x.writerFinished = true
 		if err := x.writeRequest(records, nil); err != nil {
 			if mayRetry && reused && retryable(err) {
-				return true
+				return nil, true
 			}
 			h.fail(w, r, err)
-			return false
-		}
-	} else {
-		writeDone = make(chan error, 1)
-		go func() { writeDone <- x.writeRequest(records, body) }()
-	}
-	// waitWriter stops the writer and returns its error. A writer blocked on the client's body is woken
-	// by an expired read deadline on the client connection; one blocked writing to the app is woken by
-	// the connection being closed, or by the app, which drops a connection carrying records for a request
-	// it already ended. A writer that is only finishing is left to finish. Then the client's body is
-	// ended (clientbody.End: the rest read, or the connection closed after the answer, the deadline
-	// lifted). Waking a read fails it, which makes net/http cancel the request's context: so waitWriter
-	// comes after the answer, or where the answer no longer matters.
-	writerFinished := writeDone == nil
-	var writerErr error
-	waitWriter := func() error {
-		if writerFinished {
-			return writerErr
-		}
-		x.mu.Lock()
-		x.stopping = true
-		woke := clientStream && x.inBodyRead && x.rc.SetReadDeadline(time.Unix(1, 0)) == nil
-		x.mu.Unlock()
-		writerErr = <-writeDone
-		writerFinished = true
-		if clientStream {
-			clientbody.End(w, r.Body, r.ContentLength-x.bodyRead, woke, x.bodyErr)
-		}
-		return writerErr
-	}
-	// stopWriter stops the writer unless it is blocked reading the client's body, which only waitWriter
-	// may wake; it reports whether the writer has finished, and with which error.
-	stopWriter := func() (error, bool) {
-		if writerFinished {
-			return writerErr, true
-		}
-		x.mu.Lock()
-		x.stopping = true
-		reading := x.inBodyRead
-		x.mu.Unlock()
-		if reading {
 			return nil, false
 		}
-		writerErr = <-writeDone
-		writerFinished = true
-		return writerErr, true
+	} else {
+		x.w, x.r, x.clientStream = w, r, clientStream
+		x.writeDone = make(chan error, 1)
+		go func() { x.writeDone <- x.writeRequest(records, body) }()
 	}
 
 	out := &stdout{rr: recordReader{br: c.br}, id: x.id, errlog: stderrLog{h: h, ctx: ctx}}
-	defer out.errlog.flush()
 	br := bufio.NewReaderSize(out, 4096)
 	head, err := cgienv.ReadResponseHeader(br, h.maxHead)
 	if err == nil && head.Status < 200 {
 		err = fmt.Errorf("%w: informational status %d as the final status", cgienv.ErrMalformedResponse, head.Status)
 	}
 	if err != nil {
+		defer out.errlog.flush()
 		if out.err != nil {
 			err = out.err
 		}
 		c.nc.Close()
-		werr, finished := stopWriter()
+		werr, finished := x.stopWriter()
 		if werr != nil {
 			// The writer's failure is the cause when it broke the client body or closed the
 			// connection under the reader.
@@ -293,7 +250,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 			}
 		}
 		if finished && mayRetry && reused && !x.bodyStarted && out.records == 0 && retryable(err) && ctx.Err() == nil {
-			return true // the body untouched: the retry sends it whole
+			return nil, true // the body untouched: the retry sends it whole
 		}
 		if !finished {
 			// The writer waits on the client's body, mid-upload: the answer goes first, saying the
@@ -301,86 +258,122 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 			clientbody.CloseAfterReply(w)
 		}
 		h.fail(w, r, err)
-		waitWriter()
-		return false
+		x.waitWriter()
+		return nil, false
 	}
 	x.headerDone(ctx)
 	if ctx.Err() != nil {
+		defer out.errlog.flush()
 		c.nc.Close()
-		waitWriter()
+		x.waitWriter()
 		h.fail(w, r, ctx.Err())
-		return false
+		return nil, false
 	}
 
-	hdr := w.Header()
-	hopbyhop.CopyResponse(hdr, head.Header)
-	if cl := hdr["Content-Length"]; len(cl) > 0 {
-		if n, err := strconv.ParseInt(cl[0], 10, 64); len(cl) != 1 || err != nil || n < 0 {
-			delete(hdr, "Content-Length")
+	res := &http.Response{
+		StatusCode: head.Status, Header: head.Header, ContentLength: -1,
+		Body: &answerBody{x: x, out: out, br: br},
+	}
+	if cl := head.Header["Content-Length"]; len(cl) == 1 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+			res.ContentLength = n
 		}
 	}
-	w.WriteHeader(head.Status)
+	handedOver = true
+	return res, false
+}
 
-	// Stream the body, flushing whenever reading on would wait for the app.
-	dirty := false
-	discard := false
-	var copyErr, clientErr error
-	out.beforeBlock = func() {
-		if dirty {
-			dirty = false
-			if err := x.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && clientErr == nil {
-				clientErr = err
-			}
-		}
+// answerBody reads the rest of STDOUT after the head, up to END_REQUEST (io.EOF). It implements
+// relay.WaitNotifier: the relay flushes before a read of the connection. Close ends the exchange.
+type answerBody struct {
+	x      *roundTrip
+	out    *stdout
+	br     *bufio.Reader // over out, holding what the head's parse read ahead
+	eof    bool
+	closed bool
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.br.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil && b.x.c.sr.stalled:
+		err = fmt.Errorf("%w: %w", &appconn.StallError{Limit: b.x.h.stall}, err)
 	}
-	bp := h.buf()
-	defer h.bufs.Put(bp)
-	buf := *bp
-	for clientErr == nil {
-		n, err := br.Read(buf)
-		if n > 0 && !discard && clientErr == nil {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				if errors.Is(werr, http.ErrBodyNotAllowed) {
-					discard = true // HEAD, 204, 304: drain to keep the connection
-				} else {
-					clientErr = werr
-					break
-				}
-			} else {
-				dirty = true
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			copyErr = err
-			break
-		}
+	return n, err
+}
+
+// NotifyBeforeWait calls f before a read that may wait for the app (relay.WaitNotifier).
+func (b *answerBody) NotifyBeforeWait(f func()) { b.out.beforeBlock = f }
+
+// Close ends the exchange. After END_REQUEST the connection is reusable only if the app took the whole
+// request (the writer finished without error) and the request was not cancelled; otherwise, and when the
+// body was not read to its end, it is closed (never back to the pool).
+func (b *answerBody) Close() error {
+	if b.closed {
+		return nil
 	}
-	if clientErr != nil || ctx.Err() != nil {
-		// The client went away: nothing to answer.
+	b.closed = true
+	x, c := b.x, b.x.c
+	defer b.out.errlog.flush()
+	keep := false
+	if b.eof {
+		werr := x.waitWriter()
+		keep = x.h.keepConn && werr == nil && b.out.end.ProtocolStatus == statusRequestComplete && x.stop()
+	} else {
 		c.nc.Close()
-		waitWriter()
-		return false
+		x.waitWriter()
 	}
-	if copyErr != nil {
-		c.nc.Close() // never back to the pool: keep is false
-		waitWriter()
-		msg := "upstream response aborted"
-		if c.sr.stalled {
-			msg = "upstream response aborted: app stalled mid-body"
-			copyErr = fmt.Errorf("no byte from the app for read_timeout %v: %w", h.stall, copyErr)
-		}
-		h.logger.LogAttrs(ctx, slog.LevelWarn, msg,
-			slog.String("app", h.app), slog.String("upstream", h.upstream), slog.String("method", r.Method),
-			slog.String("path", r.URL.Path), slog.String("cause", copyErr.Error()))
-		panic(http.ErrAbortHandler)
+	x.stop()
+	c.sr.unwatch()
+	if keep {
+		x.h.pool.put(c)
+	} else {
+		c.nc.Close()
 	}
-	// END_REQUEST arrived. The connection is reusable only if the app took the whole request.
-	werr := waitWriter()
-	keep = h.keepConn && werr == nil && out.end.ProtocolStatus == statusRequestComplete && stop()
-	return false
+	return nil
+}
+
+// waitWriter stops the writer and returns its error. A writer blocked on the client's body is woken by an
+// expired read deadline on the client connection; one blocked writing to the app is woken by the
+// connection being closed, or by the app, which drops a connection carrying records for a request it
+// already ended. A writer that is only finishing is left to finish. Then the client's body is ended
+// (clientbody.End: the rest read, or the connection closed after the answer, the deadline lifted). Waking
+// a read fails it, which makes net/http cancel the request's context: so waitWriter comes after the
+// answer, or where the answer no longer matters.
+func (x *roundTrip) waitWriter() error {
+	if x.writerFinished {
+		return x.writerErr
+	}
+	x.mu.Lock()
+	x.stopping = true
+	woke := x.clientStream && x.inBodyRead && x.rc.SetReadDeadline(time.Unix(1, 0)) == nil
+	x.mu.Unlock()
+	x.writerErr = <-x.writeDone
+	x.writerFinished = true
+	if x.clientStream {
+		clientbody.End(x.w, x.r.Body, x.r.ContentLength-x.bodyRead, woke, x.bodyErr)
+	}
+	return x.writerErr
+}
+
+// stopWriter stops the writer unless it is blocked reading the client's body, which only waitWriter may
+// wake; it reports whether the writer has finished, and with which error.
+func (x *roundTrip) stopWriter() (error, bool) {
+	if x.writerFinished {
+		return x.writerErr, true
+	}
+	x.mu.Lock()
+	x.stopping = true
+	reading := x.inBodyRead
+	x.mu.Unlock()
+	if reading {
+		return nil, false
+	}
+	x.writerErr = <-x.writeDone
+	x.writerFinished = true
+	return x.writerErr, true
 }
 
 // retryable reports whether err is what a connection closed by the app while idle looks like.
@@ -390,21 +383,30 @@ func retryable(err error) bool {
 }
 
 // roundTrip is the state of one request on one connection (one run of Handler.exchange), shared by the
-// reader and the writer.
+// reader and the writer, and then by the answer's Body.
 type roundTrip struct {
 	h           *Handler
 	ctx         context.Context // the request's: a renewed deadline must not undo its cancellation
 	c           *conn
 	id          uint16
 	rc          *http.ResponseController
-	bodyStarted bool  // written by the writer only; read after it finished
-	bodyRead    int64 // bytes of the body read, likewise
-	bodyErr     error // the first error reading the body returned other than io.EOF, likewise
+	stop        func() bool // stops the context.AfterFunc that expires the connection on cancellation
+	bodyStarted bool        // written by the writer only; read after it finished
+	bodyRead    int64       // bytes of the body read, likewise
+	bodyErr     error       // the first error reading the body returned other than io.EOF, likewise
 
 	mu         sync.Mutex
 	gotHead    bool // the response header is complete: no more read deadline
 	stopping   bool // the reader is done: the writer must not start another body read
 	inBodyRead bool // the writer is blocked reading the client's body
+
+	// The writer of a request with a body, used by the reader's goroutine only.
+	writeDone      chan error          // the writer's result
+	writerFinished bool                // the writer's result was taken (or there is no writer)
+	writerErr      error               // that result
+	clientStream   bool                // the body is r.Body, the client's own stream
+	w              http.ResponseWriter // the client's, for ending its body (clientbody)
+	r              *http.Request
 }
 
 // errStopped ends a writer whose request is already over.

@@ -1,0 +1,292 @@
+// Package relay writes an app's answer to the client: the one response relay behind the FastCGI, uwsgi
+// and SCGI transports, whose trailer and abort helpers the HTTP adapter's direct path shares.
+//
+// A transport (Transport) turns a request into an *http.Response whose Body streams the rest of the app's
+// answer; Serve hands it the request and writes what it returns with Write. The contract:
+//
+//   - Ownership: the Response and its Body belong to the relay once RoundTrip returns them. Write closes
+//     the Body exactly once, on every path (a clean end, the client gone, an abort), and only after its last
+//     Read: closing it ends the exchange, and the transport decides there whether the connection goes back
+//     to its pool (the body read to io.EOF) or is closed (anything else).
+//   - Copied: every header field of the Response but the hop-by-hop ones and those its Connection field
+//     names (internal/hopbyhop, the one list); Content-Length is the Response's ContentLength (the app's
+//     own field is dropped), omitted when unknown (-1) and for 204 and 304; trailers the Response announces
+//     (Response.Trailer's keys) are announced to the client and set after the body, unannounced ones sent
+//     with http.TrailerPrefix.
+//   - Flushed: the head and every written piece as soon as the next read of the Body would wait for the
+//     app (a Body implementing WaitNotifier says when), else after every write; never on a read that is
+//     served from what is already buffered, so a small answer leaves in one write.
+//   - Discarded: body bytes the client's request cannot carry (HEAD, 204, 304) are read and dropped, so
+//     the exchange still ends cleanly.
+//   - Aborted: a Body read that fails (the app resetting, closing short of its length, stalling past its
+//     read timeout: an *appconn.StallError in the chain) after the head is logged once, the head and the
+//     bytes so far are flushed (unless the body is close-delimited, which would look complete), and the
+//     handler panics with http.ErrAbortHandler: a truncated answer never looks complete.
+//   - Client gone: a failed write, or a read failing while the request's context is done, is logged at
+//     Info (status 499) and ends the relay without an answer.
+//
+// Request bodies of unknown length: a transport whose protocol frames the body by its declared length
+// alone (CONTENT_LENGTH: FastCGI, uwsgi, SCGI) declares Options.Spool; Serve then reads such a body to
+// its end first (internal/spool) and hands the transport a request of known length, whose Body is no
+// longer the client's stream (Spooled reports it).
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/appconn"
+	"github.com/switchyard/switchyard/internal/hopbyhop"
+	"github.com/switchyard/switchyard/internal/spool"
+)
+
+// Transport is one app protocol's client side: it sends a request to the app and returns the app's
+// answer, the head read and the Body streaming the rest from the app.
+//
+// It is http.RoundTripper's shape plus the client's writer w, which a transport uses only for the
+// client's side of the request body while the answer may already go out (full duplex, waking a pending
+// read of the client's connection, clientbody.End once the exchange is over), never to write the answer.
+// A transport answers a failure before the head itself (failure.Answer) and returns nil: the order of that
+// answer and of ending a request body still being read matters (a woken read of the client's connection
+// cancels the request's context, after which no answer is sent), and only the transport knows where its
+// body writer stands. It likewise returns nil when it served the request without an app (a static file).
+type Transport interface {
+	RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response
+}
+
+// WaitNotifier is implemented by a Body that knows when its next Read would wait for the app (its buffer
+// empty, a read of the connection next). It calls f, in the reading goroutine, before each such read;
+// Write flushes there. A Body without it is flushed after every write.
+type WaitNotifier interface {
+	NotifyBeforeWait(f func())
+}
+
+// Options describe one app to the relay. The zero value spools nothing and logs on slog.Default().
+type Options struct {
+	// Name begins the relay's log messages ("uwsgi response aborted: ..."); "" means "upstream".
+	Name string
+	// App and Upstream name the app in every log line.
+	App, Upstream string
+	// Logger receives the abort and client-gone lines and, through failure.Answer, a failed spool.
+	Logger *slog.Logger
+	// Spool, when not nil, declares that the transport needs every request body's length: a body of
+	// unknown length is spooled (these options) before RoundTrip.
+	Spool *spool.Options
+}
+
+func (o *Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
+func (o *Options) name() string {
+	if o.Name == "" {
+		return "upstream"
+	}
+	return o.Name
+}
+
+// Serve spools r's body when the transport declared it, runs t and writes its answer to w (Write).
+func Serve(w http.ResponseWriter, r *http.Request, t Transport, o *Options) {
+	req := r
+	if o.Spool != nil && r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0 {
+		sp, err := spool.Read(r.Context(), r.Body, *o.Spool)
+		if err != nil {
+			if !errors.Is(err, spool.ErrStorage) {
+				err = failure.ClientBody(err)
+			}
+			failure.Answer(w, r, o.logger(), o.App, o.Upstream, fmt.Errorf("%s spooling the request body: %w", o.name(), err))
+			return
+		}
+		defer sp.Close()
+		req = r.WithContext(r.Context())
+		req.ContentLength = sp.Len()
+		req.Body = spooled{sp}
+	}
+	res := t.RoundTrip(w, req)
+	if res == nil {
+		return
+	}
+	Write(w, r, res, o)
+}
+
+// spooled marks a request body Serve spooled; Close is left to Serve.
+type spooled struct{ *spool.Body }
+
+func (spooled) Close() error { return nil }
+
+// Spooled reports whether r's body was spooled by Serve: a copy of known length, not the client's stream.
+func Spooled(r *http.Request) bool {
+	_, ok := r.Body.(spooled)
+	return ok
+}
+
+// buffers recycles the body copy buffers.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Write writes res to w as the package comment says, and closes res.Body. r is the client's request.
+func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Options) {
+	hdr := w.Header()
+	hopbyhop.CopyResponse(hdr, res.Header)
+	delete(hdr, "Content-Length")
+	if res.ContentLength >= 0 && res.StatusCode != http.StatusNoContent && res.StatusCode != http.StatusNotModified {
+		hdr["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
+	}
+	announced := AnnounceTrailers(hdr, res.Trailer)
+	w.WriteHeader(res.StatusCode)
+
+	rc := http.NewResponseController(w)
+	dirty := true // the head
+	var clientErr error
+	flush := func() {
+		if !dirty {
+			return
+		}
+		dirty = false
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && clientErr == nil {
+			clientErr = err
+		}
+	}
+	wn, waits := res.Body.(WaitNotifier)
+	if waits {
+		wn.NotifyBeforeWait(flush)
+	} else {
+		flush()
+	}
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	discard := false
+	var readErr error
+	for clientErr == nil {
+		n, err := res.Body.Read(buf)
+		if n > 0 && !discard && clientErr == nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				if !errors.Is(werr, http.ErrBodyNotAllowed) {
+					clientErr = werr
+					break
+				}
+				discard = true // HEAD, 204, 304: read on, so the exchange ends cleanly
+			} else {
+				dirty = true
+				if !waits {
+					flush()
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	ctx := r.Context()
+	if clientErr == nil && readErr != nil && ctx.Err() != nil {
+		clientErr = ctx.Err()
+	}
+	if clientErr != nil {
+		res.Body.Close()
+		o.logger().LogAttrs(ctx, slog.LevelInfo, o.name()+" response not delivered: client went away",
+			attrs(o, r, 499, clientErr)...)
+		return
+	}
+	if readErr != nil {
+		msg := o.name() + " response aborted: app failed mid-body"
+		if stall := (*appconn.StallError)(nil); errors.As(readErr, &stall) {
+			msg = o.name() + " response aborted: app stalled mid-body"
+		}
+		o.logger().LogAttrs(ctx, slog.LevelWarn, msg, attrs(o, r, res.StatusCode, readErr)...)
+		res.Body.Close()
+		Abort(w, r)
+	}
+	res.Body.Close() // fills res.Trailer
+	SetTrailers(w, res.Trailer, announced)
+}
+
+func attrs(o *Options, r *http.Request, status int, err error) []slog.Attr {
+	return []slog.Attr{
+		slog.String("app", o.App), slog.String("upstream", o.Upstream), slog.Int("status", status),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()),
+	}
+}
+
+// Abort ends a response whose body failed after the head: the head and the bytes written so far are
+// flushed, so the client sees a started answer whose body is cut (short of its Content-Length, or a
+// chunked stream without its last chunk), never a clean end and never only a closed connection; then it
+// panics with http.ErrAbortHandler, which makes the server close the connection. A close-delimited body
+// (an HTTP/1.0 client, no Content-Length) would look complete once cut, so it is not flushed.
+func Abort(w http.ResponseWriter, r *http.Request) {
+	FlushForAbort(w, r)
+	panic(http.ErrAbortHandler)
+}
+
+// FlushForAbort flushes w before an abort unless its body is close-delimited (see Abort).
+func FlushForAbort(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoAtLeast(1, 1) || w.Header().Get("Content-Length") != "" {
+		_ = http.NewResponseController(w).Flush()
+	}
+}
+
+// AnnounceTrailers adds a Trailer field to dst naming trailer's keys (what the app announced), and
+// returns how many it named.
+func AnnounceTrailers(dst http.Header, trailer http.Header) int {
+	n := len(trailer)
+	if n == 0 {
+		return 0
+	}
+	keys := make([]string, 0, n)
+	for k := range trailer {
+		keys = append(keys, k)
+	}
+	dst.Add("Trailer", strings.Join(keys, ", "))
+	return n
+}
+
+// SetTrailers sets the trailers the app sent once its body ended: under their names when trailer holds
+// just the announced keys, else every one with http.TrailerPrefix (the server sends those whether
+// announced or not). A non-empty trailer forces chunking first (a flush), so the trailers can follow.
+func SetTrailers(w http.ResponseWriter, trailer http.Header, announced int) {
+	if len(trailer) == 0 {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+	dst := w.Header()
+	if len(trailer) == announced {
+		for k, vv := range trailer {
+			for _, v := range vv {
+				dst.Add(k, v)
+			}
+		}
+		return
+	}
+	for k, vv := range trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			dst.Add(k, v)
+		}
+	}
+}
+
+// Forward1xx writes an informational answer (103 Early Hints, 100 Continue) to w as received, as
+// httputil.ReverseProxy forwards them: its fields set on w's header for the 1xx alone, then cleared.
+func Forward1xx(w http.ResponseWriter, code int, fields map[string][]string) {
+	h := w.Header()
+	for k, vv := range fields {
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+	w.WriteHeader(code)
+	clear(h)
+}
