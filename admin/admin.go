@@ -223,10 +223,7 @@ func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) 
 	}
 	for i, a := range apps {
 		counts := !g.Apps[i].NotForReadiness
-		who := a.Role + " " + a.App
-		if p := g.Apps[i].Pattern; p != "" && p != "*" {
-			who = a.Role + " " + p + " app " + a.App // a label alone does not say which route is down
-		}
+		who := readyName(g.Apps[i])
 		up := 0
 		var why []string
 		for j, in := range a.Instances {
@@ -253,6 +250,24 @@ func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) 
 		}
 	}
 	return len(reasons) == 0, reasons
+}
+
+// readyName names an app in the lines of /readyz: its role, a route's pattern (a label alone does not say
+// which route is down), which side of a migration it is (both apps of a migrating route are the route's),
+// and its label: "primary p", "route /shop/ app shop", "route /shop/ old app django", "delegate (old app)
+// legacy".
+func readyName(a gateway.BuiltApp) string {
+	if p := a.Pattern; p != "" && p != "*" {
+		app := "app"
+		if a.Side != "" {
+			app = a.Side + " app"
+		}
+		return a.Role + " " + p + " " + app + " " + a.Name
+	}
+	if a.Side != "" {
+		return a.Role + " (" + a.Side + " app) " + a.Name
+	}
+	return a.Role + " " + a.Name
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -103,6 +103,10 @@ type BuiltApp struct {
 	Role string
 	// Pattern is the route pattern for routes, "*" for the primary and delegates.
 	Pattern string
+	// Side is "new" or "old" for the two apps of a migration (a route with a stage and its old app; the
+	// primary and the first delegate under GATEWAY_STAGE), empty for every other app: the role alone
+	// does not say which of a migrating route's two apps is down.
+	Side string
 	// NotForReadiness is the app option ready=false: /readyz reports the app but never fails because of it.
 	NotForReadiness bool
 }
@@ -298,6 +302,9 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			errs = append(errs, fmt.Errorf("%s=%q: the primary (the new app) and the first delegate (the old app) are both named %q: give one a name= option so the report can tell them apart", cfg.Name("GATEWAY_STAGE"), cfg.Stage, chain[0].Name))
 		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
 			fallback = annotate("*", compose("*", chainKey, pairSpec, chain[0], chain[1:]))
+			if len(g.Apps) > 1 && g.Apps[0].Role == "primary" && g.Apps[1].Role == "delegate" {
+				g.Apps[0].Side, g.Apps[1].Side = "new", "old"
+			}
 			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), cfg.Delegates[0]
 		case pairSpec.Stage != migration.StageNone:
 			errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", cfg.Name("GATEWAY_STAGE"), cfg.Stage, cfg.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), cfg.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
@@ -327,6 +334,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			continue
 		}
 		h, strip, cascade := b.h, b.strip, b.cascade
+		newIdx := len(g.Apps)
 		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String(), NotForReadiness: b.unready})
 		if b.scriptNameHeader {
 			h = router.ScriptNameHeader(p.Prefix)(h)
@@ -367,7 +375,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 					errs = append(errs, fmt.Errorf("%s: route %s: the new app and the old app are both named %q: give one a name= option so the report can tell them apart", rs.Source, p, b.name))
 					continue
 				}
-				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), NotForReadiness: ob.unready})
+				g.Apps[newIdx].Side = "new"
+				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), Side: "old", NotForReadiness: ob.unready})
 				g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "old ", ob, roots)...)
 				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
 				key += "\nold " + ob.id
