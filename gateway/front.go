@@ -53,8 +53,9 @@ const (
 // cfg.TLSCert set without opts.TLSConfig serves plain HTTP with the TLS-only settings (no scan, no
 // parking): give the TLS configuration whenever certificates are configured.
 func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.Logger, opts FrontOptions) *Front {
-	if opts.TLSConfig != nil && cfg.TLSCert == "" {
-		cfg.TLSCert = "(given)" // the stack's TLS rules key on it
+	s := FrontSettingsOf(cfg) // the stack reads nothing else of cfg: see FrontSettings
+	if opts.TLSConfig != nil {
+		s.TLS = true // the stack's TLS rules key on it
 	}
 	name := opts.Listener
 	if name == "" {
@@ -70,11 +71,11 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 			opts.OnReject(reason)
 		}
 	}
-	ln = ScanHeads(cfg, ln)
-	lim := LimitListener(cfg, ln, logger, onReject)
-	srv := Server(cfg, h, logger)
+	ln = scanHeads(s, ln)
+	lim := limitListener(s, ln, logger, onReject)
+	srv := server(s, h, logger)
 	srv.TLSConfig = opts.TLSConfig
-	outer, parker := ParkIdle(cfg, srv, lim, logger)
+	outer, parker := parkIdle(s, srv, lim, logger)
 	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer, listener: name, refused: refused}
 }
 

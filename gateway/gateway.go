@@ -674,10 +674,14 @@ func (g *Gateway) Close() error {
 // without an answer under TLS. Refusals are logged at most once a second; onReject, when not nil, is
 // called with the reason of each ("total" or "per_client"), e.g. to count it.
 func LimitListener(cfg config.Config, ln net.Listener, logger *slog.Logger, onReject func(reason string)) *connlimit.Listener {
+	return limitListener(FrontSettingsOf(cfg), ln, logger, onReject)
+}
+
+func limitListener(s FrontSettings, ln net.Listener, logger *slog.Logger, onReject func(reason string)) *connlimit.Listener {
 	return connlimit.New(ln, connlimit.Options{
-		Max:       cfg.MaxConns,
-		PerClient: cfg.MaxConnsPerClient,
-		Reply:     cfg.TLSCert == "",
+		Max:       s.MaxConns,
+		PerClient: s.MaxConnsPerClient,
+		Reply:     !s.TLS,
 		Logger:    logger,
 		OnReject:  onReject,
 	})
@@ -691,13 +695,17 @@ func LimitListener(cfg config.Config, ln net.Listener, logger *slog.Logger, onRe
 // off: GATEWAY_IDLE_PARK_AFTER=0, TLS (GATEWAY_TLS_CERT set), srv speaking unencrypted HTTP/2, a system
 // other than Linux, or epoll refused (logged).
 func ParkIdle(cfg config.Config, srv *http.Server, ln net.Listener, logger *slog.Logger) (net.Listener, *idlepark.Listener) {
-	if cfg.IdleParkAfter <= 0 || cfg.TLSCert != "" || !idlepark.Supported {
+	return parkIdle(FrontSettingsOf(cfg), srv, ln, logger)
+}
+
+func parkIdle(s FrontSettings, srv *http.Server, ln net.Listener, logger *slog.Logger) (net.Listener, *idlepark.Listener) {
+	if s.IdleParkAfter <= 0 || s.TLS || !idlepark.Supported {
 		return ln, nil
 	}
 	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
 		return ln, nil // parking follows net/http's HTTP/1 serve loop; an h2c connection must never be parked
 	}
-	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(cfg.IdleParkAfter), BurstGC: 256})
+	pl, err := idlepark.New(ln, idlepark.Options{After: time.Duration(s.IdleParkAfter), BurstGC: 256})
 	if err != nil {
 		logger.Warn("idle connection parking is off: cannot start the parker", "variable", "GATEWAY_IDLE_PARK_AFTER", "cause", err)
 		return pl, nil
@@ -710,12 +718,16 @@ func ParkIdle(cfg config.Config, srv *http.Server, ln net.Listener, logger *slog
 // net/http), header read timeout and keep-alive idle timeout. Request bodies have no whole-request read
 // deadline, so slow but steady uploads are not cut; the upstream timeout bounds the wait for an answer.
 func Server(cfg config.Config, h http.Handler, logger *slog.Logger) *http.Server {
+	return server(FrontSettingsOf(cfg), h, logger)
+}
+
+func server(s FrontSettings, h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
-		Addr:              cfg.Addr,
+		Addr:              s.Addr,
 		Handler:           h,
-		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
-		IdleTimeout:       time.Duration(cfg.IdleTimeout),
-		MaxHeaderBytes:    int(cfg.MaxHeaderSize),
+		ReadHeaderTimeout: time.Duration(s.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(s.IdleTimeout),
+		MaxHeaderBytes:    int(s.MaxHeaderSize),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ConnContext:       headscan.ConnContext,
 	}
@@ -726,7 +738,11 @@ func Server(cfg config.Config, h http.Handler, logger *slog.Logger) *http.Server
 // the innermost wrapper (under the connection limits and idle parking), and the server must come from
 // Server. With TLS (GATEWAY_TLS_CERT set) it returns ln unchanged.
 func ScanHeads(cfg config.Config, ln net.Listener) net.Listener {
-	if cfg.TLSCert != "" {
+	return scanHeads(FrontSettingsOf(cfg), ln)
+}
+
+func scanHeads(s FrontSettings, ln net.Listener) net.Listener {
+	if s.TLS {
 		return ln
 	}
 	return headscan.Listener{Listener: ln}

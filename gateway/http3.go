@@ -35,9 +35,10 @@ type HTTP3 struct {
 // NewHTTP3 serves h over HTTP/3 on conn (a UDP socket nothing else reads), with tlsConf (the HTTPS
 // listener's; it is cloned for h3).
 func NewHTTP3(cfg config.Config, h http.Handler, conn net.PacketConn, tlsConf *tls.Config, logger *slog.Logger) (*HTTP3, error) {
+	s := FrontSettingsOf(cfg) // the listener reads nothing else of cfg: see FrontSettings
 	qconf := &quic.Config{
-		HandshakeIdleTimeout: time.Duration(cfg.ReadHeaderTimeout),
-		MaxIdleTimeout:       time.Duration(cfg.IdleTimeout),
+		HandshakeIdleTimeout: time.Duration(s.ReadHeaderTimeout),
+		MaxIdleTimeout:       time.Duration(s.IdleTimeout),
 		Allow0RTT:            false, // 0-RTT requests can be replayed by an attacker: never for a proxy in front of unknown apps
 	}
 	tr := &quic.Transport{Conn: conn}
@@ -50,11 +51,11 @@ func NewHTTP3(cfg config.Config, h http.Handler, conn net.PacketConn, tlsConf *t
 		Handler:        dropConnectionFields(h),
 		TLSConfig:      tlsConf,
 		QUICConfig:     qconf,
-		MaxHeaderBytes: int(cfg.MaxHeaderSize),
-		IdleTimeout:    time.Duration(cfg.IdleTimeout),
+		MaxHeaderBytes: int(s.MaxHeaderSize),
+		IdleTimeout:    time.Duration(s.IdleTimeout),
 		Logger:         logger,
 	}
-	lim := &quicLimiter{EarlyListener: ln, max: cfg.MaxConns, perClient: cfg.MaxConnsPerClient, logger: logger, byIP: map[netip.Addr]int{},
+	lim := &quicLimiter{EarlyListener: ln, max: s.MaxConns, perClient: s.MaxConnsPerClient, logger: logger, byIP: map[netip.Addr]int{},
 		refused: newRefused(ListenerHTTP3)}
 	return &HTTP3{Server: srv, tr: tr, ln: lim}, nil
 }

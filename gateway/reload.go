@@ -51,9 +51,9 @@ func LoadCertificate(cfg config.Config) (*tls.Certificate, error) {
 // so requests in flight finish on the configuration they started on. A configuration that does not load
 // or build is logged and the running one kept. Watch reloads when the configuration or TLS files change.
 //
-// The settings the listeners were started with (addresses, TLS on or off, connection limits, timeouts
-// of the listener stack, logging) cannot change without a restart: a reload that changes one logs a
-// warning naming it and keeps serving with the old value.
+// The settings the process reads once, at start (RestartSettings: the listener stack's, the other
+// listeners', the certificate source's, the shutdown timeout, logging), cannot change without a restart: a
+// reload that changes one logs a warning naming it and keeps serving with the old value.
 //
 // Create it with NewReloader after the first Gateway is swapped into Live; set the optional fields
 // before the first Reload, Rebuild or Watch, and do not change them after. Reload, Rebuild and Running
@@ -179,35 +179,15 @@ func (rl *Reloader) Reload(trigger string, onlyIfChanged bool) error {
 	return nil
 }
 
-// warnRestartSettings logs one warning per setting cfg changes that only a restart applies.
+// warnRestartSettings logs one warning per setting cfg changes that only a restart applies
+// (RestartSettings, compared as a whole).
 func (rl *Reloader) warnRestartSettings(cfg config.Config) {
-	for _, c := range []struct {
-		name      string
-		now, then any
-	}{
-		{"GATEWAY_ADDR", cfg.Addr, rl.started.Addr},
-		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, rl.started.AdminAddr},
-		{"GATEWAY_ADMIN_PPROF", cfg.AdminPprof, rl.started.AdminPprof},
-		{"TLS on/off (GATEWAY_TLS_CERT)", cfg.TLSCert != "", rl.started.TLSCert != ""},
-		{"GATEWAY_ACME", cfg.ACME, rl.started.ACME},
-		{"GATEWAY_ACME_CA", cfg.ACMECA, rl.started.ACMECA},
-		{"GATEWAY_ACME_EMAIL", cfg.ACMEEmail, rl.started.ACMEEmail},
-		{"GATEWAY_ACME_STORAGE", cfg.ACMEStorage, rl.started.ACMEStorage},
-		{"GATEWAY_ACME_CA_ROOT", cfg.ACMECARoot, rl.started.ACMECARoot},
-		{"GATEWAY_HTTP_ADDR", cfg.HTTPAddr, rl.started.HTTPAddr},
-		{"GATEWAY_HTTP3", cfg.HTTP3, rl.started.HTTP3},
-		{"GATEWAY_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout, rl.started.ReadHeaderTimeout},
-		{"GATEWAY_IDLE_TIMEOUT", cfg.IdleTimeout, rl.started.IdleTimeout},
-		{"GATEWAY_IDLE_PARK_AFTER", cfg.IdleParkAfter, rl.started.IdleParkAfter},
-		{"GATEWAY_MAX_HEADER_SIZE", cfg.MaxHeaderSize, rl.started.MaxHeaderSize},
-		{"GATEWAY_MAX_CONNS", cfg.MaxConns, rl.started.MaxConns},
-		{"GATEWAY_MAX_CONNS_PER_CLIENT", cfg.MaxConnsPerClient, rl.started.MaxConnsPerClient},
-		{"GATEWAY_LOG_FORMAT", cfg.LogFormat, rl.started.LogFormat},
-		{"GATEWAY_LOG_LEVEL", cfg.LogLevel, rl.started.LogLevel},
-	} {
-		if c.now != c.then {
-			rl.logger().Warn("setting changed but needs a restart to apply; still using the old value", "setting", cfg.Name(c.name), "running", fmt.Sprint(c.then), "configured", fmt.Sprint(c.now))
+	for _, c := range RestartSettingsOf(rl.started).Changes(RestartSettingsOf(cfg)) {
+		name := cfg.Name(c.Variable)
+		if c.What != "" {
+			name = c.What + " (" + name + ")"
 		}
+		rl.logger().Warn("setting changed but needs a restart to apply; still using the old value", "setting", name, "running", c.Running, "configured", c.Configured)
 	}
 }
 
