@@ -1,8 +1,9 @@
-// Package cgiwire owns the request/response plumbing shared by the adapters that speak a CGI-family protocol
-// over one connection per request, uwsgi and SCGI: reading their common options and address forms, spooling
-// request bodies of unknown length, dialing, timing out, reading the response head, streaming the response
-// body and mapping failures to statuses. Each protocol contributes only its request encoding and its
-// response-head reader (a Protocol).
+// Package cgiwire owns the request side shared by the adapters that speak a CGI-family protocol over one
+// connection per request, uwsgi and SCGI: reading their common options and address forms, dialing, timing
+// out, sending the request body, reading the response head and mapping failures before it to statuses. A
+// Handler is a transport behind the one response relay (internal/relay), which spools request bodies of
+// unknown length (the transport declares it) and writes the answer. Each protocol contributes only its
+// request encoding and its response-head reader (a Protocol).
 //
 // One connection is dialed per request and closed when the response ends; nothing is pooled, so a Handler
 // holds no resources between requests.

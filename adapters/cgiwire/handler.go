@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/appconn"
 	"github.com/switchyard/switchyard/internal/clientbody"
-	"github.com/switchyard/switchyard/internal/hopbyhop"
+	"github.com/switchyard/switchyard/internal/relay"
 	"github.com/switchyard/switchyard/internal/spool"
 	"github.com/switchyard/switchyard/reqinfo"
 )
@@ -52,9 +51,13 @@ type Protocol struct {
 
 // Handler serves requests by sending them to one app over a fresh connection each.
 //
+// It is a transport (RoundTrip) behind the one response relay (internal/relay), which writes the answer:
+// hop-by-hop fields and those the app's Connection field names dropped, informational answers and
+// trailers passed on as over HTTP, a flush whenever the next read would wait for the app.
+//
 // Request bodies: a body of known length is streamed as it arrives; a body of unknown length (chunked) is
-// read first (held in memory up to SpoolMemory, then in an unlinked temp file) so CONTENT_LENGTH can be
-// sent, because these protocols frame the body by that variable alone.
+// read first by the relay (held in memory up to SpoolMemory, then in an unlinked temp file) so
+// CONTENT_LENGTH can be sent, because these protocols frame the body by that variable alone.
 //
 // Limits on the app: Config.Timeout bounds its silence before the response head is complete (renewed
 // whenever a piece of the request body is written to it, so a slow upload is not held against it);
@@ -72,8 +75,8 @@ type Handler struct {
 	cfg    Config
 	proto  Protocol
 	logger *slog.Logger
-	// spoolMemory is the in-memory part of a spooled body; SpoolMemory unless a test lowers it.
-	spoolMemory int64
+	// spool is how a body of unknown length is spooled: SpoolMemory in memory unless a test lowers it.
+	spool spool.Options
 }
 
 // New returns a Handler for cfg speaking p. logger receives failure lines (slog.Default() when nil). A
@@ -85,7 +88,7 @@ func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	return &Handler{cfg: cfg, proto: p, logger: logger, spoolMemory: SpoolMemory}
+	return &Handler{cfg: cfg, proto: p, logger: logger, spool: spool.Options{Memory: SpoolMemory}}
 }
 
 // Close releases nothing: connections live for one request. It exists so owners can treat every adapter
@@ -124,44 +127,38 @@ func (h *Handler) Reach(ctx context.Context, _ string) error {
 	return c.Close()
 }
 
+// ServeHTTP implements http.Handler: the request goes through the transport (RoundTrip) and its answer
+// through the one response relay (internal/relay), which spools a body of unknown length first, as these
+// protocols frame a body by CONTENT_LENGTH alone.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	relay.Serve(w, r, h, &relay.Options{Name: h.proto.Name, App: h.cfg.App, Upstream: h.cfg.Upstream(), Logger: h.logger, Spool: &h.spool})
+}
+
+// RoundTrip sends r to the app over a fresh connection and returns its answer (relay.Transport): the head
+// the Protocol read (informational heads other than 101 forwarded to w on the way, as over HTTP), the Body
+// reading the rest. Closing the Body closes the connection and ends the request body (the body goroutine
+// stopped, clientbody.End under full duplex). r's body is of known length (Serve spooled it otherwise). It
+// answers failures before the head itself and returns nil.
+func (h *Handler) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
 	ctx := r.Context()
 	start := time.Now()
 	reqinfo.From(ctx).SetUpstream(h.cfg.Upstream()) // the access log's upstream, as for HTTP apps
 
-	req := r
 	var body io.Reader
-	if r.Body != nil && r.Body != http.NoBody {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		body = r.Body
-	}
-	if body != nil && r.ContentLength < 0 {
-		sp, err := spool.Read(ctx, r.Body, spool.Options{Memory: h.spoolMemory})
-		if err != nil {
-			if !errors.Is(err, spool.ErrStorage) {
-				err = failure.ClientBody(err)
-			}
-			h.fail(w, r, "spooling the request body", err)
-			return
-		}
-		defer sp.Close()
-		req = r.WithContext(ctx)
-		req.ContentLength = sp.Len()
-		body = sp
-	}
-	if req.ContentLength == 0 {
-		body = nil
 	}
 
 	script := cgienv.SplitMount(r.URL.Path, h.cfg.Mount)
 	var extra []cgienv.Param
 	if h.proto.RequestVars != nil {
-		extra = append(extra, h.proto.RequestVars(req)...)
+		extra = append(extra, h.proto.RequestVars(r)...)
 	}
 	extra = append(extra, h.cfg.Params...)
-	head, err := h.proto.EncodeRequest(cgienv.Build(req, script, extra))
+	head, err := h.proto.EncodeRequest(cgienv.Build(r, script, extra))
 	if err != nil {
 		h.fail(w, r, "encoding the request", err)
-		return
+		return nil
 	}
 
 	dctx := ctx
@@ -175,56 +172,53 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := h.cfg.dialer().DialContext(dctx, h.cfg.Network, h.cfg.Address)
 	if err != nil {
 		h.fail(w, r, "connecting", err)
-		return
+		return nil
 	}
 	// A cancelled request unblocks every read and write on the connection at once.
-	stop := context.AfterFunc(ctx, func() { appconn.Expire(conn) })
-	defer stop()
+	x := &exchange{w: w, r: r, conn: conn}
+	x.stopExpire = context.AfterFunc(ctx, func() { appconn.Expire(conn) })
+	handedOver := false // the answer's Body owns the exchange: its Close ends it
+	defer func() {
+		if !handedOver {
+			x.end()
+		}
+	}()
 	up := &appWire{conn: conn, ctx: ctx, timeout: h.cfg.Timeout, stall: h.cfg.ReadTimeout, st: appconn.Stall{Limit: h.cfg.ReadTimeout}}
 	up.begin(deadline)
 
 	if _, err := conn.Write(head); err != nil {
 		conn.Close()
 		h.fail(w, r, "sending the request", err)
-		return
+		return nil
 	}
 
-	var (
-		bodyMu  sync.Mutex
-		bodyErr error
-		done    chan struct{}
-		tr      *trackedReader
+	if body != nil {
 		// clientStream: the body is read from the client's connection as the copy goes (not spooled,
 		// not a copy held in memory).
-		clientStream bool
-		// duplex: net/http lets the answer go out while the client's body is still read (HTTP/1).
-		duplex bool
-	)
-	if body != nil {
-		clientStream = req == r && r.GetBody == nil
-		if req == r {
+		x.clientStream = !relay.Spooled(r) && r.GetBody == nil
+		if !relay.Spooled(r) {
 			// The body is still coming from the client while the answer may already go out: without full
 			// duplex, net/http's HTTP/1 server blocks writing the response head until our pending body
 			// read returns. HTTP/2 is always full duplex and reports ErrNotSupported. Under full duplex the
-			// handler must end the client's body itself before it returns (clientbody.End, below).
-			duplex = http.NewResponseController(w).EnableFullDuplex() == nil
+			// handler must end the client's body itself before it returns (clientbody.End, in end).
+			x.duplex = http.NewResponseController(w).EnableFullDuplex() == nil
 		}
 		// The body goes in its own goroutine so an app that answers before reading all of it cannot
 		// deadlock against us.
-		done = make(chan struct{})
-		tr = &trackedReader{r: body}
+		x.done = make(chan struct{})
+		x.tr = &trackedReader{r: body}
 		go func() {
-			defer close(done)
+			defer close(x.done)
 			if testHookBodyCopy != nil {
 				testHookBodyCopy()
 			}
-			_, _ = io.CopyBuffer(appWireWriter{up}, tr, make([]byte, 32<<10))
-			if tr.err == nil {
+			_, _ = io.CopyBuffer(appWireWriter{up}, x.tr, make([]byte, 32<<10))
+			if x.tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
 			}
-			bodyMu.Lock()
-			bodyErr = failure.ClientBody(tr.err)
-			bodyMu.Unlock()
+			x.bodyMu.Lock()
+			x.bodyErr = failure.ClientBody(x.tr.err)
+			x.bodyMu.Unlock()
 			if up.headRead() {
 				// The app already answered; tell it no more input comes.
 				if cw, ok := conn.(interface{ CloseWrite() error }); ok {
@@ -235,42 +229,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			conn.Close() // a truncated body must not reach the app as if it were whole
 		}()
 	}
-	defer func() {
-		conn.Close()
-		if done == nil {
-			return
-		}
-		// The body goroutine may be blocked reading a slow client: wake it up with an expired read
-		// deadline on the client connection. Only when the body is the client's own stream and a read of
-		// it is pending: a goroutine blocked writing to the app was woken by conn.Close, and a deadline set
-		// when no body read waits on the connection (a body already read to its end, or a copy held in
-		// memory, which carries GetBody, as a cascade hands it over) would fail net/http's background read
-		// instead, which cancels the context of the client connection and so of every later request on it.
-		rc := http.NewResponseController(w)
-		woke := false
-		if pending := tr.stop(); pending && clientStream {
-			woke = rc.SetReadDeadline(time.Unix(1, 0)) == nil
-		}
-		if testHookBodyStopped != nil {
-			testHookBodyStopped()
-		}
-		<-done
-		switch {
-		case clientStream && duplex:
-			// No read of the client's body may outlive the handler, net/http's own included: under full
-			// duplex it would read an unread rest after the handler returned and then panic at the next
-			// request on the connection. End reads what is buffered or has the connection closed after
-			// the answer, and lifts the deadline.
-			clientbody.End(w, r.Body, r.ContentLength-tr.n, woke, tr.err)
-		case woke:
-			_ = rc.SetReadDeadline(time.Time{})
-		}
-	}()
-	clientBodyErr := func() error {
-		bodyMu.Lock()
-		defer bodyMu.Unlock()
-		return bodyErr
-	}
 
 	br := bufio.NewReaderSize(up, 16<<10)
 	maxHead := h.cfg.MaxHeaderBytes
@@ -280,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// is never held, and what the parser consumed is checked exactly once it is done.
 		base := up.n - int64(br.Buffered())
 		up.limit = base + maxHead + int64(br.Size())
-		resp, err = h.proto.ReadResponse(br, req, maxHead)
+		resp, err = h.proto.ReadResponse(br, r, maxHead)
 		if up.overLimit || err == nil && up.n-int64(br.Buffered())-base > maxHead {
 			err = fmt.Errorf("%w: response head larger than %d bytes", ErrMalformedResponse, maxHead)
 		}
@@ -291,7 +249,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = fmt.Errorf("%w: 101 Switching Protocols is not supported", ErrMalformedResponse)
 		}
 		if err == nil && resp.StatusCode < 200 && i < 8 {
-			continue // 100 Continue, 103 Early Hints: informational only
+			relay.Forward1xx(w, resp.StatusCode, resp.Header) // 100 Continue, 103 Early Hints
+			continue
 		}
 		if err == nil && resp.StatusCode < 200 {
 			err = fmt.Errorf("%w: too many informational responses", ErrMalformedResponse)
@@ -299,61 +258,116 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		break
 	}
 	if err != nil {
-		if be := clientBodyErr(); be != nil {
+		if be := x.clientBodyErr(); be != nil {
 			err = be
 		} else if !errors.Is(err, ErrMalformedResponse) && up.headDeadlinePassed() && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// The protocol's reader may have flattened the timeout into its own error.
 			err = fmt.Errorf("%w (%v)", os.ErrDeadlineExceeded, err)
 		}
-		if clientStream && duplex && !tr.ended() {
+		if x.clientStream && x.duplex && !x.tr.ended() {
 			// The app failed with the client's body not through: the connection closes after the
 			// answer (the rest is not worth waiting for), and the answer says so.
 			clientbody.CloseAfterReply(w)
 		}
 		h.fail(w, r, "reading the response head", err)
-		return
+		return nil
 	}
 	up.limit = 0
 	up.bodyPhase()
-	hdr := w.Header()
-	hopbyhop.CopyResponse(hdr, resp.Header)
-	delete(hdr, "Content-Length") // set below from the parsed length
-	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
-		hdr.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-	}
-	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
+	handedOver = true
+	resp.Body = &answerBody{x: x, up: up, rc: resp.Body, limit: h.cfg.ReadTimeout}
+	return resp
+}
 
-	buf := make([]byte, 32<<10)
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				h.logger.LogAttrs(ctx, slog.LevelInfo, h.proto.Name+" response not delivered: client went away",
-					h.attrs(r, 499, werr)...)
-				return
-			}
-			_ = rc.Flush()
-		}
-		if rerr == io.EOF {
-			return
-		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				h.logger.LogAttrs(ctx, slog.LevelInfo, h.proto.Name+" response not delivered: client went away",
-					h.attrs(r, 499, ctx.Err())...)
-				return
-			}
-			msg := h.proto.Name + " response aborted: app failed mid-body"
-			if up.stalled {
-				msg = h.proto.Name + " response aborted: app stalled mid-body"
-				rerr = fmt.Errorf("no byte from the app for read_timeout %v: %w", h.cfg.ReadTimeout, rerr)
-			}
-			h.logger.LogAttrs(ctx, slog.LevelWarn, msg, h.attrs(r, resp.StatusCode, rerr)...)
-			panic(http.ErrAbortHandler) // the deferred Close drops the connection
-		}
+// exchange is one request's connection and request-body copy, ended once (end) by the answer's Body or,
+// on a failure before the head, by RoundTrip.
+type exchange struct {
+	w          http.ResponseWriter
+	r          *http.Request
+	conn       net.Conn
+	stopExpire func() bool
+
+	// The request body's copy (done nil: no body).
+	done   chan struct{}
+	tr     *trackedReader
+	bodyMu sync.Mutex
+	// bodyErr is the client body's failure, marked failure.ClientBody.
+	bodyErr error
+	// clientStream: the body is read from the client's connection as the copy goes.
+	clientStream bool
+	// duplex: net/http lets the answer go out while the client's body is still read (HTTP/1).
+	duplex bool
+}
+
+func (x *exchange) clientBodyErr() error {
+	x.bodyMu.Lock()
+	defer x.bodyMu.Unlock()
+	return x.bodyErr
+}
+
+// end closes the connection and ends the request body's copy.
+func (x *exchange) end() {
+	x.conn.Close()
+	defer x.stopExpire()
+	if x.done == nil {
+		return
 	}
+	// The body goroutine may be blocked reading a slow client: wake it up with an expired read deadline
+	// on the client connection. Only when the body is the client's own stream and a read of it is
+	// pending: a goroutine blocked writing to the app was woken by conn.Close, and a deadline set when no
+	// body read waits on the connection (a body already read to its end, or a copy held in memory, which
+	// carries GetBody, as a cascade hands it over) would fail net/http's background read instead, which
+	// cancels the context of the client connection and so of every later request on it.
+	rc := http.NewResponseController(x.w)
+	woke := false
+	if pending := x.tr.stop(); pending && x.clientStream {
+		woke = rc.SetReadDeadline(time.Unix(1, 0)) == nil
+	}
+	if testHookBodyStopped != nil {
+		testHookBodyStopped()
+	}
+	<-x.done
+	switch {
+	case x.clientStream && x.duplex:
+		// No read of the client's body may outlive the handler, net/http's own included: under full
+		// duplex it would read an unread rest after the handler returned and then panic at the next
+		// request on the connection. End reads what is buffered or has the connection closed after the
+		// answer, and lifts the deadline.
+		clientbody.End(x.w, x.r.Body, x.r.ContentLength-x.tr.n, woke, x.tr.err)
+	case woke:
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// answerBody is the rest of the answer after its head, read through the Protocol's body reader. It
+// implements relay.WaitNotifier: a read of the connection is where the relay flushes. Close ends the
+// exchange (the connection is never reused); it does not close the Protocol's body, which would read an
+// unread rest to its end.
+type answerBody struct {
+	x      *exchange
+	up     *appWire
+	rc     io.ReadCloser
+	limit  time.Duration // read_timeout, for a stall's error
+	closed bool
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.up.stalled {
+		err = fmt.Errorf("%w: %w", &appconn.StallError{Limit: b.limit}, err)
+	}
+	return n, err
+}
+
+// NotifyBeforeWait calls f before each read of the app's connection (relay.WaitNotifier).
+func (b *answerBody) NotifyBeforeWait(f func()) { b.up.beforeRead = f }
+
+func (b *answerBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.x.end()
+	}
+	return nil
 }
 
 // ReadHTTPResponse reads an HTTP/1.x response head from br with http.ReadResponse, refusing status codes
@@ -378,13 +392,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, stage string, err
 	failure.Answer(w, r, h.logger, h.cfg.App, h.cfg.Upstream(), fmt.Errorf("%s %s: %w", h.proto.Name, stage, err))
 }
 
-func (h *Handler) attrs(r *http.Request, status int, err error) []slog.Attr {
-	return []slog.Attr{
-		slog.String("app", h.cfg.App), slog.String("upstream", h.cfg.Upstream()), slog.Int("status", status),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()),
-	}
-}
-
 // appWire is one request's app connection as both directions see it: the response reader reads through
 // it (counting bytes for the head limit and keeping the body's stall deadline) and the body writer writes
 // through appWireWriter (renewing the head deadline as the upload progresses). Deadlines set here never
@@ -405,6 +412,8 @@ type appWire struct {
 	overLimit bool          // a head hit limit
 	st        appconn.Stall // the stall deadline while the body streams (Limit 0 before the head is read)
 	stalled   bool          // the body read failed on the stall deadline
+	// beforeRead, set while the body streams, is called before each read of conn (the relay's flush).
+	beforeRead func()
 }
 
 // begin sets the deadline for sending the request head and reading the response head.
@@ -453,6 +462,9 @@ func (u *appWire) Read(p []byte) (int, error) {
 			p = p[:rest]
 		}
 	} else {
+		if u.beforeRead != nil {
+			u.beforeRead()
+		}
 		u.st.Renew(u.ctx, u.conn)
 	}
 	n, err := u.conn.Read(p)

@@ -313,13 +313,20 @@ func TestResponseHeadLimit(t *testing.T) {
 			})
 			var logs syncBuffer
 			h := handlerFor(t, app, &logs, func(tg *adapters.Target) { tg.MaxResponseHeaderBytes = tt.limit })
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-			if rec.Code != tt.status {
-				t.Fatalf("status %d, want %d", rec.Code, tt.status)
+			// A real server: the 103 goes to the client as it arrived (a recorder would keep it as the status).
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			resp, err := http.Get(srv.URL + "/")
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tt.status == 200 && rec.Body.String() != "ok" {
-				t.Fatalf("body %q", rec.Body)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.status == 200 && string(body) != "ok" {
+				t.Fatalf("body %q", body)
 			}
 			if tt.status == 502 && !strings.Contains(logs.String(), "response head larger than") {
 				t.Errorf("log lacks the cause:\n%s", logs.String())

@@ -77,7 +77,7 @@ func TestAgainstAFakeServer(t *testing.T) {
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
 			}},
-		{name: "hop-by-hop headers are dropped and 100 Continue skipped", status: 201, body: "ok",
+		{name: "hop-by-hop headers are dropped and the final answer follows a 100 Continue", status: 201, body: "ok",
 			serve: func(c net.Conn, _ map[string]string, _ io.Reader) {
 				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: x\r\nContent-Length: 2\r\n\r\nok")
 			}},
