@@ -18,14 +18,9 @@ import (
 // configured GATEWAY_ADMIN_ADDR (file or environment), 127.0.0.1:9901 by default.
 func report(environ []string, stdout, stderr io.Writer) int {
 	env := config.Environ(environ)
-	addr := config.Defaults().AdminAddr
-	if cfg, err := config.Load(env, nil); err == nil {
-		addr = cfg.AdminAddr
-	} else if v, ok := env["GATEWAY_ADMIN_ADDR"]; ok {
-		addr = v // the rest of the configuration may be for another gateway: the address is all we need
-	}
+	addr, from := reportAddr(env)
 	if addr == "" {
-		fmt.Fprintln(stderr, "gateway report: GATEWAY_ADMIN_ADDR is empty: the admin listener is off, so there is no report to read")
+		fmt.Fprintf(stderr, "gateway report: the admin address (%s) is empty: the admin listener is off, so there is no report to read\n", from)
 		return 2
 	}
 	if strings.HasPrefix(addr, ":") {
@@ -37,7 +32,7 @@ func report(environ []string, stdout, stderr io.Writer) int {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway report: cannot reach the admin listener (GATEWAY_ADMIN_ADDR=%s): %v\n", addr, err)
+		fmt.Fprintf(stderr, "gateway report: cannot reach the admin listener at %s (%s): %v\n", addr, from, err)
 		return 1
 	}
 	defer resp.Body.Close()
@@ -52,6 +47,23 @@ func report(environ []string, stdout, stderr io.Writer) int {
 	}
 	printReport(stdout, rep)
 	return 0
+}
+
+// reportAddr returns the admin address of the configuration in env and, for messages, where it came from:
+// the variable, the file's key, or the default, which says how to point the command at another gateway.
+func reportAddr(env map[string]string) (addr, from string) {
+	cfg, err := config.Load(env, nil)
+	if err == nil {
+		if src, ok := cfg.Sources["GATEWAY_ADMIN_ADDR"]; ok {
+			return cfg.AdminAddr, src.String()
+		}
+		return cfg.AdminAddr, "the default; set GATEWAY_ADMIN_ADDR, or GATEWAY_CONFIG naming a file with admin_addr, to the running gateway's"
+	}
+	if v, ok := env["GATEWAY_ADMIN_ADDR"]; ok {
+		return v, "GATEWAY_ADMIN_ADDR" // the rest of the configuration may be for another gateway: the address is all we need
+	}
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return config.Defaults().AdminAddr, "the default, as the configuration does not load (" + first + "); set GATEWAY_ADMIN_ADDR to the running gateway's"
 }
 
 func printReport(w io.Writer, rep migration.Report) {
