@@ -55,6 +55,7 @@ type harnessOptions struct {
 	validity          time.Duration
 	ratio             float64
 	unresolvable      []string
+	ocspURL           string // written into the certificates Pebble issues
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -71,7 +72,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	h.pebble = pebbletest.Start(t, pebbletest.Options{
 		HTTPPort: httpLn.Addr().(*net.TCPAddr).Port, TLSPort: h.tlsLn.Addr().(*net.TCPAddr).Port,
-		Validity: o.validity, Unresolvable: o.unresolvable,
+		Validity: o.validity, Unresolvable: o.unresolvable, OCSPResponderURL: o.ocspURL,
 	})
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(mustRead(t, h.pebble.RootFile))

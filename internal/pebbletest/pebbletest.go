@@ -11,6 +11,7 @@ package pebbletest
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -47,6 +48,10 @@ type Options struct {
 	Validity time.Duration
 	// Unresolvable names get no address from the DNS server (NXDOMAIN): their validation fails.
 	Unresolvable []string
+	// OCSPResponderURL, when set, is written into the certificates Pebble issues (their OCSP server).
+	// Pebble itself answers no OCSP: the test runs the responder (Issuer gives it the signing key). The
+	// CA's keys are then RSA, the only kind Pebble's management API hands out (ECDSA otherwise).
+	OCSPResponderURL string
 }
 
 // Server is a running Pebble.
@@ -187,6 +192,10 @@ func Start(t testing.TB, opts Options) *Server {
 	ports := FreePorts(t, 2, opts.HTTPPort, opts.TLSPort)
 	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	s.mgmt = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	keyAlg := "ecdsa"
+	if opts.OCSPResponderURL != "" {
+		keyAlg = "rsa"
+	}
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":           listen,
 		"managementListenAddress": s.mgmt,
@@ -194,9 +203,9 @@ func Start(t testing.TB, opts Options) *Server {
 		"privateKey":              filepath.Join(dir, "key.pem"),
 		"httpPort":                opts.HTTPPort,
 		"tlsPort":                 opts.TLSPort,
-		"ocspResponderURL":        "",
+		"ocspResponderURL":        opts.OCSPResponderURL,
 		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":            "ecdsa",
+		"keyAlgorithm":            keyAlg,
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "test", "validityPeriod": validity,
 		}},
@@ -277,6 +286,45 @@ func (s *Server) IssuingRoots(t testing.TB) *x509.CertPool {
 		t.Fatalf("pebble's /roots/0: no PEM certificate: %q", b)
 	}
 	return pool
+}
+
+// Issuer is the intermediate certificate that signs the certificates Pebble issues, and its key (from
+// the management API, which has it only when Options.OCSPResponderURL made the CA's keys RSA), for a
+// test's own OCSP responder.
+func (s *Server) Issuer(t testing.TB) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	get := func(path string) *pem.Block {
+		resp, err := s.client().Get("https://" + s.mgmt + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		block, _ := pem.Decode(b)
+		if resp.StatusCode != http.StatusOK || block == nil {
+			t.Fatalf("pebble's %s: %s, no PEM block: %q", path, resp.Status, b)
+		}
+		return block
+	}
+	cert, err := x509.ParseCertificate(get("/intermediates/0").Bytes)
+	if err != nil {
+		t.Fatalf("pebble's /intermediates/0: %v", err)
+	}
+	block := get("/intermediate-keys/0")
+	var key any
+	switch block.Type {
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	}
+	signer, ok := key.(crypto.Signer)
+	if err != nil || !ok {
+		t.Fatalf("pebble's /intermediate-keys/0 (%s): %T %v", block.Type, key, err)
+	}
+	return cert, signer
 }
 
 // startDNS serves A 127.0.0.1 for every name except the unresolvable ones (NXDOMAIN), and empty
