@@ -107,8 +107,23 @@ type BuiltApp struct {
 	// primary and the first delegate under GATEWAY_STAGE), empty for every other app: the role alone
 	// does not say which of a migrating route's two apps is down.
 	Side string
-	// NotForReadiness is the app option ready=false: /readyz reports the app but never fails because of it.
+	// NotForReadiness is the app option ready=false, or a side of a migration that its stage sends no
+	// client to (servesClients): /readyz reports the app but never fails because of it.
 	NotForReadiness bool
+}
+
+// servesClients says whether the side ("new" or "old") of a migration answers clients at stage s. The new
+// app does not before canary (legacy sends it nothing; shadow sends copies whose answers no client sees),
+// the old app does not once retired. Such an app being down must not take the gateway out of a load
+// balancer: a new app not yet deployed at legacy, or a Django shut down after its routes were retired.
+func servesClients(s migration.Stage, side string) bool {
+	switch side {
+	case "new":
+		return s != migration.StageLegacy && s != migration.StageShadow
+	case "old":
+		return s != migration.StageRetired
+	}
+	return true
 }
 
 // Options are the parts of a build that do not come from the configuration.
@@ -304,6 +319,9 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			fallback = annotate("*", compose("*", chainKey, pairSpec, chain[0], chain[1:]))
 			if len(g.Apps) > 1 && g.Apps[0].Role == "primary" && g.Apps[1].Role == "delegate" {
 				g.Apps[0].Side, g.Apps[1].Side = "new", "old"
+				for i := range 2 {
+					g.Apps[i].NotForReadiness = g.Apps[i].NotForReadiness || !servesClients(pairSpec.Stage, g.Apps[i].Side)
+				}
 			}
 			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), cfg.Delegates[0]
 		case pairSpec.Stage != migration.StageNone:
@@ -376,7 +394,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 					continue
 				}
 				g.Apps[newIdx].Side = "new"
-				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), Side: "old", NotForReadiness: ob.unready})
+				g.Apps[newIdx].NotForReadiness = b.unready || !servesClients(routeSpec.Stage, "new")
+				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), Side: "old", NotForReadiness: ob.unready || !servesClients(routeSpec.Stage, "old")})
 				g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "old ", ob, roots)...)
 				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
 				key += "\nold " + ob.id

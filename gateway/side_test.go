@@ -72,3 +72,70 @@ func TestBuildSaysWhichAppOfAMigrationIsNewAndWhichOld(t *testing.T) {
 		})
 	}
 }
+
+// TestAMigrationSideThatServesNoClientDoesNotCountForReadiness checks which apps of a migration /readyz
+// ignores: the new app before canary (a new app not yet deployed at legacy must not take the gateway out
+// of its load balancer) and the old app once retired (a Django shut down after its routes were retired).
+func TestAMigrationSideThatServesNoClientDoesNotCountForReadiness(t *testing.T) {
+	tests := []struct {
+		stage      string
+		newIgnored bool
+		oldIgnored bool
+	}{
+		{stage: "legacy", newIgnored: true},
+		{stage: "shadow", newIgnored: true},
+		{stage: "canary"},
+		{stage: "primary"},
+		{stage: "retired", oldIgnored: true},
+	}
+	for _, tt := range tests {
+		for _, pair := range []bool{false, true} {
+			name := "route at " + tt.stage
+			env := map[string]string{"GATEWAY_ADMIN_ADDR": ""}
+			if pair {
+				name = "GATEWAY_STAGE=" + tt.stage
+				env["GATEWAY_PRIMARY"], env["GATEWAY_DELEGATES"], env["GATEWAY_STAGE"] = "http://127.0.0.1:1?name=new", "http://127.0.0.1:2?name=old", tt.stage+"?canary=10"
+			} else {
+				env["GATEWAY_ROUTES"] = "/shop/=http://127.0.0.1:1?name=new&canary=10&stage=" + tt.stage + "&old=" + url.QueryEscape("http://127.0.0.1:2?name=old")
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg, err := config.Load(env, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+				g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				ignored := map[string]bool{}
+				for _, a := range g.Apps {
+					ignored[a.Name] = a.NotForReadiness
+				}
+				if ignored["new"] != tt.newIgnored || ignored["old"] != tt.oldIgnored {
+					t.Errorf("not for readiness: new %v, old %v; want new %v, old %v", ignored["new"], ignored["old"], tt.newIgnored, tt.oldIgnored)
+				}
+			})
+		}
+	}
+
+	t.Run("ready=false still takes an app out of readiness at a stage that counts it", func(t *testing.T) {
+		cfg, err := config.Load(map[string]string{"GATEWAY_ADMIN_ADDR": "",
+			"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:1?name=new&ready=false&stage=primary&old=" + url.QueryEscape("http://127.0.0.1:2?name=old&ready=false")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		for _, a := range g.Apps {
+			if !a.NotForReadiness {
+				t.Errorf("%s (%s) counts for readiness despite ready=false", a.Name, a.Side)
+			}
+		}
+	})
+}
