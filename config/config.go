@@ -48,6 +48,10 @@ type Config struct {
 	// (internal/idlepark: no goroutine, no buffers until its next request); 0 turns parking off. Plain
 	// HTTP on Linux only: under TLS and on other systems nothing is parked.
 	IdleParkAfter Duration `env:"GATEWAY_IDLE_PARK_AFTER" yaml:"idle_park_after"`
+	// FastLane turns on the fast lane on the plain-HTTP listener (internal/fastlane, Linux only): a
+	// strict HTTP/1.1 front end that serves the requests it proves it handles exactly as net/http would
+	// and hands every other connection to net/http. Off by default while it is being built.
+	FastLane bool `env:"GATEWAY_FAST_LANE" yaml:"fast_lane"`
 	// UpstreamReadTimeout is how long an app may stall in the middle of its response body before the
 	// gateway aborts the response and closes the upstream connection (per app: the read_timeout option);
 	// 0 turns the limit off. Upgraded connections (WebSocket) are not subject to it.

@@ -10,12 +10,14 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/idlepark"
 )
 
 // Front is the gateway's client-facing side, built the one way the binary and every test harness use:
 // the listener stack, innermost first - the head scan (ScanHeads, plain HTTP only), the connection limits
-// (LimitListener), idle parking (ParkIdle, plain HTTP on Linux) - under the http.Server of Server, TLS on
+// (LimitListener), the fast lane (GATEWAY_FAST_LANE, plain HTTP on Linux: internal/fastlane), idle parking
+// (ParkIdle, plain HTTP on Linux) - under the http.Server of Server, TLS on
 // top when TLSConfig is given. Build it with NewFront, then call Serve once.
 type Front struct {
 	// Server is the http.Server (Server's limits, ConnContext for the head scan, TLS when configured).
@@ -24,6 +26,8 @@ type Front struct {
 	Limits *connlimit.Listener
 	// Parker is the idle-connection parker, nil when parking is off.
 	Parker *idlepark.Listener
+	// Lane is the fast lane (GATEWAY_FAST_LANE), nil when it is off.
+	Lane *fastlane.Listener
 
 	ln       net.Listener // the outermost listener
 	listener string       // the listener label of its series
@@ -75,8 +79,34 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 	lim := limitListener(s, ln, logger, onReject)
 	srv := server(s, h, logger)
 	srv.TLSConfig = opts.TLSConfig
-	outer, parker := parkIdle(s, srv, lim, logger)
-	return &Front{Server: srv, Limits: lim, Parker: parker, ln: outer, listener: name, refused: refused}
+	var under net.Listener = lim
+	lane := fastLane(s, srv, lim)
+	if lane != nil {
+		under = lane
+	}
+	outer, parker := parkIdle(s, srv, under, logger)
+	return &Front{Server: srv, Limits: lim, Parker: parker, Lane: lane, ln: outer, listener: name, refused: refused}
+}
+
+// laneMaxBody is the longest request body the fast lane takes (a longer one goes to net/http, which
+// streams it); the front door's GATEWAY_MAX_BODY_SIZE applies on both paths.
+const laneMaxBody = 64 << 10
+
+// fastLane wraps ln, the connection-limited plain-HTTP listener srv is about to serve, in the fast lane
+// (internal/fastlane) when GATEWAY_FAST_LANE is on: the lane accepts the connections first, serves the
+// requests it proves it handles exactly as net/http would (srv's handler says which: a Gateway's
+// Handler or a Live) and hands every other connection to srv, with the bytes it read. It returns nil when
+// the lane is off: the setting off, TLS, srv speaking unencrypted HTTP/2, or a system other than Linux.
+// Idle parking wraps the lane: connections handed to net/http are parked as before; those the lane
+// serves wait in the lane (this stage has no epoll loop).
+func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.Listener {
+	if !s.FastLane || s.TLS || !fastlane.Supported {
+		return nil
+	}
+	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
+		return nil
+	}
+	return fastlane.New(ln, fastlane.Options{Server: srv, MaxBody: laneMaxBody})
 }
 
 // newRefused is switchyard_connections_refused_total{reason} of one listener.
@@ -110,7 +140,25 @@ func (f *Front) Collector() prometheus.Collector {
 	if p := f.Parker; p != nil {
 		parked = func() float64 { return float64(p.Parked()) }
 	}
-	return connCollector(f.listener, f.refused, func() float64 { return float64(f.Limits.Stats().Open) }, parked)
+	cs := connCollector(f.listener, f.refused, func() float64 { return float64(f.Limits.Stats().Open) }, parked).(frontCollector)
+	l := prometheus.Labels{"listener": f.listener}
+	on := 0.0
+	if f.Lane != nil {
+		on = 1
+	}
+	cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_fast_lane_on",
+		Help:        "1 when the fast lane (GATEWAY_FAST_LANE) serves this listener, else 0.",
+		ConstLabels: l}, func() float64 { return on }))
+	if ln := f.Lane; ln != nil {
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_fast_lane_requests_total",
+				Help:        "Requests the fast lane served itself (the rest of its connections' requests went to net/http: switchyard_fast_lane_handoffs_total).",
+				ConstLabels: l}, func() float64 { return float64(ln.Served()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_fast_lane_handoffs_total",
+				Help:        "Client connections the fast lane handed to net/http (with the bytes it had read) at a request it does not take.",
+				ConstLabels: l}, func() float64 { return float64(ln.HandedOff()) }))
+	}
+	return cs
 }
 
 // frontCollector is several collectors registered as one.

@@ -93,6 +93,9 @@ type Gateway struct {
 	// start and reload logs (a route's mount-aware app on the primary's address with another SCRIPT_NAME).
 	Warnings []string
 	closers  []io.Closer
+	// lane is the route table the fast lane looks requests up in (nil: the lane serves nothing of this
+	// gateway, because global middleware stands in front of every route).
+	lane *router.Table
 }
 
 // BuiltApp is one application of a Gateway.
@@ -480,7 +483,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			bodyTimeout: time.Duration(cfg.BodyTimeout), logger: logger,
 		})
 	}
-	g.Handler = outer(table)
+	g.Handler = laneFront{outer(table), g}
+	if len(globalDesc) == 0 {
+		g.lane = table
+	}
 	if cfg.HTTPAddr != "" {
 		// The plain HTTP listener's table: the same routes, each a redirect to HTTPS unless it opted out.
 		redirect := RedirectToHTTPS(cfg.Addr)
@@ -553,6 +559,49 @@ func onion(table http.Handler, l onionLayers) http.Handler {
 	}
 	h = middleware.ClientDeadlines(l.bodyTimeout)(h)
 	return middleware.RequestID()(middleware.AccessLog(l.logger)(h))
+}
+
+// laneFront is the Gateway's Handler: the front onion, and the fast lane's question (fastlane.Router).
+type laneFront struct {
+	http.Handler
+	g *Gateway
+}
+
+// LaneHandler implements fastlane.Router: the front handler when the lane may serve r.
+func (f laneFront) LaneHandler(r *http.Request) (http.Handler, func()) {
+	if f.g.laneServes(r) {
+		return f.Handler, nil
+	}
+	return nil, nil
+}
+
+// laneServes reports whether the fast lane may serve r (a head it parsed: clean path, valid Host): no
+// global middleware, and its route (or the fall-through) is one app claimed without a cascade, stage or
+// route middleware (a claim: see routeHandler), an HTTP app that serves r on its direct path. Everything
+// between the front onion and that app is then the same on both paths, and the lane's response writer
+// only has to mirror net/http's for what the direct path does.
+func (g *Gateway) laneServes(r *http.Request) bool {
+	if g.lane == nil {
+		return false
+	}
+	h, ok := g.lane.Lookup(r.Method, r.Host, r.URL.Path)
+	if !ok {
+		return false
+	}
+	c, ok := h.(*claim)
+	if !ok {
+		return false
+	}
+	app := c.h
+	for {
+		u, ok := app.(interface{ Unwrap() http.Handler })
+		if !ok {
+			break
+		}
+		app = u.Unwrap()
+	}
+	d, ok := app.(interface{ ServesDirect(*http.Request) bool })
+	return ok && d.ServesDirect(r)
 }
 
 // tinySizeWarnings warns about size settings under 1 KiB: a bare number is bytes, so

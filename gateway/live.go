@@ -85,6 +85,22 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gen.g.Handler.ServeHTTP(w, r)
 }
 
+// LaneHandler implements fastlane.Router on the current gateway: when it lets the lane serve r, the
+// request counts on that generation (and for the drain) until done is called, as one ServeHTTP serves.
+func (l *Live) LaneHandler(r *http.Request) (http.Handler, func()) {
+	l.running.Add(1)
+	gen := l.acquire()
+	if !gen.g.laneServes(r) {
+		gen.release()
+		l.done()
+		return nil, nil
+	}
+	return gen.g.Handler, func() {
+		gen.release()
+		l.done()
+	}
+}
+
 // PlainHTTP is the handler of the plain HTTP listener: each request on the current gateway's PlainHTTP,
 // counted for the drain like the main listener's.
 func (l *Live) PlainHTTP() http.Handler {

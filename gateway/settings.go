@@ -23,6 +23,7 @@ type FrontSettings struct {
 	ReadHeaderTimeout config.Duration `setting:"GATEWAY_READ_HEADER_TIMEOUT"`
 	IdleTimeout       config.Duration `setting:"GATEWAY_IDLE_TIMEOUT"`
 	IdleParkAfter     config.Duration `setting:"GATEWAY_IDLE_PARK_AFTER"`
+	FastLane          bool            `setting:"GATEWAY_FAST_LANE"`
 	MaxHeaderSize     config.Size     `setting:"GATEWAY_MAX_HEADER_SIZE"`
 	MaxConns          int             `setting:"GATEWAY_MAX_CONNS"`
 	MaxConnsPerClient int             `setting:"GATEWAY_MAX_CONNS_PER_CLIENT"`
@@ -33,6 +34,7 @@ func FrontSettingsOf(cfg config.Config) FrontSettings {
 	return FrontSettings{
 		Addr: cfg.Addr, TLS: cfg.TLSCert != "",
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout, IdleParkAfter: cfg.IdleParkAfter,
+		FastLane:      cfg.FastLane,
 		MaxHeaderSize: cfg.MaxHeaderSize, MaxConns: cfg.MaxConns, MaxConnsPerClient: cfg.MaxConnsPerClient,
 	}
 }

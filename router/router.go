@@ -276,3 +276,28 @@ func (t *Table) lookup(host, path string) *Route {
 	}
 	return longest(t.byHost[""])
 }
+
+// Lookup returns the handler the Table serves a request with method, host (as sent: it is matched in
+// canonical form) and clean path with: the route's (the Route.Handler given, without prefix stripping), or
+// the fallback. ok is false when the Table cannot say without serving: a method the route tree does not
+// know (such requests go to the fallback whatever their path), an invalid host, or a path with ';' or an
+// encoded slash (checked against other readings while serving).
+func (t *Table) Lookup(method, host, path string) (h http.Handler, ok bool) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodTrace:
+	default:
+		return nil, false
+	}
+	if strings.IndexByte(path, ';') >= 0 || strings.IndexByte(path, '%') >= 0 {
+		return nil, false
+	}
+	h0, _, err := splitHost(host)
+	if err != nil {
+		return nil, false
+	}
+	if rt := t.lookup(h0, path); rt != nil {
+		return rt.Handler, true
+	}
+	return t.fallback, true
+}

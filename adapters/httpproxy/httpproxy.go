@@ -451,6 +451,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
+// ServesDirect reports whether ServeHTTP would serve r on the direct path (one instance, the h1 client, no
+// ReverseProxy), as the router's front door leaves r: the seam through which the gateway's fast lane
+// (internal/fastlane) takes only requests whose answer it relays exactly as net/http's server would.
+func (p *Proxy) ServesDirect(r *http.Request) bool {
+	if _, up := r.Header["Upgrade"]; up {
+		return false
+	}
+	return p.fast != nil && !p.noDirect && p.directEligible(r)
+}
+
 // flushOnAbort, deferred, lets a response aborted mid-body (ReverseProxy panics with http.ErrAbortHandler
 // when the body copy fails) reach the client as what it is: the head and the bytes received so far are
 // flushed before the abort closes the connection, so the client sees a started answer whose body is cut

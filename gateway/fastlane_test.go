@@ -1,0 +1,278 @@
+//go:build linux
+
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/config"
+)
+
+// rawBackend is an HTTP/1.1 app on a real socket that records each request's raw bytes (head and body)
+// and answers with the raw bytes its path names (answers), so that what the gateway sends upstream and
+// relays back can be compared byte for byte.
+type rawBackend struct {
+	ln      net.Listener
+	answers map[string]string
+	quit    chan struct{}
+	mu      sync.Mutex
+	got     []string
+}
+
+func startRawBackend(t *testing.T, answers map[string]string) *rawBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &rawBackend{ln: ln, answers: answers, quit: make(chan struct{})}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); close(b.quit); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				b.serve(c)
+			}()
+		}
+	}()
+	return b
+}
+
+func (b *rawBackend) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		var head bytes.Buffer
+		for {
+			line, err := br.ReadString('\n')
+			head.WriteString(line)
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head.Bytes())))
+		if err != nil {
+			return
+		}
+		body := make([]byte, max(req.ContentLength, 0))
+		if _, err := io.ReadFull(br, body); err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.got = append(b.got, sortedFields(head.String())+string(body))
+		b.mu.Unlock()
+		answer, ok := b.answers[req.URL.Path]
+		if !ok {
+			answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+		}
+		if strings.HasPrefix(answer, "STALL") {
+			<-b.quit // never answers: the gateway's timeout ends the exchange
+			return
+		}
+		if _, err := io.WriteString(c, answer); err != nil || strings.Contains(answer, "Connection: close") {
+			return
+		}
+	}
+}
+
+// sortedFields returns a head with its field lines sorted: the direct path writes the fields in map
+// order, so only their set is the same from one request to the next.
+func sortedFields(head string) string {
+	lines := strings.Split(strings.TrimSuffix(head, "\r\n\r\n"), "\r\n")
+	slices.Sort(lines[1:])
+	return strings.Join(lines, "\r\n") + "\r\n\r\n"
+}
+
+func (b *rawBackend) take() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	got := b.got
+	b.got = nil
+	return got
+}
+
+// laneAnswers are the app's answers by path. Those of unknown length carry a Content-Type: for them the
+// direct path flushes the head from a timer, so whether the server sniffs a type from the first body bytes
+// depends on which comes first, on either path.
+var laneAnswers = map[string]string{
+	"/cl":       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-App: a\r\n\r\nhello",
+	"/nocl":     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+	"/chunked":  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+	"/trailers": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-Sum: 7\r\n\r\n",
+	"/close":    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end",
+	"/204":      "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+	"/304":      "HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\n\r\n",
+	"/early":    "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"/hop":      "HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nContent-Length: 1\r\n\r\nx",
+	"/big":      "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000),
+	"/bigchunk": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n" + strings.Repeat("c", 5000) + "\r\n0\r\n\r\n",
+	"/stall":    "STALL",
+	"/bad":      "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+}
+
+// laneCase is one exchange: the raw request (sent whole), the method for reading the answer, and a
+// follow-up request sent on the same connection afterwards (showing whether it was kept).
+type laneCase struct {
+	name, req, method string
+}
+
+var laneCases = []laneCase{
+	{"a GET answered with a length", "GET /cl?x=1&y=%2F HTTP/1.1\r\nHost: Example.com:80\r\nUser-Agent: t\r\nAccept: */*\r\nX-Request-Id: lane1\r\n\r\n", "GET"},
+	{"a GET answered chunked", "GET /chunked HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane2\r\n\r\n", "GET"},
+	{"trailers", "GET /trailers HTTP/1.1\r\nHost: a\r\nTe: trailers\r\nX-Request-Id: lane3\r\n\r\n", "GET"},
+	{"a close-delimited answer", "GET /close HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane4\r\n\r\n", "GET"},
+	{"HEAD", "HEAD /cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane5\r\n\r\n", "HEAD"},
+	{"204", "GET /204 HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane6\r\n\r\n", "GET"},
+	{"304", "GET /304 HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"x\"\r\nX-Request-Id: lane7\r\n\r\n", "GET"},
+	{"1xx then the answer", "GET /early HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane8\r\n\r\n", "GET"},
+	{"hop-by-hop fields of the answer", "GET /hop HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane9\r\n\r\n", "GET"},
+	{"a POST with a body", "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nX-Request-Id: lane10\r\n\r\nhello world", "POST"},
+	{"a POST whose body the app does not read", "POST /nocl HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Request-Id: lane11\r\n\r\nabc", "POST"},
+	{"HTTP/1.0 keep-alive", "GET /cl HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nX-Request-Id: lane12\r\n\r\n", "GET"},
+	{"HTTP/1.0 keep-alive, chunked upstream", "GET /chunked HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nX-Request-Id: lane13\r\n\r\n", "GET"},
+	{"HTTP/1.0", "GET /cl HTTP/1.0\r\nHost: a\r\nX-Request-Id: lane14\r\n\r\n", "GET"},
+	{"HTTP/1.0 with a body", "POST /cl HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nContent-Length: 2\r\nX-Request-Id: lane15\r\n\r\nhi", "POST"},
+	{"Connection: close", "GET /cl HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Request-Id: lane16\r\n\r\n", "GET"},
+	{"a body past the 2 KiB buffer", "GET /big HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane17\r\n\r\n", "GET"},
+	{"a chunk past the buffers", "GET /bigchunk HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane18\r\n\r\n", "GET"},
+	{"no route answer (the app's 404)", "GET /nothing HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane19\r\n\r\n", "GET"},
+	{"the upstream times out (504)", "GET /stall HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane20\r\n\r\n", "GET"},
+	{"a broken upstream answer (502)", "GET /bad HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane21\r\n\r\n", "GET"},
+	{"forwarding headers from an untrusted client", "GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nForwarded: for=1.2.3.4\r\nX-Request-Id: lane22\r\n\r\n", "GET"},
+	{"Pragma: no-cache", "GET /cl HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX-Request-Id: lane23\r\n\r\n", "GET"},
+	{"handed off: chunked request", "POST /cl HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Request-Id: lane24\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST"},
+	{"handed off: a dot segment", "GET /x/../cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane25\r\n\r\n", "GET"},
+	{"handed off: no Host", "GET /cl HTTP/1.1\r\nX-Request-Id: lane26\r\n\r\n", "GET"},
+	{"handed off: two Host fields", "GET /cl HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-Id: lane27\r\n\r\n", "GET"},
+	{"handed off: a bare LF", "GET /cl HTTP/1.1\nHost: a\nX-Request-Id: lane28\n\n", "GET"},
+	{"handed off: Expect", "POST /cl HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nX-Request-Id: lane29\r\n\r\nhi", "POST"},
+	{"handed off: a method chi does not know", "PROPFIND /cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane30\r\n\r\n", "PROPFIND"},
+	{"two pipelined requests", "GET /cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane31\r\n\r\nGET /chunked HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane32\r\n\r\n", "GET"},
+}
+
+// laneExchange is what one case produced: the bytes the client read and the requests the app received.
+type laneExchange struct{ client, upstream string }
+
+// runLaneCases serves every case through NewFront (lane on or off) in front of one raw backend and
+// returns what each produced, with the Date values and the upstream's source ports blanked.
+func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, *Front) {
+	t.Helper()
+	b := startRawBackend(t, laneAnswers)
+	env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "?timeout=300ms",
+		"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+	cfg, err := config.Load(env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+	if (f.Lane != nil) != lane {
+		t.Fatalf("GATEWAY_FAST_LANE=%v: lane %v", lane, f.Lane != nil)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve() }()
+	t.Cleanup(func() { f.Server.Close(); <-done })
+	out := map[string]laneExchange{}
+	for _, c := range laneCases {
+		client := exchange(t, ln.Addr().String(), c)
+		out[c.name] = laneExchange{client: dateRE.ReplaceAllString(client, "Date: (date)"), upstream: strings.Join(b.take(), "\n---\n")}
+	}
+	return out, f
+}
+
+var dateRE = regexp.MustCompile(`Date: [^\r]*`)
+
+// exchange sends c's request on a new connection, reads the answers it gets (one per request in it),
+// then sends a follow-up GET and reads its answer or the connection's end: the client's raw bytes.
+func exchange(t *testing.T, addr string, c laneCase) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var raw, notes bytes.Buffer
+	br := bufio.NewReader(io.TeeReader(conn, &raw))
+	if _, err := io.WriteString(conn, c.req); err != nil {
+		t.Fatal(err)
+	}
+	read := func(method string) bool {
+		res, err := http.ReadResponse(br, &http.Request{Method: method})
+		for err == nil && res.StatusCode >= 100 && res.StatusCode <= 199 {
+			res, err = http.ReadResponse(br, &http.Request{Method: method}) // the final answer follows
+		}
+		if err != nil {
+			fmt.Fprintf(&notes, "\n[read: %v]", err)
+			return false
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil {
+			fmt.Fprintf(&notes, "\n[body: %v]", err)
+			return false
+		}
+		return !res.Close
+	}
+	kept := true
+	for range strings.Count(c.req, " HTTP/1.") {
+		kept = read(c.method) && kept
+	}
+	if kept {
+		io.WriteString(conn, "GET /cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: next\r\n\r\n")
+		read("GET")
+	}
+	n := raw.Len() - br.Buffered() // what the reads consumed: the answers, not bytes read ahead
+	return raw.String()[:n] + notes.String() + fmt.Sprintf("\n[kept: %v]", kept)
+}
+
+// TestFastLaneAnswersAsNetHTTP is the lane's differential test: for the same requests, the bytes the
+// client gets and the bytes the app gets are the same with GATEWAY_FAST_LANE on as off (net/http serving
+// every request), for every answer shape the direct path relays and for the requests the lane hands off.
+func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
+	off, _ := runLaneCases(t, false)
+	on, f := runLaneCases(t, true)
+	for _, c := range laneCases {
+		if off[c.name] != on[c.name] {
+			t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
+				off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
+		}
+	}
+	if f.Lane.Served() == 0 || f.Lane.HandedOff() == 0 {
+		t.Errorf("the lane served %d requests and handed %d connections: the cases must exercise both", f.Lane.Served(), f.Lane.HandedOff())
+	}
+}

@@ -1,0 +1,572 @@
+//go:build linux
+
+package fastlane
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Supported says whether this build has the lane (Linux); elsewhere New passes every connection through.
+const Supported = true
+
+// bufSize is the lane's read buffer per connection: the whole head must fit (8 KiB at most, less when
+// the server's MaxHeaderBytes is smaller), and pipelined requests wait in it.
+const bufSize = 8 << 10
+
+// Listener is the lane: it accepts the connections of the listener it wraps, serves what is its own and
+// returns from Accept every connection it hands to net/http. Close closes the wrapped listener and the
+// lane's idle connections; the lane's requests in flight finish with Connection: close.
+type Listener struct {
+	inner  net.Listener
+	srv    *http.Server
+	router Router
+	lim    Limits
+
+	handoffs chan net.Conn
+	errc     chan error
+	done     chan struct{}
+	once     sync.Once
+	closing  atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+
+	served, handedOff atomic.Uint64
+}
+
+// New wraps ln; see Listener.
+func New(ln net.Listener, opts Options) *Listener {
+	l := &Listener{inner: ln, srv: opts.Server, handoffs: make(chan net.Conn), errc: make(chan error),
+		done: make(chan struct{}), conns: map[*conn]struct{}{}}
+	l.router, _ = opts.Server.Handler.(Router)
+	l.lim = Limits{MaxHead: bufSize, MaxBody: opts.MaxBody}
+	if m := opts.Server.MaxHeaderBytes; m > 0 && m < l.lim.MaxHead {
+		l.lim.MaxHead = m
+	}
+	if l.lim.MaxBody <= 0 {
+		l.lim.MaxBody = 64 << 10
+	}
+	go l.acceptLoop()
+	return l
+}
+
+// Served is the number of requests the lane served; HandedOff the number of connections it handed to
+// net/http.
+func (l *Listener) Served() uint64    { return l.served.Load() }
+func (l *Listener) HandedOff() uint64 { return l.handedOff.Load() }
+
+// Addr is the wrapped listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Accept returns the next connection handed to net/http.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.handoffs:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the wrapped listener and every lane connection waiting for its next request; those
+// serving one close after their answer (which says Connection: close, as net/http's during a Shutdown).
+func (l *Listener) Close() error {
+	err := net.ErrClosed
+	l.once.Do(func() {
+		l.closing.Store(true)
+		close(l.done)
+		err = l.inner.Close()
+		l.mu.Lock()
+		for c := range l.conns {
+			if c.state.CompareAndSwap(stateIdle, stateClosed) {
+				c.rwc.Close()
+			}
+		}
+		l.mu.Unlock()
+	})
+	return err
+}
+
+func (l *Listener) acceptLoop() {
+	for {
+		rwc, err := l.inner.Accept()
+		if err != nil {
+			select {
+			case l.errc <- err:
+			case <-l.done:
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		c := &conn{l: l, rwc: rwc}
+		c.state.Store(stateIdle)
+		l.mu.Lock()
+		if l.closing.Load() {
+			l.mu.Unlock()
+			rwc.Close()
+			continue
+		}
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (l *Listener) logf(format string, args ...any) {
+	if l.srv.ErrorLog != nil {
+		l.srv.ErrorLog.Printf(format, args...)
+	}
+}
+
+// Connection states, for Close: an idle connection (no request bytes read) may be closed under the lane.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// conn is one connection the lane serves.
+type conn struct {
+	l     *Listener
+	rwc   net.Conn
+	state atomic.Int32
+
+	buf []byte // read buffer: buf[:n] read and not yet consumed
+	n   int
+
+	readErr    error // the read error that ended the lane's reading of a head, for net/http
+	ctx        context.Context
+	cancel     context.CancelFunc
+	remoteAddr string
+	bufw       *bufio.Writer // net/http's 4 KiB connection writer
+	chunkBuf   *bufio.Writer // net/http's 2 KiB response buffer
+	werr       error
+
+	// The background read, as net/http's connReader: it watches for the client's close while a handler
+	// runs (cancelling the connection's context) and keeps the one byte it may read.
+	bgMu    sync.Mutex
+	bgCond  *sync.Cond
+	inRead  bool
+	aborted bool
+	hasByte bool
+	byteBuf [1]byte
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+func (c *conn) serve() {
+	l, srv := c.l, c.l.srv
+	c.remoteAddr = c.rwc.RemoteAddr().String()
+	bp := bufPool.Get().(*[]byte)
+	c.buf = *bp
+	handed := false
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+		if !handed {
+			c.rwc.Close()
+		}
+		bufPool.Put(bp)
+	}()
+	if d := srv.ReadHeaderTimeout; d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	}
+	for req := 0; ; req++ {
+		var h Head
+		v := c.readHead(&h, req > 0)
+		switch {
+		case v == errRead:
+			return // net/http closes quietly too: nothing read, or EOF, a timeout or a reset
+		case v == NotMine:
+			handed = true
+			c.handOff()
+			return
+		}
+		// The head is read: the body has no deadline but the server's ReadTimeout (net/http's
+		// wholeReqDeadline; the gateway sets none, its body stall limit is middleware.ClientDeadlines).
+		if d := srv.ReadTimeout; d > 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+		} else {
+			c.rwc.SetReadDeadline(time.Time{})
+		}
+		if c.ctx == nil {
+			c.startConn()
+		}
+		ok, reuse := c.serveRequest(&h)
+		if !ok {
+			handed = true
+			c.handOff()
+			return
+		}
+		if !reuse {
+			return
+		}
+	}
+}
+
+// errRead is readHead's verdict for a connection net/http would close quietly.
+const errRead Verdict = -1
+
+// readHead reads until buf holds a head Parse decides on. idle says a request was served before: the
+// wait for its first byte is under the server's IdleTimeout, then ReadHeaderTimeout, as net/http's.
+func (c *conn) readHead(h *Head, idle bool) Verdict {
+	srv := c.l.srv
+	if idle {
+		if c.n == 0 && !c.hasByte {
+			d := srv.IdleTimeout
+			if d == 0 {
+				d = srv.ReadTimeout
+			}
+			if d > 0 {
+				c.rwc.SetReadDeadline(time.Now().Add(d))
+			} else {
+				c.rwc.SetReadDeadline(time.Time{})
+			}
+			if !c.fill(1) {
+				return errRead
+			}
+		}
+		if d := srv.ReadHeaderTimeout; d > 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+		} else {
+			c.rwc.SetReadDeadline(time.Time{})
+		}
+	}
+	for {
+		switch v := Parse(c.buf[:c.n], h, c.l.lim); v {
+		case Mine, NotMine:
+			return v
+		}
+		if c.n == len(c.buf) {
+			return NotMine
+		}
+		m, err := c.rwc.Read(c.buf[c.n:])
+		c.n += m
+		if err != nil {
+			if c.n == 0 {
+				return errRead
+			}
+			c.readErr = err // replayed to net/http after the bytes
+			return NotMine
+		}
+		if c.state.Load() == stateIdle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return errRead // closed by Close meanwhile
+		}
+	}
+}
+
+// fill waits for at least min bytes in buf (the idle wait, as net/http's Peek).
+func (c *conn) fill(min int) bool {
+	if c.hasByte {
+		c.buf[c.n] = c.byteBuf[0]
+		c.n++
+		c.hasByte = false
+	}
+	for c.n < min {
+		m, err := c.rwc.Read(c.buf[c.n:])
+		c.n += m
+		if err != nil && c.n < min {
+			return false
+		}
+	}
+	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// startConn builds the connection's context as net/http's server does.
+func (c *conn) startConn() {
+	srv := c.l.srv
+	ctx := context.Background()
+	if srv.BaseContext != nil {
+		ctx = srv.BaseContext(c.l.inner)
+	}
+	ctx = context.WithValue(ctx, http.ServerContextKey, srv)
+	if srv.ConnContext != nil {
+		ctx = srv.ConnContext(ctx, c.rwc)
+	}
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.bufw = bufio.NewWriterSize(errWriter{c}, 4<<10)
+	c.chunkBuf = bufio.NewWriterSize(nil, bufferBeforeChunkingSize)
+	c.bgCond = sync.NewCond(&c.bgMu)
+}
+
+// serveRequest serves the head in buf when the router takes it; ok false means it did not (nothing was
+// served: the connection goes to net/http as it is). reuse says the connection may serve another request.
+func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
+	l := c.l
+	if l.router == nil {
+		return false, false
+	}
+	inBuf := min(int64(c.n-h.Size), h.ContentLength)
+	b := &body{c: c, buffered: c.buf[h.Size : h.Size+int(inBuf)], remain: h.ContentLength - inBuf}
+	rctx, rcancel := context.WithCancel(c.ctx)
+	defer rcancel()
+	req, err := h.Request(rctx, c.remoteAddr, b)
+	if err != nil {
+		return false, false
+	}
+	handler, done := l.router.LaneHandler(req)
+	if handler == nil {
+		return false, false
+	}
+	l.served.Add(1)
+	c.state.Store(stateActive)
+	if !b.sawEOF && b.remain == 0 && len(b.buffered) == 0 {
+		b.sawEOF = true
+	}
+	w := c.newResponse(req, b)
+	if h.ContentLength == 0 || b.remain == 0 && len(b.buffered) == 0 {
+		c.startBackgroundRead()
+	} else {
+		b.onEOF = c.startBackgroundRead
+	}
+	if !c.run(handler, w, req, done) {
+		return true, false // the handler panicked: the connection is closed, as net/http's
+	}
+	rcancel()
+	w.finish()
+	c.abortPendingRead()
+	b.Close()
+	c.rwc.SetWriteDeadline(time.Time{})
+	if !w.reusable() || l.closing.Load() {
+		return true, false
+	}
+	// What the request took of the buffer goes; pipelined bytes (and the background read's byte) stay.
+	used := h.Size + int(inBuf)
+	c.n = copy(c.buf, c.buf[used:c.n])
+	if c.hasByte {
+		c.buf[c.n] = c.byteBuf[0]
+		c.n++
+		c.hasByte = false
+	}
+	if c.n == 0 {
+		c.state.Store(stateIdle)
+		if l.closing.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
+			return true, false
+		}
+	}
+	return true, true
+}
+
+// run calls the handler; false means it panicked (logged as net/http logs it, except
+// http.ErrAbortHandler), after which the connection is flushed and closed as net/http does.
+func (c *conn) run(h http.Handler, w *response, req *http.Request, done func()) (ok bool) {
+	defer func() {
+		if done != nil {
+			done()
+		}
+		if err := recover(); err != nil {
+			if err != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.l.logf("http: panic serving %v: %v\n%s", c.remoteAddr, err, buf)
+			}
+			c.cancel()
+			c.abortPendingRead()
+			c.bufw.Flush()
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, req)
+	return true
+}
+
+// handOff gives the connection to net/http with everything read so far (and the read error that ended
+// the lane's reading, if any, after it).
+func (c *conn) handOff() {
+	l := c.l
+	l.handedOff.Add(1)
+	hc := &handedConn{Conn: c.rwc, err: c.readErr}
+	if c.n > 0 {
+		hc.buf = append([]byte(nil), c.buf[:c.n]...)
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	select {
+	case l.handoffs <- hc:
+	case <-l.done:
+		c.rwc.Close()
+	}
+}
+
+// errWriter is net/http's checkConnErrorWriter: the first write error cancels the connection's context.
+type errWriter struct{ c *conn }
+
+func (w errWriter) Write(p []byte) (int, error) {
+	n, err := w.c.rwc.Write(p)
+	if err != nil && w.c.werr == nil {
+		w.c.werr = err
+		w.c.cancel()
+	}
+	return n, err
+}
+
+// aLongTimeAgo is a deadline that ends a pending read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *conn) startBackgroundRead() {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.hasByte || c.inRead {
+		return
+	}
+	c.inRead = true
+	c.rwc.SetReadDeadline(time.Time{})
+	go c.backgroundRead()
+}
+
+func (c *conn) backgroundRead() {
+	n, err := c.rwc.Read(c.byteBuf[:])
+	c.bgMu.Lock()
+	if n == 1 {
+		c.hasByte = true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && c.aborted && ne.Timeout() {
+		// the abort's own deadline
+	} else if err != nil {
+		c.cancel() // the client is gone: the request's context ends, and with it the upstream exchange
+	}
+	c.aborted = false
+	c.inRead = false
+	c.bgMu.Unlock()
+	c.bgCond.Broadcast()
+}
+
+func (c *conn) abortPendingRead() {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if !c.inRead {
+		return
+	}
+	c.aborted = true
+	c.rwc.SetReadDeadline(aLongTimeAgo)
+	for c.inRead {
+		c.bgCond.Wait()
+	}
+	c.rwc.SetReadDeadline(time.Time{})
+}
+
+// body is a request body of known length: the bytes already in the lane's buffer, then the connection.
+type body struct {
+	c           *conn
+	buffered    []byte
+	remain      int64 // still on the connection
+	sawEOF      bool
+	closed      bool
+	brokenEarly bool // closed before its end and the rest could not be read
+	onEOF       func()
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	var n int
+	var err error
+	if len(b.buffered) > 0 {
+		n = copy(p, b.buffered)
+		b.buffered = b.buffered[n:]
+	} else {
+		if int64(len(p)) > b.remain {
+			p = p[:b.remain]
+		}
+		n, err = b.c.rwc.Read(p)
+		b.remain -= int64(n)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if len(b.buffered) == 0 && b.remain == 0 {
+		b.sawEOF = true
+		err = io.EOF
+		if b.onEOF != nil {
+			b.onEOF()
+			b.onEOF = nil
+		}
+	}
+	return n, err
+}
+
+// discard reads the rest of the body (net/http does before answering on a kept connection).
+func (b *body) discard() error {
+	if b.sawEOF {
+		return nil
+	}
+	_, err := io.Copy(io.Discard, b)
+	return err
+}
+
+// Close ends the body; the rest is read and dropped, as net/http's body does for a short remainder.
+func (b *body) Close() error {
+	if b.closed {
+		return nil
+	}
+	if !b.sawEOF {
+		if _, err := io.Copy(io.Discard, b); err != nil {
+			b.brokenEarly = true
+		}
+	}
+	b.closed = true
+	return nil
+}
+
+// handedConn is a connection handed to net/http: its first reads return the bytes the lane read.
+type handedConn struct {
+	net.Conn
+	buf []byte
+	err error // the error that ended the lane's reading, returned once the bytes are read
+}
+
+func (h *handedConn) Read(p []byte) (int, error) {
+	if len(h.buf) > 0 {
+		n := copy(p, h.buf)
+		h.buf = h.buf[n:]
+		return n, nil
+	}
+	if h.err != nil {
+		err := h.err
+		h.err = nil
+		return 0, err
+	}
+	return h.Conn.Read(p)
+}
+
+// CloseWrite keeps net/http's half-close after an error answer.
+func (h *handedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// ReadFrom keeps the zero-copy path (sendfile, splice) for net/http's file answers.
+func (h *handedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := h.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{h.Conn}, r)
+}
+
+// NetConn returns the wrapped connection (headscan.ConnContext and the idle parker look through it).
+func (h *handedConn) NetConn() net.Conn { return h.Conn }
