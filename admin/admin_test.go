@@ -98,7 +98,7 @@ func TestEndpointsFollowTheCurrentGateway(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	first := &gateway.Gateway{
-		Routes: []gateway.RouteInfo{{Pattern: "/api/", App: "http://api"}},
+		Routes: []gateway.RouteInfo{{Pattern: "/api/", App: "http://api?timeout=5s&name=api"}},
 		Apps:   []gateway.BuiltApp{{Name: "http://api", Handler: reporter{up, down}, Role: "route"}},
 		Admin: map[string]http.Handler{
 			"/api/migration": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "migration v1") }),
@@ -132,6 +132,7 @@ func TestEndpointsFollowTheCurrentGateway(t *testing.T) {
 	}{
 		{"healthz is always ok", first, "/healthz", 200, "ok"},
 		{"routes are the current table", first, "/api/routes", 200, `"pattern": "/api/"`},
+		{"an app URL's query reads as written, not with & escaped as \\u0026", first, "/api/routes", 200, `"app": "http://api?timeout=5s&name=api"`},
 		{"upstreams list every instance", first, "/api/upstreams", 200, `"address": "http://down"`},
 		{"metrics come from the caller's registry", first, "/metrics", 200, "switchyard_test_total 1"},
 		{"a contributed endpoint is served", first, "/api/migration", 200, "migration v1"},
