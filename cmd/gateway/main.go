@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -409,16 +411,25 @@ func startAdmin(cfg config.Config, lv *gateway.Live, reg *prometheus.Registry, a
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	endpoints := "/healthz /readyz /metrics /api/routes /api/upstreams /api/processes"
-	if acme != nil {
-		endpoints += " /api/certificates"
-	}
-	if cfg.AdminPprof {
-		endpoints += " /debug/pprof/"
-	}
-	logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", endpoints)
+	logger.Info("admin listening", "addr", aln.Addr().String(), "endpoints", adminEndpoints(cfg, lv.Gateway(), acme != nil))
 	go adminSrv.Serve(aln)
 	return adminSrv, true
+}
+
+// adminEndpoints lists, for the "admin listening" line, the endpoints the admin listener serves with g:
+// its own, then those g's components contribute (the migration report; /api/processes only when apps run).
+func adminEndpoints(cfg config.Config, g *gateway.Gateway, certificates bool) string {
+	endpoints := []string{"/healthz", "/readyz", "/metrics", "/api/routes", "/api/upstreams"}
+	if certificates {
+		endpoints = append(endpoints, "/api/certificates")
+	}
+	if cfg.AdminPprof {
+		endpoints = append(endpoints, "/debug/pprof/")
+	}
+	if g != nil {
+		endpoints = append(endpoints, slices.Sorted(maps.Keys(g.Admin))...)
+	}
+	return strings.Join(endpoints, " ")
 }
 
 // logListening logs the lines that say the gateway serves: the plain HTTP listener's, "gateway
