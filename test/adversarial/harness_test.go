@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +21,22 @@ import (
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/fastlane"
 )
+
+// fastLane is GATEWAY_FAST_LANE for the gateways startGateway starts (unless a test sets it): TestMain runs
+// the whole suite with the lane off, then again with it on, where the lane exists.
+var fastLane bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && fastlane.Supported {
+		fmt.Println("adversarial: the suite again with GATEWAY_FAST_LANE=true")
+		fastLane = true
+		code = m.Run()
+	}
+	os.Exit(code)
+}
 
 // ioTimeout bounds every read and write of a test; nothing in the suite waits for a timer to pass.
 const ioTimeout = 5 * time.Second
@@ -39,6 +56,10 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 // runs at cleanup.
 func startGateway(t *testing.T, env map[string]string) (addr string, stop func()) {
 	t.Helper()
+	if _, set := env["GATEWAY_FAST_LANE"]; !set {
+		env = maps.Clone(env)
+		env["GATEWAY_FAST_LANE"] = strconv.FormatBool(fastLane)
+	}
 	cfg, err := config.Load(env, nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -71,7 +92,7 @@ func startGateway(t *testing.T, env map[string]string) (addr string, stop func()
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
+			t.Logf("GATEWAY_FAST_LANE=%s; gateway log:\n%s", env["GATEWAY_FAST_LANE"], logs.String())
 		}
 	})
 	return ln.Addr().String(), stop
