@@ -22,7 +22,22 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/fastlane"
 )
+
+// fastLane is GATEWAY_FAST_LANE for the gateways startGateway starts (unless a test sets it): TestMain runs
+// the whole suite with the lane off, then again with it on, where the lane exists.
+var fastLane bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && fastlane.Supported {
+		fmt.Println("faults: the suite again with GATEWAY_FAST_LANE=true")
+		fastLane = true
+		code = m.Run()
+	}
+	os.Exit(code)
+}
 
 // testGateway is a gateway served on loopback the way cmd/gateway serves it.
 type testGateway struct {
@@ -39,6 +54,9 @@ func startGateway(t *testing.T, env map[string]string, yamlFile string) *testGat
 	env = clone(env)
 	env["GATEWAY_ADDR"] = "127.0.0.1:0"
 	env["GATEWAY_ADMIN_ADDR"] = ""
+	if _, set := env["GATEWAY_FAST_LANE"]; !set {
+		env["GATEWAY_FAST_LANE"] = strconv.FormatBool(fastLane)
+	}
 	if yamlFile != "" {
 		env["GATEWAY_CONFIG"] = "faults.yaml"
 	}
@@ -74,7 +92,7 @@ func startGateway(t *testing.T, env map[string]string, yamlFile string) *testGat
 					lines = append(lines, l)
 				}
 			}
-			t.Logf("gateway log (healthy route omitted):\n%s", strings.Join(lines, "\n"))
+			t.Logf("GATEWAY_FAST_LANE=%s; gateway log (healthy route omitted):\n%s", env["GATEWAY_FAST_LANE"], strings.Join(lines, "\n"))
 		}
 	})
 	return &testGateway{addr: ln.Addr().String(), lim: lim, logs: logs}
