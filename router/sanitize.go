@@ -77,7 +77,8 @@ var ownHeaders = map[string]bool{"X-Request-Id": true, "Traceparent": true, "Tra
 //     own address as Host and no X-Forwarded-Host, on every proxy path;
 //   - an HTTP/1.0 request that carried Transfer-Encoding gets 400 and the connection closes (RFC 9112
 //     section 6.1: faulty framing; net/http deletes the field, so the listener marks such heads:
-//     internal/headscan, gateway.ScanHeads);
+//     internal/headscan, gateway.ScanHeads). On a connection the scan does not read (TLS) every HTTP/1.0
+//     request closes its connection after the answer instead: a chunked body behind it is never read;
 //   - forwarding headers (forwardingHeader, every X-Forwarded-* name among them) are deleted unless the peer is a
 //     trusted proxy;
 //   - header names containing '_' are deleted: CGI-style apps map "X_Forwarded_For" and "X-Forwarded-For"
@@ -155,9 +156,17 @@ func Sanitize(cfg SanitizeConfig) func(http.Handler) http.Handler {
 				return
 			}
 			if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
-				if sc := headscan.From(r.Context()); sc != nil && sc.Flagged(r.Method, r.RequestURI) {
+				sc := headscan.From(r.Context())
+				if sc != nil && sc.Flagged(r.Method, r.RequestURI) {
 					refuse(w, r, http.StatusBadRequest, "400 Transfer-Encoding in an HTTP/1.0 request")
 					return
+				}
+				if sc == nil {
+					// A connection the head scan does not read (TLS): a Transfer-Encoding field would be
+					// invisible here, and a chunked body behind this request would be read as requests of
+					// its own (a chunk-size line "5 /admin HTTP/1.1" parses as one). Closing after the
+					// answer leaves nothing to read.
+					w.Header().Set("Connection", "close")
 				}
 			}
 			if cfg.MaxBodySize > 0 && r.ContentLength > cfg.MaxBodySize {

@@ -17,7 +17,14 @@
 // well-formed request pipelined next to a flagged one is not refused for it.
 //
 // TLS connections are not wrapped (the scan would see ciphertext, and a wrapper would hide the *tls.Conn
-// from net/http): over TLS, HTTP/1.0 with Transfer-Encoding stays a request without a body.
+// from net/http): over TLS, HTTP/1.0 with Transfer-Encoding stays a request without a body, and the front
+// door closes every HTTP/1.0 connection it finds unscanned (From returns nil) after the answer, so a
+// chunked body behind such a request is never read as requests of its own.
+//
+// Scanning TLS connections too would need the plaintext, which only the *tls.Conn has; net/http serves
+// HTTP/2 and sets Request.TLS only when handed that *tls.Conn itself, so a scanning wrapper would mean
+// doing the handshake in the listener, serving HTTP/2 connections from a second server, and rebuilding
+// Request.TLS from the context: not worth it for HTTP/1.0 keep-alive over TLS, which closing gives up.
 package headscan
 
 import (
