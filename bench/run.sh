@@ -3,15 +3,17 @@
 # See bench/README.md for what is measured and how to read the table.
 #
 #   bench/run.sh [--quick] [--https] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES]
-#                [--out FILE] [--note TEXT]
+#                [--out FILE] [--note TEXT] [--gateway-env VAR=VALUE]...
 #
 # Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream. --quick: 1 round of 1 s runs,
 # 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md). --https: only
 # the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by h2load, HTTP/1.1 by wrk; results in *-https.md).
+# --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable).
 # It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
 set -euo pipefail
 
 rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick="" https=""
+extra_env=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) ;;
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --stream) stream=$2; shift ;;
     --out) out=$2; shift ;;
     --note) note=$2; shift ;;
+    --gateway-env) extra_env+=("$2"); shift ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -375,7 +378,7 @@ free_port be; free_port be404; free_port direct
 free_port sy; free_port syc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
 
 # Switchyard: everything by GATEWAY_* variables; admin listener off, errors-only log (no access lines).
-gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s)
+gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s ${extra_env[@]+"${extra_env[@]}"})
 # Connection limits, when this gateway has them: far above what the bench opens.
 for v in $("$tmp/gateway" help 2>&1 | grep -oE 'GATEWAY_MAX_CONNS[A-Z_]*' | sort -u || true); do
   gw_env+=("$v=100000")

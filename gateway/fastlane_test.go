@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/metrics"
 )
 
 // rawBackend is an HTTP/1.1 app on a real socket that records each request's raw bytes (head and body)
@@ -180,7 +183,7 @@ type laneExchange struct{ client, upstream string }
 
 // runLaneCases serves every case through NewFront (lane on or off) in front of one raw backend and
 // returns what each produced, with the Date values and the upstream's source ports blanked.
-func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, *Front) {
+func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, string, string, *Front) {
 	t.Helper()
 	b := startRawBackend(t, laneAnswers)
 	env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "?timeout=300ms",
@@ -189,12 +192,19 @@ func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, *Front) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
+	reg.MustRegister(g.Collectors...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -211,8 +221,49 @@ func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, *Front) {
 		client := exchange(t, ln.Addr().String(), c)
 		out[c.name] = laneExchange{client: dateRE.ReplaceAllString(client, "Date: (date)"), upstream: strings.Join(b.take(), "\n---\n")}
 	}
-	return out, f
+	f.Server.Close()
+	<-done
+	g.Close()
+	return out, logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), strings.ReplaceAll(counts(t, reg), b.ln.Addr().String(), "(app)"), f
 }
+
+// counts prints the registry's counters and the sample counts of its histograms (the request metrics
+// and the migration ledger's numbers), leaving out what is timed.
+func counts(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			switch {
+			case m.GetCounter() != nil:
+				fmt.Fprintf(&b, "%s%v %v\n", mf.GetName(), labels, m.GetCounter().GetValue())
+			case m.GetHistogram() != nil:
+				fmt.Fprintf(&b, "%s%v count %v\n", mf.GetName(), labels, m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return b.String()
+}
+
+// logVariesRE matches what differs between two runs of the same requests in the log: times, durations,
+// the client's port and the app's listening address.
+var logVariesRE = regexp.MustCompile(`\b(time|duration_ms|app_duration_ms|client|app|upstream|dial)=("[^"]*"|\S+)`)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 var dateRE = regexp.MustCompile(`Date: [^\r]*`)
 
@@ -262,10 +313,24 @@ func exchange(t *testing.T, addr string, c laneCase) string {
 
 // TestFastLaneAnswersAsNetHTTP is the lane's differential test: for the same requests, the bytes the
 // client gets and the bytes the app gets are the same with GATEWAY_FAST_LANE on as off (net/http serving
-// every request), for every answer shape the direct path relays and for the requests the lane hands off.
+// every request), for every answer shape the direct path relays and for the requests the lane hands off;
+// and the log (access lines with status, bytes, route, app and request id; failure lines), the request
+// metrics and the migration ledger's counts are the same.
 func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
-	off, _ := runLaneCases(t, false)
-	on, f := runLaneCases(t, true)
+	off, offLog, offCounts, _ := runLaneCases(t, false)
+	on, onLog, onCounts, f := runLaneCases(t, true)
+	if !strings.Contains(offCounts, "switchyard_requests_total") {
+		t.Fatalf("no request counts:\n%s", offCounts)
+	}
+	if offCounts != onCounts {
+		t.Errorf("the metrics differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
+	}
+	if !strings.Contains(offLog, "request_id=lane1") || !strings.Contains(offLog, "status=504") {
+		t.Fatalf("the log has no access lines:\n%s", offLog)
+	}
+	if offLog != onLog {
+		t.Errorf("the logs differ (access lines, failures):\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
+	}
 	for _, c := range laneCases {
 		if off[c.name] != on[c.name] {
 			t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
