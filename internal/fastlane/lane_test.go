@@ -210,3 +210,27 @@ func TestCloseEndsTheLanesIdleConnectionsAndClosesAfterBusyOnes(t *testing.T) {
 		t.Fatalf("busy connection after its answer: %v, want EOF", err)
 	}
 }
+
+func TestAFlushedStreamReachesTheClientBeforeItsEnd(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := startLane(t, testRouter{h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+		<-release
+		io.WriteString(w, "data: 2\n\n")
+	})})
+	c, br := dial(t, addr)
+	defer close(release)
+	send(t, c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != "data: 1\n" || res.Header.Get("X-Path") != "lane" {
+		t.Fatalf("first event %q (%v) from %s, want data: 1 from the lane before the handler ends", line, err, res.Header.Get("X-Path"))
+	}
+}
