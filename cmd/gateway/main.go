@@ -38,6 +38,7 @@ import (
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/internal/demo"
+	"github.com/switchyard/switchyard/internal/suggest"
 	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/tracing"
 )
@@ -68,7 +69,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "gateway: unknown command %q\n", cmd)
+		fmt.Fprintf(stderr, "gateway: unknown command %q%s\n", cmd, didYouMean(cmd))
 		usage(stderr)
 		return 2
 	}
@@ -689,6 +690,17 @@ func versionString() string {
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
+
+// commands are the words run accepts first, for the did-you-mean of a misspelt one.
+var commands = []string{"serve", "check", "report", "init", "version", "help"}
+
+// didYouMean is ", did you mean X?" for a misspelt command (gateway chek), else "".
+func didYouMean(cmd string) string {
+	if c := suggest.Closest(cmd, commands); c != "" {
+		return fmt.Sprintf(" (did you mean %q?)", c)
+	}
+	return ""
+}
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `usage: gateway [serve|check|report|init|version]

@@ -243,3 +243,17 @@ func TestCheckWarnsAboutAUnixSocketInAMissingDirectory(t *testing.T) {
 		t.Fatalf("check output lacks %q:\n%s", want, out.String())
 	}
 }
+
+func TestAnUnknownCommandIsRefusedWithTheClosestOne(t *testing.T) {
+	for _, tc := range []struct{ cmd, want string }{
+		{"chek", `gateway: unknown command "chek" (did you mean "check"?)`},
+		{"serv", `gateway: unknown command "serv" (did you mean "serve"?)`},
+		{"reprot", `gateway: unknown command "reprot" (did you mean "report"?)`},
+		{"xyzzy", `gateway: unknown command "xyzzy"` + "\n"},
+	} {
+		var errOut bytes.Buffer
+		if code := run([]string{tc.cmd}, nil, io.Discard, &errOut); code != 2 || !strings.HasPrefix(errOut.String(), tc.want) || !strings.Contains(errOut.String(), "usage: gateway") {
+			t.Errorf("gateway %s: exit %d, stderr %q; want 2 and %q then the usage", tc.cmd, code, errOut.String(), tc.want)
+		}
+	}
+}
