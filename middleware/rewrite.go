@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/internal/cleanpath"
 )
 
 // RewriteOptions configures Rewrite: exactly one of Prefix and Regexp.
@@ -21,9 +21,9 @@ type RewriteOptions struct {
 }
 
 // Rewrite returns middleware that changes the request path before the application sees it; the query is
-// kept. The new path is cleaned again with router.CleanPath, so a rewrite can never hand the application
-// dot segments or encoded separators the front door would have refused (a request the new path cannot be
-// cleaned for gets 400). The request is shallow-copied; RawPath is cleared and RequestURI updated. Paths
+// kept. The new path is cleaned again as the front door cleans paths (internal/cleanpath, which is
+// router.CleanPath), so a rewrite can never hand the application dot segments or encoded separators the
+// front door would have refused (a request the new path cannot be cleaned for gets 400). The request is shallow-copied; RawPath is cleared and RequestURI updated. Paths
 // the rule does not match pass unchanged.
 func Rewrite(o RewriteOptions) (func(http.Handler) http.Handler, error) {
 	if (o.Prefix == "") == (o.Regexp == nil) {
@@ -57,7 +57,7 @@ func Rewrite(o RewriteOptions) (func(http.Handler) http.Handler, error) {
 			if np == "" || np[0] != '/' {
 				np = "/" + np
 			}
-			clean, err := router.CleanPath(np)
+			clean, err := cleanpath.Clean(np)
 			if err != nil {
 				http.Error(w, "400 bad request path", http.StatusBadRequest)
 				return
