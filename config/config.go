@@ -1,8 +1,9 @@
 // Package config owns the gateway's configuration model and how it is read: built-in defaults, then the
 // optional YAML file named by GATEWAY_CONFIG, then the GATEWAY_* environment variables (read with
-// github.com/caarlos0/env/v10), each layer overriding only what it sets. It also validates the result
+// github.com/caarlos0/env/v10), each layer overriding only what it sets. It also validates the settings
 // without building anything, reporting every problem at once, each naming the variable (or file key), the
-// value and what was expected.
+// value and what was expected. Every value remembers where it came from (Sources, RouteSpec.Source and
+// RouteSpec.Keys), so package plan, which parses the apps, routes and stages, names the same places.
 //
 // The package reads no process state itself: Load takes the environment as a map, so two configurations
 // can be loaded side by side in one process and tests need not touch os.Setenv.
@@ -12,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -20,9 +20,6 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
-
-	"github.com/switchyard/switchyard/migration"
-	"github.com/switchyard/switchyard/router"
 )
 
 // Config is the whole gateway configuration.
@@ -255,14 +252,6 @@ func Load(environ map[string]string, readFile func(string) ([]byte, error)) (Con
 	return cfg, nil
 }
 
-// fileMigrationWords puts the file's name of a migration key where the environment form's name stands in
-// the migration package's errors: a file route says canary_percent, folded into canary (foldMigrationKeys).
-var fileMigrationWords = strings.NewReplacer(
-	migration.KeyCanary+"=", "canary_percent=",
-	migration.KeyCanary+" applies", "canary_percent applies",
-	"needs "+migration.KeyCanary+",", "needs canary_percent,",
-)
-
 // suggestVariable gives "; did you mean GATEWAY_X?" for a misspelt variable name, by the same rules as a
 // misspelt file key (case, separators, a prefix, a small edit distance), or "" when none is close.
 func suggestVariable(name string) string {
@@ -395,7 +384,9 @@ func validListenAddr(a string) bool {
 	return err == nil
 }
 
-// Validate checks a configuration without building it and returns every problem found.
+// Validate checks the configuration's settings one by one and against each other, without building or
+// parsing anything further, and returns every problem found. The apps, routes and migration stages are
+// parsed and checked by package plan, which every build goes through.
 func Validate(c Config) Errors {
 	var errs Errors
 	if !validListenAddr(c.Addr) {
@@ -415,39 +406,7 @@ func Validate(c Config) Errors {
 			errs = append(errs, fmt.Errorf("%s: %d is not an HTTP status", c.Name("GATEWAY_PASS_STATUS"), s))
 		}
 	}
-	seen := map[router.Pattern]string{}
-	for _, r := range c.Routes {
-		src := r.Source
-		if src == "" {
-			src = "GATEWAY_ROUTES"
-		}
-		p, err := router.ParsePattern(r.Pattern)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", src, err))
-			continue
-		}
-		if prev, dup := seen[p]; dup {
-			errs = append(errs, fmt.Errorf("%s: route %q repeats pattern %s of %s", src, r.String(), p, prev))
-		}
-		seen[p] = r.String()
-		if !schemeStart.MatchString(r.App) {
-			errs = append(errs, fmt.Errorf("%s: route %q: app %q is not a URL: expected e.g. http://127.0.0.1:3000", src, r.String(), r.App))
-		} else if u, err := url.Parse(strings.TrimSpace(r.App)); err == nil {
-			if _, err := migration.ParseSpecQuery(u.RawQuery, false); err != nil {
-				msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-				if src != "GATEWAY_ROUTES" {
-					msg = fileMigrationWords.Replace(msg)
-				}
-				errs = append(errs, fmt.Errorf("%s: route %q: %s", src, r.Pattern, msg))
-			}
-		}
-	}
 	errs = append(errs, validateRun(c)...)
-	if st, err := migration.ParsePairStage(c.Stage); err != nil {
-		errs = append(errs, fmt.Errorf("%s=%q: %s", c.Name("GATEWAY_STAGE"), c.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
-	} else if st.Stage != migration.StageNone && (c.Primary == "" || len(c.Delegates) == 0) {
-		errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", c.Name("GATEWAY_STAGE"), c.Stage, c.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), c.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
-	}
 	if c.MaxHeaderSize < 1024 || c.MaxHeaderSize > 16<<20 {
 		errs = append(errs, fmt.Errorf("%s=%d: expected a size from 1KiB to 16MiB", c.Name("GATEWAY_MAX_HEADER_SIZE"), c.MaxHeaderSize))
 	}

@@ -332,9 +332,16 @@ func readRoutes(path string, v *yaml.Node, errs *Errors) []RouteSpec {
 		var r fileRoute
 		rv := reflect.ValueOf(&r).Elem()
 		before := len(*errs)
+		keys := map[string]Source{}
 		forEachKey(path, item, at, routeKeys, errs, func(key string, k, v *yaml.Node) {
 			if err := decodeNode(v, rv.Field(routeKeys.index[key])); err != nil {
 				*errs = append(*errs, locate(path, v, at+"."+k.Value, err))
+			}
+			keys[optionOfRouteKey(key)] = Source{File: path, Line: k.Line, Key: at}
+			if key == "options" && v.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(v.Content); i += 2 {
+					keys[v.Content[i].Value] = Source{File: path, Line: v.Content[i].Line, Key: at}
+				}
 			}
 		})
 		if len(*errs) > before {
@@ -379,9 +386,18 @@ func readRoutes(path string, v *yaml.Node, errs *Errors) []RouteSpec {
 			}
 			app += sep + strings.Join(q, "&")
 		}
-		out = append(out, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Run: run, Source: src})
+		out = append(out, RouteSpec{Pattern: r.Pattern, App: app, Middleware: r.Middleware, Run: run, Source: src, Keys: keys})
 	}
 	return out
+}
+
+// optionOfRouteKey is the app option a file route's key becomes (foldMigrationKeys): canary_percent is the
+// canary option; the other keys keep their names.
+func optionOfRouteKey(key string) string {
+	if key == "canary_percent" {
+		return "canary"
+	}
+	return key
 }
 
 // locate turns a decoding error into a fileError. Errors of the list types start with "line N: " (an

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v4"
-
-	"github.com/switchyard/switchyard/router"
 )
 
 // LetsEncryptDirectory is the default ACME directory (GATEWAY_ACME_CA): Let's Encrypt's production service.
@@ -27,7 +25,7 @@ func (l *NameList) UnmarshalText(b []byte) error {
 		if f == "" {
 			continue
 		}
-		if err := checkCertName(f); err != nil {
+		if err := CheckCertificateName(f); err != nil {
 			return err
 		}
 		out = append(out, f)
@@ -39,8 +37,9 @@ func (l *NameList) UnmarshalText(b []byte) error {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (l *NameList) UnmarshalYAML(node *yaml.Node) error { return unmarshalListYAML(node, l) }
 
-// checkCertName accepts a DNS name a public ACME CA can validate over HTTP-01 or TLS-ALPN-01.
-func checkCertName(n string) error {
+// CheckCertificateName accepts a DNS name (lowercase, without a trailing dot) a public ACME CA can
+// validate over HTTP-01 or TLS-ALPN-01.
+func CheckCertificateName(n string) error {
 	if strings.HasPrefix(n, "*.") {
 		return fmt.Errorf("%q: a wildcard certificate needs the DNS-01 challenge, which the gateway does not do: list the names, or give a static certificate covering them (GATEWAY_TLS_CERT)", n)
 	}
@@ -66,42 +65,9 @@ func checkCertName(n string) error {
 // TLSOn reports whether the gateway serves HTTPS: a static certificate or ACME.
 func (c Config) TLSOn() bool { return c.TLSCert != "" || c.ACME }
 
-// CertificateNames are the names ACME gets certificates for (before the static certificate takes the
-// ones it covers): the exact host names of the routes, then GATEWAY_ACME_NAMES, each once. Wildcard
-// route hosts are returned apart: they need DNS-01, which the gateway does not do. Hosts that are IP
-// addresses or single labels (localhost) are left out.
-func (c Config) CertificateNames() (names, wildcards []string) {
-	seen := map[string]bool{}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	for _, r := range c.Routes {
-		p, err := router.ParsePattern(r.Pattern)
-		if err != nil || p.Host == "" {
-			continue
-		}
-		if strings.HasPrefix(p.Host, "*.") {
-			if !seen[p.Host] {
-				seen[p.Host] = true
-				wildcards = append(wildcards, p.Host)
-			}
-			continue
-		}
-		if checkCertName(p.Host) == nil {
-			add(p.Host)
-		}
-	}
-	for _, n := range c.ACMENames {
-		add(n)
-	}
-	return names, wildcards
-}
-
 // validateTLS checks the HTTPS, ACME and plain HTTP listener settings (no file is read, the ACME server
-// is not contacted).
+// is not contacted). Whether ACME has a name to get a certificate for depends on the routes' hosts: the
+// plan checks it (package plan).
 func validateTLS(c Config) Errors {
 	var errs Errors
 	if c.ACME {
@@ -115,9 +81,6 @@ func validateTLS(c Config) Errors {
 			if a, err := mail.ParseAddress(c.ACMEEmail); err != nil || a.Address != c.ACMEEmail {
 				errs = append(errs, fmt.Errorf("%s=%q: expected an e-mail address such as ops@example.com", c.Name("GATEWAY_ACME_EMAIL"), c.ACMEEmail))
 			}
-		}
-		if names, _ := c.CertificateNames(); len(names) == 0 {
-			errs = append(errs, fmt.Errorf("%s=true: no name to get a certificate for: no route has an exact host name (shop.example.com/=APP) and %s is empty", c.Name("GATEWAY_ACME"), c.Ref("GATEWAY_ACME_NAMES", "GATEWAY_ACME")))
 		}
 	} else {
 		for _, v := range []string{"GATEWAY_ACME_EMAIL", "GATEWAY_ACME_STORAGE", "GATEWAY_ACME_NAMES", "GATEWAY_ACME_CA_ROOT"} {

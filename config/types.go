@@ -139,10 +139,30 @@ type RouteSpec struct {
 	Run *RunApp `yaml:"-"`
 	// Source says where the route was configured, for error messages ("GATEWAY_ROUTES", "x.yaml:12: routes[2]").
 	Source string `yaml:"-"`
+	// Keys says, for a route of the YAML file, where each of its keys was written: pattern, app, run, each
+	// migration key by its option name (canary for the file's canary_percent) and each key under options.
+	// Nil for GATEWAY_ROUTES. See Where.
+	Keys map[string]Source `yaml:"-"`
 }
 
 // String prints the route as PATTERN=APP.
 func (r RouteSpec) String() string { return r.Pattern + "=" + r.App }
+
+// FromFile reports whether the route was read from the YAML file (whose key names errors use).
+func (r RouteSpec) FromFile() bool { return r.Keys != nil }
+
+// Where names the place a problem with the route's key (an option, a migration key, "pattern" or "app")
+// was configured: the line of that key in the file ("gw.yaml:9: routes[0]"), else the line of the app
+// (whose URL carries options in its query), else Source.
+func (r RouteSpec) Where(key string) string {
+	if s, ok := r.Keys[key]; ok {
+		return s.String()
+	}
+	if s, ok := r.Keys["app"]; ok {
+		return s.String()
+	}
+	return r.Source
+}
 
 var routeStart = regexp.MustCompile(`^\s*(/|\*\.|[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/|=))[^=]*=`)
 

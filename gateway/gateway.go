@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,30 +32,13 @@ import (
 	"github.com/switchyard/switchyard/internal/idlepark"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
+	"github.com/switchyard/switchyard/plan"
 	"github.com/switchyard/switchyard/reqinfo"
 	"github.com/switchyard/switchyard/router"
 )
 
-// RouteInfo describes one resolved route, for `gateway check` and the admin API.
-type RouteInfo struct {
-	Pattern string `json:"pattern"`
-	App     string `json:"app"`
-	// Name is the app's label in logs, metrics and the migration report (adapters.Target.Name).
-	Name        string `json:"name"`
-	Kind        string `json:"kind"`
-	StripPrefix bool   `json:"strip_prefix"`
-	Cascade     bool   `json:"cascade"`
-	// EncodedSlash is the encoded_slash option: "%2F" reaches this route's app unchanged.
-	EncodedSlash bool `json:"encoded_slash,omitempty"`
-	// PlainHTTP is the https_redirect=false option: the plain HTTP listener serves the route too.
-	PlainHTTP bool   `json:"plain_http,omitempty"`
-	Source    string `json:"source"`
-	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
-	Stage string `json:"stage,omitempty"`
-	Old   string `json:"old,omitempty"`
-	// Middleware describes the route's middleware, outermost first (configured, then Options.RouteMiddleware).
-	Middleware []string `json:"middleware,omitempty"`
-}
+// RouteInfo describes one resolved route, for `gateway check` and the admin API (plan.RouteInfo).
+type RouteInfo = plan.RouteInfo
 
 // Gateway is a built configuration.
 type Gateway struct {
@@ -66,8 +48,11 @@ type Gateway struct {
 	// there is none: the same stack as Handler, whose route table redirects every request to HTTPS (308,
 	// path and query kept) except on the routes with https_redirect=false, which it serves.
 	PlainHTTP http.Handler
+	// Plan is the configuration as parsed (package plan), which the handlers were assembled from.
+	Plan *plan.Plan
 	// Routes is the resolved route table, most specific first as the router tries them; the primary and
-	// delegates are listed last under the pattern "*".
+	// delegates are listed last under the pattern "*": the plan's Table, with the Go middleware of
+	// Options.RouteMiddleware counted in.
 	Routes []RouteInfo
 	// Apps lists every built application by name (its label, adapters.Target.Name) with its handler, in
 	// build order: the
@@ -148,12 +133,19 @@ type Options struct {
 	Previous *Gateway
 }
 
-// Build turns cfg into a Gateway. Every error names where the offending value was configured. On error
-// nothing stays open.
+// Build turns cfg into a Gateway: it parses cfg into a plan (package plan), then assembles the handlers
+// from it. Every error names where the offending value was configured; the problems the plan finds and
+// those found building what did parse (an app kind's own options, middleware parameters) are reported
+// together. On error nothing stays open.
 func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
+	}
+	p, perr := plan.Parse(cfg, opts.Registry)
+	var errs config.Errors
+	if perr != nil {
+		errs = append(errs, perr.(config.Errors)...)
 	}
 	var prevRec *migration.Recorder
 	if opts.Previous != nil {
@@ -163,130 +155,37 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	g := &Gateway{Admin: map[string]http.Handler{
 		"/api/migration": rec.JSONHandler(),
 		"/migration":     rec.PageHandler(),
-	}, Collectors: []prometheus.Collector{rec.Collector()}, Migration: rec}
-	g.Warnings = append(g.Warnings, tinySizeWarnings(cfg)...)
+	}, Collectors: []prometheus.Collector{rec.Collector()}, Migration: rec, Plan: p}
+	g.Warnings = append(g.Warnings, p.Warnings...)
 	defer func() {
 		if err != nil {
 			g.Close()
 		}
 	}()
-	var errs config.Errors
-
-	var spec migration.Spec // the migration keys of the app built last with roleRoute
-	build := func(source, raw, mount string, role appRole) (b builtApp, err error) {
-		t, kind, err := opts.Registry.Parse(raw)
+	// build builds a planned app; the error names where the option it is about was configured.
+	build := func(a plan.App) (http.Handler, error) {
+		h, err := opts.Registry.Build(a.Target)
 		if err != nil {
-			return b, fmt.Errorf("%s: %v", source, err)
+			return nil, a.Locate(err)
 		}
-		b.kind, b.name, b.id = kind, t.Name, appIdentity(t)
-		g.Warnings = append(g.Warnings, processEnvParamWarnings(source, raw, t.URL.Scheme, t.Options)...)
-		t.Mount = mount
-		// The old app of a migrating route gets the request as it did before the route existed: a
-		// mount-aware one sees the whole path (unless its script_name option says otherwise).
-		t.FullPath = role == roleOld
-		t.DefaultTimeout = time.Duration(cfg.UpstreamTimeout)
-		t.ReadTimeout = time.Duration(cfg.UpstreamReadTimeout)
-		if t.ReadTimeout == 0 {
-			t.ReadTimeout = -1 // configured off, not "the kind's default"
-		}
-		t.MaxResponseHeaderBytes = int64(cfg.MaxResponseHeaderSize)
-		fail := func(err error) (builtApp, error) {
-			return builtApp{kind: kind}, fmt.Errorf("%s: app %q: %s", source, raw, strings.ReplaceAll(err.Error(), "\n", "; "))
-		}
-		if b.passHeader, err = passHeaderOption(t.Options); err != nil {
-			return fail(err)
-		}
-		ready, err := t.Options.Bool("ready", true)
-		if err != nil {
-			return fail(err)
-		}
-		b.unready = !ready
-		if role == roleRoute {
-			if spec, err = migration.ParseSpec(func(k string) (string, bool) {
-				return t.Options.String(k, ""), t.Options.Has(k)
-			}, false); err != nil {
-				return fail(err)
-			}
-			if b.cascade, err = t.Options.Bool("cascade", false); err != nil {
-				return fail(err)
-			}
-			if b.encodedSlash, err = t.Options.Bool(EncodedSlashOption, false); err != nil {
-				return fail(err)
-			}
-			redirect, err := t.Options.Bool(HTTPSRedirectOption, true)
-			if err != nil {
-				return fail(err)
-			}
-			b.plainHTTP = !redirect
-			if b.plainHTTP && cfg.HTTPAddr == "" {
-				return fail(fmt.Errorf("option %s=false: there is no plain HTTP listener (GATEWAY_HTTP_ADDR) to serve the route on", HTTPSRedirectOption))
-			}
-		} else if role != roleOld && t.Options.Has(HTTPSRedirectOption) {
-			return fail(fmt.Errorf("option %s applies to routes: mount the app on a route to keep it on plain HTTP (/=APP?%s=false takes every path no other route claims)", HTTPSRedirectOption, HTTPSRedirectOption))
-		} else if role != roleOld && t.Options.Has(EncodedSlashOption) {
-			return fail(fmt.Errorf("option %s applies to routes, whose table decides where an encoded slash may go: mount the app on a route instead (/=APP?%s=true takes every path no longer route claims)", EncodedSlashOption, EncodedSlashOption))
-		}
-		if role == roleRoute || role == roleOld {
-			if !kind.MountAware || t.Options.Has("strip_prefix") { // a mount-aware app only refuses it
-				if b.strip, err = t.Options.Bool("strip_prefix", false); err != nil {
-					return fail(err)
-				}
-			}
-			if b.strip && kind.MountAware {
-				return fail(fmt.Errorf("strip_prefix does not apply to %s apps: they get the route's prefix as SCRIPT_NAME (%s= makes them see the full path)", t.URL.Scheme, adapters.ScriptNameOption))
-			}
-			if err := prefixHeaderOption(t, kind, &b); err != nil {
-				return fail(err)
-			}
-		} else if t.Options.Has(PrefixHeaderOption) {
-			return fail(fmt.Errorf("option %s applies to routes: an app at the root has no prefix to announce", PrefixHeaderOption))
-		}
-		if kind.MountAware {
-			if err := adapters.ResolveMount(&t, kind); err != nil {
-				return fail(err)
-			}
-			b.scriptName = t.Mount
-		}
-		b.addr = appAddress(t)
-		h, err := opts.Registry.Build(t)
-		if err != nil {
-			return b, fmt.Errorf("%s: %v", source, err)
-		}
-		g.Warnings = append(g.Warnings, socketDirWarnings(source, t)...)
 		if c, ok := h.(io.Closer); ok {
 			g.closers = append(g.closers, c)
 		}
-		b.h = timed(h)
-		return b, nil
+		return timed(h), nil
 	}
+	roles := map[plan.Role]string{plan.RolePrimary: "primary", plan.RoleDelegate: "delegate", plan.RoleRoute: "route", plan.RoleOld: "route"}
 
 	var chain []delegate.App
 	var chainIDs []string // identities of the chain's apps, for the migration numbers' keys
-	var roots []rootApp   // the primary and delegates, for the shared-address check of routes
-	if cfg.Primary != "" {
-		b, err := build(cfg.Name("GATEWAY_PRIMARY"), cfg.Primary, "", rolePrimary)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
-			chainIDs = append(chainIDs, b.id)
-			roots = append(roots, rootApp{cfg.Name("GATEWAY_PRIMARY"), b})
-			g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "primary", Pattern: "*", NotForReadiness: b.unready})
-			g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: cfg.Primary, Name: b.name, Kind: b.kind.Summary, Source: cfg.Name("GATEWAY_PRIMARY")})
-		}
-	}
-	for i, d := range cfg.Delegates {
-		src := fmt.Sprintf("%s[%d]", cfg.Name("GATEWAY_DELEGATES"), i)
-		b, err := build(src, d, "", roleDelegate)
+	for _, a := range p.Chain {
+		h, err := build(a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		chain = append(chain, delegate.App{Name: b.name, Handler: b.h, PassHeader: b.passHeader})
-		chainIDs = append(chainIDs, b.id)
-		roots = append(roots, rootApp{src, b})
-		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: b.h, Role: "delegate", Pattern: "*", NotForReadiness: b.unready})
-		g.Routes = append(g.Routes, RouteInfo{Pattern: "*", App: d, Name: b.name, Kind: b.kind.Summary + " (delegate)", Source: src})
+		chain = append(chain, delegate.App{Name: a.Name, Handler: h, PassHeader: a.PassHeader})
+		chainIDs = append(chainIDs, a.ID)
+		g.Apps = append(g.Apps, BuiltApp{Name: a.Name, Handler: h, Role: roles[a.Role], Pattern: "*", NotForReadiness: a.Unready})
 	}
 	pass := delegate.StatusSet(cfg.PassStatus...)
 	bodyLimit := int64(cfg.CascadeBodyLimit)
@@ -310,162 +209,125 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		return h
 	}
 	var fallback http.Handler
-	if len(chain) > 0 {
-		pairSpec, err := migration.ParsePairStage(cfg.Stage)
-		g.Warnings = append(g.Warnings, ignoredStageKeys(cfg.Name("GATEWAY_STAGE"), pairSpec)...)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s=%q: %s", cfg.Name("GATEWAY_STAGE"), cfg.Stage, strings.ReplaceAll(err.Error(), "\n", "; ")))
-		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "" && chain[0].Name == chain[1].Name:
-			errs = append(errs, fmt.Errorf("%s=%q: the primary (the new app) and the first delegate (the old app) are both named %q: give one a name= option so the report can tell them apart", cfg.Name("GATEWAY_STAGE"), cfg.Stage, chain[0].Name))
-		case pairSpec.Stage != migration.StageNone && len(chain) > 1 && cfg.Primary != "":
-			fallback = annotate("*", compose("*", chainKey, pairSpec, chain[0], chain[1:]))
-			if len(g.Apps) > 1 && g.Apps[0].Role == "primary" && g.Apps[1].Role == "delegate" {
-				g.Apps[0].Side, g.Apps[1].Side = "new", "old"
-				for i := range 2 {
-					g.Apps[i].NotForReadiness = g.Apps[i].NotForReadiness || !servesClients(pairSpec.Stage, g.Apps[i].Side)
-				}
-			}
-			g.Routes[0].Stage, g.Routes[0].Old = stageText(pairSpec), cfg.Delegates[0]
-		case pairSpec.Stage != migration.StageNone:
-			errs = append(errs, fmt.Errorf("%s=%q: a stage needs %s (the new app) and %s (the first is the old app)", cfg.Name("GATEWAY_STAGE"), cfg.Stage, cfg.Ref("GATEWAY_PRIMARY", "GATEWAY_STAGE"), cfg.Ref("GATEWAY_DELEGATES", "GATEWAY_STAGE")))
-		default:
-			rec.AddRoute(migration.RouteMeta{Pattern: "*", Key: chainKey})
-			fallback = routeHandler("*", chainOf(chain), chain)
+	switch {
+	case len(chain) == 0:
+	case p.Stage.Stage != migration.StageNone && len(chain) == len(p.Chain):
+		fallback = annotate("*", compose("*", chainKey, p.Stage, chain[0], chain[1:]))
+		g.Apps[0].Side, g.Apps[1].Side = "new", "old"
+		for i := range 2 {
+			g.Apps[i].NotForReadiness = g.Apps[i].NotForReadiness || !servesClients(p.Stage.Stage, g.Apps[i].Side)
 		}
+	default:
+		rec.AddRoute(migration.RouteMeta{Pattern: "*", Key: chainKey})
+		fallback = routeHandler("*", chainOf(chain), chain)
 	}
 
 	var routes []router.Route
 	var plainHTTP []bool // by routes' index: https_redirect=false
-	var routeInfos []RouteInfo
-	for _, rs := range cfg.Routes {
-		p, err := router.ParsePattern(rs.Pattern)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", rs.Source, err))
-			continue
-		}
-		mount := p.Prefix
-		if mount == "/" {
-			mount = ""
-		}
-		where := rs.Source + ": route " + p.String() // errors name the route, not only where it was configured
-		b, err := build(where, rs.App, mount, roleRoute)
+	goMiddleware := map[string]int{}
+	for _, r := range p.Routes {
+		pat := r.Pattern.String()
+		a := r.App
+		h, err := build(a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		h, strip, cascade := b.h, b.strip, b.cascade
+		strip := a.Strip
 		newIdx := len(g.Apps)
-		g.Apps = append(g.Apps, BuiltApp{Name: b.name, Handler: h, Role: "route", Pattern: p.String(), NotForReadiness: b.unready})
-		if b.scriptNameHeader {
-			h = router.ScriptNameHeader(p.Prefix)(h)
+		g.Apps = append(g.Apps, BuiltApp{Name: a.Name, Handler: h, Role: roles[a.Role], Pattern: pat, NotForReadiness: a.Unready})
+		if a.ScriptNameHeader {
+			h = router.ScriptNameHeader(r.Pattern.Prefix)(h)
 		}
-		g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "", b, roots)...)
-		info := RouteInfo{Pattern: p.String(), App: rs.App, Name: b.name, Kind: b.kind.Summary, StripPrefix: strip, Cascade: cascade, Source: rs.Source}
-		routeSpec := spec
-		if strip && (routeSpec.Stage != migration.StageNone || cascade) {
+		if strip && (r.Stage.Stage != migration.StageNone || r.Cascade) {
 			// Other apps answer on this route (the old app, the fall-through chain): they get the client's
 			// path, as with no route at all, so only the route's own app is stripped. Route middleware then
 			// sees the client's path too.
-			h = router.StripPrefix(p.Prefix)(h)
+			h = router.StripPrefix(r.Pattern.Prefix)(h)
 			strip = false
 		}
-		newApp := delegate.App{Name: b.name, Handler: h, PassHeader: b.passHeader}
+		newApp := delegate.App{Name: a.Name, Handler: h, PassHeader: a.PassHeader}
 		var only []delegate.App // the route's one app when h is nothing but a Cascade of it
-		key := "app " + b.id
-		if cascade {
+		key := "app " + a.ID
+		if r.Cascade {
 			key += "\nthen " + chainKey
 		}
-		g.Warnings = append(g.Warnings, ignoredStageKeys(rs.Source+": route "+p.String(), routeSpec)...)
-		if routeSpec.Stage != migration.StageNone {
+		switch {
+		case r.Stage.Stage != migration.StageNone:
 			var old []delegate.App
-			if routeSpec.Old != "" {
-				ob, err := build(where+" (old)", routeSpec.Old, mount, roleOld)
+			if o := r.Old; o != nil {
+				oh, err := build(*o)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				oh := ob.h
-				if ob.strip {
-					oh = router.StripPrefix(p.Prefix)(oh)
+				if o.Strip {
+					oh = router.StripPrefix(r.Pattern.Prefix)(oh)
 				}
-				if ob.scriptNameHeader {
-					oh = router.ScriptNameHeader(p.Prefix)(oh)
-				}
-				if ob.name == b.name {
-					errs = append(errs, fmt.Errorf("%s: route %s: the new app and the old app are both named %q: give one a name= option so the report can tell them apart", rs.Source, p, b.name))
-					continue
+				if o.ScriptNameHeader {
+					oh = router.ScriptNameHeader(r.Pattern.Prefix)(oh)
 				}
 				g.Apps[newIdx].Side = "new"
-				g.Apps[newIdx].NotForReadiness = b.unready || !servesClients(routeSpec.Stage, "new")
-				g.Apps = append(g.Apps, BuiltApp{Name: ob.name, Handler: oh, Role: "route", Pattern: p.String(), Side: "old", NotForReadiness: ob.unready || !servesClients(routeSpec.Stage, "old")})
-				g.Warnings = append(g.Warnings, sharedAddressWarnings(rs.Source, p.String(), "old ", ob, roots)...)
-				old = append(old, delegate.App{Name: ob.name, Handler: oh, PassHeader: ob.passHeader})
-				key += "\nold " + ob.id
+				g.Apps[newIdx].NotForReadiness = a.Unready || !servesClients(r.Stage.Stage, "new")
+				g.Apps = append(g.Apps, BuiltApp{Name: o.Name, Handler: oh, Role: roles[o.Role], Pattern: pat, Side: "old", NotForReadiness: o.Unready || !servesClients(r.Stage.Stage, "old")})
+				old = append(old, delegate.App{Name: o.Name, Handler: oh, PassHeader: o.PassHeader})
+				key += "\nold " + o.ID
 			}
-			if cascade {
+			if r.Cascade {
 				old = append(old, chain...)
 			}
-			h = compose(p.String(), key, routeSpec, newApp, old)
-			info.Stage, info.Old = stageText(routeSpec), routeSpec.Old
-		} else if cascade {
-			if len(chain) == 0 {
-				g.Warnings = append(g.Warnings, fmt.Sprintf("%s: route %s: cascade=true but there is no primary or delegate to fall through to: the route's own answers are final", rs.Source, p))
-			}
+			h = compose(pat, key, r.Stage, newApp, old)
+		case r.Cascade:
 			h = chainOf(append([]delegate.App{newApp}, chain...))
-			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
-		} else {
+			rec.AddRoute(migration.RouteMeta{Pattern: pat, Key: key})
+		default:
 			h = chainOf([]delegate.App{newApp})
 			only = []delegate.App{newApp}
-			rec.AddRoute(migration.RouteMeta{Pattern: p.String(), Key: key})
+			rec.AddRoute(migration.RouteMeta{Pattern: pat, Key: key})
 		}
 		// Route middleware wraps the app as the router hands it over: after prefix stripping, so rewrite and
 		// redirect rules see the path the app sees, and inside the route's reqinfo annotation.
-		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
+		extra := opts.RouteMiddleware[pat]
+		if len(extra) > 0 {
 			h = middleware.Chain(extra...)(h)
+			goMiddleware[pat] = len(extra)
 		}
-		mw, desc, err := middleware.Build(rs.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger, RoutePrefix: mount})
+		mw, _, err := middleware.Build(r.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger, RoutePrefix: r.Mount()})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: route %s: %s", rs.Source, p, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			errs = append(errs, fmt.Errorf("%s: %s", r.MiddlewareSource, strings.ReplaceAll(err.Error(), "\n", "; ")))
 			continue
 		}
 		h = mw(h)
-		info.Middleware = desc
-		if extra := opts.RouteMiddleware[p.String()]; len(extra) > 0 {
-			info.Middleware = append(info.Middleware, fmt.Sprintf("%d Go middleware", len(extra)))
-		}
-		if len(info.Middleware) > 0 {
+		if len(r.Middleware) > 0 || len(extra) > 0 {
 			only = nil // the middleware stands between the route's annotation and its app
 		}
-		routes = append(routes, router.Route{Pattern: p, Handler: routeHandler(p.String(), h, only), StripPrefix: strip, EncodedSlash: b.encodedSlash})
-		plainHTTP = append(plainHTTP, b.plainHTTP)
-		info.EncodedSlash, info.PlainHTTP = b.encodedSlash, b.plainHTTP
-		routeInfos = append(routeInfos, info)
+		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: routeHandler(pat, h, only), StripPrefix: strip, EncodedSlash: r.EncodedSlash})
+		plainHTTP = append(plainHTTP, r.PlainHTTP)
 	}
 	for pat := range opts.RouteMiddleware {
 		found := false
-		for _, r := range routes {
+		for _, r := range p.Routes {
 			found = found || r.Pattern.String() == pat
 		}
 		if !found {
 			errs = append(errs, fmt.Errorf("gateway.Options.RouteMiddleware: no route has pattern %q", pat))
 		}
 	}
-	globalMW, globalDesc, err := middleware.Build(cfg.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger})
+	globalMW, globalDesc, err := middleware.Build(p.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger})
 	if err != nil {
-		src := cfg.MiddlewareSource
-		if src == "" {
-			src = "GATEWAY_MIDDLEWARE"
-		}
-		errs = append(errs, fmt.Errorf("%s: %s", src, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		errs = append(errs, fmt.Errorf("%s: %s", p.MiddlewareSource, strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
 	g.Middleware = globalDesc
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	g.NumbersReset, g.NumbersRemoved = rec.Carried()
-	sortRouteInfos(routeInfos)
-	g.Routes = append(routeInfos, g.Routes...)
+	g.Routes = p.Table()
+	for i, r := range g.Routes {
+		if n := goMiddleware[r.Pattern]; n > 0 {
+			g.Routes[i].Middleware = append(g.Routes[i].Middleware, fmt.Sprintf("%d Go middleware", n))
+		}
+	}
 
 	// The front layers around the table: onion says which, in order.
 	table, err := router.NewTable(routes, fallback)
@@ -604,46 +466,6 @@ func (g *Gateway) laneServes(r *http.Request) bool {
 	return ok && d.ServesDirect(r)
 }
 
-// tinySizeWarnings warns about size settings under 1 KiB: a bare number is bytes, so
-// GATEWAY_MAX_BODY_SIZE=10 meant as 10 MiB refuses nearly every upload.
-func tinySizeWarnings(cfg config.Config) []string {
-	var out []string
-	for _, s := range []struct {
-		variable string
-		v        config.Size
-	}{
-		{"GATEWAY_MAX_BODY_SIZE", cfg.MaxBodySize}, {"GATEWAY_MAX_HEADER_SIZE", cfg.MaxHeaderSize},
-		{"GATEWAY_CASCADE_BODY_LIMIT", cfg.CascadeBodyLimit}, {"GATEWAY_MAX_RESPONSE_HEADER_SIZE", cfg.MaxResponseHeaderSize},
-	} {
-		if s.v > 0 && s.v < 1024 {
-			out = append(out, fmt.Sprintf("%s=%d is %d bytes: sizes without a unit are bytes (write %dKiB or %dMiB if that was meant)", cfg.Name(s.variable), s.v, s.v, s.v, s.v))
-		}
-	}
-	return out
-}
-
-// ignoredStageKeys warns about migration keys another stage uses: kept (moving back is one edit) and
-// ignored at the current stage.
-func ignoredStageKeys(where string, s migration.Spec) []string {
-	var out []string
-	for _, k := range s.Ignored {
-		name := k
-		if k == migration.KeyCanary {
-			name = "canary (canary_percent in the file)"
-		}
-		out = append(out, fmt.Sprintf("%s: %s is a setting of another stage: kept, and ignored at stage %s", where, name, s.Stage))
-	}
-	return out
-}
-
-// stageText prints a stage for the route table: "canary 10%" carries its share.
-func stageText(s migration.Spec) string {
-	if s.Stage == migration.StageCanary {
-		return fmt.Sprintf("canary %s%%", strconv.FormatFloat(s.CanaryPercent, 'f', -1, 64))
-	}
-	return string(s.Stage)
-}
-
 // timed records in reqinfo how long the app took, for the access log's app_duration_ms. The app's health
 // report, if it has one, stays visible through the wrapper.
 func timed(h http.Handler) http.Handler {
@@ -698,32 +520,6 @@ func annotate(pattern string, h http.Handler) http.Handler {
 		reqinfo.From(r.Context()).SetRoute(pattern)
 		h.ServeHTTP(w, r)
 	})
-}
-
-// sortRouteInfos orders routes as the router tries them: exact hosts, wildcard hosts, no host; then
-// longer prefixes first.
-func sortRouteInfos(rs []RouteInfo) {
-	rank := func(p string) (int, int) {
-		host, path, _ := strings.Cut(p, "/")
-		r := 2
-		switch {
-		case strings.HasPrefix(host, "*."):
-			r = 1
-		case host != "":
-			r = 0
-		}
-		return r, -len(path)
-	}
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0; j-- {
-			a1, b1 := rank(rs[j-1].Pattern)
-			a2, b2 := rank(rs[j].Pattern)
-			if a1 < a2 || a1 == a2 && b1 <= b2 {
-				break
-			}
-			rs[j-1], rs[j] = rs[j], rs[j-1]
-		}
-	}
 }
 
 // Close releases every application's pooled connections. Requests in flight are not interrupted.

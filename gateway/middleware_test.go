@@ -126,9 +126,9 @@ func TestMiddlewareErrorsNameWhereAndWhat(t *testing.T) {
 		yaml string
 		want string
 	}{
-		{"a bad route parameter names the file route, middleware and parameter", map[string]string{"GATEWAY_CONFIG": "gw.yaml"},
+		{"a bad route parameter names the file route's middleware line, the middleware and the parameter", map[string]string{"GATEWAY_CONFIG": "gw.yaml"},
 			"routes:\n  - pattern: /a/\n    app: " + app + "\n    middleware: [{name: gzip}, {name: ratelimit, params: {rate: often}}]\n",
-			`gw.yaml:2: routes[0]: route /a/: middleware[1] ratelimit: parameter rate="often": expected COUNT/WINDOW`},
+			`gw.yaml:4: routes[0]: route /a/: middleware[1] ratelimit: parameter rate="often": expected COUNT/WINDOW`},
 		{"a bad global middleware names the variable", map[string]string{"GATEWAY_PRIMARY": app, "GATEWAY_MIDDLEWARE": "gzip(level=9)"}, "",
 			`GATEWAY_MIDDLEWARE: middleware[0] gzip: unknown parameter level`},
 		{"a bad global middleware in the file names the file", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, "primary: " + app + "\nmiddleware: [{name: nope}]\n",

@@ -68,9 +68,10 @@ type Reloader struct {
 	// replaced one has finished its last request (a request still running on the old one may have
 	// recreated a series): it drops the metrics series of removed routes and apps.
 	Retain func(*Gateway)
-	// BeforeSwap, when not nil, is called with a configuration that built, after its certificate is
-	// stored and before its Gateway is swapped in: the place to hand its names to a certificate manager.
-	BeforeSwap func(cfg config.Config)
+	// BeforeSwap, when not nil, is called with a configuration that built and its Gateway, after its
+	// certificate is stored and before the Gateway is swapped in: the place to hand its names
+	// (g.Plan.CertificateNames) to a certificate manager.
+	BeforeSwap func(cfg config.Config, g *Gateway)
 
 	load  func() (config.Config, error)
 	build func(cfg config.Config, prev *Gateway) (*Gateway, error)
@@ -153,7 +154,7 @@ func (rl *Reloader) Reload(trigger string, onlyIfChanged bool) error {
 		rl.Certificates.Store(cert)
 	}
 	if rl.BeforeSwap != nil {
-		rl.BeforeSwap(cfg)
+		rl.BeforeSwap(cfg, g)
 	}
 	retired, seq := rl.live.Swap(g)
 	rl.running, rl.sum = cfg, sum

@@ -67,7 +67,7 @@ func Build(specs []Spec, env BuildEnv) (func(http.Handler) http.Handler, []strin
 			continue
 		}
 		mws = append(mws, mw)
-		desc = append(desc, describe(s))
+		desc = append(desc, Describe(s))
 	}
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
@@ -121,7 +121,9 @@ func Names() []string {
 // secretParams are not shown in descriptions.
 var secretParams = map[string]bool{"users": true}
 
-func describe(s Spec) string {
+// Describe prints s for the route table and the start log (`gateway check`, /api/routes), with secret
+// parameters (a basic_auth's users) shown as "...".
+func Describe(s Spec) string {
 	c := Spec{Name: s.Name, Params: map[string]string{}}
 	for k, v := range s.Params {
 		if secretParams[k] {

@@ -317,11 +317,22 @@ routes:
 		t.Fatalf("stages = %v", stages)
 	}
 
-	_, err = config.Load(map[string]string{"GATEWAY_CONFIG": "bad.yaml"}, read)
-	if err == nil || !strings.Contains(err.Error(), `bad.yaml:3: routes[0]: route "/shop/"`) || !strings.Contains(err.Error(), `canary_percent="150"`) { // the key as the file names it
-		t.Fatalf("err = %v; want it to name the route and the key", err)
+	build := func(env map[string]string) error {
+		cfg, err := config.Load(env, read)
+		if err != nil {
+			return err
+		}
+		g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+		if err == nil {
+			g.Close()
+		}
+		return err
 	}
-	_, err = config.Load(map[string]string{"GATEWAY_STAGE": "shadow"}, read)
+	err = build(map[string]string{"GATEWAY_CONFIG": "bad.yaml", "GATEWAY_ADMIN_ADDR": ""})
+	if err == nil || !strings.Contains(err.Error(), `bad.yaml:6: routes[0]: route /shop/: canary_percent="150"`) { // the key's line, the key as the file names it
+		t.Fatalf("err = %v; want it to name the key's line, the route and the key", err)
+	}
+	err = build(map[string]string{"GATEWAY_STAGE": "shadow"})
 	if err == nil || !strings.Contains(err.Error(), "GATEWAY_STAGE=\"shadow\": a stage needs GATEWAY_PRIMARY") {
 		t.Fatalf("err = %v", err)
 	}

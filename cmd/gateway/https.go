@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/autotls"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/plan"
 )
 
 // defaultACMEStorage is where ACME state lives when GATEWAY_ACME_STORAGE is not set: systemd's
@@ -63,7 +64,7 @@ type certPlan struct {
 	acme, static, uncovered []string
 }
 
-func planCertificates(cfg config.Config, static *tls.Certificate) certPlan {
+func planCertificates(pl *plan.Plan, static *tls.Certificate) certPlan {
 	var p certPlan
 	var covers func(string) bool = func(string) bool { return false }
 	if static != nil {
@@ -73,7 +74,7 @@ func planCertificates(cfg config.Config, static *tls.Certificate) certPlan {
 		}
 		covers = func(n string) bool { return leaf != nil && leaf.VerifyHostname(n) == nil }
 	}
-	names, wildcards := cfg.CertificateNames()
+	names, wildcards := pl.CertificateNames()
 	for _, n := range names {
 		if covers(n) {
 			p.static = append(p.static, n)
@@ -92,7 +93,7 @@ func planCertificates(cfg config.Config, static *tls.Certificate) certPlan {
 
 // printCertificates is `gateway check`'s HTTPS section: the ACME settings and which names go where,
 // without contacting the ACME server.
-func printCertificates(w io.Writer, cfg config.Config) error {
+func printCertificates(w io.Writer, cfg config.Config, pl *plan.Plan) error {
 	if !cfg.TLSOn() {
 		return nil
 	}
@@ -115,7 +116,7 @@ func printCertificates(w io.Writer, cfg config.Config) error {
 	if _, err := loadCARoots(cfg); err != nil {
 		return err
 	}
-	p := planCertificates(cfg, static)
+	p := planCertificates(pl, static)
 	email := cfg.ACMEEmail
 	if email == "" {
 		email = "(none)"
@@ -135,7 +136,7 @@ func printCertificates(w io.Writer, cfg config.Config) error {
 
 // newACME builds the certificate manager for cfg with its static certificate (nil: none) and hands it
 // the names; httpAddr and tlsAddr are the listeners actually bound (for the challenges).
-func newACME(cfg config.Config, static *tls.Certificate, httpAddr, tlsAddr net.Addr, logger *slog.Logger) (*autotls.Manager, error) {
+func newACME(cfg config.Config, pl *plan.Plan, static *tls.Certificate, httpAddr, tlsAddr net.Addr, logger *slog.Logger) (*autotls.Manager, error) {
 	roots, err := loadCARoots(cfg)
 	if err != nil {
 		return nil, err
@@ -156,7 +157,7 @@ func newACME(cfg config.Config, static *tls.Certificate, httpAddr, tlsAddr net.A
 		m.Close()
 		return nil, err
 	}
-	if err := setACMENames(m, cfg, static, logger); err != nil {
+	if err := setACMENames(m, cfg, pl, static, logger); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -164,12 +165,12 @@ func newACME(cfg config.Config, static *tls.Certificate, httpAddr, tlsAddr net.A
 }
 
 // setACMENames hands the configuration's names to m and logs the plan.
-func setACMENames(m *autotls.Manager, cfg config.Config, static *tls.Certificate, logger *slog.Logger) error {
-	p := planCertificates(cfg, static)
+func setACMENames(m *autotls.Manager, cfg config.Config, pl *plan.Plan, static *tls.Certificate, logger *slog.Logger) error {
+	p := planCertificates(pl, static)
 	for _, u := range p.uncovered {
 		logger.Warn("a wildcard route host gets no certificate: it needs the DNS-01 challenge, which the gateway does not do; give a static certificate covering it (GATEWAY_TLS_CERT)", "host", u)
 	}
-	names, _ := cfg.CertificateNames()
+	names, _ := pl.CertificateNames()
 	fresh, err := m.SetNames(names)
 	if len(fresh) > 0 {
 		logger.Info("certificates managed by ACME", "names", strings.Join(fresh, " "), "directory", cfg.ACMECA, "storage", cfg.ACMEStorage)

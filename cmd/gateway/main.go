@@ -106,7 +106,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		printRoutes(stdout, cfg, g)
 		printRunApps(stdout, cfg)
 		printSettings(stdout, cfg)
-		if err := printCertificates(stdout, cfg); err != nil {
+		if err := printCertificates(stdout, cfg, g.Plan); err != nil {
 			fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
 			return 2
 		}
@@ -330,7 +330,7 @@ func listen(cfg config.Config, lv *gateway.Live, certs *gateway.CertStore, logge
 		if l.httpLn != nil {
 			httpAddr = l.httpLn.Addr()
 		}
-		if l.acme, err = newACME(cfg, certs.Load(), httpAddr, ln.Addr(), logger); err != nil {
+		if l.acme, err = newACME(cfg, lv.Gateway().Plan, certs.Load(), httpAddr, ln.Addr(), logger); err != nil {
 			return fail(invalid(err))
 		}
 		fopts.TLSConfig = l.acme.TLSConfig()
@@ -379,13 +379,13 @@ func (l *listeners) close() {
 // which may then cover other names, and the routes' hosts; the manager learns both before the new
 // configuration serves. The ACME manager stays in the command rather than in gateway.Reloader: it is the
 // command's choice of certificate source (package autotls), which an embedding program may not make.
-func acmeOnReload(acme *autotls.Manager, certs *gateway.CertStore, logger *slog.Logger) func(config.Config) {
-	return func(cfg config.Config) {
+func acmeOnReload(acme *autotls.Manager, certs *gateway.CertStore, logger *slog.Logger) func(config.Config, *gateway.Gateway) {
+	return func(cfg config.Config, g *gateway.Gateway) {
 		static := certs.Load()
 		if err := acme.SetStatic(static); err != nil {
 			logger.Error("static certificate not usable next to ACME; keeping the previous one", "cause", err)
 		}
-		if err := setACMENames(acme, cfg, static, logger); err != nil {
+		if err := setACMENames(acme, cfg, g.Plan, static, logger); err != nil {
 			logger.Error("handing the new names to ACME", "cause", err)
 		}
 	}
