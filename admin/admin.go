@@ -117,15 +117,15 @@ func HandlerWith(current func() *gateway.Gateway, reg *prometheus.Registry, opts
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	}
 	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, current().Routes)
+		WriteJSON(w, current().Routes)
 	})
 	if opts.Certificates != nil {
 		mux.HandleFunc("GET /api/certificates", func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, opts.Certificates.Statuses())
+			WriteJSON(w, opts.Certificates.Statuses())
 		})
 	}
 	mux.HandleFunc("GET /api/upstreams", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, Upstreams(current()))
+		WriteJSON(w, Upstreams(current()))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if h := contributed(current().Admin, r.URL.Path); h != nil {
@@ -272,7 +272,9 @@ func readyName(a gateway.BuiltApp) string {
 	return a.Role + " " + a.Name
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// WriteJSON answers v the way every admin JSON endpoint does: indented, & and < left as they are (people
+// read these with curl), application/json. Endpoints a program adds beside the admin's own use it too.
+func WriteJSON(w http.ResponseWriter, v any) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/procs"
@@ -219,8 +219,7 @@ func (r *runner) serveStatus(w http.ResponseWriter, req *http.Request) {
 	if st == nil {
 		st = []procs.Status{}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(st)
+	admin.WriteJSON(w, st)
 }
 
 // serveRestart is POST /api/processes/restart[?app=NAME&app=...]: a zero-downtime restart of the named

@@ -73,8 +73,16 @@ func processes(t *testing.T, admin string) map[string]procs.Status {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written like every admin JSON endpoint: indented for people reading it with curl.
+	if !strings.HasPrefix(string(b), "[\n  {") || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("/api/processes answers %q (%s), want an indented JSON list", b, resp.Header.Get("Content-Type"))
+	}
 	var st []procs.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]procs.Status{}
