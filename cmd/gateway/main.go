@@ -40,6 +40,7 @@ import (
 	"github.com/switchyard/switchyard/internal/demo"
 	"github.com/switchyard/switchyard/internal/suggest"
 	"github.com/switchyard/switchyard/metrics"
+	"github.com/switchyard/switchyard/plan"
 	"github.com/switchyard/switchyard/tracing"
 )
 
@@ -76,7 +77,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 
 	cfg, err := config.Load(config.Environ(environ), nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(err.Error()))
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(withPlanProblems(cfg, err).Error()))
 		return 2
 	}
 	fillIn := func(c config.Config) config.Config {
@@ -117,6 +118,29 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return serve(cfg, config.Environ(environ), tracing.Environ(environ), fillIn, logger, stderr)
+}
+
+// withPlanProblems adds to err, the problems config.Load found in the settings, those package plan finds
+// in the apps and routes of cfg (as far as it was read), so that one run reports every problem at once as
+// a build would after the settings are fixed. The primary's own problem is reported once: when the
+// settings' check refused it, the plan leaves it out. With run apps the plan is skipped: their app URLs
+// hold address placeholders only a valid configuration fills in.
+func withPlanProblems(cfg config.Config, err error) error {
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(cfg.RunApps()) > 0 {
+		return err
+	}
+	for _, e := range errs {
+		if strings.HasPrefix(e.Error(), cfg.Name("GATEWAY_PRIMARY")+"=") {
+			cfg.Primary = ""
+		}
+	}
+	if _, perr := plan.Parse(cfg, builtin.Registry(slog.New(slog.DiscardHandler), demo.Apps())); perr != nil {
+		var more config.Errors
+		errors.As(perr, &more)
+		errs = append(errs, more...)
+	}
+	return errs
 }
 
 // withDemo fills in the built-in demo apps when no application is configured.

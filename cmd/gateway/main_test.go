@@ -101,6 +101,8 @@ func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
 		{"a PHP document root that does not exist", []string{"GATEWAY_ROUTES=/php/=fastcgi://127.0.0.1:9000?root=/nonexistent/www"},
 			[]string{"GATEWAY_ROUTES: route /php/", `option root="/nonexistent/www": no such file or directory`}},
 		{"several problems at once", []string{"GATEWAY_LOG_FORMAT=xml", "GATEWAY_ADDR=nowhere"}, []string{"GATEWAY_LOG_FORMAT", "GATEWAY_ADDR"}},
+		{"a bad setting and a bad route at once", []string{"GATEWAY_LOG_FORMAT=xml", "GATEWAY_ROUTES=/a/{id}/=http://x,/b/=http://y?strip_prefix=perhaps"},
+			[]string{"GATEWAY_LOG_FORMAT", `GATEWAY_ROUTES: route pattern "/a/{id}/"`, `GATEWAY_ROUTES: route /b/: app "http://y?strip_prefix=perhaps": option strip_prefix="perhaps"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +116,17 @@ func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A primary the settings' check refuses is not reported a second time by the plan's.
+func TestABadPrimaryIsReportedOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check"}, []string{"GATEWAY_PRIMARY=127.0.0.1:8000", "GATEWAY_LOG_LEVEL=loud", "GATEWAY_ROUTES=/a/=status:200?cascade=maybe"}, &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr %s", code, errb.String())
+	}
+	if n := strings.Count(errb.String(), "GATEWAY_PRIMARY"); n != 1 || !strings.Contains(errb.String(), "GATEWAY_LOG_LEVEL") || !strings.Contains(errb.String(), `option cascade="maybe"`) {
+		t.Fatalf("GATEWAY_PRIMARY named %d times; stderr:\n%s", n, errb.String())
 	}
 }
 
