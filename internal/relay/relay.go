@@ -13,9 +13,11 @@
 //     own field is dropped), omitted when unknown (-1) and for 204 and 304; trailers the Response announces
 //     (Response.Trailer's keys) are announced to the client and set after the body, unannounced ones sent
 //     with http.TrailerPrefix.
-//   - Flushed: the head and every written piece as soon as the next read of the Body would wait for the
-//     app (a Body implementing WaitNotifier says when), else after every write; never on a read that is
-//     served from what is already buffered, so a small answer leaves in one write.
+//   - Flushed: the head at once when the length is unknown and the request has no body (so such an
+//     answer is chunked, as httputil.ReverseProxy sends it), else with the first body bytes; every written piece as soon as the
+//     next read of the Body would wait for the app (a Body implementing WaitNotifier says when), else after
+//     every write; never on a read served from what is already buffered, so a small answer of known length
+//     leaves in one write.
 //   - Discarded: body bytes the client's request cannot carry (HEAD, 204, 304) are read and dropped, so
 //     the exchange still ends cleanly.
 //   - Aborted: a Body read that fails (the app resetting, closing short of its length, stalling past its
@@ -159,7 +161,12 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	wn, waits := res.Body.(WaitNotifier)
 	if waits {
 		wn.NotifyBeforeWait(flush)
-	} else {
+	}
+	if !waits || res.ContentLength < 0 && noBody(r) {
+		// A body of unknown length: the head goes out at once, chunked, as httputil.ReverseProxy sends
+		// it (the HTTP adapter's answer), not held until the body's end gives it a length. Not while the
+		// client's body may still be read: outside full duplex, net/http's server would block the flush
+		// until that pending read returns.
 		flush()
 	}
 	bp := buffers.Get().(*[]byte)
@@ -212,6 +219,11 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	}
 	res.Body.Close() // fills res.Trailer
 	SetTrailers(w, res.Trailer, announced)
+}
+
+// noBody reports whether r has no body to read.
+func noBody(r *http.Request) bool {
+	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 }
 
 func attrs(o *Options, r *http.Request, status int, err error) []slog.Attr {

@@ -165,7 +165,7 @@ func TestWriteFlushesWhenTheNextReadWouldWait(t *testing.T) {
 	var flushedAt []int // the read counts at which the recorder saw a flush
 	rec := httptest.NewRecorder()
 	b := &body{pieces: []string{"a", "b", "c"}, waits: map[int]bool{0: true, 2: true}}
-	res := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1, Body: notifying{b}}
+	res := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: 3, Body: notifying{b}}
 	w := &flushRecorder{ResponseRecorder: rec, onFlush: func() { flushedAt = append(flushedAt, b.read) }}
 	Write(w, httptest.NewRequest("GET", "/", nil), res, &Options{Logger: slog.New(slog.DiscardHandler)})
 	if want := []int{0, 2}; !equal(flushedAt, want) {

@@ -389,6 +389,7 @@ type reply struct {
 	Body    string
 	Close   bool // the response said Connection: close (or is HTTP/1.0 without keep-alive)
 	Interim []int
+	Trailer http.Header // the trailers after a chunked body (nil without)
 }
 
 // exchange writes raw to a new connection to addr, then reads up to want final responses (1xx answers are
@@ -429,7 +430,7 @@ func readReplies(t *testing.T, c net.Conn, br *bufio.Reader, want int) (replies 
 			interim = append(interim, resp.StatusCode)
 			continue
 		}
-		replies = append(replies, reply{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Close: resp.Close, Interim: interim})
+		replies = append(replies, reply{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Close: resp.Close, Interim: interim, Trailer: resp.Trailer})
 		interim = nil
 		if resp.Close {
 			break

@@ -22,11 +22,22 @@ import (
 // own form: an HTTP/1.1 status line (HTTP, uwsgi, SCGI may use either) or a CGI Status field (FastCGI,
 // SCGI).
 
-// kindAnswer is an app's answer: status, header lines in order, body.
+// kindAnswer is an app's answer: status, header lines in order, body. An answer with raw set is sent as
+// those bytes by the protocols that carry an HTTP/1.1 answer (HTTP, uwsgi, SCGI), not by FastCGI, whose CGI
+// head has no informational answers, chunking or trailers.
 type kindAnswer struct {
 	status int
 	fields []string
 	body   string
+	raw    string
+}
+
+// answer is what an app sends: raw, or the head (a CGI head when cgi) and the body.
+func (a kindAnswer) answer(cgi bool) string {
+	if a.raw != "" {
+		return a.raw
+	}
+	return a.head(cgi) + a.body
 }
 
 func (a kindAnswer) head(cgi bool) string {
@@ -47,14 +58,21 @@ func (a kindAnswer) head(cgi bool) string {
 }
 
 var kindAnswers = map[string]kindAnswer{
-	"plain":            {200, []string{"Content-Type: text/plain", "X-A: 1"}, "hello"},
-	"connection-named": {200, []string{"Content-Type: text/plain", "Connection: X-Secret, keep-alive", "X-Secret: internal", "Keep-Alive: timeout=5", "X-Kept: k"}, "ok"},
-	"hop-by-hop":       {200, []string{"Content-Type: text/plain", "Proxy-Connection: keep-alive", "Upgrade: h2c", "Te: trailers", "Proxy-Authenticate: Basic", "X-Kept: k"}, "ok"},
-	"cookies":          {200, []string{"Content-Type: text/html", "Set-Cookie: a=1; Path=/", "Set-Cookie: b=2; HttpOnly", "Cache-Control: no-store"}, "<p>x</p>"},
-	"created":          {201, []string{"Location: /items/7", "Content-Type: application/json"}, `{"id":7}`},
-	"not found":        {404, []string{"Content-Type: text/html; charset=utf-8"}, "<h1>Not Found</h1>"},
-	"no content":       {204, []string{"X-A: 1"}, ""},
-	"empty":            {200, []string{"Content-Type: text/plain"}, ""},
+	"plain":            {200, []string{"Content-Type: text/plain", "X-A: 1"}, "hello", ""},
+	"connection-named": {200, []string{"Content-Type: text/plain", "Connection: X-Secret, keep-alive", "X-Secret: internal", "Keep-Alive: timeout=5", "X-Kept: k"}, "ok", ""},
+	"hop-by-hop":       {200, []string{"Content-Type: text/plain", "Proxy-Connection: keep-alive", "Upgrade: h2c", "Te: trailers", "Proxy-Authenticate: Basic", "X-Kept: k"}, "ok", ""},
+	"cookies":          {200, []string{"Content-Type: text/html", "Set-Cookie: a=1; Path=/", "Set-Cookie: b=2; HttpOnly", "Cache-Control: no-store"}, "<p>x</p>", ""},
+	"created":          {201, []string{"Location: /items/7", "Content-Type: application/json"}, `{"id":7}`, ""},
+	"not found":        {404, []string{"Content-Type: text/html; charset=utf-8"}, "<h1>Not Found</h1>", ""},
+	"no content":       {204, []string{"X-A: 1"}, "", ""},
+	"empty":            {200, []string{"Content-Type: text/plain"}, "", ""},
+	"early hints": {200, nil, "ok", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
+	"trailers": {200, nil, "hello", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n" +
+		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n"},
+	"chunked connection-named": {200, nil, "hello", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" +
+		"Connection: X-Secret\r\nX-Secret: internal\r\nX-Kept: k\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"},
 }
 
 // answerFor picks the answer a request names in its last path segment.
@@ -72,7 +90,7 @@ func httpKindApp(t *testing.T) string {
 			return
 		}
 		a := answerFor(r.URL.Path)
-		io.WriteString(c, a.head(false)+a.body)
+		io.WriteString(c, a.answer(false))
 	})
 }
 
@@ -98,7 +116,7 @@ func uwsgiKindApp(t *testing.T) string {
 			vars = vars[2+vl:]
 		}
 		a := answerFor(env["SCRIPT_NAME"] + env["PATH_INFO"])
-		io.WriteString(c, a.head(false)+a.body)
+		io.WriteString(c, a.answer(false))
 	})
 }
 
@@ -121,7 +139,7 @@ func scgiKindApp(t *testing.T) string {
 			env[parts[i]] = parts[i+1]
 		}
 		a := answerFor(env["SCRIPT_NAME"] + env["PATH_INFO"])
-		io.WriteString(c, a.head(true)+a.body)
+		io.WriteString(c, a.answer(true))
 	})
 }
 
@@ -184,11 +202,14 @@ func TestEveryKindRelaysAnAnswerAlike(t *testing.T) {
 		routes = append(routes, prefix+"="+app)
 	}
 	addr, _ := startGateway(t, map[string]string{"GATEWAY_PRIMARY": "status:404", "GATEWAY_ROUTES": strings.Join(routes, ",")})
-	for name := range kindAnswers {
+	for name, answer := range kindAnswers {
 		t.Run(name, func(t *testing.T) {
 			target := "/x/" + strings.ReplaceAll(name, " ", "_")
 			got := map[string]reply{}
 			for prefix := range kinds {
+				if prefix == "/f/" && answer.raw != "" {
+					continue // FastCGI cannot carry it
+				}
 				replies, _ := exchange(t, addr, "GET "+prefix+target[3:]+" HTTP/1.1\r\nHost: example.test\r\n\r\n", 1)
 				if len(replies) != 1 {
 					t.Fatalf("%s: %d replies", prefix, len(replies))
@@ -217,6 +238,12 @@ func TestEveryKindRelaysAnAnswerAlike(t *testing.T) {
 					if r.Header.Get("X-Kept") != "k" {
 						t.Errorf("%s: an end-to-end field was dropped: %v", kinds[prefix], r.Header)
 					}
+				}
+				if name == "trailers" && r.Trailer.Get("X-Checksum") != "abc" {
+					t.Errorf("%s: trailers %v, want X-Checksum: abc", kinds[prefix], r.Trailer)
+				}
+				if name == "early hints" && (len(r.Interim) != 1 || r.Interim[0] != http.StatusEarlyHints) {
+					t.Errorf("%s: informational answers %v, want the 103", kinds[prefix], r.Interim)
 				}
 				if name == "cookies" && len(r.Header["Set-Cookie"]) != 2 {
 					t.Errorf("%s: Set-Cookie %q, want both", kinds[prefix], r.Header["Set-Cookie"])
