@@ -396,6 +396,21 @@ func TestBuildErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// An option of the app's kind, checked when the app is built, is named at its own line in the file, as
+// the options the plan reads are.
+func TestAKindOptionErrorNamesItsLineInTheFile(t *testing.T) {
+	file := "routes:\n  - pattern: /a/\n    app: http://127.0.0.1:9\n    options:\n      strip_prefix: \"true\"\n      timeout: abc\n"
+	cfg, err := config.Load(map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, func(string) ([]byte, error) { return []byte(file), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(cfg, Options{Registry: builtin.Registry(nil, nil)})
+	want := `gw.yaml:6: routes[0]: route /a/: app "http://127.0.0.1:9?strip_prefix=true&timeout=abc": option timeout="abc": expected a non-negative duration`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
 func TestAStalledUploadGets408AndFreesTheConnection(t *testing.T) {
 	primary := reportingApp(t, "primary", 404)
 	delegate := reportingApp(t, "delegate", 200)
