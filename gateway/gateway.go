@@ -1,8 +1,7 @@
 // Package gateway owns the assembly of a serving gateway from a configuration's plan (package plan, which
 // Build parses first): it builds every application through the adapter registry, composes the primary
 // and its delegates into a cascade, mounts the routes on the front router, and wraps the whole in the
-// front-door middleware. It also owns the
-// http.Server settings that carry the configured limits.
+// front-door middleware. It also owns the http.Server settings that carry the configured limits.
 //
 // A Gateway is self-contained: two built from two configurations in one process share nothing.
 //

@@ -24,7 +24,8 @@ type RouteInfo struct {
 	// Stage is the route's migration stage ("" for none; "canary 10%" with its share); Old its old app.
 	Stage string `json:"stage,omitempty"`
 	Old   string `json:"old,omitempty"`
-	// Middleware describes the route's middleware, outermost first (configured, then Options.RouteMiddleware).
+	// Middleware describes the route's middleware, outermost first: the configured ones, then (in a
+	// gateway's Routes) a count of the Go middleware of gateway.Options.RouteMiddleware.
 	Middleware []string `json:"middleware,omitempty"`
 }
 
