@@ -227,7 +227,7 @@ const errRead Verdict = -1
 func (c *conn) readHead(h *Head, idle bool) Verdict {
 	srv := c.l.srv
 	if idle {
-		if c.n == 0 && !c.hasByte {
+		if c.n < 4 {
 			d := srv.IdleTimeout
 			if d == 0 {
 				d = srv.ReadTimeout
@@ -237,7 +237,7 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 			} else {
 				c.rwc.SetReadDeadline(time.Time{})
 			}
-			if !c.fill(1) {
+			if !c.fill(4) { // net/http's Peek(4): the idle wait lasts until four bytes are there
 				return errRead
 			}
 		}
@@ -270,13 +270,9 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 	}
 }
 
-// fill waits for at least min bytes in buf (the idle wait, as net/http's Peek).
+// fill waits for at least min bytes in buf (the idle wait, as net/http's Peek); false when the
+// connection ended first or Close took it while it was idle.
 func (c *conn) fill(min int) bool {
-	if c.hasByte {
-		c.buf[c.n] = c.byteBuf[0]
-		c.n++
-		c.hasByte = false
-	}
 	for c.n < min {
 		m, err := c.rwc.Read(c.buf[c.n:])
 		c.n += m
@@ -284,7 +280,7 @@ func (c *conn) fill(min int) bool {
 			return false
 		}
 	}
-	return c.state.CompareAndSwap(stateIdle, stateActive)
+	return c.state.Load() == stateActive || c.state.CompareAndSwap(stateIdle, stateActive)
 }
 
 // startConn builds the connection's context as net/http's server does.
@@ -325,7 +321,6 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 		return false, false
 	}
 	l.served.Add(1)
-	c.state.Store(stateActive)
 	if !b.sawEOF && b.remain == 0 && len(b.buffered) == 0 {
 		b.sawEOF = true
 	}
