@@ -3,17 +3,18 @@
 # See bench/README.md for what is measured and how to read the table.
 #
 #   bench/run.sh [--quick] [--https] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES]
-#                [--out FILE] [--note TEXT] [--gateway-env VAR=VALUE]...
+#                [--out FILE] [--note TEXT] [--gateway-env VAR=VALUE]... [--lane]
 #
 # Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream. --quick: 1 round of 1 s runs,
 # 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md). --https: only
 # the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by h2load, HTTP/1.1 by wrk; results in *-https.md).
-# --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable).
+# --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable). --lane adds a
+# front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others.
 # It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
 set -euo pipefail
 
 rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick="" https=""
-extra_env=()
+extra_env=() lane=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) ;;
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --note) note=$2; shift ;;
     --gateway-env) extra_env+=("$2"); shift ;;
+    --lane) lane=1 ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -375,7 +377,7 @@ CONF
 fi
 
 free_port be; free_port be404; free_port direct
-free_port sy; free_port syc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
+free_port sy; free_port syc; free_port syl; free_port sylc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
 
 # Switchyard: everything by GATEWAY_* variables; admin listener off, errors-only log (no access lines).
 gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s ${extra_env[@]+"${extra_env[@]}"})
@@ -386,6 +388,10 @@ done
 gw_main=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$sy" GATEWAY_PRIMARY="http://127.0.0.1:$be")
 gw_cascade=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$syc" GATEWAY_PRIMARY="http://127.0.0.1:$be404"
   GATEWAY_DELEGATES="http://127.0.0.1:$be")
+# --lane: the same two gateways with the fast lane on (the cascade is never the lane's: it hands it all off).
+gw_lane=(env "${gw_env[@]}" GATEWAY_FAST_LANE=true GATEWAY_ADDR="127.0.0.1:$syl" GATEWAY_PRIMARY="http://127.0.0.1:$be")
+gw_lane_cascade=(env "${gw_env[@]}" GATEWAY_FAST_LANE=true GATEWAY_ADDR="127.0.0.1:$sylc"
+  GATEWAY_PRIMARY="http://127.0.0.1:$be404" GATEWAY_DELEGATES="http://127.0.0.1:$be")
 "${gw_main[@]}" "$tmp/gateway" check >"$tmp/gateway-check.log" 2>&1 || { cat "$tmp/gateway-check.log" >&2; exit 1; }
 "${gw_cascade[@]}" "$tmp/gateway" check >"$tmp/gateway-check.log" 2>&1 || { cat "$tmp/gateway-check.log" >&2; exit 1; }
 
@@ -478,8 +484,9 @@ CONF
 mkdir -p "$tmp/caddy-home"
 
 fronts=(direct switchyard nginx haproxy caddy)
-declare -A port=([direct]=$direct [switchyard]=$sy [nginx]=$ngx [haproxy]=$hap [caddy]=$cad)
-declare -A cport=([direct]="" [switchyard]=$syc [nginx]=$ngxc [haproxy]=$hapc [caddy]=$cadc)
+[ -z "$lane" ] || fronts=(direct switchyard lane nginx haproxy caddy)
+declare -A port=([direct]=$direct [switchyard]=$sy [lane]=$syl [nginx]=$ngx [haproxy]=$hap [caddy]=$cad)
+declare -A cport=([direct]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [haproxy]=$hapc [caddy]=$cadc)
 
 # start_front NAME / stop_front NAME: a fresh instance of the front (direct: a backend instance of its own).
 start_front() {
@@ -488,13 +495,16 @@ start_front() {
     switchyard)
       start switchyard "$sy" "${gw_main[@]}" "$tmp/gateway" serve
       start switchyard-cascade "$syc" "${gw_cascade[@]}" "$tmp/gateway" serve ;;
+    lane)
+      start lane "$syl" "${gw_lane[@]}" "$tmp/gateway" serve
+      start lane-cascade "$sylc" "${gw_lane_cascade[@]}" "$tmp/gateway" serve ;;
     nginx) start nginx "$ngx" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' ;;
     haproxy) start haproxy "$hap" haproxy -db -f "$tmp/haproxy.cfg" ;;
     caddy) start caddy "$cad" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
       XDG_CONFIG_HOME="$tmp/caddy-home" caddy run --config "$tmp/Caddyfile" --adapter caddyfile ;;
   esac
 }
-stop_front() { stop "$1"; [ "$1" != switchyard ] || stop switchyard-cascade; }
+stop_front() { stop "$1"; [ "$1" != switchyard ] || stop switchyard-cascade; [ "$1" != lane ] || stop lane-cascade; }
 
 # --- measurements -----------------------------------------------------------------------------------------
 
