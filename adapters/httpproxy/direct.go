@@ -13,8 +13,15 @@ import (
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
+	"github.com/switchyard/switchyard/internal/relay"
 )
 
+// The direct path is the h1 round trip followed by this package's own response writer, which shares the
+// one response relay's parts (internal/relay: hopbyhop's header copy, the trailer announcement and setting,
+// the 1xx forwarding, the flush before an abort) but not its copy loop: it keeps ReverseProxy's flush policy
+// and Content-Length handling, byte for byte, and the relay's Write measured 5 more allocations per small
+// GET (bench/results/2026-12-06-relay.md).
+//
 // The direct path serves the requests that would end on the h1 fast path (one instance, no balancer,
 // plain HTTP/1.1 to an http:// or unix:// app, no upgrade, no Expect, a small body of known length, an
 // ordinary path and query) without httputil.ReverseProxy: the outgoing head is written straight from the
@@ -180,14 +187,7 @@ func hasToken(vv []string, token string) bool {
 
 // Got1xx forwards an informational answer as ReverseProxy does (h1.Outgoing).
 func (d *direct) Got1xx(code int, hdr textproto.MIMEHeader) error {
-	h := d.w.Header()
-	for k, vv := range hdr {
-		for _, v := range vv {
-			h.Add(k, v)
-		}
-	}
-	d.w.WriteHeader(code)
-	clear(h)
+	relay.Forward1xx(d.w, code, hdr)
 	return nil
 }
 
@@ -209,14 +209,7 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
 	}
 	dst := w.Header()
 	hopbyhop.CopyResponse(dst, res.Header)
-	announced := len(res.Trailer)
-	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range res.Trailer {
-			keys = append(keys, k)
-		}
-		dst.Add("Trailer", strings.Join(keys, ", "))
-	}
+	announced := relay.AnnounceTrailers(dst, res.Trailer)
 	w.WriteHeader(res.StatusCode)
 	if err := p.copyDirect(w, res); err != nil {
 		defer res.Body.Close()
@@ -227,23 +220,7 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	res.Body.Close() // fills res.Trailer
-	if len(res.Trailer) > 0 {
-		_ = http.NewResponseController(w).Flush() // forces chunking, so the trailers can follow
-	}
-	if len(res.Trailer) == announced {
-		for k, vv := range res.Trailer {
-			for _, v := range vv {
-				dst.Add(k, v)
-			}
-		}
-		return
-	}
-	for k, vv := range res.Trailer {
-		k = http.TrailerPrefix + k
-		for _, v := range vv {
-			dst.Add(k, v)
-		}
-	}
+	relay.SetTrailers(w, res.Trailer, announced)
 }
 
 // outRequest is the request the error handler sees on the ReverseProxy path (its outgoing request): the

@@ -39,6 +39,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
+	"github.com/switchyard/switchyard/internal/relay"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -473,8 +474,8 @@ func flushOnAbort(w http.ResponseWriter, r *http.Request) {
 	if v == nil {
 		return
 	}
-	if v == http.ErrAbortHandler && (r.ProtoAtLeast(1, 1) || w.Header().Get("Content-Length") != "") {
-		_ = http.NewResponseController(w).Flush()
+	if v == http.ErrAbortHandler {
+		relay.FlushForAbort(w, r)
 	}
 	panic(v)
 }

@@ -14,7 +14,8 @@
 //     (Response.Trailer's keys) are announced to the client and set after the body, unannounced ones sent
 //     with http.TrailerPrefix.
 //   - Flushed: the head at once when the length is unknown and the request has no body (so such an
-//     answer is chunked, as httputil.ReverseProxy sends it), else with the first body bytes; every written piece as soon as the
+//     answer is chunked, as httputil.ReverseProxy sends it), else with the first body bytes (so the server
+//     may sniff a missing Content-Type from them, as behind ReverseProxy); every written piece as soon as the
 //     next read of the Body would wait for the app (a Body implementing WaitNotifier says when), else after
 //     every write; never on a read served from what is already buffered, so a small answer of known length
 //     leaves in one write.
@@ -147,7 +148,7 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	w.WriteHeader(res.StatusCode)
 
 	rc := http.NewResponseController(w)
-	dirty := true // the head
+	dirty := false // the head waits for the first body bytes: the server may still sniff a Content-Type
 	var clientErr error
 	flush := func() {
 		if !dirty {
@@ -162,11 +163,12 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	if waits {
 		wn.NotifyBeforeWait(flush)
 	}
-	if !waits || res.ContentLength < 0 && noBody(r) {
+	if res.ContentLength < 0 && noBody(r) {
 		// A body of unknown length: the head goes out at once, chunked, as httputil.ReverseProxy sends
 		// it (the HTTP adapter's answer), not held until the body's end gives it a length. Not while the
 		// client's body may still be read: outside full duplex, net/http's server would block the flush
 		// until that pending read returns.
+		dirty = true
 		flush()
 	}
 	bp := buffers.Get().(*[]byte)

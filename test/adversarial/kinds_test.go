@@ -66,6 +66,7 @@ var kindAnswers = map[string]kindAnswer{
 	"not found":        {404, []string{"Content-Type: text/html; charset=utf-8"}, "<h1>Not Found</h1>", ""},
 	"no content":       {204, []string{"X-A: 1"}, "", ""},
 	"empty":            {200, []string{"Content-Type: text/plain"}, "", ""},
+	"no content type":  {200, []string{"X-A: 1"}, "<html><body>x</body></html>", ""},
 	"early hints": {200, nil, "ok", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" +
 		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
 	"trailers": {200, nil, "hello", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n" +
