@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard/switchyard/reqinfo"
 )
@@ -30,6 +31,17 @@ type App struct {
 	// so a pass status alone (a real page's 404) is final. The header never reaches the client: it is
 	// removed from every answer of this app, passed on or not, and whichever position the app holds.
 	PassHeader string
+	// FallBack, when not nil, lets the next app serve a request this app never received (nginx's
+	// proxy_next_upstream error): when the app fails before any byte of the request reached it
+	// (failure.Unsent: its connection could not be opened, no instance was available) and answers that
+	// failure with failure.Answer, the request passes on as if the app had answered a pass status. Any
+	// method passes on, and the next app gets the body whole: the held copy, or, for a body too large to
+	// hold, the client's own stream, only when nothing of it was read yet. The Cascade logs one warning for
+	// such a request (route, app, upstream, next app, cause) and calls FallBack once, before the next app
+	// is asked (to count it). A failure after the connection was opened (a reset, a timeout waiting for
+	// the answer) is answered as before (502, 504), and the last app's failures are final. Nil: every
+	// failure is answered.
+	FallBack func(r *http.Request, err error)
 }
 
 // Cascade serves a request with its first app and, while the answer's status is a pass status, with the
@@ -43,7 +55,8 @@ type App struct {
 // with ContentLength set to the held size, so an app that mutates its request cannot affect the next one.
 // A held copy carries GetBody: adapters take it as the mark of a body that never waits on the client.
 //
-// An app with a PassHeader passes only answers that carry a pass status and that header (see App).
+// An app with a PassHeader passes only answers that carry a pass status and that header (see App). An app
+// with a FallBack also passes a request it never received (see App).
 //
 // Response contract: until an app's status is known, its header and body are held in the Cascade; a pass
 // answer is discarded (headers, cookies and body), anything else is sent on and streamed from then on
@@ -120,7 +133,30 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
 			"app", c.Apps[0].Name, "limit", c.bodyLimit(), "content_length", r.ContentLength, "path", r.URL.Path)
 		info.Tried(c.Apps[0].Name)
-		c.Apps[0].serveFinal(w, r)
+		if c.Apps[0].FallBack == nil {
+			c.Apps[0].serveFinal(w, r)
+			return
+		}
+		// The first app's answer is final, unless it never received the request and the stream is as the
+		// client sent it: then the next app gets the stream, as final.
+		tb := &trackedBody{rc: r.Body}
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.Body = tb
+		pw := passWriters.Get().(*passWriter)
+		pw.w, pw.c, pw.passHeader, pw.fallBack, pw.finalOnly, pw.body = w, c, c.Apps[0].PassHeader, true, true, tb
+		c.Apps[0].Handler.ServeHTTP(pw, r2)
+		if !pw.decided {
+			pw.WriteHeader(http.StatusOK)
+		}
+		unsent := pw.unsent
+		pw.release()
+		if unsent == nil {
+			return
+		}
+		c.fellBack(r, info, c.Apps[0], c.Apps[1], unsent)
+		info.Tried(c.Apps[1].Name)
+		c.Apps[1].serveFinal(w, r)
 		return
 	}
 
@@ -133,21 +169,64 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req := withBody(r, body, true)
 		pw := passWriters.Get().(*passWriter)
-		pw.w, pw.c, pw.passHeader = w, c, app.PassHeader
+		pw.w, pw.c, pw.passHeader, pw.fallBack = w, c, app.PassHeader, app.FallBack != nil
 		app.Handler.ServeHTTP(pw, req)
 		if !pw.decided {
 			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
 		}
-		passed := pw.passed
+		passed, unsent := pw.passed, pw.unsent
 		pw.release()
 		if !passed {
 			return
+		}
+		if unsent != nil {
+			c.fellBack(r, info, app, c.Apps[i+1], unsent)
 		}
 		if r.Context().Err() != nil {
 			return // the client is gone: asking the next app is wasted work
 		}
 	}
 }
+
+// unsentFailure is how an app failed before any byte of the request reached it (passWriter.FallBack).
+type unsentFailure struct {
+	upstream string
+	err      error
+}
+
+// fellBack logs the one line of a request that app never received and next serves instead, and calls
+// app's FallBack.
+func (c *Cascade) fellBack(r *http.Request, info *reqinfo.Info, app, next App, u *unsentFailure) {
+	c.logger().LogAttrs(r.Context(), slog.LevelWarn, "app not reached: the next app serves the request",
+		slog.String("route", info.Snapshot().Route), slog.String("app", app.Name), slog.String("upstream", u.upstream),
+		slog.String("next", next.Name), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("cause", u.err.Error()))
+	app.FallBack(r, u.err)
+}
+
+// trackedBody is the client's body stream handed to an app that may fall back (App.FallBack) when the body
+// could not be held: it notes whether the app read from it, and keeps the stream open for the next app
+// until then (an app that fails to connect closes the body it was given, as http.Transport does).
+type trackedBody struct {
+	rc      io.ReadCloser
+	touched atomic.Bool // read by FallBack while the app's transport may be reading
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
+	return b.rc.Read(p)
+}
+
+// Close closes the stream once the app has read from it; before that, the stream is still the next app's
+// and the server closes it when the request ends.
+func (b *trackedBody) Close() error {
+	if b.wasTouched() {
+		return b.rc.Close()
+	}
+	return nil
+}
+
+func (b *trackedBody) wasTouched() bool { return b.touched.Load() }
 
 // lastRequest is the request the last app gets: r itself when nothing about its body changes (no copy
 // per request), else a copy reading the held body.
@@ -230,6 +309,13 @@ type passWriter struct {
 	header     http.Header
 	decided    bool
 	passed     bool
+
+	// fallBack says the app may fall back (App.FallBack); finalOnly that its answers are final otherwise
+	// (its request has the client's stream, body, which must be untouched for a fall back); unsent is the
+	// failure it fell back on.
+	fallBack, finalOnly bool
+	body                *trackedBody
+	unsent              *unsentFailure
 }
 
 var passWriters = sync.Pool{New: func() any { return &passWriter{header: make(http.Header)} }}
@@ -257,7 +343,7 @@ func (p *passWriter) WriteHeader(code int) {
 		return
 	}
 	p.decided = true
-	if p.c.pass(code) && (p.passHeader == "" || p.header[p.passHeader] != nil) {
+	if !p.finalOnly && p.c.pass(code) && (p.passHeader == "" || p.header[p.passHeader] != nil) {
 		p.passed = true
 		return
 	}
@@ -300,6 +386,18 @@ func (p *passWriter) Flush() {
 	if !p.passed {
 		_ = http.NewResponseController(p.w).Flush()
 	}
+}
+
+// FallBack takes the request over when the app never received it (failure.FallBacker): with the app's
+// FallBack set, before any answer, and, for the client's own stream, with nothing of it read. The
+// request then passes on to the next app.
+func (p *passWriter) FallBack(_, upstream string, err error) bool {
+	if !p.fallBack || p.decided || p.body != nil && p.body.wasTouched() {
+		return false
+	}
+	p.decided, p.passed = true, true
+	p.unsent = &unsentFailure{upstream: upstream, err: err}
+	return true
 }
 
 // Hijack makes this app's answer final (a protocol switch cannot be passed on) and hands over the client's

@@ -91,12 +91,73 @@ func Status(r *http.Request, err error) int {
 	return http.StatusBadGateway
 }
 
+// Unsent reports whether err, the failure of a request before any response byte, provably happened
+// before any byte of the request reached the app, so that another app may serve the request without the
+// first one ever having seen it: the connection could not be opened (a dial error: connection refused, a
+// missing unix socket, no route to the host, a dial timeout) or no instance was available (ErrNoInstance).
+// Anything after a connection was opened (a reset or an early close, a timeout waiting for the answer,
+// garbage on the wire, a failed TLS handshake) is not Unsent: the app may have read the request and acted
+// on it.
+//
+// Adapters keep the dialer's *net.OpError (Op "dial") in the error chain (wrapping with %w), which is what
+// Unsent looks for. A dial error from Go's http.Transport may follow a first attempt on a reused
+// connection that broke before any answer: for a request with an unsafe method only when nothing of it
+// had been written; for GET, HEAD, OPTIONS and TRACE (which HTTP lets a client repeat) also after it was
+// written, so for those "never reached" means "never answered, and safe to send again".
+func Unsent(err error) bool {
+	if errors.Is(err, ErrNoInstance) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// A FallBacker is a ResponseWriter that can have a request served by another app when its app was never
+// reached: a delegate.Cascade whose app allows it (delegate.App.FallBack). Answer offers it every Unsent
+// failure of a request whose client is still there, finding it in w or in the writers w wraps (through
+// an Unwrap() http.ResponseWriter method, as http.ResponseController does).
+type FallBacker interface {
+	// FallBack reports whether the writer takes the request over after app (at upstream) failed with err,
+	// an Unsent failure. When it does, Answer writes nothing and logs nothing: the taker logs the one line
+	// of the request's fall back, naming the app, the upstream and the cause.
+	FallBack(app, upstream string, err error) bool
+}
+
+// maxUnwrap bounds the walk through wrapped writers (a cycle of Unwrap methods must not hang a request).
+const maxUnwrap = 32
+
+// fallBacker returns the first FallBacker among w and the writers it wraps, or nil.
+func fallBacker(w http.ResponseWriter) FallBacker {
+	for range maxUnwrap {
+		switch x := w.(type) {
+		case FallBacker:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
 // Answer answers a request that could not be served because of err (before any response byte was sent)
 // with Status's status, logs one line naming the app, the upstream and the cause (Info for what the
 // client caused, Error for the gateway's own storage and for no instance at all, Warn otherwise), and
 // records the failure in the request's reqinfo, which metrics count by cause, unless the client's body,
 // the gateway's storage or the lack of any instance was at fault (no app connection failed). A client that went away gets no answer.
+//
+// An Unsent failure is first offered to the FallBacker w holds, if any: when it takes the request over,
+// Answer only records the failure (as above) and the FallBacker has another app serve the request.
 func Answer(w http.ResponseWriter, r *http.Request, logger *slog.Logger, app, upstream string, err error) {
+	if Unsent(err) && r.Context().Err() == nil {
+		if fb := fallBacker(w); fb != nil && fb.FallBack(app, upstream, err) {
+			if !errors.Is(err, ErrNoInstance) { // as below: the balancer counts why no instance was tried
+				reqinfo.From(r.Context()).Failed(app, upstream, err)
+			}
+			return
+		}
+	}
 	status := Status(r, err)
 	level, msg := slog.LevelWarn, "upstream request failed"
 	record := true

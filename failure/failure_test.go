@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,5 +75,97 @@ func TestStatusAndAnswer(t *testing.T) {
 				t.Fatalf("log %q, want %q", logs.String(), tt.log)
 			}
 		})
+	}
+}
+
+// fallBackWriter is a FallBacker that takes over when take is set, wrapped once (taking is reached
+// through Unwrap, as a cascade's writer is behind a per-app wrapper).
+type fallBackWriter struct {
+	http.ResponseWriter
+	take    bool
+	offered []error
+}
+
+func (f *fallBackWriter) FallBack(_, _ string, err error) bool {
+	f.offered = append(f.offered, err)
+	return f.take
+}
+
+type wrapper struct{ http.ResponseWriter }
+
+func (w wrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestAnswerOffersOnlyUnsentFailuresToAFallBacker(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	missing := &net.OpError{Op: "dial", Net: "unix", Err: syscall.ENOENT}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name     string
+		err      error
+		ctx      context.Context
+		take     bool
+		offered  bool
+		status   int // 0: Answer wrote nothing
+		recorded bool
+	}{
+		{"a refused connection is offered and taken over", fmt.Errorf("uwsgi connecting: %w", refused), nil, true, true, 0, true},
+		{"a missing unix socket is offered and taken over", missing, nil, true, true, 0, true},
+		{"no instance is offered and taken over, and left to the balancer's counts", fmt.Errorf("%w: all down", ErrNoInstance), nil, true, true, 0, false},
+		{"a dial timeout is offered", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, true, true, 0, true},
+		{"an unsent failure the writer declines is answered", refused, nil, false, true, 502, true},
+		{"a reset after the connection opened is not offered", reset, nil, true, false, 502, true},
+		{"a timeout waiting for the answer is not offered", fmt.Errorf("head: %w", context.DeadlineExceeded), nil, true, false, 504, true},
+		{"a client that left is not offered", refused, cancelled, true, false, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/p", strings.NewReader("x"))
+			if tt.ctx != nil {
+				r = r.WithContext(tt.ctx)
+			}
+			r, _ = reqinfo.Attach(r)
+			rec := httptest.NewRecorder()
+			fb := &fallBackWriter{ResponseWriter: rec, take: tt.take}
+			var logs bytes.Buffer
+			Answer(wrapper{fb}, r, slog.New(slog.NewTextHandler(&logs, nil)), "new", "127.0.0.1:1", tt.err)
+			if got := len(fb.offered) == 1; got != tt.offered {
+				t.Fatalf("offered %v, want %v", fb.offered, tt.offered)
+			}
+			if tt.status == 0 {
+				if rec.Body.Len() != 0 || rec.Code != 200 || rec.Header().Get("Content-Type") != "" {
+					t.Fatalf("Answer wrote %d %q", rec.Code, rec.Body)
+				}
+			} else if rec.Code != tt.status {
+				t.Fatalf("answered %d, want %d", rec.Code, tt.status)
+			}
+			if tt.offered && tt.take && logs.Len() != 0 {
+				t.Fatalf("a failure taken over was logged: %s", logs.String())
+			}
+			if got := len(reqinfo.From(r.Context()).Snapshot().Failures) == 1; got != tt.recorded {
+				t.Fatalf("recorded %v, want %v", got, tt.recorded)
+			}
+		})
+	}
+}
+
+func TestUnsent(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{fmt.Errorf("instance 127.0.0.1:1: %w", &net.OpError{Op: "dial", Net: "unix", Err: syscall.ENOENT}), true},
+		{fmt.Errorf("%w: breaker open", ErrNoInstance), true},
+		{&net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}, false},
+		{&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, false},
+		{io.ErrUnexpectedEOF, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("dial tcp: connection refused"), false}, // text is not proof
+	} {
+		if got := Unsent(tt.err); got != tt.want {
+			t.Errorf("Unsent(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -37,6 +37,10 @@ type Composition struct {
 //	primary  new serves, falling through to old; with Spec.NegativeCache, through a NegativeCache
 //	retired  new serves, falling through only to the apps after old
 //
+// In canary and primary, a request the new app never received (delegate.App.FallBack: its connection
+// could not be opened, no instance was available) is served by old, which served it before the
+// migration; r counts it per route (RouteReport.FellBack). The client's canary side does not change.
+//
 // The returned closer (nil when nothing needs closing) stops a shadow's workers.
 func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
 	s := c.Spec
@@ -46,6 +50,9 @@ func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
 	}
 	r.AddRoute(meta)
 	withNew := append([]delegate.App{c.New}, c.Old...)
+	if len(c.Old) > 0 && (s.Stage == StageCanary || s.Stage == StagePrimary) {
+		withNew[0].FallBack = r.fallBackCounter(c.Pattern)
+	}
 	var rest []delegate.App
 	if len(c.Old) > 1 {
 		rest = c.Old[1:]

@@ -34,6 +34,8 @@ var (
 		"Shadow copies dropped because the queue was full.", []string{"route"}, nil)
 	descShadowSkipped = prometheus.NewDesc("switchyard_migration_shadow_skipped_total",
 		"Shadowable requests not copied (body over the limit or unread, protocol switch).", []string{"route"}, nil)
+	descFellBack = prometheus.NewDesc("switchyard_migration_fell_back_total",
+		"Requests the new app never received (connection not opened, no instance) that the old app served instead.", []string{"route"}, nil)
 	descNegSaved = prometheus.NewDesc("switchyard_migration_negative_cache_saved_total",
 		"Requests sent straight to the old app because the new one is known to miss them: round trips saved.", []string{"route"}, nil)
 	descNegEntries = prometheus.NewDesc("switchyard_migration_negative_cache_entries",
@@ -44,7 +46,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStage, descCanary, descRequests, descErrors, descLatency, descNewShare,
-		descShadow, descShadowDropped, descShadowSkipped, descNegSaved, descNegEntries, descLedgerOverflow} {
+		descShadow, descShadowDropped, descShadowSkipped, descFellBack, descNegSaved, descNegEntries, descLedgerOverflow} {
 		ch <- d
 	}
 }
@@ -63,6 +65,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descNewShare, prometheus.GaugeValue, rt.NewShare, rt.Pattern)
 			ch <- prometheus.MustNewConstMetric(descCanary, prometheus.GaugeValue, configuredShare(rt), rt.Pattern)
+			ch <- prometheus.MustNewConstMetric(descFellBack, prometheus.CounterValue, float64(rt.FellBack), rt.Pattern)
 		}
 		for _, a := range rt.Apps {
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(a.Requests), rt.Pattern, a.App, a.Role)

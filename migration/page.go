@@ -57,7 +57,8 @@ pre{background:#f3f4f6;padding:6px;max-height:220px;overflow:auto;white-space:pr
 <h2>{{or .Pattern "(no route)"}}<span class="badge s-{{stage .Stage}}">{{.Stage}}{{if eq .Stage "canary"}} {{.CanaryPercent}}%{{end}}</span><span class="since">since {{ts .Since}}</span></h2>
 {{if .New}}<div class="apps">new: {{.New}}{{if .Old}} · old: {{.Old}}{{end}}</div>{{end}}
 <p>Requests <b class="requests">{{.Requests}}</b> · errors <b class="error-rate">{{pct .ErrorRate}}</b>
-{{if .New}} · served by the new app <b class="new-share">{{pct .NewShare}}</b> <span class="bar"><span style="width:{{pctw .NewShare}}%"></span></span>{{end}}</p>
+{{if .New}} · served by the new app <b class="new-share">{{pct .NewShare}}</b> <span class="bar"><span style="width:{{pctw .NewShare}}%"></span></span>{{end}}
+{{if .FellBack}} · fell back to old: <b class="fell-back">{{.FellBack}}</b> (new app not reached){{end}}</p>
 <table class="apps-table"><tr><th>app</th><th>role</th><th>requests</th><th>errors</th><th>error rate</th><th>p50</th><th>p99</th></tr>
 {{range .Apps}}<tr data-app="{{.App}}"><td class="apps">{{.App}}</td><td>{{.Role}}</td><td class="num requests">{{.Requests}}</td><td class="num">{{.Errors}}</td><td class="num">{{pct .ErrorRate}}</td><td class="num">{{ms .P50ms}}</td><td class="num">{{ms .P99ms}}</td></tr>
 {{else}}<tr><td colspan="7">no requests yet</td></tr>{{end}}

@@ -36,7 +36,10 @@ type RouteReport struct {
 	Errors        uint64    `json:"errors"`
 	ErrorRate     float64   `json:"error_rate"`
 	// NewShare is the share of the route's requests answered by the new app (0 when the route has none).
-	NewShare      float64              `json:"new_share"`
+	NewShare float64 `json:"new_share"`
+	// FellBack counts the requests the new app never received (its connection could not be opened, no
+	// instance was available) that the old app served instead, in the canary and primary stages.
+	FellBack      uint64               `json:"fell_back"`
 	Apps          []AppReport          `json:"apps"`
 	Shadow        *ShadowReport        `json:"shadow,omitempty"`
 	NegativeCache *NegativeCacheReport `json:"negative_cache,omitempty"`
@@ -125,7 +128,7 @@ func (r *Recorder) Report() Report {
 	for _, rs := range routes {
 		rs.mu.Lock()
 		rr := RouteReport{Pattern: rs.meta.Pattern, Since: rs.since, Stage: string(rs.meta.Stage), New: rs.meta.New, Old: rs.meta.Old,
-			CanaryPercent: rs.meta.CanaryPercent, Apps: []AppReport{}}
+			CanaryPercent: rs.meta.CanaryPercent, FellBack: rs.fellBack.Load(), Apps: []AppReport{}}
 		if rr.Stage == "" {
 			rr.Stage = "-"
 		}

@@ -89,6 +89,9 @@ func printReport(w io.Writer, rep migration.Report) {
 	}
 	tw.Flush()
 	for _, r := range rep.Routes {
+		if r.FellBack > 0 {
+			fmt.Fprintf(w, "\n%s fell back to old: %d (requests the new app never received: connection not opened, no instance)\n", r.Pattern, r.FellBack)
+		}
 		if r.NegativeCache != nil {
 			fmt.Fprintf(w, "\n%s negative cache: %d round trips saved, %d paths held\n", r.Pattern, r.NegativeCache.Saved, r.NegativeCache.Entries)
 		}
