@@ -246,6 +246,11 @@ func TestCanaryFallBackKeepsTheClientsSide(t *testing.T) {
 	if rt := routeOf(t, report(t, g), "/shop/"); rt.FellBack != 1 {
 		t.Fatalf("fell_back %d, want 1", rt.FellBack)
 	}
+	page := httptest.NewRecorder()
+	g.Admin["/migration"].ServeHTTP(page, httptest.NewRequest("GET", "/migration", nil))
+	if !strings.Contains(page.Body.String(), `fell back to old: <b class="fell-back">1</b>`) {
+		t.Fatalf("the report page does not say the request fell back:\n%s", page.Body)
+	}
 }
 
 // fellBackMetric reads switchyard_migration_fell_back_total{route="/shop/"} from the gateway's collectors.
@@ -271,4 +276,32 @@ func fellBackMetric(t *testing.T, g *gateway.Gateway) float64 {
 	}
 	t.Fatal("no switchyard_migration_fell_back_total series for /shop/")
 	return 0
+}
+
+// TestCanaryFallsBackWhenNoInstanceOfTheNewAppIsLeft: a new app of two instances, both refusing: the first
+// request's dials fail and eject them, the next finds no instance at all (503 without a fall back); both
+// are the old app's.
+func TestCanaryFallsBackWhenNoInstanceOfTheNewAppIsLeft(t *testing.T) {
+	oldURL, oldCount := hashApp(t, "old")
+	g, front, logs := buildLogged(t, map[string]string{
+		"GATEWAY_ROUTES": "/shop/=http://" + closedPort(t) + "|http://" + closedPort(t) + "?name=new&stage=canary&canary=100&old=" + url.QueryEscape(oldURL+"?name=old"),
+	})
+	for i := range 2 {
+		req, _ := http.NewRequest("POST", front+"/shop/cart", strings.NewReader("qty=1"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := hashOf("old", "POST", []byte("qty=1")); resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("request %d: got %d %q, want 200 %q", i, resp.StatusCode, got, want)
+		}
+	}
+	if rt := routeOf(t, report(t, g), "/shop/"); rt.FellBack != 2 || oldCount.Load() != 2 {
+		t.Fatalf("fell_back %d, old asked %d times; want 2 and 2", rt.FellBack, oldCount.Load())
+	}
+	if !strings.Contains(logs.String(), `upstream="(all instances)" next=old method=POST path=/shop/cart cause="no available instance`) {
+		t.Fatalf("the second request did not fall back on no instance, log:\n%s", logs)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/migration"
 )
 
 // TestReportSaysWhereTheAdminAddressCameFrom checks that `gateway report` names the source of the address it
@@ -66,4 +68,15 @@ func TestReportSaysWhereTheAdminAddressCameFrom(t *testing.T) {
 			t.Errorf("stderr %q lacks %q", errb.String(), want)
 		}
 	})
+}
+
+func TestReportTextSaysHowManyRequestsFellBackToTheOldApp(t *testing.T) {
+	var out bytes.Buffer
+	printReport(&out, migration.Report{Routes: []migration.RouteReport{
+		{Pattern: "/shop/", Stage: "canary", New: "shop", Old: "django", FellBack: 7},
+		{Pattern: "/blog/", Stage: "primary", New: "blog", Old: "django"},
+	}})
+	if !strings.Contains(out.String(), "/shop/ fell back to old: 7 ") || strings.Contains(out.String(), "/blog/ fell back") {
+		t.Fatalf("want the fall backs of /shop/ only:\n%s", out.String())
+	}
 }
