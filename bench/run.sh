@@ -2,39 +2,49 @@
 # bench/run.sh: Switchyard against nginx, HAProxy and Caddy on loopback, same backend, same scenarios.
 # See bench/README.md for what is measured and how to read the table.
 #
-#   bench/run.sh [--quick] [--https] [--rounds N] [--duration SECONDS] [--idle N] [--stream BYTES]
-#                [--out FILE] [--note TEXT] [--gateway-env VAR=VALUE]... [--lane]
+#   bench/run.sh [--quick] [--https] [--pinned] [--lane] [--rounds N] [--duration SECONDS] [--idle N]
+#                [--stream BYTES] [--busy N] [--busy-duration SECONDS] [--out FILE] [--note TEXT]
+#                [--gateway-env VAR=VALUE]...
 #
-# Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream. --quick: 1 round of 1 s runs,
-# 500 idle connections, a 64 MiB stream (a smoke test; its results file ends in -quick.md). --https: only
-# the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by h2load, HTTP/1.1 by wrk; results in *-https.md).
-# --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable). --lane adds a
-# front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others.
+# Defaults: 3 rounds of 5 s runs, 5000 idle connections, a 1 GiB stream, 2000 busy connections for 20 s.
+# --quick: 1 round of 1 s runs, 500 idle and 500 busy connections (3 s), a 64 MiB stream (a smoke test; its
+# results file ends in -quick.md). --https: only the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by
+# h2load, HTTP/1.1 by wrk; results in *-https.md). --pinned: fronts and backend on core 0, wrk on core 1,
+# nginx with 1 worker, Go with GOMAXPROCS=1; Switchyard (and lane) and nginx only (results in *-pinned.md).
+# --lane adds a front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others.
+# --busy 0 skips the busy-connection and reload scenarios.
+# --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable).
 # It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
 set -euo pipefail
 
-rounds=3 duration=5 idle=5000 stream=$((1 << 30)) out="" note="" quick="" https=""
-extra_env=() lane=""
+rounds=3 duration=5 idle=5000 stream=$((1 << 30)) busy=2000 busy_duration=20 report="" note="" quick="" https=""
+pinned="" lane=""
+extra_env=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) ;;
+    --quick) quick=1 rounds=1 duration=1 idle=500 stream=$((64 << 20)) busy=500 busy_duration=3 ;;
     --https) https=1 ;;
+    --pinned) pinned=1 ;;
+    --busy) busy=$2; shift ;;
+    --busy-duration) busy_duration=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --duration) duration=$2; shift ;;
     --idle) idle=$2; shift ;;
     --stream) stream=$2; shift ;;
-    --out) out=$2; shift ;;
+    --out) report=$2; shift ;;
     --note) note=$2; shift ;;
     --gateway-env) extra_env+=("$2"); shift ;;
     --lane) lane=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
-for v in rounds duration idle stream; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench: --$v wants a positive integer, not ${!v}" >&2; exit 2; }
+for v in rounds duration idle stream busy_duration; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench: --${v/_/-} wants a positive integer, not ${!v}" >&2; exit 2; }
 done
+[[ $busy =~ ^(0|[1-9][0-9]*)$ ]] || { echo "bench: --busy wants 0 or a positive integer, not $busy" >&2; exit 2; }
+[ -z "$pinned" ] || [ -z "$https" ] || { echo "bench: --pinned and --https do not go together (the HTTPS run uses every core)" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -43,8 +53,9 @@ root=$PWD
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
-[ -n "$https" ] || command -v haproxy >/dev/null || missing+=(haproxy)
-command -v caddy >/dev/null || missing+=(caddy)
+[ -n "$https" ] || [ -n "$pinned" ] || command -v haproxy >/dev/null || missing+=(haproxy)
+[ -n "$pinned" ] || command -v caddy >/dev/null || missing+=(caddy)
+[ -z "$pinned" ] || command -v taskset >/dev/null || missing+=(util-linux)
 command -v wrk >/dev/null || missing+=(wrk)
 if [ -n "$https" ]; then
   command -v h2load >/dev/null || missing+=(nghttp2-client)
@@ -62,14 +73,38 @@ if [ ${#missing[@]} -gt 0 ] || [ -n "$nogo" ]; then
   exit 2
 fi
 
-# Enough descriptors for the idle connections (client and front ends both count here).
+# Enough descriptors for the idle and busy connections. Idle: the client and the front both hold one per
+# connection. Busy: the front holds one per client connection and, nginx at least, up to one per request in
+# flight towards the backend. Every process here gets the soft limit raised to the hard one.
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=1048576
-if [ "$hard" -lt $((2 * idle + 1000)) ]; then
-  echo "bench: the hard descriptor limit ($hard) is below $((2 * idle + 1000)) for --idle $idle; raise it or lower --idle" >&2
+need=$((2 * idle + 1000)) need_why="--idle $idle"
+[ $((2 * busy + 1000)) -le "$need" ] || need=$((2 * busy + 1000)) need_why="--busy $busy"
+if [ "$hard" -lt "$need" ]; then
+  echo "bench: the hard descriptor limit (ulimit -Hn: $hard) is below the $need that $need_why needs;" >&2
+  echo "  raise it (as root: ulimit -Hn $need in the shell that runs the bench, or LimitNOFILE= / limits.conf)" >&2
+  echo "  or lower $need_why" >&2
   exit 2
 fi
 ulimit -n "$hard"
+
+# Where processes run. All cores: anywhere, every front with as many workers as cores. --pinned: the fronts
+# and the backends on the first core this process may use (Go with GOMAXPROCS=1, nginx with one worker),
+# wrk, curl, idleconns and this script itself (its sampling loops) on the second.
+on_front=(env) on_load=(env) workers=auto
+if [ -n "$pinned" ]; then
+  cpus=()
+  IFS=, read -ra parts < <(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then for ((c = ${part%-*}; c <= ${part#*-}; c++)); do cpus+=("$c"); done; else cpus+=("$part"); fi
+  done
+  if [ ${#cpus[@]} -lt 2 ]; then
+    echo "bench: --pinned needs 2 cores (fronts on one, wrk on the other); this process may use ${cpus[*]:-none}" >&2
+    exit 2
+  fi
+  front_cpu=${cpus[0]} load_cpu=${cpus[1]}
+  on_front=(taskset -c "$front_cpu" env GOMAXPROCS=1) on_load=(taskset -c "$load_cpu") workers=1
+fi
 
 # The fronts' own settings come from this script only.
 while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(GATEWAY_|OTEL_|GOMAXPROCS$|GOGC$|GOMEMLIMIT$|GODEBUG$)' || true)
@@ -155,7 +190,7 @@ med() {
 # upstream pool to the backend; the caller's heredoc adds the servers and closes the http block.
 nginx_common() {
   cat <<CONF
-worker_processes auto;
+worker_processes $workers;
 worker_rlimit_nofile $hard;
 pid $tmp/nginx.pid;
 error_log $tmp/nginx/error.log error;
@@ -187,6 +222,8 @@ go build -o "$tmp/backend" ./bench/backend
 go build -o "$tmp/idleconns" ./bench/idleconns
 go build -trimpath -o "$tmp/gateway" ./cmd/gateway
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+# --pinned: this script (its sampling loops, curl, the report) joins wrk on the load generator's core.
+[ -z "$pinned" ] || taskset -pc "$load_cpu" $$ >/dev/null
 
 # --- HTTPS (--https): Switchyard, nginx and Caddy terminating TLS with one certificate, same backend -------
 if [ -n "$https" ]; then
@@ -309,8 +346,8 @@ CONF
   done
   load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-  [ -n "$out" ] || out="bench/results/$(date -u +%F)-https${quick:+-quick}.md"
-  mkdir -p "$(dirname "$out")"
+  [ -n "$report" ] || report="bench/results/$(date -u +%F)-https${quick:+-quick}.md"
+  mkdir -p "$(dirname "$report")"
   {
     echo "# Switchyard HTTPS bench, $(date -u '+%F %H:%M UTC')"
     echo
@@ -370,9 +407,9 @@ CONF
     echo '```'
     cat "$results"
     echo '```'
-  } >"$out"
-  cat "$out"
-  log "bench: results in $out"
+  } >"$report"
+  cat "$report"
+  log "bench: results in $report"
   exit 0
 fi
 
@@ -483,24 +520,27 @@ http://:$cadc {
 CONF
 mkdir -p "$tmp/caddy-home"
 
+# --pinned compares Switchyard with nginx only (and the backend alone, direct): the issue's split-core setup.
+# --lane puts Switchyard with the fast lane on right after Switchyard.
 fronts=(direct switchyard nginx haproxy caddy)
-[ -z "$lane" ] || fronts=(direct switchyard lane nginx haproxy caddy)
+if [ -n "$pinned" ]; then fronts=(direct switchyard nginx); fi
+if [ -n "$lane" ]; then fronts=("${fronts[@]:0:2}" lane "${fronts[@]:2}"); fi
 declare -A port=([direct]=$direct [switchyard]=$sy [lane]=$syl [nginx]=$ngx [haproxy]=$hap [caddy]=$cad)
 declare -A cport=([direct]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [haproxy]=$hapc [caddy]=$cadc)
 
 # start_front NAME / stop_front NAME: a fresh instance of the front (direct: a backend instance of its own).
 start_front() {
   case $1 in
-    direct) start direct "$direct" "$tmp/backend" -addr "127.0.0.1:$direct" ;;
+    direct) start direct "$direct" "${on_front[@]}" "$tmp/backend" -addr "127.0.0.1:$direct" ;;
     switchyard)
-      start switchyard "$sy" "${gw_main[@]}" "$tmp/gateway" serve
-      start switchyard-cascade "$syc" "${gw_cascade[@]}" "$tmp/gateway" serve ;;
+      start switchyard "$sy" "${on_front[@]}" "${gw_main[@]}" "$tmp/gateway" serve
+      start switchyard-cascade "$syc" "${on_front[@]}" "${gw_cascade[@]}" "$tmp/gateway" serve ;;
     lane)
-      start lane "$syl" "${gw_lane[@]}" "$tmp/gateway" serve
-      start lane-cascade "$sylc" "${gw_lane_cascade[@]}" "$tmp/gateway" serve ;;
-    nginx) start nginx "$ngx" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' ;;
-    haproxy) start haproxy "$hap" haproxy -db -f "$tmp/haproxy.cfg" ;;
-    caddy) start caddy "$cad" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
+      start lane "$syl" "${on_front[@]}" "${gw_lane[@]}" "$tmp/gateway" serve
+      start lane-cascade "$sylc" "${on_front[@]}" "${gw_lane_cascade[@]}" "$tmp/gateway" serve ;;
+    nginx) start nginx "$ngx" "${on_front[@]}" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' ;;
+    haproxy) start haproxy "$hap" "${on_front[@]}" haproxy -db -f "$tmp/haproxy.cfg" ;;
+    caddy) start caddy "$cad" "${on_front[@]}" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
       XDG_CONFIG_HOME="$tmp/caddy-home" caddy run --config "$tmp/Caddyfile" --adapter caddyfile ;;
   esac
 }
@@ -510,33 +550,62 @@ stop_front() { stop "$1"; [ "$1" != switchyard ] || stop switchyard-cascade; [ "
 
 results=$tmp/results.txt
 : >"$results"
-# measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors kinds".
-measure() {
-  local scen=$1 front=$2 round=$3 url args out rps p50 p99 bad
-  case $scen in
-    lat1) args=(-t1 -c1) url="http://127.0.0.1:${port[$front]}/small" ;;
-    get64) args=(-t2 -c64) url="http://127.0.0.1:${port[$front]}/small" ;;
-    big16) args=(-t2 -c16) url="http://127.0.0.1:${port[$front]}/64k" ;;
-    post16) args=(-t2 -c16 -s bench/post4k.lua) url="http://127.0.0.1:${port[$front]}/echo-size" ;;
-    cascade64) args=(-t2 -c64) url="http://127.0.0.1:${cport[$front]}/small" ;;
-  esac
-  out=$(wrk "${args[@]}" -d"${duration}s" --latency "$url")
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-  p50=$(us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
-  p99=$(us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-  # errors: non-2xx answers plus socket errors (wrk's timeout is 2 s per request); kinds for the raw runs
+clk=$(getconf CLK_TCK)
+# ticks NAME...: CPU time (user + system, in clock ticks) used so far by the named processes and their
+# descendants, those that exited and were reaped included (an old nginx worker after a reload).
+ticks() {
+  local n p total=0 v
+  for n in "$@"; do
+    for p in $(tree "${pid_of[$n]}"); do
+      v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
+      total=$((total + ${v:-0}))
+    done
+  done
+  echo "$total"
+}
+# wrk_parse: sets rps, p50, p99 (µs), reqs, bad (errors: non-2xx answers plus socket errors; wrk's timeout
+# is 2 s per request) and kinds (the errors by kind, for the raw runs) from wrk's output in $wout.
+wrk_parse() {
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$wout")
+  reqs=$(awk '/ requests in / { print $1 }' <<<"$wout")
+  p50=$(us "$(awk '$1 == "50%" { print $2 }' <<<"$wout")")
+  p99=$(us "$(awk '$1 == "99%" { print $2 }' <<<"$wout")")
   read -r bad kinds < <(awk '/^ *Non-2xx or 3xx responses:/ { s = $NF; n += s }
     /^ *Socket errors:/ { gsub(/,/, ""); c = $4; r = $6; w = $8; t = $10; n += c + r + w + t }
-    END { printf "%d non2xx=%d,connect=%d,read=%d,write=%d,timeout=%d\n", n, s, c, r, w, t }' <<<"$out")
-  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds" >>"$results"
-  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds)"
+    END { printf "%d non2xx=%d,connect=%d,read=%d,write=%d,timeout=%d\n", n, s, c, r, w, t }' <<<"$wout")
+}
+# cpu_per_req TICKS: the front's CPU µs per request of the last wrk run (reqs).
+cpu_per_req() { calc "r = ${reqs:-0} + 0; if (r == 0) print \"n/a\"; else printf \"%.1f\", $1 * 1000000 / $clk / r"; }
+
+# wrk threads: two on all cores, one when wrk has one core of its own.
+wt=2
+[ -z "$pinned" ] || wt=1
+# measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors kinds
+# cpu", cpu being the CPU µs per request the front's processes used (direct: the backend instance itself).
+measure() {
+  local scen=$1 front=$2 round=$3 url args t0 t1 cpu who=$2
+  case $scen in
+    lat1) args=(-t1 -c1) url="http://127.0.0.1:${port[$front]}/small" ;;
+    get64) args=(-t"$wt" -c64) url="http://127.0.0.1:${port[$front]}/small" ;;
+    big16) args=(-t"$wt" -c16) url="http://127.0.0.1:${port[$front]}/64k" ;;
+    post16) args=(-t"$wt" -c16 -s bench/post4k.lua) url="http://127.0.0.1:${port[$front]}/echo-size" ;;
+    cascade64) args=(-t"$wt" -c64) url="http://127.0.0.1:${cport[$front]}/small"
+      case $front in switchyard | lane) who=$front-cascade ;; esac ;;
+  esac
+  t0=$(ticks "$who")
+  wout=$("${on_load[@]}" wrk "${args[@]}" -d"${duration}s" --latency "$url")
+  t1=$(ticks "$who")
+  wrk_parse
+  cpu=$(cpu_per_req $((t1 - t0)))
+  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds $cpu" >>"$results"
+  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $cpu us/req"
 }
 
 scenarios=(lat1 get64 big16 post16 cascade64)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "bench: $rounds round(s) of ${duration}s runs; fronts: ${fronts[*]}; $cores cores"
-start backend "$be" "$tmp/backend" -addr "127.0.0.1:$be"
-start backend404 "$be404" "$tmp/backend" -addr "127.0.0.1:$be404" -notfound
+start backend "$be" "${on_front[@]}" "$tmp/backend" -addr "127.0.0.1:$be"
+start backend404 "$be404" "${on_front[@]}" "$tmp/backend" -addr "127.0.0.1:$be404" -notfound
 for f in "${fronts[@]}"; do start_front "$f"; done
 # Each cascade must ask the primary once, then the delegate once, and answer the delegate's 200.
 declare -A cascade_bad=()
@@ -552,11 +621,12 @@ for f in "${fronts[@]}"; do
   fi
 done
 for f in "${fronts[@]}"; do # warm-up: pools filled, Go heaps sized
-  wrk -t2 -c64 -d1s "http://127.0.0.1:${port[$f]}/small" >/dev/null
-  [ -z "${cport[$f]}" ] || wrk -t2 -c64 -d1s "http://127.0.0.1:${cport[$f]}/small" >/dev/null
+  "${on_load[@]}" wrk -t"$wt" -c64 -d1s "http://127.0.0.1:${port[$f]}/small" >/dev/null
+  [ -z "${cport[$f]}" ] || "${on_load[@]}" wrk -t"$wt" -c64 -d1s "http://127.0.0.1:${cport[$f]}/small" >/dev/null
 done
-declare -A hwm=()
+declare -A hwm=() load_at=()
 for scen in "${scenarios[@]}"; do
+  load_at[$scen]=$(cut -d' ' -f1 /proc/loadavg)
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#fronts[@]}; i++)); do
       f=${fronts[$(((i + r) % ${#fronts[@]}))]}
@@ -576,7 +646,7 @@ for f in "${fronts[@]}"; do
   start_front "$f"
   sleep 0.5
   idle_before[$f]=$(kib VmRSS "$f")
-  "$tmp/idleconns" -addr "127.0.0.1:${port[$f]}" -n "$idle" -path /small >"$tmp/idle.out" 2>"$tmp/idle.err" &
+  "${on_load[@]}" "$tmp/idleconns" -addr "127.0.0.1:${port[$f]}" -n "$idle" -path /small >"$tmp/idle.out" 2>"$tmp/idle.err" &
   pid_of[idleconns]=$!
   for _ in $(seq 1200); do
     grep -q '^ready' "$tmp/idle.out" 2>/dev/null && break
@@ -607,7 +677,7 @@ for f in "${fronts[@]}"; do
   st_before[$f]=$(kib VmRSS "$f")
   maxr=${st_before[$f]}
   t0=$(date +%s%N)
-  curl -sS -o /dev/null -w '%{http_code} %{size_download}' \
+  "${on_load[@]}" curl -sS -o /dev/null -w '%{http_code} %{size_download}' \
     "http://127.0.0.1:${port[$f]}/stream?bytes=$stream" >"$tmp/curl.out" 2>"$tmp/curl.err" &
   pid_of[curl]=$!
   while kill -0 "${pid_of[curl]}" 2>/dev/null; do
@@ -624,14 +694,87 @@ for f in "${fronts[@]}"; do
   stop_front "$f"
 done
 
+# Busy keep-alive connections (scenario 9) and reloads under them (10), Switchyard and nginx each freshly
+# started, wrk keeping $busy connections busy for $busy_duration s. 9: RSS before, the peak (VmHWM summed
+# over the front's processes, an upper bound), RSS 3 s after the load ended. 10: the same load while the
+# front reloads its configuration every $reload_every s (Switchyard: SIGHUP; nginx: nginx -s reload), RSS
+# sampled every 100 ms (nginx's old workers count while they finish); errors are what reloads cost clients.
+reload_every=3
+busy_fronts=(switchyard nginx)
+[ -z "$lane" ] || busy_fronts=(switchyard lane nginx)
+declare -A busy_before=() busy_peak=() busy_after=() reload_n=() reload_failed=() reload_peak=()
+# reload_front NAME: asks the front to reload its configuration; fails if the request could not be made.
+reload_front() {
+  case $1 in
+    switchyard | lane) kill -HUP "${pid_of[$1]}" ;;
+    nginx) nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -s reload 2>>"$tmp/nginx-reload.log" ;;
+  esac
+}
+if [ "$busy" -gt 0 ]; then
+  load_at[busy]=$(cut -d' ' -f1 /proc/loadavg)
+  for scen in busy reload; do
+    for f in "${busy_fronts[@]}"; do
+      start_front "$f"
+      sleep 0.5
+      [ "$scen" = reload ] || busy_before[$f]=$(kib VmRSS "$f")
+      t0=$(ticks "$f")
+      "${on_load[@]}" wrk -t"$wt" -c"$busy" -d"${busy_duration}s" --latency "http://127.0.0.1:${port[$f]}/small" \
+        >"$tmp/busy.out" 2>&1 &
+      pid_of[wrk]=$!
+      n=0 failed=0 maxr=0 next=$((EPOCHSECONDS + reload_every))
+      while kill -0 "${pid_of[wrk]}" 2>/dev/null; do
+        v=$(kib VmRSS "$f")
+        [ "$v" -le "$maxr" ] || maxr=$v
+        if [ "$scen" = reload ] && [ "$EPOCHSECONDS" -ge "$next" ]; then
+          if reload_front "$f"; then n=$((n + 1)); else failed=$((failed + 1)); fi
+          next=$((next + reload_every))
+        fi
+        sleep 0.1
+      done
+      stop wrk
+      t1=$(ticks "$f")
+      wout=$(cat "$tmp/busy.out")
+      wrk_parse
+      cpu=$(cpu_per_req $((t1 - t0)))
+      if [ "$scen" = busy ]; then
+        busy_peak[$f]=$(kib VmHWM "$f")
+        sleep 3
+        busy_after[$f]=$(kib VmRSS "$f")
+        log "  busy $f: $busy connections, RSS before ${busy_before[$f]} KiB, peak ${busy_peak[$f]} KiB, 3 s after ${busy_after[$f]} KiB"
+      else
+        # Switchyard logs a reload it refused (its log level here is error); nginx -s reload's own errors.
+        if [ "$f" != nginx ]; then
+          failed=$((failed + $(grep -c 'reload failed' "$tmp/$f.log" || true)))
+        fi
+        reload_n[$f]=$n reload_failed[$f]=$failed reload_peak[$f]=$maxr
+        log "  reload $f: $n reloads ($failed failed), sampled peak RSS $maxr KiB"
+      fi
+      echo "$scen$busy $f 0 ${rps:-0} $p50 $p99 $bad $kinds $cpu" >>"$results"
+      log "  $scen$busy $f: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $cpu us/req"
+      kill -0 "${pid_of[$f]}" 2>/dev/null || { log "bench: $f died under $scen load; its log:"; tail -n 20 "$tmp/$f.log" >&2; exit 1; }
+      stop_front "$f"
+    done
+  done
+fi
+
 # --- report -----------------------------------------------------------------------------------------------
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-[ -n "$out" ] || out="bench/results/$(date -u +%F)-$tag${quick:+-quick}.md"
-mkdir -p "$(dirname "$out")"
-shared_note="wrk, the fronts and the backend all run on the same $cores cores, so absolute numbers move with the machine and whatever else runs on it; compare the ratios within one run."
+[ -n "$report" ] || report="bench/results/$(date -u +%F)-$tag${pinned:+-pinned}${quick:+-quick}.md"
+mkdir -p "$(dirname "$report")"
+if [ -n "$pinned" ]; then
+  shared_note="Split-pinned: the fronts and the backends run on core $front_cpu, wrk (and this script) on core $load_cpu. Nothing else on the machine is kept off those cores, so absolute numbers move with whatever else runs; compare the ratios within one run, and prefer the CPU per request, which other work disturbs much less than req/s."
+else
+  shared_note="wrk, the fronts and the backend all run on the same $cores cores, so absolute numbers move with the machine and whatever else runs on it; compare the ratios within one run, and prefer the CPU per request, which other work disturbs much less than req/s."
+fi
+# Idle memory per keep-alive connection before issue 18 (bench/results/2026-11-25-amd-epyc-2c-after.md).
+idle_baseline=3.2
+own_load=3
+[ -z "$pinned" ] || own_load=2
+gw_added="none"
+[ ${#extra_env[@]} -eq 0 ] || gw_added=$(printf '`%s` ' "${extra_env[@]}")
 
 {
-  echo "# Switchyard bench, $(date -u '+%F %H:%M UTC')"
+  echo "# Switchyard bench${pinned:+, split-pinned}, $(date -u '+%F %H:%M UTC')"
   echo
   echo "$shared_note${note:+ $note}"
   echo
@@ -641,31 +784,46 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   echo "| kernel | $(uname -sr) |"
   echo "| Go | $(go version | awk '{ print $3 }') |"
   echo "| gateway commit | \`$commit\` |"
+  echo "| Switchyard settings added (--gateway-env) | ${gw_added% } |"
   echo "| nginx | $(nginx -v 2>&1 | sed 's/.*version: //') |"
-  echo "| HAProxy | $(haproxy -v | awk 'NR == 1 { print $3 }') |"
-  echo "| Caddy | $(caddy version | awk '{ print $1 }') |"
+  if [ -z "$pinned" ]; then
+    echo "| HAProxy | $(haproxy -v | awk 'NR == 1 { print $3 }') |"
+    echo "| Caddy | $(caddy version | awk '{ print $1 }') |"
+  fi
   echo "| wrk | $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') |"
   echo "| runs | $rounds round(s) of ${duration} s per front and scenario, fronts in a rotated order each round; medians shown |"
-  echo "| workers | every front may use all $cores cores: Switchyard and Caddy GOMAXPROCS=$cores, nginx \`worker_processes auto\` ($cores), HAProxy \`nbthread $cores\`; the backend is Go with GOMAXPROCS=$cores |"
-  echo "| load average (1, 5, 15 min) | $load_start before the runs, $load_end after them (the bench itself adds about 3) |"
+  if [ -n "$pinned" ]; then
+    echo "| workers | fronts and backends on core $front_cpu (\`taskset -c $front_cpu\`): Switchyard and the backend GOMAXPROCS=1, nginx \`worker_processes 1\`; wrk with 1 thread on core $load_cpu |"
+  else
+    echo "| workers | every front may use all $cores cores: Switchyard and Caddy GOMAXPROCS=$cores, nginx \`worker_processes auto\` ($cores), HAProxy \`nbthread $cores\`; the backend is Go with GOMAXPROCS=$cores |"
+  fi
+  echo "| load average (1, 5, 15 min) | $load_start before the runs, $load_end after them (the bench itself adds about $own_load) |"
+  printf '| load average (1 min) as each scenario started |'
+  for k in lat1 get64 big16 post16 cascade64 busy; do [ -z "${load_at[$k]:-}" ] || printf ' %s %s,' "$k" "${load_at[$k]}"; done | sed 's/,$//'
+  echo " |"
   echo "| upstream | keep-alive pool of 256 idle connections everywhere, access logs off, client keep-alive 120 s |"
+  echo
+  echo "\"CPU µs/req\" is the user + system time of the front's processes (from /proc) over the run divided by the"
+  echo "requests wrk completed; for direct it is the backend's own, the floor under every front."
   echo
   echo "## 1. Small GET, 1 connection (latency)"
   echo
   echo "\"Added\" is the front's p50 minus the backend's own p50 (direct)."
   echo
-  echo "| front | p50 µs | p99 µs | added p50 µs | p50 ÷ nginx | added ÷ nginx | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| front | p50 µs | p99 µs | added p50 µs | p50 ÷ nginx | added ÷ nginx | CPU µs/req | CPU ÷ nginx | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   d50=$(med lat1 direct 5)
   n50=$(med lat1 nginx 5)
   nadd=$(calc "printf \"%.1f\", $n50 - $d50")
+  ncpu=$(med lat1 nginx 9)
   for f in "${fronts[@]}"; do
     p50=$(med lat1 "$f" 5)
+    c=$(med lat1 "$f" 9)
     add=$(calc "printf \"%.1f\", $p50 - $d50")
     if [ "$f" = direct ]; then
-      echo "| $f | $p50 | $(med lat1 "$f" 6) | - | $(ratio "$p50" "$n50") | - | $(med lat1 "$f" 7) |"
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | - | $(ratio "$p50" "$n50") | - | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 7) |"
     else
-      echo "| $f | $p50 | $(med lat1 "$f" 6) | $add | $(ratio "$p50" "$n50") | $(ratio "$add" "$nadd") | $(med lat1 "$f" 7) |"
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | $add | $(ratio "$p50" "$n50") | $(ratio "$add" "$nadd") | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 7) |"
     fi
   done
   titles=([1]="Small GET, 64 connections (throughput)" [2]="64 KiB GET, 16 connections" [3]="4 KiB POST, 16 connections"
@@ -683,13 +841,14 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
       echo "asked once, then the delegate once, and the delegate's 200 came back. Direct: n/a (no front, no cascade)."
       echo
     fi
-    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | errors |"
-    echo "|---|---:|---:|---:|---:|---:|"
-    nr=$(med "$scen" nginx 4)
+    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | CPU µs/req | CPU ÷ nginx | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    nr=$(med "$scen" nginx 4) ncpu=$(med "$scen" nginx 9)
     for f in "${fronts[@]}"; do
       r=$(med "$scen" "$f" 4)
-      if [ "$r" = n/a ]; then echo "| $f | n/a${cascade_bad[$f]:+ (${cascade_bad[$f]})} | | | | |"; continue; fi
-      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $(med "$scen" "$f" 7) |"
+      if [ "$r" = n/a ]; then echo "| $f | n/a${cascade_bad[$f]:+ (${cascade_bad[$f]})} | | | | | | |"; continue; fi
+      c=$(med "$scen" "$f" 9)
+      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $c | $(ratio "$c" "$ncpu") | $(med "$scen" "$f" 7) |"
     done
     n=$((n + 1))
   done
@@ -697,7 +856,8 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
   echo "## 6-8. Memory"
   echo
   echo "RSS is summed over the front's processes (nginx: master and workers). Idle: each front freshly started,"
-  echo "then $idle connections each send one keep-alive GET and stay open; per connection = (held - before) / $idle."
+  echo "then $idle connections each send one keep-alive GET and stay open, read 5 s after the last one went quiet;"
+  echo "KiB per idle connection = (held - before) / $idle."
   echo "Peak: VmHWM after scenarios 1-4 (summed over processes; Switchyard: the main instance, not the cascade one)."
   echo "Stream: a $stream_size body through a freshly started front, RSS sampled every 50 ms."
   echo "Direct is the backend itself, for reference."
@@ -715,30 +875,71 @@ shared_note="wrk, the fronts and the backend all run on the same $cores cores, s
     growth[$f]=$(mib "$((st_max[$f] - st_before[$f]))")
     echo "| $f | $(mib "${idle_before[$f]}") | $held | ${per_conn[$f]} | ${idle_closed[$f]} | $(mib "${hwm[$f]}") | $(mib "${st_before[$f]}") | $(mib "${st_max[$f]}") | ${growth[$f]} | ${st_secs[$f]} | ${st_ok[$f]} |"
   done
+  if [ "$busy" -gt 0 ]; then
+    echo
+    echo "## 9-10. $busy busy keep-alive connections, and reloads under them"
+    echo
+    echo "Each front freshly started; \`wrk -t$wt -c$busy -d${busy_duration}s\` on /small. 9: RSS before the load, the"
+    echo "peak (VmHWM summed over the front's processes), RSS 3 s after the load ended; KiB per busy connection ="
+    echo "(peak - before) / $busy. 10: the same load on another fresh instance while the front reloads its"
+    echo "configuration every $reload_every s (Switchyard: SIGHUP; nginx: \`nginx -s reload\`); peak RSS sampled"
+    echo "every 100 ms (nginx's old workers count while they finish); the errors are what the reloads cost clients."
+    echo
+    echo "| front | before MiB | peak MiB | 3 s after MiB | KiB per busy conn | req/s | ÷ nginx | CPU µs/req | errors | reloads (failed) | req/s reloading | errors reloading | peak reloading MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    nr=$(med "busy$busy" nginx 4)
+    for f in "${busy_fronts[@]}"; do
+      r=$(med "busy$busy" "$f" 4)
+      echo "| $f | $(mib "${busy_before[$f]}") | $(mib "${busy_peak[$f]}") | $(mib "${busy_after[$f]}") | $(calc "printf \"%.1f\", (${busy_peak[$f]} - ${busy_before[$f]}) / $busy") | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "busy$busy" "$f" 9) | $(med "busy$busy" "$f" 7) | ${reload_n[$f]} (${reload_failed[$f]}) | $(n0 "$(med "reload$busy" "$f" 4)") | $(med "reload$busy" "$f" 7) | $(mib "${reload_peak[$f]}") |"
+    done
+  fi
   echo
-  echo "## Targets (issue 7)"
+  echo "## Targets (issue 18)"
   echo
   met() { if [ "$(calc "print ($1) ? 1 : 0")" = 1 ]; then echo met; else echo "**not met**"; fi; }
-  sg=$(med get64 switchyard 4) ng=$(med get64 nginx 4) cg=$(med get64 caddy 4)
-  echo "- Throughput, small GET at 64 connections >= 1.0 x nginx: $(met "$sg >= $ng") ($(n0 "$sg") vs $(n0 "$ng") req/s, $(ratio "$sg" "$ng") x)"
-  echo "- Throughput, small GET at 64 connections >= 2 x Caddy: $(met "$sg >= 2 * $cg") ($(n0 "$sg") vs $(n0 "$cg") req/s, $(ratio "$sg" "$cg") x)"
-  sadd=$(calc "printf \"%.1f\", $(med lat1 switchyard 5) - $d50")
-  echo "- Added latency at 1 connection <= nginx's: $(met "$sadd <= $nadd") (p50 +$sadd µs vs +$nadd µs over direct)"
-  sc=$(med cascade64 switchyard 4) nc=$(med cascade64 nginx 4)
-  echo "- Cascade >= 1.0 x nginx's \`error_page 404 = @fallback\`: $(met "$sc >= $nc") ($(n0 "$sc") vs $(n0 "$nc") req/s, $(ratio "$sc" "$nc") x)"
-  if [ "${per_conn[switchyard]}" = n/a ]; then
-    echo "- Memory <= 10 KiB per idle keep-alive connection: **not met** (the idle run failed)"
-  else
-    echo "- Memory <= 10 KiB per idle keep-alive connection: $(met "${per_conn[switchyard]} <= 10") (${per_conn[switchyard]} KiB; nginx ${per_conn[nginx]}, HAProxy ${per_conn[haproxy]}, Caddy ${per_conn[caddy]})"
+  mode=${pinned:+split-pinned}
+  mode=${mode:-all cores}
+  ng=$(med get64 nginx 4) ncg=$(med get64 nginx 9)
+  sw_fronts=(switchyard)
+  [ -z "$lane" ] || sw_fronts=(switchyard lane)
+  for f in "${sw_fronts[@]}"; do
+    [ "$f" = switchyard ] && who=Switchyard || who="Switchyard, lane on"
+    sg=$(med get64 "$f" 4) scg=$(med get64 "$f" 9)
+    sadd=$(calc "printf \"%.1f\", $(med lat1 "$f" 5) - $d50")
+    echo "- $who: throughput, small GET at 64 connections >= 1.0 x nginx ($mode): $(met "$sg >= $ng") ($(n0 "$sg") vs $(n0 "$ng") req/s, $(ratio "$sg" "$ng") x; CPU per request $scg vs $ncg µs, $(ratio "$scg" "$ncg") x nginx's)"
+    echo "- $who: added p50 at 1 connection <= nginx's ($mode): $(met "$sadd <= $nadd") (+$sadd µs vs +$nadd µs over direct's $d50)"
+    if [ "${per_conn[$f]}" = n/a ]; then
+      echo "- $who: idle memory per keep-alive connection <= before issue 18 ($idle_baseline KiB): **not met** (the idle run failed)"
+    else
+      echo "- $who: idle memory per keep-alive connection <= before issue 18 ($idle_baseline KiB, 2026-11-25): $(met "${per_conn[$f]} <= $idle_baseline") (${per_conn[$f]} KiB per connection; nginx ${per_conn[nginx]})"
+    fi
+    if [ "$busy" -gt 0 ]; then
+      sp=$((busy_peak[$f] - busy_before[$f])) np=$((busy_peak[nginx] - busy_before[nginx]))
+      echo "- $who: peak RSS under $busy busy connections <= 2 x nginx's: $(met "${busy_peak[$f]} <= 2 * ${busy_peak[nginx]}") ($(mib "${busy_peak[$f]}") vs $(mib "${busy_peak[nginx]}") MiB, $(ratio "${busy_peak[$f]}" "${busy_peak[nginx]}") x; growth under the load $(mib "$sp") vs $(mib "$np") MiB)"
+      se=$(med "reload$busy" "$f" 7) ne=$(med "reload$busy" nginx 7)
+      echo "- $who: reloads under $busy busy connections lose nothing: $(met "$se == 0 && ${reload_failed[$f]} == 0") ($se errors over ${reload_n[$f]} reloads; nginx $ne over ${reload_n[nginx]})"
+    fi
+  done
+  if [ -z "$pinned" ]; then
+    echo
+    echo "## Targets (issue 7)"
+    echo
+    sg=$(med get64 switchyard 4) cg=$(med get64 caddy 4)
+    echo "- Throughput, small GET at 64 connections >= 2 x Caddy: $(met "$sg >= 2 * $cg") ($(n0 "$sg") vs $(n0 "$cg") req/s, $(ratio "$sg" "$cg") x)"
+    sc=$(med cascade64 switchyard 4) nc=$(med cascade64 nginx 4)
+    echo "- Cascade >= 1.0 x nginx's \`error_page 404 = @fallback\`: $(met "$sc >= $nc") ($(n0 "$sc") vs $(n0 "$nc") req/s, $(ratio "$sc" "$nc") x)"
+    if [ "${per_conn[switchyard]}" != n/a ]; then
+      echo "- Memory <= 10 KiB per idle keep-alive connection: $(met "${per_conn[switchyard]} <= 10") (${per_conn[switchyard]} KiB; nginx ${per_conn[nginx]}, HAProxy ${per_conn[haproxy]}, Caddy ${per_conn[caddy]})"
+    fi
+    echo "- Flat RSS while streaming $stream_size (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
   fi
-  echo "- Flat RSS while streaming $stream_size (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
   echo
-  echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds; wrk counts a request"
-  echo "slower than 2 s as a timeout error):"
+  echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds, CPU µs per request;"
+  echo "wrk counts a request slower than 2 s as a timeout error):"
   echo
   echo '```'
   cat "$results"
   echo '```'
-} >"$out"
-cat "$out"
-log "bench: results in $out"
+} >"$report"
+cat "$report"
+log "bench: results in $report"
