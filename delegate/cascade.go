@@ -31,17 +31,17 @@ type App struct {
 	// so a pass status alone (a real page's 404) is final. The header never reaches the client: it is
 	// removed from every answer of this app, passed on or not, and whichever position the app holds.
 	PassHeader string
-	// FallBack, when not nil, lets the next app serve a request this app never received (nginx's
-	// proxy_next_upstream error): when the app fails before any byte of the request reached it
-	// (failure.Unsent: its connection could not be opened, no instance was available) and answers that
-	// failure with failure.Answer, the request passes on as if the app had answered a pass status. Any
-	// method passes on, and the next app gets the body whole: the held copy, or, for a body too large to
-	// hold, the client's own stream, only when nothing of it was read yet. The Cascade logs one warning for
-	// such a request (route, app, upstream, next app, cause) and calls FallBack once, before the next app
-	// is asked (to count it). A failure after the connection was opened (a reset, a timeout waiting for
-	// the answer) is answered as before (502, 504), and the last app's failures are final. Nil: every
-	// failure is answered.
-	FallBack func(r *http.Request, err error)
+	// FallBack lets the next app serve a request this app never received (nginx's proxy_next_upstream
+	// error): when the app fails before any byte of the request reached it (failure.Unsent: its connection
+	// could not be opened, no instance was available) and answers that failure with failure.Answer, the
+	// request passes on as if the app had answered a pass status. Any method passes on, and the next app
+	// gets the body whole: the held copy, or, for a body too large to hold, the client's own stream, only
+	// when nothing of it was read yet. The Cascade logs one warning for such a request (route, app,
+	// upstream, next app, cause) and records it in reqinfo (Info.Unreached), where the migration report
+	// counts it. A failure after the connection was opened (a reset, a timeout waiting for the answer) is
+	// answered as before (502, 504), and the last app's failures are final. false: every failure is
+	// answered.
+	FallBack bool
 }
 
 // Cascade serves a request with its first app and, while the answer's status is a pass status, with the
@@ -133,7 +133,7 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
 			"app", c.Apps[0].Name, "limit", c.bodyLimit(), "content_length", r.ContentLength, "path", r.URL.Path)
 		info.Tried(c.Apps[0].Name)
-		if c.Apps[0].FallBack == nil {
+		if !c.Apps[0].FallBack {
 			c.Apps[0].serveFinal(w, r)
 			return
 		}
@@ -169,7 +169,7 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req := withBody(r, body, true)
 		pw := passWriters.Get().(*passWriter)
-		pw.w, pw.c, pw.passHeader, pw.fallBack = w, c, app.PassHeader, app.FallBack != nil
+		pw.w, pw.c, pw.passHeader, pw.fallBack = w, c, app.PassHeader, app.FallBack
 		app.Handler.ServeHTTP(pw, req)
 		if !pw.decided {
 			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
@@ -194,14 +194,13 @@ type unsentFailure struct {
 	err      error
 }
 
-// fellBack logs the one line of a request that app never received and next serves instead, and calls
-// app's FallBack.
+// fellBack logs the one line of a request that app never received and next serves instead, and records it.
 func (c *Cascade) fellBack(r *http.Request, info *reqinfo.Info, app, next App, u *unsentFailure) {
 	c.logger().LogAttrs(r.Context(), slog.LevelWarn, "app not reached: the next app serves the request",
 		slog.String("route", info.Snapshot().Route), slog.String("app", app.Name), slog.String("upstream", u.upstream),
 		slog.String("next", next.Name), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("cause", u.err.Error()))
-	app.FallBack(r, u.err)
+	info.Unreached(app.Name)
 }
 
 // trackedBody is the client's body stream handed to an app that may fall back (App.FallBack) when the body

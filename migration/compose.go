@@ -39,7 +39,8 @@ type Composition struct {
 //
 // In canary and primary, a request the new app never received (delegate.App.FallBack: its connection
 // could not be opened, no instance was available) is served by old, which served it before the
-// migration; r counts it per route (RouteReport.FellBack). The client's canary side does not change.
+// migration; r counts it per route (RouteReport.FellBack) and a NegativeCache does not take it for a
+// miss. The client's canary side does not change.
 //
 // The returned closer (nil when nothing needs closing) stops a shadow's workers.
 func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
@@ -51,7 +52,7 @@ func (r *Recorder) Compose(c Composition) (http.Handler, io.Closer) {
 	r.AddRoute(meta)
 	withNew := append([]delegate.App{c.New}, c.Old...)
 	if len(c.Old) > 0 && (s.Stage == StageCanary || s.Stage == StagePrimary) {
-		withNew[0].FallBack = r.fallBackCounter(c.Pattern)
+		withNew[0].FallBack = true
 	}
 	var rest []delegate.App
 	if len(c.Old) > 1 {

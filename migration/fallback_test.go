@@ -305,3 +305,34 @@ func TestCanaryFallsBackWhenNoInstanceOfTheNewAppIsLeft(t *testing.T) {
 		t.Fatalf("the second request did not fall back on no instance, log:\n%s", logs)
 	}
 }
+
+// TestNegativeCacheDoesNotRememberARequestTheNewAppNeverReceived: at the primary stage with a negative
+// cache, requests that fell back because the new app was down are not misses: once it is up, it serves the
+// same path at once.
+func TestNegativeCacheDoesNotRememberARequestTheNewAppNeverReceived(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "new.sock")
+	oldURL, _ := hashApp(t, "old")
+	g, front, _ := buildLogged(t, map[string]string{
+		"GATEWAY_ROUTES": "/shop/=unix://" + sock + "?name=new&stage=primary&negative_cache=100&negative_cache_ttl=1h&old=" + url.QueryEscape(oldURL+"?name=old"),
+	})
+	for range 2 {
+		if status, body, _ := fetch(t, front+"/shop/item/1"); status != 200 || body != hashOf("old", "GET", nil) {
+			t.Fatalf("got %d %q, want the old app's answer", status, body)
+		}
+	}
+	rt := routeOf(t, report(t, g), "/shop/")
+	if rt.FellBack != 2 || rt.NegativeCache == nil || rt.NegativeCache.Entries != 0 || rt.NegativeCache.Saved != 0 {
+		t.Fatalf("fell_back %d, negative cache %+v; want 2 and nothing remembered", rt.FellBack, rt.NegativeCache)
+	}
+
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "new") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	if status, body, _ := fetch(t, front+"/shop/item/1"); status != 200 || body != "new" {
+		t.Fatalf("once the new app is up: got %d %q, want its answer", status, body)
+	}
+}

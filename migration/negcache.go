@@ -105,7 +105,8 @@ func (c *NegativeCache) Remembered() uint64 { return c.remembered.Load() }
 
 // Handler serves a request with skip (the cascade without the new app) when it is a remembered miss, and
 // with full (the cascade starting at the new app, named newApp in reqinfo) otherwise, remembering it when
-// the new app passed it on: that is, when reqinfo shows newApp tried first and another app answering.
+// the new app passed it on: that is, when reqinfo shows newApp tried first and another app answering, and
+// newApp not Unreached (a request the new app never received because it was down is not a miss).
 func (c *NegativeCache) Handler(newApp string, full, skip http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.Known(r) {
@@ -120,7 +121,8 @@ func (c *NegativeCache) Handler(newApp string, full, skip http.Handler) http.Han
 		before := len(info.Snapshot().Tried)
 		full.ServeHTTP(w, r)
 		s := info.Snapshot()
-		if len(s.Tried) > before+1 && s.Tried[before] == newApp && s.App != newApp && r.Context().Err() == nil {
+		// A request the new app never received (it was down) says nothing about the path.
+		if len(s.Tried) > before+1 && s.Tried[before] == newApp && s.App != newApp && s.Unreached != newApp && r.Context().Err() == nil {
 			c.Remember(r)
 		}
 	})

@@ -144,8 +144,8 @@ type routeStats struct {
 	shadowStats, shadowPrev func() delegate.ShadowStats
 	shadowBase              delegate.ShadowStats
 	negCache                *NegativeCache
-	// fellBack counts requests the new app never received that the old app served (delegate.App.FallBack).
-	fellBack atomic.Uint64
+	// fellBack counts requests the new app never received (delegate.App.FallBack, reqinfo's Unreached).
+	fellBack uint64
 }
 
 type appStats struct {
@@ -317,6 +317,9 @@ func (r *Recorder) Record(method, path string, s reqinfo.Snapshot, status int, d
 		rs.appOrder = append(rs.appOrder, app)
 	}
 	as.observe(status, d, timed)
+	if s.Unreached != "" && s.Unreached == rs.meta.New {
+		rs.fellBack++
+	}
 
 	// The path's template is built in buf and looked up through a view of it (no allocation per request
 	// for a template seen before); a new ledger key gets its own copy.
@@ -534,13 +537,6 @@ func (r *Recorder) ShadowObserver(pattern string, opts CompareOptions) func(dele
 		}
 		rs.next = (rs.next + 1) % r.opts.Samples
 	}
-}
-
-// fallBackCounter returns the delegate.App.FallBack of route pattern's new app: it counts the request.
-// Looked up once here, so a route carried over a reload keeps counting into the same number.
-func (r *Recorder) fallBackCounter(pattern string) func(*http.Request, error) {
-	rs := r.route(pattern)
-	return func(*http.Request, error) { rs.fellBack.Add(1) }
 }
 
 // AttachShadow makes the report show a Shadow's queue counters for route pattern. On a route carried over

@@ -128,7 +128,7 @@ func (r *Recorder) Report() Report {
 	for _, rs := range routes {
 		rs.mu.Lock()
 		rr := RouteReport{Pattern: rs.meta.Pattern, Since: rs.since, Stage: string(rs.meta.Stage), New: rs.meta.New, Old: rs.meta.Old,
-			CanaryPercent: rs.meta.CanaryPercent, FellBack: rs.fellBack.Load(), Apps: []AppReport{}}
+			CanaryPercent: rs.meta.CanaryPercent, FellBack: rs.fellBack, Apps: []AppReport{}}
 		if rr.Stage == "" {
 			rr.Stage = "-"
 		}

@@ -27,6 +27,7 @@ type Info struct {
 	tried    []string
 	upstream string
 	failures []Failure
+	unreach  string
 	appTime  time.Duration
 	start    time.Time // set by Attach, never changed: read without the lock
 
@@ -154,6 +155,17 @@ func (in *Info) Failed(app, upstream string, err error) {
 	in.mu.Unlock()
 }
 
+// Unreached records that app was never reached (its connection could not be opened, no instance was
+// available) and that the next app was asked instead (delegate.App.FallBack). Nil-safe.
+func (in *Info) Unreached(app string) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.unreach = app
+	in.mu.Unlock()
+}
+
 // Snapshot is a copy of an Info's fields. Tried and Failures are read-only views of the record (taking a
 // snapshot allocates nothing): they never change after the snapshot is taken, since the record only ever
 // appends, and appending to them copies, but their elements must not be assigned.
@@ -163,6 +175,9 @@ type Snapshot struct {
 	Tried    []string
 	Upstream string
 	Failures []Failure
+	// Unreached is the app the request fell back from (Info.Unreached): never reached, so the next app
+	// served it; "" when there was none.
+	Unreached string
 	// AppTime is the time spent inside applications (every app the cascade tried), from handing over the
 	// request to the end of the answer: the gateway's share of a request's duration is the rest.
 	AppTime time.Duration
@@ -187,5 +202,5 @@ func (in *Info) Snapshot() Snapshot {
 	defer in.mu.Unlock()
 	// Full slice expressions: an append by the holder must copy, never write into the record's spare room.
 	return Snapshot{Route: in.route, App: in.app, Tried: in.tried[:len(in.tried):len(in.tried)], Upstream: in.upstream,
-		Failures: in.failures[:len(in.failures):len(in.failures)], AppTime: in.appTime}
+		Failures: in.failures[:len(in.failures):len(in.failures)], Unreached: in.unreach, AppTime: in.appTime}
 }
