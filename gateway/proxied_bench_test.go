@@ -22,7 +22,8 @@ import (
 // in this process, so a request's cost here includes the client's and the backend's: "direct" sends the
 // same requests to the backend without the gateway, and the gateway's share is a sub-benchmark's minus
 // direct's. "park-off" is the same gateway with GATEWAY_IDLE_PARK_AFTER=0: the idle-park hook's cost per
-// request is park-on's minus park-off's. Count instructions with bench/layers.sh 'ProxiedGET'.
+// request is park-on's minus park-off's; "lane" is park-on with GATEWAY_FAST_LANE=true (on Linux the fast
+// lane serves every request). Count instructions with bench/layers.sh 'ProxiedGET'.
 func BenchmarkProxiedGET(b *testing.B) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = []string{"text/plain"}
@@ -30,12 +31,13 @@ func BenchmarkProxiedGET(b *testing.B) {
 	}))
 	b.Cleanup(backend.Close)
 	b.Run("direct", func(b *testing.B) { benchGets(b, backend.Listener.Addr().String()) })
-	for _, tt := range []struct{ name, park string }{{"park-on", "1s"}, {"park-off", "0"}} {
+	for _, tt := range []struct{ name, park, lane string }{{"park-on", "1s", "false"}, {"park-off", "0", "false"}, {"lane", "1s", "true"}} {
 		b.Run(tt.name, func(b *testing.B) {
 			logger := slog.New(slog.DiscardHandler)
 			cfg, err := config.Load(map[string]string{
 				"GATEWAY_PRIMARY":         backend.URL,
 				"GATEWAY_IDLE_PARK_AFTER": tt.park,
+				"GATEWAY_FAST_LANE":       tt.lane,
 			}, nil)
 			if err != nil {
 				b.Fatal(err)

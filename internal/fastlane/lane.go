@@ -155,6 +155,11 @@ type conn struct {
 	bufw       *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf   *bufio.Writer // net/http's 2 KiB response buffer
 	werr       error
+	// Scratch space for the head's numbers and date, as net/http's response has.
+	statusBuf [3]byte
+	clenBuf   [20]byte
+	chunkHead [16]byte
+	dateBuf   [len(http.TimeFormat)]byte
 
 	// The background read, as net/http's connReader: it watches for the client's close while a handler
 	// runs (cancelling the connection's context) and keeps the one byte it may read.
@@ -309,13 +314,14 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 		return false, false
 	}
 	inBuf := min(int64(c.n-h.Size), h.ContentLength)
-	b := &body{c: c, buffered: c.buf[h.Size : h.Size+int(inBuf)], remain: h.ContentLength - inBuf}
+	ex := &struct { // the request's body and response writer in one allocation
+		b body
+		w response
+	}{b: body{c: c, buffered: c.buf[h.Size : h.Size+int(inBuf)], remain: h.ContentLength - inBuf}}
+	b := &ex.b
 	rctx, rcancel := context.WithCancel(c.ctx)
 	defer rcancel()
-	req, err := h.Request(rctx, c.remoteAddr, b)
-	if err != nil {
-		return false, false
-	}
+	req := h.Request(rctx, c.buf, c.remoteAddr, b)
 	handler, done := l.router.LaneHandler(req)
 	if handler == nil {
 		return false, false
@@ -324,7 +330,8 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 	if !b.sawEOF && b.remain == 0 && len(b.buffered) == 0 {
 		b.sawEOF = true
 	}
-	w := c.newResponse(req, b)
+	w := &ex.w
+	c.initResponse(w, req, b)
 	if h.ContentLength == 0 || b.remain == 0 && len(b.buffered) == 0 {
 		c.startBackgroundRead()
 	} else {

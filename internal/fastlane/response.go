@@ -46,16 +46,15 @@ type response struct {
 // bufferBeforeChunkingSize is net/http's: a handler that finishes within it gets a Content-Length.
 const bufferBeforeChunkingSize = 2048
 
-// newResponse starts the answer to req; like net/http, it reads the request's keep-alive wishes before
+// initResponse starts the answer to req; like net/http, it reads the request's keep-alive wishes before
 // the handler runs (and may change the request's fields).
-func (c *conn) newResponse(req *http.Request, b *body) *response {
+func (c *conn) initResponse(w *response, req *http.Request, b *body) {
 	conn := get(req.Header, "Connection")
-	w := &response{c: c, req: req, handlerHeader: make(http.Header), contentLength: -1, body: b,
+	*w = response{c: c, req: req, handlerHeader: make(http.Header), contentLength: -1, body: b,
 		wants10KeepAlive: req.ProtoMinor == 0 && hasToken(conn, "keep-alive"),
 		wantsClose:       req.Close || hasToken(conn, "close")}
 	w.w = c.chunkBuf
 	w.w.Reset(chunkWriter{w})
-	return w
 }
 
 func (w *response) Header() http.Header {
@@ -76,7 +75,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		bw := w.c.bufw
-		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.c.statusBuf[:])
 		_ = w.handlerHeader.WriteSubset(bw, excludedHeadersNoBody)
 		bw.WriteString("\r\n")
 		bw.Flush()
@@ -211,7 +210,7 @@ func (cw chunkWriter) Write(p []byte) (int, error) {
 	}
 	bw := w.c.bufw
 	if w.chunking {
-		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(w.c.chunkHead[:0], int64(len(p)), 16))
 		if _, err := bw.WriteString("\r\n"); err != nil {
 			w.c.rwc.Close()
 			return 0, err
@@ -272,7 +271,7 @@ func (w *response) writeHeader(p []byte) {
 	hasTE := te != ""
 	if w.handlerDone && !trailers && !hasTE && bodyAllowedForStatus(w.status) && !has(header, "Content-Length") && (!isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
-		set.contentLength = strconv.Itoa(len(p))
+		set.contentLength = strconv.AppendInt(w.c.clenBuf[:0], int64(len(p)), 10)
 	}
 	if w.wants10KeepAlive && keepAlives {
 		if get(header, "Content-Length") != "" && get(header, "Connection") == "keep-alive" {
@@ -312,7 +311,7 @@ func (w *response) writeHeader(p []byte) {
 		}
 	}
 	if !has(header, "Date") {
-		set.date = time.Now().UTC().Format(http.TimeFormat)
+		set.date = time.Now().UTC().AppendFormat(w.c.dateBuf[:0], http.TimeFormat)
 	}
 	if hasCL && hasTE && te != "identity" {
 		w.c.l.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, w.contentLength)
@@ -351,7 +350,7 @@ func (w *response) writeHeader(p []byte) {
 		}
 	}
 	bw := w.c.bufw
-	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), w.status)
+	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), w.status, w.c.statusBuf[:])
 	_ = header.WriteSubset(bw, exclude)
 	set.write(bw)
 	bw.WriteString("\r\n")
@@ -380,15 +379,20 @@ var badTrailer = map[string]bool{
 
 // extraHeader holds the fields writeHeader adds, written in net/http's order.
 type extraHeader struct {
-	contentType, connection, transferEncoding, date, contentLength string
+	contentType, connection, transferEncoding string
+	date, contentLength                       []byte // written when not nil
 }
 
 func (h extraHeader) write(bw *bufio.Writer) {
-	if h.date != "" {
-		bw.WriteString("Date: " + h.date + "\r\n")
+	if h.date != nil {
+		bw.WriteString("Date: ")
+		bw.Write(h.date)
+		bw.WriteString("\r\n")
 	}
-	if h.contentLength != "" {
-		bw.WriteString("Content-Length: " + h.contentLength + "\r\n")
+	if h.contentLength != nil {
+		bw.WriteString("Content-Length: ")
+		bw.Write(h.contentLength)
+		bw.WriteString("\r\n")
 	}
 	for i, v := range []string{h.contentType, h.connection, h.transferEncoding} {
 		if v != "" {
@@ -424,14 +428,14 @@ func bodyAllowedForStatus(status int) bool {
 	return true
 }
 
-func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
+func writeStatusLine(bw *bufio.Writer, is11 bool, code int, scratch []byte) {
 	if is11 {
 		bw.WriteString("HTTP/1.1 ")
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
 	if text := http.StatusText(code); text != "" {
-		bw.WriteString(strconv.Itoa(code))
+		bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 		bw.WriteString("\r\n")
