@@ -138,7 +138,8 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The first app's answer is final, unless it never received the request and the stream is as the
-		// client sent it: then the next app gets the stream, as final.
+		// client sent it: then the next app gets the stream, as final. Held until its status is known, that
+		// answer loses its 1xx informational heads (103 Early Hints), as any answer that may pass does.
 		tb := &trackedBody{rc: r.Body}
 		r2 := new(http.Request)
 		*r2 = *r
