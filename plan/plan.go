@@ -224,6 +224,9 @@ func (ps *parser) routes() {
 			continue
 		}
 		seen[p] = rs
+		if w := singleLabelHostWarning(rs.Where("pattern"), rs.Pattern, p); w != "" {
+			ps.warn(w)
+		}
 		r := Route{Pattern: p, Source: rs.Source, Middleware: rs.Middleware, MiddlewareSource: rs.Where("middleware") + ": route " + p.String()}
 		// Errors name the route, not only where it was configured.
 		where := func(key string) string { return rs.Where(key) + ": route " + p.String() }
@@ -449,4 +452,16 @@ func optionKey(msg string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// singleLabelHostWarning warns about a pattern such as "api/" or "static": without a leading '/' its first
+// segment is a host name, so the route answers only requests with "Host: api", which is rarely what was
+// meant. A host with a dot, a wildcard, localhost and an IP address are taken as meant.
+func singleLabelHostWarning(where, raw string, p router.Pattern) string {
+	if p.Host == "" || p.Host == "localhost" || strings.ContainsAny(p.Host, ".:*") {
+		return ""
+	}
+	path := "/" + strings.TrimPrefix(strings.TrimSpace(raw), "/")
+	return fmt.Sprintf("%s: route pattern %q is read as the host %q (only requests with Host: %s); for a path write %q",
+		where, strings.TrimSpace(raw), p.Host, p.Host, path)
 }

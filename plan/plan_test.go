@@ -219,3 +219,31 @@ func TestOptionKeyFindsTheKeyAMessageIsAbout(t *testing.T) {
 		}
 	}
 }
+
+// A pattern without its leading '/' reads as a host name: "api/" routes requests with Host: api. That is
+// kept (intranet hosts have one label) but said, with the path the user probably meant.
+func TestAPatternThatReadsAsASingleLabelHostIsWarnedAbout(t *testing.T) {
+	for _, tc := range []struct{ routes, want string }{
+		{"api/=http://127.0.0.1:3000", `GATEWAY_ROUTES: route pattern "api/" is read as the host "api" (only requests with Host: api); for a path write "/api/"`},
+		{"static=http://127.0.0.1:3000", `GATEWAY_ROUTES: route pattern "static" is read as the host "static" (only requests with Host: static); for a path write "/static"`},
+		{"/api/=http://127.0.0.1:3000", ""},
+		{"shop.example.com/=http://127.0.0.1:3000", ""},
+		{"*.example.com/=http://127.0.0.1:3000", ""},
+		{"localhost/=http://127.0.0.1:3000", ""},
+		{"127.0.0.1/=http://127.0.0.1:3000", ""},
+	} {
+		p, err := load(t, map[string]string{"GATEWAY_ROUTES": tc.routes}, "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.routes, err)
+		}
+		var got string
+		for _, w := range p.Warnings {
+			if strings.Contains(w, "is read as the host") {
+				got = w
+			}
+		}
+		if got != tc.want {
+			t.Errorf("GATEWAY_ROUTES=%s: warning %q, want %q", tc.routes, got, tc.want)
+		}
+	}
+}
