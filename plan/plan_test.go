@@ -247,3 +247,33 @@ func TestAPatternThatReadsAsASingleLabelHostIsWarnedAbout(t *testing.T) {
 		}
 	}
 }
+
+// The route table's app column leaves out what its stage column shows (stage, old, canary), keeping
+// every other key as written: a YAML route's keys are folded into its app URL.
+func TestTheTableShowsAMigratingAppWithoutItsStageKeys(t *testing.T) {
+	file := `routes:
+  - pattern: /api/
+    app: http://127.0.0.1:3000?name=flask
+    old: uwsgi://127.0.0.1:8002?name=django
+    stage: canary
+    canary_percent: 10
+    shadow_ignore: [csrf]
+  - pattern: /plain/
+    app: http://127.0.0.1:3001?name=plain&timeout=5s
+`
+	p, err := load(t, map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]string{}
+	for _, r := range p.Table() {
+		got[r.Pattern] = [2]string{r.App, r.Stage + " / " + r.Old}
+	}
+	want := map[string][2]string{
+		"/api/":   {"http://127.0.0.1:3000?name=flask&shadow_ignore=csrf", "canary 10% / uwsgi://127.0.0.1:8002?name=django"},
+		"/plain/": {"http://127.0.0.1:3001?name=plain&timeout=5s", " / "},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("route table (-want +got):\n%s", diff)
+	}
+}

@@ -38,6 +38,7 @@ func (p *Plan) Table() []RouteInfo {
 			StripPrefix: r.App.Strip, Cascade: r.Cascade, EncodedSlash: r.EncodedSlash, PlainHTTP: r.PlainHTTP, Source: r.Source}
 		if r.Stage.Stage != migration.StageNone {
 			info.Stage, info.Old = stageText(r.Stage), r.Stage.Old
+			info.App = withoutStageKeys(info.App)
 		}
 		for _, s := range r.Middleware {
 			info.Middleware = append(info.Middleware, middleware.Describe(s))
@@ -82,4 +83,26 @@ func sortRouteInfos(rs []RouteInfo) {
 			rs[j-1], rs[j] = rs[j], rs[j-1]
 		}
 	}
+}
+
+// withoutStageKeys is an app URL without the stage, old and canary keys, which the table's stage column
+// shows already (a YAML route's keys are folded into its app URL, the old app's URL escaped in it). The
+// other keys stay as written, in their order.
+func withoutStageKeys(raw string) string {
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok {
+		return raw
+	}
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case migration.KeyStage, migration.KeyOld, migration.KeyCanary:
+		default:
+			kept = append(kept, kv)
+		}
+	}
+	if len(kept) == 0 {
+		return base
+	}
+	return base + "?" + strings.Join(kept, "&")
 }
