@@ -75,8 +75,9 @@ type Handler struct {
 	cfg    Config
 	proto  Protocol
 	logger *slog.Logger
-	// spool is how a body of unknown length is spooled: SpoolMemory in memory unless a test lowers it.
-	spool spool.Options
+	// relay holds the names, the logger and the spooling (SpoolMemory in memory unless a test lowers it)
+	// the response relay uses.
+	relay relay.Options
 }
 
 // New returns a Handler for cfg speaking p. logger receives failure lines (slog.Default() when nil). A
@@ -88,7 +89,9 @@ func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	return &Handler{cfg: cfg, proto: p, logger: logger, spool: spool.Options{Memory: SpoolMemory}}
+	return &Handler{cfg: cfg, proto: p, logger: logger, relay: relay.Options{
+		Name: p.Name, App: cfg.App, Upstream: cfg.Upstream(), Logger: logger, Spool: &spool.Options{Memory: SpoolMemory},
+	}}
 }
 
 // Close releases nothing: connections live for one request. It exists so owners can treat every adapter
@@ -131,7 +134,7 @@ func (h *Handler) Reach(ctx context.Context, _ string) error {
 // through the one response relay (internal/relay), which spools a body of unknown length first, as these
 // protocols frame a body by CONTENT_LENGTH alone.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	relay.Serve(w, r, h, &relay.Options{Name: h.proto.Name, App: h.cfg.App, Upstream: h.cfg.Upstream(), Logger: h.logger, Spool: &h.spool})
+	relay.Serve(w, r, h, &h.relay)
 }
 
 // RoundTrip sends r to the app over a fresh connection and returns its answer (relay.Transport): the head

@@ -183,6 +183,7 @@ func New(t adapters.Target) (_ *Handler, err error) {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	h.keepConn = maxIdle > 0
+	h.relay = h.relayOptions()
 	h.pool = &pool{network: network, addr: addr, maxIdle: maxIdle}
 	h.pool.onUnsolicited = func() {
 		h.logger.LogAttrs(context.Background(), slog.LevelWarn,
@@ -205,6 +206,7 @@ func (h *Handler) withHealth() (http.Handler, error) {
 		ph := &Handler{app: h.app, upstream: h.upstream, mount: h.mount, scripts: h.scripts, timeout: h.timeout,
 			stall: h.stall, maxHead: h.maxHead, params: h.params, logger: pl.Logger(),
 			pool: &pool{network: h.pool.network, addr: h.pool.addr}}
+		ph.relay = ph.relayOptions()
 		host := h.health.HealthHost
 		switch {
 		case host != "":

@@ -44,7 +44,8 @@ type Handler struct {
 	health   upstream.Config // active health checks (withHealth)
 	pool     *pool
 	logger   *slog.Logger
-	bufs     sync.Pool // *[]byte of maxContent bytes
+	relay    relay.Options // set with the fields above (relayOptions)
+	bufs     sync.Pool     // *[]byte of maxContent bytes
 }
 
 // Close closes the idle connections; later requests fail with 502.
@@ -68,11 +69,14 @@ func (h *Handler) buf() *[]byte {
 // answer through the one response relay (internal/relay), which spools a body of unknown length first:
 // PHP-FPM waits for CONTENT_LENGTH bytes and hangs on a body without it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	relay.Serve(w, r, h, &relay.Options{App: h.app, Upstream: h.upstream, Logger: h.logger, Spool: &spoolOptions})
+	relay.Serve(w, r, h, &h.relay)
 }
 
-// spoolOptions hold up to spoolMemory of a body of unknown length in memory, then spool to a temp file.
-var spoolOptions = spool.Options{Memory: spoolMemory}
+// relayOptions are the Handler's relay options: its names and logger, and spooling (up to spoolMemory of a
+// body of unknown length in memory, then a temp file).
+func (h *Handler) relayOptions() relay.Options {
+	return relay.Options{App: h.app, Upstream: h.upstream, Logger: h.logger, Spool: &spool.Options{Memory: spoolMemory}}
+}
 
 // RoundTrip sends r to the app and returns its answer (relay.Transport): the head parsed from the CGI
 // response, the Body reading STDOUT up to END_REQUEST. Closing the Body ends the exchange: the connection
@@ -270,10 +274,9 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 		return nil, false
 	}
 
-	res := &http.Response{
-		StatusCode: head.Status, Header: head.Header, ContentLength: -1,
-		Body: &answerBody{x: x, out: out, br: br},
-	}
+	x.answer = answerBody{x: x, out: out, br: br}
+	res := &x.res // both in x, allocated once per exchange
+	*res = http.Response{StatusCode: head.Status, Header: head.Header, ContentLength: -1, Body: &x.answer}
 	if cl := head.Header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			res.ContentLength = n
@@ -407,6 +410,10 @@ type roundTrip struct {
 	clientStream   bool                // the body is r.Body, the client's own stream
 	w              http.ResponseWriter // the client's, for ending its body (clientbody)
 	r              *http.Request
+
+	// The answer RoundTrip returns, and its Body.
+	res    http.Response
+	answer answerBody
 }
 
 // errStopped ends a writer whose request is already over.

@@ -147,48 +147,37 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	announced := AnnounceTrailers(hdr, res.Trailer)
 	w.WriteHeader(res.StatusCode)
 
-	rc := http.NewResponseController(w)
-	dirty := false // the head waits for the first body bytes: the server may still sniff a Content-Type
-	var clientErr error
-	flush := func() {
-		if !dirty {
-			return
-		}
-		dirty = false
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && clientErr == nil {
-			clientErr = err
-		}
-	}
+	f := &flusher{rc: *http.NewResponseController(w)}
 	wn, waits := res.Body.(WaitNotifier)
 	if waits {
-		wn.NotifyBeforeWait(flush)
+		wn.NotifyBeforeWait(f.flush)
 	}
 	if res.ContentLength < 0 && noBody(r) {
 		// A body of unknown length: the head goes out at once, chunked, as httputil.ReverseProxy sends
 		// it (the HTTP adapter's answer), not held until the body's end gives it a length. Not while the
 		// client's body may still be read: outside full duplex, net/http's server would block the flush
 		// until that pending read returns.
-		dirty = true
-		flush()
+		f.dirty = true
+		f.flush()
 	}
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
 	discard := false
 	var readErr error
-	for clientErr == nil {
+	for f.clientErr == nil {
 		n, err := res.Body.Read(buf)
-		if n > 0 && !discard && clientErr == nil {
+		if n > 0 && !discard && f.clientErr == nil {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				if !errors.Is(werr, http.ErrBodyNotAllowed) {
-					clientErr = werr
+					f.clientErr = werr
 					break
 				}
 				discard = true // HEAD, 204, 304: read on, so the exchange ends cleanly
 			} else {
-				dirty = true
+				f.dirty = true
 				if !waits {
-					flush()
+					f.flush()
 				}
 			}
 		}
@@ -200,6 +189,7 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 			break
 		}
 	}
+	clientErr := f.clientErr
 	ctx := r.Context()
 	if clientErr == nil && readErr != nil && ctx.Err() != nil {
 		clientErr = ctx.Err()
@@ -226,6 +216,24 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 // noBody reports whether r has no body to read.
 func noBody(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+}
+
+// flusher flushes what was written since its last flush (the head waits for the first body bytes: the
+// server may still sniff a Content-Type from them). A failed flush is the client gone.
+type flusher struct {
+	rc        http.ResponseController
+	dirty     bool
+	clientErr error
+}
+
+func (f *flusher) flush() {
+	if !f.dirty {
+		return
+	}
+	f.dirty = false
+	if err := f.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && f.clientErr == nil {
+		f.clientErr = err
+	}
 }
 
 func attrs(o *Options, r *http.Request, status int, err error) []slog.Attr {
