@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/switchyard/switchyard/internal/suggest"
+	"github.com/switchyard/switchyard/internal/units"
 	"github.com/switchyard/switchyard/procs"
 )
 
@@ -397,6 +398,22 @@ func AppRun(app string) (name, rest string, ok bool) {
 	return name, base + "?" + q.Encode(), true
 }
 
+// SharesItsRoute reports whether an app string's own options let another app answer its route's
+// requests: a migration stage, or cascade switched on (cascade=false does not). A run app on such a route
+// cannot be started on demand by it, and the route's 503 while the app is down would hide the other app.
+func SharesItsRoute(app string) bool {
+	_, query, _ := strings.Cut(app, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return strings.Contains("&"+query, "&stage=") || strings.Contains("&"+query, "&cascade=")
+	}
+	if q.Get("stage") != "" {
+		return true
+	}
+	cascade, ok := units.ParseBool(q.Get("cascade"))
+	return q.Has("cascade") && (cascade || !ok)
+}
+
 // runUse is one app string that refers to a run app.
 type runUse struct {
 	where string // the setting: "GATEWAY_PRIMARY", "gw.yaml:7: routes[1]"
@@ -498,9 +515,8 @@ func validateRun(c Config) Errors {
 				errs = append(errs, fmt.Errorf("%s: app %q: a run app's URL is one address; the instances key makes several", u.where, u.app))
 			}
 			if a.OnDemand {
-				_, q, _ := strings.Cut(rest, "?")
 				onRoute := strings.Contains(u.where, ": route ")
-				if !onRoute || strings.Contains("&"+q, "&stage=") || strings.Contains("&"+q, "&cascade=") {
+				if !onRoute || SharesItsRoute(rest) {
 					errs = append(errs, fmt.Errorf("%s: app %q: run app %s is on_demand, which needs it as the app of a route without stage or cascade (the route starts it on the request that needs it)", u.where, u.app, name))
 				}
 			}

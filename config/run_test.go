@@ -138,6 +138,8 @@ func TestRunConfigurationErrors(t *testing.T) {
 			[]string{`run apps "a" and "b" (GATEWAY_RUN) both ask for port 3000`}},
 		{"an app on the gateway's own port", map[string]string{"GATEWAY_RUN": "a(port=8080): node a.js", "GATEWAY_ROUTES": "/a/=http://{addr}?run=a"}, "", nil,
 			[]string{`run app "a" asks for port 8080, where the gateway listens (GATEWAY_ADDR=:8080)`}},
+		{"an on-demand app on a cascading route", map[string]string{"GATEWAY_RUN": "lazy(on_demand=true): gunicorn app", "GATEWAY_ROUTES": "/a/=unix://{socket}?run=lazy&cascade=true"}, "", nil,
+			[]string{"run app lazy is on_demand, which needs it as the app of a route without stage or cascade"}},
 		{"an on-demand primary", map[string]string{"GATEWAY_RUN": "lazy(on_demand=true): gunicorn app", "GATEWAY_PRIMARY": "unix://{socket}?run=lazy"}, "", nil,
 			[]string{"GATEWAY_PRIMARY: app", "run app lazy is on_demand, which needs it as the app of a route"}},
 		{"a bad on_demand", map[string]string{"GATEWAY_RUN": "lazy(on_demand=sometimes): gunicorn app"}, "", nil,
@@ -165,5 +167,30 @@ func TestRunConfigurationErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A route shares its requests with another app under a stage or with cascade on; cascade=false (or a
+// route without either) keeps them to its own app, which the route may then start on demand.
+func TestSharesItsRoute(t *testing.T) {
+	for app, want := range map[string]bool{
+		"unix://{socket}?run=a":                   false,
+		"unix://{socket}?run=a&cascade=false":     false,
+		"unix://{socket}?run=a&cascade=0":         false,
+		"unix://{socket}?run=a&cascade=true":      true,
+		"unix://{socket}?cascade=yes&run=a":       true,
+		"unix://{socket}?run=a&stage=canary":      true,
+		"unix://{socket}?run=a&stage=retired&x=1": true,
+		"unix://{socket}?run=a&cascade=sometimes": true, // not a switch: the plan refuses it; not on demand meanwhile
+		"http://{addr}?timeout=5s&name=cascade":   false,
+	} {
+		if got := SharesItsRoute(app); got != want {
+			t.Errorf("SharesItsRoute(%q) = %v, want %v", app, got, want)
+		}
+	}
+	cfg, err := loadWith(t, map[string]string{"GATEWAY_RUN": "lazy(on_demand=true): gunicorn app",
+		"GATEWAY_ROUTES": "/a/=unix://{socket}?run=lazy&cascade=false"}, nil)
+	if err != nil || len(cfg.RunApps()) != 1 {
+		t.Fatalf("an on-demand app on a route with cascade=false: %v", err)
 	}
 }

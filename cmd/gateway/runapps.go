@@ -120,7 +120,7 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(h
 		if !ok {
 			continue
 		}
-		if _, q, _ := strings.Cut(rt.App, "?"); strings.Contains("&"+q, "&stage=") || strings.Contains("&"+q, "&cascade=") {
+		if config.SharesItsRoute(rt.App) {
 			continue
 		}
 		p, err := router.ParsePattern(rt.Pattern)
