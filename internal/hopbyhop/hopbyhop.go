@@ -4,7 +4,7 @@
 // "Connection: X-Secret" with "X-Secret: internal" never gets X-Secret to the client.
 //
 // It is the same list httputil.ReverseProxy removes, so the HTTP adapter's direct path, the
-// ReverseProxy path and the CGI-family adapters (FastCGI, uwsgi, SCGI, CGI) agree.
+// ReverseProxy path, the response relay (internal/relay: FastCGI, uwsgi, SCGI) and CGI agree.
 package hopbyhop
 
 import (

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/appconn"
+	"github.com/switchyard/switchyard/internal/spool"
 )
 
 // body is an app's answer body: its pieces, each read returning one, then err (io.EOF when nil).
@@ -214,4 +215,79 @@ func TestWriteAbortsAStalledBody(t *testing.T) {
 	}()
 	Write(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), res,
 		&Options{Name: "uwsgi", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+}
+
+// transportFunc is a Transport from a function.
+type transportFunc func(w http.ResponseWriter, r *http.Request) *http.Response
+
+func (f transportFunc) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
+	return f(w, r)
+}
+
+// TestServeSpoolsOnlyWhenTheTransportDeclaresIt: a chunked body reaches a transport that declared
+// spooling with its length known and marked as spooled; one that did not gets the client's stream.
+func TestServeSpoolsOnlyWhenTheTransportDeclaresIt(t *testing.T) {
+	for _, declared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "declared", false: "not declared"}[declared], func(t *testing.T) {
+			var gotLength int64
+			var gotSpooled bool
+			var gotBody string
+			tr := transportFunc(func(w http.ResponseWriter, r *http.Request) *http.Response {
+				gotLength, gotSpooled = r.ContentLength, Spooled(r)
+				b, _ := io.ReadAll(r.Body)
+				gotBody = string(b)
+				return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: 2, Body: &body{pieces: []string{"ok"}}}
+			})
+			o := &Options{Logger: slog.New(slog.DiscardHandler)}
+			if declared {
+				o.Spool = &spool.Options{}
+			}
+			r := httptest.NewRequest("POST", "/", strings.NewReader("hello"))
+			r.ContentLength = -1 // as a chunked body arrives
+			rec := httptest.NewRecorder()
+			Serve(rec, r, tr, o)
+			if rec.Code != 200 || rec.Body.String() != "ok" || gotBody != "hello" {
+				t.Fatalf("answer %d %q, body sent %q", rec.Code, rec.Body, gotBody)
+			}
+			if want := map[bool]int64{true: 5, false: -1}[declared]; gotLength != want || gotSpooled != declared {
+				t.Fatalf("transport saw length %d spooled %v, want %d %v", gotLength, gotSpooled, want, declared)
+			}
+		})
+	}
+}
+
+// TestUnannouncedTrailersAreSentPrefixed: trailers the app did not announce still reach the client, as
+// ReverseProxy sends them (http.TrailerPrefix).
+func TestUnannouncedTrailersAreSentPrefixed(t *testing.T) {
+	raw := serve(t, "GET", func() *http.Response {
+		b := &body{pieces: []string{"ab"}, trailer: http.Header{"X-Late": {"1"}}}
+		res := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1, Body: b, Trailer: http.Header{}}
+		b.res = res
+		return res
+	})
+	if strings.Contains(raw, "Trailer:") || !strings.Contains(raw, "0\r\nX-Late: 1\r\n\r\n") {
+		t.Fatalf("answer:\n%s", raw)
+	}
+}
+
+// failingWriter fails every body write, as a client that went away.
+type failingWriter struct{ *httptest.ResponseRecorder }
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestAClientGoneIsLoggedAndNotAborted: a failed write ends the relay with one Info line (status 499),
+// the body closed, no panic.
+func TestAClientGoneIsLoggedAndNotAborted(t *testing.T) {
+	var logs strings.Builder
+	b := &body{pieces: []string{"ab", "cd"}}
+	res := &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: 4, Body: b}
+	Write(failingWriter{httptest.NewRecorder()}, httptest.NewRequest("GET", "/", nil), res,
+		&Options{App: "a", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if l := logs.String(); strings.Count(l, "\n") != 1 || !strings.Contains(l, "level=INFO") ||
+		!strings.Contains(l, "upstream response not delivered: client went away") || !strings.Contains(l, "status=499") {
+		t.Fatalf("log %q", l)
+	}
+	if b.closed != 1 || b.read != 1 {
+		t.Fatalf("body read %d times, closed %d times; want 1, 1", b.read, b.closed)
+	}
 }
