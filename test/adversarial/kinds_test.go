@@ -30,6 +30,9 @@ type kindAnswer struct {
 	fields []string
 	body   string
 	raw    string
+	// noLength leaves Content-Length out: the body runs to the end of the app's stream (the connection's
+	// end, or END_REQUEST).
+	noLength bool
 }
 
 // answer is what an app sends: raw, or the head (a CGI head when cgi) and the body.
@@ -50,7 +53,7 @@ func (a kindAnswer) head(cgi bool) string {
 	for _, f := range a.fields {
 		b.WriteString(f + "\r\n")
 	}
-	if a.status != http.StatusNoContent && a.status != http.StatusNotModified {
+	if a.status != http.StatusNoContent && a.status != http.StatusNotModified && !a.noLength {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(a.body))
 	}
 	b.WriteString("\r\n")
@@ -58,22 +61,23 @@ func (a kindAnswer) head(cgi bool) string {
 }
 
 var kindAnswers = map[string]kindAnswer{
-	"plain":            {200, []string{"Content-Type: text/plain", "X-A: 1"}, "hello", ""},
-	"connection-named": {200, []string{"Content-Type: text/plain", "Connection: X-Secret, keep-alive", "X-Secret: internal", "Keep-Alive: timeout=5", "X-Kept: k"}, "ok", ""},
-	"hop-by-hop":       {200, []string{"Content-Type: text/plain", "Proxy-Connection: keep-alive", "Upgrade: h2c", "Te: trailers", "Proxy-Authenticate: Basic", "X-Kept: k"}, "ok", ""},
-	"cookies":          {200, []string{"Content-Type: text/html", "Set-Cookie: a=1; Path=/", "Set-Cookie: b=2; HttpOnly", "Cache-Control: no-store"}, "<p>x</p>", ""},
-	"created":          {201, []string{"Location: /items/7", "Content-Type: application/json"}, `{"id":7}`, ""},
-	"not found":        {404, []string{"Content-Type: text/html; charset=utf-8"}, "<h1>Not Found</h1>", ""},
-	"no content":       {204, []string{"X-A: 1"}, "", ""},
-	"empty":            {200, []string{"Content-Type: text/plain"}, "", ""},
-	"no content type":  {200, []string{"X-A: 1"}, "<html><body>x</body></html>", ""},
+	"plain":            {200, []string{"Content-Type: text/plain", "X-A: 1"}, "hello", "", false},
+	"connection-named": {200, []string{"Content-Type: text/plain", "Connection: X-Secret, keep-alive", "X-Secret: internal", "Keep-Alive: timeout=5", "X-Kept: k"}, "ok", "", false},
+	"hop-by-hop":       {200, []string{"Content-Type: text/plain", "Proxy-Connection: keep-alive", "Upgrade: h2c", "Te: trailers", "Proxy-Authenticate: Basic", "X-Kept: k"}, "ok", "", false},
+	"cookies":          {200, []string{"Content-Type: text/html", "Set-Cookie: a=1; Path=/", "Set-Cookie: b=2; HttpOnly", "Cache-Control: no-store"}, "<p>x</p>", "", false},
+	"created":          {201, []string{"Location: /items/7", "Content-Type: application/json"}, `{"id":7}`, "", false},
+	"not found":        {404, []string{"Content-Type: text/html; charset=utf-8"}, "<h1>Not Found</h1>", "", false},
+	"no content":       {204, []string{"X-A: 1"}, "", "", false},
+	"empty":            {200, []string{"Content-Type: text/plain"}, "", "", false},
+	"no content type":  {200, []string{"X-A: 1"}, "<html><body>x</body></html>", "", false},
+	"unknown length":   {200, []string{"Content-Type: text/plain", "X-A: 1"}, "a body of unknown length", "", true},
 	"early hints": {200, nil, "ok", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" +
-		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", false},
 	"trailers": {200, nil, "hello", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n" +
-		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n"},
+		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n", false},
 	"chunked connection-named": {200, nil, "hello", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" +
 		"Connection: X-Secret\r\nX-Secret: internal\r\nX-Kept: k\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"},
+		"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", false},
 }
 
 // answerFor picks the answer a request names in its last path segment.
@@ -239,6 +243,9 @@ func TestEveryKindRelaysAnAnswerAlike(t *testing.T) {
 					if r.Header.Get("X-Kept") != "k" {
 						t.Errorf("%s: an end-to-end field was dropped: %v", kinds[prefix], r.Header)
 					}
+				}
+				if name == "unknown length" && r.Header.Get("Content-Length") != "" {
+					t.Errorf("%s: Content-Length %q for an answer of unknown length, want it streamed chunked", kinds[prefix], r.Header.Get("Content-Length"))
 				}
 				if name == "trailers" && r.Trailer.Get("X-Checksum") != "abc" {
 					t.Errorf("%s: trailers %v, want X-Checksum: abc", kinds[prefix], r.Trailer)
