@@ -344,4 +344,46 @@ func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
 	if f.Lane.Served() == 0 || f.Lane.HandedOff() == 0 {
 		t.Errorf("the lane served %d requests and handed %d connections: the cases must exercise both", f.Lane.Served(), f.Lane.HandedOff())
 	}
+	// The front's series say so too.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(f.Collector())
+	got := counts(t, reg)
+	for _, want := range []string{
+		fmt.Sprintf("switchyard_fast_lane_requests_total[listener=http] %d\n", f.Lane.Served()),
+		fmt.Sprintf("switchyard_fast_lane_handoffs_total[listener=http] %d\n", f.Lane.HandedOff()),
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the front's metrics lack %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:9", "GATEWAY_FAST_LANE": strconv.FormatBool(on)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewFront(cfg, http.NotFoundHandler(), ln, slog.New(slog.DiscardHandler), FrontOptions{})
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(f.Collector())
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		value := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == "switchyard_fast_lane_on" {
+				value = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if want := map[bool]float64{false: 0, true: 1}[on]; value != want {
+			t.Errorf("GATEWAY_FAST_LANE=%v: switchyard_fast_lane_on = %v, want %v", on, value, want)
+		}
+		f.Listener().Close()
+	}
 }
