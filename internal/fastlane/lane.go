@@ -145,8 +145,10 @@ type conn struct {
 	rwc   net.Conn
 	state atomic.Int32
 
-	buf []byte // read buffer: buf[:n] read and not yet consumed
-	n   int
+	buf   []byte // read buffer: buf[:n] read and not yet consumed; nil while idle with nothing in it
+	bp    *[]byte
+	n     int
+	small [4]byte // the idle wait's read, without a buffer
 
 	readErr    error // the read error that ended the lane's reading of a head, for net/http
 	ctx        context.Context
@@ -171,13 +173,46 @@ type conn struct {
 	byteBuf [1]byte
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// The buffers a connection holds while it has a request (read buffer, net/http's connection writer and
+// response buffer); an idle connection with nothing pipelined gives them back.
+var (
+	bufPool   = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+	writers   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	chunkBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferBeforeChunkingSize) }}
+)
+
+// takeBuf gives c a read buffer (when it has none) holding the n bytes of first.
+func (c *conn) takeBuf(first []byte) {
+	if c.buf != nil {
+		return
+	}
+	c.bp = bufPool.Get().(*[]byte)
+	c.buf = *c.bp
+	c.n = copy(c.buf, first)
+}
+
+// releaseBufs gives back the read buffer, when nothing is left in it, and the writers (flushed).
+func (c *conn) releaseBufs() {
+	if c.buf != nil && c.n == 0 {
+		bufPool.Put(c.bp)
+		c.buf, c.bp = nil, nil
+	}
+	if c.bufw != nil {
+		c.bufw.Reset(nil)
+		writers.Put(c.bufw)
+		c.bufw = nil
+	}
+	if c.chunkBuf != nil {
+		c.chunkBuf.Reset(nil)
+		chunkBufs.Put(c.chunkBuf)
+		c.chunkBuf = nil
+	}
+}
 
 func (c *conn) serve() {
 	l, srv := c.l, c.l.srv
 	c.remoteAddr = c.rwc.RemoteAddr().String()
-	bp := bufPool.Get().(*[]byte)
-	c.buf = *bp
+	c.takeBuf(nil)
 	handed := false
 	defer func() {
 		l.mu.Lock()
@@ -186,7 +221,8 @@ func (c *conn) serve() {
 		if !handed {
 			c.rwc.Close()
 		}
-		bufPool.Put(bp)
+		c.n = 0
+		c.releaseBufs()
 	}()
 	if d := srv.ReadHeaderTimeout; d > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
@@ -278,6 +314,17 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 // fill waits for at least min bytes in buf (the idle wait, as net/http's Peek); false when the
 // connection ended first or Close took it while it was idle.
 func (c *conn) fill(min int) bool {
+	if c.buf == nil {
+		got := 0
+		for got < min {
+			m, err := c.rwc.Read(c.small[got:min])
+			got += m
+			if err != nil && got < min {
+				return false
+			}
+		}
+		c.takeBuf(c.small[:got])
+	}
 	for c.n < min {
 		m, err := c.rwc.Read(c.buf[c.n:])
 		c.n += m
@@ -301,8 +348,6 @@ func (c *conn) startConn() {
 	}
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.rwc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	c.bufw = bufio.NewWriterSize(errWriter{c}, 4<<10)
-	c.chunkBuf = bufio.NewWriterSize(nil, bufferBeforeChunkingSize)
 	c.bgCond = sync.NewCond(&c.bgMu)
 }
 
@@ -327,6 +372,9 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 		return false, false
 	}
 	l.served.Add(1)
+	c.bufw = writers.Get().(*bufio.Writer)
+	c.bufw.Reset(errWriter{c})
+	c.chunkBuf = chunkBufs.Get().(*bufio.Writer)
 	if !b.sawEOF && b.remain == 0 && len(b.buffered) == 0 {
 		b.sawEOF = true
 	}
@@ -356,6 +404,7 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 		c.n++
 		c.hasByte = false
 	}
+	c.releaseBufs() // the read buffer too when nothing is pipelined: an idle connection holds no buffer
 	if c.n == 0 {
 		c.state.Store(stateIdle)
 		if l.closing.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
