@@ -40,6 +40,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/relay"
+	"github.com/switchyard/switchyard/internal/transportguard"
 	"github.com/switchyard/switchyard/reqinfo"
 )
 
@@ -214,6 +215,9 @@ func New(t adapters.Target) (http.Handler, error) {
 		if in.fast != nil {
 			in.fast.OnUnsolicited = unsolicitedLog(t.Logger, t.Name, in.upstream)
 		}
+		if in.safe != nil {
+			in.safe.OnUnsolicited = unsolicitedLog(t.Logger, t.Name, in.upstream)
+		}
 		insts[i] = in
 	}
 	target := &url.URL{Scheme: insts[0].scheme, Host: insts[0].host, Path: insts[0].path}
@@ -269,8 +273,9 @@ type instance struct {
 	host     string // of the outbound request URL
 	path     string // base path prefix, without a trailing slash
 	tr       *http.Transport
-	fast     *h1.Transport     // nil without the fast path
-	rt       http.RoundTripper // fast, or tr
+	safe     *transportguard.Transport // tr guarded against unsolicited responses; nil for h2c
+	fast     *h1.Transport             // nil without the fast path
+	rt       http.RoundTripper         // fast, or tr
 	// network and dialAddr are what a connection to the instance dials (connect-only checks, Reach).
 	network, dialAddr string
 	dialer            *net.Dialer
@@ -313,7 +318,17 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 	case u.Port() == "":
 		in.dialAddr = net.JoinHostPort(u.Hostname(), "80")
 	}
-	in.rt = guard(in.tr, readTimeout)
+	// net/http's Transport on HTTP/1.1 reuses a connection only once it settled (transportguard: no
+	// unsolicited bytes can be read as a request's answer); behind the h1 client, which sends it only rare
+	// requests (large or unknown-length bodies, Expect, trailers, upgrades), it reuses none. h2c streams
+	// carry ids and need neither.
+	var rt http.RoundTripper = in.tr
+	if base.Protocols == nil || base.Protocols.HTTP1() {
+		in.tr.DisableKeepAlives = fast && in.scheme == "http"
+		in.safe = transportguard.Wrap(in.tr)
+		rt = in.safe
+	}
+	in.rt = guard(rt, readTimeout)
 	if fast && in.scheme == "http" {
 		network, addr := "tcp", u.Host
 		if u.Scheme == "unix" {
@@ -490,8 +505,14 @@ func (p *Proxy) Health() []adapters.InstanceHealth {
 		hs = []adapters.InstanceHealth{{Address: p.insts[0].addr, Healthy: true}}
 	}
 	for i := range hs {
-		if i < len(p.insts) && p.insts[i].fast != nil {
-			hs[i].Unsolicited = p.insts[i].fast.Unsolicited()
+		if i >= len(p.insts) {
+			continue
+		}
+		if in := p.insts[i]; in.fast != nil {
+			hs[i].Unsolicited = in.fast.Unsolicited()
+		}
+		if in := p.insts[i]; in.safe != nil {
+			hs[i].Unsolicited += in.safe.Unsolicited()
 		}
 	}
 	return hs
