@@ -95,7 +95,8 @@ func (t *Transport) Unsolicited() uint64 { return t.unsolicited.Load() }
 
 // settle waits until nc may carry a request, or closes it (see the package doc).
 func (t *Transport) settle(ctx context.Context, nc net.Conn) {
-	c, isTLS := nc.(*conn), false
+	c, _ := nc.(*conn)
+	isTLS := false
 	if tc, ok := nc.(*tls.Conn); ok {
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
 			return

@@ -2,11 +2,15 @@ package adversarial
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,14 +30,20 @@ type twiceApp struct {
 	poke, wrote chan struct{}
 	// closed reports each app connection the gateway closed.
 	closed chan struct{}
-	wg     sync.WaitGroup
+	// accepted counts the connections the gateway opened.
+	accepted atomic.Int32
+	wg       sync.WaitGroup
 }
 
-func newTwiceApp(t *testing.T, mode string) *twiceApp {
+// newTwiceApp starts the app, over TLS (as an https:// app) when tlsConf is not nil.
+func newTwiceApp(t *testing.T, mode string, tlsConf *tls.Config) *twiceApp {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	a := &twiceApp{ln: ln, mode: mode, poke: make(chan struct{}), wrote: make(chan struct{}, 64), closed: make(chan struct{}, 64)}
 	a.wg.Add(1)
@@ -44,6 +54,7 @@ func newTwiceApp(t *testing.T, mode string) *twiceApp {
 			if err != nil {
 				return
 			}
+			a.accepted.Add(1)
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
@@ -97,10 +108,28 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 		// transportClosesAtOnce: net/http's Transport notices an unsolicited answer on an idle connection
 		// from its read loop and closes the connection then, not when it is next used.
 		transportClosesAtOnce bool
+		// body: the requests are POSTs with a body of that many bytes.
+		body int
+		// tls: the app is an https:// app (HTTP/1.1 over TLS 1.3, with its session tickets).
+		tls bool
+		// noReuse: the path opens a connection per request (Connection: close), so a late answer has no
+		// later request to reach: every client must get its own answer, on its own app connection.
+		noReuse bool
 	}{
 		{name: "fast path, direct"},
 		{name: "fast path under ReverseProxy", query: "?a=1;b=2"}, // a ';' query keeps the request off the direct path
 		{name: "ReverseProxy path (fast_path=false)", opts: "?fast_path=false", transportClosesAtOnce: true},
+		// A body above h1's MaxBodyBytes (16 KiB) goes to net/http's Transport behind the h1 client.
+		{name: "h1 fallback (a 32 KiB POST body)", body: 32 << 10, transportClosesAtOnce: true, noReuse: true},
+		{name: "https app over HTTP/1.1", opts: "?tls_insecure_skip_verify=true", tls: true, transportClosesAtOnce: true},
+		{name: "https app over HTTP/1.1 (fast_path=false)", opts: "?tls_insecure_skip_verify=true&fast_path=false", tls: true, transportClosesAtOnce: true},
+	}
+	var appTLS *tls.Config
+	{
+		ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+		ts.StartTLS() // for its certificate
+		appTLS = ts.TLS.Clone()
+		ts.Close()
 	}
 	// The instant between a connection's idle check and the write of the next request (the residual
 	// window SECURITY.md states) is played by adapters/httpproxy/internal/h1's TestUnsolicitedAnswersAreNeverDelivered.
@@ -112,9 +141,13 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 					name = fmt.Sprintf("late answer %s, %s, one client connection", mode, p.name)
 				}
 				t.Run(name, func(t *testing.T) {
-					app := newTwiceApp(t, mode)
+					scheme, conf := "http://", (*tls.Config)(nil)
+					if p.tls {
+						scheme, conf = "https://", appTLS
+					}
+					app := newTwiceApp(t, mode, conf)
 					addr, _ := startGateway(t, map[string]string{
-						"GATEWAY_PRIMARY": "http://" + app.ln.Addr().String() + p.opts,
+						"GATEWAY_PRIMARY": scheme + app.ln.Addr().String() + p.opts,
 					})
 					var client net.Conn
 					var br *bufio.Reader
@@ -138,7 +171,11 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 						}
 						target := fmt.Sprintf("/%d%s", i, p.query)
 						client.SetDeadline(time.Now().Add(ioTimeout))
-						fmt.Fprintf(client, "GET %s HTTP/1.1\r\nHost: example.test\r\n\r\n", target)
+						if p.body > 0 {
+							fmt.Fprintf(client, "POST %s HTTP/1.1\r\nHost: example.test\r\nContent-Length: %d\r\n\r\n%s", target, p.body, strings.Repeat("x", p.body))
+						} else {
+							fmt.Fprintf(client, "GET %s HTTP/1.1\r\nHost: example.test\r\n\r\n", target)
+						}
 						resp, err := http.ReadResponse(br, nil)
 						if err != nil {
 							t.Fatalf("request %d: %v", i, err)
@@ -149,7 +186,7 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 						got = append(got, body)
 						switch {
 						case body == fmt.Sprintf("A /%d", i):
-						case mode != "idle" && body == fmt.Sprintf("B /%d", i-1):
+						case mode != "idle" && !p.noReuse && body == fmt.Sprintf("B /%d", i-1):
 							// The app answered this request with its stale B ahead of the real answer:
 							// from the wire, that is this request's answer. What must never follow is a shift: the real answer
 							// left behind must not reach the next client.
@@ -165,7 +202,12 @@ func TestUnsolicitedAnswersNeverReachAnotherClient(t *testing.T) {
 							}
 						}
 					}
-					if mode == "during" && shifted == 0 {
+					switch {
+					case p.noReuse:
+						if n := app.accepted.Load(); n != 8 {
+							t.Errorf("the app saw %d connections for 8 requests, want one each", n)
+						}
+					case mode == "during" && shifted == 0:
 						t.Errorf("no client got a stale answer: the \"during\" case did not happen (answers %q)", got)
 					}
 				})
