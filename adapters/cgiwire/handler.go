@@ -75,8 +75,8 @@ type Handler struct {
 	cfg    Config
 	proto  Protocol
 	logger *slog.Logger
-	// relay holds the names, the logger and the spooling (SpoolMemory in memory unless a test lowers it)
-	// the response relay uses.
+	// relay holds the names, the logger, the spooling (SpoolMemory in memory unless a test lowers it) and
+	// the CGI head the response relay uses.
 	relay relay.Options
 }
 
@@ -91,6 +91,7 @@ func New(cfg Config, p Protocol, logger *slog.Logger) *Handler {
 	}
 	return &Handler{cfg: cfg, proto: p, logger: logger, relay: relay.Options{
 		Name: p.Name, App: cfg.App, Upstream: cfg.Upstream(), Logger: logger, Spool: &spool.Options{Memory: SpoolMemory},
+		CGIHead: true,
 	}}
 }
 

@@ -72,10 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	relay.Serve(w, r, h, &h.relay)
 }
 
-// relayOptions are the Handler's relay options: its names and logger, and spooling (up to spoolMemory of a
-// body of unknown length in memory, then a temp file).
+// relayOptions are the Handler's relay options: its names and logger, spooling (up to spoolMemory of a
+// body of unknown length in memory, then a temp file), and a CGI head (the length is the relay's to set).
 func (h *Handler) relayOptions() relay.Options {
-	return relay.Options{App: h.app, Upstream: h.upstream, Logger: h.logger, Spool: &spool.Options{Memory: spoolMemory}}
+	return relay.Options{App: h.app, Upstream: h.upstream, Logger: h.logger, Spool: &spool.Options{Memory: spoolMemory}, CGIHead: true}
 }
 
 // RoundTrip sends r to the app and returns its answer (relay.Transport): the head parsed from the CGI

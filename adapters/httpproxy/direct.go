@@ -1,26 +1,23 @@
 package httpproxy
 
 import (
-	"context"
-	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/relay"
 )
 
-// The direct path is the h1 round trip followed by this package's own response writer, which shares the
-// one response relay's parts (internal/relay: hopbyhop's header copy, the trailer announcement and setting,
-// the 1xx forwarding, the flush before an abort) but not its copy loop: it keeps ReverseProxy's flush policy
-// and Content-Length handling, byte for byte, and the relay's Write measured 5 more allocations per small
-// GET (bench/results/2026-12-06-relay.md).
+// The direct path is "h1 round trip + relay": direct is the relay.Transport whose RoundTrip writes the
+// outgoing head straight from the incoming request on the h1 client, and internal/relay, the one response
+// relay of every app kind, writes the answer. For an HTTP head the relay copies the fields as sent
+// (Content-Length included) and, the h1 body not saying when its next read would wait, flushes as
+// ReverseProxy does (streamed answers after every write, the rest by the server's buffering), so the
+// answer is the ReverseProxy path's byte for byte at the allocation count the path had with its own
+// writer (bench/results/2026-12-06-relay.md).
 //
 // The direct path serves the requests that would end on the h1 fast path (one instance, no balancer,
 // plain HTTP/1.1 to an http:// or unix:// app, no upgrade, no Expect, a small body of known length, an
@@ -37,8 +34,9 @@ import (
 //     sent one; Host as the host_header option says; the path joined under the app's base path.
 //   - response: hop-by-hop fields and those its Connection field names are dropped, the rest added to
 //     the ResponseWriter's header; 1xx answers forwarded; trailers announced and set; event streams and
-//     bodies of unknown length flushed as they arrive; a failed body copy logged on ErrorLog and the
-//     response aborted (http.ErrAbortHandler); errors before the head go to the same error handler.
+//     bodies of unknown length flushed as they arrive (the relay's part); a failure before the head goes
+//     to ReverseProxy's error handler, a failed body copy is the relay's (one line on the app's logger,
+//     the head and bytes so far flushed, the response aborted with http.ErrAbortHandler).
 type direct struct {
 	p *Proxy
 	w http.ResponseWriter
@@ -191,9 +189,16 @@ func (d *direct) Got1xx(code int, hdr textproto.MIMEHeader) error {
 	return nil
 }
 
-// serveDirect proxies r on the direct path.
+// serveDirect proxies r on the direct path: the h1 round trip (RoundTrip), then the one response relay
+// writes the answer with the HTTP adapter's options (p.relay: the head copied as sent, no spooling).
 func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
-	d := &direct{p: p, w: w, r: r, conn: hopbyhop.Listed(r.Header)}
+	relay.Serve(w, r, &direct{p: p, w: w, r: r, conn: hopbyhop.Listed(r.Header)}, &p.relay)
+}
+
+// RoundTrip sends r to the app on the h1 client and returns its answer (relay.Transport). A failure
+// before the head goes to the error handler of the ReverseProxy path, and RoundTrip returns nil.
+func (d *direct) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
+	p := d.p
 	replay := false
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -205,22 +210,9 @@ func (p *Proxy) serveDirect(w http.ResponseWriter, r *http.Request) {
 	res, err := p.fast.RoundTripOutgoing(r, d, replay)
 	if err != nil {
 		p.rp.ErrorHandler(w, p.outRequest(r), err)
-		return
+		return nil
 	}
-	dst := w.Header()
-	hopbyhop.CopyResponse(dst, res.Header)
-	announced := relay.AnnounceTrailers(dst, res.Trailer)
-	w.WriteHeader(res.StatusCode)
-	if err := p.copyDirect(w, res); err != nil {
-		defer res.Body.Close()
-		if r.Context().Value(http.ServerContextKey) == nil {
-			p.rp.ErrorLog.Printf("suppressing panic for copyResponse error in test; copy error: %v", err)
-			return
-		}
-		panic(http.ErrAbortHandler)
-	}
-	res.Body.Close() // fills res.Trailer
-	relay.SetTrailers(w, res.Trailer, announced)
+	return res
 }
 
 // outRequest is the request the error handler sees on the ReverseProxy path (its outgoing request): the
@@ -235,98 +227,6 @@ func (p *Proxy) outRequest(r *http.Request) *http.Request {
 		out.Host = ""
 	}
 	return out
-}
-
-// copyDirect copies the response body to w with ReverseProxy's flush policy (FlushInterval 0): event
-// streams and bodies of unknown length are flushed at once and after every write, others only by the
-// server's buffering. Read errors other than context.Canceled are logged on ErrorLog, as ReverseProxy does.
-func (p *Proxy) copyDirect(w http.ResponseWriter, res *http.Response) error {
-	var dst io.Writer = w
-	if res.ContentLength == -1 || eventStream(res.Header["Content-Type"]) {
-		fw := &flushWriter{w: w, flush: http.NewResponseController(w).Flush}
-		fw.t = time.AfterFunc(0, fw.delayed) // the head goes out even before the first body byte
-		defer fw.stop()
-		dst = fw
-	}
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
-	for {
-		n, rerr := res.Body.Read(*buf)
-		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
-			p.rp.ErrorLog.Printf("httputil: ReverseProxy read error during body copy: %v", rerr)
-		}
-		if n > 0 {
-			m, werr := dst.Write((*buf)[:n])
-			if werr != nil {
-				return werr
-			}
-			if m != n {
-				return io.ErrShortWrite
-			}
-		}
-		if rerr != nil {
-			if rerr == io.EOF {
-				return nil
-			}
-			return rerr
-		}
-	}
-}
-
-// flushWriter flushes after every write, and once from a timer started with the copy (so the head goes
-// out at once; as in ReverseProxy, the head may instead leave with the first write when a body byte is
-// already there: then the server may sniff a missing Content-Type from it).
-type flushWriter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	flush func() error
-	t     *time.Timer
-	done  bool
-}
-
-func (f *flushWriter) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n, err := f.w.Write(p)
-	_ = f.flush()
-	return n, err
-}
-
-func (f *flushWriter) delayed() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.done {
-		_ = f.flush()
-	}
-}
-
-func (f *flushWriter) stop() {
-	f.mu.Lock()
-	f.done = true
-	f.mu.Unlock()
-	f.t.Stop()
-}
-
-// eventStream reports whether the Content-Type is text/event-stream (by mime.ParseMediaType, as
-// ReverseProxy decides, but parsed only when the value can be one).
-func eventStream(ct []string) bool {
-	if len(ct) == 0 || len(ct[0]) < len("text/event-stream") {
-		return false
-	}
-	if !containsFold(ct[0], "event-stream") {
-		return false
-	}
-	base, _, _ := mime.ParseMediaType(ct[0])
-	return base == "text/event-stream"
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // forwarded computes X-Forwarded-For/-Host/-Proto as setForwarded does.

@@ -93,7 +93,8 @@ type Proxy struct {
 	fast       *h1.Transport
 	target     *url.URL
 	clientHost bool
-	noDirect   bool // tests: everything through ReverseProxy
+	noDirect   bool          // tests: everything through ReverseProxy
+	relay      relay.Options // the direct path's answer: names and logger, an HTTP head
 }
 
 // New builds the Proxy for t.
@@ -262,6 +263,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		ErrorHandler: p.fail(logger),
 		ErrorLog:     proxyLog(logger, t.Name, p.logUpstream()),
 	}
+	p.relay = relay.Options{App: t.Name, Upstream: p.logUpstream(), Logger: logger}
 	return p, nil
 }
 

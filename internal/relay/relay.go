@@ -82,6 +82,12 @@ type Options struct {
 	// Spool, when not nil, declares that the transport needs every request body's length: a body of
 	// unknown length is spooled (these options) before RoundTrip.
 	Spool *spool.Options
+	// CGIHead declares that the transport's heads come from a CGI response (FastCGI, uwsgi, SCGI), whose
+	// Content-Length field is the script's word, not the framing: the relay drops it and sets
+	// Content-Length from the Response's ContentLength, omitted when unknown (-1) and for 204 and 304.
+	// Without it (an HTTP app: the field is the framing h1 or net/http already read by) the fields are
+	// copied as the app sent them, as httputil.ReverseProxy does.
+	CGIHead bool
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -140,45 +146,57 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Options) {
 	hdr := w.Header()
 	hopbyhop.CopyResponse(hdr, res.Header)
-	delete(hdr, "Content-Length")
-	if res.ContentLength >= 0 && res.StatusCode != http.StatusNoContent && res.StatusCode != http.StatusNotModified {
-		hdr["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
+	if o.CGIHead {
+		delete(hdr, "Content-Length")
+		if res.ContentLength >= 0 && res.StatusCode != http.StatusNoContent && res.StatusCode != http.StatusNotModified {
+			hdr["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
+		}
 	}
 	announced := AnnounceTrailers(hdr, res.Trailer)
 	w.WriteHeader(res.StatusCode)
 
-	f := &flusher{rc: *http.NewResponseController(w)}
-	wn, waits := res.Body.(WaitNotifier)
-	if waits {
+	// dst is where the body goes: w itself (flushed by the server's buffering: an answer of known length
+	// from a Body that cannot say when it would wait), or a writer that flushes (flush.go).
+	var dst io.Writer = w
+	var f *waitFlusher
+	if wn, ok := res.Body.(WaitNotifier); ok {
+		f = &waitFlusher{w: w}
 		wn.NotifyBeforeWait(f.flush)
-	}
-	if res.ContentLength < 0 && noBody(r) {
-		// A body of unknown length: the head goes out at once, chunked, as httputil.ReverseProxy sends
-		// it (the HTTP adapter's answer), not held until the body's end gives it a length. Not while the
-		// client's body may still be read: outside full duplex, net/http's server would block the flush
-		// until that pending read returns.
-		f.dirty = true
-		f.flush()
+		if res.ContentLength < 0 && noBody(r) {
+			// A body of unknown length: the head goes out at once, chunked, as httputil.ReverseProxy sends
+			// it, not held until the body's end gives it a length. Not while the client's body may still be
+			// read: outside full duplex, net/http's server would block the flush until that pending read
+			// returns.
+			f.dirty = true
+			f.flush()
+		}
+		dst = f
+	} else if res.ContentLength < 0 || eventStream(res.Header["Content-Type"]) {
+		fw := newEachWriteFlusher(w)
+		defer fw.stop()
+		dst = fw
 	}
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
 	discard := false
-	var readErr error
-	for f.clientErr == nil {
+	var readErr, clientErr error
+	for {
 		n, err := res.Body.Read(buf)
-		if n > 0 && !discard && f.clientErr == nil {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				if !errors.Is(werr, http.ErrBodyNotAllowed) {
-					f.clientErr = werr
-					break
-				}
+		if f != nil && f.err != nil {
+			clientErr = f.err // the flush before this read failed: the client is gone
+			break
+		}
+		if n > 0 && !discard {
+			m, werr := dst.Write(buf[:n])
+			if werr == nil && m != n {
+				werr = io.ErrShortWrite
+			}
+			if errors.Is(werr, http.ErrBodyNotAllowed) {
 				discard = true // HEAD, 204, 304: read on, so the exchange ends cleanly
-			} else {
-				f.dirty = true
-				if !waits {
-					f.flush()
-				}
+			} else if werr != nil {
+				clientErr = werr
+				break
 			}
 		}
 		if err == io.EOF {
@@ -189,7 +207,6 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 			break
 		}
 	}
-	clientErr := f.clientErr
 	ctx := r.Context()
 	if clientErr == nil && readErr != nil && ctx.Err() != nil {
 		clientErr = ctx.Err()
@@ -216,24 +233,6 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 // noBody reports whether r has no body to read.
 func noBody(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
-}
-
-// flusher flushes what was written since its last flush (the head waits for the first body bytes: the
-// server may still sniff a Content-Type from them). A failed flush is the client gone.
-type flusher struct {
-	rc        http.ResponseController
-	dirty     bool
-	clientErr error
-}
-
-func (f *flusher) flush() {
-	if !f.dirty {
-		return
-	}
-	f.dirty = false
-	if err := f.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) && f.clientErr == nil {
-		f.clientErr = err
-	}
 }
 
 func attrs(o *Options, r *http.Request, status int, err error) []slog.Attr {

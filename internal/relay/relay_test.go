@@ -54,14 +54,20 @@ type notifying struct{ *body }
 
 func (n notifying) NotifyBeforeWait(f func()) { n.before = f }
 
-// serve runs Write for each request to a test server and returns the raw answer the client read.
+// serve runs Write with a CGI head's options for each request to a test server and returns the raw
+// answer the client read.
 func serve(t *testing.T, method string, res func() *http.Response) string {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
+	return serveWith(t, method, &Options{App: "a", Upstream: "u", Logger: slog.New(slog.DiscardHandler), CGIHead: true}, res)
+}
+
+// serveWith is serve with the options o.
+func serveWith(t *testing.T, method string, o *Options, res func() *http.Response) string {
+	t.Helper()
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(done)
-		Write(w, r, res(), &Options{App: "a", Upstream: "u", Logger: logger})
+		Write(w, r, res(), o)
 	}))
 	t.Cleanup(srv.Close)
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -155,6 +161,62 @@ func TestWrite(t *testing.T) {
 			}
 			if b.closed != 1 {
 				t.Errorf("body closed %d times, want once", b.closed)
+			}
+		})
+	}
+}
+
+// TestWriteCopiesAnHTTPHeadAsSent: without CGIHead (the HTTP direct path) the app's Content-Length is
+// the framing and is passed as sent, as httputil.ReverseProxy passes it: a HEAD answer's too, whose
+// Response has no body to measure.
+func TestWriteCopiesAnHTTPHeadAsSent(t *testing.T) {
+	for _, tt := range []struct {
+		method string
+		length int64
+		pieces []string
+	}{
+		{"GET", 5, []string{"hello"}},
+		{"HEAD", -1, nil},
+	} {
+		t.Run(tt.method, func(t *testing.T) {
+			raw := serveWith(t, tt.method, &Options{Logger: slog.New(slog.DiscardHandler)}, func() *http.Response {
+				return &http.Response{StatusCode: 200, Header: http.Header{"Content-Length": {"5"}},
+					ContentLength: tt.length, Body: &body{pieces: tt.pieces}}
+			})
+			if !strings.Contains(raw, "Content-Length: 5\r\n") || strings.Count(raw, "Content-Length") != 1 {
+				t.Fatalf("answer lacks the app's Content-Length or has two:\n%s", raw)
+			}
+		})
+	}
+}
+
+// TestWriteFlushesAStreamedAnswerWhoseBodyCannotSay: a Body without WaitNotifier is taken to wait at
+// every read of a streamed answer (unknown length, an event stream), flushed after every write as
+// ReverseProxy flushes it; an answer of known length is left to the server's buffering.
+func TestWriteFlushesAStreamedAnswerWhoseBodyCannotSay(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		length      int64
+		contentType string
+		streamed    bool
+	}{
+		{"unknown length", -1, "text/plain", true},
+		{"an event stream of known length", 2, "Text/Event-Stream; charset=utf-8", true},
+		{"known length", 2, "text/plain", false},
+		{"known length, a type naming event-stream loosely", 2, "text/event-streamer", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			flushes := 0 // under eachWriteFlusher's lock, read after Write returned
+			rec := httptest.NewRecorder()
+			w := &flushRecorder{ResponseRecorder: rec, onFlush: func() { flushes++ }}
+			res := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tt.contentType}},
+				ContentLength: tt.length, Body: &body{pieces: []string{"a", "b"}}}
+			Write(w, httptest.NewRequest("GET", "/", nil), res, &Options{Logger: slog.New(slog.DiscardHandler)})
+			if tt.streamed && flushes < 2 || !tt.streamed && flushes != 0 {
+				t.Fatalf("%d flushes (streamed: %v)", flushes, tt.streamed)
+			}
+			if rec.Body.String() != "ab" {
+				t.Fatalf("body %q", rec.Body.String())
 			}
 		})
 	}
