@@ -159,6 +159,7 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	// from a Body that cannot say when it would wait), or a writer that flushes (flush.go).
 	var dst io.Writer = w
 	var f *waitFlusher
+	var each *eachWriteFlusher
 	if wn, ok := res.Body.(WaitNotifier); ok {
 		f = &waitFlusher{w: w}
 		wn.NotifyBeforeWait(f.flush)
@@ -172,9 +173,9 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 		}
 		dst = f
 	} else if res.ContentLength < 0 || eventStream(res.Header["Content-Type"]) {
-		fw := newEachWriteFlusher(w)
-		defer fw.stop()
-		dst = fw
+		each = newEachWriteFlusher(w)
+		defer each.stop() // also when a Read panics: no timer flush after the handler
+		dst = each
 	}
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
@@ -206,6 +207,9 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 			readErr = err
 			break
 		}
+	}
+	if each != nil {
+		each.stop() // before the abort's and the trailers' flushes, which would race with the timer's
 	}
 	ctx := r.Context()
 	if clientErr == nil && readErr != nil && ctx.Err() != nil {
