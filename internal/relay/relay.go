@@ -1,24 +1,31 @@
 // Package relay writes an app's answer to the client: the one response relay behind the FastCGI, uwsgi
-// and SCGI transports, whose trailer and abort helpers the HTTP adapter's direct path shares.
+// and SCGI transports and the HTTP adapter's direct path (h1 round trip + relay).
 //
 // A transport (Transport) turns a request into an *http.Response whose Body streams the rest of the app's
-// answer; Serve hands it the request and writes what it returns with Write. The contract:
+// answer; Serve hands it the request and writes what it returns with Write. What differs between app
+// kinds is declared, never paid for by a kind that does not declare it: Options.CGIHead (a CGI head's
+// length), Options.Spool (request bodies of known length only) and, on the Body, WaitNotifier (when the
+// next read would wait). The contract:
 //
 //   - Ownership: the Response and its Body belong to the relay once RoundTrip returns them. Write closes
 //     the Body exactly once, on every path (a clean end, the client gone, an abort), and only after its last
 //     Read: closing it ends the exchange, and the transport decides there whether the connection goes back
 //     to its pool (the body read to io.EOF) or is closed (anything else).
 //   - Copied: every header field of the Response but the hop-by-hop ones and those its Connection field
-//     names (internal/hopbyhop, the one list); Content-Length is the Response's ContentLength (the app's
-//     own field is dropped), omitted when unknown (-1) and for 204 and 304; trailers the Response announces
-//     (Response.Trailer's keys) are announced to the client and set after the body, unannounced ones sent
-//     with http.TrailerPrefix.
-//   - Flushed: the head at once when the length is unknown and the request has no body (so such an
-//     answer is chunked, as httputil.ReverseProxy sends it), else with the first body bytes (so the server
-//     may sniff a missing Content-Type from them, as behind ReverseProxy); every written piece as soon as the
-//     next read of the Body would wait for the app (a Body implementing WaitNotifier says when), else after
-//     every write; never on a read served from what is already buffered, so a small answer of known length
-//     leaves in one write.
+//     names (internal/hopbyhop, the one list), as the app sent them (an HTTP head: its Content-Length is
+//     the framing h1 read by, passed as httputil.ReverseProxy passes it); with Options.CGIHead,
+//     Content-Length is the Response's ContentLength instead (the script's own field is dropped), omitted
+//     when unknown (-1) and for 204 and 304. Trailers the Response announces (Response.Trailer's keys) are
+//     announced to the client and set after the body, unannounced ones sent with http.TrailerPrefix.
+//   - Flushed: what was written goes out before the next read of the Body that would wait for the app,
+//     never on a read served from what is already buffered. A Body implementing WaitNotifier says when:
+//     every written piece is flushed there, the head with the first body bytes (so the server may sniff a
+//     missing Content-Type from them, as behind ReverseProxy), or at once when the length is unknown and
+//     the request has no body (so such an answer is chunked, as ReverseProxy sends it). A Body that cannot
+//     say is taken to wait at every read of a streamed answer (unknown length, or text/event-stream):
+//     flushed after every write and its head at once from a timer, which is ReverseProxy's policy
+//     (FlushInterval 0) and its race; its answer of known length is left to the server's buffering, as
+//     ReverseProxy leaves it (flush.go).
 //   - Discarded: body bytes the client's request cannot carry (HEAD, 204, 304) are read and dropped, so
 //     the exchange still ends cleanly.
 //   - Aborted: a Body read that fails (the app resetting, closing short of its length, stalling past its
