@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/transportguard"
 )
 
 // ForwardAuthOptions configures ForwardAuth.
@@ -27,7 +29,8 @@ type ForwardAuthOptions struct {
 	// Trusted are the proxies whose X-Forwarded-For/-Proto are passed on.
 	Trusted []netip.Prefix
 	Logger  *slog.Logger
-	// Transport is used to reach the auth app; nil means a private http.Transport.
+	// Transport is used to reach the auth app; nil means a private http.Transport whose keep-alive
+	// connections are guarded against unsolicited answers (internal/transportguard).
 	Transport http.RoundTripper
 }
 
@@ -54,13 +57,15 @@ func ForwardAuth(o ForwardAuthOptions) (func(http.Handler) http.Handler, error) 
 	}
 	rt := o.Transport
 	if rt == nil {
-		rt = &http.Transport{
+		// Guarded: an auth app that answers twice must never have its stale answer (a 2xx with another
+		// user's X-Auth-User) read as the answer to the next check on a reused connection.
+		rt = transportguard.Wrap(&http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: o.Timeout}).DialContext,
 			MaxIdleConnsPerHost:   32,
 			IdleConnTimeout:       60 * time.Second,
 			ResponseHeaderTimeout: o.Timeout,
-		}
+		})
 	}
 	client := &http.Client{
 		Transport:     rt,

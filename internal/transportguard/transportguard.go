@@ -175,7 +175,7 @@ type conn struct {
 	reading bool
 	// got: the last Read returned bytes (not an end or an error).
 	got bool
-	// poisoned: the connection was closed right after bytes arrived while settle waited, or by settle.
+	// poisoned: the connection was closed right after a read brought bytes, or by settle.
 	poisoned bool
 	closed   bool
 	wake     chan struct{} // closed at the next Read start or Close, then nil
@@ -224,11 +224,9 @@ func (c *conn) Close() error {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		if c.wake != nil && c.got {
-			// settle is waiting and the last read brought bytes: the read loop found them while no
-			// response was expected and closed the connection.
-			c.poisoned = true
-		}
+		// Closed right after a read brought bytes: for a connection a request just took, the read loop
+		// found them while no response was expected (settle counts it).
+		c.poisoned = c.got
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
