@@ -18,6 +18,28 @@
 // 1xx, abort and error handling; TestDirectPathMatchesReverseProxy compares both on hostile requests and
 // answers); everything else (balanced instances, upgrades, Expect, large or unknown-length bodies, https,
 // h2c, fast_path=false) goes through ReverseProxy.
+//
+// Connection reuse and unsolicited answers (SECURITY.md, "Unsolicited responses"): no answer an app wrote
+// before a request was sent may be read as that request's answer on a reused HTTP/1.1 connection. The h1
+// client looks at every idle connection before it reuses it and closes one a response left bytes behind
+// on. net/http's Transport does neither reliably (its read loop puts a connection back in the pool before
+// it looks at the bytes buffered behind the answer), so each instance's Transport is used in one of two
+// ways, chosen by what it carries:
+//   - behind the h1 client (fast_path=true, http:// and unix://) it carries only h1's fallback: bodies
+//     above 16 KiB or of unknown length, Expect: 100-continue, request trailers, upgrades. These are rare
+//     and mostly large, so it keeps no idle connection (DisableKeepAlives; nginx's default towards
+//     upstreams too): a connect per such request, no reuse to poison.
+//   - for https:// apps and with fast_path=false it carries everything, so it keeps its pool and is
+//     guarded (internal/transportguard): a request that takes a pooled connection waits until the
+//     Transport's read loop is blocked on an empty buffer and the socket holds nothing, so stale bytes
+//     are found and the connection dropped before the request is counted or written (GETs are retried on
+//     a new connection by the Transport, a request with a body gets 502). The wait costs a lock and one
+//     non-blocking peek per request (BenchmarkTransportGuard); it needs no second HTTP parser, and TLS
+//     1.3 session tickets read while idle do not count as unsolicited. Extending h1 to TLS would serve
+//     https apps faster still; it is not done.
+//
+// h2c and HTTP/2 connections are multiplexed by stream id and are not affected; an upgraded connection is
+// never reused.
 package httpproxy
 
 import (
