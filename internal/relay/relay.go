@@ -159,7 +159,7 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 			hdr["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
 		}
 	}
-	announced := AnnounceTrailers(hdr, res.Trailer)
+	announced := announceTrailers(hdr, res.Trailer)
 	w.WriteHeader(res.StatusCode)
 
 	// dst is where the body goes: w itself (flushed by the server's buffering: an answer of known length
@@ -238,7 +238,7 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 		Abort(w, r)
 	}
 	res.Body.Close() // fills res.Trailer
-	SetTrailers(w, res.Trailer, announced)
+	setTrailers(w, res.Trailer, announced)
 }
 
 // noBody reports whether r has no body to read.
@@ -270,9 +270,9 @@ func FlushForAbort(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// AnnounceTrailers adds a Trailer field to dst naming trailer's keys (what the app announced), and
+// announceTrailers adds a Trailer field to dst naming trailer's keys (what the app announced), and
 // returns how many it named.
-func AnnounceTrailers(dst http.Header, trailer http.Header) int {
+func announceTrailers(dst http.Header, trailer http.Header) int {
 	n := len(trailer)
 	if n == 0 {
 		return 0
@@ -285,10 +285,10 @@ func AnnounceTrailers(dst http.Header, trailer http.Header) int {
 	return n
 }
 
-// SetTrailers sets the trailers the app sent once its body ended: under their names when trailer holds
+// setTrailers sets the trailers the app sent once its body ended: under their names when trailer holds
 // just the announced keys, else every one with http.TrailerPrefix (the server sends those whether
 // announced or not). A non-empty trailer forces chunking first (a flush), so the trailers can follow.
-func SetTrailers(w http.ResponseWriter, trailer http.Header, announced int) {
+func setTrailers(w http.ResponseWriter, trailer http.Header, announced int) {
 	if len(trailer) == 0 {
 		return
 	}
