@@ -38,6 +38,13 @@
 //     1.3 session tickets read while idle do not count as unsolicited. Extending h1 to TLS would serve
 //     https apps faster still; it is not done.
 //
+// Measured (-cpu 1, loopback, a shared 2-core machine, so times are +-30%): the small GET on the h1 path
+// is untouched (47 allocs, 8.8 KB per request before and after, BenchmarkTransportPaths); the guard adds
+// 10 allocations and 0.7 KB per request (the request's trace hook) and no time above the noise (~35 us per
+// GET with and without, over http and https, BenchmarkTransportGuard); a 64 KiB POST behind h1 pays a new
+// connection: ~90-120 us became ~300-600 us per request, 117 -> 199 allocs, 47 -> 118 KB (the new
+// connection's two 32 KiB buffers), small next to such an upload's transfer from a real client.
+//
 // h2c and HTTP/2 connections are multiplexed by stream id and are not affected; an upgraded connection is
 // never reused.
 package httpproxy
