@@ -210,6 +210,8 @@ func New(t adapters.Target) (http.Handler, error) {
 		MaxResponseHeaderBytes: maxHead,
 		ReadBufferSize:         32 << 10,
 		WriteBufferSize:        32 << 10,
+		// max_idle_conns=0 keeps none (the Transport would read a zero MaxIdleConnsPerHost as 2).
+		DisableKeepAlives: maxIdle == 0,
 	}
 	if h2c {
 		base.Protocols = new(http.Protocols)
@@ -355,7 +357,7 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 	// carry ids and need neither.
 	var rt http.RoundTripper = in.tr
 	if base.Protocols == nil || base.Protocols.HTTP1() {
-		in.tr.DisableKeepAlives = fast && in.scheme == "http"
+		in.tr.DisableKeepAlives = in.tr.DisableKeepAlives || fast && in.scheme == "http"
 		in.safe = transportguard.Wrap(in.tr)
 		rt = in.safe
 	}

@@ -1,11 +1,13 @@
 package httpproxy
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +73,53 @@ func TestIdleTimeoutOption(t *testing.T) {
 			}
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err %v, want one naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestMaxIdleConnsZeroKeepsNoConnection checks that max_idle_conns=0 (SECURITY.md's cure for the residual
+// window) reuses no app connection on any path: net/http's Transport alone would keep two (its default
+// for zero).
+func TestMaxIdleConnsZeroKeepsNoConnection(t *testing.T) {
+	for _, tt := range []struct {
+		name, query string
+		tls         bool
+	}{
+		{name: "fast path", query: "?max_idle_conns=0"},
+		{name: "fast_path=false", query: "?max_idle_conns=0&fast_path=false"},
+		{name: "https app", query: "?max_idle_conns=0&tls_insecure_skip_verify=true", tls: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var opened atomic.Int32
+			app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("ok"))
+			}))
+			app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					opened.Add(1)
+				}
+			}
+			if tt.tls {
+				app.StartTLS()
+			} else {
+				app.Start()
+			}
+			t.Cleanup(app.Close)
+			_, gw, _ := adaptertest.Serve(t, Kind(), app.URL+tt.query, "")
+			for i := range 3 {
+				resp, err := http.Get(gw.URL + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("request %d: status %d", i, resp.StatusCode)
+				}
+			}
+			if n := opened.Load(); n != 3 {
+				t.Fatalf("the app saw %d connections for 3 requests, want 3", n)
 			}
 		})
 	}
