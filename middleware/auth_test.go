@@ -1,13 +1,16 @@
 package middleware
 
 import (
+	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,5 +110,57 @@ func TestForwardAuth(t *testing.T) {
 				t.Fatalf("Location %q", resp.Header.Get("Location"))
 			}
 		})
+	}
+}
+
+// TestForwardAuthNeverTakesAnUnsolicitedAnswer: an auth app that writes a second, unsolicited 2xx right
+// behind each answer (with another identity) must never have it read as the answer to the next check on
+// a reused connection (response-queue poisoning, SECURITY.md): every request passes as its own user.
+func TestForwardAuthNeverTakesAnUnsolicitedAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					user := strings.TrimPrefix(req.Header.Get("Cookie"), "user=")
+					fmt.Fprintf(c, "HTTP/1.1 204 No Content\r\nX-Auth-User: %s\r\n\r\nHTTP/1.1 204 No Content\r\nX-Auth-User: admin\r\n\r\n", user)
+				}
+			}()
+		}
+	}()
+	mw, err := ForwardAuth(ForwardAuthOptions{URL: "http://" + ln.Addr().String() + "/auth", ResponseHeaders: []string{"X-Auth-User"},
+		Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("X-Auth-User")) }))
+	for i := range 30 {
+		user := fmt.Sprintf("u%d", i)
+		r := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r.Header.Set("Cookie", "user="+user)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || w.Body.String() != user {
+			t.Fatalf("request %d as %s passed with status %d as %q", i, user, w.Code, w.Body.String())
+		}
 	}
 }

@@ -41,6 +41,7 @@ package transportguard
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -231,6 +232,15 @@ func (c *conn) Close() error {
 	}
 	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection when the socket can (ReverseProxy does it on an upgraded
+// connection whose client finished sending).
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // records follows the TLS record framing of the bytes read (5-byte headers, the length in the last two):
