@@ -75,7 +75,8 @@ fi
 
 # Enough descriptors for the idle and busy connections. Idle: the client and the front both hold one per
 # connection. Busy: the front holds one per client connection and, nginx at least, up to one per request in
-# flight towards the backend. Every process here gets the soft limit raised to the hard one.
+# flight towards the backend (nginx's worker_connections is set to what is needed). Every process here gets
+# the soft limit raised to the hard one.
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=1048576
 need=$((2 * idle + 1000)) need_why="--idle $idle"
@@ -194,7 +195,7 @@ worker_processes $workers;
 worker_rlimit_nofile $hard;
 pid $tmp/nginx.pid;
 error_log $tmp/nginx/error.log error;
-events { worker_connections $((2 * idle + 1000)); }
+events { worker_connections $need; }
 http {
   access_log off;
   keepalive_timeout 120s;
@@ -583,7 +584,7 @@ wt=2
 # measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors kinds
 # cpu", cpu being the CPU µs per request the front's processes used (direct: the backend instance itself).
 measure() {
-  local scen=$1 front=$2 round=$3 url args t0 t1 cpu who=$2
+  local scen=$1 front=$2 round=$3 url args t0 t1 per_req who=$2
   case $scen in
     lat1) args=(-t1 -c1) url="http://127.0.0.1:${port[$front]}/small" ;;
     get64) args=(-t"$wt" -c64) url="http://127.0.0.1:${port[$front]}/small" ;;
@@ -596,9 +597,9 @@ measure() {
   wout=$("${on_load[@]}" wrk "${args[@]}" -d"${duration}s" --latency "$url")
   t1=$(ticks "$who")
   wrk_parse
-  cpu=$(cpu_per_req $((t1 - t0)))
-  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds $cpu" >>"$results"
-  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $cpu us/req"
+  per_req=$(cpu_per_req $((t1 - t0)))
+  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds $per_req" >>"$results"
+  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $per_req us/req"
 }
 
 scenarios=(lat1 get64 big16 post16 cascade64)
@@ -737,7 +738,7 @@ if [ "$busy" -gt 0 ]; then
       t1=$(ticks "$f")
       wout=$(cat "$tmp/busy.out")
       wrk_parse
-      cpu=$(cpu_per_req $((t1 - t0)))
+      per_req=$(cpu_per_req $((t1 - t0)))
       if [ "$scen" = busy ]; then
         busy_peak[$f]=$(kib VmHWM "$f")
         sleep 3
@@ -751,8 +752,8 @@ if [ "$busy" -gt 0 ]; then
         reload_n[$f]=$n reload_failed[$f]=$failed reload_peak[$f]=$maxr
         log "  reload $f: $n reloads ($failed failed), sampled peak RSS $maxr KiB"
       fi
-      echo "$scen$busy $f 0 ${rps:-0} $p50 $p99 $bad $kinds $cpu" >>"$results"
-      log "  $scen$busy $f: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $cpu us/req"
+      echo "$scen$busy $f 0 ${rps:-0} $p50 $p99 $bad $kinds $per_req" >>"$results"
+      log "  $scen$busy $f: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $per_req us/req"
       kill -0 "${pid_of[$f]}" 2>/dev/null || { log "bench: $f died under $scen load; its log:"; tail -n 20 "$tmp/$f.log" >&2; exit 1; }
       stop_front "$f"
     done
@@ -938,7 +939,7 @@ gw_added="none"
   fi
   echo
   echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds, CPU µs per request;"
-  echo "wrk counts a request slower than 2 s as a timeout error):"
+  echo "wrk counts an answer slower than 2 s, ${busy_timeout:-10} s in the busy and reload runs, as a timeout error):"
   echo
   echo '```'
   cat "$results"
