@@ -45,6 +45,7 @@ for v in rounds duration idle stream busy_duration; do
 done
 [[ $busy =~ ^(0|[1-9][0-9]*)$ ]] || { echo "bench: --busy wants 0 or a positive integer, not $busy" >&2; exit 2; }
 [ -z "$pinned" ] || [ -z "$https" ] || { echo "bench: --pinned and --https do not go together (the HTTPS run uses every core)" >&2; exit 2; }
+[ -z "$https" ] || busy=0 # the HTTPS run has no busy-connection scenario
 
 cd "$(dirname "$0")/.."
 root=$PWD
