@@ -29,8 +29,8 @@
 // Memory: what net/http releases is free Go memory, and the process RSS only drops once the GC ran and
 // the runtime's scavenger gave the pages back. When everything is idle no allocation triggers a GC, so
 // the freed stacks and buffers would stay in RSS; after a burst of at least Options.BurstGC parked
-// connections (and at most once per 10 s) the parker therefore asks for a GC, 1 s after the burst's
-// threshold was reached: up to two runtime.GC calls, since the buffers net/http put back in its sync.Pools
+// connections the parker therefore asks for a GC, 1 s after the burst's threshold was reached (at most
+// once per 10 s: a burst that reaches it sooner after the last one gets its GC when the 10 s have passed): up to two runtime.GC calls, since the buffers net/http put back in its sync.Pools
 // are only freed by the second cycle after they were put (cycles the runtime ran by itself in that second
 // count: a busy process is not made to collect more). The runtime's background scavenger then returns the
 // freed pages to the system at its own pace (debug.FreeOSMemory is never called: it would also give back
@@ -102,6 +102,9 @@ type Listener struct {
 	sinceGC   int
 	lastGC    time.Time
 	gcPending bool
+	gcEvery   time.Duration // gcEvery and gcDelay; tests shorten them
+	gcDelay   time.Duration
+	gcs       atomic.Uint64 // GCs requested (each of one or two cycles)
 }
 
 type accepted struct {
@@ -112,7 +115,7 @@ type accepted struct {
 // New wraps ln. When parking is on (opts.After > 0) and Supported, it starts the parker; if the parker
 // cannot be started (epoll refused), the error is returned with a Listener that never parks, still usable.
 func New(ln net.Listener, opts Options) (*Listener, error) {
-	l := &Listener{inner: ln, opts: opts, acceptc: make(chan accepted), done: make(chan struct{}), readyc: make(chan struct{}, 1)}
+	l := &Listener{inner: ln, opts: opts, acceptc: make(chan accepted), done: make(chan struct{}), readyc: make(chan struct{}, 1), gcEvery: gcEvery, gcDelay: gcDelay}
 	var err error
 	if opts.After > 0 && Supported {
 		l.p, err = newParker(l)
@@ -265,15 +268,22 @@ func (l *Listener) parked() {
 	l.gcMu.Lock()
 	defer l.gcMu.Unlock()
 	l.sinceGC++
-	if l.gcPending || l.sinceGC < l.opts.BurstGC || time.Since(l.lastGC) < gcEvery {
+	if l.gcPending || l.sinceGC < l.opts.BurstGC {
 		return
+	}
+	// A burst that reaches the threshold again soon after the last GC gets its GC when gcEvery has
+	// passed, not never: once every connection is parked no later one would ask.
+	delay := l.gcDelay
+	if wait := l.gcEvery - time.Since(l.lastGC); wait > delay {
+		delay = wait
 	}
 	l.gcPending = true
 	start := gcCycles()
-	time.AfterFunc(gcDelay, func() {
+	time.AfterFunc(delay, func() {
 		select {
 		case <-l.done:
 		default:
+			l.gcs.Add(1)
 			// Two cycles: net/http's bufio buffers went back to sync.Pools, whose items survive one GC (in
 			// the victim cache) and are freed by the second; dead goroutines' stacks are freed by the first.
 			// Cycles the runtime ran by itself meanwhile (it does under load, when allocation goes on)

@@ -423,6 +423,36 @@ func TestABurstOfParkedConnectionsGetsItsGC(t *testing.T) {
 	waitFor(t, "two GC cycles", func() bool { return gcCycles()-start >= 2 })
 }
 
+// A second burst soon after the first one's GC gets its own GC once the minimum interval has passed;
+// before, it got none until the runtime's own, since no later connection would ask.
+func TestABurstSoonAfterAnotherGetsItsGCLater(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := New(raw, Options{After: after, BurstGC: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.gcDelay, ln.gcEvery = 10*time.Millisecond, 500*time.Millisecond
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }), IdleTimeout: time.Minute}
+	ln.Install(srv)
+	go srv.Serve(ln)
+	defer srv.Close()
+	burst := func(want int) {
+		for range 4 {
+			c := dial(t, &rig{ln: ln})
+			c.send(t, get("/"))
+			c.expect(t, "ok")
+		}
+		waitFor(t, "the burst parked", func() bool { return ln.Parked() == want })
+	}
+	burst(4)
+	waitFor(t, "the first burst's GC", func() bool { return ln.gcs.Load() == 1 })
+	burst(8)
+	waitFor(t, "the second burst's GC", func() bool { return ln.gcs.Load() == 2 })
+}
+
 func TestMemoryPerParkedConnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 2,000 connections")
