@@ -359,8 +359,15 @@ func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
 }
 
 func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:9", "GATEWAY_FAST_LANE": strconv.FormatBool(on)}, nil)
+	live := NewLive(nil)
+	plain := http.NotFoundHandler()
+	for _, tt := range []struct {
+		setting bool
+		h       http.Handler
+		on      bool
+	}{{false, live, false}, {true, live, true}, {true, plain, false}} {
+		on := tt.on
+		cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:9", "GATEWAY_FAST_LANE": strconv.FormatBool(tt.setting)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +375,7 @@ func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := NewFront(cfg, http.NotFoundHandler(), ln, slog.New(slog.DiscardHandler), FrontOptions{})
+		f := NewFront(cfg, tt.h, ln, slog.New(slog.DiscardHandler), FrontOptions{})
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(f.Collector())
 		mfs, err := reg.Gather()
@@ -382,7 +389,7 @@ func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
 			}
 		}
 		if want := map[bool]float64{false: 0, true: 1}[on]; value != want {
-			t.Errorf("GATEWAY_FAST_LANE=%v: switchyard_fast_lane_on = %v, want %v", on, value, want)
+			t.Errorf("GATEWAY_FAST_LANE=%v, handler %T: switchyard_fast_lane_on = %v, want %v", tt.setting, tt.h, value, want)
 		}
 		f.Listener().Close()
 	}

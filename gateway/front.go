@@ -96,7 +96,9 @@ const laneMaxBody = 64 << 10
 // (internal/fastlane) when GATEWAY_FAST_LANE is on: the lane accepts the connections first, serves the
 // requests it proves it handles exactly as net/http would (srv's handler says which: a Gateway's
 // Handler or a Live) and hands every other connection to srv, with the bytes it read. It returns nil when
-// the lane is off: the setting off, TLS, srv speaking unencrypted HTTP/2, or a system other than Linux.
+// the lane is off: the setting off, TLS, srv speaking unencrypted HTTP/2, a handler that is no
+// fastlane.Router (neither a Gateway's Handler nor a Live: the lane would hand everything off), or a
+// system other than Linux.
 // Idle parking wraps the lane: connections handed to net/http are parked as before; those the lane
 // serves wait in the lane (this stage has no epoll loop).
 func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.Listener {
@@ -105,6 +107,9 @@ func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.List
 	}
 	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
 		return nil
+	}
+	if _, ok := srv.Handler.(fastlane.Router); !ok {
+		return nil // a handler that cannot say what the lane may serve (the plain listener next to HTTPS)
 	}
 	return fastlane.New(ln, fastlane.Options{Server: srv, MaxBody: laneMaxBody})
 }
