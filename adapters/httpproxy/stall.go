@@ -42,7 +42,13 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		// An upgraded connection is not watched: it may idle as long as its peers like. Its context
 		// ends when the tunnel is closed (or with the client's request).
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
-			resp.Body = &upgradedConn{ReadWriteCloser: rwc, cancel: cancel}
+			u := &upgradedConn{ReadWriteCloser: rwc, cancel: cancel}
+			resp.Body = u
+			if _, ok := rwc.(interface{ CloseWrite() error }); ok {
+				// ReverseProxy half-closes the app's side when the client ends its side of the tunnel;
+				// the wrapper must not hide that the connection can.
+				resp.Body = halfClosableConn{u}
+			}
 			return resp, nil
 		}
 		cancel(nil)
@@ -68,6 +74,14 @@ func (u *upgradedConn) Close() error {
 	err := u.ReadWriteCloser.Close()
 	u.cancel(nil)
 	return err
+}
+
+// halfClosableConn is an upgradedConn whose connection can be half-closed.
+type halfClosableConn struct{ *upgradedConn }
+
+// CloseWrite half-closes the app's connection: the client finished sending on the tunnel.
+func (h halfClosableConn) CloseWrite() error {
+	return h.ReadWriteCloser.(interface{ CloseWrite() error }).CloseWrite()
 }
 
 // watchedBody is a response body under a stall watchdog. Read and Close must not be called concurrently

@@ -265,3 +265,39 @@ func TestResponseHeadLimitFromTheGateway(t *testing.T) {
 		}
 	}
 }
+
+// A tunnel (101) carries a half-close: when the client ends its side, the app reads EOF and can still
+// answer on its own side, as on a direct connection. The stall guard's wrapper of the app's connection
+// once hid CloseWrite from ReverseProxy, so the app never saw the client's end.
+func TestATunnelCarriesTheClientsHalfClose(t *testing.T) {
+	for _, path := range []string{"fast_path=true", "fast_path=false"} {
+		t.Run(path, func(t *testing.T) {
+			u, _ := rawApp(t, func(c net.Conn, br *bufio.Reader) {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				got, err := io.ReadAll(br)
+				fmt.Fprintf(c, "app read %q until %v", got, err)
+				c.(*net.TCPConn).CloseWrite()
+			})
+			_, front, _ := buildWith(t, u+"?"+path, nil)
+			c, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 101 {
+				t.Fatalf("upgrade: %v %v", resp, err)
+			}
+			io.WriteString(c, "hello")
+			c.(*net.TCPConn).CloseWrite()
+			rest, err := io.ReadAll(br)
+			if want := `app read "hello" until <nil>`; string(rest) != want || err != nil {
+				t.Errorf("after the client's half-close: %q, %v; want %q", rest, err, want)
+			}
+		})
+	}
+}
