@@ -244,13 +244,18 @@ func (ps *parser) routes() {
 			ps.errs = append(ps.errs, a.fail(fmt.Errorf("option %s=false: there is no plain HTTP listener (GATEWAY_HTTP_ADDR) to serve the route on", HTTPSRedirectOption), HTTPSRedirectOption))
 			bad = true
 		}
+		oldWhere := func(string) string { return rs.Where("old") + ": route " + p.String() + " (old)" }
 		if bad {
+			// The old app's own problems (its URL, its options) belong in the same report: without this
+			// a bad canary_percent would hide an old app with an unknown scheme until it was fixed.
+			if raw := a.Target.Options.String(migration.KeyOld, ""); raw != "" {
+				ps.app(RoleOld, raw, r.Mount(), oldWhere)
+			}
 			continue
 		}
 		ps.warn(sharedAddressWarnings(rs.Source, p.String(), "", a, roots)...)
 		ps.warn(ignoredStageKeys(rs.Source+": route "+p.String(), r.Stage)...)
 		if r.Stage.Stage != migration.StageNone && r.Stage.Old != "" {
-			oldWhere := func(string) string { return rs.Where("old") + ": route " + p.String() + " (old)" }
 			old, ok := ps.app(RoleOld, r.Stage.Old, r.Mount(), oldWhere)
 			if !ok {
 				continue

@@ -79,6 +79,16 @@ routes:
 			`GATEWAY_ROUTES: route /z/: app "http://127.0.0.1:2?ready=perhaps&pass_header=a%20b": option ready="perhaps": expected true or false`,
 			`GATEWAY_ROUTES: route /w/: stage="sideways": expected one of`,
 		}},
+		{"a bad migration key hides no problem of the old app", map[string]string{"GATEWAY_CONFIG": "gw.yaml"}, `routes:
+  - pattern: /shop/
+    app: http://127.0.0.1:3000
+    old: htp://127.0.0.1:8000
+    stage: canary
+    canary_percent: 150
+`, []string{
+			`gw.yaml:6: routes[0]: route /shop/: canary_percent="150": expected a percentage from 0 to 100`,
+			`gw.yaml:4: routes[0]: route /shop/ (old): app "htp://127.0.0.1:8000": unknown scheme "htp"`,
+		}},
 		{"a pair with one name", map[string]string{
 			"GATEWAY_PRIMARY": "http://127.0.0.1:8000?name=same", "GATEWAY_DELEGATES": "http://127.0.0.1:8001?name=same", "GATEWAY_STAGE": "shadow",
 		}, "", []string{
