@@ -114,11 +114,16 @@ func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.List
 	return fastlane.New(ln, fastlane.Options{Server: srv, MaxBody: laneMaxBody})
 }
 
-// newRefused is switchyard_connections_refused_total{reason} of one listener.
+// newRefused is switchyard_connections_refused_total{reason} of one listener. Both reasons are exported
+// from the start, at 0: a series that appears only at the first refusal has no rate() until its second
+// one, and an alert on it cannot tell "never refused" from "not exported".
 func newRefused(listener string) *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_connections_refused_total",
 		Help:        "Client connections refused at accept time by GATEWAY_MAX_CONNS (reason total) or GATEWAY_MAX_CONNS_PER_CLIENT (per_client), per listener (http, https, http3).",
 		ConstLabels: prometheus.Labels{"listener": listener}}, []string{"reason"})
+	c.WithLabelValues(connlimit.ReasonTotal)
+	c.WithLabelValues(connlimit.ReasonPerClient)
+	return c
 }
 
 // connCollector is the connection series of one listener: refused, open now, and parked now when

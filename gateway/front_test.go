@@ -69,3 +69,44 @@ func TestFrontCollectorCountsWhatTheStackDoes(t *testing.T) {
 		t.Fatalf("gathered %v; want 1 open and 1 refused", got)
 	}
 }
+
+// TestFrontCollectorExportsRefusalsBeforeTheFirst: both refusal reasons are series from the start, at 0,
+// so a dashboard or an alert on them sees the listener before anything was refused.
+func TestFrontCollectorExportsRefusalsBeforeTheFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFront(config.Defaults(), http.NotFoundHandler(), ln, slog.New(slog.DiscardHandler), FrontOptions{})
+	defer ln.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(f.Collector())
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, fam := range fams {
+		if fam.GetName() != "switchyard_connections_refused_total" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			var reason, listener string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "reason":
+					reason = l.GetValue()
+				case "listener":
+					listener = l.GetValue()
+				}
+			}
+			if listener != "http" || m.GetCounter().GetValue() != 0 {
+				t.Errorf("reason %q: listener %q, value %v; want listener http at 0", reason, listener, m.GetCounter().GetValue())
+			}
+			got[reason] = true
+		}
+	}
+	if !got["total"] || !got["per_client"] || len(got) != 2 {
+		t.Fatalf("refusal reasons exported before any refusal: %v; want total and per_client", got)
+	}
+}
