@@ -42,6 +42,7 @@
 package relay
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -113,26 +114,33 @@ func (o *Options) name() string {
 
 // Serve spools r's body when the transport declared it, runs t and writes its answer to w (Write).
 func Serve(w http.ResponseWriter, r *http.Request, t Transport, o *Options) {
-	req := r
 	if o.Spool != nil && r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0 {
-		sp, err := spool.Read(r.Context(), r.Body, *o.Spool)
-		if err != nil {
-			if !errors.Is(err, spool.ErrStorage) {
-				err = failure.ClientBody(err)
-			}
-			failure.Answer(w, r, o.logger(), o.App, o.Upstream, fmt.Errorf("%s spooling the request body: %w", o.name(), err))
-			return
-		}
-		defer sp.Close()
-		req = r.WithContext(r.Context())
-		req.ContentLength = sp.Len()
-		req.Body = spooled{sp}
-	}
-	res := t.RoundTrip(w, req)
-	if res == nil {
+		serveSpooled(w, r, t, o)
 		return
 	}
-	Write(w, r, res, o)
+	if res := t.RoundTrip(w, r); res != nil {
+		Write(w, r, res, o)
+	}
+}
+
+// serveSpooled is Serve for a body that must be spooled first: apart, so that Serve's common path
+// carries no defer.
+func serveSpooled(w http.ResponseWriter, r *http.Request, t Transport, o *Options) {
+	sp, err := spool.Read(r.Context(), r.Body, *o.Spool)
+	if err != nil {
+		if !errors.Is(err, spool.ErrStorage) {
+			err = failure.ClientBody(err)
+		}
+		failure.Answer(w, r, o.logger(), o.App, o.Upstream, fmt.Errorf("%s spooling the request body: %w", o.name(), err))
+		return
+	}
+	defer sp.Close()
+	req := r.WithContext(r.Context())
+	req.ContentLength = sp.Len()
+	req.Body = spooled{sp}
+	if res := t.RoundTrip(w, req); res != nil {
+		Write(w, r, res, o)
+	}
 }
 
 // spooled marks a request body Serve spooled; Close is left to Serve.
@@ -196,15 +204,13 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 			break
 		}
 		if n > 0 && !discard {
-			m, werr := dst.Write(buf[:n])
-			if werr == nil && m != n {
-				werr = io.ErrShortWrite
-			}
-			if errors.Is(werr, http.ErrBodyNotAllowed) {
-				discard = true // HEAD, 204, 304: read on, so the exchange ends cleanly
-			} else if werr != nil {
-				clientErr = werr
-				break
+			if m, werr := dst.Write(buf[:n]); werr != nil || m != n {
+				if errors.Is(werr, http.ErrBodyNotAllowed) {
+					discard = true // HEAD, 204, 304: read on, so the exchange ends cleanly
+				} else {
+					clientErr = cmp.Or(werr, io.ErrShortWrite)
+					break
+				}
 			}
 		}
 		if err == io.EOF {
