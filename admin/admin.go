@@ -184,7 +184,7 @@ const ReachTimeout = 2 * time.Second
 //   - an instance is still waiting for its first verdict (reported neither Known nor Healthy), or
 //   - an app that counts has no reachable instance. Every app counts (the primary, the delegates, every
 //     route's app and a migrating route's old app) except one marked NotForReadiness (ready=false, or a
-//     side of a migration that its stage sends no client to).
+//     side of a migration whose outage its stage covers or sends no client to).
 //
 // An instance is reachable when its app's own tracking says it is healthy (active health checks, passive
 // ejection, circuit breaker). One that nothing has judged yet (reported Healthy but not Known: a single

@@ -95,19 +95,22 @@ type BuiltApp struct {
 	// primary and the first delegate under GATEWAY_STAGE), empty for every other app: the role alone
 	// does not say which of a migrating route's two apps is down.
 	Side string
-	// NotForReadiness is the app option ready=false, or a side of a migration that its stage sends no
-	// client to (servesClients): /readyz reports the app but never fails because of it.
+	// NotForReadiness is the app option ready=false, or a side of a migration whose outage its stage
+	// covers or sends no client to (countsForReadiness): /readyz reports the app but never fails because
+	// of it.
 	NotForReadiness bool
 }
 
-// servesClients says whether the side ("new" or "old") of a migration answers clients at stage s. The new
-// app does not before canary (legacy sends it nothing; shadow sends copies whose answers no client sees),
-// the old app does not once retired. Such an app being down must not take the gateway out of a load
-// balancer: a new app not yet deployed at legacy, or a Django shut down after its routes were retired.
-func servesClients(s migration.Stage, side string) bool {
+// countsForReadiness says whether the side ("new" or "old") of a migration at stage s must be reachable for
+// the gateway to be ready. The new app counts only once retired: before canary no client gets its answers
+// (legacy sends it nothing; shadow sends copies whose answers no client sees), and at canary and primary
+// a request it cannot receive is served by the old app (migration.Compose's fall back), so its outage must
+// not take the gateway out of a load balancer while the old app serves. The old app counts until retired:
+// a Django shut down after its routes were retired must not.
+func countsForReadiness(s migration.Stage, side string) bool {
 	switch side {
 	case "new":
-		return s != migration.StageLegacy && s != migration.StageShadow
+		return s == migration.StageRetired
 	case "old":
 		return s != migration.StageRetired
 	}
@@ -215,7 +218,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		fallback = annotate("*", compose("*", chainKey, p.Stage, chain[0], chain[1:]))
 		g.Apps[0].Side, g.Apps[1].Side = "new", "old"
 		for i := range 2 {
-			g.Apps[i].NotForReadiness = g.Apps[i].NotForReadiness || !servesClients(p.Stage.Stage, g.Apps[i].Side)
+			g.Apps[i].NotForReadiness = g.Apps[i].NotForReadiness || !countsForReadiness(p.Stage.Stage, g.Apps[i].Side)
 		}
 	default:
 		rec.AddRoute(migration.RouteMeta{Pattern: "*", Key: chainKey})
@@ -268,8 +271,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 					oh = router.ScriptNameHeader(r.Pattern.Prefix)(oh)
 				}
 				g.Apps[newIdx].Side = "new"
-				g.Apps[newIdx].NotForReadiness = a.Unready || !servesClients(r.Stage.Stage, "new")
-				g.Apps = append(g.Apps, BuiltApp{Name: o.Name, Handler: oh, Role: roles[o.Role], Pattern: pat, Side: "old", NotForReadiness: o.Unready || !servesClients(r.Stage.Stage, "old")})
+				g.Apps[newIdx].NotForReadiness = a.Unready || !countsForReadiness(r.Stage.Stage, "new")
+				g.Apps = append(g.Apps, BuiltApp{Name: o.Name, Handler: oh, Role: roles[o.Role], Pattern: pat, Side: "old", NotForReadiness: o.Unready || !countsForReadiness(r.Stage.Stage, "old")})
 				old = append(old, delegate.App{Name: o.Name, Handler: oh, PassHeader: o.PassHeader})
 				key += "\nold " + o.ID
 			}

@@ -74,8 +74,9 @@ func TestBuildSaysWhichAppOfAMigrationIsNewAndWhichOld(t *testing.T) {
 }
 
 // TestAMigrationSideThatServesNoClientDoesNotCountForReadiness checks which apps of a migration /readyz
-// ignores: the new app before canary (a new app not yet deployed at legacy must not take the gateway out
-// of its load balancer) and the old app once retired (a Django shut down after its routes were retired).
+// ignores: the new app until retired (a new app not yet deployed at legacy must not take the gateway out
+// of its load balancer, nor a new app down at canary or primary, whose requests the old app serves) and
+// the old app once retired (a Django shut down after its routes were retired).
 func TestAMigrationSideThatServesNoClientDoesNotCountForReadiness(t *testing.T) {
 	tests := []struct {
 		stage      string
@@ -84,8 +85,8 @@ func TestAMigrationSideThatServesNoClientDoesNotCountForReadiness(t *testing.T) 
 	}{
 		{stage: "legacy", newIgnored: true},
 		{stage: "shadow", newIgnored: true},
-		{stage: "canary"},
-		{stage: "primary"},
+		{stage: "canary", newIgnored: true},
+		{stage: "primary", newIgnored: true},
 		{stage: "retired", oldIgnored: true},
 	}
 	for _, tt := range tests {
@@ -120,22 +121,25 @@ func TestAMigrationSideThatServesNoClientDoesNotCountForReadiness(t *testing.T) 
 		}
 	}
 
-	t.Run("ready=false still takes an app out of readiness at a stage that counts it", func(t *testing.T) {
-		cfg, err := config.Load(map[string]string{"GATEWAY_ADMIN_ADDR": "",
-			"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:1?name=new&ready=false&stage=primary&old=" + url.QueryEscape("http://127.0.0.1:2?name=old&ready=false")}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
-		for _, a := range g.Apps {
-			if !a.NotForReadiness {
-				t.Errorf("%s (%s) counts for readiness despite ready=false", a.Name, a.Side)
+	// Each side at a stage that counts it: the old app at primary, the new app once retired.
+	for _, stage := range []string{"primary", "retired"} {
+		t.Run("ready=false takes an app out of readiness at "+stage, func(t *testing.T) {
+			cfg, err := config.Load(map[string]string{"GATEWAY_ADMIN_ADDR": "",
+				"GATEWAY_ROUTES": "/shop/=http://127.0.0.1:1?name=new&ready=false&stage=" + stage + "&old=" + url.QueryEscape("http://127.0.0.1:2?name=old&ready=false")}, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			for _, a := range g.Apps {
+				if !a.NotForReadiness {
+					t.Errorf("%s (%s) counts for readiness despite ready=false", a.Name, a.Side)
+				}
+			}
+		})
+	}
 }
