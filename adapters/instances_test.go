@@ -38,6 +38,11 @@ func TestParseInstances(t *testing.T) {
 		{name: "instances of two kinds are refused", raw: "http://a|fastcgi://b", wantErr: "all instances must be of one kind"},
 		{name: "a repeated instance is refused", raw: "http://a:1|http://a:1", wantErr: "listed twice"},
 		{name: "an unknown scheme after a bar is named", raw: "http://a|gopher://b", wantErr: `unknown scheme "gopher"`},
+		{name: "a host name and port without a scheme are told to take one", raw: "localhost:8000", wantErr: `app "localhost:8000" has no scheme: an app is a URL; for an HTTP app write "http://localhost:8000"`},
+		{name: "an IPv4 address and port without a scheme are told to take one", raw: "127.0.0.1:3000", wantErr: `for an HTTP app write "http://127.0.0.1:3000"`},
+		{name: "an IPv6 address and port with a path without a scheme are told to take one", raw: "[::1]:3000/app", wantErr: `for an HTTP app write "http://[::1]:3000/app"`},
+		{name: "a second instance without a scheme is told to take one", raw: "http://a:1|b:2", wantErr: `for an HTTP app write "http://b:2"`},
+		{name: "a registered scheme with a number is no bare address (status:403)", raw: "fastcgi:9000", want: []string{"fastcgi:9000"}},
 	}
 	r := testRegistry()
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ package adapters
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -170,6 +171,9 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 	insts := make([]*url.URL, 0, len(parts))
 	seen := make(map[string]bool, len(parts))
 	for i, p := range parts {
+		if r.bareAddress(p) {
+			return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: an app is a URL; for an HTTP app write \"http://%s\" (schemes: %s)", raw, p, strings.Join(r.Schemes(), ", "))
+		}
 		u, err := url.Parse(p)
 		if err != nil {
 			return Target{}, Kind{}, fmt.Errorf("app %q is not a URL: %v", raw, err)
@@ -207,6 +211,26 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		}
 	}
 	return Target{Raw: raw, Name: name, URL: insts[0], Instances: insts, Options: opts, Logger: r.logger}, kind, nil
+}
+
+// bareAddress says whether p is an address without a scheme, host:port optionally followed by a path or
+// query ("localhost:8000", "127.0.0.1:3000", "[::1]:3000/app"), whose host is no scheme of r ("status:403"
+// is an app). url.Parse reads "localhost:8000" as the scheme "localhost" and refuses "127.0.0.1:3000" with
+// a message about path segments: neither says what is missing.
+func (r *Registry) bareAddress(p string) bool {
+	if strings.Contains(p, "://") {
+		return false
+	}
+	hostport := p
+	if i := strings.IndexAny(p, "/?"); i >= 0 {
+		hostport = p[:i]
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" || port == "" || strings.Trim(port, "0123456789") != "" {
+		return false
+	}
+	_, scheme := r.Lookup(host)
+	return !scheme
 }
 
 // maxNameLen bounds a name option: it is a label in every metric series and log line of the app.
