@@ -220,6 +220,26 @@ func tinySizeWarnings(cfg config.Config) []string {
 	return out
 }
 
+// fastLaneWarnings warns that GATEWAY_FAST_LANE=true does nothing when GATEWAY_ADDR serves HTTPS: the
+// lane fronts only a plain-HTTP GATEWAY_ADDR (not the plain listener next to HTTPS either), and a user who
+// turned it on would otherwise find out only from switchyard_fast_lane_on being 0.
+func fastLaneWarnings(cfg config.Config) []string {
+	if !cfg.FastLane {
+		return nil
+	}
+	var by string
+	switch {
+	case cfg.TLSCert != "":
+		by = cfg.Name("GATEWAY_TLS_CERT")
+	case cfg.ACME:
+		by = cfg.Name("GATEWAY_ACME")
+	default:
+		return nil
+	}
+	return []string{fmt.Sprintf("%s=true does nothing here: %s serves HTTPS (%s) and the fast lane fronts only a plain-HTTP listener (docs/performance.md)",
+		cfg.Name("GATEWAY_FAST_LANE"), cfg.Name("GATEWAY_ADDR"), by)}
+}
+
 // ignoredStageKeys warns about migration keys another stage uses: kept (moving back is one edit) and
 // ignored at the current stage.
 func ignoredStageKeys(where string, s migration.Spec) []string {

@@ -140,7 +140,7 @@ type Plan struct {
 // caller may report what later steps find in it too, but must not serve it.
 func Parse(cfg config.Config, reg *adapters.Registry) (*Plan, error) {
 	ps := &parser{cfg: cfg, reg: reg, p: &Plan{acmeNames: cfg.ACMENames}}
-	ps.p.Warnings = tinySizeWarnings(cfg)
+	ps.p.Warnings = append(tinySizeWarnings(cfg), fastLaneWarnings(cfg)...)
 	ps.chain()
 	ps.routes()
 	ps.middleware()

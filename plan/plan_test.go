@@ -287,3 +287,35 @@ func TestTheTableShowsAMigratingAppWithoutItsStageKeys(t *testing.T) {
 		t.Errorf("route table (-want +got):\n%s", diff)
 	}
 }
+
+// GATEWAY_FAST_LANE=true with HTTPS on GATEWAY_ADDR is said to do nothing, naming what turned HTTPS on.
+func TestAFastLaneThatCannotServeIsWarnedAbout(t *testing.T) {
+	const routes = "example.com/=http://127.0.0.1:3000"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"ACME", map[string]string{"GATEWAY_FAST_LANE": "true", "GATEWAY_ACME": "true", "GATEWAY_ACME_STORAGE": "/tmp/x"},
+			"GATEWAY_FAST_LANE=true does nothing here: GATEWAY_ADDR serves HTTPS (GATEWAY_ACME) and the fast lane fronts only a plain-HTTP listener"},
+		{"plain HTTP", map[string]string{"GATEWAY_FAST_LANE": "true"}, ""},
+		{"HTTPS without the lane", map[string]string{"GATEWAY_ACME": "true", "GATEWAY_ACME_STORAGE": "/tmp/x"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["GATEWAY_ROUTES"] = routes
+			p, err := load(t, tc.env, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, w := range p.Warnings {
+				if strings.Contains(w, "GATEWAY_FAST_LANE") {
+					got = w
+				}
+			}
+			if !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+				t.Errorf("warning %q, want one starting %q", got, tc.want)
+			}
+		})
+	}
+}
