@@ -77,7 +77,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 
 	cfg, err := config.Load(config.Environ(environ), nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(withPlanProblems(cfg, err).Error()))
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n%s\n", indent(withPlanProblems(cfg, err).Error()), firstRoundNote)
 		return 2
 	}
 	fillIn := func(c config.Config) config.Config {
@@ -119,6 +119,11 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	}
 	return serve(cfg, config.Environ(environ), tracing.Environ(environ), fillIn, logger, stderr)
 }
+
+// firstRoundNote ends a report of the first round of checks (settings, file, app URLs, routes): the apps
+// are built, and what only a build finds (an option of the app's kind, a missing root), only once these
+// pass, so a user who fixed every line listed is not surprised by new ones (docs/configuration.md).
+const firstRoundNote = "  (the apps are built, and their kinds' own options checked, once these are fixed: that may report more)"
 
 // withPlanProblems adds to err, the problems config.Load found in the settings, those package plan finds
 // in the apps and routes of cfg (as far as it was read), so that one run reports every problem at once as

@@ -119,6 +119,29 @@ func TestInvalidConfigurationNamesVariableValueAndExpectation(t *testing.T) {
 	}
 }
 
+// A report of the first round of checks says that building the apps may find more; one of the build's
+// own (the second round) does not.
+func TestAFirstRoundReportSaysTheBuildMayFindMore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		note bool
+	}{
+		{"a bad setting", []string{"GATEWAY_LOG_FORMAT=xml", "GATEWAY_ROUTES=/php/=fastcgi://127.0.0.1:9000?root=/nonexistent/www"}, true},
+		{"a build problem", []string{"GATEWAY_ROUTES=/php/=fastcgi://127.0.0.1:9000?root=/nonexistent/www"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run([]string{"check"}, tc.env, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %s", code, errb.String())
+			}
+			if got := strings.Contains(errb.String(), "once these are fixed: that may report more"); got != tc.note {
+				t.Errorf("note about the build: %v, want %v; stderr:\n%s", got, tc.note, errb.String())
+			}
+		})
+	}
+}
+
 // A primary the settings' check refuses is not reported a second time by the plan's.
 func TestABadPrimaryIsReportedOnce(t *testing.T) {
 	var out, errb bytes.Buffer
