@@ -40,7 +40,6 @@ import (
 	"github.com/switchyard/switchyard/internal/demo"
 	"github.com/switchyard/switchyard/internal/suggest"
 	"github.com/switchyard/switchyard/metrics"
-	"github.com/switchyard/switchyard/plan"
 	"github.com/switchyard/switchyard/tracing"
 )
 
@@ -77,7 +76,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 
 	cfg, err := config.Load(config.Environ(environ), nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n%s\n", indent(withPlanProblems(cfg, err).Error()), firstRoundNote)
+		fmt.Fprintf(stderr, "gateway: invalid configuration:\n%s\n", indent(withPlanProblems(cfg, err).Error()))
 		return 2
 	}
 	fillIn := func(c config.Config) config.Config {
@@ -120,16 +119,12 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	return serve(cfg, config.Environ(environ), tracing.Environ(environ), fillIn, logger, stderr)
 }
 
-// firstRoundNote ends a report of the first round of checks (settings, file, app URLs, routes): the apps
-// are built, and what only a build finds (an option of the app's kind, a missing root), only once these
-// pass, so a user who fixed every line listed is not surprised by new ones (docs/configuration.md).
-const firstRoundNote = "  (the apps are built, and their kinds' own options checked, once these are fixed: that may report more)"
-
-// withPlanProblems adds to err, the problems config.Load found in the settings, those package plan finds
-// in the apps and routes of cfg (as far as it was read), so that one run reports every problem at once as
-// a build would after the settings are fixed. The primary's own problem is reported once: when the
-// settings' check refused it, the plan leaves it out. With run apps the plan is skipped: their app URLs
-// hold address placeholders only a valid configuration fills in.
+// withPlanProblems adds to err, the problems config.Load found in the settings, those a build finds in
+// the apps and routes of cfg (as far as it was read): the plan's, and each app's own (options of its kind,
+// a missing root), the apps being built and closed again at once. So one run reports every problem. The
+// primary's own problem is reported once: when the settings' check refused it, the build leaves it out.
+// With run apps the build is skipped: their app URLs hold address placeholders only a valid configuration
+// fills in.
 func withPlanProblems(cfg config.Config, err error) error {
 	var errs config.Errors
 	if !errors.As(err, &errs) || len(cfg.RunApps()) > 0 {
@@ -140,10 +135,16 @@ func withPlanProblems(cfg config.Config, err error) error {
 			cfg.Primary = ""
 		}
 	}
-	if _, perr := plan.Parse(cfg, builtin.Registry(slog.New(slog.DiscardHandler), demo.Apps())); perr != nil {
-		var more config.Errors
-		errors.As(perr, &more)
+	discard := slog.New(slog.DiscardHandler)
+	g, berr := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(discard, demo.Apps()), Logger: discard})
+	if g != nil {
+		g.Close()
+	}
+	var more config.Errors
+	if errors.As(berr, &more) {
 		errs = append(errs, more...)
+	} else if berr != nil {
+		errs = append(errs, berr)
 	}
 	return errs
 }
