@@ -235,14 +235,31 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	// Empty bodies keep a zero length (RFC 9110 8.6: origins such as lighttpd answer 411 without one).
 	zeroLength := []string{"a POST with an empty body", "a PUT with an empty body", "a PATCH without framing fields",
 		"a DELETE with an explicit zero length", "a GET with an explicit zero length"}
+	// Pairs of fronts, each on one app URL: ReverseProxy writing its own answers (the reference, as the
+	// path was before the relay served it) and the same app answering on the direct path or on the
+	// relayed path: on the h1 client (noDirect), on net/http's Transport
+	// (fast_path=false), behind the balancer (breaker=true: an upstream.Set of one instance).
+	type pair struct{ name, option string }
+	pairs := []pair{{"direct", ""}, {"relay on h1", ""}, {"relay with fast_path=false", "fast_path=false"}, {"relay behind the balancer", "breaker=true"}}
 	for _, mode := range []string{"", "?host_header=upstream", "/base"} {
 		u, got := recordingApp(t, answers)
-		fronts := make([]string, 2)
+		fronts := make([]string, 2*len(pairs)) // reference i at 2i, subject at 2i+1
 		var direct *Proxy
 		for i := range fronts {
-			p, _, _ := build(t, u+mode)
-			direct = p
-			p.noDirect = i == 0
+			pr := pairs[i/2]
+			raw := u + mode
+			if pr.option != "" {
+				raw = withOption(raw, pr.option)
+			}
+			p, _, _ := build(t, raw)
+			p.viaReverseProxy = i%2 == 0
+			p.noDirect = i != 1
+			if i == 1 {
+				direct = p
+			}
+			if pr.option == "breaker=true" && p.set == nil {
+				t.Fatal("breaker=true built no balancer")
+			}
 			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				r, _ = reqinfo.Attach(r)
 				p.ServeHTTP(w, r)
@@ -258,16 +275,16 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 						t.Fatalf("the request does not take the direct path (%v)", err)
 					}
 				}
-				var apps [2]recorded
-				var clients [2]seen
+				apps := make([]recorded, len(fronts))
+				clients := make([]seen, len(fronts))
 				for i, addr := range fronts {
 					clients[i] = rawExchange(t, addr, rq.raw)
 					select {
 					case apps[i] = <-got:
 					case <-time.After(5 * time.Second):
-						t.Fatalf("path %d: the app got no request; client saw %+v", i, clients[i])
+						t.Fatalf("front %d (%s): the app got no request; client saw %+v", i, pairs[i/2].name, clients[i])
 					}
-					// The XFF peer port differs between the two fronts' clients: compare without it.
+					// The XFF peer port differs between the fronts' clients: compare without it.
 					for j, l := range apps[i].Head {
 						if strings.HasPrefix(l, "X-Forwarded-For:") {
 							apps[i].Head[j] = "X-Forwarded-For: (peer)" + strings.TrimPrefix(l, "X-Forwarded-For:")
@@ -277,27 +294,39 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 				if slices.Contains(zeroLength, rq.name) && !slices.Contains(apps[1].Head, "Content-Length: 0") {
 					t.Errorf("the app saw no Content-Length: 0: %q", apps[1].Head)
 				}
-				if d := cmp.Diff(apps[0], apps[1]); d != "" {
-					t.Errorf("the app saw something else on the direct path (-ReverseProxy +direct):\n%s", d)
-				}
-				if d := cmp.Diff(clients[0], clients[1]); d != "" {
-					t.Errorf("the client saw something else on the direct path (-ReverseProxy +direct):\n%s", d)
+				for i := 1; i < len(fronts); i += 2 {
+					if d := cmp.Diff(apps[i-1], apps[i]); d != "" {
+						t.Errorf("the app saw something else (-ReverseProxy +%s):\n%s", pairs[i/2].name, d)
+					}
+					if d := cmp.Diff(clients[i-1], clients[i]); d != "" {
+						t.Errorf("the client saw something else (-ReverseProxy +%s):\n%s", pairs[i/2].name, d)
+					}
 				}
 				if clients[1].BodyErr != "" && !strings.Contains(rq.name, "HEAD") {
-					t.Logf("client error on both paths: %s", clients[1].BodyErr)
+					t.Logf("client error on every path: %s", clients[1].BodyErr)
 				}
 			})
 		}
 	}
 }
 
-// BenchmarkDirectPath compares a small GET on the direct path with the ReverseProxy path.
+// withOption adds the option kv to the app URL raw.
+func withOption(raw, kv string) string {
+	if strings.Contains(raw, "?") {
+		return raw + "&" + kv
+	}
+	return raw + "?" + kv
+}
+
+// BenchmarkDirectPath compares a small GET on the direct path with the ReverseProxy path, writing its own
+// answer or through the relay.
 func BenchmarkDirectPath(b *testing.B) {
-	for _, mode := range []string{"ReverseProxy", "direct"} {
+	for _, mode := range []string{"ReverseProxy", "relay", "direct"} {
 		b.Run(mode, func(b *testing.B) {
 			be := newBackend(b, "a")
 			p, _, _ := build(b, be.srv.URL)
-			p.noDirect = mode == "ReverseProxy"
+			p.viaReverseProxy = mode == "ReverseProxy"
+			p.noDirect = mode != "direct"
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -333,6 +362,7 @@ func FuzzDirectPathMatchesReverseProxy(f *testing.F) {
 	fronts := make([]string, 2)
 	for i := range fronts {
 		p, _, _ := build(f, u)
+		p.viaReverseProxy = i == 0
 		p.noDirect = i == 0
 		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			r, _ = reqinfo.Attach(r)

@@ -1,6 +1,6 @@
 // Package httpproxy owns the HTTP adapter: applications reached over HTTP/1.1 on TCP (http://, https://)
-// or on a unix socket (unix:///path.sock), through net/http/httputil.ReverseProxy with a tuned keep-alive
-// pool per application.
+// or on a unix socket (unix:///path.sock), with a tuned keep-alive pool per application; every answer but
+// a protocol switch is written by internal/relay.
 //
 // What is sent on: the request as the router left it (cleaned path, sanitised headers), with hop-by-hop
 // headers removed (ReverseProxy does this, including headers named in Connection), the client's Host kept
@@ -12,12 +12,14 @@
 // past read_timeout, or fails, mid-way is aborted (http.ErrAbortHandler: never a clean end) with one log
 // line on the app's logger (ReverseProxy's own log lines go there too, not to the default logger).
 //
-// Two paths, one behaviour: requests the h1 fast path serves on a single instance skip
-// httputil.ReverseProxy (direct.go writes the outgoing head straight from the incoming request and copies
-// the response head straight into the ResponseWriter, with the same header rewriting, flushing, trailers,
-// 1xx, abort and error handling; TestDirectPathMatchesReverseProxy compares both on hostile requests and
-// answers); everything else (balanced instances, upgrades, Expect, large or unknown-length bodies, https,
-// h2c, fast_path=false) goes through ReverseProxy.
+// Two paths, one relay: requests the h1 fast path serves on a single instance take the direct path
+// (direct.go writes the outgoing head straight from the incoming request); everything else (balanced
+// instances, Expect, large or unknown-length bodies, https, h2c, fast_path=false) takes the relayed path
+// (relayed.go: the outgoing request prepared as httputil.ReverseProxy prepares it, sent on the app's
+// RoundTripper). Both answer through internal/relay, with ReverseProxy's header rewriting, flushing,
+// trailers, 1xx, abort and error handling; TestDirectPathMatchesReverseProxy holds each of them to
+// ReverseProxy writing its own answers, on hostile requests and answers. Only a protocol switch
+// (WebSocket) goes through ReverseProxy itself, whose tunnel runs it.
 //
 // Connection reuse and unsolicited answers (SECURITY.md, "Unsolicited responses"): no answer an app wrote
 // before a request was sent may be read as that request's answer on a reused HTTP/1.1 connection. The h1
@@ -122,8 +124,16 @@ type Proxy struct {
 	fast       *h1.Transport
 	target     *url.URL
 	clientHost bool
-	noDirect   bool          // tests: everything through ReverseProxy
-	relay      relay.Options // the direct path's answer: names and logger, an HTTP head
+	noDirect   bool          // tests: nothing on the direct path
+	relay      relay.Options // every answer but a tunnel's: names and logger, an HTTP head
+	// The relayed path (relayed.go): rt sends the prepared request (the instance's client or the
+	// balancer), rewrite is ReverseProxy's Rewrite, failed its ErrorHandler.
+	rt      http.RoundTripper
+	rewrite func(*httputil.ProxyRequest)
+	failed  func(http.ResponseWriter, *http.Request, error)
+	// viaReverseProxy (tests) lets ReverseProxy serve and write what the relayed path serves: the
+	// reference the relayed path is held to.
+	viaReverseProxy bool
 }
 
 // New builds the Proxy for t.
@@ -276,22 +286,24 @@ func New(t adapters.Target) (http.Handler, error) {
 	if p.set == nil && len(insts) == 1 {
 		p.fast = insts[0].fast
 	}
+	p.rewrite = func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		if hostHeader == "client" {
+			pr.Out.Host = pr.In.Host
+		}
+		setForwarded(pr)
+		// The server fills the client's trailer values into In.Trailer once the body is read; Out's
+		// is a copy made before, so without sharing the map the app would get the names, empty.
+		if pr.In.Trailer != nil {
+			pr.Out.Trailer = pr.In.Trailer
+		}
+	}
+	p.rt, p.failed = rt, p.fail(logger)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			if hostHeader == "client" {
-				pr.Out.Host = pr.In.Host
-			}
-			setForwarded(pr)
-			// The server fills the client's trailer values into In.Trailer once the body is read; Out's
-			// is a copy made before, so without sharing the map the app would get the names, empty.
-			if pr.In.Trailer != nil {
-				pr.Out.Trailer = pr.In.Trailer
-			}
-		},
+		Rewrite:      p.rewrite,
 		Transport:    rt,
 		BufferPool:   bufferPool{},
-		ErrorHandler: p.fail(logger),
+		ErrorHandler: p.failed,
 		ErrorLog:     proxyLog(logger, t.Name, p.logUpstream()),
 	}
 	p.relay = relay.Options{App: t.Name, Upstream: p.logUpstream(), Logger: logger}
@@ -497,7 +509,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveDirect(w, r)
 		return
 	}
-	p.rp.ServeHTTP(w, r)
+	if p.viaReverseProxy || upgrading(r.Header) {
+		p.rp.ServeHTTP(w, r) // its tunnel runs a protocol switch
+		return
+	}
+	p.serveRelayed(w, r)
+}
+
+// upgrading reports whether a request with header h asks to switch protocols, as ReverseProxy reads it:
+// an Upgrade field and a Connection field naming it.
+func upgrading(h http.Header) bool {
+	_, up := h["Upgrade"]
+	return up && hasToken(h["Connection"], "upgrade")
 }
 
 // ServesDirect reports whether ServeHTTP would serve r on the direct path (one instance, the h1 client, no

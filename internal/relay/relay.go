@@ -1,5 +1,6 @@
 // Package relay writes an app's answer to the client: the one response relay behind the FastCGI, uwsgi
-// and SCGI transports and the HTTP adapter's direct path (h1 round trip + relay).
+// and SCGI transports and the HTTP adapter (its direct path, h1 round trip + relay, and its relayed path;
+// protocol switches excepted).
 //
 // A transport (Transport) turns a request into an *http.Response whose Body streams the rest of the app's
 // answer; Serve hands it the request and writes what it returns with Write. What differs between app
