@@ -373,6 +373,15 @@ CONF
     echo "| load average (1, 5, 15 min) | $load_start before the runs, $load_end after them |"
     echo "| upstream | plain HTTP/1.1, keep-alive pool of 256 idle connections everywhere, access logs off |"
     echo
+    # tls_rows SCENARIO: one row per front (req/s, ratio to nginx, the two latency columns, errors).
+    tls_rows() {
+      local nr r f
+      nr=$(med "$1" nginx 4)
+      for f in "${fronts[@]}"; do
+        r=$(med "$1" "$f" 4)
+        echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$1" "$f" 5) | $(med "$1" "$f" 6) | $(med "$1" "$f" 7) |"
+      done
+    }
     echo "## 1. Small GET over HTTP/2 with TLS, 64 streams (h2load)"
     echo
     echo "\`h2load -t1 -c8 -m8 -D $duration\`: 8 connections with 8 concurrent streams each. h2load gives no"
@@ -380,11 +389,7 @@ CONF
     echo
     echo "| front | req/s | ÷ nginx | mean µs | max µs | errors |"
     echo "|---|---:|---:|---:|---:|---:|"
-    nr=$(med h2tls64 nginx 4)
-    for f in "${fronts[@]}"; do
-      r=$(med h2tls64 "$f" 4)
-      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med h2tls64 "$f" 5) | $(med h2tls64 "$f" 6) | $(med h2tls64 "$f" 7) |"
-    done
+    tls_rows h2tls64
     echo
     echo "## 2. Small GET over HTTP/1.1 with TLS, 64 connections (wrk)"
     echo
@@ -392,11 +397,7 @@ CONF
     echo
     echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | errors |"
     echo "|---|---:|---:|---:|---:|---:|"
-    nr=$(med h1tls64 nginx 4)
-    for f in "${fronts[@]}"; do
-      r=$(med h1tls64 "$f" 4)
-      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med h1tls64 "$f" 5) | $(med h1tls64 "$f" 6) | $(med h1tls64 "$f" 7) |"
-    done
+    tls_rows h1tls64
     echo
     echo "## Target (issue 16)"
     echo
