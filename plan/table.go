@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/middleware"
@@ -73,16 +75,11 @@ func sortRouteInfos(rs []RouteInfo) {
 		}
 		return r, -len(path)
 	}
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0; j-- {
-			a1, b1 := rank(rs[j-1].Pattern)
-			a2, b2 := rank(rs[j].Pattern)
-			if a1 < a2 || a1 == a2 && b1 <= b2 {
-				break
-			}
-			rs[j-1], rs[j] = rs[j], rs[j-1]
-		}
-	}
+	slices.SortStableFunc(rs, func(a, b RouteInfo) int {
+		a1, a2 := rank(a.Pattern)
+		b1, b2 := rank(b.Pattern)
+		return cmp.Or(cmp.Compare(a1, b1), cmp.Compare(a2, b2))
+	})
 }
 
 // withoutStageKeys is an app URL without the stage, old and canary keys, which the table's stage column
