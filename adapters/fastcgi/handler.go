@@ -206,7 +206,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, records [][]b
 	}
 	x := &roundTrip{h: h, ctx: ctx, c: c, id: c.requestID(), rc: http.NewResponseController(w)}
 	// The client going away unblocks every read and write on the app connection.
-	x.stop = context.AfterFunc(ctx, func() { expire(c.nc) })
+	x.stop = context.AfterFunc(ctx, func() { appconn.Expire(c.nc) })
 	handedOver := false // the answer's Body owns the connection: its Close ends the exchange
 	defer func() {
 		if !handedOver {
@@ -424,7 +424,7 @@ func (x *roundTrip) extendHeaderDeadline() {
 	x.mu.Lock()
 	if !x.gotHead {
 		_ = x.c.nc.SetReadDeadline(time.Now().Add(x.h.timeout))
-		keepCancelled(x.ctx, x.c.nc)
+		appconn.Keep(x.ctx, x.c.nc)
 	}
 	x.mu.Unlock()
 }
@@ -436,7 +436,7 @@ func (x *roundTrip) headerDone(ctx context.Context) {
 	x.gotHead = true
 	_ = x.c.nc.SetReadDeadline(time.Time{})
 	x.mu.Unlock()
-	keepCancelled(ctx, x.c.nc)
+	appconn.Keep(ctx, x.c.nc)
 	x.c.sr.watch(ctx, x.h.stall)
 }
 
@@ -451,7 +451,7 @@ func (x *roundTrip) writeRequest(records [][]byte, body io.Reader) (err error) {
 	}()
 	flush := func() error {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(x.h.timeout))
-		keepCancelled(x.ctx, c.nc)
+		appconn.Keep(x.ctx, c.nc)
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}

@@ -144,9 +144,3 @@ func (p *pool) dropUnsolicited(c *conn) {
 		p.onUnsolicited()
 	}
 }
-
-// expire unblocks every read and write on nc: how a request's cancellation reaches its app connection.
-func expire(nc net.Conn) { appconn.Expire(nc) }
-
-// keepCancelled expires nc again if ctx is already cancelled: called after setting a new deadline.
-func keepCancelled(ctx context.Context, nc net.Conn) { appconn.Keep(ctx, nc) }
