@@ -216,7 +216,9 @@ func (h *Handler) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Respon
 			if testHookBodyCopy != nil {
 				testHookBodyCopy()
 			}
-			_, _ = io.CopyBuffer(appWireWriter{up}, x.tr, make([]byte, 32<<10))
+			bp := copyBufs.Get().(*[]byte)
+			_, _ = io.CopyBuffer(appWireWriter{up}, x.tr, *bp)
+			copyBufs.Put(bp)
 			if x.tr.err == nil {
 				return // finished, or the app stopped reading: its answer tells what happened
 			}
@@ -565,6 +567,9 @@ func (t *trackedReader) stop() (pending bool) {
 // testHookBodyStopped in the handler once the body copy was told to stop. Together they let a test hold
 // the copy back until the handler ends, as a busy scheduler may.
 var testHookBodyCopy, testHookBodyStopped func()
+
+// copyBufs recycles the 32 KiB buffers of the request body copies: one per request with a body otherwise.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // errStopped ends the body copy of a request whose handler has returned.
 var errStopped = errors.New("request ended before its body was sent")
