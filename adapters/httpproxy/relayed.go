@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,10 +27,6 @@ import (
 
 // serveRelayed serves r on the relayed path (see above).
 func (p *Proxy) serveRelayed(w http.ResponseWriter, r *http.Request) {
-	out := p.outgoing(r)
-	if out.Body != nil {
-		defer out.Body.Close()
-	}
 	// 1xx answers reach the client as they come, until the final answer is there (ReverseProxy's rule).
 	var mu sync.Mutex
 	done := false
@@ -41,7 +38,11 @@ func (p *Proxy) serveRelayed(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}}
-	out = out.WithContext(httptrace.WithClientTrace(out.Context(), trace))
+	// The clone carries the trace from the start: no second copy of the request to attach it.
+	out := p.outgoing(httptrace.WithClientTrace(r.Context(), trace), r)
+	if out.Body != nil {
+		defer out.Body.Close()
+	}
 	res, err := p.rt.RoundTrip(out)
 	mu.Lock()
 	done = true
@@ -57,13 +58,13 @@ func (p *Proxy) serveRelayed(w http.ResponseWriter, r *http.Request) {
 	relay.Write(w, r, res, &p.relay)
 }
 
-// outgoing is r as ReverseProxy sends it on: a clone whose empty body is nil (so the Transport may retry),
-// whose body the Transport cannot close under the server, without the hop-by-hop fields and those r's
-// Connection names (but with "Te: trailers" when the client accepts trailers), without the client's
-// forwarding fields (p.rewrite extends the trusted ones), its query re-encoded when ReverseProxy would,
-// rewritten by p.rewrite, with an empty User-Agent when the client sent none.
-func (p *Proxy) outgoing(r *http.Request) *http.Request {
-	out := r.Clone(r.Context())
+// outgoing is r as ReverseProxy sends it on: a clone with context ctx whose empty body is nil (so the
+// Transport may retry), whose body the Transport cannot close under the server, without the hop-by-hop
+// fields and those r's Connection names (but with "Te: trailers" when the client accepts trailers),
+// without the client's forwarding fields (p.rewrite extends the trusted ones), its query re-encoded when
+// ReverseProxy would, rewritten by p.rewrite, with an empty User-Agent when the client sent none.
+func (p *Proxy) outgoing(ctx context.Context, r *http.Request) *http.Request {
+	out := r.Clone(ctx)
 	if r.ContentLength == 0 {
 		out.Body = nil
 	}
