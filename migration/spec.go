@@ -286,22 +286,6 @@ func stageNames() string {
 	return strings.Join(names, ", ")
 }
 
-// ParseSpecQuery reads a Spec from the migration keys of a query string (an APP URL's options), ignoring
-// other keys (they belong to the app's adapter).
-func ParseSpecQuery(rawQuery string, pair bool) (Spec, error) {
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return Spec{}, fmt.Errorf("options %q: %v", rawQuery, err)
-	}
-	return ParseSpec(func(k string) (string, bool) {
-		v, ok := q[k]
-		if !ok || len(v) == 0 {
-			return "", false
-		}
-		return v[0], true
-	}, pair)
-}
-
 // ParsePairStage reads GATEWAY_STAGE: a stage name, optionally followed by "?" and the other migration
 // keys ("canary?canary=10&sticky=header:X-User-Id"). "" means no migration (StageNone).
 func ParsePairStage(v string) (Spec, error) {
