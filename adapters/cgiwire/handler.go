@@ -281,7 +281,7 @@ func (h *Handler) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Respon
 	up.limit = 0
 	up.bodyPhase()
 	handedOver = true
-	resp.Body = &answerBody{x: x, up: up, rc: resp.Body, limit: h.cfg.ReadTimeout}
+	resp.Body = &answerBody{x: x, up: up, rc: resp.Body}
 	return resp
 }
 
@@ -353,14 +353,13 @@ type answerBody struct {
 	x      *exchange
 	up     *appWire
 	rc     io.ReadCloser
-	limit  time.Duration // read_timeout, for a stall's error
 	closed bool
 }
 
 func (b *answerBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF && b.up.stalled {
-		err = fmt.Errorf("%w: %w", &appconn.StallError{Limit: b.limit}, err)
+		err = fmt.Errorf("%w: %w", &appconn.StallError{Limit: b.up.st.Limit}, err)
 	}
 	return n, err
 }
@@ -416,7 +415,7 @@ type appWire struct {
 	n         int64         // bytes read from conn
 	limit     int64         // while a head is read (> 0): reads stop at this count of bytes
 	overLimit bool          // a head hit limit
-	st        appconn.Stall // the stall deadline while the body streams (Limit 0 before the head is read)
+	st        appconn.Stall // the stall deadline (Limit: read_timeout), kept by reads once the head is read
 	stalled   bool          // the body read failed on the stall deadline
 	// beforeRead, set while the body streams, is called before each read of conn (the relay's flush).
 	beforeRead func()
