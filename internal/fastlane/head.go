@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"unsafe"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -324,18 +326,9 @@ func allToken(b []byte) bool {
 	return len(b) > 0
 }
 
-// tokenByte reports whether c is a tchar (RFC 9110 section 5.6.2).
-func tokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
+// tokenByte reports whether c is a tchar (RFC 9110 section 5.6.2): httpguts's table, which net/http checks
+// field names with.
+func tokenByte(c byte) bool { return httpguts.IsTokenRune(rune(c)) }
 
 // valueByte reports whether c may appear in a field value the lane takes: visible ASCII, SP or HTAB.
 func valueByte(c byte) bool { return c == ' ' || c == '\t' || 0x21 <= c && c <= 0x7e }
