@@ -2,6 +2,7 @@ package middleware
 
 import (
 	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
@@ -21,10 +22,7 @@ func RequestID() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// RequestIDHeader is canonical: the map is read directly, without Header.Get's canonicalising.
-			var id string
-			if v := r.Header[RequestIDHeader]; len(v) > 0 {
-				id = v[0]
-			}
+			id := first(r.Header[RequestIDHeader])
 			if !validID(id) {
 				// One allocation for the id and both header values (separate slices: an app changing its
 				// request's value cannot change the response's).
@@ -62,12 +60,8 @@ func (n *newID) fill() {
 	a, b := src.Uint64(), src.Uint64()
 	idSources.Put(src)
 	var raw [12]byte
-	for i := range 8 {
-		raw[i] = byte(a >> (8 * i))
-	}
-	for i := range 4 {
-		raw[8+i] = byte(b >> (8 * i))
-	}
+	binary.LittleEndian.PutUint64(raw[:8], a)
+	binary.LittleEndian.PutUint32(raw[8:], uint32(b))
 	hex.Encode(n.hex[:], raw[:])
 }
 
