@@ -129,7 +129,7 @@ func newRefused(listener string) *prometheus.CounterVec {
 // connCollector is the connection series of one listener: refused, open now, and parked now when
 // parked is not nil. Every listener's collector has the same names and label names with its own listener
 // value, so the collectors of all of a process's listeners register side by side in one registry.
-func connCollector(listener string, refused *prometheus.CounterVec, open, parked func() float64) prometheus.Collector {
+func connCollector(listener string, refused *prometheus.CounterVec, open, parked func() float64) frontCollector {
 	l := prometheus.Labels{"listener": listener}
 	cs := frontCollector{refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_connections_open",
 		Help:        "Client connections open now (admitted by the connection limits, not yet closed), per listener (http, https, http3).",
@@ -150,7 +150,7 @@ func (f *Front) Collector() prometheus.Collector {
 	if p := f.Parker; p != nil {
 		parked = func() float64 { return float64(p.Parked()) }
 	}
-	cs := connCollector(f.listener, f.refused, func() float64 { return float64(f.Limits.Stats().Open) }, parked).(frontCollector)
+	cs := connCollector(f.listener, f.refused, func() float64 { return float64(f.Limits.Stats().Open) }, parked)
 	l := prometheus.Labels{"listener": f.listener}
 	on := 0.0
 	if f.Lane != nil {
