@@ -54,18 +54,15 @@ func (h *Head) Request(ctx context.Context, buf []byte, remoteAddr string, body 
 	}
 	// The target is origin-form with an unescaped path (Parse's rules), so url.ParseRequestURI would give
 	// just Path and the query: RawPath is empty, and a lone trailing '?' is ForceQuery.
-	rq := &struct {
-		r http.Request
-		u url.URL
-	}{}
-	rq.u.Path = sub(h.Path)
+	u := &url.URL{Path: sub(h.Path)}
 	if h.Query != nil {
-		rq.u.RawQuery = sub(h.Query)
-		rq.u.ForceQuery = len(h.Query) == 0
+		u.RawQuery = sub(h.Query)
+		u.ForceQuery = len(h.Query) == 0
 	}
-	rq.r = http.Request{
+	// r stays on the stack: WithContext makes the one copy on the heap, the only way to set the context.
+	r := http.Request{
 		Method:        sub(h.Method),
-		URL:           &rq.u,
+		URL:           u,
 		Proto:         proto,
 		ProtoMajor:    1,
 		ProtoMinor:    h.Minor,
@@ -77,5 +74,5 @@ func (h *Head) Request(ctx context.Context, buf []byte, remoteAddr string, body 
 		RemoteAddr:    remoteAddr,
 		RequestURI:    sub(h.Target),
 	}
-	return rq.r.WithContext(ctx)
+	return r.WithContext(ctx)
 }
