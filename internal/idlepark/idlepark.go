@@ -104,7 +104,7 @@ type Listener struct {
 	gcPending bool
 	gcEvery   time.Duration // gcEvery and gcDelay; tests shorten them
 	gcDelay   time.Duration
-	gcs       atomic.Uint64 // GCs requested (each of one or two cycles)
+	gcs       atomic.Uint64 // requested GCs done (each of one or two cycles)
 }
 
 type accepted struct {
@@ -280,10 +280,11 @@ func (l *Listener) parked() {
 	l.gcPending = true
 	start := gcCycles()
 	time.AfterFunc(delay, func() {
+		ran := false
 		select {
 		case <-l.done:
 		default:
-			l.gcs.Add(1)
+			ran = true
 			// Two cycles: net/http's bufio buffers went back to sync.Pools, whose items survive one GC (in
 			// the victim cache) and are freed by the second; dead goroutines' stacks are freed by the first.
 			// Cycles the runtime ran by itself meanwhile (it does under load, when allocation goes on)
@@ -296,6 +297,9 @@ func (l *Listener) parked() {
 		l.gcPending = false
 		l.sinceGC = 0
 		l.lastGC = time.Now()
+		if ran {
+			l.gcs.Add(1) // counted once the parker counts anew: what a caller that saw it parks next is counted
+		}
 		l.gcMu.Unlock()
 	})
 }
