@@ -83,10 +83,11 @@ var (
 	protocolLabels = [...]string{"other", "http1", "http2", "http3"}
 )
 
-// protocolIndex is the protocol label of r: http1 (HTTP/1.0 and 1.1), http2, http3.
-func protocolIndex(r *http.Request) int {
-	if r.ProtoMajor >= 1 && r.ProtoMajor < len(protocolLabels) {
-		return r.ProtoMajor
+// protocolIndex is the protocol label of a request of major version major (http.Request.ProtoMajor):
+// http1 (HTTP/1.0 and 1.1), http2, http3, other.
+func protocolIndex(major int) int {
+	if major >= 1 && major < len(protocolLabels) {
+		return major
 	}
 	return 0
 }
@@ -177,7 +178,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.inFlight.Inc()
+		m.RequestStarted()
 		info := reqinfo.From(r.Context())
 		start := info.Start() // the access log's clock reading, when it attached the record
 		if start.IsZero() {
@@ -192,34 +193,86 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		w = answer.RecordResponse(w) // unchanged when AccessLog already records
 		aborted := true
 		defer func() {
-			m.inFlight.Dec()
+			ctx := r.Context()
 			s := info.Snapshot()
-			class := classAborted
+			d := Done{
+				Route: s.Route, App: s.App,
+				ProtoMajor: r.ProtoMajor, Method: r.Method,
+				Aborted:  aborted,
+				Elapsed:  time.Since(start),
+				Failures: s.Failures, Tried: len(s.Tried),
+				Ctx: ctx,
+			}
 			if !aborted {
 				resp, _ := answer.Response()
-				status := resp.Status
-				if status == 0 {
-					status = http.StatusOK
-					if r.Context().Err() != nil {
-						status = failure.StatusClientClosedRequest
+				d.Status = resp.Status
+				if d.Status == 0 {
+					d.Status = http.StatusOK
+					if ctx.Err() != nil {
+						d.Status = failure.StatusClientClosedRequest
 					}
 				}
-				class = classIndex(status)
 			}
-			rs := m.routeSeries(s.Route, s.App)
-			m.requestCounter(rs, s.Route, s.App, protocolIndex(r), methodIndex(r.Method), class).Inc()
-			rs.duration.Observe(time.Since(start).Seconds())
-			for _, f := range s.Failures {
-				m.upstreamErrors.WithLabelValues(f.App, Cause(r.Context(), f.Err)).Inc()
-				m.noteErrApp(f.App)
-			}
-			if len(s.Tried) > 1 {
-				rs.passThroughs.Inc()
-			}
+			m.RequestDone(&d)
 		}()
 		next.ServeHTTP(w, r)
 		aborted = false
 	})
+}
+
+// RequestStarted counts a request in flight. Call RequestDone exactly once for each. A nil m does nothing.
+func (m *Metrics) RequestStarted() {
+	if m == nil {
+		return
+	}
+	m.inFlight.Inc()
+}
+
+// Done is one finished request as the metrics count it: what Middleware reads from the request and its
+// reqinfo record, for a caller that serves requests without the middleware and must count them alike.
+type Done struct {
+	Route, App string // the reqinfo record's (Snapshot.Route, Snapshot.App); "" none
+	ProtoMajor int    // as http.Request.ProtoMajor: 1 for HTTP/1.x, 2, 3; anything else counts as "other"
+	Method     string // the request method; a non-standard one counts as "OTHER"
+	// Status is the final status: the caller has already made 0 (nothing written) 200, or 499 when the
+	// client went away (failure.StatusClientClosedRequest).
+	Status int
+	// Aborted means a panic passed through: the request counts with status class "aborted" and Status is
+	// ignored.
+	Aborted bool
+	// Elapsed is the request's duration: from the reqinfo record's Start (or the caller's first clock
+	// reading) to the end.
+	Elapsed  time.Duration
+	Failures []reqinfo.Failure // Snapshot.Failures: one upstream error each
+	Tried    int               // len(Snapshot.Tried): more than 1 is a cascade pass-through
+	// Ctx is the request's context, for Cause of each failure (a cancelled one makes the cause
+	// "canceled"); nil is allowed.
+	Ctx context.Context
+}
+
+// RequestDone ends a request RequestStarted counted: it leaves the in-flight gauge and counts the request
+// (route, app, method, status class, protocol), its duration, its upstream errors by cause and a cascade
+// pass-through. Once the route's series exist it allocates nothing (only an upstream error does). d is
+// not retained. A nil m does nothing.
+func (m *Metrics) RequestDone(d *Done) {
+	if m == nil {
+		return
+	}
+	m.inFlight.Dec()
+	class := classAborted
+	if !d.Aborted {
+		class = classIndex(d.Status)
+	}
+	rs := m.routeSeries(d.Route, d.App)
+	m.requestCounter(rs, d.Route, d.App, protocolIndex(d.ProtoMajor), methodIndex(d.Method), class).Inc()
+	rs.duration.Observe(d.Elapsed.Seconds())
+	for _, f := range d.Failures {
+		m.upstreamErrors.WithLabelValues(f.App, Cause(d.Ctx, f.Err)).Inc()
+		m.noteErrApp(f.App)
+	}
+	if d.Tried > 1 {
+		rs.passThroughs.Inc()
+	}
 }
 
 func (m *Metrics) noteErrApp(app string) {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -28,59 +29,107 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			w = info.RecordResponse(w)
 			aborted := true
 			defer func() {
-				if !logger.Enabled(r.Context(), slog.LevelInfo) {
+				ctx := r.Context()
+				if !AccessLogEnabled(ctx, logger) {
 					return // the line would be dropped: don't build it (a panic passing through goes on)
 				}
 				end := time.Now()
 				resp, _ := info.Response()
 				status := resp.Status
 				if status == 0 && !aborted {
-					if r.Context().Err() != nil {
+					if ctx.Err() != nil {
 						status = failure.StatusClientClosedRequest
 					} else {
 						status = http.StatusOK
 					}
 				}
 				s := info.Snapshot()
-				var buf [16]slog.Attr // room for every attribute: no slice growth per line
-				attrs := append(buf[:0],
-					slog.String("method", r.Method),
-					slog.String("path", r.URL.Path),
-					slog.String("host", r.Host),
-					slog.Int("status", status),
-					slog.Int64("bytes", resp.Bytes),
-					millis("duration_ms", end.Sub(start)),
-					slog.String("client", r.RemoteAddr),
-					slog.String("request_id", first(r.Header[RequestIDHeader])),
-					slog.String("trace_id", traceID(first(r.Header["Traceparent"]))),
-					slog.String("route", s.Route),
-					slog.String("app", s.App),
-				)
-				if r.ProtoMajor != 1 { // HTTP/2 and HTTP/3 say so; HTTP/1.x lines stay as they were
-					attrs = append(attrs, slog.String("proto", r.Proto))
+				l := AccessLine{
+					Method: r.Method, Path: r.URL.Path, Host: r.Host,
+					Status: status, Bytes: resp.Bytes,
+					Start: start, End: end,
+					Client: r.RemoteAddr, RequestID: first(r.Header[RequestIDHeader]),
+					TraceParent: first(r.Header["Traceparent"]),
+					Route:       s.Route, App: s.App,
+					ProtoMajor: r.ProtoMajor, Proto: r.Proto,
+					Tried: s.Tried, Upstream: s.Upstream, AppTime: s.AppTime,
+					Aborted: aborted,
 				}
-				if len(s.Tried) > 1 {
-					attrs = append(attrs, slog.String("cascade", strings.Join(s.Tried, " > ")))
-				}
-				if s.Upstream != "" {
-					attrs = append(attrs, slog.String("upstream", s.Upstream))
-				}
-				if len(s.Tried) > 0 {
-					attrs = append(attrs, millis("app_duration_ms", s.AppTime))
-				}
-				if aborted {
-					attrs = append(attrs, slog.Bool("aborted", true))
-				}
-				// The record is made here rather than by LogAttrs, which would walk the stack for the caller's
-				// position (a source position, when a handler shows one, would only ever name this line).
-				rec := slog.NewRecord(end, slog.LevelInfo, "request", 0)
-				rec.AddAttrs(attrs...)
-				_ = logger.Handler().Handle(r.Context(), rec)
+				WriteAccessLine(ctx, logger, &l)
 			}()
 			next.ServeHTTP(w, r)
 			aborted = false
 		})
 	}
+}
+
+// AccessLine is the content of one access-log line: what AccessLog writes for a request, for a caller
+// that serves requests without the middleware (and without an *http.Request) and must log them alike.
+type AccessLine struct {
+	Method, Path, Host string
+	// Status is the final status: AccessLog has already made an unanswered request 200, or 499 when its
+	// client went away; an aborted response keeps what was sent (0 when nothing was).
+	Status     int
+	Bytes      int64     // body bytes written to the client
+	Start, End time.Time // duration_ms is End-Start; End is the record's time
+	Client     string    // the client address (http.Request.RemoteAddr)
+	RequestID  string    // the request's X-Request-Id value ("" none)
+	// TraceParent is the raw traceparent field value ("" none): the line carries its trace id, or "" when
+	// the value is not a valid one.
+	TraceParent string
+	Route, App  string
+	ProtoMajor  int    // 1 writes no proto attribute; any other value writes Proto
+	Proto       string // "HTTP/2.0"
+	Tried       []string
+	Upstream    string
+	AppTime     time.Duration // written when Tried is not empty
+	Aborted     bool          // a panic passed through: written as aborted=true
+}
+
+// AccessLogEnabled reports whether logger would write an access line: the check AccessLog makes before
+// building one, so that a caller skips the work when the line would be dropped.
+func AccessLogEnabled(ctx context.Context, logger *slog.Logger) bool {
+	return logger.Enabled(ctx, slog.LevelInfo)
+}
+
+// WriteAccessLine writes l through logger as AccessLog does: the same message, level, attributes in the
+// same order, and l.End as the record's time. It does not check AccessLogEnabled (the handler's own Handle
+// is called regardless); l is not retained.
+func WriteAccessLine(ctx context.Context, logger *slog.Logger, l *AccessLine) {
+	var buf [16]slog.Attr // room for every attribute: no slice growth per line
+	attrs := append(buf[:0],
+		slog.String("method", l.Method),
+		slog.String("path", l.Path),
+		slog.String("host", l.Host),
+		slog.Int("status", l.Status),
+		slog.Int64("bytes", l.Bytes),
+		millis("duration_ms", l.End.Sub(l.Start)),
+		slog.String("client", l.Client),
+		slog.String("request_id", l.RequestID),
+		slog.String("trace_id", traceID(l.TraceParent)),
+		slog.String("route", l.Route),
+		slog.String("app", l.App),
+	)
+	if l.ProtoMajor != 1 { // HTTP/2 and HTTP/3 say so; HTTP/1.x lines stay as they were
+		attrs = append(attrs, slog.String("proto", l.Proto))
+	}
+	if len(l.Tried) > 1 {
+		attrs = append(attrs, slog.String("cascade", strings.Join(l.Tried, " > ")))
+	}
+	if l.Upstream != "" {
+		attrs = append(attrs, slog.String("upstream", l.Upstream))
+	}
+	if len(l.Tried) > 0 {
+		attrs = append(attrs, millis("app_duration_ms", l.AppTime))
+	}
+	if l.Aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	// The record is made here rather than by LogAttrs, which would walk the stack for the caller's
+	// position (a source position, when a handler shows one, would only ever name this line).
+	rec := slog.NewRecord(l.End, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = logger.Handler().Handle(ctx, rec)
 }
 
 // first returns a header's first value, or "" (Header.Get without canonicalising a name given canonical).
