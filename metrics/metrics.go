@@ -5,7 +5,9 @@
 // process-global one), so two gateways in one process keep separate numbers.
 //
 // The request instruments are fed by Metrics.Middleware, which must run inside middleware.AccessLog: it
-// reads the reqinfo record AccessLog attaches (route, apps tried, failures) once the request is done.
+// reads the reqinfo record AccessLog attaches (route, apps tried, failures) once the request is done. A
+// server that answers without http.Handler counts the same series with RequestStarted and RequestDone,
+// which Middleware itself calls.
 package metrics
 
 import (
