@@ -16,9 +16,11 @@ import (
 
 // Front is the gateway's client-facing side, built the one way the binary and every test harness use:
 // the listener stack, innermost first - the head scan (ScanHeads, plain HTTP only), the connection limits
-// (LimitListener), the fast lane (GATEWAY_FAST_LANE, plain HTTP on Linux: internal/fastlane), idle parking
-// (ParkIdle, plain HTTP on Linux) - under the http.Server of Server, TLS on
-// top when TLSConfig is given. Build it with NewFront, then call Serve once.
+// (LimitListener), idle parking (ParkIdle, plain HTTP on Linux), the fast lane (GATEWAY_FAST_LANE, plain
+// HTTP on Linux: internal/fastlane) - under the http.Server of Server, TLS on top when TLSConfig is given.
+// The parker sits under the lane so that every parked connection, the lane's own and net/http's, comes
+// back through the lane when it is readable again, and over the limits so that it is not counted twice.
+// Build it with NewFront, then call Serve once.
 type Front struct {
 	// Server is the http.Server (Server's limits, ConnContext for the head scan, TLS when configured).
 	Server *http.Server
@@ -79,12 +81,11 @@ func NewFront(cfg config.Config, h http.Handler, ln net.Listener, logger *slog.L
 	lim := limitListener(s, ln, logger, onReject)
 	srv := server(s, h, logger)
 	srv.TLSConfig = opts.TLSConfig
-	var under net.Listener = lim
-	lane := fastLane(s, srv, lim)
+	outer, parker := parkIdle(s, srv, lim, logger)
+	lane := fastLane(s, srv, outer, parker)
 	if lane != nil {
-		under = lane
+		outer = lane
 	}
-	outer, parker := parkIdle(s, srv, under, logger)
 	return &Front{Server: srv, Limits: lim, Parker: parker, Lane: lane, ln: outer, listener: name, refused: refused}
 }
 
@@ -99,9 +100,9 @@ const laneMaxBody = 64 << 10
 // the lane is off: the setting off, TLS, srv speaking unencrypted HTTP/2, a handler that is no
 // fastlane.Router (neither a Gateway's Handler nor a Live: the lane would hand everything off), or a
 // system other than Linux.
-// Idle parking wraps the lane: connections handed to net/http are parked as before; those the lane
-// serves wait in the lane (this stage has no epoll loop).
-func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.Listener {
+// The lane wraps idle parking (parker, nil when parking is off): the lane's idle connections are parked
+// as net/http's are (fastlane.Parker), and every parked connection comes back through the lane.
+func fastLane(s FrontSettings, srv *http.Server, ln net.Listener, parker *idlepark.Listener) *fastlane.Listener {
 	if !s.FastLane || s.TLS || !fastlane.Supported {
 		return nil
 	}
@@ -111,7 +112,11 @@ func fastLane(s FrontSettings, srv *http.Server, ln net.Listener) *fastlane.List
 	if _, ok := srv.Handler.(fastlane.Router); !ok {
 		return nil // a handler that cannot say what the lane may serve (the plain listener next to HTTPS)
 	}
-	return fastlane.New(ln, fastlane.Options{Server: srv, MaxBody: laneMaxBody})
+	opts := fastlane.Options{Server: srv, MaxBody: laneMaxBody}
+	if parker != nil {
+		opts.Parker = parker
+	}
+	return fastlane.New(ln, opts)
 }
 
 // newRefused is switchyard_connections_refused_total{reason} of one listener. Both reasons are exported

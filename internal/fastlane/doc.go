@@ -19,5 +19,8 @@
 //     serves the requests that are its own through the gateway's handler (the same layers, route and
 //     direct proxy path as net/http's), writing the answer as net/http's response writer would, and hands
 //     the connection, with every byte read so far, to net/http (its Accept) at the first request that
-//     is not. Elsewhere the lane passes every connection through.
+//     is not. With Options.Parker (internal/idlepark's Listener, under the lane), a connection idle in
+//     the lane after a request, with nothing pipelined, is parked after the parker's delay: its goroutine
+//     ends, and it comes back through the wrapped listener's Accept when readable (see Parker).
+//     Elsewhere the lane passes every connection through.
 package fastlane

@@ -30,6 +30,7 @@ type Listener struct {
 	srv    *http.Server
 	router Router
 	lim    Limits
+	park   parking
 
 	handoffs chan net.Conn
 	errc     chan error
@@ -55,6 +56,7 @@ func New(ln net.Listener, opts Options) *Listener {
 	if l.lim.MaxBody <= 0 {
 		l.lim.MaxBody = 64 << 10
 	}
+	l.park = parkingOf(opts.Parker)
 	go l.acceptLoop()
 	return l
 }
@@ -233,6 +235,9 @@ func (c *conn) serve() {
 		switch {
 		case v == errRead:
 			return // net/http closes quietly too: nothing read, or EOF, a timeout or a reset
+		case v == parked:
+			handed = true // to the parker, which owns the connection now
+			return
 		case v == NotMine:
 			handed = true
 			c.handOff()
@@ -273,10 +278,12 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 			if d == 0 {
 				d = srv.ReadTimeout
 			}
+			var idleEnd time.Time
 			if d > 0 {
-				c.rwc.SetReadDeadline(time.Now().Add(d))
-			} else {
-				c.rwc.SetReadDeadline(time.Time{})
+				idleEnd = time.Now().Add(d)
+			}
+			if v, done := c.idleWait(idleEnd); done { // parked, or ended before a byte came
+				return v
 			}
 			if !c.fill(4) { // net/http's Peek(4): the idle wait lasts until four bytes are there
 				return errRead
@@ -446,6 +453,7 @@ func (c *conn) handOff() {
 	hc := &handedConn{Conn: c.rwc, err: c.readErr}
 	if c.n > 0 {
 		hc.buf = append([]byte(nil), c.buf[:c.n]...)
+		hc.note, _ = c.rwc.(readNoter)
 	}
 	if c.cancel != nil {
 		c.cancel()
@@ -585,12 +593,17 @@ func (b *body) Close() error {
 // handedConn is a connection handed to net/http: its first reads return the bytes the lane read.
 type handedConn struct {
 	net.Conn
-	buf []byte
-	err error // the error that ended the lane's reading, returned once the bytes are read
+	buf  []byte
+	err  error     // the error that ended the lane's reading, returned once the bytes are read
+	note readNoter // the idle parker's Conn under it, told of the Read the bytes answer (see readNoter)
 }
 
 func (h *handedConn) Read(p []byte) (int, error) {
 	if len(h.buf) > 0 {
+		if h.note != nil {
+			h.note.NoteRead(len(p))
+			h.note = nil
+		}
 		n := copy(p, h.buf)
 		h.buf = h.buf[n:]
 		return n, nil

@@ -26,6 +26,19 @@
 // Wrap the listener OUTSIDE a connection limiter (internal/connlimit): a parked connection is still open
 // and keeps its slot; when it is delivered again by Accept it is not admitted (nor counted) a second time.
 //
+// A listener wrapper between the Listener and net/http (the fast lane, internal/fastlane) may serve
+// connections itself and park them with Park, and may hand connections to net/http under a wrapper of its
+// own. The contract for such a wrapper:
+//   - Park takes a connection the Listener's Accept returned, idle with nothing read from it left
+//     unconsumed, and parks it as net/http's are parked (the idle deadline given, Close, Shutdown); when
+//     it becomes readable it comes back from Accept, to the wrapper, as a new connection. ParkAfter says
+//     how long the wrapper should let a connection idle first (the same delay net/http's get).
+//   - A connection handed to net/http under a wrapper must expose the Conn through NetConn (the
+//     ConnState hook looks through it), and net/http must still read through the Conn; a read the
+//     wrapper answers itself (bytes it read before the hand-off) must be told with NoteRead, so that the
+//     Conn learns net/http's read length from net/http's first Read (below) and never parks bytes
+//     net/http holds. The Conn forgets what it learnt from the wrapper's own reads at StateNew.
+//
 // Memory: what net/http releases is free Go memory, and the process RSS only drops once the GC ran and
 // the runtime's scavenger gave the pages back. When everything is idle no allocation triggers a GC, so
 // the freed stacks and buffers would stay in RSS; after a burst of at least Options.BurstGC parked
@@ -133,13 +146,32 @@ func New(ln net.Listener, opts Options) (*Listener, error) {
 func (l *Listener) Install(srv *http.Server) {
 	next := srv.ConnState
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		if pc, ok := c.(*Conn); ok && pc.l == l {
+		if pc := l.find(c); pc != nil {
 			pc.state(s)
 		}
 		if next != nil {
 			next(c, s)
 		}
 	}
+}
+
+// find returns the Listener's Conn that c is or wraps (through NetConn: a wrapper such as the fast
+// lane's hand-off), or nil.
+func (l *Listener) find(c net.Conn) *Conn {
+	for range 4 {
+		if pc, ok := c.(*Conn); ok {
+			if pc.l == l {
+				return pc
+			}
+			return nil
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 // Parked returns how many connections are parked now.
@@ -155,6 +187,40 @@ func (l *Listener) ParkedTotal() uint64 { return l.parkedTotal.Load() }
 
 // Addr returns the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// ParkAfter is how long a connection should stay idle before it is parked: Options.After when the
+// Listener parks, else 0 (Park then only closes).
+func (l *Listener) ParkAfter() time.Duration {
+	if l.p == nil {
+		return 0
+	}
+	return l.opts.After
+}
+
+// Park hands c to the parker for a listener wrapper that serves connections itself (see the package
+// comment): c is a connection this Listener's Accept returned, idle (a request was served and the next
+// one's first byte has not come), with nothing read from it left unconsumed, and its read deadline
+// cleared. c is held without a goroutine until it is readable (it is then returned by Accept again, as
+// a new connection), its peer closes it, idle passes (zero: no deadline; it is then closed, as the
+// server's IdleTimeout closes an idle connection) or the Listener is closed. The caller must not use c
+// afterwards. When the Listener does not park (ParkAfter is 0), or c was closed, c is closed.
+func (l *Listener) Park(c net.Conn, idle time.Time) {
+	if pc, ok := c.(*Conn); ok && pc.l == l {
+		pc.mu.Lock()
+		closed := pc.closed
+		pc.closed = true
+		pc.mu.Unlock()
+		if closed {
+			return
+		}
+		c = pc.Conn
+	}
+	if l.p == nil {
+		c.Close()
+		return
+	}
+	l.p.park(c, idle)
+}
 
 // Close closes the wrapped listener, every parked connection and every readable one not yet delivered,
 // and stops the parker. Connections being served are not touched.
@@ -330,7 +396,7 @@ type Conn struct {
 
 	arm  atomic.Int32
 	idle time.Time // the idle deadline net/http set (zero: none); serve goroutine only
-	full int       // the buffer length of the first Read (net/http's empty bufio.Reader)
+	full int       // the buffer length of the first Read (net/http's empty bufio.Reader), or of NoteRead's
 
 	mu       sync.Mutex
 	parking  bool
@@ -340,6 +406,12 @@ type Conn struct {
 
 func (c *Conn) state(s http.ConnState) {
 	switch s {
+	case http.StateNew:
+		// net/http starts reading now: what a wrapper above read before it handed c over (the fast lane
+		// reads with buffers of its own) says nothing of net/http's read length. StateNew is reported
+		// before net/http's serve goroutine starts, and after the wrapper's last read.
+		c.full = 0
+		c.arm.Store(armNone)
 	case http.StateIdle:
 		c.arm.Store(armSawIdle)
 	case http.StateHijacked:
@@ -417,6 +489,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.parking = true
 	return 0, errParked
+}
+
+// NoteRead counts a Read of n bytes that a wrapper between net/http and c answered itself (from bytes it
+// read from c before handing it to net/http) as a Read c saw: the first one tells c net/http's read
+// length (see the package comment). Call it from the goroutine that reads.
+func (c *Conn) NoteRead(n int) {
+	if c.full == 0 {
+		c.full = n
+	}
 }
 
 // Close closes the connection, or, right after its idle Read returned the park error, hands it to the

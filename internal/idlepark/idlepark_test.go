@@ -502,3 +502,70 @@ func TestMemoryPerParkedConnection(t *testing.T) {
 		t.Fatalf("%d bytes per parked connection, want < 6 KiB", per)
 	}
 }
+
+// TestAConnectionParkedByAWrapperComesBackThroughAccept is Park's contract for a listener wrapper that
+// serves connections itself (the fast lane): the connection is held without its server, comes back from
+// Accept when readable, keeps its connection-limit slot, and is closed at its idle deadline or by Close.
+func TestAConnectionParkedByAWrapperComesBackThroughAccept(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := connlimit.New(raw, connlimit.Options{})
+	ln, err := New(lim, Options{After: after})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if ln.ParkAfter() != after {
+		t.Fatalf("ParkAfter %v, want %v", ln.ParkAfter(), after)
+	}
+	accept := func() net.Conn {
+		t.Helper()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	dialed := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	closed := func(c net.Conn) {
+		t.Helper()
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read %v, want EOF", err)
+		}
+	}
+
+	client := dialed()
+	ln.Park(accept(), time.Time{})
+	waitFor(t, "parked", func() bool { return ln.Parked() == 1 })
+	io.WriteString(client, "ping")
+	back := accept()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(back, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("the delivered connection read %q (%v)", buf, err)
+	}
+	if open := lim.Stats().Open; open != 1 || ln.Parked() != 0 {
+		t.Fatalf("%d open, %d parked; want 1 and 0", open, ln.Parked())
+	}
+
+	ln.Park(back, time.Now().Add(50*time.Millisecond))
+	closed(client)
+	waitFor(t, "released at the idle deadline", func() bool { return ln.Parked() == 0 && lim.Stats().Open == 0 })
+
+	client = dialed()
+	ln.Park(accept(), time.Time{})
+	waitFor(t, "parked", func() bool { return ln.Parked() == 1 })
+	ln.Close()
+	closed(client)
+	waitFor(t, "released by Close", func() bool { return lim.Stats().Open == 0 })
+}
