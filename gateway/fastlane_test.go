@@ -199,7 +199,7 @@ func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, string, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware})
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware, ObserveMetrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,6 +340,9 @@ func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
 			t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
 				off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
 		}
+	}
+	if f.Lane.Expressed() == 0 || f.Lane.Expressed() == f.Lane.Served() {
+		t.Errorf("the lane served %d requests on its express path of %d: the cases must exercise it and the handler chain", f.Lane.Expressed(), f.Lane.Served())
 	}
 	if f.Lane.Served() == 0 || f.Lane.HandedOff() == 0 {
 		t.Errorf("the lane served %d requests and handed %d connections: the cases must exercise both", f.Lane.Served(), f.Lane.HandedOff())

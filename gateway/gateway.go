@@ -28,8 +28,10 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/connlimit"
+	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/headscan"
 	"github.com/switchyard/switchyard/internal/idlepark"
+	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
 	"github.com/switchyard/switchyard/plan"
@@ -81,6 +83,8 @@ type Gateway struct {
 	// lane is the route table the fast lane looks requests up in (nil: the lane serves nothing of this
 	// gateway, because global middleware stands in front of every route).
 	lane *router.Table
+	// express is what the express plans share (nil: no express path, see expressPlans).
+	express *expressEnv
 }
 
 // BuiltApp is one application of a Gateway.
@@ -124,6 +128,10 @@ type Options struct {
 	// Observe, when not nil, wraps the router inside the access log (so it sees the request's reqinfo
 	// record) and outside everything else: metrics and tracing middleware go here.
 	Observe func(http.Handler) http.Handler
+	// ObserveMetrics is the metrics Observe counts requests with, when Observe does nothing else (no
+	// tracing): the fast lane's express path, which serves without the handler chain, counts what it
+	// serves with it. With Observe set and ObserveMetrics nil, the express path is off.
+	ObserveMetrics *metrics.Metrics
 	// RouteMiddleware adds Go middleware to routes, by route pattern in canonical form ("/api/",
 	// "admin.example.com/"): it wraps the route's app inside the configured middleware, first outermost.
 	// A pattern no route has is an error. Build them with the middleware package's constructors
@@ -351,6 +359,14 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 	g.Handler = laneFront{outer(table), g}
 	if len(globalDesc) == 0 {
 		g.lane = table
+		if opts.Observe == nil || opts.ObserveMetrics != nil {
+			g.express = &expressEnv{outer: outer, rec: rec, metrics: opts.ObserveMetrics, logger: logger,
+				bodyTimeout: time.Duration(cfg.BodyTimeout), maxBody: int64(cfg.MaxBodySize)}
+			for _, r := range routes {
+				g.planExpress(r.Handler)
+			}
+			g.planExpress(fallback)
+		}
 	}
 	if cfg.HTTPAddr != "" {
 		// The plain HTTP listener's table: the same routes, each a redirect to HTTPS unless it opted out.
@@ -510,6 +526,9 @@ func routeHandler(pattern string, h http.Handler, apps []delegate.App) http.Hand
 type claim struct {
 	route, app string
 	h          http.Handler
+	// x is the claim's express plan (nil: none); tried is [app], the record's Tried.
+	x     *fastlane.Express
+	tried []string
 }
 
 func (c *claim) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/switchyard/switchyard/internal/fastlane"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -170,5 +171,22 @@ func (l *Live) Swap(g *Gateway) (<-chan struct{}, int) {
 func (l *Live) Close() {
 	if gen := l.cur.Load(); gen != nil {
 		gen.retire()
+	}
+}
+
+// ExpressRoute implements fastlane.ExpressRouter on the current gateway: a plan, when there is one,
+// counts on that generation (and for the drain) until release is called.
+func (l *Live) ExpressRoute(method, host, path string) (*fastlane.Express, func()) {
+	l.running.Add(1)
+	gen := l.acquire()
+	x := gen.g.expressRoute(method, host, path)
+	if x == nil {
+		gen.release()
+		l.done()
+		return nil, nil
+	}
+	return x, func() {
+		gen.release()
+		l.done()
 	}
 }

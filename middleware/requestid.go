@@ -77,3 +77,13 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+// NewRequestID returns a fresh request id, as RequestID makes one for a request without a valid id.
+func NewRequestID() string {
+	n := new(newID)
+	n.fill()
+	return unsafe.String(&n.hex[0], len(n.hex))
+}
+
+// ValidRequestID reports whether RequestID keeps a client's id.
+func ValidRequestID(s string) bool { return validID(s) }

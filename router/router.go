@@ -283,21 +283,27 @@ func (t *Table) lookup(host, path string) *Route {
 // know (such requests go to the fallback whatever their path), an invalid host, or a path with ';' or an
 // encoded slash (checked against other readings while serving).
 func (t *Table) Lookup(method, host, path string) (h http.Handler, ok bool) {
+	h, _, ok = t.LookupRoute(method, host, path)
+	return h, ok
+}
+
+// LookupRoute is Lookup that also says whether the route strips its prefix before its handler.
+func (t *Table) LookupRoute(method, host, path string) (h http.Handler, strips bool, ok bool) {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
 		http.MethodOptions, http.MethodTrace:
 	default:
-		return nil, false
+		return nil, false, false
 	}
 	if strings.IndexByte(path, ';') >= 0 || strings.IndexByte(path, '%') >= 0 {
-		return nil, false
+		return nil, false, false
 	}
 	h0, _, err := splitHost(host)
 	if err != nil {
-		return nil, false
+		return nil, false, false
 	}
 	if rt := t.lookup(h0, path); rt != nil {
-		return rt.Handler, true
+		return rt.Handler, rt.StripPrefix, true
 	}
-	return t.fallback, true
+	return t.fallback, false, true
 }

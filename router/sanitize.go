@@ -407,3 +407,7 @@ func peerTrusted(trusted []netip.Prefix, remoteAddr string) bool {
 	}
 	return false
 }
+
+// ForwardingHeader reports whether name (canonical) is a forwarding header: one Sanitize deletes from a
+// request, or keeps only from a trusted proxy.
+func ForwardingHeader(name string) bool { return forwardingHeader(name) }

@@ -89,7 +89,7 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	logOverrides(logger, cfg)
 	if cmd == "check" {
-		g, err := newBuilder(logger, nil, false, nil)(cfg, nil)
+		g, err := newBuilder(logger, nil, nil, false, nil)(cfg, nil)
 		if err == nil {
 			var shutdownTracing func(context.Context) error
 			if _, shutdownTracing, err = tracing.Setup(context.Background(), tracing.Environ(environ), logger); err == nil {
@@ -163,7 +163,7 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 // warnings are logged (serving); `gateway check` prints them instead. prev is the gateway a reload
 // replaces (nil at startup): the migration numbers of unchanged routes carry over from it. run starts the
 // configuration's run apps before the build (nil: `gateway check`, which starts nothing).
-func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
+func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, observeMetrics *metrics.Metrics, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 		cfg, demoApps := withDemo(cfg)
 		cfg, guards, built, err := run.prepare(cfg)
@@ -171,7 +171,7 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, lo
 			return nil, err
 		}
 		reg := builtin.Registry(logger, demo.Apps())
-		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, Previous: prev, RouteMiddleware: guards})
+		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, ObserveMetrics: observeMetrics, Previous: prev, RouteMiddleware: guards})
 		built(g)
 		if err == nil && demoApps {
 			for i := range g.Routes { // no variable or file set them (check's FROM, /api/routes' source)
@@ -226,7 +226,12 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 	// after every later one (lv.Close among them).
 	run := newRunner(logger, reg)
 	defer run.shutdown()
-	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, true, run)
+	// Without tracing, the observer is the metrics alone: the fast lane's express path counts with them.
+	var observeMetrics *metrics.Metrics
+	if !tracing.Enabled(tp) {
+		observeMetrics = m
+	}
+	build := newBuilder(logger, func(h http.Handler) http.Handler { return traceMW(m.Middleware(h)) }, observeMetrics, true, run)
 	g, err := build(cfg, nil)
 	if err != nil {
 		return invalid(err)

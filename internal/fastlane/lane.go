@@ -26,11 +26,12 @@ const bufSize = 8 << 10
 // returns from Accept every connection it hands to net/http. Close closes the wrapped listener and the
 // lane's idle connections; the lane's requests in flight finish with Connection: close.
 type Listener struct {
-	inner  net.Listener
-	srv    *http.Server
-	router Router
-	lim    Limits
-	park   parking
+	inner   net.Listener
+	srv     *http.Server
+	router  Router
+	express ExpressRouter // the router's express plans (nil: none)
+	lim     Limits
+	park    parking
 
 	handoffs chan net.Conn
 	errc     chan error
@@ -41,7 +42,7 @@ type Listener struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
-	served, handedOff atomic.Uint64
+	served, handedOff, expressed atomic.Uint64
 }
 
 // New wraps ln; see Listener.
@@ -49,6 +50,7 @@ func New(ln net.Listener, opts Options) *Listener {
 	l := &Listener{inner: ln, srv: opts.Server, handoffs: make(chan net.Conn), errc: make(chan error),
 		done: make(chan struct{}), conns: map[*conn]struct{}{}}
 	l.router, _ = opts.Server.Handler.(Router)
+	l.express, _ = opts.Server.Handler.(ExpressRouter)
 	l.lim = Limits{MaxHead: bufSize, MaxBody: opts.MaxBody}
 	if m := opts.Server.MaxHeaderBytes; m > 0 && m < l.lim.MaxHead {
 		l.lim.MaxHead = m
@@ -65,6 +67,9 @@ func New(ln net.Listener, opts Options) *Listener {
 // net/http.
 func (l *Listener) Served() uint64    { return l.served.Load() }
 func (l *Listener) HandedOff() uint64 { return l.handedOff.Load() }
+
+// Expressed is the number of requests the lane served on its express path (within Served).
+func (l *Listener) Expressed() uint64 { return l.expressed.Load() }
 
 // Addr is the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
@@ -156,6 +161,8 @@ type conn struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	remoteAddr string
+	peer       string        // the client's IP (the express path's X-Forwarded-For)
+	wdl        time.Time     // the write deadline the express path set last
 	bufw       *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf   *bufio.Writer // net/http's 2 KiB response buffer
 	werr       error
@@ -365,6 +372,17 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 	if l.router == nil {
 		return false, false
 	}
+	if handled, reuse := c.serveExpress(h); handled {
+		return true, reuse
+	}
+	return c.serveHandler(h, nil, nil, "")
+}
+
+// serveHandler serves the head in buf through handler (nil: the one the router's LaneHandler gives, or
+// none: ok false), with done called after. A non-empty id is the request's X-Request-Id (the one the app
+// already got on the express path).
+func (c *conn) serveHandler(h *Head, handler http.Handler, done func(), id string) (ok, reuse bool) {
+	l := c.l
 	inBuf := min(int64(c.n-h.Size), h.ContentLength)
 	ex := &struct { // the request's body and response writer in one allocation
 		b body
@@ -374,11 +392,16 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 	rctx, rcancel := context.WithCancel(c.ctx)
 	defer rcancel()
 	req := h.Request(rctx, c.buf, c.remoteAddr, b)
-	handler, done := l.router.LaneHandler(req)
-	if handler == nil {
-		return false, false
+	if id != "" {
+		req.Header["X-Request-Id"] = []string{id}
 	}
-	l.served.Add(1)
+	if handler == nil {
+		handler, done = l.router.LaneHandler(req)
+		if handler == nil {
+			return false, false
+		}
+		l.served.Add(1)
+	}
 	c.bufw = writers.Get().(*bufio.Writer)
 	c.bufw.Reset(errWriter{c})
 	c.chunkBuf = chunkBufs.Get().(*bufio.Writer)

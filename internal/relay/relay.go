@@ -44,6 +44,7 @@ package relay
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -231,16 +232,11 @@ func Write(w http.ResponseWriter, r *http.Request, res *http.Response, o *Option
 	}
 	if clientErr != nil {
 		res.Body.Close()
-		o.logger().LogAttrs(ctx, slog.LevelInfo, o.name()+" response not delivered: client went away",
-			attrs(o, r, 499, clientErr)...)
+		o.LogUndelivered(ctx, r.Method, r.URL.Path, 499, true, clientErr)
 		return
 	}
 	if readErr != nil {
-		msg := o.name() + " response aborted: app failed mid-body"
-		if stall := (*appconn.StallError)(nil); errors.As(readErr, &stall) {
-			msg = o.name() + " response aborted: app stalled mid-body"
-		}
-		o.logger().LogAttrs(ctx, slog.LevelWarn, msg, attrs(o, r, res.StatusCode, readErr)...)
+		o.LogUndelivered(ctx, r.Method, r.URL.Path, res.StatusCode, false, readErr)
 		res.Body.Close()
 		Abort(w, r)
 	}
@@ -253,11 +249,19 @@ func noBody(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 }
 
-func attrs(o *Options, r *http.Request, status int, err error) []slog.Attr {
-	return []slog.Attr{
-		slog.String("app", o.App), slog.String("upstream", o.Upstream), slog.Int("status", status),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()),
+// LogUndelivered logs an answer that failed after its head: the client went away (clientGone; status
+// 499) or the app failed or stalled mid-body (status: the answer's).
+func (o *Options) LogUndelivered(ctx context.Context, method, path string, status int, clientGone bool, err error) {
+	msg, level := o.name()+" response not delivered: client went away", slog.LevelInfo
+	if !clientGone {
+		msg, level = o.name()+" response aborted: app failed mid-body", slog.LevelWarn
+		if stall := (*appconn.StallError)(nil); errors.As(err, &stall) {
+			msg = o.name() + " response aborted: app stalled mid-body"
+		}
 	}
+	o.logger().LogAttrs(ctx, level, msg,
+		slog.String("app", o.App), slog.String("upstream", o.Upstream), slog.Int("status", status),
+		slog.String("method", method), slog.String("path", path), slog.String("cause", err.Error()))
 }
 
 // Abort ends a response whose body failed after the head: the head and the bytes written so far are

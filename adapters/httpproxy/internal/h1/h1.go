@@ -436,24 +436,60 @@ func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 // exchange writes the request bytes b on pc and reads the response head. On error pc is closed.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing, pc *pconn, b []byte) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, pc.interrupt)
-	fail := func(err error) (*http.Response, error) {
-		stop()
-		pc.c.Close()
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
+	if err := t.write(ctx, pc, stop, b); err != nil {
 		return nil, err
 	}
+	return t.answer(ctx, req, o, pc, stop, nil)
+}
+
+// failed ends an exchange on pc that failed with err: the context's error when it ended, else err.
+func failed(ctx context.Context, pc *pconn, stop func() bool, err error) error {
+	stop()
+	pc.c.Close()
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// write sends b on pc and starts the wait for the answer's head (ResponseHeaderTimeout).
+func (t *Transport) write(ctx context.Context, pc *pconn, stop func() bool, b []byte) error {
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite()
 	}
 	if _, err := pc.c.Write(b); err != nil {
-		return fail(&noBytesError{err})
+		return failed(ctx, pc, stop, &noBytesError{err})
 	}
 	if t.ResponseHeaderTimeout > 0 {
 		appconn.SetReadDeadline(ctx, pc.c, time.Now().Add(t.ResponseHeaderTimeout))
 	}
 	// else the read deadline is clear: release clears a stall deadline before pooling
+	return nil
+}
+
+// readHead reads one head (a status line and fields) from pc into buf, mapping a timeout to
+// timeoutError; after1xx says an informational answer came first. On error pc is closed.
+func (t *Transport) readHead(ctx context.Context, pc *pconn, stop func() bool, buf []byte, limit int, after1xx bool) ([]byte, error) {
+	raw, err := readLines(pc.br, buf, limit)
+	if err != nil {
+		if after1xx {
+			err = unwrapNoBytes(err)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+			err = timeoutError{}
+		}
+		return raw, failed(ctx, pc, stop, err)
+	}
+	return raw, nil
+}
+
+// answer reads the response head (first, when not nil, is a head already read) and returns the response.
+// On error pc is closed.
+func (t *Transport) answer(ctx context.Context, req *http.Request, o Outgoing, pc *pconn, stop func() bool, first []byte) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		return nil, failed(ctx, pc, stop, err)
+	}
 	var got1xx func(int, textproto.MIMEHeader) error
 	if o != nil {
 		got1xx = o.Got1xx
@@ -465,19 +501,17 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, o Outgoing,
 	defer putBuf(sp)
 	var h head
 	for n1xx := 0; ; n1xx++ {
-		raw, err := readLines(pc.br, (*sp)[:0], limit)
-		*sp = raw[:0]
-		if err != nil {
-			if n1xx > 0 {
-				err = unwrapNoBytes(err)
+		raw := first
+		first = nil
+		if raw == nil {
+			var err error
+			if raw, err = t.readHead(ctx, pc, stop, (*sp)[:0], limit, n1xx > 0); err != nil {
+				*sp = raw[:0]
+				return nil, err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-				err = timeoutError{}
-			}
-			return fail(err)
+			*sp = raw[:0]
 		}
-		if err = parseHead(raw, &h); err != nil {
+		if err := parseHead(raw, &h); err != nil {
 			return fail(err)
 		}
 		if h.code >= 200 || h.code == http.StatusSwitchingProtocols {

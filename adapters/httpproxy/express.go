@@ -1,0 +1,172 @@
+package httpproxy
+
+import (
+	"context"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
+	"github.com/switchyard/switchyard/internal/fastlane"
+	"github.com/switchyard/switchyard/internal/relay"
+	"github.com/switchyard/switchyard/reqinfo"
+)
+
+// The express path (fastlane.ExpressApp): the direct path's exchange for a request the fast lane parsed,
+// without an http.Request. The outgoing head is the one AppendHead writes for the same request as the
+// front door leaves it (the same fields, X-Forwarded-* and Content-Length rules; fields in the client's
+// order where AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
+// answer goes back to the lane raw, anything else is finished by Rest in the app's place, as serveDirect
+// would have finished it (TestFastLaneAnswersAsNetHTTP holds both paths to net/http's bytes).
+
+// expressAnswer adapts the h1 client's answer to fastlane.Answer.
+type expressAnswer struct{ a h1.Answer }
+
+var expressAnswers = sync.Pool{New: func() any { return new(expressAnswer) }}
+
+func (e *expressAnswer) Status() int    { return e.a.Code }
+func (e *expressAnswer) NumFields() int { return len(e.a.Fields) }
+func (e *expressAnswer) Field(i int) (name, value []byte) {
+	return e.a.Fields[i].Name, e.a.Fields[i].Value
+}
+func (e *expressAnswer) ContentLength() int64       { return e.a.Length }
+func (e *expressAnswer) HasBody() bool              { return e.a.Body }
+func (e *expressAnswer) Read(p []byte) (int, error) { return e.a.Read(p) }
+func (e *expressAnswer) Close() {
+	e.a.Close()
+	expressAnswers.Put(e)
+}
+
+var expressHeads = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// Express implements fastlane.ExpressApp: it takes the requests serveDirect would serve.
+func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bool) {
+	h := x.Head
+	if p.fast == nil || p.noDirect || p.set != nil || h.Query != nil && len(h.Query) == 0 ||
+		h.ContentLength > p.fast.MaxBody() || !cleanQuery(str(h.Query)) {
+		return nil, nil, false
+	}
+	host := p.target.Host
+	if p.clientHost {
+		host = str(h.Host)
+	}
+	if !h1.ValidHost(host) {
+		return nil, nil, false
+	}
+	bp := expressHeads.Get().(*[]byte)
+	defer expressHeads.Put(bp)
+	b := append((*bp)[:0], h.Method...)
+	b = append(b, ' ')
+	u := len(b)
+	b = h1.AppendRequestTarget(b, p.joinPath(str(h.Path)), str(h.Query))
+	for _, c := range b[u:] {
+		if c <= ' ' || c == 0x7f {
+			return nil, nil, false
+		}
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	replay := false
+	switch str(h.Method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		replay = true
+	}
+	hadLength, sawUA := false, false
+	for _, f := range h.Fields[:h.NFields] {
+		k := textproto.CanonicalMIMEHeaderKey(str(f.Name))
+		switch k {
+		case "Host", "Connection", "X-Request-Id":
+			continue
+		case "Content-Length":
+			hadLength = true
+			continue
+		case "User-Agent":
+			// AppendHead writes the first User-Agent, when not empty, and no other.
+			if !sawUA && len(f.Value) > 0 {
+				b = append(b, "User-Agent: "...)
+				b = append(b, f.Value...)
+				b = append(b, "\r\n"...)
+			}
+			sawUA = true
+			continue
+		case "Idempotency-Key":
+			replay = true
+		}
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, f.Value...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "X-Request-Id: "...)
+	b = append(b, x.RequestID...)
+	if x.Peer != "" {
+		b = append(b, "\r\nX-Forwarded-For: "...)
+		b = append(b, x.Peer...)
+	}
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, h.Host...)
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\n"...)
+	sendsLength := h.ContentLength > 0 || hadLength
+	switch str(h.Method) {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		sendsLength = true
+	}
+	if sendsLength {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, h.ContentLength, 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, x.Body...)
+	*bp = b
+
+	e := expressAnswers.Get().(*expressAnswer)
+	pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, &e.a)
+	switch {
+	case err != nil:
+		expressAnswers.Put(e)
+		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reqinfo.From(r.Context()).SetUpstream(p.upstream)
+			p.rp.ErrorHandler(w, p.outRequest(r), err)
+		}), true
+	case pending != nil:
+		expressAnswers.Put(e)
+		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reqinfo.From(r.Context()).SetUpstream(p.upstream)
+			defer flushOnAbort(w, r)
+			d := &direct{p: p, w: w, r: r}
+			relayPending(w, r, d, pending, p)
+		}), true
+	}
+	return e, nil, true
+}
+
+// relayPending finishes a pending exchange with the one response relay, as serveDirect would have.
+func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, p *Proxy) {
+	relay.Serve(w, r, pendingTransport{d: d, pending: pending}, &p.relay)
+}
+
+// pendingTransport is the relay.Transport of a pending exchange: its answer, as RoundTripOutgoing's.
+type pendingTransport struct {
+	d       *direct
+	pending *h1.Pending
+}
+
+func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
+	res, err := t.pending.Finish(r, t.d)
+	if err != nil {
+		t.d.p.rp.ErrorHandler(w, t.d.p.outRequest(r), err)
+		return nil
+	}
+	return res
+}
+
+// Undelivered implements fastlane.ExpressApp with the relay's log line.
+func (p *Proxy) Undelivered(method, path string, status int, clientGone bool, err error) {
+	p.relay.LogUndelivered(context.Background(), method, path, status, clientGone, err)
+}

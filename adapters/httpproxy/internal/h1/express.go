@@ -1,0 +1,326 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/appconn"
+)
+
+// MaxAnswerFields is the most header fields an answer may have and still be simple.
+const MaxAnswerFields = 48
+
+// Field is one header field of a simple answer, as the app sent it (the name as spelled, the value without
+// its surrounding blanks), pointing into the answer's head.
+type Field struct{ Name, Value []byte }
+
+// Answer is a simple answer the express round trip read: the final head (no 1xx before it), status 200 to
+// 599, header fields that parseHead accepts with none of Transfer-Encoding, Trailer, Pragma, Upgrade, Te,
+// Proxy-*, no Connection field other than "close" or "keep-alive", and a body that is either absent (HEAD,
+// 204, 304) or of one declared Content-Length with a Content-Type (a body without one gets its type
+// sniffed by net/http's server). Hop-by-hop Connection and Keep-Alive fields are left out of Fields.
+//
+// The head's bytes are the Transport's until Close; Read reads exactly the body; Close ends the answer
+// (the connection is pooled only after a body read to its end, and when neither side closes).
+type Answer struct {
+	Code   int
+	Minor  int
+	Fields []Field
+	// Length is the declared Content-Length (-1 when the answer has none); Body says whether a body
+	// follows the head (Length bytes).
+	Length int64
+	Body   bool
+
+	t      *Transport
+	pc     *pconn
+	stop   func() bool
+	keep   bool
+	left   int64
+	done   bool
+	err    error
+	stall  appconn.Stall
+	buf    *[]byte
+	fields [MaxAnswerFields]Field
+}
+
+// Pending is an exchange whose answer is not simple (or failed to parse): its first head is read and the
+// connection waits. Finish completes it as RoundTripOutgoing would have, from that head on.
+type Pending struct {
+	t    *Transport
+	pc   *pconn
+	stop func() bool
+	head []byte
+	bp   *[]byte
+}
+
+// Finish returns the answer (or the error) RoundTripOutgoing would have returned for req and o, reading
+// on from the head already read (1xx answers go to o, as they would have). req gives the method and Close,
+// as for RoundTripOutgoing; its context is the one the exchange watches no more (only its error is
+// looked at).
+func (p *Pending) Finish(req *http.Request, o Outgoing) (*http.Response, error) {
+	defer putBuf(p.bp)
+	return p.t.answer(req.Context(), req, o, p.pc, p.stop, p.head)
+}
+
+// Abandon closes a Pending exchange that will not be finished.
+func (p *Pending) Abandon() {
+	p.stop()
+	p.pc.c.Close()
+	putBuf(p.bp)
+}
+
+// Express sends b, a whole request (head and body, as RoundTripOutgoing writes it) and reads the answer's
+// first head: into a when the answer is simple (see Answer), else into a Pending the caller finishes on
+// the general path. Connections, the liveness peek, the retry of a replayable request on a stale reused
+// connection, ResponseHeaderTimeout and the body's stall limit are RoundTripOutgoing's; errors are the
+// ones it returns (a nil Pending and a nil a.t then). No context is watched: the client's departure does
+// not interrupt an express exchange (ResponseHeaderTimeout and the stall limit bound it).
+func (t *Transport) Express(b []byte, head bool, replay bool, a *Answer) (*Pending, error) {
+	ctx := context.Background()
+	pc, err := t.conn(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if pc, err = t.conn(ctx, true); err != nil {
+				return nil, err
+			}
+		}
+		p, err := t.express(ctx, pc, b, head, a)
+		if err == nil {
+			return p, nil
+		}
+		var nb *noBytesError
+		if attempt == 0 && pc.reused && replay && (errors.As(err, &nb) || errors.Is(err, errStale408)) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, a *Answer) (*Pending, error) {
+	stop := context.AfterFunc(ctx, pc.interrupt)
+	if err := t.write(ctx, pc, stop, b); err != nil {
+		return nil, err
+	}
+	bp := getBuf()
+	raw, err := t.readHead(ctx, pc, stop, (*bp)[:0], t.maxHead(), false)
+	*bp = raw
+	if err != nil {
+		putBuf(bp)
+		return nil, err
+	}
+	if !simple(raw, head, a) {
+		if a.Code == http.StatusRequestTimeout && pc.reused {
+			putBuf(bp)
+			return nil, failed(ctx, pc, stop, errStale408)
+		}
+		return &Pending{t: t, pc: pc, stop: stop, head: raw, bp: bp}, nil
+	}
+	if a.Code == http.StatusRequestTimeout && pc.reused {
+		putBuf(bp)
+		return nil, failed(ctx, pc, stop, errStale408)
+	}
+	a.t, a.pc, a.stop, a.buf = t, pc, stop, bp
+	a.left, a.done, a.err = 0, false, nil
+	if a.Body {
+		a.left = a.Length
+	}
+	a.stall = appconn.Stall{Limit: t.ReadTimeout}
+	switch {
+	case t.ReadTimeout > 0:
+		a.stall.Start(ctx, pc.c)
+	case t.ResponseHeaderTimeout > 0:
+		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
+	}
+	if a.left == 0 {
+		a.finish(true, io.EOF)
+	}
+	return nil, nil
+}
+
+// Read reads the body; io.EOF at its end. A failure is the body's error as the response body would give it
+// (io.ErrUnexpectedEOF, *StallError, ...).
+func (a *Answer) Read(p []byte) (int, error) {
+	if a.done {
+		return 0, a.err
+	}
+	ctx := context.Background()
+	a.stall.Renew(ctx, a.pc.c)
+	if int64(len(p)) > a.left {
+		p = p[:a.left]
+	}
+	n, err := a.pc.br.Read(p)
+	a.left -= int64(n)
+	if a.left == 0 {
+		a.finish(true, io.EOF)
+		return n, io.EOF
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if a.stall.Stalled(ctx, err) {
+			err = &StallError{Limit: a.stall.Limit}
+		}
+		a.finish(false, err)
+		return n, a.err
+	}
+	return n, nil
+}
+
+func (a *Answer) finish(clean bool, err error) {
+	a.done, a.err = true, err
+	if clean {
+		a.t.release(a.pc, a.stop, a.keep)
+	} else {
+		a.stop()
+		a.pc.c.Close()
+	}
+}
+
+// Close ends the answer: before the body's end that closes the connection. The fields are invalid after.
+func (a *Answer) Close() {
+	if a.t == nil {
+		return
+	}
+	if !a.done {
+		a.finish(false, errBodyClosed)
+	}
+	putBuf(a.buf)
+	a.t, a.pc, a.stop, a.buf, a.Fields = nil, nil, nil, nil, nil
+}
+
+// simple parses raw, a response head, into a when the answer is simple (see Answer); head says the
+// request was HEAD. a.Code is set whenever the status line parses.
+func simple(raw []byte, head bool, a *Answer) bool {
+	a.Code, a.Fields, a.Length, a.keep = 0, a.fields[:0], -1, true
+	line, rest := cutLine(raw)
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
+		return false
+	}
+	a.Minor = int(line[7] - '0')
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if len(line) > 12 && line[12] != ' ' {
+		return false
+	}
+	a.Code = code
+	if code < 200 || code > 599 {
+		return false
+	}
+	var haveType, close, keepAlive bool
+	for {
+		line, rest = cutLine(rest)
+		if len(line) == 0 {
+			break
+		}
+		colon := -1
+		for i, c := range line {
+			if c == ':' {
+				colon = i
+				break
+			}
+			if !tokenByte(c) {
+				return false
+			}
+		}
+		if colon <= 0 {
+			return false
+		}
+		name, value := line[:colon], trimBlanks(line[colon+1:])
+		for _, c := range value {
+			if !valueByte(c) {
+				return false
+			}
+		}
+		switch {
+		case equalFold(name, "Content-Length"):
+			if a.Length >= 0 {
+				return false
+			}
+			n, ok := parseLength(string(value))
+			if !ok {
+				return false
+			}
+			a.Length = n
+		case equalFold(name, "Content-Type"):
+			haveType = true
+		case equalFold(name, "Connection"):
+			switch {
+			case equalFold(value, "close"):
+				close = true
+			case equalFold(value, "keep-alive"):
+				keepAlive = true
+			default:
+				return false
+			}
+			continue // hop-by-hop: not relayed
+		case equalFold(name, "Keep-Alive"):
+			continue // hop-by-hop: not relayed
+		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Trailer"), equalFold(name, "Pragma"),
+			equalFold(name, "Upgrade"), equalFold(name, "Te"), equalFold(name, "Proxy-Connection"),
+			equalFold(name, "Proxy-Authenticate"), equalFold(name, "Proxy-Authorization"):
+			return false
+		}
+		if len(a.Fields) == MaxAnswerFields {
+			return false
+		}
+		a.Fields = append(a.Fields, Field{Name: name, Value: value})
+	}
+	if close || a.Minor == 0 && !keepAlive {
+		a.keep = false
+	}
+	a.Body = !head && code != http.StatusNoContent && code != http.StatusNotModified
+	if a.Body && (a.Length < 0 || a.Length > 0 && !haveType) {
+		return false
+	}
+	return true
+}
+
+// cutLine cuts the first line (without its CR LF or LF) off b.
+func cutLine(b []byte) (line, rest []byte) {
+	for i, c := range b {
+		if c == '\n' {
+			line, rest = b[:i], b[i+1:]
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, rest
+		}
+	}
+	return b, nil
+}
+
+func trimBlanks(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// equalFold reports whether b is s in ASCII case-insensitive comparison (s lower or canonical case).
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := b[i], s[i]
+		if c|0x20 != d|0x20 || c|0x20 < 'a' && c != d {
+			return false
+		}
+	}
+	return true
+}

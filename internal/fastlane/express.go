@@ -1,0 +1,105 @@
+package fastlane
+
+import (
+	"net/http"
+	"time"
+)
+
+// The express path (issue 18, stage 2): for a request whose route is one plain HTTP app and whose answer
+// is simple, the lane writes the outgoing request from the parsed head and the answer from the app's raw
+// head, with no http.Request, no header map, no handler chain and no per-request goroutine, and records
+// the exchange (access line, metrics, migration ledger) through the same functions the handler chain
+// calls. What it cannot finish itself it hands on at the latest safe point:
+//
+//   - before anything is sent (the route has no express plan, the app does not take the request on its
+//     direct path, a field the front door would change or trust, a body not yet wholly read): the
+//     request is served as the lane serves any other, through the handler chain;
+//   - after the request was sent (the app failed before answering, or its answer is not simple: 1xx,
+//     chunked or close-delimited, trailers, no Content-Type, fields the relay changes): the lane builds the
+//     request and serves it through the route's handler chain with the app's handler replaced by Rest,
+//     which finishes that very exchange as the app's handler would have (its error answer, or the relay
+//     of the answer already under way). The request id sent to the app is the request's.
+
+// ExpressRouter is implemented by a Router whose routes may have an express plan.
+type ExpressRouter interface {
+	// ExpressRoute returns the express plan of the route a request with this method, Host and path takes,
+	// or nil; release (not nil with a plan) is called once the exchange is over. The strings are only
+	// valid during the call.
+	ExpressRoute(method, host, path string) (x *Express, release func())
+}
+
+// Express is a route's express plan.
+type Express struct {
+	// App is the route's one app.
+	App ExpressApp
+	// Finish returns the handler that serves a request of the route with rest in the app's place: the
+	// front layers, the route's claim, then rest.
+	Finish func(rest http.Handler) http.Handler
+	// Record records an exchange the express path finished itself, as the handler chain records one. The
+	// record's strings are only valid during the call.
+	Record func(*Record)
+	// NewRequestID returns a fresh request id; ValidRequestID says whether a client's id is kept.
+	NewRequestID   func() string
+	ValidRequestID func(string) bool
+	// Forwarding reports whether a field (canonical name) is one the front door deletes from, or trusts
+	// on, a request: a request with one is not taken.
+	Forwarding func(name string) bool
+	// WriteStall is the client's stall limit while the answer is written (the handler chain's
+	// middleware.ClientDeadlines): 0 means none.
+	WriteStall time.Duration
+	// MaxBody is the front door's body limit (0: none): a longer declared body is not taken.
+	MaxBody int64
+}
+
+// ExpressApp is an app that serves express exchanges (the HTTP adapter on its direct path).
+type ExpressApp interface {
+	// Express sends x's request. ok false: the app does not take it this way, nothing was sent. Else
+	// either a is the app's simple answer (the caller writes it, reads its body and closes it), or rest
+	// (a nil) serves the rest of the exchange in the app's place.
+	Express(x *Exchange) (a Answer, rest http.Handler, ok bool)
+	// Undelivered logs an answer that failed after its head was written: the app failed (or stalled)
+	// mid-body, or (clientGone) the client went away; as the response relay logs it.
+	Undelivered(method, path string, status int, clientGone bool, err error)
+}
+
+// Exchange is one express request, as the app gets it.
+type Exchange struct {
+	Head *Head
+	// Body is the whole request body (Head.ContentLength bytes).
+	Body []byte
+	// RequestID is the request's id (the client's, when kept, or a fresh one).
+	RequestID string
+	// Peer is the client's IP address.
+	Peer string
+}
+
+// Answer is a simple answer of an app: a final status of 200 to 599, fields the relay copies as they are
+// (Connection and Keep-Alive left out), and a body that is either absent (HEAD, 204, 304) or of its
+// declared Content-Length with a Content-Type.
+type Answer interface {
+	Status() int
+	NumFields() int
+	// Field returns the i-th field: the name as the app spelled it, the value without surrounding blanks.
+	Field(i int) (name, value []byte)
+	// ContentLength is the declared length (-1 when none); HasBody says whether a body follows.
+	ContentLength() int64
+	HasBody() bool
+	// Read reads the body, io.EOF at its end.
+	Read(p []byte) (int, error)
+	// Close ends the answer (the app's connection is kept only after the whole body).
+	Close()
+}
+
+// Record is an exchange the express path finished, for the access line, the metrics and the ledger.
+type Record struct {
+	Method, Path, Host   string
+	Client               string // the client's address, as http.Request.RemoteAddr
+	RequestID            string
+	TraceParent          string // the client's traceparent field ("" none)
+	Status               int
+	Bytes                int64
+	Start, End, AppStart time.Time
+	// Aborted says the answer was cut after its head (the app failed mid-body); ClientGone that the client
+	// went away while it was written.
+	Aborted, ClientGone bool
+}

@@ -1,0 +1,293 @@
+//go:build linux
+
+package fastlane
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// expressBufSize is the write buffer of an express answer: the head and the first body bytes go out in
+// one write.
+const expressBufSize = 16 << 10
+
+var expressBufs = sync.Pool{New: func() any { b := make([]byte, 0, expressBufSize); return &b }}
+
+// str is b as a string sharing its bytes: only for a use that ends before b changes.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// serveExpress serves the head in buf on the express path when its route has a plan and the app takes
+// it. handled false: nothing was done (the handler chain serves it). reuse says the connection may serve
+// another request.
+func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
+	er := c.l.express
+	if er == nil || int64(c.n-h.Size) < h.ContentLength || h.Minor == 0 && h.ContentLength > 0 {
+		// (the front door closes after an HTTP/1.0 request with a body)
+		return false, false
+	}
+	x, release := er.ExpressRoute(str(h.Method), str(h.Host), str(h.Path))
+	if x == nil {
+		return false, false
+	}
+	defer release()
+	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
+		return false, false // the front door's 413
+	}
+	var clientID, traceParent []byte
+	nid := 0
+	for _, f := range h.Fields[:h.NFields] {
+		switch {
+		case equalFold(f.Name, "x-request-id"):
+			clientID = f.Value
+			nid++
+		case equalFold(f.Name, "traceparent"):
+			traceParent = f.Value
+		case equalFold(f.Name, "pragma"), equalFold(f.Name, "te"), equalFold(f.Name, "keep-alive"),
+			equalFold(f.Name, "close"):
+			return false, false
+		default:
+			if x.Forwarding != nil && x.Forwarding(textproto.CanonicalMIMEHeaderKey(str(f.Name))) {
+				return false, false
+			}
+		}
+	}
+	if nid > 1 {
+		return false, false
+	}
+	start := time.Now()
+	id := ""
+	if nid == 1 && x.ValidRequestID(str(clientID)) {
+		id = string(clientID)
+	} else {
+		id = x.NewRequestID()
+	}
+	if c.peer == "" {
+		c.peer, _, _ = net.SplitHostPort(c.remoteAddr)
+	}
+	ex := Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer}
+	a, rest, ok := x.App.Express(&ex)
+	if !ok {
+		return false, false
+	}
+	c.l.served.Add(1)
+	used := h.Size + int(h.ContentLength)
+	if rest != nil {
+		// The rest of the exchange goes through the route's handler chain; the request carries the id
+		// the app already got.
+		if c.ctx == nil {
+			c.startConn()
+		}
+		ok, reuse := c.serveHandler(h, x.Finish(rest), nil, id)
+		if !ok {
+			return true, false
+		}
+		return true, reuse
+	}
+	c.l.expressed.Add(1)
+	rec := Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: start}
+	reuse = c.writeAnswer(h, x, a, &rec)
+	a.Close()
+	if !reuse || c.l.closing.Load() {
+		return true, false
+	}
+	c.n = copy(c.buf, c.buf[used:c.n])
+	c.releaseBufs()
+	if c.n == 0 {
+		c.state.Store(stateIdle)
+		if c.l.closing.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
+			return true, false
+		}
+	}
+	return true, true
+}
+
+// answerField is one field of the answer's head as net/http's server would write it.
+type answerField struct {
+	key   string // canonical
+	value []byte
+}
+
+// writeAnswer writes a's head and body as net/http's server writes what the relay hands it for a simple
+// answer (response.writeHeader's rules for this case), and reports whether the connection may be reused.
+func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
+	code := a.Status()
+	rec.Status = code
+	isHEAD := str(h.Method) == "HEAD"
+	is11 := h.Minor == 1
+	keepAlives := !c.l.closing.Load()
+	bodyAllowed := code != http.StatusNoContent && code != http.StatusNotModified
+	clen := a.ContentLength()
+
+	var fieldsBuf [64]answerField
+	fields := append(fieldsBuf[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
+	hasDate := false
+	for i := range a.NumFields() {
+		name, value := a.Field(i)
+		key := textproto.CanonicalMIMEHeaderKey(str(name))
+		switch key {
+		case "Date":
+			hasDate = true
+		case "Content-Length", "Transfer-Encoding":
+			if !bodyAllowed {
+				continue
+			}
+		case "Content-Type":
+			if code == http.StatusNotModified {
+				continue
+			}
+		}
+		fields = append(fields, answerField{key: key, value: value})
+	}
+	// Header.WriteSubset's order: keys sorted, each key's values in the order added (the request id first).
+	for i := 1; i < len(fields); i++ {
+		for j := i; j > 0 && fields[j].key < fields[j-1].key; j-- {
+			fields[j], fields[j-1] = fields[j-1], fields[j]
+		}
+	}
+	hasCL := clen >= 0
+	wants10KeepAlive := h.Minor == 0 && h.KeepAlive10
+	closeAfterReply := false
+	connection := ""
+	if wants10KeepAlive && (isHEAD || hasCL || !bodyAllowed) {
+		connection = "keep-alive"
+	} else if !is11 || h.Close {
+		closeAfterReply = true
+	}
+	if !keepAlives {
+		closeAfterReply = true
+	}
+	if closeAfterReply && is11 {
+		connection = "close"
+	}
+
+	bp := expressBufs.Get().(*[]byte)
+	defer expressBufs.Put(bp)
+	b := (*bp)[:0]
+	if is11 {
+		b = append(b, "HTTP/1.1 "...)
+	} else {
+		b = append(b, "HTTP/1.0 "...)
+	}
+	if text := http.StatusText(code); text != "" {
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, ' ')
+		b = append(b, text...)
+	} else {
+		b = append(b, strconv.Itoa(code)+" status code "+strconv.Itoa(code)...)
+	}
+	b = append(b, "\r\n"...)
+	for _, f := range fields {
+		b = append(b, f.key...)
+		b = append(b, ": "...)
+		b = append(b, f.value...)
+		b = append(b, "\r\n"...)
+	}
+	if !hasDate {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	if connection != "" {
+		b = append(b, "Connection: "...)
+		b = append(b, connection...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+
+	var written int64
+	var readErr, writeErr error
+	if a.HasBody() && !isHEAD {
+		for {
+			if len(b) == cap(b) {
+				if writeErr = c.writeOut(x, b); writeErr != nil {
+					break
+				}
+				b = b[:0]
+			}
+			n, err := a.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			written += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				readErr = err
+				break
+			}
+		}
+	}
+	rec.Bytes = written
+	switch {
+	case writeErr != nil:
+		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, writeErr)
+		c.record(h, x, rec)
+		*bp = b[:0]
+		return false
+	case readErr != nil:
+		x.App.Undelivered(str(h.Method), str(h.Path), code, false, readErr)
+		rec.Aborted = true
+		c.writeOut(x, b)
+		c.record(h, x, rec)
+		*bp = b[:0]
+		return false
+	}
+	// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
+	c.record(h, x, rec)
+	writeErr = c.writeOut(x, b)
+	*bp = b[:0]
+	if closeAfterReply || writeErr != nil {
+		return false
+	}
+	return !hasCL || isHEAD || !bodyAllowed || written == clen
+}
+
+// record ends rec and hands it to the plan's Record.
+func (c *conn) record(h *Head, x *Express, rec *Record) {
+	rec.End = time.Now()
+	rec.Method, rec.Path, rec.Host = str(h.Method), str(h.Path), str(h.Host)
+	if x.Record != nil {
+		x.Record(rec)
+	}
+}
+
+// writeOut writes b to the client under the write stall limit.
+func (c *conn) writeOut(x *Express, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if d := x.WriteStall; d > 0 {
+		now := time.Now()
+		if c.wdl.Sub(now) < d {
+			c.wdl = now.Add(d + d/1024)
+			c.rwc.SetWriteDeadline(c.wdl)
+		}
+	}
+	_, err := c.rwc.Write(b)
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	return err
+}
+
+// equalFold reports whether b equals lower, a lower-case ASCII name, ignoring ASCII case.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
