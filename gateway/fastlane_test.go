@@ -136,6 +136,13 @@ var laneAnswers = map[string]string{
 	"/bigchunk": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n" + strings.Repeat("c", 5000) + "\r\n0\r\n\r\n",
 	"/stall":    "STALL",
 	"/bad":      "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+	"/short":    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+	"/own-id":   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-request-id: app\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok",
+	"/empty":    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	"/notype":   "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<b>x",
+	"/unknown":  "HTTP/1.1 299 Whatever\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nu",
+	"/pragma":   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nPragma: no-cache\r\nContent-Length: 1\r\n\r\np",
+	"/10":       "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
 }
 
 // laneCase is one exchange: the raw request (sent whole), the method for reading the answer, and a
@@ -168,6 +175,21 @@ var laneCases = []laneCase{
 	{"a broken upstream answer (502)", "GET /bad HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane21\r\n\r\n", "GET"},
 	{"forwarding headers from an untrusted client", "GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nForwarded: for=1.2.3.4\r\nX-Request-Id: lane22\r\n\r\n", "GET"},
 	{"Pragma: no-cache", "GET /cl HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX-Request-Id: lane23\r\n\r\n", "GET"},
+	{"an answer cut mid-body", "GET /short HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane33\r\n\r\n", "GET"},
+	{"the app's own request id, cookies and date", "GET /own-id HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane34\r\n\r\n", "GET"},
+	{"an empty answer without a type", "GET /empty HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane35\r\n\r\n", "GET"},
+	{"an answer without a type (sniffed)", "GET /notype HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane36\r\n\r\n", "GET"},
+	{"a status without a text", "GET /unknown HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane37\r\n\r\n", "GET"},
+	{"an answer with Pragma", "GET /pragma HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane38\r\n\r\n", "GET"},
+	{"an HTTP/1.0 answer (the app closes)", "GET /10 HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane39\r\n\r\n", "GET"},
+	{"lower-case, repeated and empty fields", "GET /cl HTTP/1.1\r\nhost: a\r\naccept: a\r\nACCEPT: b\r\nuser-agent: u\r\nUser-Agent: v\r\nx-empty: \r\nx-request-id: lane40\r\n\r\n", "GET"},
+	{"an empty User-Agent", "GET /cl HTTP/1.1\r\nHost: a\r\nUser-Agent: \r\nX-Request-Id: lane41\r\n\r\n", "GET"},
+	{"a traceparent", "GET /cl HTTP/1.1\r\nHost: a\r\nTraceparent: 00-0123456789abcdef0123456789abcdef-0123456789abcdef-01\r\nX-Request-Id: lane42\r\n\r\n", "GET"},
+	{"a POST with an Idempotency-Key", "POST /cl HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\nContent-Length: 1\r\nX-Request-Id: lane43\r\n\r\nx", "POST"},
+	{"a DELETE with Content-Length: 0", "DELETE /cl HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nX-Request-Id: lane44\r\n\r\n", "DELETE"},
+	{"a POST without a body", "POST /cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane45\r\n\r\n", "POST"},
+	{"a query with escapes", "GET /cl?q=a%20b&r=%2f HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane46\r\n\r\n", "GET"},
+	{"a bare question mark", "GET /cl? HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane47\r\n\r\n", "GET"},
 	{"handed off: chunked request", "POST /cl HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Request-Id: lane24\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST"},
 	{"handed off: a dot segment", "GET /x/../cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane25\r\n\r\n", "GET"},
 	{"handed off: no Host", "GET /cl HTTP/1.1\r\nX-Request-Id: lane26\r\n\r\n", "GET"},
@@ -395,5 +417,82 @@ func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
 			t.Errorf("GATEWAY_FAST_LANE=%v, handler %T: switchyard_fast_lane_on = %v, want %v", tt.setting, tt.h, value, want)
 		}
 		f.Listener().Close()
+	}
+}
+
+// TestAClientThatLeavesEndsTheAppsExchange: a client that closes its connection while the app has not
+// answered yet ends the exchange with the app (the app sees its connection closed), with the lane off
+// (net/http cancels the request's context) and on (the express path asks whether the client is still
+// there every h1.WatchEvery while it waits).
+func TestAClientThatLeavesEndsTheAppsExchange(t *testing.T) {
+	for _, lane := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) {
+			app, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			asked, ended := make(chan struct{}), make(chan struct{})
+			go func() {
+				c, err := app.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				close(asked)
+				io.Copy(io.Discard, br) // never answers; returns when the gateway closes the connection
+				close(ended)
+			}()
+			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s",
+				"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+			cfg, err := config.Load(env, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.Serve() }()
+			defer func() { f.Server.Close(); <-done }()
+
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app never got the request")
+			}
+			c.Close()
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app's exchange went on 10 s after its client left")
+			}
+			if lane && f.Lane.Expressed() != 0 {
+				t.Errorf("the express path counted %d served answers for a request nobody answered", f.Lane.Expressed())
+			}
+		})
 	}
 }

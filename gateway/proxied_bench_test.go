@@ -46,7 +46,7 @@ func BenchmarkProxiedGET(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware})
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware, ObserveMetrics: m})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -126,7 +126,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	*bp = b
 
 	e := expressAnswers.Get().(*expressAnswer)
-	pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, &e.a)
+	pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone, &e.a)
 	switch {
 	case err != nil:
 		expressAnswers.Put(e)

@@ -71,6 +71,9 @@ type Exchange struct {
 	RequestID string
 	// Peer is the client's IP address.
 	Peer string
+	// Gone reports whether the client closed its connection (asked while the app is slow to answer: an
+	// exchange whose client left ends, as a cancelled request's would).
+	Gone func() bool
 }
 
 // Answer is a simple answer of an app: a final status of 200 to 599, fields the relay copies as they are

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/switchyard/switchyard/internal/connpeek"
 )
 
 // expressBufSize is the write buffer of an express answer: the head and the first body bytes go out in
@@ -70,7 +72,10 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if c.peer == "" {
 		c.peer, _, _ = net.SplitHostPort(c.remoteAddr)
 	}
-	ex := Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer}
+	if c.gone == nil {
+		c.gone = c.clientGone
+	}
+	ex := Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
 	a, rest, ok := x.App.Express(&ex)
 	if !ok {
 		return false, false
@@ -290,4 +295,18 @@ func equalFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// clientGone reports whether the client closed the connection (a peek that reads nothing and does not
+// wait; bytes pipelined behind the request are not a departure).
+func (c *conn) clientGone() bool {
+	nc := c.rwc
+	for {
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		nc = u.NetConn()
+	}
+	return connpeek.Idle(nc) == connpeek.Closed
 }

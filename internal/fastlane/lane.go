@@ -163,6 +163,7 @@ type conn struct {
 	remoteAddr string
 	peer       string        // the client's IP (the express path's X-Forwarded-For)
 	wdl        time.Time     // the write deadline the express path set last
+	gone       func() bool   // clientGone, made once
 	bufw       *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf   *bufio.Writer // net/http's 2 KiB response buffer
 	werr       error

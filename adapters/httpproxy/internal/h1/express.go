@@ -1,9 +1,12 @@
 package h1
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -78,7 +81,7 @@ func (p *Pending) Abandon() {
 // connection, ResponseHeaderTimeout and the body's stall limit are RoundTripOutgoing's; errors are the
 // ones it returns (a nil Pending and a nil a.t then). No context is watched: the client's departure does
 // not interrupt an express exchange (ResponseHeaderTimeout and the stall limit bound it).
-func (t *Transport) Express(b []byte, head bool, replay bool, a *Answer) (*Pending, error) {
+func (t *Transport) Express(b []byte, head bool, replay bool, gone func() bool, a *Answer) (*Pending, error) {
 	ctx := context.Background()
 	pc, err := t.conn(ctx, false)
 	if err != nil {
@@ -90,7 +93,7 @@ func (t *Transport) Express(b []byte, head bool, replay bool, a *Answer) (*Pendi
 				return nil, err
 			}
 		}
-		p, err := t.express(ctx, pc, b, head, a)
+		p, err := t.express(ctx, pc, b, head, gone, a)
 		if err == nil {
 			return p, nil
 		}
@@ -102,10 +105,15 @@ func (t *Transport) Express(b []byte, head bool, replay bool, a *Answer) (*Pendi
 	}
 }
 
-func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, a *Answer) (*Pending, error) {
+func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, gone func() bool, a *Answer) (*Pending, error) {
 	stop := context.AfterFunc(ctx, pc.interrupt)
 	if err := t.write(ctx, pc, stop, b); err != nil {
 		return nil, err
+	}
+	if gone != nil {
+		if err := t.watch(pc, gone); err != nil {
+			return nil, failed(ctx, pc, stop, err)
+		}
 	}
 	bp := getBuf()
 	raw, err := t.readHead(ctx, pc, stop, (*bp)[:0], t.maxHead(), false)
@@ -324,3 +332,56 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// WatchEvery is how often an express exchange waiting for the answer's first byte asks whether the
+// client is still there.
+const WatchEvery = time.Second
+
+// watch waits for the answer's first byte, asking gone every WatchEvery: a client that went away ends
+// the exchange (context.Canceled, as a cancelled request's context ends RoundTripOutgoing's). Any other
+// failure is left for the head's read, which finds it.
+func (t *Transport) watch(pc *pconn, gone func() bool) error {
+	var end time.Time
+	if t.ResponseHeaderTimeout > 0 {
+		end = time.Now().Add(t.ResponseHeaderTimeout)
+	}
+	shortened := false
+	for {
+		next := time.Now().Add(WatchEvery)
+		if end.IsZero() || next.Before(end) {
+			pc.c.SetReadDeadline(next)
+			shortened = true
+		} else if shortened {
+			pc.c.SetReadDeadline(end)
+			shortened = false
+		}
+		_, err := pc.br.Peek(1)
+		if err == nil {
+			break
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || !shortened {
+			return nil // the head's read reports it
+		}
+		if gone() {
+			return context.Canceled
+		}
+	}
+	if shortened && !headBuffered(pc.br) {
+		// The rest of the head may still be on its way: its wait ends where ResponseHeaderTimeout says.
+		if end.IsZero() {
+			pc.c.SetReadDeadline(time.Time{})
+		} else {
+			pc.c.SetReadDeadline(end)
+		}
+	}
+	return nil
+}
+
+// headBuffered reports whether br's buffer holds a whole head (its empty line).
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
