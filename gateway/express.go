@@ -58,12 +58,12 @@ func (g *Gateway) planExpress(h http.Handler) {
 		Finish: func(rest http.Handler) http.Handler {
 			return env.outer(&claim{route: c.route, app: c.app, h: timedApp{rest}})
 		},
-		Record:         func(r *fastlane.Record) { env.record(c, upstream, r) },
-		NewRequestID:   middleware.NewRequestID,
-		ValidRequestID: middleware.ValidRequestID,
-		Forwarding:     router.ForwardingHeader,
-		WriteStall:     env.bodyTimeout,
-		MaxBody:        env.maxBody,
+		Record:          func(r *fastlane.Record) { env.record(c, upstream, r) },
+		AppendRequestID: middleware.AppendRequestID,
+		ValidRequestID:  middleware.ValidRequestID,
+		Forwarding:      router.ForwardingHeader,
+		WriteStall:      env.bodyTimeout,
+		MaxBody:         env.maxBody,
 	}
 }
 
@@ -78,7 +78,7 @@ func (env *expressEnv) record(c *claim, upstream string, r *fastlane.Record) {
 		middleware.WriteAccessLine(ctx, env.logger, &middleware.AccessLine{
 			Method: strings.Clone(r.Method), Path: strings.Clone(r.Path), Host: strings.Clone(r.Host),
 			Status: r.Status, Bytes: r.Bytes, Start: r.Start, End: r.End, Client: r.Client,
-			RequestID: r.RequestID, TraceParent: strings.Clone(r.TraceParent), Route: c.route, App: c.app,
+			RequestID: strings.Clone(r.RequestID), TraceParent: strings.Clone(r.TraceParent), Route: c.route, App: c.app,
 			ProtoMajor: 1, Tried: c.tried, Upstream: upstream, AppTime: s.AppTime, Aborted: r.Aborted,
 		})
 	}

@@ -78,11 +78,12 @@ func validID(s string) bool {
 	return true
 }
 
-// NewRequestID returns a fresh request id, as RequestID makes one for a request without a valid id.
-func NewRequestID() string {
-	n := new(newID)
+// AppendRequestID appends a fresh request id to b, as RequestID makes one for a request without a valid
+// id.
+func AppendRequestID(b []byte) []byte {
+	var n newID
 	n.fill()
-	return unsafe.String(&n.hex[0], len(n.hex))
+	return append(b, n.hex[:]...)
 }
 
 // ValidRequestID reports whether RequestID keeps a client's id.

@@ -37,3 +37,17 @@ func (s State) String() string {
 // Idle looks at c without blocking and without consuming anything. Connections that do not expose a
 // socket (net.Pipe, TLS) are reported Quiet: their users rely on their protocol's own checks.
 func Idle(c net.Conn) State { return idle(c) }
+
+// Peeker is Idle for one connection, made once: its checks allocate nothing (Idle makes the socket's
+// raw handle and a closure each time). A Peeker is not safe for concurrent use.
+type Peeker struct{ peeker }
+
+// NewPeeker returns the Peeker of c.
+func NewPeeker(c net.Conn) *Peeker {
+	p := &Peeker{}
+	p.init(c)
+	return p
+}
+
+// Idle is connpeek.Idle for the Peeker's connection.
+func (p *Peeker) Idle() State { return p.idle() }

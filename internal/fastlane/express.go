@@ -38,9 +38,9 @@ type Express struct {
 	// Record records an exchange the express path finished itself, as the handler chain records one. The
 	// record's strings are only valid during the call.
 	Record func(*Record)
-	// NewRequestID returns a fresh request id; ValidRequestID says whether a client's id is kept.
-	NewRequestID   func() string
-	ValidRequestID func(string) bool
+	// AppendRequestID appends a fresh request id; ValidRequestID says whether a client's id is kept.
+	AppendRequestID func([]byte) []byte
+	ValidRequestID  func(string) bool
 	// Forwarding reports whether a field (canonical name) is one the front door deletes from, or trusts
 	// on, a request: a request with one is not taken.
 	Forwarding func(name string) bool

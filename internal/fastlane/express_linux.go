@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -65,9 +66,9 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	start := time.Now()
 	id := ""
 	if nid == 1 && x.ValidRequestID(str(clientID)) {
-		id = string(clientID)
+		id = str(clientID)
 	} else {
-		id = x.NewRequestID()
+		id = str(x.AppendRequestID(c.idBuf[:0]))
 	}
 	if c.peer == "" {
 		c.peer, _, _ = net.SplitHostPort(c.remoteAddr)
@@ -75,8 +76,8 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if c.gone == nil {
 		c.gone = c.clientGone
 	}
-	ex := Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
-	a, rest, ok := x.App.Express(&ex)
+	c.ex = Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
+	a, rest, ok := x.App.Express(&c.ex)
 	if !ok {
 		return false, false
 	}
@@ -88,15 +89,16 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 		if c.ctx == nil {
 			c.startConn()
 		}
-		ok, reuse := c.serveHandler(h, x.Finish(rest), nil, id)
+		ok, reuse := c.serveHandler(h, x.Finish(rest), nil, strings.Clone(id))
 		if !ok {
 			return true, false
 		}
 		return true, reuse
 	}
 	c.l.expressed.Add(1)
-	rec := Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: start}
-	reuse = c.writeAnswer(h, x, a, &rec)
+	rec := &c.rec
+	*rec = Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: start}
+	reuse = c.writeAnswer(h, x, a, rec)
 	a.Close()
 	if !reuse || c.l.closing.Load() {
 		return true, false
@@ -308,5 +310,8 @@ func (c *conn) clientGone() bool {
 		}
 		nc = u.NetConn()
 	}
-	return connpeek.Idle(nc) == connpeek.Closed
+	if c.peek == nil {
+		c.peek = connpeek.NewPeeker(nc)
+	}
+	return c.peek.Idle() == connpeek.Closed
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/switchyard/switchyard/internal/connpeek"
 	"io"
 	"net"
 	"net/http"
@@ -161,12 +162,20 @@ type conn struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	remoteAddr string
-	peer       string        // the client's IP (the express path's X-Forwarded-For)
-	wdl        time.Time     // the write deadline the express path set last
-	gone       func() bool   // clientGone, made once
-	bufw       *bufio.Writer // net/http's 4 KiB connection writer
-	chunkBuf   *bufio.Writer // net/http's 2 KiB response buffer
-	werr       error
+	peer       string      // the client's IP (the express path's X-Forwarded-For)
+	wdl        time.Time   // the write deadline the express path set last
+	gone       func() bool // clientGone, made once
+	// bodyDeadlineSet says setBodyDeadline ran for the request being served.
+	bodyDeadlineSet bool
+	peek            *connpeek.Peeker
+	// The request being served: its head, and the express path's exchange, record and request id.
+	head     Head
+	ex       Exchange
+	rec      Record
+	idBuf    [24]byte
+	bufw     *bufio.Writer // net/http's 4 KiB connection writer
+	chunkBuf *bufio.Writer // net/http's 2 KiB response buffer
+	werr     error
 	// Scratch space for the head's numbers and date, as net/http's response has.
 	statusBuf [3]byte
 	clenBuf   [20]byte
@@ -238,8 +247,8 @@ func (c *conn) serve() {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
 	for req := 0; ; req++ {
-		var h Head
-		v := c.readHead(&h, req > 0)
+		h := &c.head
+		v := c.readHead(h, req > 0)
 		switch {
 		case v == errRead:
 			return // net/http closes quietly too: nothing read, or EOF, a timeout or a reset
@@ -251,17 +260,11 @@ func (c *conn) serve() {
 			c.handOff()
 			return
 		}
-		// The head is read: the body has no deadline but the server's ReadTimeout (net/http's
-		// wholeReqDeadline; the gateway sets none, its body stall limit is middleware.ClientDeadlines).
-		if d := srv.ReadTimeout; d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
-		} else {
-			c.rwc.SetReadDeadline(time.Time{})
-		}
+		c.bodyDeadlineSet = false
 		if c.ctx == nil {
 			c.startConn()
 		}
-		ok, reuse := c.serveRequest(&h)
+		ok, reuse := c.serveRequest(h)
 		if !ok {
 			handed = true
 			c.handOff()
@@ -270,6 +273,22 @@ func (c *conn) serve() {
 		if !reuse {
 			return
 		}
+	}
+}
+
+// setBodyDeadline gives the rest of the request, once its head is read, the deadline net/http gives it:
+// none but the server's ReadTimeout (net/http's wholeReqDeadline; the gateway sets none, its body stall
+// limit is middleware.ClientDeadlines). Set before anything reads on (the express path, which has the
+// whole request in its buffer, reads nothing more before the next request's idle wait sets its own).
+func (c *conn) setBodyDeadline() {
+	if c.bodyDeadlineSet {
+		return
+	}
+	c.bodyDeadlineSet = true
+	if d := c.l.srv.ReadTimeout; d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -296,6 +315,11 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 			if !c.fill(4) { // net/http's Peek(4): the idle wait lasts until four bytes are there
 				return errRead
 			}
+		}
+		// The rest of the head comes under ReadHeaderTimeout; when the whole head is already read, no
+		// read is left for the deadline to bound.
+		if v := Parse(c.buf[:c.n], h, c.l.lim); v != Incomplete {
+			return v
 		}
 		if d := srv.ReadHeaderTimeout; d > 0 {
 			c.rwc.SetReadDeadline(time.Now().Add(d))
@@ -384,6 +408,7 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 // already got on the express path).
 func (c *conn) serveHandler(h *Head, handler http.Handler, done func(), id string) (ok, reuse bool) {
 	l := c.l
+	c.setBodyDeadline()
 	inBuf := min(int64(c.n-h.Size), h.ContentLength)
 	ex := &struct { // the request's body and response writer in one allocation
 		b body

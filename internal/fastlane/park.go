@@ -44,14 +44,17 @@ func (c *conn) idleWait(idleEnd time.Time) (v Verdict, done bool) {
 		return 0, false
 	}
 	c.rwc.SetReadDeadline(parkAt)
-	m, err := c.rwc.Read(c.small[:4])
+	// The wait reads into a whole buffer: the request that ends it usually arrives in one read.
+	c.takeBuf(nil)
+	m, err := c.rwc.Read(c.buf)
+	c.n = m
 	if m > 0 || err == nil {
-		c.takeBuf(c.small[:m])
 		if m < 4 {
 			c.rwc.SetReadDeadline(idleEnd) // the rest of the four bytes is awaited as an idle connection's
 		}
 		return 0, false
 	}
+	c.releaseBufs()
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return errRead, true // EOF, a reset, or the lane's Close

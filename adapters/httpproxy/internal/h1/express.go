@@ -106,8 +106,12 @@ func (t *Transport) Express(b []byte, head bool, replay bool, gone func() bool, 
 }
 
 func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, gone func() bool, a *Answer) (*Pending, error) {
-	stop := context.AfterFunc(ctx, pc.interrupt)
-	if err := t.write(ctx, pc, stop, b); err != nil {
+	stop := notWatched // no context to watch: the client's departure is gone's
+	if gone != nil {
+		if err := t.writeOnly(ctx, pc, stop, b); err != nil {
+			return nil, err
+		}
+	} else if err := t.write(ctx, pc, stop, b); err != nil {
 		return nil, err
 	}
 	if gone != nil {
@@ -138,12 +142,17 @@ func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool,
 	if a.Body {
 		a.left = a.Length
 	}
-	a.stall = appconn.Stall{Limit: t.ReadTimeout}
+	a.stall = appconn.Stall{}
 	switch {
+	case a.left <= int64(pc.br.Buffered()):
+		// The whole body is read already: no read is left for a deadline to bound.
 	case t.ReadTimeout > 0:
+		a.stall.Limit = t.ReadTimeout
 		a.stall.Start(ctx, pc.c)
-	case t.ResponseHeaderTimeout > 0:
+		pc.deadline = true
+	case pc.deadline:
 		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
+		pc.deadline = false
 	}
 	if a.left == 0 {
 		a.finish(true, io.EOF)
@@ -346,15 +355,14 @@ func (t *Transport) watch(pc *pconn, gone func() bool) error {
 		end = time.Now().Add(t.ResponseHeaderTimeout)
 	}
 	shortened := false
+	pc.deadline = true
 	for {
-		next := time.Now().Add(WatchEvery)
-		if end.IsZero() || next.Before(end) {
-			pc.c.SetReadDeadline(next)
-			shortened = true
-		} else if shortened {
-			pc.c.SetReadDeadline(end)
-			shortened = false
+		dl := time.Now().Add(WatchEvery)
+		shortened = true
+		if !end.IsZero() && !dl.Before(end) {
+			dl, shortened = end, false
 		}
+		pc.c.SetReadDeadline(dl)
 		_, err := pc.br.Peek(1)
 		if err == nil {
 			break
@@ -385,3 +393,17 @@ func headBuffered(br *bufio.Reader) bool {
 }
 
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+
+// notWatched is the stop function of an exchange with no context watch.
+func notWatched() bool { return true }
+
+// writeOnly sends b on pc; the wait for the answer's head is watch's.
+func (t *Transport) writeOnly(ctx context.Context, pc *pconn, stop func() bool, b []byte) error {
+	if testHookBeforeWrite != nil {
+		testHookBeforeWrite()
+	}
+	if _, err := pc.c.Write(b); err != nil {
+		return failed(ctx, pc, stop, &noBytesError{err})
+	}
+	return nil
+}

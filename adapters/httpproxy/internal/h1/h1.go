@@ -121,6 +121,10 @@ type pconn struct {
 	// interrupt is the context watch of every request on the connection: it makes blocked I/O fail
 	// at once (made once per connection, not per request).
 	interrupt func()
+	peek      *connpeek.Peeker // the liveness check before each reuse
+	// deadline says a read deadline may be set: the next exchange sets its own or clears it (a pooled
+	// connection is not read, and the liveness peek ignores deadlines, so none is cleared before pooling).
+	deadline bool
 }
 
 // respBody is a response and its body in one allocation.
@@ -410,7 +414,7 @@ func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 			if pc == nil {
 				break
 			}
-			switch connpeek.Idle(pc.c) {
+			switch pc.peek.Idle() {
 			case connpeek.Quiet:
 				return pc, nil
 			case connpeek.Unsolicited:
@@ -428,7 +432,7 @@ func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 	if size <= 0 {
 		size = 8 << 10
 	}
-	pc := &pconn{c: c, br: bufio.NewReaderSize(c, size)}
+	pc := &pconn{c: c, br: bufio.NewReaderSize(c, size), peek: connpeek.NewPeeker(c)}
 	pc.interrupt = func() { appconn.Expire(c) }
 	return pc, nil
 }
@@ -462,8 +466,11 @@ func (t *Transport) write(ctx context.Context, pc *pconn, stop func() bool, b []
 	}
 	if t.ResponseHeaderTimeout > 0 {
 		appconn.SetReadDeadline(ctx, pc.c, time.Now().Add(t.ResponseHeaderTimeout))
+		pc.deadline = true
+	} else if pc.deadline {
+		pc.c.SetReadDeadline(time.Time{})
+		pc.deadline = false
 	}
-	// else the read deadline is clear: release clears a stall deadline before pooling
 	return nil
 }
 
@@ -538,8 +545,10 @@ func (t *Transport) answer(ctx context.Context, req *http.Request, o Outgoing, p
 	switch {
 	case t.ReadTimeout > 0:
 		stall.Start(ctx, pc.c)
-	case t.ResponseHeaderTimeout > 0:
+		pc.deadline = true
+	case pc.deadline:
 		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
+		pc.deadline = false
 	}
 	rb := &respBody{}
 	resp := &rb.resp
@@ -618,9 +627,6 @@ func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
 	if pc.br.Buffered() > 0 {
 		t.dropUnsolicited(pc) // bytes after the end of the answer: not the start of any later one
 		return
-	}
-	if t.ReadTimeout > 0 {
-		pc.c.SetReadDeadline(time.Time{}) // an idle connection has no deadline (the liveness peek obeys it)
 	}
 	t.putIdle(pc)
 }
