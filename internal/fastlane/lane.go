@@ -156,7 +156,7 @@ type conn struct {
 	buf   []byte // read buffer: buf[:n] read and not yet consumed; nil while idle with nothing in it
 	bp    *[]byte
 	n     int
-	small [4]byte // the idle wait's read, without a buffer
+	small [1 << 10]byte // the idle wait's read, without a buffer
 
 	readErr    error // the read error that ended the lane's reading of a head, for net/http
 	ctx        context.Context

@@ -44,17 +44,16 @@ func (c *conn) idleWait(idleEnd time.Time) (v Verdict, done bool) {
 		return 0, false
 	}
 	c.rwc.SetReadDeadline(parkAt)
-	// The wait reads into a whole buffer: the request that ends it usually arrives in one read.
-	c.takeBuf(nil)
-	m, err := c.rwc.Read(c.buf)
-	c.n = m
+	// The wait reads into the connection's small buffer (a small request arrives whole in that one read),
+	// and takes a read buffer only once bytes came: a waiting connection holds none.
+	m, err := c.rwc.Read(c.small[:])
 	if m > 0 || err == nil {
+		c.takeBuf(c.small[:m])
 		if m < 4 {
 			c.rwc.SetReadDeadline(idleEnd) // the rest of the four bytes is awaited as an idle connection's
 		}
 		return 0, false
 	}
-	c.releaseBufs()
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return errRead, true // EOF, a reset, or the lane's Close
