@@ -3,7 +3,6 @@ package httpproxy
 import (
 	"context"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -77,8 +76,8 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 		replay = true
 	}
 	hadLength, sawUA := false, false
-	for _, f := range h.Fields[:h.NFields] {
-		k := textproto.CanonicalMIMEHeaderKey(str(f.Name))
+	for i, f := range h.Fields[:h.NFields] {
+		k := x.Keys[i]
 		switch k {
 		case "Host", "Connection", "X-Request-Id":
 			continue

@@ -65,6 +65,8 @@ type ExpressApp interface {
 // Exchange is one express request, as the app gets it.
 type Exchange struct {
 	Head *Head
+	// Keys are the canonical names of Head's fields, in order.
+	Keys []string
 	// Body is the whole request body (Head.ContentLength bytes).
 	Body []byte
 	// RequestID is the request's id (the client's, when kept, or a fresh one).

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +43,20 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	}
 	var clientID, traceParent []byte
 	nid := 0
-	for _, f := range h.Fields[:h.NFields] {
+	// The fields' canonical names, once for the checks here and the app's head (Exchange.Keys).
+	if c.names == nil {
+		c.names = make([]byte, 0, 1<<10)
+	}
+	names := c.names[:0]
+	for i, f := range h.Fields[:h.NFields] {
+		if len(names)+len(f.Name) > cap(names) {
+			names = make([]byte, 0, 2*cap(names)+len(f.Name)) // the earlier names stay where they are
+		}
+		start := len(names)
+		names = AppendCanonical(names, f.Name)
+		c.keys[i] = str(names[start:])
+	}
+	for i, f := range h.Fields[:h.NFields] {
 		switch {
 		case equalFold(f.Name, "x-request-id"):
 			clientID = f.Value
@@ -55,7 +67,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 			equalFold(f.Name, "close"):
 			return false, false
 		default:
-			if x.Forwarding != nil && x.Forwarding(textproto.CanonicalMIMEHeaderKey(str(f.Name))) {
+			if x.Forwarding != nil && x.Forwarding(c.keys[i]) {
 				return false, false
 			}
 		}
@@ -76,7 +88,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if c.gone == nil {
 		c.gone = c.clientGone
 	}
-	c.ex = Exchange{Head: h, Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
+	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
 	a, rest, ok := x.App.Express(&c.ex)
 	if !ok {
 		return false, false
@@ -134,9 +146,15 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	var fieldsBuf [64]answerField
 	fields := append(fieldsBuf[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
 	hasDate := false
+	names := c.names[:0] // the request's names are not needed any more
 	for i := range a.NumFields() {
 		name, value := a.Field(i)
-		key := textproto.CanonicalMIMEHeaderKey(str(name))
+		if len(names)+len(name) > cap(names) {
+			names = make([]byte, 0, 2*cap(names)+len(name))
+		}
+		start := len(names)
+		names = AppendCanonical(names, name)
+		key := str(names[start:])
 		switch key {
 		case "Date":
 			hasDate = true
@@ -314,4 +332,21 @@ func (c *conn) clientGone() bool {
 		c.peek = connpeek.NewPeeker(nc)
 	}
 	return c.peek.Idle() == connpeek.Closed
+}
+
+// AppendCanonical appends the canonical form of name, a token (net/textproto's: the first letter and
+// every letter after a hyphen upper case, the others lower case), to dst.
+func AppendCanonical(dst, name []byte) []byte {
+	upper := true
+	for _, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+		upper = c == '-'
+	}
+	return dst
 }

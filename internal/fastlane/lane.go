@@ -173,6 +173,8 @@ type conn struct {
 	ex       Exchange
 	rec      Record
 	idBuf    [24]byte
+	keys     [MaxFields]string // the canonical names of head's fields (views into names)
+	names    []byte
 	bufw     *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf *bufio.Writer // net/http's 2 KiB response buffer
 	werr     error

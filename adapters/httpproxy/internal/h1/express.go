@@ -260,8 +260,8 @@ func simple(raw []byte, head bool, a *Answer) bool {
 				return false
 			}
 		}
-		switch {
-		case equalFold(name, "Content-Length"):
+		switch fieldKind(name) {
+		case kindLength:
 			if a.Length >= 0 {
 				return false
 			}
@@ -270,9 +270,9 @@ func simple(raw []byte, head bool, a *Answer) bool {
 				return false
 			}
 			a.Length = n
-		case equalFold(name, "Content-Type"):
+		case kindType:
 			haveType = true
-		case equalFold(name, "Connection"):
+		case kindConnection:
 			switch {
 			case equalFold(value, "close"):
 				close = true
@@ -282,11 +282,9 @@ func simple(raw []byte, head bool, a *Answer) bool {
 				return false
 			}
 			continue // hop-by-hop: not relayed
-		case equalFold(name, "Keep-Alive"):
+		case kindKeepAlive:
 			continue // hop-by-hop: not relayed
-		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Trailer"), equalFold(name, "Pragma"),
-			equalFold(name, "Upgrade"), equalFold(name, "Te"), equalFold(name, "Proxy-Connection"),
-			equalFold(name, "Proxy-Authenticate"), equalFold(name, "Proxy-Authorization"):
+		case kindRefused:
 			return false
 		}
 		if len(a.Fields) == MaxAnswerFields {
@@ -389,10 +387,10 @@ func (t *Transport) watch(pc *pconn, gone func() bool) error {
 // headBuffered reports whether br's buffer holds a whole head (its empty line).
 func headBuffered(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
-	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+	return bytes.Contains(b, lfcrlf) || bytes.Contains(b, lflf)
 }
 
-var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+var lfcrlf, lflf = []byte("\n\r\n"), []byte("\n\n")
 
 // notWatched is the stop function of an exchange with no context watch.
 func notWatched() bool { return true }
@@ -406,4 +404,53 @@ func (t *Transport) writeOnly(ctx context.Context, pc *pconn, stop func() bool, 
 		return failed(ctx, pc, stop, &noBytesError{err})
 	}
 	return nil
+}
+
+// The fields simple looks at.
+const (
+	kindOther = iota
+	kindLength
+	kindType
+	kindConnection
+	kindKeepAlive
+	kindRefused // a field whose answer is not simple
+)
+
+// fieldKind sorts a field name by its length first, so that most names are compared with nothing.
+func fieldKind(name []byte) int {
+	switch len(name) {
+	case 2:
+		if equalFold(name, "Te") {
+			return kindRefused
+		}
+	case 6:
+		if equalFold(name, "Pragma") {
+			return kindRefused
+		}
+	case 7:
+		if equalFold(name, "Trailer") || equalFold(name, "Upgrade") {
+			return kindRefused
+		}
+	case 10:
+		switch {
+		case equalFold(name, "Connection"):
+			return kindConnection
+		case equalFold(name, "Keep-Alive"):
+			return kindKeepAlive
+		}
+	case 12:
+		if equalFold(name, "Content-Type") {
+			return kindType
+		}
+	case 14:
+		if equalFold(name, "Content-Length") {
+			return kindLength
+		}
+	case 16, 17, 18, 19:
+		if equalFold(name, "Transfer-Encoding") || equalFold(name, "Proxy-Connection") ||
+			equalFold(name, "Proxy-Authenticate") || equalFold(name, "Proxy-Authorization") {
+			return kindRefused
+		}
+	}
+	return kindOther
 }
