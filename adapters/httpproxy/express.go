@@ -38,8 +38,6 @@ func (e *expressAnswer) Close() {
 	expressAnswers.Put(e)
 }
 
-var expressHeads = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Express implements fastlane.ExpressApp: it takes the requests serveDirect would serve.
@@ -56,9 +54,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	if !h1.ValidHost(host) {
 		return nil, nil, false
 	}
-	bp := expressHeads.Get().(*[]byte)
-	defer expressHeads.Put(bp)
-	b := append((*bp)[:0], h.Method...)
+	b := append(x.Scratch[:0], h.Method...)
 	b = append(b, ' ')
 	u := len(b)
 	b = h1.AppendRequestTarget(b, p.joinPath(str(h.Path)), str(h.Query))
@@ -122,7 +118,6 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, x.Body...)
-	*bp = b
 
 	e := expressAnswers.Get().(*expressAnswer)
 	pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone, &e.a)

@@ -73,6 +73,9 @@ type Exchange struct {
 	RequestID string
 	// Peer is the client's IP address.
 	Peer string
+	// Scratch is room for the outgoing request (the caller's buffer after the request; appending past its
+	// capacity allocates).
+	Scratch []byte
 	// Gone reports whether the client closed its connection (asked while the app is slow to answer: an
 	// exchange whose client left ends, as a cancelled request's would).
 	Gone func() bool

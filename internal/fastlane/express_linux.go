@@ -29,7 +29,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // another request.
 func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	er := c.l.express
-	if er == nil || int64(c.n-h.Size) < h.ContentLength || h.Minor == 0 && h.ContentLength > 0 {
+	if er == nil || h.Minor == 0 && h.ContentLength > 0 || h.Size+int(h.ContentLength) > bufSize {
 		// (the front door closes after an HTTP/1.0 request with a body)
 		return false, false
 	}
@@ -40,6 +40,9 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	defer release()
 	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
 		return false, false // the front door's 413
+	}
+	if int64(c.n-h.Size) < h.ContentLength && !c.readBody(h, x) {
+		return false, false
 	}
 	var clientID, traceParent []byte
 	nid := 0
@@ -88,7 +91,8 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if c.gone == nil {
 		c.gone = c.clientGone
 	}
-	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone}
+	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone,
+		Scratch: c.buf[c.n:c.n:len(c.buf)]}
 	a, rest, ok := x.App.Express(&c.ex)
 	if !ok {
 		return false, false
@@ -143,8 +147,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	bodyAllowed := code != http.StatusNoContent && code != http.StatusNotModified
 	clen := a.ContentLength()
 
-	var fieldsBuf [64]answerField
-	fields := append(fieldsBuf[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
+	fields := append(c.ans[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
 	hasDate := false
 	names := c.names[:0] // the request's names are not needed any more
 	for i := range a.NumFields() {
@@ -349,4 +352,29 @@ func AppendCanonical(dst, name []byte) []byte {
 		upper = c == '-'
 	}
 	return dst
+}
+
+// readBody reads the rest of h's body into the buffer (moved to a pooled one when the small array is too
+// small), within the client's stall limit for the whole of it; false when it did not come (a slow or
+// departed client): the handler chain serves the request then, reading on from what is buffered, and
+// answers as net/http's path does.
+func (c *conn) readBody(h *Head, x *Express) bool {
+	end := h.Size + int(h.ContentLength)
+	if end > len(c.buf) {
+		c.grow()
+		if h2 := Parse(c.buf[:c.n], h, c.l.lim); h2 != Mine { // the head's views follow the bytes
+			return false
+		}
+	}
+	if x.WriteStall > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(x.WriteStall))
+	}
+	for c.n < end {
+		m, err := c.rwc.Read(c.buf[c.n:])
+		c.n += m
+		if err != nil && c.n < end {
+			return false
+		}
+	}
+	return true
 }

@@ -156,7 +156,7 @@ type conn struct {
 	buf   []byte // read buffer: buf[:n] read and not yet consumed; nil while idle with nothing in it
 	bp    *[]byte
 	n     int
-	small [1 << 10]byte // the idle wait's read, without a buffer
+	small [1 << 10]byte // the read buffer of a connection whose request fits (see takeBuf)
 
 	readErr    error // the read error that ended the lane's reading of a head, for net/http
 	ctx        context.Context
@@ -173,6 +173,7 @@ type conn struct {
 	ex       Exchange
 	rec      Record
 	idBuf    [24]byte
+	ans      [64]answerField   // the answer's fields, sorted
 	keys     [MaxFields]string // the canonical names of head's fields (views into names)
 	names    []byte
 	bufw     *bufio.Writer // net/http's 4 KiB connection writer
@@ -202,20 +203,33 @@ var (
 	chunkBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferBeforeChunkingSize) }}
 )
 
-// takeBuf gives c a read buffer (when it has none) holding the n bytes of first.
+// takeBuf gives c a read buffer (when it has none) holding the bytes of first: the connection's own small
+// array (most requests fit; grow moves to a pooled buffer of bufSize when one does not).
 func (c *conn) takeBuf(first []byte) {
 	if c.buf != nil {
 		return
 	}
-	c.bp = bufPool.Get().(*[]byte)
-	c.buf = *c.bp
+	c.buf = c.small[:]
 	c.n = copy(c.buf, first)
+}
+
+// grow moves the bytes read to a pooled buffer of bufSize; false when c has one already (it is full).
+func (c *conn) grow() bool {
+	if c.bp != nil {
+		return false
+	}
+	c.bp = bufPool.Get().(*[]byte)
+	c.n = copy(*c.bp, c.buf[:c.n])
+	c.buf = *c.bp
+	return true
 }
 
 // releaseBufs gives back the read buffer, when nothing is left in it, and the writers (flushed).
 func (c *conn) releaseBufs() {
 	if c.buf != nil && c.n == 0 {
-		bufPool.Put(c.bp)
+		if c.bp != nil {
+			bufPool.Put(c.bp)
+		}
 		c.buf, c.bp = nil, nil
 	}
 	if c.bufw != nil {
@@ -334,7 +348,7 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 		case Mine, NotMine:
 			return v
 		}
-		if c.n == len(c.buf) {
+		if c.n == len(c.buf) && !c.grow() {
 			return NotMine
 		}
 		m, err := c.rwc.Read(c.buf[c.n:])
@@ -356,15 +370,7 @@ func (c *conn) readHead(h *Head, idle bool) Verdict {
 // connection ended first or Close took it while it was idle.
 func (c *conn) fill(min int) bool {
 	if c.buf == nil {
-		got := 0
-		for got < min {
-			m, err := c.rwc.Read(c.small[got:min])
-			got += m
-			if err != nil && got < min {
-				return false
-			}
-		}
-		c.takeBuf(c.small[:got])
+		c.takeBuf(nil)
 	}
 	for c.n < min {
 		m, err := c.rwc.Read(c.buf[c.n:])

@@ -44,11 +44,12 @@ func (c *conn) idleWait(idleEnd time.Time) (v Verdict, done bool) {
 		return 0, false
 	}
 	c.rwc.SetReadDeadline(parkAt)
-	// The wait reads into the connection's small buffer (a small request arrives whole in that one read),
-	// and takes a read buffer only once bytes came: a waiting connection holds none.
-	m, err := c.rwc.Read(c.small[:])
+	// The wait reads into the connection's small array (a small request arrives whole in that one read):
+	// a waiting connection holds no pooled buffer.
+	c.takeBuf(nil)
+	m, err := c.rwc.Read(c.buf)
+	c.n = m
 	if m > 0 || err == nil {
-		c.takeBuf(c.small[:m])
 		if m < 4 {
 			c.rwc.SetReadDeadline(idleEnd) // the rest of the four bytes is awaited as an idle connection's
 		}

@@ -97,7 +97,9 @@ type Transport struct {
 	// MaxBodyBytes is the largest request body (by Content-Length) the fast path sends; zero means 16 KiB.
 	// Larger bodies go to Fallback, which writes them concurrently with reading the response.
 	MaxBodyBytes int64
-	// ReadBufferSize is the size of each connection's read buffer; zero means 8 KiB.
+	// ReadBufferSize is the size of each connection's read buffer; zero means 4 KiB (a page, as nginx's
+	// proxy_buffer_size): a longer head is read on past it, and a body read into a larger buffer
+	// bypasses it, so it costs memory per connection and nothing else.
 	ReadBufferSize int
 	// ReadTimeout is the stall limit while a response body is read: when the app sends no byte for that
 	// long (plus up to StallSlack(ReadTimeout), as the read deadline is renewed at most that often), the
@@ -430,7 +432,7 @@ func (t *Transport) conn(ctx context.Context, fresh bool) (*pconn, error) {
 	}
 	size := t.ReadBufferSize
 	if size <= 0 {
-		size = 8 << 10
+		size = 4 << 10
 	}
 	pc := &pconn{c: c, br: bufio.NewReaderSize(c, size), peek: connpeek.NewPeeker(c)}
 	pc.interrupt = func() { appconn.Expire(c) }
