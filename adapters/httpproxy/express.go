@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync"
 	"unsafe"
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
@@ -19,24 +18,6 @@ import (
 // order where AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
 // answer goes back to the lane raw, anything else is finished by Rest in the app's place, as serveDirect
 // would have finished it (TestFastLaneAnswersAsNetHTTP holds both paths to net/http's bytes).
-
-// expressAnswer adapts the h1 client's answer to fastlane.Answer.
-type expressAnswer struct{ a h1.Answer }
-
-var expressAnswers = sync.Pool{New: func() any { return new(expressAnswer) }}
-
-func (e *expressAnswer) Status() int    { return e.a.Code }
-func (e *expressAnswer) NumFields() int { return len(e.a.Fields) }
-func (e *expressAnswer) Field(i int) (name, value []byte) {
-	return e.a.Fields[i].Name, e.a.Fields[i].Value
-}
-func (e *expressAnswer) ContentLength() int64       { return e.a.Length }
-func (e *expressAnswer) HasBody() bool              { return e.a.Body }
-func (e *expressAnswer) Read(p []byte) (int, error) { return e.a.Read(p) }
-func (e *expressAnswer) Close() {
-	e.a.Close()
-	expressAnswers.Put(e)
-}
 
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
@@ -119,17 +100,14 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	b = append(b, "\r\n"...)
 	b = append(b, x.Body...)
 
-	e := expressAnswers.Get().(*expressAnswer)
-	pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone, &e.a)
+	a, pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone)
 	switch {
 	case err != nil:
-		expressAnswers.Put(e)
 		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			reqinfo.From(r.Context()).SetUpstream(p.upstream)
 			p.rp.ErrorHandler(w, p.outRequest(r), err)
 		}), true
 	case pending != nil:
-		expressAnswers.Put(e)
 		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			reqinfo.From(r.Context()).SetUpstream(p.upstream)
 			defer flushOnAbort(w, r)
@@ -137,7 +115,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 			relayPending(w, r, d, pending, p)
 		}), true
 	}
-	return e, nil, true
+	return a, nil, true
 }
 
 // relayPending finishes a pending exchange with the one response relay, as serveDirect would have.

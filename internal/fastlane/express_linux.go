@@ -19,6 +19,9 @@ import (
 // one write.
 const expressBufSize = 16 << 10
 
+// answerFields hold an answer's fields while its head is written.
+var answerFields = sync.Pool{New: func() any { return new([64]answerField) }}
+
 var expressBufs = sync.Pool{New: func() any { b := make([]byte, 0, expressBufSize); return &b }}
 
 // str is b as a string sharing its bytes: only for a use that ends before b changes.
@@ -147,7 +150,9 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	bodyAllowed := code != http.StatusNoContent && code != http.StatusNotModified
 	clen := a.ContentLength()
 
-	fields := append(c.ans[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
+	ap := answerFields.Get().(*[64]answerField)
+	defer answerFields.Put(ap)
+	fields := append(ap[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
 	hasDate := false
 	names := c.names[:0] // the request's names are not needed any more
 	for i := range a.NumFields() {

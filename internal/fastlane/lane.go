@@ -173,7 +173,6 @@ type conn struct {
 	ex       Exchange
 	rec      Record
 	idBuf    [24]byte
-	ans      [64]answerField   // the answer's fields, sorted
 	keys     [MaxFields]string // the canonical names of head's fields (views into names)
 	names    []byte
 	bufw     *bufio.Writer // net/http's 4 KiB connection writer

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/appconn"
@@ -24,30 +25,45 @@ type Field struct{ Name, Value []byte }
 // 599, header fields that parseHead accepts with none of Transfer-Encoding, Trailer, Pragma, Upgrade, Te,
 // Proxy-*, no Connection field other than "close" or "keep-alive", and a body that is either absent (HEAD,
 // 204, 304) or of one declared Content-Length with a Content-Type (a body without one gets its type
-// sniffed by net/http's server). Hop-by-hop Connection and Keep-Alive fields are left out of Fields.
+// sniffed by net/http's server). Hop-by-hop Connection and Keep-Alive fields are left out of its fields.
 //
 // The head's bytes are the Transport's until Close; Read reads exactly the body; Close ends the answer
 // (the connection is pooled only after a body read to its end, and when neither side closes).
 type Answer struct {
-	Code   int
-	Minor  int
-	Fields []Field
-	// Length is the declared Content-Length (-1 when the answer has none); Body says whether a body
-	// follows the head (Length bytes).
-	Length int64
-	Body   bool
+	code   int
+	minor  int
+	fields []Field
+	// length is the declared Content-Length (-1 when the answer has none); body says whether a body
+	// follows the head (length bytes).
+	length int64
+	body   bool
 
-	t      *Transport
-	pc     *pconn
-	stop   func() bool
-	keep   bool
-	left   int64
-	done   bool
-	err    error
-	stall  appconn.Stall
-	buf    *[]byte
-	fields [MaxAnswerFields]Field
+	t     *Transport
+	pc    *pconn
+	stop  func() bool
+	keep  bool
+	left  int64
+	done  bool
+	err   error
+	stall appconn.Stall
+	buf   *[]byte
+	store [MaxAnswerFields]Field
 }
+
+// answers are the Answers of express exchanges, taken once an answer's head is there.
+var answers = sync.Pool{New: func() any { return new(Answer) }}
+
+// Status is the answer's status code.
+func (a *Answer) Status() int { return a.code }
+
+// NumFields is the number of fields; Field returns the i-th: the name as the app spelled it, the value
+// without surrounding blanks.
+func (a *Answer) NumFields() int                   { return len(a.fields) }
+func (a *Answer) Field(i int) (name, value []byte) { return a.fields[i].Name, a.fields[i].Value }
+
+// ContentLength is the declared Content-Length (-1: none); HasBody says whether a body follows the head.
+func (a *Answer) ContentLength() int64 { return a.length }
+func (a *Answer) HasBody() bool        { return a.body }
 
 // Pending is an exchange whose answer is not simple (or failed to parse): its first head is read and the
 // connection waits. Finish completes it as RoundTripOutgoing would have, from that head on.
@@ -81,66 +97,64 @@ func (p *Pending) Abandon() {
 // connection, ResponseHeaderTimeout and the body's stall limit are RoundTripOutgoing's; errors are the
 // ones it returns (a nil Pending and a nil a.t then). No context is watched: the client's departure does
 // not interrupt an express exchange (ResponseHeaderTimeout and the stall limit bound it).
-func (t *Transport) Express(b []byte, head bool, replay bool, gone func() bool, a *Answer) (*Pending, error) {
+func (t *Transport) Express(b []byte, head bool, replay bool, gone func() bool) (*Answer, *Pending, error) {
 	ctx := context.Background()
 	pc, err := t.conn(ctx, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if pc, err = t.conn(ctx, true); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		p, err := t.express(ctx, pc, b, head, gone, a)
+		a, p, err := t.express(ctx, pc, b, head, gone)
 		if err == nil {
-			return p, nil
+			return a, p, nil
 		}
 		var nb *noBytesError
 		if attempt == 0 && pc.reused && replay && (errors.As(err, &nb) || errors.Is(err, errStale408)) {
 			continue
 		}
-		return nil, err
+		return nil, nil, err
 	}
 }
 
-func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, gone func() bool, a *Answer) (*Pending, error) {
+func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool, gone func() bool) (*Answer, *Pending, error) {
 	stop := notWatched // no context to watch: the client's departure is gone's
 	if gone != nil {
 		if err := t.writeOnly(ctx, pc, stop, b); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if err := t.watch(pc, gone); err != nil {
+			return nil, nil, failed(ctx, pc, stop, err)
 		}
 	} else if err := t.write(ctx, pc, stop, b); err != nil {
-		return nil, err
-	}
-	if gone != nil {
-		if err := t.watch(pc, gone); err != nil {
-			return nil, failed(ctx, pc, stop, err)
-		}
+		return nil, nil, err
 	}
 	bp := getBuf()
 	raw, err := t.readHead(ctx, pc, stop, (*bp)[:0], t.maxHead(), false)
 	*bp = raw
 	if err != nil {
 		putBuf(bp)
-		return nil, err
+		return nil, nil, err
 	}
-	if !simple(raw, head, a) {
-		if a.Code == http.StatusRequestTimeout && pc.reused {
-			putBuf(bp)
-			return nil, failed(ctx, pc, stop, errStale408)
-		}
-		return &Pending{t: t, pc: pc, stop: stop, head: raw, bp: bp}, nil
-	}
-	if a.Code == http.StatusRequestTimeout && pc.reused {
+	a := answers.Get().(*Answer)
+	ok := simple(raw, head, a)
+	if a.code == http.StatusRequestTimeout && pc.reused {
+		answers.Put(a)
 		putBuf(bp)
-		return nil, failed(ctx, pc, stop, errStale408)
+		return nil, nil, failed(ctx, pc, stop, errStale408)
+	}
+	if !ok {
+		answers.Put(a)
+		return nil, &Pending{t: t, pc: pc, stop: stop, head: raw, bp: bp}, nil
 	}
 	a.t, a.pc, a.stop, a.buf = t, pc, stop, bp
 	a.left, a.done, a.err = 0, false, nil
-	if a.Body {
-		a.left = a.Length
+	if a.body {
+		a.left = a.length
 	}
 	a.stall = appconn.Stall{}
 	switch {
@@ -157,7 +171,7 @@ func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool,
 	if a.left == 0 {
 		a.finish(true, io.EOF)
 	}
-	return nil, nil
+	return a, nil, nil
 }
 
 // Read reads the body; io.EOF at its end. A failure is the body's error as the response body would give it
@@ -209,18 +223,19 @@ func (a *Answer) Close() {
 		a.finish(false, errBodyClosed)
 	}
 	putBuf(a.buf)
-	a.t, a.pc, a.stop, a.buf, a.Fields = nil, nil, nil, nil, nil
+	a.t, a.pc, a.stop, a.buf, a.fields = nil, nil, nil, nil, nil
+	answers.Put(a)
 }
 
 // simple parses raw, a response head, into a when the answer is simple (see Answer); head says the
-// request was HEAD. a.Code is set whenever the status line parses.
+// request was HEAD. a.code is set whenever the status line parses.
 func simple(raw []byte, head bool, a *Answer) bool {
-	a.Code, a.Fields, a.Length, a.keep = 0, a.fields[:0], -1, true
+	a.code, a.fields, a.length, a.keep = 0, a.store[:0], -1, true
 	line, rest := cutLine(raw)
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
 		return false
 	}
-	a.Minor = int(line[7] - '0')
+	a.minor = int(line[7] - '0')
 	code := 0
 	for _, c := range line[9:12] {
 		if c < '0' || c > '9' {
@@ -231,7 +246,7 @@ func simple(raw []byte, head bool, a *Answer) bool {
 	if len(line) > 12 && line[12] != ' ' {
 		return false
 	}
-	a.Code = code
+	a.code = code
 	if code < 200 || code > 599 {
 		return false
 	}
@@ -262,14 +277,14 @@ func simple(raw []byte, head bool, a *Answer) bool {
 		}
 		switch fieldKind(name) {
 		case kindLength:
-			if a.Length >= 0 {
+			if a.length >= 0 {
 				return false
 			}
 			n, ok := parseLength(string(value))
 			if !ok {
 				return false
 			}
-			a.Length = n
+			a.length = n
 		case kindType:
 			haveType = true
 		case kindConnection:
@@ -287,16 +302,16 @@ func simple(raw []byte, head bool, a *Answer) bool {
 		case kindRefused:
 			return false
 		}
-		if len(a.Fields) == MaxAnswerFields {
+		if len(a.fields) == MaxAnswerFields {
 			return false
 		}
-		a.Fields = append(a.Fields, Field{Name: name, Value: value})
+		a.fields = append(a.fields, Field{Name: name, Value: value})
 	}
-	if close || a.Minor == 0 && !keepAlive {
+	if close || a.minor == 0 && !keepAlive {
 		a.keep = false
 	}
-	a.Body = !head && code != http.StatusNoContent && code != http.StatusNotModified
-	if a.Body && (a.Length < 0 || a.Length > 0 && !haveType) {
+	a.body = !head && code != http.StatusNoContent && code != http.StatusNotModified
+	if a.body && (a.length < 0 || a.length > 0 && !haveType) {
 		return false
 	}
 	return true

@@ -46,21 +46,21 @@ func FuzzExpressAnswer(f *testing.F) {
 		if err := parseHead(raw, &h); err != nil {
 			t.Fatalf("simple took %q, parseHead refused it: %v", raw, err)
 		}
-		if h.code != a.Code || h.length != a.Length || h.close == a.keep || h.chunked || h.trailer != nil {
+		if h.code != a.code || h.length != a.length || h.close == a.keep || h.chunked || h.trailer != nil {
 			t.Fatalf("%q: simple says code %d length %d keep %v; parseHead %d %d close %v chunked %v trailer %v",
-				raw, a.Code, a.Length, a.keep, h.code, h.length, h.close, h.chunked, h.trailer)
+				raw, a.code, a.length, a.keep, h.code, h.length, h.close, h.chunked, h.trailer)
 		}
-		if a.Code < 200 || a.Code > 599 {
-			t.Fatalf("%q: a simple answer with status %d", raw, a.Code)
+		if a.code < 200 || a.code > 599 {
+			t.Fatalf("%q: a simple answer with status %d", raw, a.code)
 		}
-		if a.Body && (a.Length < 0 || a.Length > 0 && len(h.header["Content-Type"]) == 0) {
-			t.Fatalf("%q: a simple answer with a body and length %d, type %q", raw, a.Length, h.header["Content-Type"])
+		if a.body && (a.length < 0 || a.length > 0 && len(h.header["Content-Type"]) == 0) {
+			t.Fatalf("%q: a simple answer with a body and length %d, type %q", raw, a.length, h.header["Content-Type"])
 		}
 		// What the relay copies: parseHead's header without hop-by-hop fields and those Connection names.
 		want := http.Header{}
 		hopbyhop.CopyResponse(want, h.header)
 		got := http.Header{}
-		for _, fl := range a.Fields {
+		for _, fl := range a.fields {
 			k := textproto.CanonicalMIMEHeaderKey(string(fl.Name))
 			got[k] = append(got[k], string(fl.Value))
 		}
