@@ -498,3 +498,50 @@ func TestAClientThatLeavesEndsTheAppsExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestABodyThatStallsGetsNetHTTPsAnswerFromTheLane: a request whose body stops coming is answered as the
+// net/http path answers it (the client deadlines' 408 after GATEWAY_BODY_TIMEOUT) with the lane on,
+// where the express path waits for the whole body before sending anything and hands a body that does not
+// come to the handler chain, which reads on from what was buffered.
+func TestABodyThatStallsGetsNetHTTPsAnswerFromTheLane(t *testing.T) {
+	b := startRawBackend(t, laneAnswers)
+	for _, lane := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) {
+			env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+				"GATEWAY_FAST_LANE": strconv.FormatBool(lane), "GATEWAY_BODY_TIMEOUT": "300ms"}
+			cfg, err := config.Load(env, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.Serve() }()
+			defer func() { f.Server.Close(); <-done }()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc")
+			res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "POST"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestTimeout || !res.Close {
+				t.Errorf("a stalled body got %d (close %v), want 408 and the connection closed", res.StatusCode, res.Close)
+			}
+		})
+	}
+}
