@@ -59,6 +59,8 @@ func (g *Gateway) planExpress(h http.Handler) {
 			return env.outer(&claim{route: c.route, app: c.app, h: timedApp{rest}})
 		},
 		Record:          func(r *fastlane.Record) { env.record(c, upstream, r) },
+		Started:         env.metrics.RequestStarted,
+		Abandoned:       env.metrics.RequestAbandoned,
 		AppendRequestID: middleware.AppendRequestID,
 		ValidRequestID:  middleware.ValidRequestID,
 		Forwarding:      router.ForwardingHeader,
@@ -82,8 +84,7 @@ func (env *expressEnv) record(c *claim, upstream string, r *fastlane.Record) {
 			ProtoMajor: 1, Tried: c.tried, Upstream: upstream, AppTime: s.AppTime, Aborted: r.Aborted,
 		})
 	}
-	if env.metrics != nil {
-		env.metrics.RequestStarted()
+	if env.metrics != nil { // RequestStarted was the plan's Started
 		env.metrics.RequestDone(&metrics.Done{Route: c.route, App: c.app, ProtoMajor: 1, Method: r.Method,
 			Status: r.Status, Aborted: r.Aborted, Elapsed: elapsed, Tried: 1, Ctx: ctx})
 	}

@@ -230,6 +230,15 @@ func (m *Metrics) RequestStarted() {
 	m.inFlight.Inc()
 }
 
+// RequestAbandoned ends a request RequestStarted counted that will be counted elsewhere (or not at all):
+// it only leaves the in-flight gauge.
+func (m *Metrics) RequestAbandoned() {
+	if m == nil {
+		return
+	}
+	m.inFlight.Dec()
+}
+
 // Done is one finished request as the metrics count it: what Middleware reads from the request and its
 // reqinfo record, for a caller that serves requests without the middleware and must count them alike.
 type Done struct {

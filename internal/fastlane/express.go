@@ -38,6 +38,10 @@ type Express struct {
 	// Record records an exchange the express path finished itself, as the handler chain records one. The
 	// record's strings are only valid during the call.
 	Record func(*Record)
+	// Started, when not nil, is called as an express exchange starts (the in-flight count of the handler
+	// chain's metrics), and Abandoned when it goes on through the handler chain, which counts it itself,
+	// or is not taken after all; an exchange that ends in Record is not Abandoned.
+	Started, Abandoned func()
 	// AppendRequestID appends a fresh request id; ValidRequestID says whether a client's id is kept.
 	AppendRequestID func([]byte) []byte
 	ValidRequestID  func(string) bool

@@ -96,7 +96,13 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	}
 	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone,
 		Scratch: c.buf[c.n:c.n:len(c.buf)]}
+	if x.Started != nil {
+		x.Started()
+	}
 	a, rest, ok := x.App.Express(&c.ex)
+	if (!ok || rest != nil) && x.Abandoned != nil {
+		x.Abandoned()
+	}
 	if !ok {
 		return false, false
 	}
