@@ -3,6 +3,8 @@
 package fastlane
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -268,6 +270,12 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		c.record(h, x, rec)
 		*bp = b[:0]
 		return false
+	case errors.Is(readErr, context.Canceled): // the client went away while the app was silent
+		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, readErr)
+		c.writeOut(x, b)
+		c.record(h, x, rec)
+		*bp = b[:0]
+		return false
 	case readErr != nil:
 		x.App.Undelivered(str(h.Method), str(h.Path), code, false, readErr)
 		rec.Aborted = true
@@ -345,7 +353,15 @@ func (c *conn) clientGone() bool {
 	if c.peek == nil {
 		c.peek = connpeek.NewPeeker(nc)
 	}
-	return c.peek.Idle() == connpeek.Closed
+	if c.peek.Idle() != connpeek.Closed {
+		return false
+	}
+	// The connection's context ends, as net/http's background read ends it when its client leaves: what
+	// serves the rest of the request sees a request whose client went away.
+	if c.cancel != nil {
+		c.cancel()
+	}
+	return true
 }
 
 // AppendCanonical appends the canonical form of name, a token (net/textproto's: the first letter and

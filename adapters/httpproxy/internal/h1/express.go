@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -45,7 +46,9 @@ type Answer struct {
 	left  int64
 	done  bool
 	err   error
-	stall appconn.Stall
+	gone  func() bool // the client's departure, asked while the body's reads wait
+	dl    time.Time   // the read deadline set last
+	last  time.Time   // when the body last made progress (the stall limit counts from it)
 	buf   *[]byte
 	store [MaxAnswerFields]Field
 }
@@ -156,15 +159,9 @@ func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool,
 	if a.body {
 		a.left = a.length
 	}
-	a.stall = appconn.Stall{}
-	switch {
-	case a.left <= int64(pc.br.Buffered()):
-		// The whole body is read already: no read is left for a deadline to bound.
-	case t.ReadTimeout > 0:
-		a.stall.Limit = t.ReadTimeout
-		a.stall.Start(ctx, pc.c)
-		pc.deadline = true
-	case pc.deadline:
+	// The body's reads set their own deadlines (Read); one read past the head's may still be pending.
+	a.gone, a.dl, a.last = gone, time.Time{}, time.Now()
+	if a.left > int64(pc.br.Buffered()) && pc.deadline && gone == nil && t.ReadTimeout <= 0 {
 		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
 		pc.deadline = false
 	}
@@ -175,33 +172,68 @@ func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool,
 }
 
 // Read reads the body; io.EOF at its end. A failure is the body's error as the response body would give it
-// (io.ErrUnexpectedEOF, *StallError, ...).
+// (io.ErrUnexpectedEOF, *StallError, ...), or context.Canceled when the client went away while the app
+// was silent (asked every WatchEvery, as the head's wait asks).
 func (a *Answer) Read(p []byte) (int, error) {
 	if a.done {
 		return 0, a.err
 	}
-	ctx := context.Background()
-	a.stall.Renew(ctx, a.pc.c)
 	if int64(len(p)) > a.left {
 		p = p[:a.left]
 	}
-	n, err := a.pc.br.Read(p)
-	a.left -= int64(n)
-	if a.left == 0 {
-		a.finish(true, io.EOF)
-		return n, io.EOF
-	}
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for {
+		var now time.Time
+		if a.pc.br.Buffered() == 0 && (a.gone != nil || a.t.ReadTimeout > 0) {
+			// A read that may wait: within the stall limit, and no longer than WatchEvery at a time when
+			// the client is watched (the deadline moves at most twice a WatchEvery, not at every read).
+			now = time.Now()
+			if a.dl.Sub(now) < WatchEvery/2 {
+				a.dl = a.stallEnd()
+				if a.gone != nil {
+					if w := now.Add(WatchEvery); a.dl.IsZero() || w.Before(a.dl) {
+						a.dl = w
+					}
+				}
+				a.pc.c.SetReadDeadline(a.dl)
+				a.pc.deadline = true
+			}
 		}
-		if a.stall.Stalled(ctx, err) {
-			err = &StallError{Limit: a.stall.Limit}
+		n, err := a.pc.br.Read(p)
+		a.left -= int64(n)
+		if n > 0 && a.t.ReadTimeout > 0 {
+			a.last = time.Now()
+		}
+		if a.left == 0 {
+			a.finish(true, io.EOF)
+			return n, io.EOF
+		}
+		if err == nil {
+			return n, nil
+		}
+		if n == 0 && !now.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+			switch end := a.stallEnd(); {
+			case !end.IsZero() && !time.Now().Before(end):
+				err = &StallError{Limit: a.t.ReadTimeout}
+			case a.gone != nil && a.gone():
+				err = context.Canceled
+			default:
+				a.dl = time.Time{}
+				continue // the app is slow, the client still there: wait on
+			}
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
 		a.finish(false, err)
 		return n, a.err
 	}
-	return n, nil
+}
+
+// stallEnd is when the body's stall limit passes (zero: no limit).
+func (a *Answer) stallEnd() time.Time {
+	if a.t.ReadTimeout <= 0 {
+		return time.Time{}
+	}
+	return a.last.Add(a.t.ReadTimeout)
 }
 
 func (a *Answer) finish(clean bool, err error) {

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/config"
+)
+
+// TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt: a client that closes its connection while the app holds
+// its answer, before the answer's head or in the middle of its body, ends the exchange with the app (the
+// app sees its connection closed), gets one access line (499 before the head; 200 in the middle of the
+// body) and no warning: a client going away is not the app's failure. The same with the
+// lane off (net/http's background read cancels the request's context) and on.
+func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// answer is what the app sends before it stalls; clientReads how many body bytes the client
+		// reads before it leaves (-1: it does not wait for the head).
+		answer      string
+		clientReads int
+		wantLine    *regexp.Regexp
+	}{
+		{"before the head", "", -1, regexp.MustCompile(`msg=request .*status=499 `)},
+		{"in the middle of the body", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 65536\r\n\r\n" + strings.Repeat("x", 32<<10), 16 << 10,
+			regexp.MustCompile(`msg=request .*status=200 `)},
+	} {
+		for _, lane := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/lane=%v", tt.name, lane), func(t *testing.T) {
+				app, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer app.Close()
+				asked, ended := make(chan struct{}), make(chan struct{})
+				go func() {
+					c, err := app.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					br := bufio.NewReader(c)
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					io.WriteString(c, tt.answer)
+					close(asked)
+					io.Copy(io.Discard, br) // never sends more; returns when the gateway closes the connection
+					close(ended)
+				}()
+				env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s&read_timeout=60s",
+					"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+				cfg, err := config.Load(env, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logs := &syncBuffer{}
+				logger := slog.New(slog.NewTextHandler(logs, nil))
+				g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+				done := make(chan struct{})
+				go func() { defer close(done); f.Serve() }()
+				defer func() { f.Server.Close(); <-done }()
+
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+				select {
+				case <-asked:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the app never got the request")
+				}
+				if tt.clientReads >= 0 {
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+						t.Fatalf("reading the answer's head: %v", err)
+					} else if _, err := io.ReadFull(resp.Body, make([]byte, tt.clientReads)); err != nil {
+						t.Fatalf("reading the first %d bytes of the body: %v", tt.clientReads, err)
+					}
+				}
+				c.Close()
+				select {
+				case <-ended:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the app's exchange went on 10 s after its client left; gateway log:\n%s", logs.String())
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(logs.String(), "msg=request ") && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond) // bounded poll: the access line follows the app's end
+				}
+				out := logs.String()
+				if !tt.wantLine.MatchString(out) || strings.Count(out, "msg=request ") != 1 {
+					t.Errorf("want one access line matching %s; gateway log:\n%s", tt.wantLine, out)
+				}
+				if strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+					t.Errorf("a client going away logged a warning; gateway log:\n%s", out)
+				}
+			})
+		}
+	}
+}
