@@ -457,16 +457,20 @@ func TestConnectionReuse(t *testing.T) {
 
 func TestStaleConnections(t *testing.T) {
 	// The app answers once per connection, then closes it: the pooled connection is stale when the next
-	// request takes it.
-	answerOnce := func(c net.Conn, br *bufio.Reader, _ int64) {
-		r, err := http.ReadRequest(br)
-		if err != nil {
-			return
+	// request takes it. closed says the app has closed its side (the next request waits for it: a POST
+	// is not sent again, so its pooled connection must already look closed when it is checked).
+	answerOnce := func(closed chan<- struct{}) func(c net.Conn, br *bufio.Reader, _ int64) {
+		return func(c net.Conn, br *bufio.Reader, _ int64) {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			c.(*net.TCPConn).CloseWrite()
+			closed <- struct{}{}
+			io.Copy(io.Discard, br) // until the client closes: its next request is never answered
 		}
-		io.Copy(io.Discard, r.Body)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		c.(*net.TCPConn).CloseWrite()
-		io.Copy(io.Discard, br) // until the client closes: its next request is never answered
 	}
 	for _, tc := range []struct{ name, method, body string }{
 		{"a GET on a connection the app closed is sent again on a new one", "GET", ""},
@@ -474,9 +478,17 @@ func TestStaleConnections(t *testing.T) {
 		{"a POST checks its pooled connection first and dials instead", "POST", "order"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newRawServer(t, answerOnce)
+			closed := make(chan struct{}, 8)
+			s := newRawServer(t, answerOnce(closed))
 			tr, _ := newTransport(t, s)
 			for i := range 3 {
+				if i > 0 {
+					select {
+					case <-closed:
+					case <-time.After(10 * time.Second):
+						t.Fatal("the app never closed its connection")
+					}
+				}
 				resp, body, err := do(t, tr, tc.method, s.url(), tc.body)
 				if err != nil || resp.StatusCode != 200 || body != "ok" {
 					t.Fatalf("request %d: %v %v %q", i, resp, err, body)
