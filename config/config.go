@@ -47,7 +47,7 @@ type Config struct {
 	IdleParkAfter Duration `env:"GATEWAY_IDLE_PARK_AFTER" yaml:"idle_park_after"`
 	// FastLane turns on the fast lane on the plain-HTTP listener (internal/fastlane, Linux only): a
 	// strict HTTP/1.1 front end that serves the requests it proves it handles exactly as net/http would
-	// and hands every other connection to net/http. Off by default while it is being built.
+	// and hands every other connection to net/http. On by default; false leaves every connection to net/http.
 	FastLane bool `env:"GATEWAY_FAST_LANE" yaml:"fast_lane"`
 	// UpstreamReadTimeout is how long an app may stall in the middle of its response body before the
 	// gateway aborts the response and closes the upstream connection (per app: the read_timeout option);
@@ -136,6 +136,7 @@ func Defaults() Config {
 		AdminAddr:             "127.0.0.1:9901",
 		ACMECA:                LetsEncryptDirectory,
 		HTTP3:                 true,
+		FastLane:              true,
 	}
 }
 

@@ -222,9 +222,10 @@ func tinySizeWarnings(cfg config.Config) []string {
 
 // fastLaneWarnings warns that GATEWAY_FAST_LANE=true does nothing when GATEWAY_ADDR serves HTTPS: the
 // lane fronts only a plain-HTTP GATEWAY_ADDR (not the plain listener next to HTTPS either), and a user who
-// turned it on would otherwise find out only from switchyard_fast_lane_on being 0.
+// turned it on would otherwise find out only from switchyard_fast_lane_on being 0. The lane is on by
+// default, so only a setting the user wrote is warned about: the default has nothing to say under HTTPS.
 func fastLaneWarnings(cfg config.Config) []string {
-	if !cfg.FastLane {
+	if _, set := cfg.Sources["GATEWAY_FAST_LANE"]; !set || !cfg.FastLane {
 		return nil
 	}
 	var by string
