@@ -11,7 +11,8 @@
 # results file ends in -quick.md). --https: only the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by
 # h2load, HTTP/1.1 by wrk; results in *-https.md). --pinned: fronts and backend on core 0, wrk on core 1,
 # nginx with 1 worker, Go with GOMAXPROCS=1; Switchyard (and lane) and nginx only (results in *-pinned.md).
-# --lane adds a front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others.
+# --lane adds a front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others,
+# "switchyard" then running with GATEWAY_FAST_LANE=false (without --lane it runs the defaults: the lane on).
 # --busy 0 skips the busy-connection and reload scenarios.
 # --gateway-env adds a setting to Switchyard's (e.g. GATEWAY_FAST_LANE=true; repeatable).
 # It installs nothing: when a tool is missing it prints the apt-get line to run and exits 2.
@@ -425,8 +426,11 @@ gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s ${
 for v in $("$tmp/gateway" help 2>&1 | grep -oE 'GATEWAY_MAX_CONNS[A-Z_]*' | sort -u || true); do
   gw_env+=("$v=100000")
 done
-gw_main=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$sy" GATEWAY_PRIMARY="http://127.0.0.1:$be")
-gw_cascade=(env "${gw_env[@]}" GATEWAY_ADDR="127.0.0.1:$syc" GATEWAY_PRIMARY="http://127.0.0.1:$be404"
+# The lane is on by default: with --lane, "switchyard" is the gateway with it off and "lane" with it on.
+main_lane=()
+if [ -n "$lane" ]; then main_lane=(GATEWAY_FAST_LANE=false); fi
+gw_main=(env "${gw_env[@]}" ${main_lane[@]+"${main_lane[@]}"} GATEWAY_ADDR="127.0.0.1:$sy" GATEWAY_PRIMARY="http://127.0.0.1:$be")
+gw_cascade=(env "${gw_env[@]}" ${main_lane[@]+"${main_lane[@]}"} GATEWAY_ADDR="127.0.0.1:$syc" GATEWAY_PRIMARY="http://127.0.0.1:$be404"
   GATEWAY_DELEGATES="http://127.0.0.1:$be")
 # --lane: the same two gateways with the fast lane on (the cascade is never the lane's: it hands it all off).
 gw_lane=(env "${gw_env[@]}" GATEWAY_FAST_LANE=true GATEWAY_ADDR="127.0.0.1:$syl" GATEWAY_PRIMARY="http://127.0.0.1:$be")
