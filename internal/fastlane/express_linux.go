@@ -246,7 +246,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	if a.HasBody() && !isHEAD {
 		for {
 			if len(b) == cap(b) {
-				if writeErr = c.writeOut(x, b); writeErr != nil {
+				if writeErr = c.writeOut(x, b, time.Time{}); writeErr != nil {
 					break
 				}
 				b = b[:0]
@@ -272,21 +272,21 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		return false
 	case errors.Is(readErr, context.Canceled): // the client went away while the app was silent
 		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, readErr)
-		c.writeOut(x, b)
+		c.writeOut(x, b, time.Time{})
 		c.record(h, x, rec)
 		*bp = b[:0]
 		return false
 	case readErr != nil:
 		x.App.Undelivered(str(h.Method), str(h.Path), code, false, readErr)
 		rec.Aborted = true
-		c.writeOut(x, b)
+		c.writeOut(x, b, time.Time{})
 		c.record(h, x, rec)
 		*bp = b[:0]
 		return false
 	}
 	// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
 	c.record(h, x, rec)
-	writeErr = c.writeOut(x, b)
+	writeErr = c.writeOut(x, b, rec.End)
 	*bp = b[:0]
 	if closeAfterReply || writeErr != nil {
 		return false
@@ -303,13 +303,15 @@ func (c *conn) record(h *Head, x *Express, rec *Record) {
 	}
 }
 
-// writeOut writes b to the client under the write stall limit.
-func (c *conn) writeOut(x *Express, b []byte) error {
+// writeOut writes b to the client under the write stall limit; now is the time (zero: read the clock).
+func (c *conn) writeOut(x *Express, b []byte, now time.Time) error {
 	if len(b) == 0 {
 		return nil
 	}
 	if d := x.WriteStall; d > 0 {
-		now := time.Now()
+		if now.IsZero() {
+			now = time.Now()
+		}
 		if c.wdl.Sub(now) < d {
 			c.wdl = now.Add(d + d/1024)
 			c.rwc.SetWriteDeadline(c.wdl)

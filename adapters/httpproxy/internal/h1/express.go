@@ -160,7 +160,10 @@ func (t *Transport) express(ctx context.Context, pc *pconn, b []byte, head bool,
 		a.left = a.length
 	}
 	// The body's reads set their own deadlines (Read); one read past the head's may still be pending.
-	a.gone, a.dl, a.last = gone, time.Time{}, time.Now()
+	a.gone, a.dl = gone, time.Time{}
+	if t.ReadTimeout > 0 && a.left > int64(pc.br.Buffered()) {
+		a.last = time.Now() // the stall limit counts from here
+	}
 	if a.left > int64(pc.br.Buffered()) && pc.deadline && gone == nil && t.ReadTimeout <= 0 {
 		appconn.SetReadDeadline(ctx, pc.c, time.Time{})
 		pc.deadline = false
@@ -396,13 +399,17 @@ const WatchEvery = time.Second
 // failure is left for the head's read, which finds it.
 func (t *Transport) watch(pc *pconn, gone func() bool) error {
 	var end time.Time
+	now := time.Now()
 	if t.ResponseHeaderTimeout > 0 {
-		end = time.Now().Add(t.ResponseHeaderTimeout)
+		end = now.Add(t.ResponseHeaderTimeout)
 	}
 	shortened := false
 	pc.deadline = true
-	for {
-		dl := time.Now().Add(WatchEvery)
+	for first := true; ; first = false {
+		if !first {
+			now = time.Now()
+		}
+		dl := now.Add(WatchEvery)
 		shortened = true
 		if !end.IsZero() && !dl.Before(end) {
 			dl, shortened = end, false
