@@ -157,6 +157,7 @@ type conn struct {
 	bp    *[]byte
 	n     int
 	small [1 << 10]byte // the read buffer of a connection whose request fits (see takeBuf)
+	big   bool          // a request of the connection did not fit in small: it reads into a pooled buffer
 
 	readErr    error // the read error that ended the lane's reading of a head, for net/http
 	ctx        context.Context
@@ -208,7 +209,12 @@ func (c *conn) takeBuf(first []byte) {
 	if c.buf != nil {
 		return
 	}
-	c.buf = c.small[:]
+	if c.big { // its requests do not fit: reading them in one read is worth the buffer's wait
+		c.bp = bufPool.Get().(*[]byte)
+		c.buf = *c.bp
+	} else {
+		c.buf = c.small[:]
+	}
 	c.n = copy(c.buf, first)
 }
 
@@ -220,6 +226,7 @@ func (c *conn) grow() bool {
 	c.bp = bufPool.Get().(*[]byte)
 	c.n = copy(*c.bp, c.buf[:c.n])
 	c.buf = *c.bp
+	c.big = true
 	return true
 }
 

@@ -44,8 +44,8 @@ func (c *conn) idleWait(idleEnd time.Time) (v Verdict, done bool) {
 		return 0, false
 	}
 	c.rwc.SetReadDeadline(parkAt)
-	// The wait reads into the connection's small array (a small request arrives whole in that one read):
-	// a waiting connection holds no pooled buffer.
+	// The wait reads into the connection's small array (a small request arrives whole in that one read),
+	// or, for a connection whose requests do not fit there, a pooled buffer (given back when it parks).
 	c.takeBuf(nil)
 	m, err := c.rwc.Read(c.buf)
 	c.n = m
