@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
@@ -18,6 +19,13 @@ import (
 // order where AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
 // answer goes back to the lane raw, anything else is finished by Rest in the app's place, as serveDirect
 // would have finished it (TestFastLaneAnswersAsNetHTTP holds both paths to net/http's bytes).
+
+// outgoingExtra bounds what the outgoing head adds to the incoming one: the request id, the
+// X-Forwarded-* fields, a Host or Content-Length longer than the client's.
+const outgoingExtra = 512
+
+// outgoingBufs hold outgoing requests that do not fit after the incoming one in the lane's buffer.
+var outgoingBufs = sync.Pool{New: func() any { b := make([]byte, 0, 12<<10); return &b }}
 
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
@@ -35,7 +43,18 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	if !h1.ValidHost(host) {
 		return nil, nil, false
 	}
-	b := append(x.Scratch[:0], h.Method...)
+	// The outgoing request is about the incoming one and the forwarding fields: written after the request
+	// in the lane's buffer when it fits there, else in a pooled buffer (a larger body).
+	b := x.Scratch[:0]
+	if need := h.Size + len(x.Body) + outgoingExtra; need > cap(b) {
+		bp := outgoingBufs.Get().(*[]byte)
+		defer outgoingBufs.Put(bp)
+		if need > cap(*bp) {
+			*bp = make([]byte, 0, need)
+		}
+		b = (*bp)[:0]
+	}
+	b = append(b, h.Method...)
 	b = append(b, ' ')
 	u := len(b)
 	b = h1.AppendRequestTarget(b, p.joinPath(str(h.Path)), str(h.Query))
