@@ -547,3 +547,45 @@ func TestABodyThatStallsGetsNetHTTPsAnswerFromTheLane(t *testing.T) {
 		})
 	}
 }
+
+// TestTheExpressPathJoinsTheAppsBasePathAsNetHTTPs: an app URL with a base path, and the client's Host
+// kept (host_header=client), give the app the same request line and Host on the express path as on the
+// net/http path.
+func TestTheExpressPathJoinsTheAppsBasePathAsNetHTTPs(t *testing.T) {
+	b := startRawBackend(t, map[string]string{"/base/cl": laneAnswers["/cl"], "/base/": laneAnswers["/cl"]})
+	var got [2]string
+	for i, lane := range []bool{false, true} {
+		env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "/base/?host_header=client",
+			"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+		cfg, err := config.Load(env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+		done := make(chan struct{})
+		go func() { defer close(done); f.Serve() }()
+		client := exchange(t, ln.Addr().String(), laneCase{"base", "GET /cl?a=1 HTTP/1.1\r\nHost: www.example.com:8080\r\nX-Request-Id: base1\r\n\r\n", "GET"})
+		got[i] = dateRE.ReplaceAllString(client, "Date: (date)") + "\n" + strings.Join(b.take(), "\n---\n")
+		if lane && f.Lane.Expressed() == 0 {
+			t.Error("the express path served nothing")
+		}
+		f.Server.Close()
+		<-done
+		g.Close()
+	}
+	if got[0] != got[1] {
+		t.Errorf("lane off:\n%s\nlane on:\n%s", got[0], got[1])
+	}
+	if !strings.Contains(got[1], "GET /base/cl?a=1 HTTP/1.1") || !strings.Contains(got[1], "Host: www.example.com:8080") {
+		t.Errorf("the app did not get the joined path and the client's Host:\n%s", got[1])
+	}
+}
