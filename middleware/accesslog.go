@@ -23,7 +23,10 @@ import (
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r, info := reqinfo.Attach(r)
+			info := reqinfo.From(r.Context())
+			if info == nil { // a record attached already (reqinfo.AttachAt) keeps its start
+				r, info = reqinfo.Attach(r)
+			}
 			start := info.Start()
 			// The request's one recording writer: the middleware inside read the answer from info.
 			w = info.RecordResponse(w)

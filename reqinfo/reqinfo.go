@@ -55,7 +55,13 @@ type ctxKey struct{}
 // Attach returns r with a fresh Info attached, and that Info, whose Start is now. The Info and the context
 // carrying it are one allocation; the request copy WithContext makes is the other.
 func Attach(r *http.Request) (*http.Request, *Info) {
-	in := &Info{start: time.Now()}
+	return AttachAt(r, time.Now())
+}
+
+// AttachAt is Attach with the request's start given: for a request whose serving began before its
+// handler chain was entered (the fast lane's exchanges that the chain finishes).
+func AttachAt(r *http.Request, start time.Time) (*http.Request, *Info) {
+	in := &Info{start: start}
 	in.ctx = infoContext{Context: r.Context(), in: in}
 	return r.WithContext(&in.ctx), in
 }

@@ -33,8 +33,9 @@ type Express struct {
 	// App is the route's one app.
 	App ExpressApp
 	// Finish returns the handler that serves a request of the route with rest in the app's place: the
-	// front layers, the route's claim, then rest.
-	Finish func(rest http.Handler) http.Handler
+	// front layers, the route's claim, then rest, whose time in the app counts from appStart (when the
+	// request was sent to it).
+	Finish func(rest http.Handler, appStart time.Time) http.Handler
 	// Record records an exchange the express path finished itself, as the handler chain records one. The
 	// record's strings are only valid during the call.
 	Record func(*Record)

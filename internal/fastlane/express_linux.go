@@ -46,7 +46,10 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
 		return false, false // the front door's 413
 	}
+	// The request is served from here, as net/http's handler chain starts its clock once the head is read.
+	start := time.Now()
 	if int64(c.n-h.Size) < h.ContentLength && !c.readBody(h, x) {
+		c.reqStart = start // the handler chain counts from here too
 		return false, false
 	}
 	var clientID, traceParent []byte
@@ -83,7 +86,6 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if nid > 1 {
 		return false, false
 	}
-	start := time.Now()
 	id := ""
 	if nid == 1 && x.ValidRequestID(str(clientID)) {
 		id = str(clientID)
@@ -101,6 +103,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	if x.Started != nil {
 		x.Started()
 	}
+	appStart := time.Now()
 	a, rest, ok := x.App.Express(&c.ex)
 	if (!ok || rest != nil) && x.Abandoned != nil {
 		x.Abandoned()
@@ -116,7 +119,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 		if c.ctx == nil {
 			c.startConn()
 		}
-		ok, reuse := c.serveHandler(h, x.Finish(rest), nil, strings.Clone(id))
+		ok, reuse := c.serveHandler(h, x.Finish(rest, appStart), nil, strings.Clone(id), start)
 		if !ok {
 			return true, false
 		}
@@ -124,7 +127,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	}
 	c.l.expressed.Add(1)
 	rec := &c.rec
-	*rec = Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: start}
+	*rec = Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: appStart}
 	reuse = c.writeAnswer(h, x, a, rec)
 	a.Close()
 	if !reuse || c.l.closing.Load() {

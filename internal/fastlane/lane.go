@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"github.com/switchyard/switchyard/internal/connpeek"
+	"github.com/switchyard/switchyard/reqinfo"
 	"io"
 	"net"
 	"net/http"
@@ -168,7 +169,9 @@ type conn struct {
 	gone       func() bool // clientGone, made once
 	// bodyDeadlineSet says setBodyDeadline ran for the request being served.
 	bodyDeadlineSet bool
-	peek            *connpeek.Peeker
+	// reqStart is when the express path began serving a request it then left to the handler chain.
+	reqStart time.Time
+	peek     *connpeek.Peeker
 	// The request being served: its head, and the express path's exchange, record and request id.
 	head     Head
 	ex       Exchange
@@ -411,16 +414,18 @@ func (c *conn) serveRequest(h *Head) (ok, reuse bool) {
 	if l.router == nil {
 		return false, false
 	}
+	c.reqStart = time.Time{}
 	if handled, reuse := c.serveExpress(h); handled {
 		return true, reuse
 	}
-	return c.serveHandler(h, nil, nil, "")
+	return c.serveHandler(h, nil, nil, "", c.reqStart)
 }
 
 // serveHandler serves the head in buf through handler (nil: the one the router's LaneHandler gives, or
 // none: ok false), with done called after. A non-empty id is the request's X-Request-Id (the one the app
-// already got on the express path).
-func (c *conn) serveHandler(h *Head, handler http.Handler, done func(), id string) (ok, reuse bool) {
+// already got on the express path); a non-zero start is when the request's serving began (the express
+// path's), which the chain's records count from.
+func (c *conn) serveHandler(h *Head, handler http.Handler, done func(), id string, start time.Time) (ok, reuse bool) {
 	l := c.l
 	c.setBodyDeadline()
 	inBuf := min(int64(c.n-h.Size), h.ContentLength)
@@ -434,6 +439,9 @@ func (c *conn) serveHandler(h *Head, handler http.Handler, done func(), id strin
 	req := h.Request(rctx, c.buf, c.remoteAddr, b)
 	if id != "" {
 		req.Header["X-Request-Id"] = []string{id}
+	}
+	if !start.IsZero() {
+		req, _ = reqinfo.AttachAt(req, start)
 	}
 	if handler == nil {
 		handler, done = l.router.LaneHandler(req)

@@ -215,10 +215,10 @@ func (a *Answer) Read(p []byte) (int, error) {
 		}
 		if n == 0 && !now.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
 			switch end := a.stallEnd(); {
-			case !end.IsZero() && !time.Now().Before(end):
-				err = &StallError{Limit: a.t.ReadTimeout}
 			case a.gone != nil && a.gone():
 				err = context.Canceled
+			case !end.IsZero() && !time.Now().Before(end):
+				err = &StallError{Limit: a.t.ReadTimeout}
 			default:
 				a.dl = time.Time{}
 				continue // the app is slow, the client still there: wait on
@@ -420,11 +420,16 @@ func (t *Transport) watch(pc *pconn, gone func() bool) error {
 			break
 		}
 		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || !shortened {
+		if !errors.As(err, &ne) || !ne.Timeout() {
 			return nil // the head's read reports it
 		}
+		// A client that left before the app's time was up is a departure, not the app's timeout (net/http's
+		// path sees the departure first: its context ends at once).
 		if gone() {
 			return context.Canceled
+		}
+		if !shortened {
+			return nil // ResponseHeaderTimeout: the head's read reports it
 		}
 	}
 	if shortened && !headBuffered(pc.br) {
