@@ -56,7 +56,7 @@ func (g *Gateway) planExpress(h http.Handler) {
 	c.x = &fastlane.Express{
 		App: xa,
 		Finish: func(rest http.Handler, appStart time.Time) http.Handler {
-			return env.outer(&claim{route: c.route, app: c.app, h: timedSince{rest, appStart}})
+			return env.outer(&claim{route: c.route, app: c.app, h: timedApp{h: rest, since: appStart}})
 		},
 		Record:          func(r *fastlane.Record) { env.record(c, upstream, r) },
 		Started:         env.metrics.RequestStarted,
@@ -64,7 +64,7 @@ func (g *Gateway) planExpress(h http.Handler) {
 		AppendRequestID: middleware.AppendRequestID,
 		ValidRequestID:  middleware.ValidRequestID,
 		Forwarding:      router.ForwardingHeader,
-		WriteStall:      env.bodyTimeout,
+		ClientStall:     env.bodyTimeout,
 		MaxBody:         env.maxBody,
 	}
 }
@@ -114,16 +114,4 @@ func (f laneFront) ExpressRoute(method, host, path string) (*fastlane.Express, f
 		return x, noRelease
 	}
 	return nil, nil
-}
-
-// timedSince is timedApp for an exchange the app was sent before its handler ran (the fast lane's,
-// finished by the handler chain): its time in the app counts from start.
-type timedSince struct {
-	h     http.Handler
-	start time.Time
-}
-
-func (t timedSince) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	defer func() { reqinfo.From(r.Context()).AddAppTime(time.Since(t.start)) }()
-	t.h.ServeHTTP(w, r)
 }

@@ -7,32 +7,11 @@ import (
 	"syscall"
 )
 
+// idle makes a peeker for one look (a Peeker keeps one per connection).
 func idle(c net.Conn) State {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return Quiet
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return Closed
-	}
-	st := Closed
-	var buf [1]byte
-	// Control, not Read: Read fails at once on a connection whose deadline passed, before touching the
-	// socket. MSG_PEEK leaves the byte for a later read; MSG_DONTWAIT never waits.
-	err = rc.Control(func(fd uintptr) {
-		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case n > 0:
-			st = Unsolicited
-		case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
-			st = Quiet
-		}
-	})
-	if err != nil {
-		return Closed
-	}
-	return st
+	var p peeker
+	p.init(c)
+	return p.idle()
 }
 
 type peeker struct {
@@ -49,6 +28,8 @@ func (p *peeker) init(c net.Conn) {
 		return
 	}
 	p.rc, p.err = sc.SyscallConn()
+	// Control, not Read: Read fails at once on a connection whose deadline passed, before touching the
+	// socket. MSG_PEEK leaves the byte for a later read; MSG_DONTWAIT never waits.
 	p.peek = func(fd uintptr) {
 		n, _, rerr := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {

@@ -49,9 +49,9 @@ type Express struct {
 	// Forwarding reports whether a field (canonical name) is one the front door deletes from, or trusts
 	// on, a request: a request with one is not taken.
 	Forwarding func(name string) bool
-	// WriteStall is the client's stall limit while the answer is written (the handler chain's
-	// middleware.ClientDeadlines): 0 means none.
-	WriteStall time.Duration
+	// ClientStall is the client's stall limit (the handler chain's middleware.ClientDeadlines): on the
+	// rest of a request's body and on the writing of the answer; 0 means none.
+	ClientStall time.Duration
 	// MaxBody is the front door's body limit (0: none): a longer declared body is not taken.
 	MaxBody int64
 }
@@ -112,7 +112,6 @@ type Record struct {
 	Status               int
 	Bytes                int64
 	Start, End, AppStart time.Time
-	// Aborted says the answer was cut after its head (the app failed mid-body); ClientGone that the client
-	// went away while it was written.
-	Aborted, ClientGone bool
+	// Aborted says the answer was cut after its head (the app failed mid-body).
+	Aborted bool
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,17 +54,9 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	var clientID, traceParent []byte
 	nid := 0
 	// The fields' canonical names, once for the checks here and the app's head (Exchange.Keys).
-	if c.names == nil {
-		c.names = make([]byte, 0, 1<<10)
-	}
-	names := c.names[:0]
+	names := c.namesBuf()
 	for i, f := range h.Fields[:h.NFields] {
-		if len(names)+len(f.Name) > cap(names) {
-			names = make([]byte, 0, 2*cap(names)+len(f.Name)) // the earlier names stay where they are
-		}
-		start := len(names)
-		names = AppendCanonical(names, f.Name)
-		c.keys[i] = str(names[start:])
+		names, c.keys[i] = canonicalKey(names, f.Name)
 	}
 	for i, f := range h.Fields[:h.NFields] {
 		switch {
@@ -165,15 +156,11 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	defer answerFields.Put(ap)
 	fields := append(ap[:0], answerField{key: "X-Request-Id", value: unsafe.Slice(unsafe.StringData(rec.RequestID), len(rec.RequestID))})
 	hasDate := false
-	names := c.names[:0] // the request's names are not needed any more
+	names := c.namesBuf() // the request's names are not needed any more
 	for i := range a.NumFields() {
 		name, value := a.Field(i)
-		if len(names)+len(name) > cap(names) {
-			names = make([]byte, 0, 2*cap(names)+len(name))
-		}
-		start := len(names)
-		names = AppendCanonical(names, name)
-		key := str(names[start:])
+		var key string
+		names, key = canonicalKey(names, name)
 		switch key {
 		case "Date":
 			hasDate = true
@@ -212,20 +199,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 
 	bp := expressBufs.Get().(*[]byte)
 	defer expressBufs.Put(bp)
-	b := (*bp)[:0]
-	if is11 {
-		b = append(b, "HTTP/1.1 "...)
-	} else {
-		b = append(b, "HTTP/1.0 "...)
-	}
-	if text := http.StatusText(code); text != "" {
-		b = strconv.AppendInt(b, int64(code), 10)
-		b = append(b, ' ')
-		b = append(b, text...)
-	} else {
-		b = append(b, strconv.Itoa(code)+" status code "+strconv.Itoa(code)...)
-	}
-	b = append(b, "\r\n"...)
+	b := appendStatusLine((*bp)[:0], is11, code) // the body is read into its room: b never outgrows it
 	for _, f := range fields {
 		b = append(b, f.key...)
 		b = append(b, ": "...)
@@ -270,31 +244,21 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	switch {
 	case writeErr != nil:
 		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, writeErr)
-		c.record(h, x, rec)
-		*bp = b[:0]
-		return false
 	case errors.Is(readErr, context.Canceled): // the client went away while the app was silent
 		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, readErr)
 		c.writeOut(x, b, time.Time{})
-		c.record(h, x, rec)
-		*bp = b[:0]
-		return false
 	case readErr != nil:
 		x.App.Undelivered(str(h.Method), str(h.Path), code, false, readErr)
 		rec.Aborted = true
-		c.writeOut(x, b, time.Time{})
+		c.writeOut(x, b, time.Time{}) // the head and the bytes so far, as the relay's abort flushes them
+	default:
+		// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
 		c.record(h, x, rec)
-		*bp = b[:0]
-		return false
+		writeErr = c.writeOut(x, b, rec.End)
+		return !closeAfterReply && writeErr == nil && (!hasCL || isHEAD || !bodyAllowed || written == clen)
 	}
-	// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
 	c.record(h, x, rec)
-	writeErr = c.writeOut(x, b, rec.End)
-	*bp = b[:0]
-	if closeAfterReply || writeErr != nil {
-		return false
-	}
-	return !hasCL || isHEAD || !bodyAllowed || written == clen
+	return false
 }
 
 // record ends rec and hands it to the plan's Record.
@@ -311,7 +275,7 @@ func (c *conn) writeOut(x *Express, b []byte, now time.Time) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if d := x.WriteStall; d > 0 {
+	if d := x.ClientStall; d > 0 {
 		if now.IsZero() {
 			now = time.Now()
 		}
@@ -369,6 +333,25 @@ func (c *conn) clientGone() bool {
 	return true
 }
 
+// namesBuf is the connection's buffer for canonical field names, emptied.
+func (c *conn) namesBuf() []byte {
+	if c.names == nil {
+		c.names = make([]byte, 0, 1<<10)
+	}
+	return c.names[:0]
+}
+
+// canonicalKey appends name's canonical form to names and returns it as a string sharing names' bytes: a
+// names buffer that is full is replaced, never grown, so the keys made before stay valid.
+func canonicalKey(names, name []byte) ([]byte, string) {
+	if len(names)+len(name) > cap(names) {
+		names = make([]byte, 0, 2*cap(names)+len(name))
+	}
+	start := len(names)
+	names = AppendCanonical(names, name)
+	return names, str(names[start:])
+}
+
 // AppendCanonical appends the canonical form of name, a token (net/textproto's: the first letter and
 // every letter after a hyphen upper case, the others lower case), to dst.
 func AppendCanonical(dst, name []byte) []byte {
@@ -398,8 +381,8 @@ func (c *conn) readBody(h *Head, x *Express) bool {
 			return false
 		}
 	}
-	if x.WriteStall > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(x.WriteStall))
+	if x.ClientStall > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(x.ClientStall))
 	}
 	for c.n < end {
 		m, err := c.rwc.Read(c.buf[c.n:])

@@ -183,7 +183,7 @@ type conn struct {
 	chunkBuf *bufio.Writer // net/http's 2 KiB response buffer
 	werr     error
 	// Scratch space for the head's numbers and date, as net/http's response has.
-	statusBuf [3]byte
+	statusBuf [64]byte // a whole status line (appendStatusLine)
 	clenBuf   [20]byte
 	chunkHead [16]byte
 	dateBuf   [len(http.TimeFormat)]byte

@@ -429,19 +429,24 @@ func bodyAllowedForStatus(status int) bool {
 }
 
 func writeStatusLine(bw *bufio.Writer, is11 bool, code int, scratch []byte) {
+	bw.Write(appendStatusLine(scratch[:0], is11, code))
+}
+
+// appendStatusLine appends net/http's status line for code: its own reason phrase, not the app's.
+func appendStatusLine(b []byte, is11 bool, code int) []byte {
 	if is11 {
-		bw.WriteString("HTTP/1.1 ")
+		b = append(b, "HTTP/1.1 "...)
 	} else {
-		bw.WriteString("HTTP/1.0 ")
+		b = append(b, "HTTP/1.0 "...)
 	}
 	if text := http.StatusText(code); text != "" {
-		bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
-		bw.WriteByte(' ')
-		bw.WriteString(text)
-		bw.WriteString("\r\n")
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, ' ')
+		b = append(b, text...)
 	} else {
-		fmt.Fprintf(bw, "%03d status code %d\r\n", code, code)
+		b = fmt.Appendf(b, "%03d status code %d", code, code)
 	}
+	return append(b, "\r\n"...)
 }
 
 // get and has read a field by its exact (canonical) key, as net/http's Header.get and has.

@@ -460,11 +460,8 @@ func failed(ctx context.Context, pc *pconn, stop func() bool, err error) error {
 
 // write sends b on pc and starts the wait for the answer's head (ResponseHeaderTimeout).
 func (t *Transport) write(ctx context.Context, pc *pconn, stop func() bool, b []byte) error {
-	if testHookBeforeWrite != nil {
-		testHookBeforeWrite()
-	}
-	if _, err := pc.c.Write(b); err != nil {
-		return failed(ctx, pc, stop, &noBytesError{err})
+	if err := t.writeOnly(ctx, pc, stop, b); err != nil {
+		return err
 	}
 	if t.ResponseHeaderTimeout > 0 {
 		appconn.SetReadDeadline(ctx, pc.c, time.Now().Add(t.ResponseHeaderTimeout))
