@@ -459,26 +459,10 @@ func TestAClientThatLeavesEndsTheAppsExchange(t *testing.T) {
 			}()
 			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s",
 				"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
-			cfg, err := config.Load(env, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
-			done := make(chan struct{})
-			go func() { defer close(done); f.Serve() }()
-			defer func() { f.Server.Close(); <-done }()
+			addr, f := startFront(t, env, logger)
 
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -511,25 +495,9 @@ func TestABodyThatStallsGetsNetHTTPsAnswerFromTheLane(t *testing.T) {
 		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) {
 			env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
 				"GATEWAY_FAST_LANE": strconv.FormatBool(lane), "GATEWAY_BODY_TIMEOUT": "300ms"}
-			cfg, err := config.Load(env, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
-			done := make(chan struct{})
-			go func() { defer close(done); f.Serve() }()
-			defer func() { f.Server.Close(); <-done }()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			addr, _ := startFront(t, env, logger)
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -557,30 +525,12 @@ func TestTheExpressPathJoinsTheAppsBasePathAsNetHTTPs(t *testing.T) {
 	for i, lane := range []bool{false, true} {
 		env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "/base/?host_header=client",
 			"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
-		cfg, err := config.Load(env, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
-		done := make(chan struct{})
-		go func() { defer close(done); f.Serve() }()
-		client := exchange(t, ln.Addr().String(), laneCase{"base", "GET /cl?a=1 HTTP/1.1\r\nHost: www.example.com:8080\r\nX-Request-Id: base1\r\n\r\n", "GET"})
+		addr, f := startFront(t, env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		client := exchange(t, addr, laneCase{"base", "GET /cl?a=1 HTTP/1.1\r\nHost: www.example.com:8080\r\nX-Request-Id: base1\r\n\r\n", "GET"})
 		got[i] = dateRE.ReplaceAllString(client, "Date: (date)") + "\n" + strings.Join(b.take(), "\n---\n")
 		if lane && f.Lane.Expressed() == 0 {
 			t.Error("the express path served nothing")
 		}
-		f.Server.Close()
-		<-done
-		g.Close()
 	}
 	if got[0] != got[1] {
 		t.Errorf("lane off:\n%s\nlane on:\n%s", got[0], got[1])
@@ -588,4 +538,28 @@ func TestTheExpressPathJoinsTheAppsBasePathAsNetHTTPs(t *testing.T) {
 	if !strings.Contains(got[1], "GET /base/cl?a=1 HTTP/1.1") || !strings.Contains(got[1], "Host: www.example.com:8080") {
 		t.Errorf("the app did not get the joined path and the client's Host:\n%s", got[1])
 	}
+}
+
+// startFront builds a gateway from the settings env, logging to logger, and serves it through NewFront on
+// a loopback port; the front and the gateway are closed when the test ends, in that order.
+func startFront(t *testing.T, env map[string]string, logger *slog.Logger) (addr string, f *Front) {
+	t.Helper()
+	cfg, err := config.Load(env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve() }()
+	t.Cleanup(func() { f.Server.Close(); <-done })
+	return ln.Addr().String(), f
 }

@@ -12,9 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/switchyard/switchyard/adapters/builtin"
-	"github.com/switchyard/switchyard/config"
 )
 
 // TestTheLanesRecordsCountFromTheRequestsStart: with the lane on as off, the access line's duration and
@@ -62,27 +59,11 @@ func TestTheLanesRecordsCountFromTheRequestsStart(t *testing.T) {
 			}()
 			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=1s",
 				"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
-			cfg, err := config.Load(env, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			logs := &syncBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, nil))
-			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
-			done := make(chan struct{})
-			go func() { defer close(done); f.Serve() }()
-			defer func() { f.Server.Close(); <-done }()
+			addr, _ := startFront(t, env, logger)
 			dial := func() net.Conn {
-				c, err := net.Dial("tcp", ln.Addr().String())
+				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}
