@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -32,15 +33,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // Express implements fastlane.ExpressApp: it takes the requests serveDirect would serve.
 func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bool) {
 	h := x.Head
-	if p.fast == nil || p.noDirect || p.set != nil || h.Query != nil && len(h.Query) == 0 ||
-		h.ContentLength > p.fast.MaxBody() || !cleanQuery(str(h.Query)) {
-		return nil, nil, false
-	}
-	host := p.target.Host
-	if p.clientHost {
-		host = str(h.Host)
-	}
-	if !h1.ValidHost(host) {
+	if p.fast == nil || p.noDirect || p.set != nil {
 		return nil, nil, false
 	}
 	// The outgoing request is about the incoming one and the forwarding fields: written after the request
@@ -54,19 +47,48 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 		}
 		b = (*bp)[:0]
 	}
+	b, replay, ok := p.AppendOutgoing(b, x)
+	if !ok {
+		return nil, nil, false
+	}
+	a, pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone)
+	switch {
+	case err != nil:
+		return nil, p.Failed(err), true
+	case pending != nil:
+		return nil, p.pendingHandler(pending), true
+	}
+	return a, nil, true
+}
+
+// AppendOutgoing implements fastlane.LoopApp: it appends to b the request the direct path sends for x
+// (ok false: the direct path does not take x), and says whether it may be sent again on a stale
+// connection. b should have room for x's head, body and outgoingExtra.
+func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, replay, ok bool) {
+	h := x.Head
+	if p.fast == nil || p.noDirect || p.set != nil || h.Query != nil && len(h.Query) == 0 ||
+		h.ContentLength > p.fast.MaxBody() || !cleanQuery(str(h.Query)) {
+		return b, false, false
+	}
+	host := p.target.Host
+	if p.clientHost {
+		host = str(h.Host)
+	}
+	if !h1.ValidHost(host) {
+		return b, false, false
+	}
 	b = append(b, h.Method...)
 	b = append(b, ' ')
 	u := len(b)
 	b = h1.AppendRequestTarget(b, p.joinPath(str(h.Path)), str(h.Query))
 	for _, c := range b[u:] {
 		if c <= ' ' || c == 0x7f {
-			return nil, nil, false
+			return b, false, false
 		}
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	replay := false
 	switch str(h.Method) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		replay = true
@@ -119,24 +141,41 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	b = append(b, "\r\n"...)
 	b = append(b, x.Body...)
 
-	a, pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone)
-	switch {
-	case err != nil:
-		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			reqinfo.From(r.Context()).SetUpstream(p.upstream)
-			p.rp.ErrorHandler(w, p.outRequest(r), err)
-		}), true
-	case pending != nil:
-		return nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			reqinfo.From(r.Context()).SetUpstream(p.upstream)
-			defer flushOnAbort(w, r)
-			d := &direct{p: p, w: w, r: r}
-			relayPending(w, r, d, pending, p)
-		}), true
-	}
-	return a, nil, true
+	return b, replay, true
 }
 
+// Failed is the handler that answers an exchange that failed with err before its answer, as serveDirect
+// does (the error handler's 502 or 504, or a departed client's 499).
+func (p *Proxy) Failed(err error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqinfo.From(r.Context()).SetUpstream(p.upstream)
+		p.rp.ErrorHandler(w, p.outRequest(r), err)
+	})
+}
+
+// pendingHandler finishes a pending exchange as serveDirect would.
+func (p *Proxy) pendingHandler(pending *h1.Pending) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqinfo.From(r.Context()).SetUpstream(p.upstream)
+		defer flushOnAbort(w, r)
+		d := &direct{p: p, w: w, r: r}
+		relayPending(w, r, d, pending, p)
+	})
+}
+
+// Resume implements fastlane.LoopApp: the handler that finishes an exchange the lane's loop sent on c
+// and read read of, as serveDirect would.
+func (p *Proxy) Resume(c net.Conn, read []byte, reused bool) http.Handler {
+	return p.pendingHandler(p.fast.Resume(c, read, reused))
+}
+
+// LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app.
+func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
+	if p.fast == nil || p.noDirect || p.set != nil {
+		return nil
+	}
+	return loopUpstream{p.fast}
+}
 // relayPending finishes a pending exchange with the one response relay, as serveDirect would have.
 func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, p *Proxy) {
 	relay.Serve(w, r, pendingTransport{d: d, pending: pending}, &p.relay)

@@ -32,65 +32,21 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // it. handled false: nothing was done (the handler chain serves it). reuse says the connection may serve
 // another request.
 func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
-	er := c.l.express
-	if er == nil || h.Minor == 0 && h.ContentLength > 0 || h.Size+int(h.ContentLength) > bufSize {
-		// (the front door closes after an HTTP/1.0 request with a body)
-		return false, false
-	}
-	x, release := er.ExpressRoute(str(h.Method), str(h.Host), str(h.Path))
+	x, release := c.expressPlan(h)
 	if x == nil {
 		return false, false
 	}
 	defer release()
-	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
-		return false, false // the front door's 413
-	}
 	// The request is served from here, as net/http's handler chain starts its clock once the head is read.
 	start := time.Now()
 	if int64(c.n-h.Size) < h.ContentLength && !c.readBody(h, x) {
 		c.reqStart = start // the handler chain counts from here too
 		return false, false
 	}
-	var clientID, traceParent []byte
-	nid := 0
-	// The fields' canonical names, once for the checks here and the app's head (Exchange.Keys).
-	names := c.namesBuf()
-	for i, f := range h.Fields[:h.NFields] {
-		names, c.keys[i] = canonicalKey(names, f.Name)
-	}
-	for i, f := range h.Fields[:h.NFields] {
-		switch {
-		case equalFold(f.Name, "x-request-id"):
-			clientID = f.Value
-			nid++
-		case equalFold(f.Name, "traceparent"):
-			traceParent = f.Value
-		case equalFold(f.Name, "pragma"), equalFold(f.Name, "te"), equalFold(f.Name, "keep-alive"),
-			equalFold(f.Name, "close"):
-			return false, false
-		default:
-			if x.Forwarding != nil && x.Forwarding(c.keys[i]) {
-				return false, false
-			}
-		}
-	}
-	if nid > 1 {
+	if !c.prepareExchange(h, x) {
 		return false, false
 	}
-	id := ""
-	if nid == 1 && x.ValidRequestID(str(clientID)) {
-		id = str(clientID)
-	} else {
-		id = str(x.AppendRequestID(c.idBuf[:0]))
-	}
-	if c.peer == "" {
-		c.peer, _, _ = net.SplitHostPort(c.remoteAddr)
-	}
-	if c.gone == nil {
-		c.gone = c.clientGone
-	}
-	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone,
-		Scratch: c.buf[c.n:c.n:len(c.buf)]}
+	id := c.ex.RequestID
 	if x.Started != nil {
 		x.Started()
 	}
@@ -118,7 +74,7 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	}
 	c.l.expressed.Add(1)
 	rec := &c.rec
-	*rec = Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(traceParent), Start: start, AppStart: appStart}
+	*rec = Record{Client: c.remoteAddr, RequestID: id, TraceParent: str(c.traceParent), Start: start, AppStart: appStart}
 	reuse = c.writeAnswer(h, x, a, rec)
 	a.Close()
 	if !reuse || c.l.closing.Load() {
@@ -135,22 +91,103 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 	return true, true
 }
 
+// expressPlan is the express plan of h's route, with its release, when the express path may take h
+// (nil: it may not; nothing to release).
+func (c *conn) expressPlan(h *Head) (*Express, func()) {
+	er := c.l.express
+	if er == nil || h.Minor == 0 && h.ContentLength > 0 || h.Size+int(h.ContentLength) > bufSize {
+		// (the front door closes after an HTTP/1.0 request with a body)
+		return nil, nil
+	}
+	x, release := er.ExpressRoute(str(h.Method), str(h.Host), str(h.Path))
+	if x == nil {
+		return nil, nil
+	}
+	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
+		release()
+		return nil, nil // the front door's 413
+	}
+	return x, release
+}
+
+// prepareExchange checks the fields of h (whose body is in the buffer) and makes c.ex, the exchange the
+// app gets; false: the express path does not take h.
+func (c *conn) prepareExchange(h *Head, x *Express) bool {
+	var clientID, traceParent []byte
+	nid := 0
+	// The fields' canonical names, once for the checks here and the app's head (Exchange.Keys).
+	names := c.namesBuf()
+	for i, f := range h.Fields[:h.NFields] {
+		names, c.keys[i] = canonicalKey(names, f.Name)
+	}
+	for i, f := range h.Fields[:h.NFields] {
+		switch {
+		case equalFold(f.Name, "x-request-id"):
+			clientID = f.Value
+			nid++
+		case equalFold(f.Name, "traceparent"):
+			traceParent = f.Value
+		case equalFold(f.Name, "pragma"), equalFold(f.Name, "te"), equalFold(f.Name, "keep-alive"),
+			equalFold(f.Name, "close"):
+			return false
+		default:
+			if x.Forwarding != nil && x.Forwarding(c.keys[i]) {
+				return false
+			}
+		}
+	}
+	if nid > 1 {
+		return false
+	}
+	id := ""
+	if nid == 1 && x.ValidRequestID(str(clientID)) {
+		id = str(clientID)
+	} else {
+		id = str(x.AppendRequestID(c.idBuf[:0]))
+	}
+	if c.peer == "" {
+		c.peer, _, _ = net.SplitHostPort(c.remoteAddr)
+	}
+	if c.gone == nil {
+		c.gone = c.clientGone
+	}
+	c.traceParent = traceParent
+	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone,
+		Scratch: c.buf[c.n:c.n:len(c.buf)]}
+	return true
+}
+
 // answerField is one field of the answer's head as net/http's server would write it.
 type answerField struct {
 	key   string // canonical
 	value []byte
 }
 
-// writeAnswer writes a's head and body as net/http's server writes what the relay hands it for a simple
-// answer (response.writeHeader's rules for this case), and reports whether the connection may be reused.
-func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
+// answerHead is what the lane writes an answer's head from (Answer, AnswerHead).
+type answerHead interface {
+	Status() int
+	NumFields() int
+	Field(i int) (name, value []byte)
+	ContentLength() int64
+}
+
+// answerShape is what an answer's head says of its body and the connection.
+type answerShape struct {
+	isHEAD, bodyAllowed, hasCL bool
+	clen                       int64
+	closeAfterReply            bool
+}
+
+// appendAnswerHead appends the head net/http's server writes for a simple answer a of h that the relay
+// hands it (response.writeHeader's rules for this case), the request id rec.RequestID first; rec.Status
+// is set. now is the time for a Date the app did not send.
+func (c *conn) appendAnswerHead(b []byte, h *Head, a answerHead, rec *Record, now time.Time) ([]byte, answerShape) {
 	code := a.Status()
 	rec.Status = code
-	isHEAD := str(h.Method) == "HEAD"
+	sh := answerShape{isHEAD: str(h.Method) == "HEAD", clen: a.ContentLength()}
 	is11 := h.Minor == 1
 	keepAlives := !c.l.closing.Load()
-	bodyAllowed := code != http.StatusNoContent && code != http.StatusNotModified
-	clen := a.ContentLength()
+	sh.bodyAllowed = code != http.StatusNoContent && code != http.StatusNotModified
 
 	ap := answerFields.Get().(*[64]answerField)
 	defer answerFields.Put(ap)
@@ -165,7 +202,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		case "Date":
 			hasDate = true
 		case "Content-Length", "Transfer-Encoding":
-			if !bodyAllowed {
+			if !sh.bodyAllowed {
 				continue
 			}
 		case "Content-Type":
@@ -181,25 +218,22 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 			fields[j], fields[j-1] = fields[j-1], fields[j]
 		}
 	}
-	hasCL := clen >= 0
+	sh.hasCL = sh.clen >= 0
 	wants10KeepAlive := h.Minor == 0 && h.KeepAlive10
-	closeAfterReply := false
 	connection := ""
-	if wants10KeepAlive && (isHEAD || hasCL || !bodyAllowed) {
+	if wants10KeepAlive && (sh.isHEAD || sh.hasCL || !sh.bodyAllowed) {
 		connection = "keep-alive"
 	} else if !is11 || h.Close {
-		closeAfterReply = true
+		sh.closeAfterReply = true
 	}
 	if !keepAlives {
-		closeAfterReply = true
+		sh.closeAfterReply = true
 	}
-	if closeAfterReply && is11 {
+	if sh.closeAfterReply && is11 {
 		connection = "close"
 	}
 
-	bp := expressBufs.Get().(*[]byte)
-	defer expressBufs.Put(bp)
-	b := appendStatusLine((*bp)[:0], is11, code) // the body is read into its room: b never outgrows it
+	b = appendStatusLine(b, is11, code)
 	for _, f := range fields {
 		b = append(b, f.key...)
 		b = append(b, ": "...)
@@ -208,7 +242,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	}
 	if !hasDate {
 		b = append(b, "Date: "...)
-		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = now.UTC().AppendFormat(b, http.TimeFormat)
 		b = append(b, "\r\n"...)
 	}
 	if connection != "" {
@@ -216,11 +250,20 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		b = append(b, connection...)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "\r\n"...)
+	return append(b, "\r\n"...), sh
+}
+
+// writeAnswer writes a's head and body as net/http's server writes what the relay hands it for a simple
+// answer, and reports whether the connection may be reused.
+func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
+	bp := expressBufs.Get().(*[]byte)
+	defer expressBufs.Put(bp)
+	b, sh := c.appendAnswerHead((*bp)[:0], h, a, rec, time.Now()) // the body is read into its room: b never outgrows it
+	code := rec.Status
 
 	var written int64
 	var readErr, writeErr error
-	if a.HasBody() && !isHEAD {
+	if a.HasBody() && !sh.isHEAD {
 		for {
 			if len(b) == cap(b) {
 				if writeErr = c.writeOut(x, b, time.Time{}); writeErr != nil {
@@ -255,7 +298,7 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
 		c.record(h, x, rec)
 		writeErr = c.writeOut(x, b, rec.End)
-		return !closeAfterReply && writeErr == nil && (!hasCL || isHEAD || !bodyAllowed || written == clen)
+		return !sh.closeAfterReply && writeErr == nil && (!sh.hasCL || sh.isHEAD || !sh.bodyAllowed || written == sh.clen)
 	}
 	c.record(h, x, rec)
 	return false

@@ -167,6 +167,8 @@ type conn struct {
 	peer       string      // the client's IP (the express path's X-Forwarded-For)
 	wdl        time.Time   // the write deadline the express path set last
 	gone       func() bool // clientGone, made once
+	// traceParent is the express request's traceparent field (nil: none).
+	traceParent []byte
 	// bodyDeadlineSet says setBodyDeadline ran for the request being served.
 	bodyDeadlineSet bool
 	// reqStart is when the express path began serving a request it then left to the handler chain.

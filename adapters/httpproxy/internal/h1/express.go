@@ -83,7 +83,9 @@ type Pending struct {
 // as for RoundTripOutgoing; its context is the one the exchange watches no more (only its error is
 // looked at).
 func (p *Pending) Finish(req *http.Request, o Outgoing) (*http.Response, error) {
-	defer putBuf(p.bp)
+	if p.bp != nil {
+		defer putBuf(p.bp)
+	}
 	return p.t.answer(req.Context(), req, o, p.pc, p.stop, p.head)
 }
 
@@ -91,7 +93,9 @@ func (p *Pending) Finish(req *http.Request, o Outgoing) (*http.Response, error) 
 func (p *Pending) Abandon() {
 	p.stop()
 	p.pc.c.Close()
-	putBuf(p.bp)
+	if p.bp != nil {
+		putBuf(p.bp)
+	}
 }
 
 // Express sends b, a whole request (head and body, as RoundTripOutgoing writes it) and reads the answer's

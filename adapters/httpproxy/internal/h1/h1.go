@@ -111,6 +111,9 @@ type Transport struct {
 
 	unsolicited atomic.Uint64
 
+	hookMu      sync.Mutex
+	onCloseIdle []func() // OnCloseIdle's hooks
+
 	poolOnce sync.Once
 	idle     appconn.Pool[*pconn] // LIFO: the most recently used connection is the most likely alive and warm
 }
@@ -669,6 +672,7 @@ func (t *Transport) IdleConns() int { return t.pool().Len() }
 // Connections in use are closed when their response ends.
 func (t *Transport) CloseIdleConnections() {
 	t.pool().CloseIdle()
+	t.closeIdleHooks()
 	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
 	}

@@ -1,0 +1,71 @@
+package fastlane
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// LoopApp is an ExpressApp whose exchanges the lane's event loop may carry itself (Linux): the loop
+// writes the request and reads the answer on the app's connection with non-blocking calls, among every
+// other connection of the loop, and hands the exchange to the app's handler (on a goroutine) at the
+// first thing it does not finish itself.
+type LoopApp interface {
+	ExpressApp
+	// LoopUpstream is the app's connections and its client's rules; nil: the loop does not carry this
+	// app's exchanges (the express path's goroutine does).
+	LoopUpstream() LoopUpstream
+	// AppendOutgoing appends the request Express would send for x to b (room for x's head, body and
+	// 512 bytes); ok false: the app does not take x this way. replay says whether the request may be
+	// sent again when a reused connection turns out stale.
+	AppendOutgoing(b []byte, x *Exchange) (out []byte, replay, ok bool)
+	// Failed is the handler that answers, in the app's place, an exchange that failed with err before
+	// its answer came.
+	Failed(err error) http.Handler
+	// Resume is the handler that finishes, in the app's place, an exchange sent on c of whose answer
+	// read has been read (possibly nothing); reused says c carried an exchange before. It owns c.
+	Resume(c net.Conn, read []byte, reused bool) http.Handler
+}
+
+// LoopUpstream is an app's connection source and answer rules, as the loop uses them. It must be
+// comparable: the loop keeps one pool of connections per LoopUpstream.
+type LoopUpstream interface {
+	// TakeIdle takes a quiet idle connection from the app client's pool (nil: none); Dial opens a new one
+	// (blocking: never called on the loop).
+	TakeIdle() net.Conn
+	Dial() (net.Conn, error)
+	// PoolLimits bound the loop's own pool of the app's idle connections.
+	PoolLimits() (maxIdle int, idle time.Duration)
+	// AnswerLimits: the wait for the answer's head, the body's stall limit, the longest head.
+	AnswerLimits() (header, stall time.Duration, maxHead int)
+	// HeadEnd is the length of the answer head at b's start, or -1 when b holds no whole head.
+	HeadEnd(b []byte) int
+	// ParseAnswer parses a whole head; ok says it is simple. a's status is set whenever the status line
+	// parses; a is valid until Free.
+	ParseAnswer(raw []byte, head bool) (a AnswerHead, ok bool)
+	// The errors the app's client reports: a failed read or write on c (errno io.EOF: closed by the
+	// app; noBytes: no byte of an answer came), a head past the header limit, a body past the stall
+	// limit, a stale 408.
+	IOError(c net.Conn, op string, errno error, noBytes bool) error
+	HeaderTimeout() error
+	Stalled() error
+	Stale408() error
+	// DropUnsolicited closes a connection that sent bytes while idle, counted and reported.
+	DropUnsolicited(c net.Conn)
+	// Closed says the app's client is closed (a retired gateway): connections are not kept. OnCloseIdle
+	// registers a function called each time the client closes its idle connections.
+	Closed() bool
+	OnCloseIdle(f func())
+}
+
+// AnswerHead is a parsed answer head (see Answer).
+type AnswerHead interface {
+	Status() int
+	NumFields() int
+	Field(i int) (name, value []byte)
+	ContentLength() int64
+	HasBody() bool
+	// Keep says the answer leaves the connection reusable.
+	Keep() bool
+	Free()
+}
