@@ -44,6 +44,9 @@ type Listener struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
+	loops []*loop // the event loops (none: every connection on a goroutine of its own)
+	next  atomic.Uint32
+
 	served, handedOff, expressed atomic.Uint64
 }
 
@@ -61,6 +64,17 @@ func New(ln net.Listener, opts Options) *Listener {
 		l.lim.MaxBody = 64 << 10
 	}
 	l.park = parkingOf(opts.Parker)
+	n := opts.Loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for range max(n, 0) {
+		lp, err := newLoop(l)
+		if err != nil {
+			break // no epoll here: the goroutine lane serves everything
+		}
+		l.loops = append(l.loops, lp)
+	}
 	go l.acceptLoop()
 	return l
 }
@@ -103,6 +117,9 @@ func (l *Listener) Close() error {
 			}
 		}
 		l.mu.Unlock()
+		for _, lp := range l.loops {
+			lp.close()
+		}
 	})
 	return err
 }
@@ -121,18 +138,35 @@ func (l *Listener) acceptLoop() {
 			}
 			continue
 		}
-		c := &conn{l: l, rwc: rwc}
-		c.state.Store(stateIdle)
-		l.mu.Lock()
-		if l.closing.Load() {
-			l.mu.Unlock()
-			rwc.Close()
+		if n := len(l.loops); n > 0 {
+			lp := l.loops[int(l.next.Add(1))%n]
+			lp.post(func() { lp.adopt(rwc) })
 			continue
 		}
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		go c.serve()
+		l.goServe(rwc)
 	}
+}
+
+// goServe serves rwc on a goroutine of its own.
+func (l *Listener) goServe(rwc net.Conn) {
+	c := &conn{l: l, rwc: rwc}
+	c.state.Store(stateIdle)
+	if !l.track(c) {
+		rwc.Close()
+		return
+	}
+	go c.serve()
+}
+
+// track counts c among the connections Close looks at; false when the lane is closing.
+func (l *Listener) track(c *conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing.Load() {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	return true
 }
 
 func (l *Listener) logf(format string, args ...any) {
@@ -184,6 +218,7 @@ type conn struct {
 	bufw     *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf *bufio.Writer // net/http's 2 KiB response buffer
 	werr     error
+	lx       loopExchange // the express exchange a loop carries
 	// Scratch space for the head's numbers and date, as net/http's response has.
 	statusBuf [64]byte // a whole status line (appendStatusLine)
 	clenBuf   [20]byte
@@ -255,9 +290,16 @@ func (c *conn) releaseBufs() {
 	}
 }
 
-func (c *conn) serve() {
+func (c *conn) serve() { c.serveAfter(nil) }
+
+// serveAfter serves the connection on its goroutine. first, when not nil, serves the request in the
+// buffer (a loop's, which moved the connection here): ok false hands the connection to net/http as it
+// is, reuse says it may serve another request.
+func (c *conn) serveAfter(first func() (ok, reuse bool)) {
 	l, srv := c.l, c.l.srv
-	c.remoteAddr = c.rwc.RemoteAddr().String()
+	if c.remoteAddr == "" {
+		c.remoteAddr = c.rwc.RemoteAddr().String()
+	}
 	c.takeBuf(nil)
 	handed := false
 	defer func() {
@@ -270,10 +312,22 @@ func (c *conn) serve() {
 		c.n = 0
 		c.releaseBufs()
 	}()
-	if d := srv.ReadHeaderTimeout; d > 0 {
+	req := 0
+	if first != nil {
+		ok, reuse := first()
+		if !ok {
+			handed = true
+			c.handOff()
+			return
+		}
+		if !reuse {
+			return
+		}
+		req = 1
+	} else if d := srv.ReadHeaderTimeout; d > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
-	for req := 0; ; req++ {
+	for ; ; req++ {
 		h := &c.head
 		v := c.readHead(h, req > 0)
 		switch {

@@ -26,6 +26,9 @@ type Options struct {
 	// Parker, when not nil, parks the lane's idle keep-alive connections (see Parker). It must be the
 	// listener the lane wraps (or one under it): a parked connection comes back through its Accept.
 	Parker Parker
+	// Loops is the number of event loops (Linux) that serve connections whose requests take the express
+	// path: 0 means GOMAXPROCS, a negative number none (every connection on a goroutine of its own).
+	Loops int
 }
 
 // Parker holds idle connections without a goroutine (internal/idlepark's Listener, which parks

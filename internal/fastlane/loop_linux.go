@@ -1,0 +1,353 @@
+//go:build linux
+
+package fastlane
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The event loop (issue 18, stage 3). A loop holds client connections of the lane and the app
+// connections their express exchanges use in one epoll set, and serves them from one goroutine with
+// non-blocking reads and writes: no goroutine per connection, no goroutine switch per request, and the
+// reads that would wait are not made (epoll says when a socket is readable). The loop's goroutine
+// waits through Go's netpoller (the epoll descriptor is itself pollable), so it never blocks a thread
+// and timers, other goroutines and GOMAXPROCS=1 behave as anywhere else in the process.
+//
+// What the loop serves itself: reading request heads (and small bodies) of its connections, the express
+// path of a request whose app is a LoopApp (the outgoing request, the app connection from the loop's
+// own pool, the answer's head, a simple answer and its body relayed with backpressure), the idle wait
+// between requests with its timeouts. At the first thing it does not finish itself, the connection
+// leaves the loop for good and goes on as the goroutine lane's (the handler chain, net/http, or the
+// app's handler finishing an exchange the loop started): what the client and the app see is the same
+// either way (TestFastLaneAnswersAsNetHTTP).
+
+// loopBufSize is the size of the loop's two scratch buffers (an answer read from an app, the bytes
+// written to a client), and of a connection's buffer for what a client did not take at once.
+const loopBufSize = 16 << 10
+
+// pollee is what owns a descriptor of the loop's epoll set.
+type pollee interface {
+	ready(events uint32)
+}
+
+// loop is one event loop; its fields are its goroutine's alone, except the inbox.
+type loop struct {
+	l      *Listener
+	epfd   int
+	ep     *os.File
+	rc     syscall.RawConn
+	wakefd int
+	events []unix.EpollEvent
+	fds    []pollee // by descriptor
+	timers timerHeap
+	armed  time.Time // the deadline set on ep
+	now    time.Time // this round's clock
+
+	mu    sync.Mutex
+	inbox []func()
+	spare []func()
+	woken bool
+
+	pools      map[LoopUpstream]*upool
+	rbuf, wbuf []byte
+	conns      int  // client connections on the loop
+	closing    bool // the lane closed: idle connections close, busy ones after their answer
+	exited     chan struct{}
+}
+
+func newLoop(l *Listener) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	lp := &loop{l: l, epfd: epfd, wakefd: wakefd, events: make([]unix.EpollEvent, 256),
+		pools: map[LoopUpstream]*upool{}, rbuf: make([]byte, loopBufSize), wbuf: make([]byte, loopBufSize),
+		exited: make(chan struct{})}
+	if err := lp.add(wakefd, waker{lp}, unix.EPOLLIN|unix.EPOLLET); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	// Non-blocking, the epoll descriptor is pollable: os.NewFile registers it with Go's netpoller, which
+	// wakes the loop's goroutine when an event is ready.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	lp.ep = os.NewFile(uintptr(epfd), "fastlane-epoll")
+	if lp.rc, err = lp.ep.SyscallConn(); err != nil {
+		lp.ep.Close()
+		unix.Close(wakefd)
+		return nil, err
+	}
+	go lp.run()
+	return lp, nil
+}
+
+// add puts fd in the epoll set for p.
+func (lp *loop) add(fd int, p pollee, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	for fd >= len(lp.fds) {
+		lp.fds = append(lp.fds, nil)
+	}
+	lp.fds[fd] = p
+	return nil
+}
+
+// modify changes fd's events.
+func (lp *loop) modify(fd int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// remove takes fd out of the set (for a descriptor that stays open: a connection leaving the loop).
+func (lp *loop) remove(fd int) {
+	unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	lp.forget(fd)
+}
+
+// forget drops fd from the table (before its connection is closed, which takes it out of the set).
+func (lp *loop) forget(fd int) {
+	if fd < len(lp.fds) {
+		lp.fds[fd] = nil
+	}
+}
+
+// post runs f on the loop's goroutine.
+func (lp *loop) post(f func()) {
+	lp.mu.Lock()
+	lp.inbox = append(lp.inbox, f)
+	wake := !lp.woken
+	lp.woken = true
+	lp.mu.Unlock()
+	if wake {
+		one := [8]byte{1}
+		unix.Write(lp.wakefd, one[:])
+	}
+}
+
+// waker is the eventfd's pollee: it runs what was posted.
+type waker struct{ lp *loop }
+
+func (w waker) ready(uint32) {
+	lp := w.lp
+	var b [8]byte
+	unix.Read(lp.wakefd, b[:])
+	lp.mu.Lock()
+	work := lp.inbox
+	lp.inbox = lp.spare[:0]
+	lp.woken = false
+	lp.mu.Unlock()
+	for i, f := range work {
+		work[i] = nil
+		f()
+	}
+	lp.spare = work[:0]
+}
+
+func (lp *loop) run() {
+	defer close(lp.exited)
+	for {
+		n := lp.wait()
+		lp.now = time.Now()
+		for _, ev := range lp.events[:n] {
+			if fd := int(ev.Fd); fd < len(lp.fds) {
+				if p := lp.fds[fd]; p != nil {
+					p.ready(ev.Events)
+				}
+			}
+		}
+		lp.timers.fire(lp.now)
+		if lp.closing && lp.conns == 0 {
+			lp.shut()
+			return
+		}
+	}
+}
+
+// wait returns the number of events ready, waiting for one through Go's netpoller until the next
+// timer is due (then 0).
+func (lp *loop) wait() int {
+	if dl := lp.timers.next(); !dl.Equal(lp.armed) {
+		lp.ep.SetReadDeadline(dl)
+		lp.armed = dl
+	}
+	n := 0
+	err := lp.rc.Read(func(uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(lp.epfd, lp.events, 0)
+		if err != nil {
+			n = 0
+		}
+		return n > 0
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		// The epoll descriptor failed (it cannot while the loop runs): go on with the timers.
+		n = 0
+	}
+	return n
+}
+
+// close closes the loop's idle connections and app connections; connections serving a request close
+// after their answer, and the loop ends when none is left.
+func (lp *loop) close() {
+	lp.post(func() {
+		lp.closing = true
+		for _, p := range lp.fds {
+			if lc, ok := p.(*lconn); ok && lc.st == stIdle {
+				lc.close()
+			}
+		}
+		for _, pool := range lp.pools {
+			pool.closeIdle()
+		}
+	})
+}
+
+func (lp *loop) shut() {
+	for _, pool := range lp.pools {
+		pool.closeIdle()
+	}
+	lp.ep.Close()
+	unix.Close(lp.wakefd)
+}
+
+// fdOf returns c's descriptor, looked for under wrappers that expose NetConn.
+func fdOf(c net.Conn) (int, bool) {
+	for i := 0; i < 8 && c != nil; i++ {
+		if sc, ok := c.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				return -1, false
+			}
+			fd := -1
+			if rc.Control(func(f uintptr) { fd = int(f) }) != nil {
+				return -1, false
+			}
+			return fd, fd >= 0
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return -1, false
+		}
+		c = u.NetConn()
+	}
+	return -1, false
+}
+
+// timer is a deadline in a loop's heap.
+type timer struct {
+	at    time.Time
+	i     int // index in the heap + 1; 0: not in it
+	owner expirer
+}
+
+type expirer interface{ expire() }
+
+// timerHeap is a min-heap of timers by deadline.
+type timerHeap []*timer
+
+func (h timerHeap) next() time.Time {
+	if len(h) == 0 {
+		return time.Time{}
+	}
+	return h[0].at
+}
+
+// set (re)arms t at at; a zero at disarms it.
+func (h *timerHeap) set(t *timer, at time.Time) {
+	if at.IsZero() {
+		h.clear(t)
+		return
+	}
+	if t.i > 0 {
+		earlier := at.Before(t.at)
+		t.at = at
+		if earlier {
+			h.up(t.i - 1)
+		} else {
+			h.down(t.i - 1)
+		}
+		return
+	}
+	t.at = at
+	*h = append(*h, t)
+	t.i = len(*h)
+	h.up(len(*h) - 1)
+}
+
+func (h *timerHeap) clear(t *timer) {
+	if t.i == 0 {
+		return
+	}
+	i := t.i - 1
+	last := len(*h) - 1
+	h.swap(i, last)
+	(*h)[last] = nil
+	*h = (*h)[:last]
+	t.i = 0
+	if i < last {
+		h.down(i)
+		h.up(i)
+	}
+}
+
+// fire expires every timer due at now.
+func (h *timerHeap) fire(now time.Time) {
+	for len(*h) > 0 && !(*h)[0].at.After(now) {
+		t := (*h)[0]
+		h.clear(t)
+		t.owner.expire()
+	}
+}
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i = i + 1
+	h[j].i = j + 1
+}
+
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].at.Before(h[p].at) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h timerHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].at.Before(h[l].at) {
+			m = r
+		}
+		if !h[m].at.Before(h[i].at) {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}

@@ -1,0 +1,992 @@
+//go:build linux
+
+package fastlane
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lstate is where a loop connection is.
+type lstate uint8
+
+const (
+	stIdle  lstate = iota // waiting for a request's first bytes
+	stHead                // a head under way (ReadHeaderTimeout)
+	stBody                // an express request's body under way (the client's stall limit)
+	stDial                // waiting for a new app connection
+	stSend                // writing the request to the app
+	stWait                // waiting for the answer's head (ResponseHeaderTimeout)
+	stRelay               // writing the answer; its body under way
+	stOff                 // off the loop (closed, or on a goroutine)
+)
+
+// lconn is a client connection on a loop. While idle with nothing buffered it holds no request state
+// (c is nil): an idle keep-alive connection costs this struct and its socket.
+type lconn struct {
+	lp         *loop
+	rwc        net.Conn
+	fd         int
+	t          timer
+	st         lstate
+	rdy        bool // readable (or hung up) since the last read that found nothing
+	wrdy       bool // writable since the last write that would block
+	hup        bool // the client shut its side (or the socket failed)
+	out        bool // EPOLLOUT is in its events
+	big        bool // its requests do not fit the small array (see conn.big)
+	served     bool // it served a request: the wait for the next is an idle one
+	gen        uint32
+	remoteAddr string
+	peer       string
+	c          *conn
+}
+
+// loopExchange is the state of an express exchange the loop carries.
+type loopExchange struct {
+	x       *Express
+	release func()
+	app     LoopApp
+	pool    *upool
+	uc      *uconn
+	start   time.Time
+	appAt   time.Time
+	out     []byte // the outgoing request
+	outp    *[]byte
+	sent    int
+	replay  bool
+	retried bool
+	header  time.Duration
+	stall   time.Duration
+	maxHead int
+	// The answer: its head's bytes while they come in pieces, then what the relay needs.
+	ab      *[]byte
+	an      int
+	sh      answerShape
+	left    int64
+	written int64
+	keep    bool // the app's connection may be reused after the body
+	extra   bool // bytes came after the answer's end: the app's connection is dropped as unsolicited
+	pend    []byte
+	pendp   *[]byte
+}
+
+// heavy holds the request state of loop connections while they serve a request.
+var heavy = sync.Pool{New: func() any { return new(conn) }}
+
+// adopt puts rwc, a new connection of the lane, on the loop.
+func (lp *loop) adopt(rwc net.Conn) {
+	if lp.closing {
+		rwc.Close()
+		return
+	}
+	fd, ok := fdOf(rwc)
+	if !ok {
+		lp.l.goServe(rwc) // no descriptor to poll: the goroutine lane serves it
+		return
+	}
+	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: rwc.RemoteAddr().String()}
+	lc.t.owner = lc
+	if err := lp.add(fd, lc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+		lp.l.goServe(rwc)
+		return
+	}
+	lp.conns++
+	lc.rdy = true // the request is often there already
+	if d := lp.l.srv.ReadHeaderTimeout; d > 0 {
+		lp.timers.set(&lc.t, time.Now().Add(d))
+	}
+	lc.readRequest()
+}
+
+func (lc *lconn) ready(ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		lc.rdy = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		lc.hup = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		lc.wrdy = true
+	}
+	switch lc.st {
+	case stIdle, stHead, stBody:
+		if lc.rdy {
+			lc.readRequest()
+		}
+	case stDial, stSend, stWait:
+		if lc.hup {
+			lc.checkGone()
+		}
+	case stRelay:
+		x := &lc.c.lx
+		if len(x.pend) > 0 {
+			if lc.wrdy {
+				lc.flush()
+			}
+		} else if lc.hup {
+			lc.checkGone()
+		}
+	}
+}
+
+// state returns the connection's request state, made when it has none.
+func (lc *lconn) state() *conn {
+	if lc.c == nil {
+		c := heavy.Get().(*conn)
+		c.l, c.rwc, c.remoteAddr, c.peer, c.big = lc.lp.l, lc.rwc, lc.remoteAddr, lc.peer, lc.big
+		c.takeBuf(nil)
+		lc.c = c
+	}
+	return lc.c
+}
+
+// dropState gives back the request state of a connection with nothing buffered.
+func (lc *lconn) dropState() {
+	c := lc.c
+	if c == nil || c.n > 0 {
+		return
+	}
+	lc.c = nil
+	lc.big, lc.peer = c.big, c.peer
+	c.releaseBufs()
+	*c = conn{names: c.names}
+	heavy.Put(c)
+}
+
+// readRequest reads what the client sent and serves it when it is a whole request.
+func (lc *lconn) readRequest() {
+	for lc.readSome() && lc.advance() {
+	}
+}
+
+// readSome reads what the socket holds into the request buffer; false when the connection left the
+// loop or has nothing buffered.
+func (lc *lconn) readSome() bool {
+	c := lc.state()
+	for lc.rdy {
+		if c.n == len(c.buf) && !c.grow() {
+			break // a full buffer: Parse decides (a head this long is not the lane's)
+		}
+		m, err := unix.Read(lc.fd, c.buf[c.n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			lc.rdy = false
+			break
+		}
+		if m <= 0 {
+			if c.n == 0 {
+				lc.close() // net/http closes quietly too: nothing read, and EOF or a reset
+				return false
+			}
+			if err != nil {
+				c.readErr = os.NewSyscallError("read", err)
+			} else {
+				c.readErr = io.EOF
+			}
+			lc.handOff() // net/http answers what it makes of the bytes and the error
+			return false
+		}
+		c.n += m
+		if c.n < len(c.buf) {
+			// A short read drained the socket (bytes that come later bring a new edge), unless the
+			// client's close came with the bytes: the read that finds it is still to be made.
+			lc.rdy = lc.hup
+			break
+		}
+	}
+	if c.n == 0 {
+		lc.dropState()
+		return false
+	}
+	return true
+}
+
+// advance serves the bytes read when they make a request; true when more must be read first (and a
+// read is due).
+func (lc *lconn) advance() bool {
+	lp := lc.lp
+	c := lc.c
+	h := &c.head
+	switch lc.st {
+	case stIdle:
+		lc.st = stHead
+		if d := lp.l.srv.ReadHeaderTimeout; d > 0 && lc.served {
+			lp.timers.set(&lc.t, time.Now().Add(d))
+		} else if d <= 0 {
+			lp.timers.clear(&lc.t)
+		}
+		fallthrough
+	case stHead:
+		switch Parse(c.buf[:c.n], h, lp.l.lim) {
+		case Incomplete:
+			if c.n == len(c.buf) && !c.grow() {
+				lc.handOff()
+				return false
+			}
+			return lc.rdy
+		case NotMine:
+			lc.handOff()
+			return false
+		}
+		lc.express()
+	case stBody:
+		if int64(c.n-c.head.Size) < c.head.ContentLength {
+			return lc.rdy
+		}
+		lc.send()
+	}
+	return lc.st == stBody && lc.rdy
+}
+
+// express starts h's express exchange on the loop, or hands the connection to a goroutine when the loop
+// does not carry it.
+func (lc *lconn) express() {
+	c := lc.c
+	h := &c.head
+	if lc.lp.l.router == nil {
+		lc.handOff()
+		return
+	}
+	x, release := c.expressPlan(h)
+	if x == nil {
+		lc.toGoroutine(nil)
+		return
+	}
+	app, ok := x.App.(LoopApp)
+	var up LoopUpstream
+	if ok {
+		up = app.LoopUpstream()
+	}
+	if up == nil {
+		release()
+		lc.toGoroutine(nil)
+		return
+	}
+	lx := &c.lx
+	*lx = loopExchange{x: x, release: release, app: app, pool: lc.lp.pool(up), start: time.Now()}
+	lx.header, lx.stall, lx.maxHead = up.AnswerLimits()
+	if int64(c.n-h.Size) < h.ContentLength {
+		lc.st = stBody
+		if d := x.ClientStall; d > 0 {
+			lc.lp.timers.set(&lc.t, lx.start.Add(d))
+		} else {
+			lc.lp.timers.clear(&lc.t)
+		}
+		if h.Size+int(h.ContentLength) > len(c.buf) {
+			c.grow()
+			if Parse(c.buf[:c.n], h, lc.lp.l.lim) != Mine { // the head's views follow the bytes
+				lc.abandonPlan()
+				lc.toGoroutine(nil)
+				return
+			}
+		}
+		return
+	}
+	lc.send()
+}
+
+// abandonPlan releases the plan of an exchange that was not started.
+func (lc *lconn) abandonPlan() {
+	lx := &lc.c.lx
+	if lx.release != nil {
+		lx.release()
+	}
+	*lx = loopExchange{}
+}
+
+// send writes the whole request to an app connection.
+func (lc *lconn) send() {
+	c := lc.c
+	h := &c.head
+	lx := &c.lx
+	if !c.prepareExchange(h, lx.x) {
+		lc.abandonPlan()
+		lc.toGoroutine(nil)
+		return
+	}
+	b := c.ex.Scratch[:0]
+	if need := h.Size + len(c.ex.Body) + 512; need > cap(b) {
+		lx.outp = outBufs.Get().(*[]byte)
+		if need > cap(*lx.outp) {
+			*lx.outp = make([]byte, 0, need)
+		}
+		b = (*lx.outp)[:0]
+	}
+	b, replay, ok := lx.app.AppendOutgoing(b, &c.ex)
+	if !ok {
+		lc.putOut()
+		lc.abandonPlan()
+		lc.toGoroutine(nil)
+		return
+	}
+	lx.out, lx.replay = b, replay
+	if x := lx.x; x.Started != nil {
+		x.Started()
+	}
+	lc.lp.l.served.Add(1)
+	lx.appAt = time.Now()
+	lc.lp.timers.clear(&lc.t)
+	lc.connect(false)
+}
+
+func (lc *lconn) putOut() {
+	lx := &lc.c.lx
+	if lx.outp != nil {
+		*lx.outp = (*lx.outp)[:0]
+		outBufs.Put(lx.outp)
+		lx.outp = nil
+	}
+}
+
+// connect gets an app connection (fresh: a new one, for a retry) and sends the request on it.
+func (lc *lconn) connect(fresh bool) {
+	lx := &lc.c.lx
+	if !fresh {
+		if uc := lx.pool.get(); uc != nil {
+			lc.sendOn(uc)
+			return
+		}
+	}
+	lc.st = stDial
+	lc.gen++
+	gen, lp, pool := lc.gen, lc.lp, lx.pool
+	go func() {
+		c, err := pool.up.Dial()
+		lp.post(func() { lc.dialed(gen, c, err) })
+	}()
+}
+
+// dialed goes on with a dial's result.
+func (lc *lconn) dialed(gen uint32, c net.Conn, err error) {
+	if lc.st != stDial || lc.gen != gen {
+		if c != nil {
+			c.Close() // the client went away meanwhile
+		}
+		return
+	}
+	lx := &lc.c.lx
+	if err != nil {
+		lc.rest(lx.app.Failed(err), false)
+		return
+	}
+	uc := lx.pool.adopt(c, false)
+	if uc == nil {
+		lc.rest(lx.app.Failed(errNoDescriptor), false)
+		return
+	}
+	lc.sendOn(uc)
+}
+
+func (lc *lconn) sendOn(uc *uconn) {
+	lx := &lc.c.lx
+	lx.uc, uc.lc = uc, lc
+	lx.sent = 0
+	lc.st = stSend
+	uc.wrdy = true
+	lc.write()
+}
+
+// write writes the rest of the request.
+func (lc *lconn) write() {
+	lx := &lc.c.lx
+	uc := lx.uc
+	for lx.sent < len(lx.out) {
+		if !uc.wrdy {
+			return
+		}
+		m, err := unix.Write(uc.fd, lx.out[lx.sent:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			uc.wrdy = false
+			uc.wantOut()
+			return
+		}
+		if err != nil {
+			lc.failed("write", err, true)
+			return
+		}
+		lx.sent += m
+	}
+	lc.st = stWait
+	if lx.header > 0 {
+		lc.lp.timers.set(&lc.t, time.Now().Add(lx.header))
+	}
+	lc.readAnswer()
+}
+
+// upstreamReady goes on with the exchange when its app connection reported an event.
+func (lc *lconn) upstreamReady() {
+	switch lc.st {
+	case stSend:
+		lc.write()
+	case stWait:
+		lc.readAnswer()
+	case stRelay:
+		if len(lc.c.lx.pend) == 0 {
+			lc.pump()
+		}
+	}
+}
+
+// failed ends an exchange whose app connection failed (op, errno; noBytes: before any byte of the
+// answer): a stale reused connection is retried once for a replayable request, as the app's client
+// does; anything else is answered by the app's handler.
+func (lc *lconn) failed(op string, errno error, noBytes bool) {
+	lx := &lc.c.lx
+	uc := lx.uc
+	lx.uc = nil
+	reused := uc.reused
+	uc.close()
+	if noBytes && reused && lx.replay && !lx.retried {
+		lx.retried = true
+		lc.lp.timers.clear(&lc.t)
+		lc.connect(true)
+		return
+	}
+	lc.rest(lx.app.Failed(lx.pool.up.IOError(uc.rwc, op, errno, noBytes)), false)
+}
+
+// readAnswer reads the answer's head.
+func (lc *lconn) readAnswer() {
+	lp := lc.lp
+	c := lc.c
+	lx := &c.lx
+	uc := lx.uc
+	for uc.rdy {
+		buf := lp.rbuf
+		if lx.ab != nil {
+			buf = *lx.ab
+		}
+		m, err := unix.Read(uc.fd, buf[lx.an:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			uc.rdy = false
+			return
+		}
+		if m <= 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			if lx.an == 0 {
+				lc.failed("read", err, true)
+				return
+			}
+			lc.resume(buf[:lx.an]) // the app's client reads the error itself, after the bytes
+			return
+		}
+		if lx.an+m < len(buf) {
+			uc.rdy = uc.hup // a short read drained the socket (but for the close, when it came too)
+		}
+		lx.an += m
+		end := lx.pool.up.HeadEnd(buf[:lx.an])
+		if end < 0 {
+			if lx.an == len(buf) || lx.an >= lx.maxHead {
+				lc.resume(buf[:lx.an]) // a long head: the app's client reads it
+				return
+			}
+			if lx.ab == nil {
+				lx.ab = outBufs.Get().(*[]byte)
+				if cap(*lx.ab) < loopBufSize {
+					*lx.ab = make([]byte, 0, loopBufSize)
+				}
+				*lx.ab = (*lx.ab)[:loopBufSize]
+				copy(*lx.ab, buf[:lx.an])
+			}
+			continue
+		}
+		h := &c.head
+		a, ok := lx.pool.up.ParseAnswer(buf[:end], str(h.Method) == http.MethodHead)
+		if a.Status() == http.StatusRequestTimeout && uc.reused {
+			a.Free()
+			lx.uc = nil
+			uc.close()
+			if lx.replay && !lx.retried {
+				lx.retried = true
+				lx.an = 0
+				lc.freeAnswerBuf()
+				lc.lp.timers.clear(&lc.t)
+				lc.connect(true)
+				return
+			}
+			lc.rest(lx.app.Failed(lx.pool.up.Stale408()), false)
+			return
+		}
+		if !ok {
+			a.Free()
+			lc.resume(buf[:lx.an])
+			return
+		}
+		lc.relay(a, buf[end:lx.an])
+		return
+	}
+}
+
+func (lc *lconn) freeAnswerBuf() {
+	lx := &lc.c.lx
+	if lx.ab != nil {
+		*lx.ab = (*lx.ab)[:0]
+		outBufs.Put(lx.ab)
+		lx.ab = nil
+	}
+}
+
+// checkGone ends the exchange when the client closed its side while the app had not answered: a byte
+// pipelined behind the request is not a departure (net/http's background read keeps it).
+func (lc *lconn) checkGone() {
+	var one [1]byte
+	n, _, err := unix.Recvfrom(lc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if n > 0 || err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	lx := &lc.c.lx
+	switch lc.st {
+	case stDial, stSend, stWait:
+		if uc := lx.uc; uc != nil {
+			lx.uc = nil
+			uc.close()
+		}
+		lc.gen++
+		lc.rest(lx.app.Failed(context.Canceled), true)
+	case stRelay: // the app is slow with its body and the client left: as the express path's Read
+		lx.app.Undelivered(str(lc.c.head.Method), str(lc.c.head.Path), 499, true, context.Canceled)
+		lc.endRelay(false)
+	}
+}
+
+// relay writes a, a simple answer whose first body bytes are first, and goes on with its body.
+func (lc *lconn) relay(a AnswerHead, first []byte) {
+	lp := lc.lp
+	c := lc.c
+	lx := &c.lx
+	h := &c.head
+	lp.timers.clear(&lc.t)
+	lp.l.expressed.Add(1)
+	rec := &c.rec
+	*rec = Record{Client: c.remoteAddr, RequestID: c.ex.RequestID, TraceParent: str(c.traceParent), Start: lx.start, AppStart: lx.appAt}
+	b, sh := c.appendAnswerHead(lp.wbuf[:0], h, a, rec, lp.now)
+	lx.sh = sh
+	lx.keep = a.Keep()
+	if a.HasBody() {
+		lx.left = a.ContentLength()
+	}
+	a.Free()
+	lc.st = stRelay
+	take := min(int64(len(first)), lx.left)
+	body := first[:take]
+	lx.extra = int64(len(first)) > take
+	lx.left -= take
+	lx.written += take
+	if lx.left == 0 {
+		lc.finishUpstream()
+		lc.record(false)
+	}
+	if len(body) <= cap(b)-len(b) {
+		b = append(b, body...)
+		body = nil
+	}
+	// (A write that fails ends the exchange: the connection is off the loop then.)
+	if !lc.writeClient(b) {
+		if lc.st == stRelay {
+			if len(body) > 0 {
+				lc.queue(body)
+			}
+			lc.freeAnswerBuf()
+		}
+		return
+	}
+	if len(body) > 0 && !lc.writeClient(body) {
+		if lc.st == stRelay {
+			lc.freeAnswerBuf()
+		}
+		return
+	}
+	lc.freeAnswerBuf()
+	if lx.left == 0 {
+		lc.answered()
+		return
+	}
+	lc.pump()
+}
+
+// queue appends p to what waits for the client.
+func (lc *lconn) queue(p []byte) {
+	lx := &lc.c.lx
+	if lx.pendp == nil {
+		lx.pendp = outBufs.Get().(*[]byte)
+		*lx.pendp = (*lx.pendp)[:0]
+	}
+	if len(lx.pend) == 0 {
+		*lx.pendp = (*lx.pendp)[:0]
+	}
+	*lx.pendp = append(*lx.pendp, p...)
+	lx.pend = *lx.pendp
+	lc.wantOut()
+}
+
+// pump relays the body: reads from the app and writes to the client while neither would block.
+func (lc *lconn) pump() {
+	lp := lc.lp
+	lx := &lc.c.lx
+	uc := lx.uc
+	for lx.left > 0 && len(lx.pend) == 0 {
+		if !uc.rdy {
+			if lx.stall > 0 {
+				lp.timers.set(&lc.t, time.Now().Add(lx.stall))
+			}
+			return
+		}
+		want := int(min(lx.left, int64(len(lp.rbuf))))
+		m, err := unix.Read(uc.fd, lp.rbuf[:want])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			uc.rdy = false
+			continue
+		}
+		if m <= 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			c := lc.c
+			lx.app.Undelivered(str(c.head.Method), str(c.head.Path), c.rec.Status, false, lx.pool.up.IOError(uc.rwc, "read", err, false))
+			lc.endRelay(true)
+			return
+		}
+		if m < want {
+			uc.rdy = uc.hup
+		}
+		if lc.t.i > 0 {
+			lp.timers.clear(&lc.t) // the stall limit counts from the last progress
+		}
+		lx.left -= int64(m)
+		lx.written += int64(m)
+		if lx.left == 0 {
+			lc.finishUpstream()
+			lc.record(false)
+		}
+		if !lc.writeClient(lp.rbuf[:m]) {
+			return
+		}
+	}
+	if lx.left == 0 && len(lx.pend) == 0 {
+		lc.answered()
+	}
+}
+
+// writeClient writes p to the client; what would block waits in the connection's buffer (false).
+func (lc *lconn) writeClient(p []byte) bool {
+	for len(p) > 0 {
+		m, err := unix.Write(lc.fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			lc.wrdy = false
+			lc.queue(p)
+			if d := lc.c.lx.x.ClientStall; d > 0 {
+				lc.lp.timers.set(&lc.t, time.Now().Add(d))
+			}
+			return false
+		}
+		if err != nil {
+			lc.writeFailed(os.NewSyscallError("write", err))
+			return false
+		}
+		p = p[m:]
+	}
+	return true
+}
+
+// flush writes what waits for the client, then goes on with the body.
+func (lc *lconn) flush() {
+	lx := &lc.c.lx
+	for len(lx.pend) > 0 {
+		m, err := unix.Write(lc.fd, lx.pend)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			lc.wrdy = false
+			if d := lx.x.ClientStall; d > 0 {
+				lc.lp.timers.set(&lc.t, time.Now().Add(d))
+			}
+			return
+		}
+		if err != nil {
+			lc.writeFailed(os.NewSyscallError("write", err))
+			return
+		}
+		lx.pend = lx.pend[m:]
+	}
+	lc.lp.timers.clear(&lc.t)
+	if lx.left > 0 {
+		lc.pump()
+		return
+	}
+	lc.answered()
+}
+
+// writeFailed ends an answer the client did not take (it left, or stalled past its limit).
+func (lc *lconn) writeFailed(err error) {
+	c := lc.c
+	lx := &c.lx
+	lx.app.Undelivered(str(c.head.Method), str(c.head.Path), 499, true, &net.OpError{Op: "write", Net: lc.rwc.LocalAddr().Network(),
+		Source: lc.rwc.LocalAddr(), Addr: lc.rwc.RemoteAddr(), Err: err})
+	lx.pend = nil
+	if lx.left > 0 {
+		lc.endRelay(false)
+		return
+	}
+	lc.finish(false)
+}
+
+// endRelay ends an answer cut before its end: the app's connection is closed; aborted says the app
+// failed (the record says so).
+func (lc *lconn) endRelay(aborted bool) {
+	lx := &lc.c.lx
+	if uc := lx.uc; uc != nil {
+		lx.uc = nil
+		uc.close()
+	}
+	if lx.left > 0 {
+		lx.left = 0
+		lc.record(aborted)
+	}
+	lc.finish(false)
+}
+
+// finishUpstream ends the app connection's part once the whole body was read.
+func (lc *lconn) finishUpstream() {
+	lx := &lc.c.lx
+	uc := lx.uc
+	lx.uc = nil
+	switch {
+	case uc == nil:
+	case lx.extra:
+		uc.detach()
+		lx.pool.up.DropUnsolicited(uc.rwc) // bytes after the answer's end: not the start of any later one
+	case lx.keep:
+		lx.pool.put(uc)
+	default:
+		uc.close()
+	}
+}
+
+// record records the exchange (before the last bytes go out, as the handler chain records it).
+func (lc *lconn) record(aborted bool) {
+	c := lc.c
+	lx := &c.lx
+	rec := &c.rec
+	rec.Bytes = lx.written
+	rec.Aborted = aborted
+	c.record(&c.head, lx.x, rec)
+}
+
+// answered ends an exchange whose answer was written whole.
+func (lc *lconn) answered() {
+	lx := &lc.c.lx
+	sh := lx.sh
+	lc.finish(!sh.closeAfterReply && (!sh.hasCL || sh.isHEAD || !sh.bodyAllowed || lx.written == sh.clen))
+}
+
+// finish ends the exchange; reuse says the connection may serve another request.
+func (lc *lconn) finish(reuse bool) {
+	lp := lc.lp
+	c := lc.c
+	lx := &c.lx
+	if lx.release != nil {
+		lx.release()
+	}
+	if lx.pendp != nil {
+		*lx.pendp = (*lx.pendp)[:0]
+		outBufs.Put(lx.pendp)
+	}
+	lc.putOut()
+	lc.freeAnswerBuf()
+	used := c.head.Size + int(c.head.ContentLength)
+	*lx = loopExchange{}
+	lp.timers.clear(&lc.t)
+	if !reuse || lp.closing || lp.l.closing.Load() {
+		lc.close()
+		return
+	}
+	lc.served = true
+	c.n = copy(c.buf, c.buf[used:c.n])
+	lc.st = stIdle
+	lc.idle() // (c goes back to the pool when nothing is pipelined)
+	if lc.c != nil || lc.rdy {
+		lc.readRequest()
+	}
+}
+
+// idle starts the wait for the next request (the server's IdleTimeout, else ReadTimeout).
+func (lc *lconn) idle() {
+	srv := lc.lp.l.srv
+	d := srv.IdleTimeout
+	if d == 0 {
+		d = srv.ReadTimeout
+	}
+	if d > 0 {
+		lc.lp.timers.set(&lc.t, lc.lp.now.Add(d))
+	}
+	if lc.out {
+		lc.out = false
+		lc.lp.modify(lc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET)
+	}
+	if lc.c != nil {
+		lc.c.releaseBufs()
+		lc.dropState()
+	}
+}
+
+// wantOut adds EPOLLOUT to the client's events (a write would block).
+func (lc *lconn) wantOut() {
+	if !lc.out {
+		lc.out = true
+		lc.lp.modify(lc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT|unix.EPOLLET)
+	}
+}
+
+// expire is the connection's deadline: what passed depends on where it is.
+func (lc *lconn) expire() {
+	switch lc.st {
+	case stIdle:
+		lc.close() // net/http closes an idle connection quietly
+	case stHead:
+		lc.c.readErr = os.ErrDeadlineExceeded
+		lc.handOff() // the bytes and the timeout to net/http, which ends the connection as it does
+	case stBody:
+		// The body did not come within the client's stall limit: the handler chain serves the request
+		// from what is buffered and answers as net/http's path does.
+		start := lc.c.lx.start
+		lc.abandonPlan()
+		lc.toGoroutine(func(c *conn) (bool, bool) { return c.serveHandler(&c.head, nil, nil, "", start) })
+	case stWait:
+		lx := &lc.c.lx
+		uc := lx.uc
+		lx.uc = nil
+		uc.close()
+		lc.rest(lx.app.Failed(lx.pool.up.HeaderTimeout()), false)
+	case stRelay:
+		lx := &lc.c.lx
+		if len(lx.pend) > 0 {
+			lc.writeFailed(os.ErrDeadlineExceeded)
+			return
+		}
+		c := lc.c
+		lx.app.Undelivered(str(c.head.Method), str(c.head.Path), c.rec.Status, false, lx.pool.up.Stalled())
+		lc.endRelay(true)
+	}
+}
+
+// close closes the client connection.
+func (lc *lconn) close() {
+	lp := lc.lp
+	lp.timers.clear(&lc.t)
+	lp.forget(lc.fd)
+	if lc.c != nil {
+		lc.c.n = 0
+		lc.dropState()
+	}
+	lc.st = stOff
+	lp.conns--
+	lc.rwc.Close()
+}
+
+// detach takes the connection off the loop, for a goroutine.
+func (lc *lconn) detach() *conn {
+	lp := lc.lp
+	lp.timers.clear(&lc.t)
+	lp.remove(lc.fd)
+	lp.conns--
+	lc.st = stOff
+	c := lc.state()
+	lc.c = nil
+	c.state.Store(stateActive)
+	return c
+}
+
+// handOff gives the connection, with the bytes read, to net/http.
+func (lc *lconn) handOff() {
+	c := lc.detach()
+	go c.handOff()
+}
+
+// toGoroutine moves the connection to a goroutine of the lane, which serves the request in its buffer
+// with first (nil: as the lane serves any request) and the connection's later requests.
+func (lc *lconn) toGoroutine(first func(c *conn) (ok, reuse bool)) {
+	c := lc.detach()
+	l := lc.lp.l
+	l.mu.Lock()
+	l.conns[c] = struct{}{} // (while the lane closes too: the request in the buffer is served)
+	l.mu.Unlock()
+	if first == nil {
+		first = func(c *conn) (bool, bool) { return c.serveRequest(&c.head) }
+	}
+	go c.serveAfter(func() (bool, bool) {
+		if c.ctx == nil {
+			c.startConn()
+		}
+		c.bodyDeadlineSet = false
+		return first(c)
+	})
+}
+
+// rest moves the connection to a goroutine where the route's handler chain finishes the exchange with
+// rest in the app's place (cancelled: the client left, and the request's context says so).
+func (lc *lconn) rest(rest http.Handler, cancelled bool) {
+	lx := lc.c.lx
+	lc.c.lx = loopExchange{}
+	if lx.x.Abandoned != nil {
+		lx.x.Abandoned()
+	}
+	if lx.pendp != nil {
+		outBufs.Put(lx.pendp)
+	}
+	if lx.ab != nil {
+		outBufs.Put(lx.ab)
+	}
+	if lx.outp != nil {
+		outBufs.Put(lx.outp)
+	}
+	id := strings.Clone(lc.c.ex.RequestID)
+	lc.toGoroutine(func(c *conn) (bool, bool) {
+		defer lx.release()
+		if cancelled {
+			c.cancel()
+		}
+		ok, reuse := c.serveHandler(&c.head, lx.x.Finish(rest, lx.appAt), nil, id, lx.start)
+		return true, ok && reuse
+	})
+}
+
+// resume hands an exchange whose answer the loop does not finish itself (not simple, a long head, a
+// failed read after some bytes) to the app's handler, with the bytes read.
+func (lc *lconn) resume(read []byte) {
+	lx := &lc.c.lx
+	uc := lx.uc
+	lx.uc = nil
+	uc.detach()
+	lc.rest(lx.app.Resume(uc.rwc, read, uc.reused), false)
+}
+
+// outBufs hold outgoing requests that do not fit in the connection's buffer, answer heads that come in
+// pieces, and what a client did not take at once.
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, loopBufSize); return &b }}
+
+var errNoDescriptor = &net.OpError{Op: "dial", Err: os.ErrInvalid}

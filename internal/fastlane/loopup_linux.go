@@ -1,0 +1,186 @@
+//go:build linux
+
+package fastlane
+
+import (
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// upool is a loop's pool of one app's idle connections. An idle connection stays in the loop's epoll
+// set: whatever it reports while idle (the app closed it, or sent bytes no request asked for) drops it
+// at once, so the loop needs no liveness peek before a reuse. Connections come from the app client's
+// own pool (TakeIdle) or a dial; they go back to the app client when the loop hands an exchange on.
+type upool struct {
+	lp      *loop
+	up      LoopUpstream
+	idle    []*uconn // LIFO: the most recently used is the most likely alive and warm
+	max     int
+	idleFor time.Duration // 0: no idle limit
+}
+
+func (lp *loop) pool(up LoopUpstream) *upool {
+	if p := lp.pools[up]; p != nil {
+		return p
+	}
+	p := &upool{lp: lp, up: up}
+	maxIdle, idle := up.PoolLimits()
+	p.max, p.idleFor = maxIdle, idle
+	lp.pools[up] = p
+	up.OnCloseIdle(func() { lp.post(p.closeIdle) })
+	return p
+}
+
+// get returns an idle connection of the pool, one taken from the app client's pool, or nil.
+func (p *upool) get() *uconn {
+	if n := len(p.idle); n > 0 {
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.lp.timers.clear(&uc.t)
+		return uc
+	}
+	if c := p.up.TakeIdle(); c != nil {
+		return p.adopt(c, true)
+	}
+	return nil
+}
+
+// adopt puts c, an app connection, on the loop (nil when it exposes no descriptor: closed).
+func (p *upool) adopt(c net.Conn, reused bool) *uconn {
+	fd, ok := fdOf(c)
+	if !ok {
+		c.Close()
+		return nil
+	}
+	uc := &uconn{pool: p, rwc: c, fd: fd, reused: reused}
+	uc.t.owner = uc
+	if err := p.lp.add(fd, uc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+		c.Close()
+		return nil
+	}
+	return uc
+}
+
+// put takes uc back after a clean answer; it is closed when the pool is full or the app's client
+// closed.
+func (p *upool) put(uc *uconn) {
+	uc.lc = nil
+	uc.reused = true
+	if uc.hup || len(p.idle) >= p.max || p.up.Closed() || p.lp.closing {
+		uc.close()
+		return
+	}
+	if uc.out {
+		uc.out = false
+		p.lp.modify(uc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET)
+	}
+	p.idle = append(p.idle, uc)
+	if p.idleFor > 0 {
+		p.lp.timers.set(&uc.t, p.lp.now.Add(p.idleFor))
+	}
+	if uc.rdy {
+		uc.idleEvent() // it spoke while it was answering: look now, as no new edge will come
+	}
+}
+
+// closeIdle closes the pool's idle connections.
+func (p *upool) closeIdle() {
+	for len(p.idle) > 0 {
+		p.idle[len(p.idle)-1].close()
+	}
+}
+
+// unpool takes uc out of the idle list.
+func (p *upool) unpool(uc *uconn) {
+	for i, u := range p.idle {
+		if u == uc {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			return
+		}
+	}
+}
+
+// uconn is an app connection on the loop: idle in its pool, or carrying lc's exchange.
+type uconn struct {
+	pool   *upool
+	rwc    net.Conn
+	fd     int
+	t      timer // the idle limit
+	lc     *lconn
+	reused bool
+	rdy    bool // readable (or hung up) since the last read that found nothing
+	hup    bool // the app shut its side, or the socket failed
+	wrdy   bool // writable since the last write that would block
+	out    bool // EPOLLOUT is in its events
+}
+
+func (uc *uconn) ready(ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		uc.rdy = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		uc.hup = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		uc.wrdy = true
+	}
+	if uc.lc != nil {
+		uc.lc.upstreamReady()
+		return
+	}
+	if uc.rdy {
+		uc.idleEvent()
+	}
+}
+
+// idleEvent looks at an idle connection that became readable: bytes nobody asked for drop it as
+// unsolicited (counted and reported by the app's client), a close or an error drops it.
+func (uc *uconn) idleEvent() {
+	var one [1]byte
+	n, _, err := unix.Recvfrom(uc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		uc.rdy = false
+	case n > 0:
+		uc.pool.unpool(uc)
+		uc.detach()
+		uc.pool.up.DropUnsolicited(uc.rwc)
+	default:
+		uc.close()
+	}
+}
+
+// expire is the idle limit.
+func (uc *uconn) expire() { uc.close() }
+
+// detach takes uc off the loop (the descriptor stays open).
+func (uc *uconn) detach() {
+	uc.pool.lp.timers.clear(&uc.t)
+	uc.pool.lp.remove(uc.fd)
+	uc.lc = nil
+}
+
+// close closes uc (idle or not).
+func (uc *uconn) close() {
+	lp := uc.pool.lp
+	if uc.lc == nil {
+		uc.pool.unpool(uc)
+	}
+	lp.timers.clear(&uc.t)
+	lp.forget(uc.fd)
+	uc.lc = nil
+	uc.rwc.Close()
+}
+
+// wantOut adds EPOLLOUT to uc's events (a write would block).
+func (uc *uconn) wantOut() {
+	if !uc.out {
+		uc.out = true
+		uc.pool.lp.modify(uc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT|unix.EPOLLET)
+	}
+}
