@@ -49,6 +49,10 @@ type Config struct {
 	// strict HTTP/1.1 front end that serves the requests it proves it handles exactly as net/http would
 	// and hands every other connection to net/http. On by default; false leaves every connection to net/http.
 	FastLane bool `env:"GATEWAY_FAST_LANE" yaml:"fast_lane"`
+	// FastLaneLoops is the number of the fast lane's event loops (one epoll set each, serving the
+	// connections whose requests take the express path without a goroutine per connection): 0 means one
+	// per GOMAXPROCS, -1 none (every lane connection on a goroutine of its own).
+	FastLaneLoops int `env:"GATEWAY_FAST_LANE_LOOPS" yaml:"fast_lane_loops"`
 	// UpstreamReadTimeout is how long an app may stall in the middle of its response body before the
 	// gateway aborts the response and closes the upstream connection (per app: the read_timeout option);
 	// 0 turns the limit off. Upgraded connections (WebSocket) are not subject to it.
@@ -413,6 +417,9 @@ func Validate(c Config) Errors {
 	}
 	if c.MaxResponseHeaderSize < 1024 || c.MaxResponseHeaderSize > 16<<20 {
 		errs = append(errs, fmt.Errorf("%s=%d: expected a size from 1KiB to 16MiB", c.Name("GATEWAY_MAX_RESPONSE_HEADER_SIZE"), c.MaxResponseHeaderSize))
+	}
+	if c.FastLaneLoops < -1 || c.FastLaneLoops > 1024 {
+		errs = append(errs, fmt.Errorf("%s=%d: expected the number of event loops (1 to 1024), 0 for one per CPU the process may use, or -1 for none", c.Name("GATEWAY_FAST_LANE_LOOPS"), c.FastLaneLoops))
 	}
 	if c.IdleParkAfter < 0 {
 		errs = append(errs, fmt.Errorf("%s=%s: expected a duration such as 1s, or 0 to turn idle connection parking off", c.Name("GATEWAY_IDLE_PARK_AFTER"), time.Duration(c.IdleParkAfter)))

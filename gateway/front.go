@@ -112,7 +112,7 @@ func fastLane(s FrontSettings, srv *http.Server, ln net.Listener, parker *idlepa
 	if _, ok := srv.Handler.(fastlane.Router); !ok {
 		return nil // a handler that cannot say what the lane may serve (the plain listener next to HTTPS)
 	}
-	opts := fastlane.Options{Server: srv, MaxBody: laneMaxBody}
+	opts := fastlane.Options{Server: srv, MaxBody: laneMaxBody, Loops: s.FastLaneLoops}
 	if parker != nil {
 		opts.Parker = parker
 	}

@@ -15,13 +15,14 @@ import (
 	"github.com/switchyard/switchyard/config"
 )
 
-// TestTheFastLanesIdleConnectionsAreParked runs NewFront with the lane on and a short park delay: a
-// connection the lane served is parked after the delay (the parker counts it, the lane holds no goroutine
-// for it), its next requests are served by the lane again, and the limits count it once.
+// TestTheFastLanesIdleConnectionsAreParked runs NewFront with the lane on (without event loops, which
+// hold idle connections themselves) and a short park delay: a connection the lane served is parked after
+// the delay (the parker counts it, the lane holds no goroutine for it), its next requests are served by
+// the lane again, and the limits count it once.
 func TestTheFastLanesIdleConnectionsAreParked(t *testing.T) {
 	b := startRawBackend(t, laneAnswers)
 	cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
-		"GATEWAY_FAST_LANE": "true", "GATEWAY_IDLE_PARK_AFTER": "20ms"}, nil)
+		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "-1", "GATEWAY_IDLE_PARK_AFTER": "20ms"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ type FrontSettings struct {
 	IdleTimeout       config.Duration `setting:"GATEWAY_IDLE_TIMEOUT"`
 	IdleParkAfter     config.Duration `setting:"GATEWAY_IDLE_PARK_AFTER"`
 	FastLane          bool            `setting:"GATEWAY_FAST_LANE"`
+	FastLaneLoops     int             `setting:"GATEWAY_FAST_LANE_LOOPS"`
 	MaxHeaderSize     config.Size     `setting:"GATEWAY_MAX_HEADER_SIZE"`
 	MaxConns          int             `setting:"GATEWAY_MAX_CONNS"`
 	MaxConnsPerClient int             `setting:"GATEWAY_MAX_CONNS_PER_CLIENT"`
@@ -34,7 +35,7 @@ func FrontSettingsOf(cfg config.Config) FrontSettings {
 	return FrontSettings{
 		Addr: cfg.Addr, TLS: cfg.TLSCert != "",
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout, IdleParkAfter: cfg.IdleParkAfter,
-		FastLane:      cfg.FastLane,
+		FastLane: cfg.FastLane, FastLaneLoops: cfg.FastLaneLoops,
 		MaxHeaderSize: cfg.MaxHeaderSize, MaxConns: cfg.MaxConns, MaxConnsPerClient: cfg.MaxConnsPerClient,
 	}
 }

@@ -47,6 +47,27 @@ type lconn struct {
 	remoteAddr string
 	peer       string
 	c          *conn
+	// obs is a wrapper under the lane that must see the bytes read (internal/headscan), or nil.
+	obs readObserver
+}
+
+// readObserver is a connection wrapper that must see the bytes read through it: the loop reads the
+// socket under every wrapper, so it hands them the bytes itself.
+type readObserver interface{ ObserveRead(p []byte) }
+
+// observerOf finds the readObserver among c and the connections it wraps.
+func observerOf(c net.Conn) readObserver {
+	for i := 0; i < 8 && c != nil; i++ {
+		if o, ok := c.(readObserver); ok {
+			return o
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 // loopExchange is the state of an express exchange the loop carries.
@@ -92,7 +113,7 @@ func (lp *loop) adopt(rwc net.Conn) {
 		lp.l.goServe(rwc) // no descriptor to poll: the goroutine lane serves it
 		return
 	}
-	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: rwc.RemoteAddr().String()}
+	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: rwc.RemoteAddr().String(), obs: observerOf(rwc)}
 	lc.t.owner = lc
 	if err := lp.add(fd, lc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
 		lp.l.goServe(rwc)
@@ -195,6 +216,9 @@ func (lc *lconn) readSome() bool {
 			}
 			lc.handOff() // net/http answers what it makes of the bytes and the error
 			return false
+		}
+		if lc.obs != nil {
+			lc.obs.ObserveRead(c.buf[c.n : c.n+m])
 		}
 		c.n += m
 		if c.n < len(c.buf) {

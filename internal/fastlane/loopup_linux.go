@@ -33,14 +33,28 @@ func (lp *loop) pool(up LoopUpstream) *upool {
 	return p
 }
 
-// get returns an idle connection of the pool, one taken from the app client's pool, or nil.
+// get returns an idle connection of the pool, one taken from the app client's pool, or nil. Each is
+// looked at first (one non-blocking peek, as the app client's pool does): the loop learns of bytes an
+// idle connection got only at its next round, and a request sent before that would have them read as
+// its answer (response-queue poisoning).
 func (p *upool) get() *uconn {
-	if n := len(p.idle); n > 0 {
+	for n := len(p.idle); n > 0; n = len(p.idle) {
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.lp.timers.clear(&uc.t)
-		return uc
+		var one [1]byte
+		got, _, err := unix.Recvfrom(uc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN:
+			uc.rdy = false
+			return uc
+		case got > 0:
+			uc.detach()
+			p.up.DropUnsolicited(uc.rwc)
+		default:
+			uc.close()
+		}
 	}
 	if c := p.up.TakeIdle(); c != nil {
 		return p.adopt(c, true)

@@ -73,6 +73,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ObserveRead scans p, bytes read from the connection under c without c's Read (the fast lane's event
+// loop reads the socket itself), as Read would have.
+func (c *Conn) ObserveRead(p []byte) { c.s.feed(p, c.flag) }
+
 func (c *Conn) flag(requestLine string) {
 	c.mu.Lock()
 	if len(c.flagged) == maxFlagged {
