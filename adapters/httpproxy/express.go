@@ -176,6 +176,7 @@ func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
 	}
 	return loopUpstream{p.fast}
 }
+
 // relayPending finishes a pending exchange with the one response relay, as serveDirect would have.
 func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, p *Proxy) {
 	relay.Serve(w, r, pendingTransport{d: d, pending: pending}, &p.relay)
