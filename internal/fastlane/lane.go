@@ -140,7 +140,9 @@ func (l *Listener) acceptLoop() {
 		}
 		if n := len(l.loops); n > 0 {
 			lp := l.loops[int(l.next.Add(1))%n]
-			lp.post(func() { lp.adopt(rwc) })
+			if !lp.post(func() { lp.adopt(rwc) }) {
+				rwc.Close()
+			}
 			continue
 		}
 		l.goServe(rwc)

@@ -50,10 +50,12 @@ type loop struct {
 	armed  time.Time // the deadline set on ep
 	now    time.Time // this round's clock
 
-	mu    sync.Mutex
-	inbox []func()
-	spare []func()
-	woken bool
+	mu      sync.Mutex
+	dead    bool           // the loop ended: post runs nothing
+	posting sync.WaitGroup // posts between their check of dead and their write to the eventfd
+	inbox   []func()
+	spare   []func()
+	woken   bool
 
 	pools      map[LoopUpstream]*upool
 	rbuf, wbuf []byte
@@ -129,17 +131,26 @@ func (lp *loop) forget(fd int) {
 	}
 }
 
-// post runs f on the loop's goroutine.
-func (lp *loop) post(f func()) {
+// post runs f on the loop's goroutine; false when the loop has ended (f does not run).
+func (lp *loop) post(f func()) bool {
 	lp.mu.Lock()
+	if lp.dead {
+		lp.mu.Unlock()
+		return false
+	}
 	lp.inbox = append(lp.inbox, f)
 	wake := !lp.woken
 	lp.woken = true
+	if wake {
+		lp.posting.Add(1)
+		defer lp.posting.Done()
+	}
 	lp.mu.Unlock()
 	if wake {
 		one := [8]byte{1}
-		unix.Write(lp.wakefd, one[:])
+		unix.Write(lp.wakefd, one[:]) // (shut closes the eventfd only after this write)
 	}
+	return true
 }
 
 // waker is the eventfd's pollee: it runs what was posted.
@@ -223,6 +234,15 @@ func (lp *loop) close() {
 func (lp *loop) shut() {
 	for _, pool := range lp.pools {
 		pool.closeIdle()
+	}
+	lp.mu.Lock()
+	lp.dead = true
+	late := lp.inbox
+	lp.inbox = nil
+	lp.mu.Unlock()
+	lp.posting.Wait() // a post that saw the loop alive may still write to the eventfd
+	for _, f := range late {
+		f() // adopts close their connection, dial results theirs
 	}
 	lp.ep.Close()
 	unix.Close(lp.wakefd)

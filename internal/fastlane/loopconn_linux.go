@@ -104,7 +104,7 @@ var heavy = sync.Pool{New: func() any { return new(conn) }}
 
 // adopt puts rwc, a new connection of the lane, on the loop.
 func (lp *loop) adopt(rwc net.Conn) {
-	if lp.closing {
+	if lp.closing || lp.dead {
 		rwc.Close()
 		return
 	}
@@ -386,13 +386,15 @@ func (lc *lconn) connect(fresh bool) {
 	gen, lp, pool := lc.gen, lc.lp, lx.pool
 	go func() {
 		c, err := pool.up.Dial()
-		lp.post(func() { lc.dialed(gen, c, err) })
+		if !lp.post(func() { lc.dialed(gen, c, err) }) && c != nil {
+			c.Close()
+		}
 	}()
 }
 
 // dialed goes on with a dial's result.
 func (lc *lconn) dialed(gen uint32, c net.Conn, err error) {
-	if lc.st != stDial || lc.gen != gen {
+	if lc.st != stDial || lc.gen != gen || lc.lp.dead {
 		if c != nil {
 			c.Close() // the client went away meanwhile
 		}

@@ -29,7 +29,7 @@ func (lp *loop) pool(up LoopUpstream) *upool {
 	maxIdle, idle := up.PoolLimits()
 	p.max, p.idleFor = maxIdle, idle
 	lp.pools[up] = p
-	up.OnCloseIdle(func() { lp.post(p.closeIdle) })
+	up.OnCloseIdle(func() { lp.post(p.closeIdle) }) // (nothing to do once the loop ended)
 	return p
 }
 
