@@ -207,11 +207,14 @@ type laneExchange struct{ client, upstream string }
 
 // runLaneCases serves every case through NewFront (lane on or off) in front of one raw backend and
 // returns what each produced, with the Date values and the upstream's source ports blanked.
-func runLaneCases(t *testing.T, lane bool) (map[string]laneExchange, string, string, *Front) {
+func runLaneCases(t *testing.T, lane bool, extra ...string) (map[string]laneExchange, string, string, *Front) {
 	t.Helper()
 	b := startRawBackend(t, laneAnswers)
 	env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "?timeout=300ms",
 		"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
 	cfg, err := config.Load(env, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -348,42 +351,50 @@ func exchange(t *testing.T, addr string, c laneCase) string {
 // metrics and the migration ledger's counts are the same.
 func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
 	off, offLog, offCounts, _ := runLaneCases(t, false)
-	on, onLog, onCounts, f := runLaneCases(t, true)
 	if !strings.Contains(offCounts, "switchyard_requests_total") {
 		t.Fatalf("no request counts:\n%s", offCounts)
-	}
-	if offCounts != onCounts {
-		t.Errorf("the metrics differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
 	}
 	if !strings.Contains(offLog, "request_id=lane1") || !strings.Contains(offLog, "status=504") {
 		t.Fatalf("the log has no access lines:\n%s", offLog)
 	}
-	if offLog != onLog {
-		t.Errorf("the logs differ (access lines, failures):\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
-	}
-	for _, c := range laneCases {
-		if off[c.name] != on[c.name] {
-			t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
-				off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
-		}
-	}
-	if f.Lane.Expressed() == 0 || f.Lane.Expressed() == f.Lane.Served() {
-		t.Errorf("the lane served %d requests on its express path of %d: the cases must exercise it and the handler chain", f.Lane.Expressed(), f.Lane.Served())
-	}
-	if f.Lane.Served() == 0 || f.Lane.HandedOff() == 0 {
-		t.Errorf("the lane served %d requests and handed %d connections: the cases must exercise both", f.Lane.Served(), f.Lane.HandedOff())
-	}
-	// The front's series say so too.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(f.Collector())
-	got := counts(t, reg)
-	for _, want := range []string{
-		fmt.Sprintf("switchyard_fast_lane_requests_total[listener=http] %d\n", f.Lane.Served()),
-		fmt.Sprintf("switchyard_fast_lane_handoffs_total[listener=http] %d\n", f.Lane.HandedOff()),
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the front's metrics lack %q:\n%s", want, got)
-		}
+	// The lane with its event loops (the default), and with every connection on a goroutine.
+	for _, loops := range []string{"0", "-1"} {
+		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
+			on, onLog, onCounts, f := runLaneCases(t, true, "GATEWAY_FAST_LANE_LOOPS", loops)
+			if offCounts != onCounts {
+				t.Errorf("the metrics differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
+			}
+			if offLog != onLog {
+				t.Errorf("the logs differ (access lines, failures):\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
+			}
+			for _, c := range laneCases {
+				if off[c.name] != on[c.name] {
+					t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
+						off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
+				}
+			}
+			if f.Lane.Expressed() == 0 || f.Lane.Expressed() == f.Lane.Served() {
+				t.Errorf("the lane served %d requests on its express path of %d: the cases must exercise it and the handler chain", f.Lane.Expressed(), f.Lane.Served())
+			}
+			if looped := f.Lane.Looped(); (loops == "0") != (looped > 0) || looped == f.Lane.Expressed() && loops == "0" {
+				t.Errorf("the event loops finished %d of the %d express exchanges: with loops they must finish some and hand some on, without none", looped, f.Lane.Expressed())
+			}
+			if f.Lane.Served() == 0 || f.Lane.HandedOff() == 0 {
+				t.Errorf("the lane served %d requests and handed %d connections: the cases must exercise both", f.Lane.Served(), f.Lane.HandedOff())
+			}
+			// The front's series say so too.
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(f.Collector())
+			got := counts(t, reg)
+			for _, want := range []string{
+				fmt.Sprintf("switchyard_fast_lane_requests_total[listener=http] %d\n", f.Lane.Served()),
+				fmt.Sprintf("switchyard_fast_lane_handoffs_total[listener=http] %d\n", f.Lane.HandedOff()),
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("the front's metrics lack %q:\n%s", want, got)
+				}
+			}
+		})
 	}
 }
 

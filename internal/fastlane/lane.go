@@ -47,7 +47,7 @@ type Listener struct {
 	loops []*loop // the event loops (none: every connection on a goroutine of its own)
 	next  atomic.Uint32
 
-	served, handedOff, expressed atomic.Uint64
+	served, handedOff, expressed, looped atomic.Uint64
 }
 
 // New wraps ln; see Listener.
@@ -86,6 +86,9 @@ func (l *Listener) HandedOff() uint64 { return l.handedOff.Load() }
 
 // Expressed is the number of requests the lane served on its express path (within Served).
 func (l *Listener) Expressed() uint64 { return l.expressed.Load() }
+
+// Looped is the number of express exchanges an event loop finished itself (within Expressed).
+func (l *Listener) Looped() uint64 { return l.looped.Load() }
 
 // Addr is the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }

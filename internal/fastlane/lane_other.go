@@ -19,3 +19,9 @@ func (l *Listener) Served() uint64 { return 0 }
 
 // HandedOff is always 0 here.
 func (l *Listener) HandedOff() uint64 { return 0 }
+
+// Expressed is always 0 here.
+func (l *Listener) Expressed() uint64 { return 0 }
+
+// Looped is always 0 here.
+func (l *Listener) Looped() uint64 { return 0 }

@@ -601,6 +601,7 @@ func (lc *lconn) relay(a AnswerHead, first []byte) {
 	h := &c.head
 	lp.timers.clear(&lc.t)
 	lp.l.expressed.Add(1)
+	lp.l.looped.Add(1)
 	rec := &c.rec
 	*rec = Record{Client: c.remoteAddr, RequestID: c.ex.RequestID, TraceParent: str(c.traceParent), Start: lx.start, AppStart: lx.appAt}
 	b, sh := c.appendAnswerHead(lp.wbuf[:0], h, a, rec, lp.now)
