@@ -47,7 +47,7 @@ type Listener struct {
 	loops []*loop // the event loops (none: every connection on a goroutine of its own)
 	next  atomic.Uint32
 
-	served, handedOff, expressed, looped atomic.Uint64
+	served, handedOff, expressed, looped, waited atomic.Uint64
 }
 
 // New wraps ln; see Listener.
@@ -89,6 +89,9 @@ func (l *Listener) Expressed() uint64 { return l.expressed.Load() }
 
 // Looped is the number of express exchanges an event loop finished itself (within Expressed).
 func (l *Listener) Looped() uint64 { return l.looped.Load() }
+
+// Waited is the number of times an event loop's write to a client found no room and waited.
+func (l *Listener) Waited() uint64 { return l.waited.Load() }
 
 // Addr is the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }

@@ -724,6 +724,7 @@ func (lc *lconn) writeClient(p []byte) bool {
 		}
 		if err == unix.EAGAIN {
 			lc.wrdy = false
+			lc.lp.l.waited.Add(1)
 			lc.queue(p)
 			if d := lc.c.lx.x.ClientStall; d > 0 {
 				lc.lp.timers.set(&lc.t, time.Now().Add(d))

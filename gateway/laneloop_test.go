@@ -1,0 +1,132 @@
+//go:build linux
+
+package gateway
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestTheLoopsHoldIdleConnectionsWithoutGoroutines: with the fast lane's event loops, keep-alive
+// connections that were served on the express path wait for their next request with no goroutine each
+// (idle parking off, so nothing else takes them), and each serves its next request on the loop; without
+// loops (GATEWAY_FAST_LANE_LOOPS=-1) each holds a goroutine, the difference the loops exist for.
+func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
+	const conns = 100
+	for _, tt := range []struct {
+		loops         string
+		maxGoroutines int // more goroutines than before, with every connection idle
+		minGoroutines int
+	}{
+		{"1", 20, 0},
+		{"-1", 1 << 20, conns},
+	} {
+		t.Run("GATEWAY_FAST_LANE_LOOPS="+tt.loops, func(t *testing.T) {
+			b := startRawBackend(t, laneAnswers)
+			addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+				"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": tt.loops, "GATEWAY_IDLE_PARK_AFTER": "0"},
+				slog.New(slog.DiscardHandler))
+			ask := func(c net.Conn, br *bufio.Reader) {
+				t.Helper()
+				if _, err := io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(res.Body)
+				if err != nil || res.StatusCode != 200 || string(body) != "hello" {
+					t.Fatalf("%d %q (%v), want 200 hello", res.StatusCode, body, err)
+				}
+			}
+			before := runtime.NumGoroutine()
+			cs := make([]net.Conn, conns)
+			brs := make([]*bufio.Reader, conns)
+			for i := range cs {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				cs[i], brs[i] = c, bufio.NewReader(c)
+				ask(c, brs[i])
+			}
+			grown := runtime.NumGoroutine() - before
+			if grown > tt.maxGoroutines || grown < tt.minGoroutines {
+				t.Errorf("%d idle connections: %d more goroutines, want %d to %d", conns, grown, tt.minGoroutines, tt.maxGoroutines)
+			}
+			for i, c := range cs {
+				ask(c, brs[i]) // each connection serves its next request
+			}
+			if got, want := f.Lane.Served(), uint64(2*conns); got != want {
+				t.Errorf("the lane served %d requests, want %d", got, want)
+			}
+			if loops := tt.loops != "-1"; loops != (f.Lane.Looped() == 2*conns) {
+				t.Errorf("the loops finished %d of the %d exchanges", f.Lane.Looped(), 2*conns)
+			}
+		})
+	}
+}
+
+// TestTheLoopRelaysALargeAnswerToASlowClient: an answer larger than the socket buffers, to a client that
+// reads it in small pieces, arrives whole and unchanged through the event loop (its writes to the client
+// wait for room, its reads from the app wait with them), and the connection serves another request after
+// it. (A client receive buffer shrunk with SO_RCVBUF is not used: on loopback it stalls TCP itself.)
+func TestTheLoopRelaysALargeAnswerToASlowClient(t *testing.T) {
+	const size = 32 << 20
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i*7 + i>>11)
+	}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.Write(payload)
+	}))
+	defer app.Close()
+	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": app.URL, "GATEWAY_FAST_LANE": "true",
+		"GATEWAY_FAST_LANE_LOOPS": "1"}, slog.New(slog.DiscardHandler))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(c, 1<<10)
+	for round := range 2 {
+		if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		buf := make([]byte, 1<<10)
+		n, err := io.CopyBuffer(h, io.LimitReader(res.Body, size+1), buf)
+		if err != nil || n != size {
+			t.Fatalf("round %d: %d bytes (%v), want %d", round, n, err, size)
+		}
+		if got, want := h.Sum(nil), sha256.Sum256(payload); string(got) != string(want[:]) {
+			t.Fatalf("round %d: the body differs from the app's", round)
+		}
+		res.Body.Close()
+	}
+	if f.Lane.Looped() != 2 {
+		t.Errorf("the loop finished %d exchanges, want 2", f.Lane.Looped())
+	}
+	if f.Lane.Waited() == 0 {
+		t.Errorf("no write to the client waited for room: the answer did not exercise the backpressure")
+	}
+}
