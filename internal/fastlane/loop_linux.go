@@ -58,6 +58,8 @@ type loop struct {
 	woken   bool
 
 	pools      map[LoopUpstream]*upool
+	dialers    int       // dials under way
+	dialq      []dialJob // dials waiting for one of them to end
 	rbuf, wbuf []byte
 	conns      int  // client connections on the loop
 	closing    bool // the lane closed: idle connections close, busy ones after their answer
@@ -202,7 +204,7 @@ func (lp *loop) wait() int {
 	n := 0
 	err := lp.rc.Read(func(uintptr) bool {
 		var err error
-		n, err = unix.EpollWait(lp.epfd, lp.events, 0)
+		n, err = rawEpollWait(lp.epfd, lp.events)
 		if err != nil {
 			n = 0
 		}

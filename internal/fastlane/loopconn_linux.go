@@ -196,7 +196,7 @@ func (lc *lconn) readSome() bool {
 		if c.n == len(c.buf) && !c.grow() {
 			break // a full buffer: Parse decides (a head this long is not the lane's)
 		}
-		m, err := unix.Read(lc.fd, c.buf[c.n:])
+		m, err := rawRead(lc.fd, c.buf[c.n:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -383,13 +383,50 @@ func (lc *lconn) connect(fresh bool) {
 	}
 	lc.st = stDial
 	lc.gen++
-	gen, lp, pool := lc.gen, lc.lp, lx.pool
+	lc.lp.dial(dialJob{lc: lc, gen: lc.gen, pool: lx.pool})
+}
+
+// maxDialers bounds a loop's dials under way: each takes a goroutine (a dial may resolve a name and
+// wait), and a burst of new clients must not make one goroutine per client.
+const maxDialers = 4
+
+// dialJob is a connection waiting for a new app connection.
+type dialJob struct {
+	lc   *lconn
+	gen  uint32
+	pool *upool
+}
+
+// dial starts j's dial, or queues it while maxDialers are under way.
+func (lp *loop) dial(j dialJob) {
+	if lp.dialers == maxDialers {
+		lp.dialq = append(lp.dialq, j)
+		return
+	}
+	lp.dialers++
 	go func() {
-		c, err := pool.up.Dial()
-		if !lp.post(func() { lc.dialed(gen, c, err) }) && c != nil {
+		c, err := j.pool.up.Dial()
+		if !lp.post(func() { lp.dialed(j, c, err) }) && c != nil {
 			c.Close()
 		}
 	}()
+}
+
+// dialed hands a dial's result on and starts the next queued dial that is still wanted.
+func (lp *loop) dialed(j dialJob, c net.Conn, err error) {
+	lp.dialers--
+	j.lc.dialed(j.gen, c, err)
+	for len(lp.dialq) > 0 && lp.dialers < maxDialers {
+		next := lp.dialq[0]
+		lp.dialq[0] = dialJob{}
+		lp.dialq = lp.dialq[1:]
+		if next.lc.st == stDial && next.lc.gen == next.gen {
+			lp.dial(next)
+		}
+	}
+	if len(lp.dialq) == 0 {
+		lp.dialq = nil // the burst's backing array goes
+	}
 }
 
 // dialed goes on with a dial's result.
@@ -430,7 +467,7 @@ func (lc *lconn) write() {
 		if !uc.wrdy {
 			return
 		}
-		m, err := unix.Write(uc.fd, lx.out[lx.sent:])
+		m, err := rawWrite(uc.fd, lx.out[lx.sent:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -495,7 +532,7 @@ func (lc *lconn) readAnswer() {
 		if lx.ab != nil {
 			buf = *lx.ab
 		}
-		m, err := unix.Read(uc.fd, buf[lx.an:])
+		m, err := rawRead(uc.fd, buf[lx.an:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -573,8 +610,7 @@ func (lc *lconn) freeAnswerBuf() {
 // checkGone ends the exchange when the client closed its side while the app had not answered: a byte
 // pipelined behind the request is not a departure (net/http's background read keeps it).
 func (lc *lconn) checkGone() {
-	var one [1]byte
-	n, _, err := unix.Recvfrom(lc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, err := rawPeek(lc.fd)
 	if n > 0 || err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -677,7 +713,7 @@ func (lc *lconn) pump() {
 			return
 		}
 		want := int(min(lx.left, int64(len(lp.rbuf))))
-		m, err := unix.Read(uc.fd, lp.rbuf[:want])
+		m, err := rawRead(uc.fd, lp.rbuf[:want])
 		if err == unix.EINTR {
 			continue
 		}
@@ -718,7 +754,7 @@ func (lc *lconn) pump() {
 // writeClient writes p to the client; what would block waits in the connection's buffer (false).
 func (lc *lconn) writeClient(p []byte) bool {
 	for len(p) > 0 {
-		m, err := unix.Write(lc.fd, p)
+		m, err := rawWrite(lc.fd, p)
 		if err == unix.EINTR {
 			continue
 		}
@@ -744,7 +780,7 @@ func (lc *lconn) writeClient(p []byte) bool {
 func (lc *lconn) flush() {
 	lx := &lc.c.lx
 	for len(lx.pend) > 0 {
-		m, err := unix.Write(lc.fd, lx.pend)
+		m, err := rawWrite(lc.fd, lx.pend)
 		if err == unix.EINTR {
 			continue
 		}

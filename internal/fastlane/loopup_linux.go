@@ -43,8 +43,7 @@ func (p *upool) get() *uconn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.lp.timers.clear(&uc.t)
-		var one [1]byte
-		got, _, err := unix.Recvfrom(uc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		got, err := rawPeek(uc.fd)
 		switch {
 		case err == unix.EAGAIN:
 			uc.rdy = false
@@ -155,8 +154,7 @@ func (uc *uconn) ready(ev uint32) {
 // idleEvent looks at an idle connection that became readable: bytes nobody asked for drop it as
 // unsolicited (counted and reported by the app's client), a close or an error drops it.
 func (uc *uconn) idleEvent() {
-	var one [1]byte
-	n, _, err := unix.Recvfrom(uc.fd, one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, err := rawPeek(uc.fd)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		uc.rdy = false
