@@ -387,6 +387,7 @@ func newInstance(u *url.URL, base *http.Transport, dialer *net.Dialer, tlsConf *
 			MaxIdleConns:           base.MaxIdleConnsPerHost,
 			IdleConnTimeout:        base.IdleConnTimeout,
 			ReadTimeout:            readTimeout,
+			Network:                network, Address: addr, DialTimeout: dialer.Timeout, DialKeepAlive: dialer.KeepAlive,
 		}
 		if in.fast.MaxIdleConns == 0 {
 			in.fast.MaxIdleConns = -1

@@ -58,6 +58,7 @@ type loop struct {
 	woken   bool
 
 	pools      map[LoopUpstream]*upool
+	handovers  []*uconn  // app connections freed for a connection that waited for a dial (uc.lc)
 	dialers    int       // dials under way
 	dialq      []dialJob // dials waiting for one of them to end
 	rbuf, wbuf []byte
@@ -183,15 +184,34 @@ func (lp *loop) run() {
 			if fd := int(ev.Fd); fd < len(lp.fds) {
 				if p := lp.fds[fd]; p != nil {
 					p.ready(ev.Events)
+					lp.handOver()
 				}
 			}
 		}
 		lp.timers.fire(lp.now)
+		lp.handOver()
 		if lp.closing && lp.conns == 0 {
 			lp.shut()
 			return
 		}
 	}
+}
+
+// handOver sends the requests of the connections waiting in handovers on the app connections freed
+// for them.
+func (lp *loop) handOver() {
+	for len(lp.handovers) > 0 {
+		uc := lp.handovers[0]
+		lp.handovers = lp.handovers[1:]
+		lc := uc.lc
+		uc.lc = nil
+		if lc.st == stDial {
+			lc.sendOn(uc)
+		} else {
+			uc.pool.put(uc) // (the client left meanwhile)
+		}
+	}
+	lp.handovers = lp.handovers[:0]
 }
 
 // wait returns the number of events ready, waiting for one through Go's netpoller until the next

@@ -34,6 +34,10 @@ type LoopUpstream interface {
 	// (blocking: never called on the loop).
 	TakeIdle() net.Conn
 	Dial() (net.Conn, error)
+	// Target is what Dial connects to: network "tcp" (address an IP literal and a port, for the loop to
+	// connect itself) or "unix" (a socket path), the connect timeout and the TCP keep-alive period (0:
+	// none); anything else is dialed with Dial on a goroutine.
+	Target() (network, address string, timeout, keepAlive time.Duration)
 	// PoolLimits bound the loop's own pool of the app's idle connections.
 	PoolLimits() (maxIdle int, idle time.Duration)
 	// AnswerLimits: the wait for the answer's head, the body's stall limit, the longest head.

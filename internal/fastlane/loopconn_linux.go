@@ -49,6 +49,8 @@ type lconn struct {
 	c          *conn
 	// obs is a wrapper under the lane that must see the bytes read (internal/headscan), or nil.
 	obs readObserver
+	// connecting is the loop's own connect to the app under way for the exchange, or nil.
+	connecting *connecting
 }
 
 // readObserver is a connection wrapper that must see the bytes read through it: the loop reads the
@@ -383,19 +385,24 @@ func (lc *lconn) connect(fresh bool) {
 	}
 	lc.st = stDial
 	lc.gen++
-	lc.lp.dial(dialJob{lc: lc, gen: lc.gen, pool: lx.pool})
+	lc.lp.dial(dialJob{lc: lc, gen: lc.gen, pool: lx.pool, fresh: fresh})
 }
 
-// maxDialers bounds a loop's dials under way: each takes a goroutine (a dial may resolve a name and
-// wait), and a burst of new clients must not make one goroutine per client.
-const maxDialers = 4
+// maxDialers bounds a loop's connects and dials under way: a dial takes a goroutine (it may resolve a
+// name and wait), and a burst of new clients must make neither one goroutine nor one app connection per
+// client: the app connections that free up meanwhile serve the requests that wait.
+const maxDialers = 16
 
 // dialJob is a connection waiting for a new app connection.
 type dialJob struct {
-	lc   *lconn
-	gen  uint32
-	pool *upool
+	lc    *lconn
+	gen   uint32
+	pool  *upool
+	fresh bool // a retry after a stale connection: only a new connection will do
 }
+
+// wanted says whether j's connection still waits for it.
+func (j dialJob) wanted() bool { return j.lc.st == stDial && j.lc.gen == j.gen }
 
 // dial starts j's dial, or queues it while maxDialers are under way.
 func (lp *loop) dial(j dialJob) {
@@ -404,6 +411,9 @@ func (lp *loop) dial(j dialJob) {
 		return
 	}
 	lp.dialers++
+	if lp.connect(j) {
+		return
+	}
 	go func() {
 		c, err := j.pool.up.Dial()
 		if !lp.post(func() { lp.dialed(j, c, err) }) && c != nil {
@@ -412,21 +422,39 @@ func (lp *loop) dial(j dialJob) {
 	}()
 }
 
-// dialed hands a dial's result on and starts the next queued dial that is still wanted.
+// dialed hands a dial's result on.
 func (lp *loop) dialed(j dialJob, c net.Conn, err error) {
-	lp.dialers--
 	j.lc.dialed(j.gen, c, err)
+	lp.dialEnded()
+}
+
+// dialEnded starts the next queued dial that is still wanted, once one ended.
+func (lp *loop) dialEnded() {
+	lp.dialers--
 	for len(lp.dialq) > 0 && lp.dialers < maxDialers {
 		next := lp.dialq[0]
 		lp.dialq[0] = dialJob{}
 		lp.dialq = lp.dialq[1:]
-		if next.lc.st == stDial && next.lc.gen == next.gen {
+		if next.wanted() {
 			lp.dial(next)
 		}
 	}
 	if len(lp.dialq) == 0 {
 		lp.dialq = nil // the burst's backing array goes
 	}
+}
+
+// waiter takes from the dial queue the first connection that waits for an app connection of pool and
+// would take a reused one (nil: none).
+func (lp *loop) waiter(pool *upool) *lconn {
+	for i, j := range lp.dialq {
+		if j.pool != pool || j.fresh || !j.wanted() {
+			continue
+		}
+		lp.dialq = append(lp.dialq[:i], lp.dialq[i+1:]...)
+		return j.lc
+	}
+	return nil
 }
 
 // dialed goes on with a dial's result.
@@ -620,6 +648,9 @@ func (lc *lconn) checkGone() {
 		if uc := lx.uc; uc != nil {
 			lx.uc = nil
 			uc.close()
+		}
+		if cn := lc.connecting; cn != nil {
+			cn.cancel()
 		}
 		lc.gen++
 		lc.rest(lx.app.Failed(context.Canceled), true)
@@ -940,6 +971,12 @@ func (lc *lconn) expire() {
 		start := lc.c.lx.start
 		lc.abandonPlan()
 		lc.toGoroutine(func(c *conn) (bool, bool) { return c.serveHandler(&c.head, nil, nil, "", start) })
+	case stDial: // the loop's own connect did not end within the dial timeout
+		if cn := lc.connecting; cn != nil {
+			cn.cancel()
+			lc.gen++
+			lc.rest(lc.c.lx.app.Failed(dialError(cn.network, cn.addr, os.ErrDeadlineExceeded)), false)
+		}
 	case stWait:
 		lx := &lc.c.lx
 		uc := lx.uc

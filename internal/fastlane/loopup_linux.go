@@ -43,22 +43,31 @@ func (p *upool) get() *uconn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.lp.timers.clear(&uc.t)
-		got, err := rawPeek(uc.fd)
-		switch {
-		case err == unix.EAGAIN:
-			uc.rdy = false
+		if quiet(uc) {
 			return uc
-		case got > 0:
-			uc.detach()
-			p.up.DropUnsolicited(uc.rwc)
-		default:
-			uc.close()
 		}
 	}
 	if c := p.up.TakeIdle(); c != nil {
 		return p.adopt(c, true)
 	}
 	return nil
+}
+
+// quiet reports whether uc, an app connection that waited for a request, holds nothing to read: else it
+// is closed (the app closed it, or it failed) or dropped as unsolicited (bytes no request asked for).
+func quiet(uc *uconn) bool {
+	got, err := rawPeek(uc.fd)
+	switch {
+	case err == unix.EAGAIN:
+		uc.rdy = false
+		return true
+	case got > 0:
+		uc.detach()
+		uc.pool.up.DropUnsolicited(uc.rwc)
+	default:
+		uc.close()
+	}
+	return false
 }
 
 // adopt puts c, an app connection, on the loop (nil when it exposes no descriptor: closed).
@@ -82,7 +91,27 @@ func (p *upool) adopt(c net.Conn, reused bool) *uconn {
 func (p *upool) put(uc *uconn) {
 	uc.lc = nil
 	uc.reused = true
-	if uc.hup || len(p.idle) >= p.max || p.up.Closed() || p.lp.closing {
+	if uc.hup || p.up.Closed() || p.lp.closing {
+		uc.close()
+		return
+	}
+	if len(p.lp.dialq) > 0 {
+		// A connection waits for a dial of this app: it takes this one now (a burst of new clients is
+		// served by the connections that free up, not by one new app connection each), after the same
+		// look as get's.
+		if lc := p.lp.waiter(p); lc != nil {
+			if quiet(uc) {
+				// After the handler that freed it returns: it may still hold the loop's scratch
+				// buffers, which sending on at once could fill with another answer.
+				uc.lc = lc
+				p.lp.handovers = append(p.lp.handovers, uc)
+			} else {
+				p.lp.dial(dialJob{lc: lc, gen: lc.gen, pool: p})
+			}
+			return
+		}
+	}
+	if len(p.idle) >= p.max {
 		uc.close()
 		return
 	}

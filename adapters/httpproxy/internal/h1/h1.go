@@ -105,6 +105,12 @@ type Transport struct {
 	// long (plus up to StallSlack(ReadTimeout), as the read deadline is renewed at most that often), the
 	// body read fails with a *StallError and the connection is closed, never pooled. Zero means no limit.
 	ReadTimeout time.Duration
+	// Network and Address say what Dial connects to ("tcp" and host:port, or "unix" and a socket path),
+	// with DialTimeout and DialKeepAlive (TCP keep-alive idle time and interval) as Dial uses them: a
+	// caller that connects without Dial (the fast lane's event loop, which connects without a goroutine)
+	// reads them. Empty: unknown (Dial only).
+	Network, Address           string
+	DialTimeout, DialKeepAlive time.Duration
 	// OnUnsolicited, when set, is called (on the request's goroutine) each time a pooled connection is
 	// dropped because it held bytes no request asked for: the caller logs the event.
 	OnUnsolicited func()

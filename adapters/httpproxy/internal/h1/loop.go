@@ -42,6 +42,11 @@ func (t *Transport) TakeIdle() net.Conn {
 // DialApp opens a new connection to the app (Dial with no context to watch: its own timeout bounds it).
 func (t *Transport) DialApp() (net.Conn, error) { return t.Dial(contextBackground) }
 
+// Target is what Dial connects to (see Network).
+func (t *Transport) Target() (network, address string, timeout, keepAlive time.Duration) {
+	return t.Network, t.Address, t.DialTimeout, t.DialKeepAlive
+}
+
 // DropUnsolicited closes c, a connection that held bytes while no request was outstanding on it, and
 // counts and reports it as the pool's liveness peek does.
 func (t *Transport) DropUnsolicited(c net.Conn) {
