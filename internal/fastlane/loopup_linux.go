@@ -29,7 +29,7 @@ func (lp *loop) pool(up LoopUpstream) *upool {
 	maxIdle, idle := up.PoolLimits()
 	p.max, p.idleFor = maxIdle, idle
 	lp.pools[up] = p
-	up.OnCloseIdle(func() { lp.post(p.closeIdle) }) // (nothing to do once the loop ended)
+	up.OnCloseIdle(func() { lp.post(p.closedIdle) }) // (nothing to do once the loop ended)
 	return p
 }
 
@@ -125,6 +125,16 @@ func (p *upool) put(uc *uconn) {
 	}
 	if uc.rdy {
 		uc.idleEvent() // it spoke while it was answering: look now, as no new edge will come
+	}
+}
+
+// closedIdle is the app client's CloseIdleConnections: the idle connections close, and the pool of a
+// client that closed for good (a gateway a reload retired) is forgotten (its connections in use close
+// when their exchange ends).
+func (p *upool) closedIdle() {
+	p.closeIdle()
+	if p.up.Closed() && p.lp.pools[p.up] == p {
+		delete(p.lp.pools, p.up)
 	}
 }
 
