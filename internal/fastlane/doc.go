@@ -22,5 +22,11 @@
 //     is not. With Options.Parker (internal/idlepark's Listener, under the lane), a connection idle in
 //     the lane after a request, with nothing pipelined, is parked after the parker's delay: its goroutine
 //     ends, and it comes back through the wrapped listener's Accept when readable (see Parker).
+//   - (Linux) the event loops (Options.Loops, one per GOMAXPROCS by default): the lane hands each new
+//     connection to a loop, which holds it and the app connections of its express exchanges in one epoll
+//     set, waited on through Go's netpoller, with non-blocking reads and writes, a timer heap, its own
+//     pool of app connections and its own connects; it serves the express path with no goroutine per
+//     connection, and moves a connection to a goroutine of the lane for good at the first thing it does
+//     not finish itself (see loop_linux.go).
 //     Elsewhere the lane passes every connection through.
 package fastlane
