@@ -1083,7 +1083,12 @@ func (lc *lconn) resume(read []byte) {
 	uc := lx.uc
 	lx.uc = nil
 	uc.detach()
-	lc.rest(lx.app.Resume(uc.rwc, read, uc.reused), false)
+	c, err := goConn(uc.rwc)
+	if err != nil {
+		lc.rest(lx.app.Failed(err), false)
+		return
+	}
+	lc.rest(lx.app.Resume(c, read, uc.reused), false)
 }
 
 // outBufs hold outgoing requests that do not fit in the connection's buffer, answer heads that come in

@@ -3,6 +3,7 @@
 package fastlane
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -138,13 +139,15 @@ func (cn *connecting) done(err error) {
 		lc.rest(lc.c.lx.app.Failed(dialError(cn.network, cn.addr, err)), false)
 		return
 	}
-	// The connection as Go's own (registered with its netpoller), for when the exchange leaves the loop.
-	f := os.NewFile(uintptr(cn.fd), "")
-	c, ferr := net.FileConn(f)
-	f.Close()
-	if ferr != nil {
-		lc.rest(lc.c.lx.app.Failed(dialError(cn.network, cn.addr, ferr)), false)
-		return
+	c := &loopConn{fd: cn.fd, network: cn.network, raddr: cn.addr}
+	if sa, err := unix.Getsockname(cn.fd); err == nil {
+		c.laddr = sockaddrAddr(cn.network, sa)
+	}
+	if c.laddr == nil { // (errors name it: never nil)
+		c.laddr = sockaddrAddr(cn.network, &unix.SockaddrUnix{})
+		if cn.network == "tcp" {
+			c.laddr = &net.TCPAddr{}
+		}
 	}
 	uc := cn.pool.adopt(c, false)
 	if uc == nil {
@@ -160,4 +163,62 @@ func (cn *connecting) cancel() {
 	cn.pool.lp.forget(cn.fd)
 	unix.Close(cn.fd)
 	cn.pool.lp.dialEnded()
+}
+
+// loopConn is an app connection the loop connected itself. Its descriptor is the loop's alone (Go's
+// netpoller does not watch it, so its events wake nothing but the loop); it is a net.Conn only to be
+// closed and named (its addresses in errors). When its exchange leaves the loop, goConn makes it a
+// connection of Go's own.
+type loopConn struct {
+	fd           int
+	network      string
+	laddr, raddr net.Addr
+	closed       bool
+}
+
+func (c *loopConn) Read([]byte) (int, error)         { return 0, errLoopConn }
+func (c *loopConn) Write([]byte) (int, error)        { return 0, errLoopConn }
+func (c *loopConn) LocalAddr() net.Addr              { return c.laddr }
+func (c *loopConn) RemoteAddr() net.Addr             { return c.raddr }
+func (c *loopConn) SetDeadline(time.Time) error      { return nil }
+func (c *loopConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *loopConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Close closes the descriptor (once).
+func (c *loopConn) Close() error {
+	if !c.closed {
+		c.closed = true
+		unix.Close(c.fd)
+	}
+	return nil
+}
+
+var errLoopConn = errors.New("fastlane: an app connection of the loop is read and written by the loop only")
+
+// goConn returns c as a connection of Go's own (registered with its netpoller), for an exchange that
+// leaves the loop; c is closed, the returned connection has its own descriptor. A connection that is
+// not a loopConn is returned as it is.
+func goConn(c net.Conn) (net.Conn, error) {
+	lc, ok := c.(*loopConn)
+	if !ok {
+		return c, nil
+	}
+	f := os.NewFile(uintptr(lc.fd), "")
+	lc.closed = true // f owns the descriptor now
+	nc, err := net.FileConn(f)
+	f.Close()
+	return nc, err
+}
+
+// sockaddrAddr is sa as a net.Addr of network.
+func sockaddrAddr(network string, sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: network}
+	}
+	return nil
 }

@@ -72,7 +72,12 @@ func quiet(uc *uconn) bool {
 
 // adopt puts c, an app connection, on the loop (nil when it exposes no descriptor: closed).
 func (p *upool) adopt(c net.Conn, reused bool) *uconn {
-	fd, ok := fdOf(c)
+	fd, ok := 0, false
+	if lc, isLoop := c.(*loopConn); isLoop {
+		fd, ok = lc.fd, true
+	} else {
+		fd, ok = fdOf(c)
+	}
 	if !ok {
 		c.Close()
 		return nil
