@@ -217,7 +217,10 @@ func (lp *loop) handOver() {
 // wait returns the number of events ready, waiting for one through Go's netpoller until the next
 // timer is due (then 0).
 func (lp *loop) wait() int {
-	if dl := lp.timers.next(); !dl.Equal(lp.armed) {
+	// The wait's deadline moves only when a timer is due before it: one that ends the wait too early
+	// costs a round with nothing to do, while moving it costs a runtime timer update, and the earliest
+	// timer changes nearly every round (it is usually some connection's idle limit).
+	if dl := lp.timers.next(); !dl.IsZero() && (lp.armed.IsZero() || dl.Before(lp.armed)) {
 		lp.ep.SetReadDeadline(dl)
 		lp.armed = dl
 	}
@@ -230,9 +233,13 @@ func (lp *loop) wait() int {
 		}
 		return n > 0
 	})
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		// The epoll descriptor failed (it cannot while the loop runs): go on with the timers.
-		n = 0
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Passed: cleared, or every wait would end at once; the next wait sets the next one.
+			lp.ep.SetReadDeadline(time.Time{})
+			lp.armed = time.Time{}
+		}
+		n = 0 // (the epoll descriptor cannot fail while the loop runs)
 	}
 	return n
 }
