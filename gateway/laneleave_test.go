@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -104,5 +106,75 @@ func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAClientThatHalfClosesGetsNoAnswer: a client that shuts its side of the connection (SHUT_WR) while
+// the app has not answered is a client that went away (net/http's background read sees its EOF): the
+// exchange with the app ends, the access line says 499, and the client, which can still read, gets no
+// byte: not the empty 200 net/http would make of an answer nobody wrote. With the lane off, with its
+// event loops, and with a goroutine per connection (which notices within h1.WatchEvery).
+func TestAClientThatHalfClosesGetsNoAnswer(t *testing.T) {
+	for _, setting := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
+		t.Run("lane="+setting.lane+"/loops="+setting.loops, func(t *testing.T) {
+			app, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			asked, ended := make(chan struct{}), make(chan struct{})
+			go func() {
+				c, err := app.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				close(asked)
+				io.Copy(io.Discard, br) // never answers; returns when the gateway closes the connection
+				close(ended)
+			}()
+			logs := &syncBuffer{}
+			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s",
+				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}, slog.New(slog.NewTextHandler(logs, nil)))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app never got the request")
+			}
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if len(got) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("the client got %q (%v), want nothing and the connection's end", got, err)
+			}
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app's exchange went on after its client left")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(logs.String(), "msg=request ") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // bounded poll: the access line follows the app's end
+			}
+			if out := logs.String(); !regexp.MustCompile(`msg=request .*status=499 `).MatchString(out) {
+				t.Errorf("want an access line with status 499; gateway log:\n%s", out)
+			}
+		})
 	}
 }

@@ -18,8 +18,11 @@ import (
 // line through logger: method, path, status, bytes, duration_ms (milliseconds as a float, so a JSON
 // consumer never has to guess the unit of a bare number), client address, request id,
 // and what reqinfo learned (route, app, the cascade path). A request whose client went away before an
-// answer is logged with status 499; a panic passing through (an aborted response) with status 0 and
-// aborted=true, and is re-raised so the server tears the connection down.
+// answer is logged with status 499, and gets no answer at all: after the line, the handler panics with
+// http.ErrAbortHandler, so the server closes the connection (or resets the stream) instead of sending the
+// empty 200 it would make of an answer nobody wrote, which a client that only half-closed its connection
+// would read as the request's answer. A panic passing through (an aborted response) is logged with status
+// 0 and aborted=true, and is re-raised so the server tears the connection down.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +36,12 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			aborted := true
 			defer func() {
 				ctx := r.Context()
+				if !aborted && ctx.Err() != nil {
+					if resp, _ := info.Response(); resp.Status == 0 {
+						// Logged (below) as 499, then no answer (see above).
+						defer panic(http.ErrAbortHandler)
+					}
+				}
 				if !AccessLogEnabled(ctx, logger) {
 					return // the line would be dropped: don't build it (a panic passing through goes on)
 				}
