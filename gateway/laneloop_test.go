@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -143,5 +144,51 @@ func TestTheLoopRelaysALargeAnswerToASlowClient(t *testing.T) {
 	}
 	if f.Lane.Waited() == 0 {
 		t.Errorf("no write to the client waited for room: the answer did not exercise the backpressure")
+	}
+}
+
+// TestTheLoopsTimeLimitsAreNetHTTPs: the idle limit between requests, the limit on a request head and the
+// stall limit on a request body end a connection on the event loops as they end it with the lane off
+// (net/http) and with a goroutine per connection: the client gets the same bytes before the connection's
+// end.
+func TestTheLoopsTimeLimitsAreNetHTTPs(t *testing.T) {
+	b := startRawBackend(t, laneAnswers)
+	cases := []struct{ name, send string }{
+		{"idle after an answer", "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"a head that stops", "GET /cl HTTP/1.1\r\nHost: a\r\nAcc"},
+		{"a head that never starts", ""},
+		{"a body that stops", "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nhello"},
+	}
+	got := map[string]map[string]string{}
+	for _, setting := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
+		key := "lane=" + setting.lane + "/loops=" + setting.loops
+		got[key] = map[string]string{}
+		addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+			"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops,
+			"GATEWAY_IDLE_TIMEOUT": "300ms", "GATEWAY_READ_HEADER_TIMEOUT": "300ms", "GATEWAY_BODY_TIMEOUT": "300ms",
+			"GATEWAY_IDLE_PARK_AFTER": "0"}, slog.New(slog.DiscardHandler))
+		for _, c := range cases {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(conn, c.send)
+			all, err := io.ReadAll(conn) // until the gateway ends the connection
+			conn.Close()
+			if err != nil {
+				t.Fatalf("%s, %s: %v after %q (the connection did not end)", key, c.name, err, all)
+			}
+			got[key][c.name] = dateRE.ReplaceAllString(regexp.MustCompile(`X-Request-Id: \w+`).ReplaceAllString(string(all), "X-Request-Id: (id)"), "Date: (date)")
+		}
+	}
+	for _, c := range cases {
+		off := got["lane=false/loops=0"][c.name]
+		t.Logf("%s: %q", c.name, off)
+		for _, key := range []string{"lane=true/loops=0", "lane=true/loops=-1"} {
+			if on := got[key][c.name]; on != off {
+				t.Errorf("%s, %s: the client got\n%q\nwith the lane off:\n%q", key, c.name, on, off)
+			}
+		}
 	}
 }
