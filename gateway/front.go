@@ -171,7 +171,13 @@ func (f *Front) Collector() prometheus.Collector {
 				ConstLabels: l}, func() float64 { return float64(ln.Served()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_fast_lane_handoffs_total",
 				Help:        "Client connections the fast lane handed to net/http (with the bytes it had read) at a request it does not take.",
-				ConstLabels: l}, func() float64 { return float64(ln.HandedOff()) }))
+				ConstLabels: l}, func() float64 { return float64(ln.HandedOff()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchyard_fast_lane_loop_connections",
+				Help:        "Client connections the fast lane's event loops hold now (GATEWAY_FAST_LANE_LOOPS): idle ones and those whose express exchange a loop carries.",
+				ConstLabels: l}, func() float64 { return float64(ln.OnLoops()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchyard_fast_lane_loop_exchanges_total",
+				Help:        "Express exchanges the fast lane's event loops finished themselves (within switchyard_fast_lane_requests_total).",
+				ConstLabels: l}, func() float64 { return float64(ln.Looped()) }))
 	}
 	return cs
 }

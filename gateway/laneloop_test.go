@@ -66,6 +66,9 @@ func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
 			if n := laneGoroutines(); n > tt.maxGoroutines || n < tt.minGoroutines {
 				t.Errorf("%d idle connections: %d goroutines serve lane connections, want %d to %d", conns, n, tt.minGoroutines, tt.maxGoroutines)
 			}
+			if on, want := f.Lane.OnLoops(), int64(conns-tt.minGoroutines); on != want {
+				t.Errorf("the loops hold %d connections, want %d", on, want)
+			}
 			for i, c := range cs {
 				ask(c, brs[i]) // each connection serves its next request
 			}
@@ -190,5 +193,53 @@ func TestTheLoopsTimeLimitsAreNetHTTPs(t *testing.T) {
 				t.Errorf("%s, %s: the client got\n%q\nwith the lane off:\n%q", key, c.name, on, off)
 			}
 		}
+	}
+}
+
+// TestAConnectionThatLeftALoopComesBackWhenIdle: a connection whose request the loop does not serve itself
+// (here one with a forwarding field, which goes through the handler chain) moves to a goroutine of the
+// lane; once idle for GATEWAY_IDLE_PARK_AFTER it goes back to an event loop (where the parker would
+// otherwise take it), which serves its next express request itself.
+func TestAConnectionThatLeftALoopComesBackWhenIdle(t *testing.T) {
+	b := startRawBackend(t, laneAnswers)
+	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "1", "GATEWAY_IDLE_PARK_AFTER": "50ms"},
+		slog.New(slog.DiscardHandler))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	ask := func(req string) {
+		t.Helper()
+		io.WriteString(c, req)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != 200 || string(body) != "hello" {
+			t.Fatalf("%d %q (%v), want 200 hello", res.StatusCode, body, err)
+		}
+	}
+	ask("GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+	if f.Lane.Looped() != 0 || f.Lane.Served() != 1 {
+		t.Fatalf("the loop finished %d exchanges of the lane's %d, want 0 of 1 (the chain serves this one)", f.Lane.Looped(), f.Lane.Served())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.Lane.Returned() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection did not go back to a loop")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll: the park delay passes on the server's side
+	}
+	ask("GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
+	if f.Lane.Looped() != 1 {
+		t.Fatalf("the loop finished %d exchanges, want the second request's", f.Lane.Looped())
+	}
+	if f.Parker.Parked() != 0 {
+		t.Errorf("%d connections parked: the loop, not the parker, holds the idle connection", f.Parker.Parked())
 	}
 }

@@ -47,7 +47,8 @@ type Listener struct {
 	loops []*loop // the event loops (none: every connection on a goroutine of its own)
 	next  atomic.Uint32
 
-	served, handedOff, expressed, looped, waited atomic.Uint64
+	served, handedOff, expressed, looped, waited, returned atomic.Uint64
+	onLoops                                                atomic.Int64 // client connections the loops hold
 }
 
 // New wraps ln; see Listener.
@@ -89,6 +90,12 @@ func (l *Listener) Expressed() uint64 { return l.expressed.Load() }
 
 // Looped is the number of express exchanges an event loop finished itself (within Expressed).
 func (l *Listener) Looped() uint64 { return l.looped.Load() }
+
+// OnLoops is the number of client connections the event loops hold now.
+func (l *Listener) OnLoops() int64 { return l.onLoops.Load() }
+
+// Returned is the number of idle connections a goroutine of the lane gave back to an event loop.
+func (l *Listener) Returned() uint64 { return l.returned.Load() }
 
 // Waited is the number of times an event loop's write to a client found no room and waited.
 func (l *Listener) Waited() uint64 { return l.waited.Load() }

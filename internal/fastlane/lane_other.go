@@ -25,3 +25,6 @@ func (l *Listener) Expressed() uint64 { return 0 }
 
 // Looped is always 0 here.
 func (l *Listener) Looped() uint64 { return 0 }
+
+// OnLoops is always 0 here.
+func (l *Listener) OnLoops() int64 { return 0 }

@@ -122,10 +122,52 @@ func (lp *loop) adopt(rwc net.Conn) {
 		return
 	}
 	lp.conns++
+	lp.l.onLoops.Add(1)
 	lc.rdy = true // the request is often there already
 	if d := lp.l.srv.ReadHeaderTimeout; d > 0 {
 		lp.timers.set(&lc.t, time.Now().Add(d))
 	}
+	lc.readRequest()
+}
+
+// toLoop gives rwc, an idle connection of a goroutine of the lane that served a request, to an event
+// loop until its next request (idle: its idle deadline, zero none); false when there is no loop.
+func (l *Listener) toLoop(rwc net.Conn, remoteAddr string, idle time.Time) bool {
+	n := len(l.loops)
+	if n == 0 {
+		return false
+	}
+	lp := l.loops[int(l.next.Add(1))%n]
+	if !lp.post(func() { lp.adoptIdle(rwc, remoteAddr, idle) }) {
+		rwc.Close()
+	}
+	return true
+}
+
+// adoptIdle puts rwc, a connection that served a request and waits for its next one, on the loop.
+func (lp *loop) adoptIdle(rwc net.Conn, remoteAddr string, idle time.Time) {
+	if lp.closing || lp.dead || lp.l.closing.Load() {
+		rwc.Close()
+		return
+	}
+	fd, ok := fdOf(rwc)
+	if !ok {
+		rwc.Close()
+		return
+	}
+	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: remoteAddr, obs: observerOf(rwc), served: true}
+	lc.t.owner = lc
+	if err := lp.add(fd, lc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+		rwc.Close()
+		return
+	}
+	lp.conns++
+	lp.l.onLoops.Add(1)
+	lp.l.returned.Add(1)
+	if !idle.IsZero() {
+		lp.timers.set(&lc.t, idle)
+	}
+	lc.rdy = true // its next request may be there already
 	lc.readRequest()
 }
 
@@ -1006,6 +1048,7 @@ func (lc *lconn) close() {
 	}
 	lc.st = stOff
 	lp.conns--
+	lp.l.onLoops.Add(-1)
 	lc.rwc.Close()
 }
 
@@ -1015,6 +1058,7 @@ func (lc *lconn) detach() *conn {
 	lp.timers.clear(&lc.t)
 	lp.remove(lc.fd)
 	lp.conns--
+	lp.l.onLoops.Add(-1)
 	lc.st = stOff
 	c := lc.state()
 	lc.c = nil

@@ -68,6 +68,11 @@ func (c *conn) idleWait(idleEnd time.Time) (v Verdict, done bool) {
 		c.cancel() // the connection's context ends with its serving, as net/http's does
 	}
 	c.rwc.SetReadDeadline(time.Time{}) // a delivered connection starts without the past park deadline
+	if c.l.toLoop(c.rwc, c.remoteAddr, idleEnd) {
+		// The event loops hold idle connections as the parker would, and serve their next express
+		// requests themselves: a connection that left a loop comes back to one here.
+		return parked, true
+	}
 	pk.p.Park(c.rwc, idleEnd)
 	return parked, true
 }

@@ -28,7 +28,9 @@ type parkRig struct {
 }
 
 // startParkingLane serves tr through the lane over an idle parker (delay after) over connection limits,
-// as gateway.NewFront stacks them; srv's IdleTimeout is idle and its ReadHeaderTimeout header.
+// as gateway.NewFront stacks them; srv's IdleTimeout is idle and its ReadHeaderTimeout header. The lane
+// has no event loops: with loops, an idle connection goes back to a loop instead of the parker
+// (gateway.TestAConnectionThatLeftALoopComesBackWhenIdle).
 func startParkingLane(t *testing.T, tr testRouter, after, idle, header time.Duration) *parkRig {
 	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +44,7 @@ func startParkingLane(t *testing.T, tr testRouter, after, idle, header time.Dura
 	}
 	srv := &http.Server{Handler: tr, ReadHeaderTimeout: header, IdleTimeout: idle}
 	parker.Install(srv)
-	lane := New(parker, Options{Server: srv, Parker: parker})
+	lane := New(parker, Options{Server: srv, Parker: parker, Loops: -1})
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(lane) }()
 	t.Cleanup(func() { srv.Close(); <-done })
