@@ -23,7 +23,7 @@ import (
 // same requests to the backend without the gateway, and the gateway's share is a sub-benchmark's minus
 // direct's. "park-off" is the same gateway with GATEWAY_IDLE_PARK_AFTER=0: the idle-park hook's cost per
 // request is park-on's minus park-off's; "lane" is park-on with GATEWAY_FAST_LANE=true (on Linux the fast
-// lane serves every request). Count instructions with bench/layers.sh 'ProxiedGET'.
+// lane serves every request, on its event loops), "lane-goroutines" the same with GATEWAY_FAST_LANE_LOOPS=-1. Count instructions with bench/layers.sh 'ProxiedGET'.
 func BenchmarkProxiedGET(b *testing.B) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = []string{"text/plain"}
@@ -31,13 +31,15 @@ func BenchmarkProxiedGET(b *testing.B) {
 	}))
 	b.Cleanup(backend.Close)
 	b.Run("direct", func(b *testing.B) { benchGets(b, backend.Listener.Addr().String()) })
-	for _, tt := range []struct{ name, park, lane string }{{"park-on", "1s", "false"}, {"park-off", "0", "false"}, {"lane", "1s", "true"}} {
+	for _, tt := range []struct{ name, park, lane, loops string }{{"park-on", "1s", "false", "0"}, {"park-off", "0", "false", "0"},
+		{"lane", "1s", "true", "0"}, {"lane-goroutines", "1s", "true", "-1"}} {
 		b.Run(tt.name, func(b *testing.B) {
 			logger := slog.New(slog.DiscardHandler)
 			cfg, err := config.Load(map[string]string{
 				"GATEWAY_PRIMARY":         backend.URL,
 				"GATEWAY_IDLE_PARK_AFTER": tt.park,
 				"GATEWAY_FAST_LANE":       tt.lane,
+				"GATEWAY_FAST_LANE_LOOPS": tt.loops,
 			}, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -48,6 +48,8 @@ type loop struct {
 	fds    []pollee // by descriptor
 	timers timerHeap
 	armed  time.Time // the deadline set on ep
+	poll   func(uintptr) bool
+	ready  int       // events poll found
 	now    time.Time // this round's clock
 
 	mu      sync.Mutex
@@ -97,6 +99,14 @@ func newLoop(l *Listener) (*loop, error) {
 		lp.ep.Close()
 		unix.Close(wakefd)
 		return nil, err
+	}
+	lp.poll = func(uintptr) bool { // made once: a closure made at each wait would be allocated each time
+		n, err := rawEpollWait(lp.epfd, lp.events)
+		if err != nil {
+			n = 0
+		}
+		lp.ready = n
+		return n > 0
 	}
 	go lp.run()
 	return lp, nil
@@ -224,15 +234,9 @@ func (lp *loop) wait() int {
 		lp.ep.SetReadDeadline(dl)
 		lp.armed = dl
 	}
-	n := 0
-	err := lp.rc.Read(func(uintptr) bool {
-		var err error
-		n, err = rawEpollWait(lp.epfd, lp.events)
-		if err != nil {
-			n = 0
-		}
-		return n > 0
-	})
+	lp.ready = 0
+	err := lp.rc.Read(lp.poll)
+	n := lp.ready
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// Passed: cleared, or every wait would end at once; the next wait sets the next one.

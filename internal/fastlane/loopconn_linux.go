@@ -222,7 +222,7 @@ func (lc *lconn) dropState() {
 	lc.c = nil
 	lc.big, lc.peer = c.big, c.peer
 	c.releaseBufs()
-	*c = conn{names: c.names}
+	*c = conn{names: c.names, gone: c.gone} // (gone is bound to c: made once)
 	heavy.Put(c)
 }
 
