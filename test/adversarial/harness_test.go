@@ -24,15 +24,25 @@ import (
 	"github.com/switchyard/switchyard/internal/fastlane"
 )
 
-// fastLane is GATEWAY_FAST_LANE for the gateways startGateway starts (unless a test sets it): TestMain runs
-// the whole suite with the lane off, then again with it on, where the lane exists.
-var fastLane bool
+// fastLane is GATEWAY_FAST_LANE for the gateways startGateway starts (unless a test sets it), and
+// laneLoops GATEWAY_FAST_LANE_LOOPS: TestMain runs the whole suite with the lane off, then again with it on
+// (its event loops, the default), then with it on and no loops (a goroutine per connection), where the
+// lane exists.
+var (
+	fastLane  bool
+	laneLoops = "0"
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 && fastlane.Supported {
 		fmt.Println("adversarial: the suite again with GATEWAY_FAST_LANE=true")
 		fastLane = true
+		code = m.Run()
+	}
+	if code == 0 && fastlane.Supported {
+		fmt.Println("adversarial: the suite again with GATEWAY_FAST_LANE=true GATEWAY_FAST_LANE_LOOPS=-1")
+		laneLoops = "-1"
 		code = m.Run()
 	}
 	os.Exit(code)
@@ -59,6 +69,10 @@ func startGateway(t *testing.T, env map[string]string) (addr string, stop func()
 	if _, set := env["GATEWAY_FAST_LANE"]; !set {
 		env = maps.Clone(env)
 		env["GATEWAY_FAST_LANE"] = strconv.FormatBool(fastLane)
+	}
+	if _, set := env["GATEWAY_FAST_LANE_LOOPS"]; !set {
+		env = maps.Clone(env)
+		env["GATEWAY_FAST_LANE_LOOPS"] = laneLoops
 	}
 	cfg, err := config.Load(env, nil)
 	if err != nil {
@@ -92,7 +106,7 @@ func startGateway(t *testing.T, env map[string]string) (addr string, stop func()
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("GATEWAY_FAST_LANE=%s; gateway log:\n%s", env["GATEWAY_FAST_LANE"], logs.String())
+			t.Logf("GATEWAY_FAST_LANE=%s GATEWAY_FAST_LANE_LOOPS=%s; gateway log:\n%s", env["GATEWAY_FAST_LANE"], env["GATEWAY_FAST_LANE_LOOPS"], logs.String())
 		}
 	})
 	return ln.Addr().String(), stop
