@@ -5,6 +5,7 @@ package gateway
 import (
 	"bufio"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -241,5 +243,80 @@ func TestAConnectionThatLeftALoopComesBackWhenIdle(t *testing.T) {
 	}
 	if f.Parker.Parked() != 0 {
 		t.Errorf("%d connections parked: the loop, not the parker, holds the idle connection", f.Parker.Parked())
+	}
+}
+
+// TestTheLoopRetriesAReplayableRequestOnAStaleConnection: an app that closes a kept-alive connection when
+// the next request arrives on it (what an app whose idle limit passed just then does) costs the client
+// nothing for a GET: the request is sent again on a new connection, once, as the h1 client does; a POST is
+// not sent again (502). The same with the lane off, on its loops and on goroutines.
+func TestTheLoopRetriesAReplayableRequestOnAStaleConnection(t *testing.T) {
+	for _, setting := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
+		t.Run("lane="+setting.lane+"/loops="+setting.loops, func(t *testing.T) {
+			app, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			var mu sync.Mutex
+			var seen []string // the request lines the app read, with the connection's number
+			go func() {
+				for n := 0; ; n++ {
+					c, err := app.Accept()
+					if err != nil {
+						return
+					}
+					go func(n int, c net.Conn) {
+						defer c.Close()
+						br := bufio.NewReader(c)
+						for i := 0; ; i++ {
+							req, err := http.ReadRequest(br)
+							if err != nil {
+								return
+							}
+							io.Copy(io.Discard, req.Body)
+							mu.Lock()
+							seen = append(seen, fmt.Sprintf("%d %s %s", n, req.Method, req.URL.Path))
+							mu.Unlock()
+							if i == 1 {
+								return // the second request on a connection: closed unanswered
+							}
+							io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+						}
+					}(n, c)
+				}
+			}()
+			addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String(),
+				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}, slog.New(slog.DiscardHandler))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			var statuses []int
+			for _, req := range []string{"GET /1", "GET /2", "POST /3"} {
+				fmt.Fprintf(c, "%s HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", req)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				statuses = append(statuses, res.StatusCode)
+				if res.Close {
+					break
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []string{"0 GET /1", "0 GET /2", "1 GET /2", "1 POST /3"}
+			if fmt.Sprint(statuses) != "[200 200 502]" || fmt.Sprint(seen) != fmt.Sprint(want) {
+				t.Errorf("statuses %v, the app saw %q; want [200 200 502] and %q", statuses, seen, want)
+			}
+			if setting.loops == "0" && setting.lane == "true" && f.Lane.Looped() != 2 {
+				t.Errorf("the loop finished %d exchanges, want the two GETs", f.Lane.Looped())
+			}
+		})
 	}
 }
