@@ -4,7 +4,9 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -318,5 +321,71 @@ func TestTheLoopRetriesAReplayableRequestOnAStaleConnection(t *testing.T) {
 				t.Errorf("the loop finished %d exchanges, want the two GETs", f.Lane.Looped())
 			}
 		})
+	}
+}
+
+// boomHandler is a log handler that panics on the access line of a request for /boom.
+type boomHandler struct{ slog.Handler }
+
+func (h boomHandler) Handle(ctx context.Context, r slog.Record) error {
+	boom := false
+	r.Attrs(func(a slog.Attr) bool {
+		boom = boom || a.Key == "path" && a.Value.String() == "/boom"
+		return true
+	})
+	if boom && r.Message == "request" {
+		panic("the log handler failed")
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h boomHandler) WithAttrs(as []slog.Attr) slog.Handler { return boomHandler{h.Handler.WithAttrs(as)} }
+func (h boomHandler) WithGroup(g string) slog.Handler       { return boomHandler{h.Handler.WithGroup(g)} }
+
+// TestAPanicOnALoopEndsOneConnection: a panic while an event loop serves a connection (here the access
+// log's handler panics on one request's line) is logged as net/http logs a handler's, closes that
+// connection, and leaves the loop serving every other one.
+func TestAPanicOnALoopEndsOneConnection(t *testing.T) {
+	b := startRawBackend(t, laneAnswers)
+	logs := &syncBuffer{}
+	logger := slog.New(boomHandler{slog.NewTextHandler(logs, nil)})
+	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "1"}, logger)
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetDeadline(time.Now().Add(10 * time.Second))
+	otherBR := bufio.NewReader(other)
+	ask := func(c net.Conn, br *bufio.Reader) {
+		t.Helper()
+		io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, err := io.ReadAll(res.Body); err != nil || string(body) != "hello" {
+			t.Fatalf("%q (%v), want hello", body, err)
+		}
+	}
+	ask(other, otherBR)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /boom HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) || len(got) != 0 {
+		t.Errorf("the client of the request whose line panicked got %q (%v), want its connection closed; log:\n%s", got, err, logs.String())
+	}
+	ask(other, otherBR) // the loop goes on
+	if f.Lane.OnLoops() != 1 {
+		t.Errorf("the loop holds %d connections, want the other one", f.Lane.OnLoops())
+	}
+	if !strings.Contains(logs.String(), "panic serving a connection on the fast lane's event loop: the log handler failed") {
+		t.Errorf("the panic is not logged:\n%s", logs.String())
 	}
 }

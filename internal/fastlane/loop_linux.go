@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ type loop struct {
 	conns      int  // client connections on the loop
 	closing    bool // the lane closed: idle connections close, busy ones after their answer
 	exited     chan struct{}
+	curOwner   *lconn // the client connection the event being handled served (for recoverFor)
 }
 
 func newLoop(l *Listener) (*loop, error) {
@@ -180,7 +182,7 @@ func (w waker) ready(uint32) {
 	lp.mu.Unlock()
 	for i, f := range work {
 		work[i] = nil
-		f()
+		lp.do(f)
 	}
 	lp.spare = work[:0]
 }
@@ -193,17 +195,77 @@ func (lp *loop) run() {
 		for _, ev := range lp.events[:n] {
 			if fd := int(ev.Fd); fd < len(lp.fds) {
 				if p := lp.fds[fd]; p != nil {
-					p.ready(ev.Events)
+					lp.dispatch(p, ev.Events)
 					lp.handOver()
 				}
 			}
 		}
-		lp.timers.fire(lp.now)
+		for t := lp.timers.due(lp.now); t != nil; t = lp.timers.due(lp.now) {
+			lp.expire(t.owner)
+		}
 		lp.handOver()
 		if lp.closing && lp.conns == 0 {
 			lp.shut()
 			return
 		}
+	}
+}
+
+// A panic while the loop serves one connection (a bug, or a panicking log handler) must not end the
+// process and every other connection with it, as net/http's server recovers a handler's: the loop logs
+// it as net/http does, closes the connection it concerned (and the app connection and plan of its
+// exchange) and goes on. dispatch, expire and do run an event, a timer and posted work so.
+
+// aborter is what a panic while serving it closes: the client connection whose exchange it serves (an
+// app connection's event serves its client's), or itself when it serves none.
+type aborter interface{ abort() }
+
+// owned is a pollee or timer that serves a client connection's exchange: owner is that connection (nil:
+// none now).
+type owned interface{ owner() *lconn }
+
+func (lp *loop) dispatch(p pollee, events uint32) {
+	// The owner is taken before the event: an app connection's handler may give it back to its pool
+	// before it fails, and its client is what must be closed then.
+	lp.curOwner = nil
+	if o, ok := p.(owned); ok {
+		lp.curOwner = o.owner()
+	}
+	defer lp.recoverFor(p)
+	p.ready(events)
+}
+
+func (lp *loop) expire(e expirer) {
+	lp.curOwner = nil
+	defer lp.recoverFor(e)
+	e.expire()
+}
+
+func (lp *loop) do(f func()) {
+	lp.curOwner = nil
+	defer lp.recoverFor(nil)
+	f()
+}
+
+// recoverFor is the deferred recovery of dispatch, expire and do; p is what they served.
+func (lp *loop) recoverFor(p any) {
+	err := recover()
+	if err == nil {
+		return
+	}
+	buf := make([]byte, 64<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	lp.l.logf("http: panic serving a connection on the fast lane's event loop: %v\n%s", err, buf)
+	var a aborter
+	if lc := lp.curOwner; lc != nil {
+		a = lc
+	} else if o, ok := p.(owned); ok && o.owner() != nil {
+		a = o.owner()
+	} else if pa, ok := p.(aborter); ok {
+		a = pa
+	}
+	if a != nil {
+		lp.do(a.abort) // (a second panic there is logged too, and ends nothing more)
 	}
 }
 
@@ -363,11 +425,19 @@ func (h *timerHeap) clear(t *timer) {
 
 // fire expires every timer due at now.
 func (h *timerHeap) fire(now time.Time) {
-	for len(*h) > 0 && !(*h)[0].at.After(now) {
-		t := (*h)[0]
-		h.clear(t)
+	for t := h.due(now); t != nil; t = h.due(now) {
 		t.owner.expire()
 	}
+}
+
+// due takes the earliest timer out of the heap when it is due at now (nil: none is).
+func (h *timerHeap) due(now time.Time) *timer {
+	if len(*h) == 0 || (*h)[0].at.After(now) {
+		return nil
+	}
+	t := (*h)[0]
+	h.clear(t)
+	return t
 }
 
 func (h timerHeap) swap(i, j int) {

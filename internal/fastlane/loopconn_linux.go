@@ -1037,6 +1037,33 @@ func (lc *lconn) expire() {
 	}
 }
 
+func (lc *lconn) owner() *lconn { return lc }
+
+// abort closes the connection after a panic while serving it: its exchange's app connection or connect
+// goes, its plan is released (the drain waits for no more), and the client's connection is closed.
+func (lc *lconn) abort() {
+	if lc.st == stOff {
+		return
+	}
+	lc.gen++
+	if c := lc.c; c != nil {
+		lx := &c.lx
+		if uc := lx.uc; uc != nil {
+			lx.uc = nil
+			uc.close()
+		}
+		if release := lx.release; release != nil {
+			lx.release = nil
+			release()
+		}
+		*lx = loopExchange{}
+	}
+	if cn := lc.connecting; cn != nil {
+		cn.cancel()
+	}
+	lc.close()
+}
+
 // close closes the client connection.
 func (lc *lconn) close() {
 	lp := lc.lp

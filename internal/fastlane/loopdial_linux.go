@@ -157,6 +157,11 @@ func (cn *connecting) done(err error) {
 	lc.sendOn(uc)
 }
 
+func (cn *connecting) owner() *lconn { return cn.lc }
+
+// abort: a panic while serving the connect's event ends its exchange.
+func (cn *connecting) abort() { cn.lc.abort() }
+
 // cancel ends a connect whose exchange no longer wants it (the client left, or its time passed).
 func (cn *connecting) cancel() {
 	cn.lc.connecting = nil

@@ -214,6 +214,17 @@ func (uc *uconn) idleEvent() {
 // expire is the idle limit.
 func (uc *uconn) expire() { uc.close() }
 
+func (uc *uconn) owner() *lconn { return uc.lc }
+
+// abort: a panic while serving uc's event ends its exchange (or closes it, idle).
+func (uc *uconn) abort() {
+	if lc := uc.lc; lc != nil {
+		lc.abort()
+		return
+	}
+	uc.close()
+}
+
 // detach takes uc off the loop (the descriptor stays open).
 func (uc *uconn) detach() {
 	uc.pool.lp.timers.clear(&uc.t)
