@@ -339,8 +339,10 @@ func (h boomHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h boomHandler) WithAttrs(as []slog.Attr) slog.Handler { return boomHandler{h.Handler.WithAttrs(as)} }
-func (h boomHandler) WithGroup(g string) slog.Handler       { return boomHandler{h.Handler.WithGroup(g)} }
+func (h boomHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return boomHandler{h.Handler.WithAttrs(as)}
+}
+func (h boomHandler) WithGroup(g string) slog.Handler { return boomHandler{h.Handler.WithGroup(g)} }
 
 // TestAPanicOnALoopEndsOneConnection: a panic while an event loop serves a connection (here the access
 // log's handler panics on one request's line) is logged as net/http logs a handler's, closes that
