@@ -5,6 +5,7 @@ package fastlane
 import (
 	"context"
 	"errors"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"io"
 	"net"
 	"net/http"
@@ -354,16 +355,8 @@ func equalFold(b []byte, lower string) bool {
 // clientGone reports whether the client closed the connection (a peek that reads nothing and does not
 // wait; bytes pipelined behind the request are not a departure).
 func (c *conn) clientGone() bool {
-	nc := c.rwc
-	for {
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		nc = u.NetConn()
-	}
 	if c.peek == nil {
-		c.peek = connpeek.NewPeeker(nc)
+		c.peek = connpeek.NewPeeker(netconn.Innermost(c.rwc))
 	}
 	if c.peek.Idle() != connpeek.Closed {
 		return false

@@ -327,40 +327,32 @@ func (c *conn) serveAfter(first func() (ok, reuse bool)) {
 		c.n = 0
 		c.releaseBufs()
 	}()
-	req := 0
-	if first != nil {
-		ok, reuse := first()
-		if !ok {
-			handed = true
-			c.handOff()
-			return
-		}
-		if !reuse {
-			return
-		}
-		req = 1
-	} else if d := srv.ReadHeaderTimeout; d > 0 {
+	if d := srv.ReadHeaderTimeout; d > 0 && first == nil {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
-	for ; ; req++ {
-		h := &c.head
-		v := c.readHead(h, req > 0)
-		switch {
-		case v == errRead:
-			return // net/http closes quietly too: nothing read, or EOF, a timeout or a reset
-		case v == parked:
-			handed = true // to the parker, which owns the connection now
-			return
-		case v == NotMine:
-			handed = true
-			c.handOff()
-			return
+	for req := 0; ; req++ {
+		var ok, reuse bool
+		if req == 0 && first != nil {
+			ok, reuse = first()
+		} else {
+			h := &c.head
+			switch v := c.readHead(h, req > 0); v {
+			case errRead:
+				return // net/http closes quietly too: nothing read, or EOF, a timeout or a reset
+			case parked:
+				handed = true // to the parker, which owns the connection now
+				return
+			case NotMine:
+				handed = true
+				c.handOff()
+				return
+			}
+			c.bodyDeadlineSet = false
+			if c.ctx == nil {
+				c.startConn()
+			}
+			ok, reuse = c.serveRequest(h)
 		}
-		c.bodyDeadlineSet = false
-		if c.ctx == nil {
-			c.startConn()
-		}
-		ok, reuse := c.serveRequest(h)
 		if !ok {
 			handed = true
 			c.handOff()

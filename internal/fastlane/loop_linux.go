@@ -4,6 +4,7 @@ package fastlane
 
 import (
 	"errors"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"net"
 	"os"
 	"runtime"
@@ -32,6 +33,49 @@ import (
 // loopBufSize is the size of the loop's two scratch buffers (an answer read from an app, the bytes
 // written to a client), and of a connection's buffer for what a client did not take at once.
 const loopBufSize = 16 << 10
+
+// sock is a socket on a loop, registered edge-triggered: what its events said since the reads and writes
+// that would block (rdy, wrdy), whether its peer closed (hup), and whether EPOLLOUT is among its events.
+// Its owner (a client or an app connection) keeps it and calls note with each event.
+type sock struct {
+	lp   *loop
+	fd   int
+	rdy  bool // readable (or hung up) since the last read that found nothing
+	wrdy bool // writable since the last write that would block
+	hup  bool // the peer shut its side, or the socket failed
+	out  bool // EPOLLOUT is in its events
+}
+
+// sockEvents are a sock's events without EPOLLOUT, which is added only while a write waits for room.
+const sockEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// note records what events say of the socket.
+func (s *sock) note(events uint32) {
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.rdy = true
+	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.hup = true
+	}
+	if events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.wrdy = true
+	}
+}
+
+// wantOut adds EPOLLOUT to the socket's events (a write would block); noOut takes it out again.
+func (s *sock) wantOut() {
+	if !s.out {
+		s.out = true
+		s.lp.modify(s.fd, sockEvents|unix.EPOLLOUT)
+	}
+}
+
+func (s *sock) noOut() {
+	if s.out {
+		s.out = false
+		s.lp.modify(s.fd, sockEvents)
+	}
+}
 
 // pollee is what owns a descriptor of the loop's epoll set.
 type pollee interface {
@@ -345,25 +389,19 @@ func (lp *loop) shut() {
 
 // fdOf returns c's descriptor, looked for under wrappers that expose NetConn.
 func fdOf(c net.Conn) (int, bool) {
-	for i := 0; i < 8 && c != nil; i++ {
-		if sc, ok := c.(syscall.Conn); ok {
-			rc, err := sc.SyscallConn()
-			if err != nil {
-				return -1, false
-			}
-			fd := -1
-			if rc.Control(func(f uintptr) { fd = int(f) }) != nil {
-				return -1, false
-			}
-			return fd, fd >= 0
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return -1, false
-		}
-		c = u.NetConn()
+	sc, ok := netconn.Find[syscall.Conn](c)
+	if !ok {
+		return -1, false
 	}
-	return -1, false
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd := -1
+	if rc.Control(func(f uintptr) { fd = int(f) }) != nil {
+		return -1, false
+	}
+	return fd, fd >= 0
 }
 
 // timer is a deadline in a loop's heap.

@@ -4,6 +4,7 @@ package fastlane
 
 import (
 	"context"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"io"
 	"net"
 	"net/http"
@@ -32,15 +33,10 @@ const (
 // lconn is a client connection on a loop. While idle with nothing buffered it holds no request state
 // (c is nil): an idle keep-alive connection costs this struct and its socket.
 type lconn struct {
-	lp         *loop
+	sock
 	rwc        net.Conn
-	fd         int
 	t          timer
 	st         lstate
-	rdy        bool // readable (or hung up) since the last read that found nothing
-	wrdy       bool // writable since the last write that would block
-	hup        bool // the client shut its side (or the socket failed)
-	out        bool // EPOLLOUT is in its events
 	big        bool // its requests do not fit the small array (see conn.big)
 	served     bool // it served a request: the wait for the next is an idle one
 	gen        uint32
@@ -59,17 +55,8 @@ type readObserver interface{ ObserveRead(p []byte) }
 
 // observerOf finds the readObserver among c and the connections it wraps.
 func observerOf(c net.Conn) readObserver {
-	for i := 0; i < 8 && c != nil; i++ {
-		if o, ok := c.(readObserver); ok {
-			return o
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = u.NetConn()
-	}
-	return nil
+	o, _ := netconn.Find[readObserver](c)
+	return o
 }
 
 // loopExchange is the state of an express exchange the loop carries.
@@ -115,9 +102,9 @@ func (lp *loop) adopt(rwc net.Conn) {
 		lp.l.goServe(rwc) // no descriptor to poll: the goroutine lane serves it
 		return
 	}
-	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: rwc.RemoteAddr().String(), obs: observerOf(rwc)}
+	lc := &lconn{sock: sock{lp: lp, fd: fd}, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), obs: observerOf(rwc)}
 	lc.t.owner = lc
-	if err := lp.add(fd, lc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+	if err := lp.add(fd, lc, sockEvents); err != nil {
 		lp.l.goServe(rwc)
 		return
 	}
@@ -155,9 +142,9 @@ func (lp *loop) adoptIdle(rwc net.Conn, remoteAddr string, idle time.Time) {
 		rwc.Close()
 		return
 	}
-	lc := &lconn{lp: lp, rwc: rwc, fd: fd, remoteAddr: remoteAddr, obs: observerOf(rwc), served: true}
+	lc := &lconn{sock: sock{lp: lp, fd: fd}, rwc: rwc, remoteAddr: remoteAddr, obs: observerOf(rwc), served: true}
 	lc.t.owner = lc
-	if err := lp.add(fd, lc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+	if err := lp.add(fd, lc, sockEvents); err != nil {
 		rwc.Close()
 		return
 	}
@@ -172,15 +159,7 @@ func (lp *loop) adoptIdle(rwc net.Conn, remoteAddr string, idle time.Time) {
 }
 
 func (lc *lconn) ready(ev uint32) {
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		lc.rdy = true
-	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		lc.hup = true
-	}
-	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		lc.wrdy = true
-	}
+	lc.note(ev)
 	switch lc.st {
 	case stIdle, stHead, stBody:
 		if lc.rdy {
@@ -407,14 +386,7 @@ func (lc *lconn) send() {
 	lc.connect(false)
 }
 
-func (lc *lconn) putOut() {
-	lx := &lc.c.lx
-	if lx.outp != nil {
-		*lx.outp = (*lx.outp)[:0]
-		outBufs.Put(lx.outp)
-		lx.outp = nil
-	}
-}
+func (lc *lconn) putOut() { lc.c.lx.putBuf(&lc.c.lx.outp) }
 
 // connect gets an app connection (fresh: a new one, for a retry) and sends the request on it.
 func (lc *lconn) connect(fresh bool) {
@@ -668,13 +640,24 @@ func (lc *lconn) readAnswer() {
 	}
 }
 
-func (lc *lconn) freeAnswerBuf() {
-	lx := &lc.c.lx
-	if lx.ab != nil {
-		*lx.ab = (*lx.ab)[:0]
-		outBufs.Put(lx.ab)
-		lx.ab = nil
+func (lc *lconn) freeAnswerBuf() { lc.c.lx.putBuf(&lc.c.lx.ab) }
+
+// putBuf gives the buffer *bp (when there is one) back to outBufs.
+func (lx *loopExchange) putBuf(bp **[]byte) {
+	if *bp != nil {
+		**bp = (**bp)[:0]
+		outBufs.Put(*bp)
+		*bp = nil
 	}
+}
+
+// freeBufs gives back the exchange's buffers: the outgoing request's, the answer head's and what waits
+// for the client.
+func (lx *loopExchange) freeBufs() {
+	lx.putBuf(&lx.outp)
+	lx.putBuf(&lx.ab)
+	lx.putBuf(&lx.pendp)
+	lx.pend = nil
 }
 
 // checkGone ends the exchange when the client closed its side while the app had not answered: a byte
@@ -949,12 +932,7 @@ func (lc *lconn) finish(reuse bool) {
 	if lx.release != nil {
 		lx.release()
 	}
-	if lx.pendp != nil {
-		*lx.pendp = (*lx.pendp)[:0]
-		outBufs.Put(lx.pendp)
-	}
-	lc.putOut()
-	lc.freeAnswerBuf()
+	lx.freeBufs()
 	used := c.head.Size + int(c.head.ContentLength)
 	*lx = loopExchange{}
 	lp.timers.clear(&lc.t)
@@ -981,21 +959,10 @@ func (lc *lconn) idle() {
 	if d > 0 {
 		lc.lp.timers.set(&lc.t, lc.lp.now.Add(d))
 	}
-	if lc.out {
-		lc.out = false
-		lc.lp.modify(lc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET)
-	}
+	lc.noOut()
 	if lc.c != nil {
 		lc.c.releaseBufs()
 		lc.dropState()
-	}
-}
-
-// wantOut adds EPOLLOUT to the client's events (a write would block).
-func (lc *lconn) wantOut() {
-	if !lc.out {
-		lc.out = true
-		lc.lp.modify(lc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT|unix.EPOLLET)
 	}
 }
 
@@ -1056,6 +1023,7 @@ func (lc *lconn) abort() {
 			lx.release = nil
 			release()
 		}
+		lx.freeBufs()
 		*lx = loopExchange{}
 	}
 	if cn := lc.connecting; cn != nil {
@@ -1127,15 +1095,7 @@ func (lc *lconn) rest(rest http.Handler, cancelled bool) {
 	if lx.x.Abandoned != nil {
 		lx.x.Abandoned()
 	}
-	if lx.pendp != nil {
-		outBufs.Put(lx.pendp)
-	}
-	if lx.ab != nil {
-		outBufs.Put(lx.ab)
-	}
-	if lx.outp != nil {
-		outBufs.Put(lx.outp)
-	}
+	lx.freeBufs()
 	id := strings.Clone(lc.c.ex.RequestID)
 	lc.toGoroutine(func(c *conn) (bool, bool) {
 		defer lx.release()

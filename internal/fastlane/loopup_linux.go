@@ -58,10 +58,11 @@ func (p *upool) get() *uconn {
 func quiet(uc *uconn) bool {
 	got, err := rawPeek(uc.fd)
 	switch {
-	case err == unix.EAGAIN:
+	case err == unix.EAGAIN || err == unix.EINTR:
 		uc.rdy = false
 		return true
 	case got > 0:
+		uc.pool.unpool(uc)
 		uc.detach()
 		uc.pool.up.DropUnsolicited(uc.rwc)
 	default:
@@ -82,9 +83,9 @@ func (p *upool) adopt(c net.Conn, reused bool) *uconn {
 		c.Close()
 		return nil
 	}
-	uc := &uconn{pool: p, rwc: c, fd: fd, reused: reused}
+	uc := &uconn{sock: sock{lp: p.lp, fd: fd}, pool: p, rwc: c, reused: reused}
 	uc.t.owner = uc
-	if err := p.lp.add(fd, uc, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+	if err := p.lp.add(fd, uc, sockEvents); err != nil {
 		c.Close()
 		return nil
 	}
@@ -120,16 +121,13 @@ func (p *upool) put(uc *uconn) {
 		uc.close()
 		return
 	}
-	if uc.out {
-		uc.out = false
-		p.lp.modify(uc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET)
-	}
+	uc.noOut()
 	p.idle = append(p.idle, uc)
 	if p.idleFor > 0 {
 		p.lp.timers.set(&uc.t, p.lp.now.Add(p.idleFor))
 	}
 	if uc.rdy {
-		uc.idleEvent() // it spoke while it was answering: look now, as no new edge will come
+		quiet(uc) // it spoke while it was answering: look now, as no new edge will come
 	}
 }
 
@@ -164,50 +162,22 @@ func (p *upool) unpool(uc *uconn) {
 
 // uconn is an app connection on the loop: idle in its pool, or carrying lc's exchange.
 type uconn struct {
+	sock
 	pool   *upool
 	rwc    net.Conn
-	fd     int
 	t      timer // the idle limit
 	lc     *lconn
 	reused bool
-	rdy    bool // readable (or hung up) since the last read that found nothing
-	hup    bool // the app shut its side, or the socket failed
-	wrdy   bool // writable since the last write that would block
-	out    bool // EPOLLOUT is in its events
 }
 
 func (uc *uconn) ready(ev uint32) {
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		uc.rdy = true
-	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		uc.hup = true
-	}
-	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		uc.wrdy = true
-	}
+	uc.note(ev)
 	if uc.lc != nil {
 		uc.lc.upstreamReady()
 		return
 	}
 	if uc.rdy {
-		uc.idleEvent()
-	}
-}
-
-// idleEvent looks at an idle connection that became readable: bytes nobody asked for drop it as
-// unsolicited (counted and reported by the app's client), a close or an error drops it.
-func (uc *uconn) idleEvent() {
-	n, err := rawPeek(uc.fd)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		uc.rdy = false
-	case n > 0:
-		uc.pool.unpool(uc)
-		uc.detach()
-		uc.pool.up.DropUnsolicited(uc.rwc)
-	default:
-		uc.close()
+		quiet(uc) // an idle connection spoke: bytes nobody asked for, or its close, drop it
 	}
 }
 
@@ -242,12 +212,4 @@ func (uc *uconn) close() {
 	lp.forget(uc.fd)
 	uc.lc = nil
 	uc.rwc.Close()
-}
-
-// wantOut adds EPOLLOUT to uc's events (a write would block).
-func (uc *uconn) wantOut() {
-	if !uc.out {
-		uc.out = true
-		uc.pool.lp.modify(uc.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT|unix.EPOLLET)
-	}
 }

@@ -30,6 +30,7 @@ package headscan
 import (
 	"bytes"
 	"context"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"io"
 	"net"
 	"sync"
@@ -132,15 +133,8 @@ type ctxKey struct{}
 // ConnContext is an http.Server ConnContext hook: it finds the *Conn under c (through NetConn wrappers)
 // and keeps it in the connection's context for From.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	for c != nil {
-		if sc, ok := c.(*Conn); ok {
-			return context.WithValue(ctx, ctxKey{}, sc)
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.NetConn()
+	if sc, ok := netconn.Find[*Conn](c); ok {
+		return context.WithValue(ctx, ctxKey{}, sc)
 	}
 	return ctx
 }

@@ -64,6 +64,7 @@ package idlepark
 
 import (
 	"errors"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"io"
 	"net"
 	"net/http"
@@ -160,18 +161,8 @@ func (l *Listener) Install(srv *http.Server) {
 // find returns the Listener's Conn that c is or wraps (through NetConn: a wrapper such as the fast
 // lane's hand-off), or nil.
 func (l *Listener) find(c net.Conn) *Conn {
-	for range 4 {
-		if pc, ok := c.(*Conn); ok {
-			if pc.l == l {
-				return pc
-			}
-			return nil
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = u.NetConn()
+	if pc, ok := netconn.Find[*Conn](c); ok && pc.l == l {
+		return pc
 	}
 	return nil
 }

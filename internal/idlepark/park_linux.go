@@ -4,6 +4,7 @@ package idlepark
 
 import (
 	"errors"
+	"github.com/switchyard/switchyard/internal/netconn"
 	"net"
 	"sync"
 	"syscall"
@@ -64,18 +65,12 @@ func (p *parker) count() int {
 
 // rawConn finds the descriptor's syscall.RawConn under wrappers that expose NetConn.
 func rawConn(c net.Conn) (syscall.RawConn, bool) {
-	for i := 0; i < 8 && c != nil; i++ {
-		if sc, ok := c.(syscall.Conn); ok {
-			rc, err := sc.SyscallConn()
-			return rc, err == nil
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil, false
-		}
-		c = u.NetConn()
+	sc, ok := netconn.Find[syscall.Conn](c)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
 }
 
 // park takes c (idle, nothing buffered) until it is readable, hung up, past idle (zero: no deadline) or
