@@ -442,33 +442,8 @@ func TestTheFastLaneSeriesSayWhetherItIsOn(t *testing.T) {
 func TestAClientThatLeavesEndsTheAppsExchange(t *testing.T) {
 	for _, lane := range []bool{false, true} {
 		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) {
-			app, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer app.Close()
-			asked, ended := make(chan struct{}), make(chan struct{})
-			go func() {
-				c, err := app.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				close(asked)
-				io.Copy(io.Discard, br) // never answers; returns when the gateway closes the connection
-				close(ended)
-			}()
-			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s",
+			app, asked, ended := startHoldingApp(t, "")
+			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s",
 				"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			addr, f := startFront(t, env, logger)

@@ -36,34 +36,8 @@ func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 	} {
 		for _, lane := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/lane=%v", tt.name, lane), func(t *testing.T) {
-				app, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer app.Close()
-				asked, ended := make(chan struct{}), make(chan struct{})
-				go func() {
-					c, err := app.Accept()
-					if err != nil {
-						return
-					}
-					defer c.Close()
-					br := bufio.NewReader(c)
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if line == "\r\n" {
-							break
-						}
-					}
-					io.WriteString(c, tt.answer)
-					close(asked)
-					io.Copy(io.Discard, br) // never sends more; returns when the gateway closes the connection
-					close(ended)
-				}()
-				env := map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s&read_timeout=60s",
+				app, asked, ended := startHoldingApp(t, tt.answer)
+				env := map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s&read_timeout=60s",
 					"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
 				logs := &syncBuffer{}
 				logger := slog.New(slog.NewTextHandler(logs, nil))
@@ -117,34 +91,9 @@ func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 func TestAClientThatHalfClosesGetsNoAnswer(t *testing.T) {
 	for _, setting := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
 		t.Run("lane="+setting.lane+"/loops="+setting.loops, func(t *testing.T) {
-			app, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer app.Close()
-			asked, ended := make(chan struct{}), make(chan struct{})
-			go func() {
-				c, err := app.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				close(asked)
-				io.Copy(io.Discard, br) // never answers; returns when the gateway closes the connection
-				close(ended)
-			}()
+			app, asked, ended := startHoldingApp(t, "")
 			logs := &syncBuffer{}
-			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String() + "?timeout=60s",
+			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s",
 				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}, slog.New(slog.NewTextHandler(logs, nil)))
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -177,4 +126,39 @@ func TestAClientThatHalfClosesGetsNoAnswer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startHoldingApp starts an app that reads one request's head, writes answer (which may be empty or a
+// part of an answer), closes asked, and then sends nothing more: ended is closed once the gateway closes
+// the connection.
+func startHoldingApp(t *testing.T, answer string) (addr string, asked, ended <-chan struct{}) {
+	t.Helper()
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	a, e := make(chan struct{}), make(chan struct{})
+	go func() {
+		c, err := app.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		io.WriteString(c, answer)
+		close(a)
+		io.Copy(io.Discard, br) // returns when the gateway closes the connection
+		close(e)
+	}()
+	return app.Addr().String(), a, e
 }

@@ -42,20 +42,6 @@ func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
 			addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
 				"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": tt.loops, "GATEWAY_IDLE_PARK_AFTER": "0"},
 				slog.New(slog.DiscardHandler))
-			ask := func(c net.Conn, br *bufio.Reader) {
-				t.Helper()
-				if _, err := io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-					t.Fatal(err)
-				}
-				res, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, err := io.ReadAll(res.Body)
-				if err != nil || res.StatusCode != 200 || string(body) != "hello" {
-					t.Fatalf("%d %q (%v), want 200 hello", res.StatusCode, body, err)
-				}
-			}
 			cs := make([]net.Conn, conns)
 			brs := make([]*bufio.Reader, conns)
 			for i := range cs {
@@ -66,7 +52,7 @@ func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				cs[i], brs[i] = c, bufio.NewReader(c)
-				ask(c, brs[i])
+				askHello(t, c, brs[i], getCL)
 			}
 			if n := laneGoroutines(); n > tt.maxGoroutines || n < tt.minGoroutines {
 				t.Errorf("%d idle connections: %d goroutines serve lane connections, want %d to %d", conns, n, tt.minGoroutines, tt.maxGoroutines)
@@ -75,7 +61,7 @@ func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
 				t.Errorf("the loops hold %d connections, want %d", on, want)
 			}
 			for i, c := range cs {
-				ask(c, brs[i]) // each connection serves its next request
+				askHello(t, c, brs[i], getCL) // each connection serves its next request
 			}
 			if got, want := f.Lane.Served(), uint64(2*conns); got != want {
 				t.Errorf("the lane served %d requests, want %d", got, want)
@@ -217,19 +203,7 @@ func TestAConnectionThatLeftALoopComesBackWhenIdle(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	ask := func(req string) {
-		t.Helper()
-		io.WriteString(c, req)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(res.Body)
-		if err != nil || res.StatusCode != 200 || string(body) != "hello" {
-			t.Fatalf("%d %q (%v), want 200 hello", res.StatusCode, body, err)
-		}
-	}
-	ask("GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+	askHello(t, c, br, "GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
 	if f.Lane.Looped() != 0 || f.Lane.Served() != 1 {
 		t.Fatalf("the loop finished %d exchanges of the lane's %d, want 0 of 1 (the chain serves this one)", f.Lane.Looped(), f.Lane.Served())
 	}
@@ -240,7 +214,7 @@ func TestAConnectionThatLeftALoopComesBackWhenIdle(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // bounded poll: the park delay passes on the server's side
 	}
-	ask("GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
+	askHello(t, c, br, getCL)
 	if f.Lane.Looped() != 1 {
 		t.Fatalf("the loop finished %d exchanges, want the second request's", f.Lane.Looped())
 	}
@@ -360,18 +334,7 @@ func TestAPanicOnALoopEndsOneConnection(t *testing.T) {
 	defer other.Close()
 	other.SetDeadline(time.Now().Add(10 * time.Second))
 	otherBR := bufio.NewReader(other)
-	ask := func(c net.Conn, br *bufio.Reader) {
-		t.Helper()
-		io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body, err := io.ReadAll(res.Body); err != nil || string(body) != "hello" {
-			t.Fatalf("%q (%v), want hello", body, err)
-		}
-	}
-	ask(other, otherBR)
+	askHello(t, other, otherBR, getCL)
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -383,11 +346,30 @@ func TestAPanicOnALoopEndsOneConnection(t *testing.T) {
 	if got, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) || len(got) != 0 {
 		t.Errorf("the client of the request whose line panicked got %q (%v), want its connection closed; log:\n%s", got, err, logs.String())
 	}
-	ask(other, otherBR) // the loop goes on
+	askHello(t, other, otherBR, getCL) // the loop goes on
 	if f.Lane.OnLoops() != 1 {
 		t.Errorf("the loop holds %d connections, want the other one", f.Lane.OnLoops())
 	}
 	if !strings.Contains(logs.String(), "panic serving a connection on the fast lane's event loop: the log handler failed") {
 		t.Errorf("the panic is not logged:\n%s", logs.String())
+	}
+}
+
+// getCL asks the raw backend (laneAnswers) for its 200 "hello".
+const getCL = "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n"
+
+// askHello sends req on c and reads its answer, which must be laneAnswers' 200 "hello".
+func askHello(t *testing.T, c net.Conn, br *bufio.Reader, req string) {
+	t.Helper()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 || string(body) != "hello" {
+		t.Fatalf("%d %q (%v), want 200 hello", res.StatusCode, body, err)
 	}
 }

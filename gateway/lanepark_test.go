@@ -4,15 +4,10 @@ package gateway
 
 import (
 	"bufio"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"testing"
 	"time"
-
-	"github.com/switchyard/switchyard/adapters/builtin"
-	"github.com/switchyard/switchyard/config"
 )
 
 // TestTheFastLanesIdleConnectionsAreParked runs NewFront with the lane on (without event loops, which
@@ -21,30 +16,13 @@ import (
 // the lane again, and the limits count it once.
 func TestTheFastLanesIdleConnectionsAreParked(t *testing.T) {
 	b := startRawBackend(t, laneAnswers)
-	cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
-		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "-1", "GATEWAY_IDLE_PARK_AFTER": "20ms"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := NewFront(cfg, g.Handler, ln, logger, FrontOptions{})
+	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
+		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "-1", "GATEWAY_IDLE_PARK_AFTER": "20ms"},
+		slog.New(slog.DiscardHandler))
 	if f.Lane == nil || f.Parker == nil {
 		t.Fatalf("lane %v, parker %v: want both", f.Lane != nil, f.Parker != nil)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); f.Serve() }()
-	t.Cleanup(func() { f.Server.Close(); <-done })
-
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,15 +31,7 @@ func TestTheFastLanesIdleConnectionsAreParked(t *testing.T) {
 	br := bufio.NewReader(c)
 	const rounds = 3
 	for i := range rounds {
-		io.WriteString(c, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("round %d: %v", i, err)
-		}
-		body, err := io.ReadAll(res.Body)
-		if err != nil || res.StatusCode != 200 || string(body) != "hello" {
-			t.Fatalf("round %d: %d %q (%v), want 200 hello", i, res.StatusCode, body, err)
-		}
+		askHello(t, c, br, getCL)
 		deadline := time.Now().Add(10 * time.Second)
 		for f.Parker.ParkedTotal() != uint64(i+1) || f.Parker.Parked() != 1 {
 			if time.Now().After(deadline) {
