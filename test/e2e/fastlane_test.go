@@ -85,6 +85,10 @@ func TestTheFastLaneServesAStockFlaskApp(t *testing.T) {
 	if f.Lane.Expressed() < 3 {
 		t.Errorf("the lane's express path served %d requests; want the three small ones", f.Lane.Expressed())
 	}
+	// On the lane's event loops (GATEWAY_FAST_LANE_LOOPS, on by default), with no goroutine per connection.
+	if f.Lane.Looped() < 3 {
+		t.Errorf("the event loops finished %d exchanges; want the three small ones", f.Lane.Looped())
+	}
 	if f.Lane.Served() < 3 || f.Lane.HandedOff() < 1 {
 		t.Errorf("the lane served %d requests and handed off %d connections; want the three small ones served and the chunked upload handed off",
 			f.Lane.Served(), f.Lane.HandedOff())
