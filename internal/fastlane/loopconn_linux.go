@@ -112,7 +112,7 @@ func (lp *loop) adopt(rwc net.Conn) {
 	lp.l.onLoops.Add(1)
 	lc.rdy = true // the request is often there already
 	if d := lp.l.srv.ReadHeaderTimeout; d > 0 {
-		lp.timers.set(&lc.t, time.Now().Add(d))
+		lp.timers.set(&lc.t, lp.now.Add(d))
 	}
 	lc.readRequest()
 }
@@ -268,7 +268,7 @@ func (lc *lconn) advance() bool {
 	case stIdle:
 		lc.st = stHead
 		if d := lp.l.srv.ReadHeaderTimeout; d > 0 && lc.served {
-			lp.timers.set(&lc.t, time.Now().Add(d))
+			lp.timers.set(&lc.t, lp.now.Add(d))
 		} else if d <= 0 {
 			lp.timers.clear(&lc.t)
 		}
@@ -526,7 +526,7 @@ func (lc *lconn) write() {
 	}
 	lc.st = stWait
 	if lx.header > 0 {
-		lc.lp.timers.set(&lc.t, time.Now().Add(lx.header))
+		lc.lp.timers.set(&lc.t, lc.lp.now.Add(lx.header))
 	}
 	lc.readAnswer()
 }
@@ -764,7 +764,7 @@ func (lc *lconn) pump() {
 	for lx.left > 0 && len(lx.pend) == 0 {
 		if !uc.rdy {
 			if lx.stall > 0 {
-				lp.timers.set(&lc.t, time.Now().Add(lx.stall))
+				lp.timers.set(&lc.t, lp.now.Add(lx.stall))
 			}
 			return
 		}
@@ -789,7 +789,7 @@ func (lc *lconn) pump() {
 		if m < want {
 			uc.rdy = uc.hup
 		}
-		if lc.t.i > 0 {
+		if lc.t.armed() {
 			lp.timers.clear(&lc.t) // the stall limit counts from the last progress
 		}
 		lx.left -= int64(m)
@@ -819,7 +819,7 @@ func (lc *lconn) writeClient(p []byte) bool {
 			lc.lp.l.waited.Add(1)
 			lc.queue(p)
 			if d := lc.c.lx.x.ClientStall; d > 0 {
-				lc.lp.timers.set(&lc.t, time.Now().Add(d))
+				lc.lp.timers.set(&lc.t, lc.lp.now.Add(d))
 			}
 			return false
 		}
@@ -843,7 +843,7 @@ func (lc *lconn) flush() {
 		if err == unix.EAGAIN {
 			lc.wrdy = false
 			if d := lx.x.ClientStall; d > 0 {
-				lc.lp.timers.set(&lc.t, time.Now().Add(d))
+				lc.lp.timers.set(&lc.t, lc.lp.now.Add(d))
 			}
 			return
 		}
@@ -1035,7 +1035,7 @@ func (lc *lconn) abort() {
 // close closes the client connection.
 func (lc *lconn) close() {
 	lp := lc.lp
-	lp.timers.clear(&lc.t)
+	lp.timers.drop(&lc.t)
 	lp.forget(lc.fd)
 	if lc.c != nil {
 		lc.c.n = 0
@@ -1050,7 +1050,7 @@ func (lc *lconn) close() {
 // detach takes the connection off the loop, for a goroutine.
 func (lc *lconn) detach() *conn {
 	lp := lc.lp
-	lp.timers.clear(&lc.t)
+	lp.timers.drop(&lc.t)
 	lp.remove(lc.fd)
 	lp.conns--
 	lp.l.onLoops.Add(-1)

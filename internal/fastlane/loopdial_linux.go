@@ -92,7 +92,7 @@ func (lp *loop) connect(j dialJob) bool {
 	}
 	lc.connecting = cn
 	if timeout > 0 {
-		lp.timers.set(&lc.t, time.Now().Add(timeout))
+		lp.timers.set(&lc.t, lp.now.Add(timeout))
 	}
 	return true
 }

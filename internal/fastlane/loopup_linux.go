@@ -197,7 +197,7 @@ func (uc *uconn) abort() {
 
 // detach takes uc off the loop (the descriptor stays open).
 func (uc *uconn) detach() {
-	uc.pool.lp.timers.clear(&uc.t)
+	uc.pool.lp.timers.drop(&uc.t)
 	uc.pool.lp.remove(uc.fd)
 	uc.lc = nil
 }
@@ -208,7 +208,7 @@ func (uc *uconn) close() {
 	if uc.lc == nil {
 		uc.pool.unpool(uc)
 	}
-	lp.timers.clear(&uc.t)
+	lp.timers.drop(&uc.t)
 	lp.forget(uc.fd)
 	uc.lc = nil
 	uc.rwc.Close()
