@@ -10,7 +10,7 @@
 # --quick: 1 round of 1 s runs, 500 idle and 500 busy connections (3 s), a 64 MiB stream (a smoke test; its
 # results file ends in -quick.md). --https: only the HTTPS scenario (Switchyard, nginx, Caddy; HTTP/2 by
 # h2load, HTTP/1.1 by wrk; results in *-https.md). --pinned: fronts and backend on core 0, wrk on core 1,
-# nginx with 1 worker, Go with GOMAXPROCS=1; Switchyard (and lane) and nginx only (results in *-pinned.md).
+# nginx with 1 worker, Go with GOMAXPROCS=1; Switchyard (and lane), nginx and nginx-fwd only (*-pinned.md).
 # --lane adds a front "lane": Switchyard with GATEWAY_FAST_LANE=true, measured side by side with the others,
 # "switchyard" then running with GATEWAY_FAST_LANE=false (without --lane it runs the defaults: the lane on).
 # --busy 0 skips the busy-connection and reload scenarios.
@@ -189,21 +189,23 @@ med() {
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
       m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; printf "%.1f", m }' "$results"
 }
-# nginx_common prints what both nginx configurations share: workers, limits, temp paths, the keep-alive
+# nginx_common [DIR] prints what every nginx configuration shares: workers, limits, temp paths (under DIR,
+# default $tmp/nginx, one per nginx instance), the keep-alive
 # upstream pool to the backend; the caller's heredoc adds the servers and closes the http block.
 nginx_common() {
+  local dir=${1:-$tmp/nginx}
   cat <<CONF
 worker_processes $workers;
 worker_rlimit_nofile $hard;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log error;
+pid $dir/nginx.pid;
+error_log $dir/error.log error;
 events { worker_connections $need; }
 http {
   access_log off;
   keepalive_timeout 120s;
   keepalive_requests 1000000000;
-  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
-  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir; scgi_temp_path $dir;
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_max_temp_file_size 0;
@@ -418,7 +420,7 @@ CONF
 fi
 
 free_port be; free_port be404; free_port direct
-free_port sy; free_port syc; free_port syl; free_port sylc; free_port ngx; free_port ngxc; free_port hap; free_port hapc; free_port cad; free_port cadc
+free_port sy; free_port syc; free_port syl; free_port sylc; free_port ngx; free_port ngxc; free_port ngxf; free_port hap; free_port hapc; free_port cad; free_port cadc
 
 # Switchyard: everything by GATEWAY_* variables; admin listener off, errors-only log (no access lines).
 gw_env=(GATEWAY_ADMIN_ADDR= GATEWAY_LOG_LEVEL=error GATEWAY_IDLE_TIMEOUT=120s ${extra_env[@]+"${extra_env[@]}"})
@@ -453,6 +455,28 @@ $(nginx_common)
     listen 127.0.0.1:$ngxc;
     location / { proxy_pass http://missing; proxy_intercept_errors on; error_page 404 = @fallback; }
     location @fallback { proxy_pass http://backend; }
+  }
+}
+CONF
+
+# nginx-fwd: the same nginx sending the app the request fields Switchyard sends it by default (the client's
+# Host, X-Request-Id, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto), where nginx's defaults send
+# Host: backend and nothing else. Each field is work for the app (its parser, its header map): with it
+# the comparison is like for like. Throughput and latency only; no cascade, memory or busy runs.
+mkdir -p "$tmp/nginx-fwd"
+cat >"$tmp/nginx-fwd.conf" <<CONF
+$(nginx_common "$tmp/nginx-fwd")
+  server {
+    listen 127.0.0.1:$ngxf;
+    location / {
+      proxy_pass http://backend;
+      proxy_set_header Connection \"\"; # (a location's proxy_set_header replaces the http block's: keep-alive)
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Request-Id \$request_id;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
   }
 }
 CONF
@@ -529,11 +553,14 @@ mkdir -p "$tmp/caddy-home"
 
 # --pinned compares Switchyard with nginx only (and the backend alone, direct): the issue's split-core setup.
 # --lane puts Switchyard with the fast lane on right after Switchyard.
-fronts=(direct switchyard nginx haproxy caddy)
-if [ -n "$pinned" ]; then fronts=(direct switchyard nginx); fi
+# nginx-fwd (nginx sending the same fields as Switchyard) runs in the throughput and latency scenarios only.
+fronts=(direct switchyard nginx nginx-fwd haproxy caddy)
+if [ -n "$pinned" ]; then fronts=(direct switchyard nginx nginx-fwd); fi
 if [ -n "$lane" ]; then fronts=("${fronts[@]:0:2}" lane "${fronts[@]:2}"); fi
-declare -A port=([direct]=$direct [switchyard]=$sy [lane]=$syl [nginx]=$ngx [haproxy]=$hap [caddy]=$cad)
-declare -A cport=([direct]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [haproxy]=$hapc [caddy]=$cadc)
+mem_fronts=()
+for f in "${fronts[@]}"; do [ "$f" = nginx-fwd ] || mem_fronts+=("$f"); done
+declare -A port=([direct]=$direct [switchyard]=$sy [lane]=$syl [nginx]=$ngx [nginx-fwd]=$ngxf [haproxy]=$hap [caddy]=$cad)
+declare -A cport=([direct]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [nginx-fwd]="" [haproxy]=$hapc [caddy]=$cadc)
 
 # start_front NAME / stop_front NAME: a fresh instance of the front (direct: a backend instance of its own).
 start_front() {
@@ -546,6 +573,7 @@ start_front() {
       start lane "$syl" "${on_front[@]}" "${gw_lane[@]}" "$tmp/gateway" serve
       start lane-cascade "$sylc" "${on_front[@]}" "${gw_lane_cascade[@]}" "$tmp/gateway" serve ;;
     nginx) start nginx "$ngx" "${on_front[@]}" nginx -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' ;;
+    nginx-fwd) start nginx-fwd "$ngxf" "${on_front[@]}" nginx -p "$tmp/nginx-fwd" -c "$tmp/nginx-fwd.conf" -g 'daemon off;' ;;
     haproxy) start haproxy "$hap" "${on_front[@]}" haproxy -db -f "$tmp/haproxy.cfg" ;;
     caddy) start caddy "$cad" "${on_front[@]}" env HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
       XDG_CONFIG_HOME="$tmp/caddy-home" caddy run --config "$tmp/Caddyfile" --adapter caddyfile ;;
@@ -588,24 +616,28 @@ cpu_per_req() { calc "r = ${reqs:-0} + 0; if (r == 0) print \"n/a\"; else printf
 wt=2
 [ -z "$pinned" ] || wt=1
 # measure SCENARIO FRONT ROUND: one wrk run; appends "scenario front round req/s p50us p99us errors kinds
-# cpu", cpu being the CPU µs per request the front's processes used (direct: the backend instance itself).
+# cpu appcpu", cpu being the CPU µs per request the front's processes used (direct: the backend instance
+# itself), appcpu the backends' (what the request the front sent cost the app; direct: its own).
 measure() {
-  local scen=$1 front=$2 round=$3 url args t0 t1 per_req who=$2
+  local scen=$1 front=$2 round=$3 url args t0 t1 a0 a1 per_req app_req who=$2 apps=(backend)
   case $scen in
     lat1) args=(-t1 -c1) url="http://127.0.0.1:${port[$front]}/small" ;;
     get64) args=(-t"$wt" -c64) url="http://127.0.0.1:${port[$front]}/small" ;;
     big16) args=(-t"$wt" -c16) url="http://127.0.0.1:${port[$front]}/64k" ;;
     post16) args=(-t"$wt" -c16 -s bench/post4k.lua) url="http://127.0.0.1:${port[$front]}/echo-size" ;;
     cascade64) args=(-t"$wt" -c64) url="http://127.0.0.1:${cport[$front]}/small"
+      apps=(backend backend404)
       case $front in switchyard | lane) who=$front-cascade ;; esac ;;
   esac
-  t0=$(ticks "$who")
+  [ "$front" != direct ] || apps=(direct)
+  t0=$(ticks "$who") a0=$(ticks "${apps[@]}")
   wout=$("${on_load[@]}" wrk "${args[@]}" -d"${duration}s" --latency "$url")
-  t1=$(ticks "$who")
+  t1=$(ticks "$who") a1=$(ticks "${apps[@]}")
   wrk_parse
   per_req=$(cpu_per_req $((t1 - t0)))
-  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds $per_req" >>"$results"
-  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $per_req us/req"
+  app_req=$(cpu_per_req $((a1 - a0)))
+  echo "$scen $front $round ${rps:-0} $p50 $p99 $bad $kinds $per_req $app_req" >>"$results"
+  log "  $scen round $((round + 1)) $front: ${rps:-0} req/s, p50 ${p50} us, p99 ${p99} us, errors $bad ($kinds), CPU $per_req us/req, app $app_req us/req"
 }
 
 scenarios=(lat1 get64 big16 post16 cascade64)
@@ -649,7 +681,7 @@ for f in "${fronts[@]}"; do stop_front "$f"; done
 
 # Idle keep-alive connections, each front freshly started: RSS before, and while idleconns holds them.
 declare -A idle_before=() idle_held=() idle_closed=()
-for f in "${fronts[@]}"; do
+for f in "${mem_fronts[@]}"; do
   start_front "$f"
   sleep 0.5
   idle_before[$f]=$(kib VmRSS "$f")
@@ -678,7 +710,7 @@ done
 
 # Streaming: one large body through each freshly started front, RSS sampled every 50 ms.
 declare -A st_before=() st_max=() st_secs=() st_ok=()
-for f in "${fronts[@]}"; do
+for f in "${mem_fronts[@]}"; do
   start_front "$f"
   sleep 0.5
   st_before[$f]=$(kib VmRSS "$f")
@@ -813,14 +845,18 @@ gw_added="none"
   echo "| upstream | keep-alive pool of 256 idle connections everywhere, access logs off, client keep-alive 120 s |"
   echo
   echo "\"CPU µs/req\" is the user + system time of the front's processes (from /proc) over the run divided by the"
-  echo "requests wrk completed; for direct it is the backend's own, the floor under every front."
+  echo "requests wrk completed; for direct it is the backend's own, the floor under every front. \"App µs/req\" is"
+  echo "the same for the backends behind the front: what the requests the front sent cost the app. nginx-fwd is"
+  echo "nginx made to send the app the request fields Switchyard sends by default (the client's Host,"
+  echo "X-Request-Id, X-Forwarded-For, -Host, -Proto; nginx's defaults send \`Host: backend\` alone): the like-for-like"
+  echo "comparison, in the throughput and latency scenarios."
   echo
   echo "## 1. Small GET, 1 connection (latency)"
   echo
   echo "\"Added\" is the front's p50 minus the backend's own p50 (direct)."
   echo
-  echo "| front | p50 µs | p99 µs | added p50 µs | p50 ÷ nginx | added ÷ nginx | CPU µs/req | CPU ÷ nginx | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| front | p50 µs | p99 µs | added p50 µs | p50 ÷ nginx | added ÷ nginx | CPU µs/req | CPU ÷ nginx | app µs/req | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   d50=$(med lat1 direct 5)
   n50=$(med lat1 nginx 5)
   nadd=$(calc "printf \"%.1f\", $n50 - $d50")
@@ -830,9 +866,9 @@ gw_added="none"
     c=$(med lat1 "$f" 9)
     add=$(calc "printf \"%.1f\", $p50 - $d50")
     if [ "$f" = direct ]; then
-      echo "| $f | $p50 | $(med lat1 "$f" 6) | - | $(ratio "$p50" "$n50") | - | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 7) |"
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | - | $(ratio "$p50" "$n50") | - | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 10) | $(med lat1 "$f" 7) |"
     else
-      echo "| $f | $p50 | $(med lat1 "$f" 6) | $add | $(ratio "$p50" "$n50") | $(ratio "$add" "$nadd") | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 7) |"
+      echo "| $f | $p50 | $(med lat1 "$f" 6) | $add | $(ratio "$p50" "$n50") | $(ratio "$add" "$nadd") | $c | $(ratio "$c" "$ncpu") | $(med lat1 "$f" 10) | $(med lat1 "$f" 7) |"
     fi
   done
   titles=([1]="Small GET, 64 connections (throughput)" [2]="64 KiB GET, 16 connections" [3]="4 KiB POST, 16 connections"
@@ -850,14 +886,14 @@ gw_added="none"
       echo "asked once, then the delegate once, and the delegate's 200 came back. Direct: n/a (no front, no cascade)."
       echo
     fi
-    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | CPU µs/req | CPU ÷ nginx | errors |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| front | req/s | ÷ nginx | p50 µs | p99 µs | CPU µs/req | CPU ÷ nginx | app µs/req | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     nr=$(med "$scen" nginx 4) ncpu=$(med "$scen" nginx 9)
     for f in "${fronts[@]}"; do
       r=$(med "$scen" "$f" 4)
-      if [ "$r" = n/a ]; then echo "| $f | n/a${cascade_bad[$f]:+ (${cascade_bad[$f]})} | | | | | | |"; continue; fi
+      if [ "$r" = n/a ]; then echo "| $f | n/a${cascade_bad[$f]:+ (${cascade_bad[$f]})} | | | | | | | |"; continue; fi
       c=$(med "$scen" "$f" 9)
-      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $c | $(ratio "$c" "$ncpu") | $(med "$scen" "$f" 7) |"
+      echo "| $f | $(n0 "$r") | $(ratio "$r" "$nr") | $(med "$scen" "$f" 5) | $(med "$scen" "$f" 6) | $c | $(ratio "$c" "$ncpu") | $(med "$scen" "$f" 10) | $(med "$scen" "$f" 7) |"
     done
     n=$((n + 1))
   done
@@ -874,7 +910,7 @@ gw_added="none"
   echo "| front | idle before MiB | $idle held MiB | KiB per idle conn | closed while held | peak under load MiB | stream before MiB | stream max MiB | stream growth MiB | stream s | stream complete |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   declare -A per_conn=() growth=()
-  for f in "${fronts[@]}"; do
+  for f in "${mem_fronts[@]}"; do
     if [ -n "${idle_held[$f]}" ]; then
       per_conn[$f]=$(calc "printf \"%.1f\", (${idle_held[$f]} - ${idle_before[$f]}) / $idle")
       held=$(mib "${idle_held[$f]}")
@@ -918,6 +954,8 @@ gw_added="none"
     sadd=$(calc "printf \"%.1f\", $(med lat1 "$f" 5) - $d50")
     echo "- $who: throughput, small GET at 64 connections >= 1.0 x nginx ($mode): $(met "$sg >= $ng") ($(n0 "$sg") vs $(n0 "$ng") req/s, $(ratio "$sg" "$ng") x; CPU per request $scg vs $ncg µs, $(ratio "$scg" "$ncg") x nginx's)"
     echo "- $who: added p50 at 1 connection <= nginx's ($mode): $(met "$sadd <= $nadd") (+$sadd µs vs +$nadd µs over direct's $d50)"
+    fg=$(med get64 nginx-fwd 4) fadd=$(calc "printf \"%.1f\", $(med lat1 nginx-fwd 5) - $d50")
+    echo "  - like for like, against nginx-fwd (the same request fields): throughput $(ratio "$sg" "$fg") x ($(met "$sg >= $fg")), added p50 +$sadd vs +$fadd µs ($(met "$sadd <= $fadd")); app CPU per request $(med get64 "$f" 10) µs behind $who, $(med get64 nginx 10) behind nginx, $(med get64 nginx-fwd 10) behind nginx-fwd"
     if [ "${per_conn[$f]}" = n/a ]; then
       echo "- $who: idle memory per keep-alive connection <= before issue 18 ($idle_baseline KiB): **not met** (the idle run failed)"
     else
@@ -944,7 +982,8 @@ gw_added="none"
     echo "- Flat RSS while streaming $stream_size (growth <= 16 MiB, the transfer complete): $(met "${growth[switchyard]} <= 16 && \"${st_ok[switchyard]}\" == \"yes\"") (+${growth[switchyard]} MiB; nginx +${growth[nginx]}, HAProxy +${growth[haproxy]}, Caddy +${growth[caddy]})"
   fi
   echo
-  echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds, CPU µs per request;"
+  echo "Raw runs (scenario, front, round from 0, req/s, p50 µs, p99 µs, errors, their kinds, CPU µs per request,"
+  echo "the app's CPU µs per request;"
   echo "wrk counts an answer slower than 2 s, ${busy_timeout:-10} s in the busy and reload runs, as a timeout error):"
   echo
   echo '```'
