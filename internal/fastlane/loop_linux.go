@@ -109,8 +109,9 @@ type loop struct {
 	dialers    int       // dials under way
 	dialq      []dialJob // dials waiting for one of them to end
 	rbuf, wbuf []byte
-	conns      int  // client connections on the loop
-	closing    bool // the lane closed: idle connections close, busy ones after their answer
+	freeStates []*conn // request states given back (see maxFreeStates)
+	conns      int     // client connections on the loop
+	closing    bool    // the lane closed: idle connections close, busy ones after their answer
 	exited     chan struct{}
 	curOwner   *lconn // the client connection the event being handled served (for recoverFor)
 }

@@ -91,6 +91,11 @@ type loopExchange struct {
 // heavy holds the request state of loop connections while they serve a request.
 var heavy = sync.Pool{New: func() any { return new(conn) }}
 
+// maxFreeStates bounds a loop's own list of request states given back: a connection takes one and gives
+// it back at every request, and the list, the loop's alone, costs neither sync.Pool's per-P bookkeeping
+// nor an atomic operation; beyond it they go to heavy.
+const maxFreeStates = 64
+
 // adopt puts rwc, a new connection of the lane, on the loop.
 func (lp *loop) adopt(rwc net.Conn) {
 	if lp.closing || lp.dead {
@@ -184,7 +189,14 @@ func (lc *lconn) ready(ev uint32) {
 // state returns the connection's request state, made when it has none.
 func (lc *lconn) state() *conn {
 	if lc.c == nil {
-		c := heavy.Get().(*conn)
+		var c *conn
+		if n := len(lc.lp.freeStates); n > 0 {
+			c = lc.lp.freeStates[n-1]
+			lc.lp.freeStates[n-1] = nil
+			lc.lp.freeStates = lc.lp.freeStates[:n-1]
+		} else {
+			c = heavy.Get().(*conn)
+		}
 		c.l, c.rwc, c.remoteAddr, c.peer, c.big = lc.lp.l, lc.rwc, lc.remoteAddr, lc.peer, lc.big
 		c.takeBuf(nil)
 		lc.c = c
@@ -202,6 +214,10 @@ func (lc *lconn) dropState() {
 	lc.big, lc.peer = c.big, c.peer
 	c.releaseBufs()
 	*c = conn{names: c.names, gone: c.gone} // (gone is bound to c: made once)
+	if len(lc.lp.freeStates) < maxFreeStates {
+		lc.lp.freeStates = append(lc.lp.freeStates, c)
+		return
+	}
 	heavy.Put(c)
 }
 

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/fastlane"
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // GATEWAY_FAST_LANE=true in front of a plain Flask app under gunicorn, as docs/performance.md tells a user
@@ -25,35 +27,7 @@ func TestTheFastLaneServesAStockFlaskApp(t *testing.T) {
 		t.Skip("the fast lane runs on Linux only")
 	}
 	sock := startPlainFlask(t)
-	cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": "unix://" + sock, "GATEWAY_FAST_LANE": "true"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuf{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{})
-	if f.Lane == nil {
-		t.Fatal("GATEWAY_FAST_LANE=true built no lane")
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); f.Serve() }()
-	t.Cleanup(func() {
-		f.Server.Close()
-		<-done
-		g.Close()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	base := "http://" + ln.Addr().String()
+	base, f := startLaneFront(t, map[string]string{"GATEWAY_PRIMARY": "unix://" + sock, "GATEWAY_FAST_LANE": "true"})
 
 	body := bytes.Repeat([]byte("sku-42,"), 100)
 	sum := fmt.Sprintf("%x", sha256.Sum256(body))
@@ -93,4 +67,100 @@ func TestTheFastLaneServesAStockFlaskApp(t *testing.T) {
 		t.Errorf("the lane served %d requests and handed off %d connections; want the three small ones served and the chunked upload handed off",
 			f.Lane.Served(), f.Lane.HandedOff())
 	}
+}
+
+// A project exactly as django-admin startproject makes it, under gunicorn on a unix socket, and a stock
+// Express app mounted at /api/: the lane's event loops (on by default) carry the answers of both
+// frameworks, their redirects, cookies and 404 pages, on keep-alive connections, with no change to either
+// app.
+func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
+	if !fastlane.Supported {
+		t.Skip("the fast lane runs on Linux only")
+	}
+	dir := testpeer.StartProject(t, "mysite")
+	sock := testpeer.SocketPath(t, "django.sock")
+	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
+	express := startExpressJSON(t)
+	base, f := startLaneFront(t, map[string]string{
+		"GATEWAY_PRIMARY":   "unix://" + sock,
+		"GATEWAY_ROUTES":    "/api/=" + express,
+		"GATEWAY_FAST_LANE": "true",
+	})
+
+	client := &http.Client{Timeout: 30 * time.Second, // keep-alive: the loops serve each connection's next requests
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cases := []struct {
+		name, path string
+		status     int
+		body       string // a part of the body
+		header     [2]string
+	}{
+		{"Express: a product", "/api/products/1", 200, `"name":"Green tea"`, [2]string{"X-Powered-By", "Express"}},
+		{"Express: its own 404", "/api/products/9", 404, `"error":"no such product"`, [2]string{"Content-Type", "application/json; charset=utf-8"}},
+		{"Django: the admin's login page", "/admin/login/", 200, "Django administration", [2]string{"X-Frame-Options", "DENY"}},
+		{"Django: the admin's redirect to it", "/admin/", 302, "", [2]string{"Location", "/admin/login/?next=/admin/"}},
+		{"Django: its 404 page (DEBUG)", "/nope/", 404, "Page not found", [2]string{"Content-Type", "text/html"}},
+	}
+	const rounds = 3
+	for round := range rounds {
+		for _, tc := range cases {
+			req, _ := http.NewRequest("GET", base+tc.path, nil)
+			req.Host = "localhost" // Django's DEBUG ALLOWED_HOSTS
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, tc.name, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.body) || resp.Header.Get(tc.header[0]) != tc.header[1] {
+				t.Fatalf("round %d, %s: %d %s=%q\n%.300s\nwant %d, %s=%q and %q in the body", round, tc.name,
+					resp.StatusCode, tc.header[0], resp.Header.Get(tc.header[0]), b, tc.status, tc.header[0], tc.header[1], tc.body)
+			}
+			if tc.path == "/admin/login/" && !strings.HasPrefix(resp.Header.Get("Set-Cookie"), "csrftoken=") {
+				t.Fatalf("round %d, %s: Set-Cookie %q; want Django's csrftoken", round, tc.name, resp.Header.Get("Set-Cookie"))
+			}
+		}
+	}
+	// Every answer has a length (gunicorn's and Express's): each exchange is finished on a loop.
+	if n := f.Lane.Looped(); n < rounds*uint64(len(cases)) {
+		t.Errorf("the event loops finished %d exchanges; want all %d", n, rounds*len(cases))
+	}
+	if n := f.Lane.HandedOff(); n != 0 {
+		t.Errorf("the lane handed %d connections to net/http; want none", n)
+	}
+}
+
+// startLaneFront builds a gateway from environment-form settings and serves it through the production
+// front (gateway.NewFront: the fast lane when the settings ask for it) on loopback.
+func startLaneFront(t *testing.T, env map[string]string) (base string, f *gateway.Front) {
+	t.Helper()
+	cfg, err := config.Load(env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuf{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{})
+	if f.Lane == nil {
+		t.Fatal("GATEWAY_FAST_LANE=true built no lane")
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve() }()
+	t.Cleanup(func() {
+		f.Server.Close()
+		<-done
+		g.Close()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	return "http://" + ln.Addr().String(), f
 }
