@@ -243,7 +243,7 @@ func (c *conn) appendAnswerHead(b []byte, h *Head, a answerHead, rec *Record, no
 	}
 	if !hasDate {
 		b = append(b, "Date: "...)
-		b = now.UTC().AppendFormat(b, http.TimeFormat)
+		b = appendDate(b, now)
 		b = append(b, "\r\n"...)
 	}
 	if connection != "" {

@@ -311,7 +311,7 @@ func (w *response) writeHeader(p []byte) {
 		}
 	}
 	if !has(header, "Date") {
-		set.date = time.Now().UTC().AppendFormat(w.c.dateBuf[:0], http.TimeFormat)
+		set.date = appendDate(w.c.dateBuf[:0], time.Now())
 	}
 	if hasCL && hasTE && te != "identity" {
 		w.c.l.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, w.contentLength)

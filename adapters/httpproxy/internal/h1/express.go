@@ -358,16 +358,15 @@ func simple(raw []byte, head bool, a *Answer) bool {
 
 // cutLine cuts the first line (without its CR LF or LF) off b.
 func cutLine(b []byte) (line, rest []byte) {
-	for i, c := range b {
-		if c == '\n' {
-			line, rest = b[:i], b[i+1:]
-			if n := len(line); n > 0 && line[n-1] == '\r' {
-				line = line[:n-1]
-			}
-			return line, rest
-		}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, nil
 	}
-	return b, nil
+	line, rest = b[:i], b[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
 }
 
 func trimBlanks(b []byte) []byte {

@@ -88,14 +88,22 @@ func (t *Transport) closeIdleHooks() {
 // HeadEnd returns the length of the response head at b's start, its empty line included (a bare LF
 // ends a line, as readLines takes it), or -1 when b does not hold a whole head.
 func HeadEnd(b []byte) int {
-	end := -1
-	if i := bytes.Index(b, lfcrlf); i >= 0 {
-		end = i + 3
+	// One pass over the line ends: the first LF followed by CRLF or by LF ends the head (the earliest
+	// such LF gives the shorter head, whichever of the two follows it).
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
 	}
-	if i := bytes.Index(b, lflf); i >= 0 && (end < 0 || i+2 < end) {
-		end = i + 2
-	}
-	return end
+	return -1
 }
 
 // ParseAnswer parses raw, a whole response head (HeadEnd's length), as Express does: ok says whether
