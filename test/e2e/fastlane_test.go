@@ -5,16 +5,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/adapters/builtin"
-	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
@@ -27,7 +22,11 @@ func TestTheFastLaneServesAStockFlaskApp(t *testing.T) {
 		t.Skip("the fast lane runs on Linux only")
 	}
 	sock := startPlainFlask(t)
-	base, f := startLaneFront(t, map[string]string{"GATEWAY_PRIMARY": "unix://" + sock, "GATEWAY_FAST_LANE": "true"})
+	srv, _, _, f := startGatewayFront(t, map[string]string{"GATEWAY_PRIMARY": "unix://" + sock, "GATEWAY_FAST_LANE": "true"})
+	base := srv.URL
+	if f.Lane == nil {
+		t.Fatal("GATEWAY_FAST_LANE=true built no lane")
+	}
 
 	body := bytes.Repeat([]byte("sku-42,"), 100)
 	sum := fmt.Sprintf("%x", sha256.Sum256(body))
@@ -81,11 +80,15 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	sock := testpeer.SocketPath(t, "django.sock")
 	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
 	express := startExpressJSON(t)
-	base, f := startLaneFront(t, map[string]string{
+	srv, _, _, f := startGatewayFront(t, map[string]string{
 		"GATEWAY_PRIMARY":   "unix://" + sock,
 		"GATEWAY_ROUTES":    "/api/=" + express,
 		"GATEWAY_FAST_LANE": "true",
 	})
+	base := srv.URL
+	if f.Lane == nil {
+		t.Fatal("GATEWAY_FAST_LANE=true built no lane")
+	}
 
 	client := &http.Client{Timeout: 30 * time.Second, // keep-alive: the loops serve each connection's next requests
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -128,39 +131,4 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	if n := f.Lane.HandedOff(); n != 0 {
 		t.Errorf("the lane handed %d connections to net/http; want none", n)
 	}
-}
-
-// startLaneFront builds a gateway from environment-form settings and serves it through the production
-// front (gateway.NewFront: the fast lane when the settings ask for it) on loopback.
-func startLaneFront(t *testing.T, env map[string]string) (base string, f *gateway.Front) {
-	t.Helper()
-	cfg, err := config.Load(env, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuf{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f = gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{})
-	if f.Lane == nil {
-		t.Fatal("GATEWAY_FAST_LANE=true built no lane")
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); f.Serve() }()
-	t.Cleanup(func() {
-		f.Server.Close()
-		<-done
-		g.Close()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	return "http://" + ln.Addr().String(), f
 }

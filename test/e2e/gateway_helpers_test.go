@@ -15,6 +15,13 @@ import (
 // until the test ends; the gateway's log is printed when the test fails.
 func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *gateway.Gateway, *logBuf) {
 	t.Helper()
+	srv, g, logs, _ := startGatewayFront(t, env)
+	return srv, g, logs
+}
+
+// startGatewayFront is startGateway that also returns the listener stack (its fast lane's counters).
+func startGatewayFront(t *testing.T, env map[string]string) (*httptest.Server, *gateway.Gateway, *logBuf, *gateway.Front) {
+	t.Helper()
 	cfg, err := config.Load(env, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +32,7 @@ func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := frontServer(t, cfg, g, logger)
+	srv, front := frontServer(t, cfg, g, logger)
 	t.Cleanup(func() {
 		srv.Close()
 		g.Close()
@@ -33,12 +40,12 @@ func startGateway(t *testing.T, env map[string]string) (*httptest.Server, *gatew
 			t.Logf("gateway log:\n%s", logs.String())
 		}
 	})
-	return srv, g, logs
+	return srv, g, logs, front
 }
 
 // frontServer serves g through the binary's listener stack and server (gateway.NewFront), started as an
 // httptest.Server for its URL and its cleanup.
-func frontServer(t *testing.T, cfg config.Config, g *gateway.Gateway, logger *slog.Logger) *httptest.Server {
+func frontServer(t *testing.T, cfg config.Config, g *gateway.Gateway, logger *slog.Logger) (*httptest.Server, *gateway.Front) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(g.Handler)
 	srv.Listener.Close()
@@ -49,5 +56,5 @@ func frontServer(t *testing.T, cfg config.Config, g *gateway.Gateway, logger *sl
 	front := gateway.NewFront(cfg, g.Handler, ln, logger, gateway.FrontOptions{})
 	srv.Listener, srv.Config = front.Listener(), front.Server
 	srv.Start()
-	return srv
+	return srv, front
 }
