@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,9 +18,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/switchyard/switchyard/adapters/builtin"
-	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -159,27 +155,11 @@ func startDjangoSite(t *testing.T) string {
 	return "uwsgi+unix://" + peer.Addr
 }
 
-// serveGateway builds a gateway from environment-form settings and serves it on loopback.
+// serveGateway builds a gateway from environment-form settings and serves it on loopback through the
+// binary's listener stack (startGateway).
 func serveGateway(t *testing.T, env map[string]string) string {
 	t.Helper()
-	cfg, err := config.Load(env, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuf{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	g, err := gateway.Build(cfg, gateway.Options{Registry: builtin.Registry(logger, nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g.Handler)
-	t.Cleanup(func() {
-		srv.Close()
-		g.Close()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
+	srv, _, _ := startGateway(t, env)
 	return srv.URL
 }
 
