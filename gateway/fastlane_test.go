@@ -483,12 +483,7 @@ func TestABodyThatStallsGetsNetHTTPsAnswerFromTheLane(t *testing.T) {
 				"GATEWAY_FAST_LANE": strconv.FormatBool(lane), "GATEWAY_BODY_TIMEOUT": "300ms"}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			addr, _ := startFront(t, env, logger)
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := dialFront(t, addr)
 			io.WriteString(c, "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc")
 			res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "POST"})
 			if err != nil {
@@ -524,6 +519,19 @@ func TestTheExpressPathJoinsTheAppsBasePathAsNetHTTPs(t *testing.T) {
 	if !strings.Contains(got[1], "GET /base/cl?a=1 HTTP/1.1") || !strings.Contains(got[1], "Host: www.example.com:8080") {
 		t.Errorf("the app did not get the joined path and the client's Host:\n%s", got[1])
 	}
+}
+
+// dialFront opens a client connection to addr with a 10 s deadline on everything it does, closed when
+// the test ends.
+func dialFront(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }
 
 // startFront builds a gateway from the settings env, logging to logger, and serves it through NewFront on

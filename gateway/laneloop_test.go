@@ -45,12 +45,7 @@ func TestTheLoopsHoldIdleConnectionsWithoutGoroutines(t *testing.T) {
 			cs := make([]net.Conn, conns)
 			brs := make([]*bufio.Reader, conns)
 			for i := range cs {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
+				c := dialFront(t, addr)
 				cs[i], brs[i] = c, bufio.NewReader(c)
 				askHello(t, c, brs[i], getCL)
 			}
@@ -196,12 +191,7 @@ func TestAConnectionThatLeftALoopComesBackWhenIdle(t *testing.T) {
 	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
 		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "1", "GATEWAY_IDLE_PARK_AFTER": "50ms"},
 		slog.New(slog.DiscardHandler))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFront(t, addr)
 	br := bufio.NewReader(c)
 	askHello(t, c, br, "GET /cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
 	if f.Lane.Looped() != 0 || f.Lane.Served() != 1 {
@@ -265,12 +255,7 @@ func TestTheLoopRetriesAReplayableRequestOnAStaleConnection(t *testing.T) {
 			}()
 			addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app.Addr().String(),
 				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}, slog.New(slog.DiscardHandler))
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := dialFront(t, addr)
 			br := bufio.NewReader(c)
 			var statuses []int
 			for _, req := range []string{"GET /1", "GET /2", "POST /3"} {
@@ -327,21 +312,11 @@ func TestAPanicOnALoopEndsOneConnection(t *testing.T) {
 	logger := slog.New(boomHandler{slog.NewTextHandler(logs, nil)})
 	addr, f := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String(),
 		"GATEWAY_FAST_LANE": "true", "GATEWAY_FAST_LANE_LOOPS": "1"}, logger)
-	other, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	other.SetDeadline(time.Now().Add(10 * time.Second))
+	other := dialFront(t, addr)
 	otherBR := bufio.NewReader(other)
 	askHello(t, other, otherBR, getCL)
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFront(t, addr)
 	io.WriteString(c, "GET /boom HTTP/1.1\r\nHost: a\r\n\r\n")
 	if got, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) || len(got) != 0 {
 		t.Errorf("the client of the request whose line panicked got %q (%v), want its connection closed; log:\n%s", got, err, logs.String())

@@ -5,7 +5,6 @@ package gateway
 import (
 	"bufio"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 )
@@ -22,12 +21,7 @@ func TestTheFastLanesIdleConnectionsAreParked(t *testing.T) {
 	if f.Lane == nil || f.Parker == nil {
 		t.Fatalf("lane %v, parker %v: want both", f.Lane != nil, f.Parker != nil)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFront(t, addr)
 	br := bufio.NewReader(c)
 	const rounds = 3
 	for i := range rounds {
