@@ -421,9 +421,6 @@ type timer struct {
 
 type expirer interface{ expire() }
 
-// armed says whether t has a deadline.
-func (t *timer) armed() bool { return !t.dl.IsZero() }
-
 // timerHeap is a min-heap of timers by key.
 type timerHeap []*timer
 

@@ -805,9 +805,7 @@ func (lc *lconn) pump() {
 		if m < want {
 			uc.rdy = uc.hup
 		}
-		if lc.t.armed() {
-			lp.timers.clear(&lc.t) // the stall limit counts from the last progress
-		}
+		lp.timers.clear(&lc.t) // the stall limit counts from the last progress
 		lx.left -= int64(m)
 		lx.written += int64(m)
 		if lx.left == 0 {
