@@ -26,16 +26,27 @@ type expressEnv struct {
 	maxBody     int64
 }
 
-// planExpress gives h, a route's handler, its express plan when it is a claim whose app is the app's
-// timing wrapper around an app with an express path (the HTTP adapter): nothing stands between the front
-// onion and that app but the claim and the timer, which the plan's records mirror.
-func (g *Gateway) planExpress(h http.Handler) {
-	c, ok := h.(*claim)
+// expressCandidate is a handler of the route table that may get an express plan: h, with app (the app's
+// timing wrapper, before mount) told of its mount point as mount says.
+type expressCandidate struct {
+	h, app http.Handler // app nil: h's claim's own
+	mount  fastlane.Mount
+}
+
+// planExpress gives c.h, a route's handler, its express plan when it is a claim whose app is the app's
+// timing wrapper around an app with an express path (the HTTP adapter), with at most the route's mount
+// (prefix stripping, a mount-point field) in between: nothing else stands between the front onion and
+// that app, and the plan's records mirror the claim and the timer.
+func (g *Gateway) planExpress(cand expressCandidate) {
+	c, ok := cand.h.(*claim)
 	if !ok {
 		return
 	}
-	var app http.Handler
-	switch t := c.h.(type) {
+	app := cand.app
+	if app == nil {
+		app = c.h
+	}
+	switch t := app.(type) {
 	case timedApp:
 		app = t.h
 	case timedReporter:
@@ -53,10 +64,20 @@ func (g *Gateway) planExpress(h http.Handler) {
 	if u, ok := app.(interface{ Upstream() string }); ok {
 		upstream = u.Upstream()
 	}
+	m := cand.mount
 	c.x = &fastlane.Express{
 		App: xa,
 		Finish: func(rest http.Handler, appStart time.Time) http.Handler {
-			return env.outer(&claim{route: c.route, app: c.app, h: timedApp{h: rest, since: appStart}})
+			// The handler chain's layers from the front onion to the app, the route's mount included.
+			var h http.Handler = timedApp{h: rest, since: appStart}
+			if m.Field == router.ScriptNameField {
+				h = router.ScriptNameHeader(m.Prefix)(h)
+			}
+			h = &claim{route: c.route, app: c.app, h: h}
+			if m.Strip {
+				h = router.StripPrefix(m.Prefix)(h)
+			}
+			return env.outer(h)
 		},
 		Record:          func(r *fastlane.Record) { env.record(c, upstream, r) },
 		Started:         env.metrics.RequestStarted,
@@ -66,6 +87,7 @@ func (g *Gateway) planExpress(h http.Handler) {
 		Forwarding:      router.ForwardingHeader,
 		ClientStall:     env.bodyTimeout,
 		MaxBody:         env.maxBody,
+		Mount:           m,
 	}
 }
 
@@ -97,10 +119,10 @@ func (g *Gateway) expressRoute(method, host, path string) *fastlane.Express {
 		return nil
 	}
 	h, strips, ok := g.lane.LookupRoute(method, host, path)
-	if !ok || strips {
+	if !ok {
 		return nil
 	}
-	if c, ok := h.(*claim); ok {
+	if c, ok := h.(*claim); ok && c.x != nil && c.x.Mount.Strip == strips {
 		return c.x
 	}
 	return nil

@@ -205,15 +205,23 @@ var laneCases = []laneCase{
 // laneExchange is what one case produced: the bytes the client read and the requests the app received.
 type laneExchange struct{ client, upstream string }
 
-// runLaneCases serves every case through NewFront (lane on or off) in front of one raw backend and
-// returns what each produced, with the Date values and the upstream's source ports blanked.
+// runLaneCases serves every case of laneCases through NewFront (lane on or off) in front of one raw
+// backend answering laneAnswers, and returns what each produced, with the Date values and the upstream's
+// source ports blanked.
 func runLaneCases(t *testing.T, lane bool, extra ...string) (map[string]laneExchange, string, string, *Front) {
 	t.Helper()
-	b := startRawBackend(t, laneAnswers)
+	return runCases(t, laneAnswers, laneCases, lane, extra...)
+}
+
+// runCases is runLaneCases with the given answers and cases; in the extra settings' values, "(app)"
+// stands for the backend's address.
+func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bool, extra ...string) (map[string]laneExchange, string, string, *Front) {
+	t.Helper()
+	b := startRawBackend(t, answers)
 	env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "?timeout=300ms",
 		"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
 	for i := 0; i+1 < len(extra); i += 2 {
-		env[extra[i]] = extra[i+1]
+		env[extra[i]] = strings.ReplaceAll(extra[i+1], "(app)", b.ln.Addr().String())
 	}
 	cfg, err := config.Load(env, nil)
 	if err != nil {
@@ -244,7 +252,7 @@ func runLaneCases(t *testing.T, lane bool, extra ...string) (map[string]laneExch
 	go func() { defer close(done); f.Serve() }()
 	t.Cleanup(func() { f.Server.Close(); <-done })
 	out := map[string]laneExchange{}
-	for _, c := range laneCases {
+	for _, c := range cases {
 		client := exchange(t, ln.Addr().String(), c)
 		out[c.name] = laneExchange{client: dateRE.ReplaceAllString(client, "Date: (date)"), upstream: strings.Join(b.take(), "\n---\n")}
 	}

@@ -235,6 +235,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 
 	var routes []router.Route
 	var plainHTTP []bool // by routes' index: https_redirect=false
+	var expressable []expressCandidate
 	goMiddleware := map[string]int{}
 	for _, r := range p.Routes {
 		pat := r.Pattern.String()
@@ -247,8 +248,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		strip := a.Strip
 		newIdx := len(g.Apps)
 		g.Apps = append(g.Apps, BuiltApp{Name: a.Name, Handler: h, Role: roles[a.Role], Pattern: pat, NotForReadiness: a.Unready})
+		built := h
+		var mount fastlane.Mount
 		if a.ScriptNameHeader {
 			h = router.ScriptNameHeader(r.Pattern.Prefix)(h)
+			mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: router.ScriptNameField}
 		}
 		if strip && (r.Stage.Stage != migration.StageNone || r.Cascade) {
 			// Other apps answer on this route (the old app, the fall-through chain): they get the client's
@@ -313,6 +317,12 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			only = nil // the middleware stands between the route's annotation and its app
 		}
 		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: routeHandler(pat, h, only), StripPrefix: strip, EncodedSlash: r.EncodedSlash})
+		if only != nil {
+			if strip {
+				mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: "X-Forwarded-Prefix", Strip: true}
+			}
+			expressable = append(expressable, expressCandidate{h: routes[len(routes)-1].Handler, app: built, mount: mount})
+		}
 		plainHTTP = append(plainHTTP, r.PlainHTTP)
 	}
 	for pat := range opts.RouteMiddleware {
@@ -362,10 +372,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if opts.Observe == nil || opts.ObserveMetrics != nil {
 			g.express = &expressEnv{outer: outer, rec: rec, metrics: opts.ObserveMetrics, logger: logger,
 				bodyTimeout: time.Duration(cfg.BodyTimeout), maxBody: int64(cfg.MaxBodySize)}
-			for _, r := range routes {
-				g.planExpress(r.Handler)
+			for _, c := range expressable {
+				g.planExpress(c)
 			}
-			g.planExpress(fallback)
+			g.planExpress(expressCandidate{h: fallback})
 		}
 	}
 	if cfg.HTTPAddr != "" {

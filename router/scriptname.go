@@ -29,11 +29,15 @@ func ScriptNameHeader(prefix string) func(http.Handler) http.Handler {
 					delete(r2.Header, k)
 				}
 			}
-			r2.Header["Script_name"] = []string{prefix} // CanonicalMIMEHeaderKey("SCRIPT_NAME"); gunicorn upper-cases names
+			r2.Header[ScriptNameField] = []string{prefix}
 			next.ServeHTTP(w, r2)
 		})
 	}
 }
+
+// ScriptNameField is the SCRIPT_NAME field as ScriptNameHeader sends it: CanonicalMIMEHeaderKey's spelling
+// (gunicorn upper-cases names).
+const ScriptNameField = "Script_name"
 
 // isMountHeader reports whether the header name k, compared without case and with '-' and '_' alike, is
 // SCRIPT_NAME or X_SCRIPT_NAME.

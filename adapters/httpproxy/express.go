@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -16,7 +17,8 @@ import (
 
 // The express path (fastlane.ExpressApp): the direct path's exchange for a request the fast lane parsed,
 // without an http.Request. The outgoing head is the one AppendHead writes for the same request as the
-// front door leaves it (the same fields, X-Forwarded-* and Content-Length rules; fields in the client's
+// front door and the route's mount (Exchange.Mount: router.StripPrefix, router.ScriptNameHeader) leave it
+// (the same fields, X-Forwarded-* and Content-Length rules; fields in the client's
 // order where AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
 // answer goes back to the lane raw, anything else is finished by Rest in the app's place, as serveDirect
 // would have finished it (TestFastLaneAnswersAsNetHTTP holds both paths to net/http's bytes).
@@ -39,7 +41,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	// The outgoing request is about the incoming one and the forwarding fields: written after the request
 	// in the lane's buffer when it fits there, else in a pooled buffer (a larger body).
 	b := x.Scratch[:0]
-	if need := h.Size + len(x.Body) + outgoingExtra; need > cap(b) {
+	if need := h.Size + len(x.Body) + outgoingExtra + x.Mount.Extra(); need > cap(b) {
 		bp := outgoingBufs.Get().(*[]byte)
 		defer outgoingBufs.Put(bp)
 		if need > cap(*bp) {
@@ -77,10 +79,22 @@ func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, repl
 	if !h1.ValidHost(host) {
 		return b, false, false
 	}
+	path := str(h.Path)
+	if m := x.Mount; m.Strip {
+		// router.StripPrefix's cut: the route only sends paths at or below its prefix.
+		rest, ok := strings.CutPrefix(path, m.Prefix)
+		if !ok || rest != "" && rest[0] != '/' {
+			return b, false, false
+		}
+		if rest == "" {
+			rest = "/"
+		}
+		path = rest
+	}
 	b = append(b, h.Method...)
 	b = append(b, ' ')
 	u := len(b)
-	b = h1.AppendRequestTarget(b, p.joinPath(str(h.Path)), str(h.Query))
+	b = h1.AppendRequestTarget(b, p.joinPath(path), str(h.Query))
 	for _, c := range b[u:] {
 		if c <= ' ' || c == 0x7f {
 			return b, false, false
@@ -128,6 +142,13 @@ func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, repl
 	b = append(b, "\r\nX-Forwarded-Host: "...)
 	b = append(b, h.Host...)
 	b = append(b, "\r\nX-Forwarded-Proto: http\r\n"...)
+	if m := x.Mount; m.Field != "" {
+		// The lane takes no request with a mount-point field of its own: this is the only one.
+		b = append(b, m.Field...)
+		b = append(b, ": "...)
+		b = append(b, m.Prefix...)
+		b = append(b, "\r\n"...)
+	}
 	sendsLength := h.ContentLength > 0 || hadLength
 	switch str(h.Method) {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:

@@ -54,6 +54,26 @@ type Express struct {
 	ClientStall time.Duration
 	// MaxBody is the front door's body limit (0: none): a longer declared body is not taken.
 	MaxBody int64
+	// Mount is how the route tells its app its prefix (the zero Mount: it does not).
+	Mount Mount
+}
+
+// Mount is how a route tells its app where the app is mounted, as the handler chain's prefix middleware
+// does (router.StripPrefix, router.ScriptNameHeader): Field, when not empty, is a field the app gets with
+// Prefix (the route's prefix without its trailing slash) as its value; with Strip, the app gets the path
+// below Prefix ("/" for Prefix itself) instead of the whole path.
+type Mount struct {
+	Prefix string
+	Field  string // the field's name as it is sent
+	Strip  bool
+}
+
+// Extra is how many bytes m's field adds to an outgoing head.
+func (m Mount) Extra() int {
+	if m.Field == "" {
+		return 0
+	}
+	return len(m.Field) + len(m.Prefix) + len(": \r\n")
 }
 
 // ExpressApp is an app that serves express exchanges (the HTTP adapter on its direct path).
@@ -78,6 +98,8 @@ type Exchange struct {
 	RequestID string
 	// Peer is the client's IP address.
 	Peer string
+	// Mount is the route's (Express.Mount).
+	Mount Mount
 	// Scratch is room for the outgoing request (the caller's buffer after the request; appending past its
 	// capacity allocates).
 	Scratch []byte

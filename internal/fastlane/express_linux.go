@@ -153,7 +153,7 @@ func (c *conn) prepareExchange(h *Head, x *Express) bool {
 		c.gone = c.clientGone
 	}
 	c.traceParent = traceParent
-	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Gone: c.gone,
+	c.ex = Exchange{Head: h, Keys: c.keys[:h.NFields], Body: c.buf[h.Size : h.Size+int(h.ContentLength)], RequestID: id, Peer: c.peer, Mount: x.Mount, Gone: c.gone,
 		Scratch: c.buf[c.n:c.n:len(c.buf)]}
 	return true
 }

@@ -378,7 +378,7 @@ func (lc *lconn) send() {
 		return
 	}
 	b := c.ex.Scratch[:0]
-	if need := h.Size + len(c.ex.Body) + 512; need > cap(b) {
+	if need := h.Size + len(c.ex.Body) + 512 + c.ex.Mount.Extra(); need > cap(b) {
 		lx.outp = outBufs.Get().(*[]byte)
 		if need > cap(*lx.outp) {
 			*lx.outp = make([]byte, 0, need)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -116,7 +117,7 @@ func TestStockDjangoAndFlaskUnderGunicornBuildPrefixedURLs(t *testing.T) {
 		"/plain/=unix://" + flSock + "?strip_prefix=true",
 		"/fixed/=unix://" + fixSock + "?prefix_header=x-forwarded-prefix",
 	}, ",")
-	srv, _, _ := startGateway(t, map[string]string{"GATEWAY_ROUTES": routes})
+	srv, _, _, front := startGatewayFront(t, map[string]string{"GATEWAY_ROUTES": routes})
 	base := srv.URL
 	// Stock Django (DEBUG on, ALLOWED_HOSTS empty) answers localhost only.
 	host := "localhost:" + strings.Split(strings.TrimPrefix(base, "http://"), ":")[1]
@@ -205,6 +206,12 @@ func TestStockDjangoAndFlaskUnderGunicornBuildPrefixedURLs(t *testing.T) {
 		}
 		wantFlask(t, flaskURLs(t, "/fixed/"), "/fixed")
 	})
+
+	// Both mount forms are the lane's (on by default): the exchanges above were finished on its event
+	// loops, the stripped path, X-Forwarded-Prefix and SCRIPT_NAME written by its express path.
+	if fastlane.Supported && front.Lane.Looped() < 10 {
+		t.Errorf("the event loops finished %d of the exchanges with a mounted app; want at least 10", front.Lane.Looped())
+	}
 
 	t.Run("a client's own mount-point headers never reach the app", func(t *testing.T) {
 		m := flaskURLs(t, "/flask/", "Script-Name", "/evil", "X-Script-Name", "/evil", "X-Forwarded-Prefix", "/evil")
