@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/metrics"
@@ -251,15 +252,46 @@ func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bo
 	done := make(chan struct{})
 	go func() { defer close(done); f.Serve() }()
 	t.Cleanup(func() { f.Server.Close(); <-done })
+	if strings.Contains(env["GATEWAY_PRIMARY"], "health_") {
+		appHealth(t, g, func(h adapters.InstanceHealth) bool { return h.Known }) // the first check is in
+	}
 	out := map[string]laneExchange{}
 	for _, c := range cases {
 		client := exchange(t, ln.Addr().String(), c)
-		out[c.name] = laneExchange{client: dateRE.ReplaceAllString(client, "Date: (date)"), upstream: strings.Join(b.take(), "\n---\n")}
+		out[c.name] = laneExchange{client: dateRE.ReplaceAllString(client, "Date: (date)"), upstream: strings.ReplaceAll(strings.Join(b.take(), "\n---\n"), b.ln.Addr().String(), "(app)")}
 	}
+	// The apps' health as their reports give it, once no exchange is in flight (an exchange may end just
+	// after its client read the answer).
+	health := appHealth(t, g, func(h adapters.InstanceHealth) bool { return h.InFlight == 0 })
 	f.Server.Close()
 	<-done
 	g.Close()
-	return out, logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), strings.ReplaceAll(counts(t, reg), b.ln.Addr().String(), "(app)"), f
+	return out, logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), strings.ReplaceAll(counts(t, reg)+health, b.ln.Addr().String(), "(app)"), f
+}
+
+// appHealth waits (10 s at most) until every instance of g's apps reported by Health satisfies cond, and
+// returns the reports (their check times left out).
+func appHealth(t *testing.T, g *Gateway, cond func(adapters.InstanceHealth) bool) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		var b strings.Builder
+		all := true
+		for _, a := range g.Apps {
+			if hr, ok := a.Handler.(adapters.HealthReporter); ok {
+				for _, h := range hr.Health() {
+					all = all && cond(h)
+					h.LastChecked = time.Time{}
+					fmt.Fprintf(&b, "health of %s: %+v\n", a.Name, h)
+				}
+			}
+		}
+		if all {
+			return b.String()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the apps' health did not reach the state the test waits for:\n%s", b.String())
+		}
+	}
 }
 
 // counts prints the registry's counters and the sample counts of its histograms (the request metrics

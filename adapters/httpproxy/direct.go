@@ -9,6 +9,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/relay"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // The direct path is "h1 round trip + relay": direct is the relay.Transport whose RoundTrip writes the
@@ -19,9 +20,9 @@ import (
 // answer is the ReverseProxy path's byte for byte at the allocation count the path had with its own
 // writer (bench/results/2026-12-06-relay.md).
 //
-// The direct path serves the requests that would end on the h1 fast path (one instance, no balancer,
-// plain HTTP/1.1 to an http:// or unix:// app, no upgrade, no Expect, a small body of known length, an
-// ordinary path and query) without httputil.ReverseProxy: the outgoing head is written straight from the
+// The direct path serves the requests that would end on the h1 fast path (one instance, its health
+// checks and breaker counting each exchange as the balancer does: attempt.go; plain HTTP/1.1 to an
+// http:// or unix:// app, no upgrade, no Expect, a small body of known length, an ordinary path and query) without httputil.ReverseProxy: the outgoing head is written straight from the
 // incoming request and the response head copied straight into the ResponseWriter, skipping the request
 // clone, the header map copies and the hop-by-hop deletions on copies. What the app and the client see is
 // what the ReverseProxy path gives them (TestDirectPathMatchesReverseProxy checks it byte for byte,
@@ -207,11 +208,23 @@ func (d *direct) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Respons
 		_, replay = r.Header["Idempotency-Key"]
 		replay = replay && !hopbyhop.In(d.conn, "Idempotency-Key")
 	}
-	res, err := p.fast.RoundTripOutgoing(r, d, replay)
+	a, err := p.acquire(r)
 	if err != nil {
 		p.rp.ErrorHandler(w, p.outRequest(r), err)
 		return nil
 	}
+	if a != nil {
+		reqinfo.From(r.Context()).SetUpstream(p.upstream) // as the balancer sets it: once an instance is taken
+	}
+	res, err := p.fast.RoundTripOutgoing(r, d, replay)
+	if err != nil {
+		if a != nil {
+			a.Done(r.Context(), err, 0)
+		}
+		p.rp.ErrorHandler(w, p.outRequest(r), err)
+		return nil
+	}
+	countBody(res, r, a)
 	return res
 }
 

@@ -238,9 +238,12 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	// Pairs of fronts, each on one app URL: ReverseProxy writing its own answers (the reference, as the
 	// path was before the relay served it) and the same app answering on the direct path or on the
 	// relayed path: on the h1 client (noDirect), on net/http's Transport
-	// (fast_path=false), behind the balancer (breaker=true: an upstream.Set of one instance).
+	// (fast_path=false), behind the balancer (breaker=true: an upstream.Set of one instance), and on the
+	// direct path with the balancer's one instance (its attempts counted as the balancer counts them).
 	type pair struct{ name, option string }
-	pairs := []pair{{"direct", ""}, {"relay on h1", ""}, {"relay with fast_path=false", "fast_path=false"}, {"relay behind the balancer", "breaker=true"}}
+	pairs := []pair{{"direct", ""}, {"relay on h1", ""}, {"relay with fast_path=false", "fast_path=false"},
+		{"relay behind the balancer", "breaker=true"}, {"direct with the balancer's instance", "breaker=true"}}
+	balanced := map[string]*Proxy{} // the balancer subjects, by pair
 	for _, mode := range []string{"", "?host_header=upstream", "/base"} {
 		u, got := recordingApp(t, answers)
 		fronts := make([]string, 2*len(pairs)) // reference i at 2i, subject at 2i+1
@@ -253,12 +256,17 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 			}
 			p, _, _ := build(t, raw)
 			p.viaReverseProxy = i%2 == 0
-			p.noDirect = i != 1
+			p.noDirect = i%2 == 0 || !strings.HasPrefix(pr.name, "direct")
 			if i == 1 {
 				direct = p
 			}
-			if pr.option == "breaker=true" && p.set == nil {
-				t.Fatal("breaker=true built no balancer")
+			if pr.option == "breaker=true" {
+				if p.set == nil {
+					t.Fatal("breaker=true built no balancer")
+				}
+				if i%2 == 1 {
+					balanced[pr.name] = p
+				}
 			}
 			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				r, _ = reqinfo.Attach(r)
@@ -306,6 +314,22 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 					t.Logf("client error on every path: %s", clients[1].BodyErr)
 				}
 			})
+		}
+		// The balancer and the direct path counted the same attempts with the same outcomes, and ended
+		// every one (an attempt ends as its body closes, which may be just after the client read it).
+		var health [2]string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			for i, name := range []string{"relay behind the balancer", "direct with the balancer's instance"} {
+				h := balanced[name].Health()
+				h[0].Address, h[0].LastChecked = "", time.Time{}
+				health[i] = fmt.Sprintf("%+v", h)
+			}
+			if health[0] == health[1] && strings.Contains(health[0], "InFlight:0") || time.Now().After(deadline) {
+				break
+			}
+		}
+		if health[0] != health[1] || !strings.Contains(health[0], "Known:true") {
+			t.Errorf("%s: the health reports differ:\n balancer: %s\n direct:   %s", mode, health[0], health[1])
 		}
 	}
 }

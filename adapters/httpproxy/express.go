@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/switchyard/switchyard/adapters/httpproxy/internal/h1"
+	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/relay"
 	"github.com/switchyard/switchyard/reqinfo"
@@ -35,7 +36,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // Express implements fastlane.ExpressApp: it takes the requests serveDirect would serve.
 func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bool) {
 	h := x.Head
-	if p.fast == nil || p.noDirect || p.set != nil {
+	if p.fast == nil || p.noDirect {
 		return nil, nil, false
 	}
 	// The outgoing request is about the incoming one and the forwarding fields: written after the request
@@ -53,12 +54,19 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 	if !ok {
 		return nil, nil, false
 	}
+	at, err := p.acquire(nil)
+	if err != nil {
+		return nil, nil, false // the handler chain's direct path answers as the balancer does
+	}
 	a, pending, err := p.fast.Express(b, str(h.Method) == http.MethodHead, replay, x.Gone)
 	switch {
 	case err != nil:
+		attempt{at}.endOnError(err)
 		return nil, p.Failed(err), true
 	case pending != nil:
-		return nil, p.pendingHandler(pending), true
+		return nil, p.pendingHandler(pending, at), true
+	case at != nil:
+		return countedAnswer{a, at}, nil, true
 	}
 	return a, nil, true
 }
@@ -68,7 +76,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 // connection. b should have room for x's head, body and outgoingExtra.
 func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, replay, ok bool) {
 	h := x.Head
-	if p.fast == nil || p.noDirect || p.set != nil || h.Query != nil && len(h.Query) == 0 ||
+	if p.fast == nil || p.noDirect || h.Query != nil && len(h.Query) == 0 ||
 		h.ContentLength > p.fast.MaxBody() || !cleanQuery(str(h.Query)) {
 		return b, false, false
 	}
@@ -174,47 +182,56 @@ func (p *Proxy) Failed(err error) http.Handler {
 	})
 }
 
-// pendingHandler finishes a pending exchange as serveDirect would.
-func (p *Proxy) pendingHandler(pending *h1.Pending) http.Handler {
+// pendingHandler finishes a pending exchange as serveDirect would; it ends at (nil: none).
+func (p *Proxy) pendingHandler(pending *h1.Pending, at *upstream.Attempt) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqinfo.From(r.Context()).SetUpstream(p.upstream)
 		defer flushOnAbort(w, r)
 		d := &direct{p: p, w: w, r: r}
-		relayPending(w, r, d, pending, p)
+		relayPending(w, r, d, pending, at, p)
 	})
 }
 
 // Resume implements fastlane.LoopApp: the handler that finishes an exchange the lane's loop sent on c
-// and read read of, as serveDirect would.
-func (p *Proxy) Resume(c net.Conn, read []byte, reused bool) http.Handler {
-	return p.pendingHandler(p.fast.Resume(c, read, reused))
+// and read read of, as serveDirect would, and ends its attempt.
+func (p *Proxy) Resume(c net.Conn, read []byte, reused bool, a fastlane.Attempt) http.Handler {
+	var at *upstream.Attempt
+	if t, ok := a.(attempt); ok {
+		at = t.a
+	}
+	return p.pendingHandler(p.fast.Resume(c, read, reused), at)
 }
 
 // LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app.
 func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
-	if p.fast == nil || p.noDirect || p.set != nil {
+	if p.fast == nil || p.noDirect {
 		return nil
 	}
 	return loopUpstream{p.fast}
 }
 
 // relayPending finishes a pending exchange with the one response relay, as serveDirect would have.
-func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, p *Proxy) {
-	relay.Serve(w, r, pendingTransport{d: d, pending: pending}, &p.relay)
+func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, at *upstream.Attempt, p *Proxy) {
+	relay.Serve(w, r, pendingTransport{d: d, pending: pending, at: at}, &p.relay)
 }
 
 // pendingTransport is the relay.Transport of a pending exchange: its answer, as RoundTripOutgoing's.
 type pendingTransport struct {
 	d       *direct
 	pending *h1.Pending
+	at      *upstream.Attempt
 }
 
 func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
 	res, err := t.pending.Finish(r, t.d)
 	if err != nil {
+		if t.at != nil {
+			t.at.Done(r.Context(), err, 0)
+		}
 		t.d.p.rp.ErrorHandler(w, t.d.p.outRequest(r), err)
 		return nil
 	}
+	countBody(res, r, t.at)
 	return res
 }
 

@@ -118,7 +118,7 @@ type Proxy struct {
 	websocket      bool
 	rp             *httputil.ReverseProxy
 	insts          []*instance
-	set            *upstream.Set // nil for one instance without health checks or breaker: the fast path
+	set            *upstream.Set // nil for one instance without health checks or breaker
 	// The direct path (direct.go): fast is the h1 client of the only instance (nil without the fast
 	// path or with a balancer); target is the outgoing URL base; clientHost keeps the client's Host.
 	fast       *h1.Transport
@@ -283,8 +283,8 @@ func New(t adapters.Target) (http.Handler, error) {
 		}
 		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Name}
 	}
-	if p.set == nil && len(insts) == 1 {
-		p.fast = insts[0].fast
+	if len(insts) == 1 {
+		p.fast = insts[0].fast // (with health checks or a breaker too: attempt.go)
 	}
 	p.rewrite = func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)

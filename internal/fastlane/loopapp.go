@@ -19,12 +19,25 @@ type LoopApp interface {
 	// 512 bytes); ok false: the app does not take x this way. replay says whether the request may be
 	// sent again when a reused connection turns out stale.
 	AppendOutgoing(b []byte, x *Exchange) (out []byte, replay, ok bool)
+	// Attempt starts an exchange's use of the app's instance when the app counts them (health checks,
+	// a circuit breaker: its in-flight count, failures and breaker state); nil when it does not. err:
+	// the instance may not be tried now, and the loop does not take the request (the handler chain
+	// answers it as the app would).
+	Attempt() (Attempt, error)
 	// Failed is the handler that answers, in the app's place, an exchange that failed with err before
-	// its answer came.
+	// its answer came (its attempt was ended with err).
 	Failed(err error) http.Handler
 	// Resume is the handler that finishes, in the app's place, an exchange sent on c of whose answer
-	// read has been read (possibly nothing); reused says c carried an exchange before. It owns c.
-	Resume(c net.Conn, read []byte, reused bool) http.Handler
+	// read has been read (possibly nothing); reused says c carried an exchange before. It owns c and
+	// ends a, the exchange's attempt (nil: none).
+	Resume(c net.Conn, read []byte, reused bool, a Attempt) http.Handler
+}
+
+// Attempt is one exchange's use of an app's instance, counted by the app. End reports its outcome,
+// once: err nil when the answer's head came (status is its status) and the answer is over, else the
+// failure before it; gone says the exchange ended because the client left (counted as nothing).
+type Attempt interface {
+	End(err error, status int, gone bool)
 }
 
 // LoopUpstream is an app's connection source and answer rules, as the loop uses them. It must be

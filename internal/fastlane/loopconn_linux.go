@@ -4,6 +4,7 @@ package fastlane
 
 import (
 	"context"
+	"errors"
 	"github.com/switchyard/switchyard/internal/netconn"
 	"io"
 	"net"
@@ -86,6 +87,7 @@ type loopExchange struct {
 	extra   bool // bytes came after the answer's end: the app's connection is dropped as unsolicited
 	pend    []byte
 	pendp   *[]byte
+	at      Attempt // the exchange's use of the app's instance, until ended (nil: not counted)
 }
 
 // heavy holds the request state of loop connections while they serve a request.
@@ -386,7 +388,11 @@ func (lc *lconn) send() {
 		b = (*lx.outp)[:0]
 	}
 	b, replay, ok := lx.app.AppendOutgoing(b, &c.ex)
-	if !ok {
+	var err error
+	if ok {
+		lx.at, err = lx.app.Attempt()
+	}
+	if !ok || err != nil {
 		lc.putOut()
 		lc.abandonPlan()
 		lc.toGoroutine(nil)
@@ -497,12 +503,12 @@ func (lc *lconn) dialed(gen uint32, c net.Conn, err error) {
 	}
 	lx := &lc.c.lx
 	if err != nil {
-		lc.rest(lx.app.Failed(err), false)
+		lc.fail(err, false)
 		return
 	}
 	uc := lx.pool.adopt(c, false)
 	if uc == nil {
-		lc.rest(lx.app.Failed(errNoDescriptor), false)
+		lc.fail(errNoDescriptor, false)
 		return
 	}
 	lc.sendOn(uc)
@@ -576,7 +582,7 @@ func (lc *lconn) failed(op string, errno error, noBytes bool) {
 		lc.connect(true)
 		return
 	}
-	lc.rest(lx.app.Failed(lx.pool.up.IOError(uc.rwc, op, errno, noBytes)), false)
+	lc.fail(lx.pool.up.IOError(uc.rwc, op, errno, noBytes), false)
 }
 
 // readAnswer reads the answer's head.
@@ -643,7 +649,7 @@ func (lc *lconn) readAnswer() {
 				lc.connect(true)
 				return
 			}
-			lc.rest(lx.app.Failed(lx.pool.up.Stale408()), false)
+			lc.fail(lx.pool.up.Stale408(), false)
 			return
 		}
 		if !ok {
@@ -694,7 +700,7 @@ func (lc *lconn) checkGone() {
 			cn.cancel()
 		}
 		lc.gen++
-		lc.rest(lx.app.Failed(context.Canceled), true)
+		lc.fail(context.Canceled, true)
 	case stRelay: // the app is slow with its body and the client left: as the express path's Read
 		lx.app.Undelivered(str(lc.c.head.Method), str(lc.c.head.Path), 499, true, context.Canceled)
 		lc.endRelay(false)
@@ -921,14 +927,31 @@ func (lc *lconn) finishUpstream() {
 	}
 }
 
-// record records the exchange (before the last bytes go out, as the handler chain records it).
+// record records the exchange (before the last bytes go out, as the handler chain records it) and ends
+// its attempt: the answer is over.
 func (lc *lconn) record(aborted bool) {
 	c := lc.c
 	lx := &c.lx
 	rec := &c.rec
 	rec.Bytes = lx.written
 	rec.Aborted = aborted
+	lc.endAttempt(nil, rec.Status, false)
 	c.record(&c.head, lx.x, rec)
+}
+
+// endAttempt ends the exchange's attempt, if it has one not yet ended.
+func (lc *lconn) endAttempt(err error, status int, gone bool) {
+	lx := &lc.c.lx
+	if at := lx.at; at != nil {
+		lx.at = nil
+		at.End(err, status, gone)
+	}
+}
+
+// fail ends the exchange's attempt with err and hands the exchange to the app's answer to it (rest).
+func (lc *lconn) fail(err error, cancelled bool) {
+	lc.endAttempt(err, 0, cancelled)
+	lc.rest(lc.c.lx.app.Failed(err), cancelled)
 }
 
 // answered ends an exchange whose answer was written whole.
@@ -947,6 +970,7 @@ func (lc *lconn) finish(reuse bool) {
 		lx.release()
 	}
 	lx.freeBufs()
+	lc.endAttempt(nil, c.rec.Status, true) // (ended by record on every path that writes an answer)
 	used := c.head.Size + int(c.head.ContentLength)
 	*lx = loopExchange{}
 	lp.timers.clear(&lc.t)
@@ -998,14 +1022,14 @@ func (lc *lconn) expire() {
 		if cn := lc.connecting; cn != nil {
 			cn.cancel()
 			lc.gen++
-			lc.rest(lc.c.lx.app.Failed(dialError(cn.network, cn.addr, os.ErrDeadlineExceeded)), false)
+			lc.fail(dialError(cn.network, cn.addr, os.ErrDeadlineExceeded), false)
 		}
 	case stWait:
 		lx := &lc.c.lx
 		uc := lx.uc
 		lx.uc = nil
 		uc.close()
-		lc.rest(lx.app.Failed(lx.pool.up.HeaderTimeout()), false)
+		lc.fail(lx.pool.up.HeaderTimeout(), false)
 	case stRelay:
 		lx := &lc.c.lx
 		if len(lx.pend) > 0 {
@@ -1038,6 +1062,7 @@ func (lc *lconn) abort() {
 			release()
 		}
 		lx.freeBufs()
+		lc.endAttempt(errAborted, 0, true)
 		*lx = loopExchange{}
 	}
 	if cn := lc.connecting; cn != nil {
@@ -1130,10 +1155,12 @@ func (lc *lconn) resume(read []byte) {
 	uc.detach()
 	c, err := goConn(uc.rwc)
 	if err != nil {
-		lc.rest(lx.app.Failed(err), false)
+		lc.fail(err, false)
 		return
 	}
-	lc.rest(lx.app.Resume(c, read, uc.reused), false)
+	at := lx.at
+	lx.at = nil
+	lc.rest(lx.app.Resume(c, read, uc.reused, at), false)
 }
 
 // outBufs hold outgoing requests that do not fit in the connection's buffer, answer heads that come in
@@ -1141,3 +1168,6 @@ func (lc *lconn) resume(read []byte) {
 var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, loopBufSize); return &b }}
 
 var errNoDescriptor = &net.OpError{Op: "dial", Err: os.ErrInvalid}
+
+// errAborted is the end of an attempt whose connection was aborted (a panic while serving it).
+var errAborted = errors.New("fastlane: exchange aborted")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
@@ -68,10 +69,11 @@ func TestTheFastLaneServesAStockFlaskApp(t *testing.T) {
 	}
 }
 
-// A project exactly as django-admin startproject makes it, under gunicorn on a unix socket, and a stock
-// Express app mounted at /api/: the lane's event loops (on by default) carry the answers of both
-// frameworks, their redirects, cookies and 404 pages, on keep-alive connections, with no change to either
-// app.
+// A project exactly as django-admin startproject makes it, under gunicorn on a unix socket with active
+// health checks (as docker-compose.yml and the Kubernetes files configure the primary; the admin's login
+// page as docs/apps.md suggests), and a stock Express app mounted at /api/: the lane's event loops (on by
+// default) carry the answers of both frameworks, their redirects, cookies and 404 pages, on keep-alive
+// connections, with no change to either app.
 func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	if !fastlane.Supported {
 		t.Skip("the fast lane runs on Linux only")
@@ -80,8 +82,8 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	sock := testpeer.SocketPath(t, "django.sock")
 	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
 	express := startExpressJSON(t)
-	srv, _, _, f := startGatewayFront(t, map[string]string{
-		"GATEWAY_PRIMARY":   "unix://" + sock,
+	srv, g, _, f := startGatewayFront(t, map[string]string{
+		"GATEWAY_PRIMARY":   "unix://" + sock + "?health_path=/admin/login/&health_host=localhost",
 		"GATEWAY_ROUTES":    "/api/=" + express,
 		"GATEWAY_FAST_LANE": "true",
 	})
@@ -130,5 +132,20 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	}
 	if n := f.Lane.HandedOff(); n != 0 {
 		t.Errorf("the lane handed %d connections to net/http; want none", n)
+	}
+	// The checks and the exchanges counted on the one instance: healthy, nothing left in flight.
+	checked := false
+	for _, a := range g.Apps {
+		if a.Role != "primary" {
+			continue
+		}
+		checked = true
+		h := a.Handler.(adapters.HealthReporter).Health()[0]
+		if !h.Healthy || !h.Known || h.InFlight != 0 {
+			t.Errorf("the primary's health after the exchanges: %+v; want healthy, known, none in flight", h)
+		}
+	}
+	if !checked {
+		t.Error("no primary among the gateway's apps")
 	}
 }

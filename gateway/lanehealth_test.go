@@ -1,0 +1,63 @@
+//go:build linux
+
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes: an app of one instance with active health checks and
+// a circuit breaker (as docker-compose.yml and the Kubernetes files configure the primary) is served by
+// the lane's express path and loops, and the lane counts each exchange as the handler chain's balancer
+// does: the same bytes to the client and the app, the same log, metrics and ledger, and the same health
+// report (in-flight count back to 0, consecutive failures, last error, breaker). With its one instance
+// failing its check, every request gets the handler chain's 503 (the lane answers none itself).
+func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
+	for _, tc := range []struct {
+		name, primary string
+		up            bool
+	}{
+		{"checked and guarded by a breaker", "http://(app)?timeout=300ms&health_check=connect&health_interval=1h&breaker=true", true},
+		{"failing its check", "http://(app)?timeout=300ms&health_path=/nothing&health_interval=1h", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := []string{"GATEWAY_PRIMARY", tc.primary}
+			off, offLog, offCounts, _ := runCases(t, laneAnswers, laneCases, false, env...)
+			if !strings.Contains(offCounts, "health of (app)") {
+				t.Fatalf("no health report:\n%s", offCounts)
+			}
+			if tc.up != strings.Contains(offCounts, "Healthy:true") || !strings.Contains(offCounts, "InFlight:0") {
+				t.Fatalf("the health report is not the one the case needs:\n%s", offCounts)
+			}
+			if tc.up && !strings.Contains(offCounts, "LastError:h1: bad Content-Length") {
+				t.Fatalf("the broken answer is not the last failure:\n%s", offCounts)
+			}
+			for _, loops := range []string{"0", "-1"} {
+				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
+					on, onLog, onCounts, f := runCases(t, laneAnswers, laneCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
+					if offCounts != onCounts {
+						t.Errorf("the metrics or health reports differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
+					}
+					if offLog != onLog {
+						t.Errorf("the logs differ:\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
+					}
+					for _, c := range laneCases {
+						if off[c.name] != on[c.name] {
+							t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
+								off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
+						}
+					}
+					switch {
+					case tc.up && f.Lane.Expressed() < 30:
+						t.Errorf("the express path took %d exchanges; want most of them", f.Lane.Expressed())
+					case tc.up && loops == "0" && f.Lane.Looped() < 20:
+						t.Errorf("the event loops finished %d exchanges; want most of them", f.Lane.Looped())
+					case !tc.up && f.Lane.Expressed() != 0:
+						t.Errorf("the express path took %d exchanges of an app that may not be tried", f.Lane.Expressed())
+					}
+				})
+			}
+		})
+	}
+}
