@@ -81,7 +81,7 @@ func (p *proc) waitFor(t *testing.T, subs ...string) string {
 		select {
 		case line, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("gateway log ended without %q", subs)
+				t.Fatalf("gateway log ended without %q; its log:\n%s", subs, strings.Join(p.seen, "\n"))
 			}
 			p.seen = append(p.seen, line)
 			all := true

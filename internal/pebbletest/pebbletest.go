@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -140,7 +141,10 @@ func FreePort(t testing.TB) int {
 // FreePorts returns n distinct loopback TCP ports nothing listens on now, none of them in exclude. Every
 // listener is held until all are chosen: ports picked one at a time can come back equal, since the
 // kernel may hand out a port it just freed again (seen: Pebble's ACME and management addresses given one
-// port, and Pebble failing to bind the second).
+// port, and Pebble failing to bind the second). The ports are below Linux's default ephemeral range
+// (32768 and up), which the kernel never hands out by itself: between their choice and their use by
+// another process (Pebble, the gateway binary), a port from that range could be taken by any test's
+// outgoing connection or listener on port 0 (seen: the gateway binary exiting at its bind).
 func FreePorts(t testing.TB, n int, exclude ...int) []int {
 	t.Helper()
 	var held []net.Listener
@@ -150,13 +154,13 @@ func FreePorts(t testing.TB, n int, exclude ...int) []int {
 		}
 	}()
 	var ports []int
-	for len(ports) < n {
-		if len(held) > n+100 {
-			t.Fatalf("no %d free loopback ports outside %v", n, exclude)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > n+1000 {
+			t.Fatalf("no %d free loopback ports in 20000-31999 outside %v", n, exclude)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000)))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken: another
 		}
 		held = append(held, ln)
 		if p := ln.Addr().(*net.TCPAddr).Port; !slices.Contains(exclude, p) {
