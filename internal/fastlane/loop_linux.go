@@ -105,6 +105,7 @@ type loop struct {
 	woken   bool
 
 	pools      map[LoopUpstream]*upool
+	lastPool   *upool    // the pool pool returned last
 	handovers  []*uconn  // app connections freed for a connection that waited for a dial (uc.lc)
 	dialers    int       // dials under way
 	dialq      []dialJob // dials waiting for one of them to end

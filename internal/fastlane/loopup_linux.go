@@ -22,13 +22,17 @@ type upool struct {
 }
 
 func (lp *loop) pool(up LoopUpstream) *upool {
+	if p := lp.lastPool; p != nil && p.up == up { // most loops serve one app: no map lookup
+		return p
+	}
 	if p := lp.pools[up]; p != nil {
+		lp.lastPool = p
 		return p
 	}
 	p := &upool{lp: lp, up: up}
 	maxIdle, idle := up.PoolLimits()
 	p.max, p.idleFor = maxIdle, idle
-	lp.pools[up] = p
+	lp.pools[up], lp.lastPool = p, p
 	up.OnCloseIdle(func() { lp.post(p.closedIdle) }) // (nothing to do once the loop ended)
 	return p
 }
@@ -138,6 +142,9 @@ func (p *upool) closedIdle() {
 	p.closeIdle()
 	if p.up.Closed() && p.lp.pools[p.up] == p {
 		delete(p.lp.pools, p.up)
+		if p.lp.lastPool == p {
+			p.lp.lastPool = nil
+		}
 	}
 }
 
