@@ -269,6 +269,30 @@ func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bo
 	return out, logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), strings.ReplaceAll(counts(t, reg)+health, b.ln.Addr().String(), "(app)"), f
 }
 
+// laneRun is what one run of cases produced (runCases): by case, and the log and counts.
+type laneRun struct {
+	out         map[string]laneExchange
+	log, counts string
+}
+
+// sameAsLaneOff fails t wherever on, a run with the lane, differs from off, the same cases' run with
+// net/http serving every request: the metrics (and health reports), the log, each case's bytes.
+func sameAsLaneOff(t *testing.T, cases []laneCase, off, on laneRun) {
+	t.Helper()
+	if off.counts != on.counts {
+		t.Errorf("the metrics or health reports differ:\n lane off:\n%s\n lane on:\n%s", off.counts, on.counts)
+	}
+	if off.log != on.log {
+		t.Errorf("the logs differ (access lines, failures):\n lane off:\n%s\n lane on:\n%s", off.log, on.log)
+	}
+	for _, c := range cases {
+		if a, b := off.out[c.name], on.out[c.name]; a != b {
+			t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
+				a.client, a.upstream, b.client, b.upstream)
+		}
+	}
+}
+
 // appHealth waits (10 s at most) until every instance of g's apps reported by Health satisfies cond, and
 // returns the reports (their check times left out).
 func appHealth(t *testing.T, g *Gateway, cond func(adapters.InstanceHealth) bool) string {
@@ -401,18 +425,7 @@ func TestFastLaneAnswersAsNetHTTP(t *testing.T) {
 	for _, loops := range []string{"0", "-1"} {
 		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
 			on, onLog, onCounts, f := runLaneCases(t, true, "GATEWAY_FAST_LANE_LOOPS", loops)
-			if offCounts != onCounts {
-				t.Errorf("the metrics differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
-			}
-			if offLog != onLog {
-				t.Errorf("the logs differ (access lines, failures):\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
-			}
-			for _, c := range laneCases {
-				if off[c.name] != on[c.name] {
-					t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
-						off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
-				}
-			}
+			sameAsLaneOff(t, laneCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
 			if f.Lane.Expressed() == 0 || f.Lane.Expressed() == f.Lane.Served() {
 				t.Errorf("the lane served %d requests on its express path of %d: the cases must exercise it and the handler chain", f.Lane.Expressed(), f.Lane.Served())
 			}

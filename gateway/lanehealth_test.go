@@ -36,18 +36,7 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 			for _, loops := range []string{"0", "-1"} {
 				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
 					on, onLog, onCounts, f := runCases(t, laneAnswers, laneCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
-					if offCounts != onCounts {
-						t.Errorf("the metrics or health reports differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
-					}
-					if offLog != onLog {
-						t.Errorf("the logs differ:\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
-					}
-					for _, c := range laneCases {
-						if off[c.name] != on[c.name] {
-							t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
-								off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
-						}
-					}
+					sameAsLaneOff(t, laneCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
 					switch {
 					case tc.up && f.Lane.Expressed() < 30:
 						t.Errorf("the express path took %d exchanges; want most of them", f.Lane.Expressed())

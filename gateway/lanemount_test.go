@@ -55,18 +55,7 @@ func TestTheExpressPathMountsRoutesAsNetHTTPDoes(t *testing.T) {
 	for _, loops := range []string{"0", "-1"} {
 		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
 			on, onLog, onCounts, f := runCases(t, answers, mountCases, true, append(routes, "GATEWAY_FAST_LANE_LOOPS", loops)...)
-			if offCounts != onCounts {
-				t.Errorf("the metrics differ:\n lane off:\n%s\n lane on:\n%s", offCounts, onCounts)
-			}
-			if offLog != onLog {
-				t.Errorf("the logs differ:\n lane off:\n%s\n lane on:\n%s", offLog, onLog)
-			}
-			for _, c := range mountCases {
-				if off[c.name] != on[c.name] {
-					t.Errorf("%s:\n lane off, client:\n%s\n upstream:\n%s\n lane on, client:\n%s\n upstream:\n%s", c.name,
-						off[c.name].client, off[c.name].upstream, on[c.name].client, on[c.name].upstream)
-				}
-			}
+			sameAsLaneOff(t, mountCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
 			// Of the 15 cases (each with a follow-up GET of the primary's), the lane hands on the two
 			// with a mount-point field of the client's; the answers that are not simple (chunked, the
 			// 504, the 404 without a type) are finished by the handler chain after the express start.
