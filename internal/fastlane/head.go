@@ -17,8 +17,15 @@ const MaxFields = 48
 type Field struct{ Name, Value []byte }
 
 // Head is a request head Parse proved to be the lane's. Every slice aliases the parsed buffer: a Head is
-// valid only as long as the buffer is not reused.
+// valid only as long as the buffer is not reused. Only Fields[:NFields] are the head's: Parse leaves the
+// rest of the array as it was (kilobytes it need not clear).
 type Head struct {
+	headLine
+	Fields [MaxFields]Field
+}
+
+// headLine is what Parse sets of a Head besides its fields, all of it for each head.
+type headLine struct {
 	Method []byte
 	Target []byte // the request-target as sent (origin-form: path, then "?" and the query, if any)
 	Path   []byte // Target up to '?': no escapes, so it is also the decoded path
@@ -31,7 +38,6 @@ type Head struct {
 	Close bool
 	// KeepAlive10 says an HTTP/1.0 request asked for keep-alive (Connection: keep-alive).
 	KeepAlive10 bool
-	Fields      [MaxFields]Field
 	NFields     int
 	// Size is the head's length in the buffer, its final empty line included: the body starts there.
 	Size int
@@ -73,7 +79,7 @@ func Parse(buf []byte, h *Head, lim Limits) Verdict {
 	if size > lim.MaxHead {
 		return NotMine
 	}
-	*h = Head{Size: size}
+	h.headLine = headLine{Size: size}
 	head := buf[:end+2] // every line with its CRLF
 	// The request line.
 	line, rest, ok := cutLine(head)

@@ -164,7 +164,7 @@ func (l *Listener) acceptLoop() {
 
 // goServe serves rwc on a goroutine of its own.
 func (l *Listener) goServe(rwc net.Conn) {
-	c := &conn{l: l, rwc: rwc}
+	c := &conn{connState: connState{l: l, rwc: rwc}}
 	c.state.Store(stateIdle)
 	if !l.track(c) {
 		rwc.Close()
@@ -197,17 +197,24 @@ const (
 	stateClosed
 )
 
-// conn is one connection the lane serves.
+// conn is one connection the lane serves: its state, and scratch space that each use writes before
+// it reads it, so that giving the state back clears only the state (a loop does it at every request; the
+// scratch is kilobytes).
 type conn struct {
+	connState
+	connScratch
+}
+
+// connState is a connection's state: cleared whenever a loop gives a request state back.
+type connState struct {
 	l     *Listener
 	rwc   net.Conn
 	state atomic.Int32
 
-	buf   []byte // read buffer: buf[:n] read and not yet consumed; nil while idle with nothing in it
-	bp    *[]byte
-	n     int
-	small [1 << 10]byte // the read buffer of a connection whose request fits (see takeBuf)
-	big   bool          // a request of the connection did not fit in small: it reads into a pooled buffer
+	buf []byte // read buffer: buf[:n] read and not yet consumed; nil while idle with nothing in it
+	bp  *[]byte
+	n   int
+	big bool // a request of the connection did not fit in small: it reads into a pooled buffer
 
 	readErr    error // the read error that ended the lane's reading of a head, for net/http
 	ctx        context.Context
@@ -223,22 +230,15 @@ type conn struct {
 	// reqStart is when the express path began serving a request it then left to the handler chain.
 	reqStart time.Time
 	peek     *connpeek.Peeker
-	// The request being served: its head, and the express path's exchange, record and request id.
+	// The request being served: its head, and the express path's exchange and record.
 	head     Head
 	ex       Exchange
 	rec      Record
-	idBuf    [24]byte
-	keys     [MaxFields]string // the canonical names of head's fields (views into names)
 	names    []byte
 	bufw     *bufio.Writer // net/http's 4 KiB connection writer
 	chunkBuf *bufio.Writer // net/http's 2 KiB response buffer
 	werr     error
 	lx       loopExchange // the express exchange a loop carries
-	// Scratch space for the head's numbers and date, as net/http's response has.
-	statusBuf [64]byte // a whole status line (appendStatusLine)
-	clenBuf   [20]byte
-	chunkHead [16]byte
-	dateBuf   [len(http.TimeFormat)]byte
 
 	// The background read, as net/http's connReader: it watches for the client's close while a handler
 	// runs (cancelling the connection's context) and keeps the one byte it may read.
@@ -248,6 +248,19 @@ type conn struct {
 	aborted bool
 	hasByte bool
 	byteBuf [1]byte
+}
+
+// connScratch is a connection's scratch space: every use writes what it reads (the read buffer up to n,
+// the field names up to the head's NFields, the request id, the head's numbers and date, as net/http's
+// response has them); what the last connection left in it is never read.
+type connScratch struct {
+	small     [1 << 10]byte // the read buffer of a connection whose request fits (see takeBuf)
+	idBuf     [24]byte
+	keys      [MaxFields]string // the canonical names of head's fields (views into names)
+	statusBuf [64]byte          // a whole status line (appendStatusLine)
+	clenBuf   [20]byte
+	chunkHead [16]byte
+	dateBuf   [len(http.TimeFormat)]byte
 }
 
 // The buffers a connection holds while it has a request (read buffer, net/http's connection writer and

@@ -215,7 +215,7 @@ func (lc *lconn) dropState() {
 	lc.c = nil
 	lc.big, lc.peer = c.big, c.peer
 	c.releaseBufs()
-	*c = conn{names: c.names, gone: c.gone} // (gone is bound to c: made once)
+	c.connState = connState{names: c.names, gone: c.gone} // (gone is bound to c: made once)
 	if len(lc.lp.freeStates) < maxFreeStates {
 		lc.lp.freeStates = append(lc.lp.freeStates, c)
 		return
