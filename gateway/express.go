@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/delegate"
 	"github.com/switchyard/switchyard/internal/fastlane"
 	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/middleware"
@@ -38,6 +39,10 @@ type expressCandidate struct {
 // (prefix stripping, a mount-point field) in between: nothing else stands between the front onion and
 // that app, and the plan's records mirror the claim and the timer.
 func (g *Gateway) planExpress(cand expressCandidate) {
+	if cr, ok := cand.h.(*chainRoute); ok {
+		g.planCascade(cr)
+		return
+	}
 	c, ok := cand.h.(*claim)
 	if !ok {
 		return
@@ -79,16 +84,84 @@ func (g *Gateway) planExpress(cand expressCandidate) {
 			}
 			return env.outer(h)
 		},
-		Record:          func(r *fastlane.Record) { env.record(c, upstream, r) },
-		Started:         env.metrics.RequestStarted,
-		Abandoned:       env.metrics.RequestAbandoned,
-		AppendRequestID: middleware.AppendRequestID,
-		ValidRequestID:  middleware.ValidRequestID,
-		Forwarding:      router.ForwardingHeader,
-		ClientStall:     env.bodyTimeout,
-		MaxBody:         env.maxBody,
-		Mount:           m,
+		Record: func(r *fastlane.Record) { env.record(c, upstream, r) },
+		Mount:  m,
 	}
+	env.common(c.x)
+}
+
+// common sets what every express plan of env has the same.
+func (env *expressEnv) common(x *fastlane.Express) {
+	x.Started, x.Abandoned = env.metrics.RequestStarted, env.metrics.RequestAbandoned
+	x.AppendRequestID, x.ValidRequestID = middleware.AppendRequestID, middleware.ValidRequestID
+	x.Forwarding = router.ForwardingHeader
+	x.ClientStall, x.MaxBody = env.bodyTimeout, env.maxBody
+}
+
+// planCascade gives cr its express plan when every app of its cascade is the app's timing wrapper around
+// an app with an express path, none with a pass header or a fall-back: one plan per position, each with
+// the records of the apps tried up to it and the handler chain's cascade from it on (Express.Next).
+func (g *Gateway) planCascade(cr *chainRoute) {
+	apps := cr.cascade.Apps
+	xas := make([]fastlane.ExpressApp, len(apps))
+	names := make([]string, len(apps))
+	upstreams := make([]string, len(apps))
+	for i, a := range apps {
+		if a.PassHeader != "" || a.FallBack {
+			return
+		}
+		var app http.Handler
+		switch t := a.Handler.(type) {
+		case timedApp:
+			app = t.h
+		case timedReporter:
+			app = t.h
+		default:
+			return
+		}
+		xa, ok := app.(fastlane.ExpressApp)
+		if !ok {
+			return
+		}
+		xas[i], names[i] = xa, a.Name
+		if u, ok := app.(interface{ Upstream() string }); ok {
+			upstreams[i] = u.Upstream()
+		}
+	}
+	env := g.express
+	cas := cr.cascade
+	pass := cas.Pass
+	if pass == nil {
+		pass = func(status int) bool { return status == http.StatusNotFound }
+	}
+	hold := cas.BodyLimit
+	switch {
+	case hold == 0:
+		hold = delegate.DefaultBodyLimit
+	case hold < 0:
+		hold = 0 // no body is held: a request with one is final at the first app
+	}
+	var next *fastlane.Express
+	for i := len(apps) - 1; i >= 0; i-- {
+		c := &claim{route: cr.route, app: names[i], tried: names[:i+1]} // (its records, not a handler)
+		upstream := upstreams[i]
+		x := &fastlane.Express{
+			App: xas[i],
+			Finish: func(rest http.Handler, appStart time.Time) http.Handler {
+				// The cascade from this app on, with rest in its place; the apps before it already passed.
+				from := append([]delegate.App{{Name: names[i], Handler: timedApp{h: rest, since: appStart}}}, apps[i+1:]...)
+				return env.outer(&chainRoute{route: cr.route, before: names[:i],
+					cascade: &delegate.Cascade{Apps: from, Pass: cas.Pass, BodyLimit: cas.BodyLimit, Logger: cas.Logger}})
+			},
+			Record: func(r *fastlane.Record) { env.record(c, upstream, r) },
+			Next:   next,
+			Pass:   pass,
+			Hold:   hold,
+		}
+		env.common(x)
+		next = x
+	}
+	cr.x = next
 }
 
 // record records an exchange the express path served on claim c, as the front onion's layers would:
@@ -108,7 +181,7 @@ func (env *expressEnv) record(c *claim, upstream string, r *fastlane.Record) {
 	}
 	if env.metrics != nil { // RequestStarted was the plan's Started
 		env.metrics.RequestDone(&metrics.Done{Route: c.route, App: c.app, ProtoMajor: 1, Method: r.Method,
-			Status: r.Status, Aborted: r.Aborted, Elapsed: elapsed, Tried: 1, Ctx: ctx})
+			Status: r.Status, Aborted: r.Aborted, Elapsed: elapsed, Tried: len(c.tried), Ctx: ctx})
 	}
 	env.rec.Record(r.Method, r.Path, s, r.Status, elapsed, true)
 }
@@ -122,8 +195,15 @@ func (g *Gateway) expressRoute(method, host, path string) *fastlane.Express {
 	if !ok {
 		return nil
 	}
-	if c, ok := h.(*claim); ok && c.x != nil && c.x.Mount.Strip == strips {
-		return c.x
+	switch c := h.(type) {
+	case *claim:
+		if c.x != nil && c.x.Mount.Strip == strips {
+			return c.x
+		}
+	case *chainRoute:
+		if !strips {
+			return c.x
+		}
 	}
 	return nil
 }

@@ -28,7 +28,8 @@ import (
 
 // rawBackend is an HTTP/1.1 app on a real socket that records each request's raw bytes (head and body)
 // and answers with the raw bytes its path names (answers), so that what the gateway sends upstream and
-// relays back can be compared byte for byte.
+// relays back can be compared byte for byte. An answer with a NUL is sent in two pieces, without it.
+// One of "STALL" never comes.
 type rawBackend struct {
 	ln      net.Listener
 	answers map[string]string
@@ -97,6 +98,19 @@ func (b *rawBackend) serve(c net.Conn) {
 		if strings.HasPrefix(answer, "STALL") {
 			<-b.quit // never answers: the gateway's timeout ends the exchange
 			return
+		}
+		if head, rest, split := strings.Cut(answer, "\x00"); split {
+			// An answer in two pieces: the second well after the first, so that the gateway reads them
+			// apart (nothing tells the app when the first was read; the answer is the same either way).
+			if _, err := io.WriteString(c, head); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+			answer = head + rest
+			if _, err := io.WriteString(c, rest); err != nil || strings.Contains(answer, "Connection: close") {
+				return
+			}
+			continue
 		}
 		if _, err := io.WriteString(c, answer); err != nil || strings.Contains(answer, "Connection: close") {
 			return
@@ -266,7 +280,8 @@ func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bo
 	f.Server.Close()
 	<-done
 	g.Close()
-	return out, logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), strings.ReplaceAll(counts(t, reg)+health, b.ln.Addr().String(), "(app)"), f
+	app := b.ln.Addr().String()
+	return out, strings.ReplaceAll(logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), app, "(app)"), strings.ReplaceAll(counts(t, reg)+health, app, "(app)"), f
 }
 
 // laneRun is what one run of cases produced (runCases): by case, and the log and counts.

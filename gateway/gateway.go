@@ -262,7 +262,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			strip = false
 		}
 		newApp := delegate.App{Name: a.Name, Handler: h, PassHeader: a.PassHeader}
-		var only []delegate.App // the route's one app when h is nothing but a Cascade of it
+		var only []delegate.App // the route's apps when h is nothing but a Cascade of them
 		key := "app " + a.ID
 		if r.Cascade {
 			key += "\nthen " + chainKey
@@ -293,7 +293,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			}
 			h = compose(pat, key, r.Stage, newApp, old)
 		case r.Cascade:
-			h = chainOf(append([]delegate.App{newApp}, chain...))
+			only = append([]delegate.App{newApp}, chain...)
+			h = chainOf(only)
 			rec.AddRoute(migration.RouteMeta{Pattern: pat, Key: key})
 		default:
 			h = chainOf([]delegate.App{newApp})
@@ -532,12 +533,34 @@ type timedReporter struct {
 // routeHandler is the handler of a route (pattern "*": the fall-through) whose composed handler is h.
 // When h is a Cascade of apps, given, and that is one app without a pass header and nothing else, it
 // returns a claim instead: the same records in reqinfo (the route, the app tried) and the same call of the
-// app, in one wrapper and one record update instead of annotate's and the Cascade's.
+// app, in one wrapper and one record update instead of annotate's and the Cascade's. A Cascade of several
+// apps is served as annotate serves it, by a chainRoute (which may get an express plan).
 func routeHandler(pattern string, h http.Handler, apps []delegate.App) http.Handler {
 	if len(apps) == 1 && apps[0].PassHeader == "" {
 		return &claim{route: pattern, app: apps[0].Name, h: apps[0].Handler}
 	}
+	if c, ok := h.(*delegate.Cascade); ok && len(apps) > 1 {
+		return &chainRoute{route: pattern, cascade: c}
+	}
 	return annotate(pattern, h)
+}
+
+// chainRoute serves a route with a cascade of apps: it records the route (and, before the cascade tries
+// its own, the apps tried before it: a cascade the express path started), then serves the cascade.
+type chainRoute struct {
+	route   string
+	before  []string
+	cascade *delegate.Cascade
+	x       *fastlane.Express // the express plan (nil: none)
+}
+
+func (c *chainRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := reqinfo.From(r.Context())
+	info.SetRoute(c.route)
+	for _, app := range c.before {
+		info.Tried(app)
+	}
+	c.cascade.ServeHTTP(w, r)
 }
 
 // claim serves a route with its one app (see routeHandler).

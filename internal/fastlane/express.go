@@ -56,6 +56,13 @@ type Express struct {
 	MaxBody int64
 	// Mount is how the route tells its app its prefix (the zero Mount: it does not).
 	Mount Mount
+	// Next, when not nil, is the plan of the next app of the route's cascade: an answer of App whose
+	// status Pass says passes the request on is discarded, and the request goes to Next's app. Such a
+	// plan takes no body longer than Hold (what the cascade holds for re-sending). Finish and Record
+	// are then this position's: the cascade from App on, the apps before it already tried.
+	Next *Express
+	Pass func(status int) bool
+	Hold int64
 }
 
 // Mount is how a route tells its app where the app is mounted, as the handler chain's prefix middleware

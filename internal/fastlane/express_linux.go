@@ -38,6 +38,9 @@ func (c *conn) serveExpress(h *Head) (handled, reuse bool) {
 		return false, false
 	}
 	defer release()
+	if x.Next != nil {
+		return false, false // a cascade: only the event loops ask its apps in turn
+	}
 	// The request is served from here, as net/http's handler chain starts its clock once the head is read.
 	start := time.Now()
 	if int64(c.n-h.Size) < h.ContentLength && !c.readBody(h, x) {
@@ -104,9 +107,9 @@ func (c *conn) expressPlan(h *Head) (*Express, func()) {
 	if x == nil {
 		return nil, nil
 	}
-	if x.MaxBody > 0 && h.ContentLength > x.MaxBody {
+	if x.MaxBody > 0 && h.ContentLength > x.MaxBody || x.Next != nil && h.ContentLength > x.Hold {
 		release()
-		return nil, nil // the front door's 413
+		return nil, nil // the front door's 413; a body the cascade does not hold (its first app is final)
 	}
 	return x, release
 }

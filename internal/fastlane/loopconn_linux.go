@@ -88,6 +88,10 @@ type loopExchange struct {
 	pend    []byte
 	pendp   *[]byte
 	at      Attempt // the exchange's use of the app's instance, until ended (nil: not counted)
+	// passed is the time the cascade's apps before this one took (their answers passed it on);
+	// draining says the answer being read passes it on too, its head read and its body still coming.
+	passed   time.Duration
+	draining bool
 }
 
 // heavy holds the request state of loop connections while they serve a request.
@@ -331,6 +335,12 @@ func (lc *lconn) express() {
 	var up LoopUpstream
 	if ok {
 		up = app.LoopUpstream()
+	}
+	for nx := x.Next; nx != nil && up != nil; nx = nx.Next {
+		la, ok := nx.App.(LoopApp)
+		if _, isHandler := nx.App.(http.Handler); !ok || !isHandler || la.LoopUpstream() == nil {
+			up = nil // a cascade whose apps the loop does not all carry (passOn)
+		}
 	}
 	if up == nil {
 		release()
@@ -625,14 +635,7 @@ func (lc *lconn) readAnswer() {
 				lc.resume(buf[:lx.an]) // a long head: the app's client reads it
 				return
 			}
-			if lx.ab == nil {
-				lx.ab = outBufs.Get().(*[]byte)
-				if cap(*lx.ab) < loopBufSize {
-					*lx.ab = make([]byte, 0, loopBufSize)
-				}
-				*lx.ab = (*lx.ab)[:loopBufSize]
-				copy(*lx.ab, buf[:lx.an])
-			}
+			lc.keepAnswer(buf)
 			continue
 		}
 		h := &c.head
@@ -652,6 +655,39 @@ func (lc *lconn) readAnswer() {
 			lc.fail(lx.pool.up.Stale408(), false)
 			return
 		}
+		if lx.x.Next != nil && lx.x.Pass(a.Status()) {
+			// An answer that passes the request on: read whole (its body as the head says, nothing
+			// after it), it is dropped here and the next app asked; one still coming, up to the
+			// buffer's size, is read on (parsed again at each read); any other is the handler chain's
+			// cascade's to discard (all read so far goes with it).
+			first := buf[end:lx.an]
+			whole, short := len(first) == 0, false
+			if a.HasBody() {
+				cl := a.ContentLength()
+				whole = int64(len(first)) == cl
+				short = ok && int64(len(first)) < cl && int64(end)+cl <= loopBufSize
+			}
+			status, keep := a.Status(), a.Keep()
+			a.Free()
+			switch {
+			case ok && whole:
+				lc.passOn(status, keep)
+			case short:
+				lc.keepAnswer(buf)
+				if !lx.draining {
+					lx.draining = true // the head's wait is over: the body's stall limit, as the relay's
+					if lx.stall > 0 {
+						lp.timers.set(&lc.t, lp.now.Add(lx.stall))
+					} else {
+						lp.timers.clear(&lc.t)
+					}
+				}
+				continue
+			default:
+				lc.resume(buf[:lx.an])
+			}
+			return
+		}
 		if !ok {
 			a.Free()
 			lc.resume(buf[:lx.an])
@@ -660,6 +696,61 @@ func (lc *lconn) readAnswer() {
 		lc.relay(a, buf[end:lx.an])
 		return
 	}
+}
+
+// keepAnswer keeps what was read of the answer so far (buf[:an]) in the exchange's own buffer, when it
+// is still in the loop's.
+func (lc *lconn) keepAnswer(buf []byte) {
+	lx := &lc.c.lx
+	if lx.ab != nil {
+		return
+	}
+	lx.ab = outBufs.Get().(*[]byte)
+	if cap(*lx.ab) < loopBufSize {
+		*lx.ab = make([]byte, 0, loopBufSize)
+	}
+	*lx.ab = (*lx.ab)[:loopBufSize]
+	copy(*lx.ab, buf[:lx.an])
+}
+
+// passOn ends the exchange with the app of a cascade whose answer (status; keep: the connection may be
+// reused) passes the request on, its head and whole body read and nothing after them: the app's
+// connection goes back to its pool, and the request goes to the next app.
+func (lc *lconn) passOn(status int, keep bool) {
+	c := lc.c
+	lx := &c.lx
+	uc := lx.uc
+	lx.uc = nil
+	if keep {
+		lx.pool.put(uc)
+	} else {
+		uc.close()
+	}
+	lc.endAttempt(nil, status, false)
+	lx.passed += time.Since(lx.appAt)
+	lc.freeAnswerBuf()
+	lx.an, lx.retried, lx.draining = 0, false, false
+	next := lx.x.Next
+	app := next.App.(LoopApp) // (express checked every app of the cascade)
+	up := app.LoopUpstream()
+	lx.x, lx.app, lx.pool = next, app, lc.lp.pool(up)
+	lx.header, lx.stall, lx.maxHead = up.AnswerLimits()
+	lx.appAt = time.Now()
+	c.ex.Mount = next.Mount
+	b, replay, ok := app.AppendOutgoing(lx.out[:0], &c.ex)
+	var err error
+	if ok {
+		lx.at, err = app.Attempt()
+	}
+	if !ok || err != nil {
+		// The app does not take the request on its direct path, or may not be tried: its own handler
+		// answers it, in the cascade's place.
+		lc.rest(next.App.(http.Handler), false)
+		return
+	}
+	lx.out, lx.replay = b, replay
+	lc.lp.timers.clear(&lc.t)
+	lc.connect(false)
 }
 
 func (lc *lconn) freeAnswerBuf() { lc.c.lx.putBuf(&lc.c.lx.ab) }
@@ -717,7 +808,7 @@ func (lc *lconn) relay(a AnswerHead, first []byte) {
 	lp.l.expressed.Add(1)
 	lp.l.looped.Add(1)
 	rec := &c.rec
-	*rec = Record{Client: c.remoteAddr, RequestID: c.ex.RequestID, TraceParent: str(c.traceParent), Start: lx.start, AppStart: lx.appAt}
+	*rec = Record{Client: c.remoteAddr, RequestID: c.ex.RequestID, TraceParent: str(c.traceParent), Start: lx.start, AppStart: lx.appAt.Add(-lx.passed)}
 	b, sh := c.appendAnswerHead(lp.wbuf[:0], h, a, rec, lp.now)
 	lx.sh = sh
 	lx.keep = a.Keep()
@@ -1026,6 +1117,10 @@ func (lc *lconn) expire() {
 		}
 	case stWait:
 		lx := &lc.c.lx
+		if lx.draining { // the body of an answer that passes stalls: the app's client reads on, as the relay
+			lc.resume((*lx.ab)[:lx.an])
+			return
+		}
 		uc := lx.uc
 		lx.uc = nil
 		uc.close()
@@ -1141,7 +1236,7 @@ func (lc *lconn) rest(rest http.Handler, cancelled bool) {
 		if cancelled {
 			c.cancel()
 		}
-		ok, reuse := c.serveHandler(&c.head, lx.x.Finish(rest, lx.appAt), nil, id, lx.start)
+		ok, reuse := c.serveHandler(&c.head, lx.x.Finish(rest, lx.appAt.Add(-lx.passed)), nil, id, lx.start)
 		return true, ok && reuse
 	})
 }

@@ -149,3 +149,63 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 		t.Error("no primary among the gateway's apps")
 	}
 }
+
+// The README's first pattern with stock apps: a project exactly as django-admin startproject makes it is
+// the primary, and whatever it does not know (its DEBUG 404 page) falls through to a plain Flask app, the
+// delegate, both under gunicorn. The lane's event loops ask the two in turn themselves: Django's admin,
+// Flask's pages and a POST whose body both apps get, on keep-alive connections, with nothing handed to
+// net/http; the fall-throughs are counted as the handler chain counts them.
+func TestTheLoopsFallThroughFromAStockDjangoToAFlaskApp(t *testing.T) {
+	if !fastlane.Supported {
+		t.Skip("the fast lane runs on Linux only")
+	}
+	dir := testpeer.StartProject(t, "mysite")
+	sock := testpeer.SocketPath(t, "django.sock")
+	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
+	flask := startPlainFlask(t)
+	srv, _, _, f := startGatewayFront(t, map[string]string{
+		"GATEWAY_PRIMARY":   "unix://" + sock,
+		"GATEWAY_DELEGATES": "unix://" + flask,
+	})
+	if f.Lane == nil {
+		t.Fatal("no lane (it is on by default)")
+	}
+	body := bytes.Repeat([]byte("sku-7,"), 50)
+	sum := fmt.Sprintf("%x", sha256.Sum256(body))
+	client := &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cases := []struct {
+		name, method, path string
+		body               []byte
+		status             int
+		want               string // a part of the body
+	}{
+		{"Django: the admin's login page", "GET", "/admin/login/", nil, 200, "Django administration"},
+		{"Django: the admin's redirect", "GET", "/admin/", nil, 302, ""},
+		{"Flask, after Django's 404", "GET", "/shop/", nil, 200, "flask shop"},
+		{"Flask, a POST after Django's 404", "POST", "/shop/cart", body, 200, "flask cart " + sum + " 300"},
+		{"nobody's: Flask's 404 is final", "GET", "/nope/", nil, 404, "Not Found"},
+	}
+	const rounds = 3
+	for round := range rounds {
+		for _, tc := range cases {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			req.Host = "localhost" // Django's DEBUG ALLOWED_HOSTS
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, tc.name, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("round %d, %s: %d %.300q; want %d with %q", round, tc.name, resp.StatusCode, b, tc.status, tc.want)
+			}
+		}
+	}
+	if n := f.Lane.Looped(); n < rounds*uint64(len(cases)) {
+		t.Errorf("the event loops finished %d exchanges; want all %d", n, rounds*len(cases))
+	}
+	if n := f.Lane.HandedOff(); n != 0 {
+		t.Errorf("the lane handed %d connections to net/http; want none", n)
+	}
+}
