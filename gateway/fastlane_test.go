@@ -207,6 +207,7 @@ var laneCases = []laneCase{
 	{"a bare question mark", "GET /cl? HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane47\r\n\r\n", "GET"},
 	{"a POST of 3 KiB (past the connection's small buffer)", "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 3072\r\nX-Request-Id: lane48\r\n\r\n" + strings.Repeat("p", 3072), "POST"},
 	{"a head of 2 KiB", "GET /cl HTTP/1.1\r\nHost: a\r\nCookie: " + strings.Repeat("c", 2048) + "\r\nX-Request-Id: lane49\r\n\r\n", "GET"},
+	{"HEAD of an answer that closes, with body bytes after its head", "HEAD /short HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane50\r\n\r\n", "HEAD"},
 	{"handed off: chunked request", "POST /cl HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Request-Id: lane24\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST"},
 	{"handed off: a dot segment", "GET /x/../cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: lane25\r\n\r\n", "GET"},
 	{"handed off: no Host", "GET /cl HTTP/1.1\r\nX-Request-Id: lane26\r\n\r\n", "GET"},

@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -20,14 +21,17 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 	}{
 		{"checked and guarded by a breaker", "http://(app)?timeout=300ms&health_check=connect&health_interval=1h&breaker=true", true},
 		{"failing its check", "http://(app)?timeout=300ms&health_path=/nothing&health_interval=1h", false},
+		// Every connect refused: the failures count and open the breaker, then its 503s.
+		{"refusing connections, its breaker opening", "http://" + refusingAddr(t) + "?breaker=true&breaker_failures=3&breaker_timeout=1h", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := []string{"GATEWAY_PRIMARY", tc.primary}
 			off, offLog, offCounts, _ := runCases(t, laneAnswers, laneCases, false, env...)
-			if !strings.Contains(offCounts, "health of (app)") {
+			if !strings.Contains(offCounts, "health of ") {
 				t.Fatalf("no health report:\n%s", offCounts)
 			}
-			if tc.up != strings.Contains(offCounts, "Healthy:true") || !strings.Contains(offCounts, "InFlight:0") {
+			if tc.up != strings.Contains(offCounts, "Healthy:true") || !strings.Contains(offCounts, "InFlight:0") ||
+				strings.Contains(tc.primary, "breaker_failures") && !strings.Contains(offCounts, "BreakerOpens:1") {
 				t.Fatalf("the health report is not the one the case needs:\n%s", offCounts)
 			}
 			if tc.up && !strings.Contains(offCounts, "LastError:h1: bad Content-Length") {
@@ -49,4 +53,16 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusingAddr is a loopback address where nothing listens: connects to it are refused.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -19,6 +19,7 @@ var mountCases = []laneCase{
 	{"strip: HEAD", "HEAD /new/cl HTTP/1.1\r\nHost: a\r\nX-Request-Id: m5\r\n\r\n", "HEAD"},
 	{"strip: a chunked answer (the handler chain finishes it)", "GET /new/chunked HTTP/1.1\r\nHost: a\r\nX-Request-Id: m6\r\n\r\n", "GET"},
 	{"strip: the app times out (504)", "GET /new/stall HTTP/1.1\r\nHost: a\r\nX-Request-Id: m7\r\n\r\n", "GET"},
+	{"strip: an answer cut mid-body (logged with the app's path)", "GET /new/short HTTP/1.1\r\nHost: a\r\nX-Request-Id: m16\r\n\r\n", "GET"},
 	{"strip: a client's own X-Forwarded-Prefix", "GET /new/cl HTTP/1.1\r\nHost: a\r\nX-Forwarded-Prefix: /evil\r\nX-Request-Id: m8\r\n\r\n", "GET"},
 	{"strip: a path that only starts like the prefix", "GET /newer HTTP/1.1\r\nHost: a\r\nX-Request-Id: m9\r\n\r\n", "GET"},
 	{"script_name: a GET", "GET /sn/cl?y=2 HTTP/1.1\r\nHost: a\r\nX-Request-Id: m10\r\n\r\n", "GET"},

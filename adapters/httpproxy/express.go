@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -87,17 +86,9 @@ func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, repl
 	if !h1.ValidHost(host) {
 		return b, false, false
 	}
-	path := str(h.Path)
-	if m := x.Mount; m.Strip {
-		// router.StripPrefix's cut: the route only sends paths at or below its prefix.
-		rest, ok := strings.CutPrefix(path, m.Prefix)
-		if !ok || rest != "" && rest[0] != '/' {
-			return b, false, false
-		}
-		if rest == "" {
-			rest = "/"
-		}
-		path = rest
+	path, ok := x.Mount.Path(str(h.Path)) // router.StripPrefix's cut
+	if !ok {
+		return b, false, false
 	}
 	b = append(b, h.Method...)
 	b = append(b, ' ')

@@ -2,6 +2,7 @@ package fastlane
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -73,6 +74,21 @@ type Mount struct {
 	Prefix string
 	Field  string // the field's name as it is sent
 	Strip  bool
+}
+
+// Path is path as the app gets it (ok false: path is not at or below a stripped prefix).
+func (m Mount) Path(path string) (string, bool) {
+	if !m.Strip {
+		return path, true
+	}
+	rest, ok := strings.CutPrefix(path, m.Prefix)
+	switch {
+	case !ok || rest != "" && rest[0] != '/':
+		return path, false
+	case rest == "":
+		return "/", true
+	}
+	return rest, true
 }
 
 // Extra is how many bytes m's field adds to an outgoing head.

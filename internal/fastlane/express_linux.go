@@ -161,6 +161,12 @@ func (c *conn) prepareExchange(h *Head, x *Express) bool {
 	return true
 }
 
+// appPath is the path of the exchange's request as its app got it (the relay's log lines name it).
+func (c *conn) appPath() string {
+	path, _ := c.ex.Mount.Path(str(c.ex.Head.Path))
+	return path
+}
+
 // answerField is one field of the answer's head as net/http's server would write it.
 type answerField struct {
 	key   string // canonical
@@ -290,12 +296,12 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	rec.Bytes = written
 	switch {
 	case writeErr != nil:
-		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, writeErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), 499, true, writeErr)
 	case errors.Is(readErr, context.Canceled): // the client went away while the app was silent
-		x.App.Undelivered(str(h.Method), str(h.Path), 499, true, readErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), 499, true, readErr)
 		c.writeOut(x, b, time.Time{})
 	case readErr != nil:
-		x.App.Undelivered(str(h.Method), str(h.Path), code, false, readErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), code, false, readErr)
 		rec.Aborted = true
 		c.writeOut(x, b, time.Time{}) // the head and the bytes so far, as the relay's abort flushes them
 	default:

@@ -793,7 +793,7 @@ func (lc *lconn) checkGone() {
 		lc.gen++
 		lc.fail(context.Canceled, true)
 	case stRelay: // the app is slow with its body and the client left: as the express path's Read
-		lx.app.Undelivered(str(lc.c.head.Method), str(lc.c.head.Path), 499, true, context.Canceled)
+		lx.app.Undelivered(str(lc.c.head.Method), lc.c.appPath(), 499, true, context.Canceled)
 		lc.endRelay(false)
 	}
 }
@@ -895,7 +895,7 @@ func (lc *lconn) pump() {
 				err = io.EOF
 			}
 			c := lc.c
-			lx.app.Undelivered(str(c.head.Method), str(c.head.Path), c.rec.Status, false, lx.pool.up.IOError(uc.rwc, "read", err, false))
+			lx.app.Undelivered(str(c.head.Method), c.appPath(), c.rec.Status, false, lx.pool.up.IOError(uc.rwc, "read", err, false))
 			lc.endRelay(true)
 			return
 		}
@@ -976,7 +976,7 @@ func (lc *lconn) flush() {
 func (lc *lconn) writeFailed(err error) {
 	c := lc.c
 	lx := &c.lx
-	lx.app.Undelivered(str(c.head.Method), str(c.head.Path), 499, true, &net.OpError{Op: "write", Net: lc.rwc.LocalAddr().Network(),
+	lx.app.Undelivered(str(c.head.Method), c.appPath(), 499, true, &net.OpError{Op: "write", Net: lc.rwc.LocalAddr().Network(),
 		Source: lc.rwc.LocalAddr(), Addr: lc.rwc.RemoteAddr(), Err: err})
 	lx.pend = nil
 	if lx.left > 0 {
@@ -1008,13 +1008,13 @@ func (lc *lconn) finishUpstream() {
 	lx.uc = nil
 	switch {
 	case uc == nil:
+	case !lx.keep:
+		uc.close() // (whatever came after the answer: the app's client closes such a connection quietly too)
 	case lx.extra:
 		uc.detach()
 		lx.pool.up.DropUnsolicited(uc.rwc) // bytes after the answer's end: not the start of any later one
-	case lx.keep:
-		lx.pool.put(uc)
 	default:
-		uc.close()
+		lx.pool.put(uc)
 	}
 }
 
@@ -1132,7 +1132,7 @@ func (lc *lconn) expire() {
 			return
 		}
 		c := lc.c
-		lx.app.Undelivered(str(c.head.Method), str(c.head.Path), c.rec.Status, false, lx.pool.up.Stalled())
+		lx.app.Undelivered(str(c.head.Method), c.appPath(), c.rec.Status, false, lx.pool.up.Stalled())
 		lc.endRelay(true)
 	}
 }

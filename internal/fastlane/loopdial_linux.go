@@ -136,7 +136,7 @@ func (cn *connecting) done(err error) {
 		if cn.fd >= 0 {
 			unix.Close(cn.fd)
 		}
-		lc.rest(lc.c.lx.app.Failed(dialError(cn.network, cn.addr, err)), false)
+		lc.fail(dialError(cn.network, cn.addr, err), false)
 		return
 	}
 	c := &loopConn{fd: cn.fd, network: cn.network, raddr: cn.addr}
@@ -151,7 +151,7 @@ func (cn *connecting) done(err error) {
 	}
 	uc := cn.pool.adopt(c, false)
 	if uc == nil {
-		lc.rest(lc.c.lx.app.Failed(errNoDescriptor), false)
+		lc.fail(errNoDescriptor, false)
 		return
 	}
 	lc.sendOn(uc)
