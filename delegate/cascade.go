@@ -148,6 +148,10 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pw.w, pw.c, pw.passHeader, pw.fallBack, pw.finalOnly, pw.body = w, c, c.Apps[0].PassHeader, true, true, tb
 		c.Apps[0].Handler.ServeHTTP(pw, r2)
 		if !pw.decided {
+			if r.Context().Err() != nil { // (as below)
+				pw.release()
+				return
+			}
 			pw.WriteHeader(http.StatusOK)
 		}
 		unsent := pw.unsent
@@ -173,6 +177,12 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pw.w, pw.c, pw.passHeader, pw.fallBack = w, c, app.PassHeader, app.FallBack
 		app.Handler.ServeHTTP(pw, req)
 		if !pw.decided {
+			if r.Context().Err() != nil {
+				// The client left and the app answered nothing (its 499): nothing to answer, as without
+				// a cascade, not an empty 200 made up for a client that may still read.
+				pw.release()
+				return
+			}
 			pw.WriteHeader(http.StatusOK) // an app that wrote nothing answered 200 with no body
 		}
 		passed, unsent := pw.passed, pw.unsent

@@ -278,6 +278,12 @@ func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bo
 	// The apps' health as their reports give it, once no exchange is in flight (an exchange may end just
 	// after its client read the answer).
 	health := appHealth(t, g, func(h adapters.InstanceHealth) bool { return h.InFlight == 0 })
+	var ledger []string // the migration ledger's rows, sorted
+	for _, row := range g.Migration.Report().Ledger {
+		ledger = append(ledger, fmt.Sprintf("ledger %s %s %s %d %v\n", row.Method, row.Route, row.Path, row.Total, row.Answers))
+	}
+	slices.Sort(ledger)
+	health += strings.Join(ledger, "")
 	f.Server.Close()
 	<-done
 	g.Close()

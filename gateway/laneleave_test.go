@@ -29,16 +29,24 @@ func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 		answer      string
 		clientReads int
 		wantLine    *regexp.Regexp
+		delegates   string // GATEWAY_DELEGATES: the app is the primary of a cascade
 	}{
-		{"before the head", "", -1, regexp.MustCompile(`msg=request .*status=499 `)},
+		{"before the head", "", -1, regexp.MustCompile(`msg=request .*status=499 `), ""},
 		{"in the middle of the body", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 65536\r\n\r\n" + strings.Repeat("x", 32<<10), 16 << 10,
-			regexp.MustCompile(`msg=request .*status=200 `)},
+			regexp.MustCompile(`msg=request .*status=200 `), ""},
+		// The app's 404 passes the request on, but its body is still coming when the client leaves: the
+		// next app is never asked.
+		{"while an answer that passes comes", "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("n", 50), -1,
+			regexp.MustCompile(`msg=request .*status=499 `), "http://127.0.0.1:1"},
 	} {
 		for _, lane := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/lane=%v", tt.name, lane), func(t *testing.T) {
 				app, asked, ended := startHoldingApp(t, tt.answer)
 				env := map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s&read_timeout=60s",
 					"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
+				if tt.delegates != "" {
+					env["GATEWAY_DELEGATES"] = tt.delegates
+				}
 				logs := &syncBuffer{}
 				logger := slog.New(slog.NewTextHandler(logs, nil))
 				addr, _ := startFront(t, env, logger)
@@ -89,12 +97,22 @@ func TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 // byte: not the empty 200 net/http would make of an answer nobody wrote. With the lane off, with its
 // event loops, and with a goroutine per connection (which notices within h1.WatchEvery).
 func TestAClientThatHalfClosesGetsNoAnswer(t *testing.T) {
-	for _, setting := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
-		t.Run("lane="+setting.lane+"/loops="+setting.loops, func(t *testing.T) {
+	type setting struct{ lane, loops, delegates string }
+	var settings []setting
+	for _, s := range []setting{{"false", "0", ""}, {"true", "0", ""}, {"true", "-1", ""}} {
+		// Also as the primary of a cascade, whose pass answers are held: it makes up no 200 either.
+		settings = append(settings, s, setting{s.lane, s.loops, "http://127.0.0.1:1"})
+	}
+	for _, setting := range settings {
+		t.Run("lane="+setting.lane+"/loops="+setting.loops+"/delegates="+setting.delegates, func(t *testing.T) {
 			app, asked, ended := startHoldingApp(t, "")
 			logs := &syncBuffer{}
-			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s",
-				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}, slog.New(slog.NewTextHandler(logs, nil)))
+			env := map[string]string{"GATEWAY_PRIMARY": "http://" + app + "?timeout=60s",
+				"GATEWAY_FAST_LANE": setting.lane, "GATEWAY_FAST_LANE_LOOPS": setting.loops}
+			if setting.delegates != "" {
+				env["GATEWAY_DELEGATES"] = setting.delegates
+			}
+			addr, _ := startFront(t, env, slog.New(slog.NewTextHandler(logs, nil)))
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)

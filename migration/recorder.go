@@ -347,10 +347,13 @@ func (r *Recorder) Record(method, path string, s reqinfo.Snapshot, status int, d
 // ledgerMethod keeps the standard methods and folds any other into "OTHER", so a client inventing methods
 // cannot grow the ledger.
 func ledgerMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
-		http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+	// The constants, never m: m may be a view of a connection's buffer (the fast lane's records), and
+	// the ledger keeps its keys.
+	for _, std := range [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace} {
+		if m == std {
+			return std
+		}
 	}
 	return "OTHER"
 }

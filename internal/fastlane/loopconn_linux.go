@@ -622,7 +622,7 @@ func (lc *lconn) readAnswer() {
 				lc.failed("read", err, true)
 				return
 			}
-			lc.resume(buf[:lx.an]) // the app's client reads the error itself, after the bytes
+			lc.resume(buf[:lx.an], false) // the app's client reads the error itself, after the bytes
 			return
 		}
 		if lx.an+m < len(buf) {
@@ -632,7 +632,7 @@ func (lc *lconn) readAnswer() {
 		end := lx.pool.up.HeadEnd(buf[:lx.an])
 		if end < 0 {
 			if lx.an == len(buf) || lx.an >= lx.maxHead {
-				lc.resume(buf[:lx.an]) // a long head: the app's client reads it
+				lc.resume(buf[:lx.an], false) // a long head: the app's client reads it
 				return
 			}
 			lc.keepAnswer(buf)
@@ -684,13 +684,13 @@ func (lc *lconn) readAnswer() {
 				}
 				continue
 			default:
-				lc.resume(buf[:lx.an])
+				lc.resume(buf[:lx.an], false)
 			}
 			return
 		}
 		if !ok {
 			a.Free()
-			lc.resume(buf[:lx.an])
+			lc.resume(buf[:lx.an], false)
 			return
 		}
 		lc.relay(a, buf[end:lx.an])
@@ -782,7 +782,15 @@ func (lc *lconn) checkGone() {
 	}
 	lx := &lc.c.lx
 	switch lc.st {
-	case stDial, stSend, stWait:
+	case stWait:
+		if lx.draining {
+			// The answer under way passes the request on: the handler chain's cascade reads it on for a
+			// request whose context ended, as it would have.
+			lc.resume((*lx.ab)[:lx.an], true)
+			return
+		}
+		fallthrough
+	case stDial, stSend:
 		if uc := lx.uc; uc != nil {
 			lx.uc = nil
 			uc.close()
@@ -1118,7 +1126,7 @@ func (lc *lconn) expire() {
 	case stWait:
 		lx := &lc.c.lx
 		if lx.draining { // the body of an answer that passes stalls: the app's client reads on, as the relay
-			lc.resume((*lx.ab)[:lx.an])
+			lc.resume((*lx.ab)[:lx.an], false)
 			return
 		}
 		uc := lx.uc
@@ -1242,20 +1250,20 @@ func (lc *lconn) rest(rest http.Handler, cancelled bool) {
 }
 
 // resume hands an exchange whose answer the loop does not finish itself (not simple, a long head, a
-// failed read after some bytes) to the app's handler, with the bytes read.
-func (lc *lconn) resume(read []byte) {
+// failed read after some bytes) to the app's handler, with the bytes read (cancelled: the client left).
+func (lc *lconn) resume(read []byte, cancelled bool) {
 	lx := &lc.c.lx
 	uc := lx.uc
 	lx.uc = nil
 	uc.detach()
 	c, err := goConn(uc.rwc)
 	if err != nil {
-		lc.fail(err, false)
+		lc.fail(err, cancelled)
 		return
 	}
 	at := lx.at
 	lx.at = nil
-	lc.rest(lx.app.Resume(c, read, uc.reused, at), false)
+	lc.rest(lx.app.Resume(c, read, uc.reused, at), cancelled)
 }
 
 // outBufs hold outgoing requests that do not fit in the connection's buffer, answer heads that come in
