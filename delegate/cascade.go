@@ -130,8 +130,14 @@ func (c *Cascade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if final {
-		c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
-			"app", c.Apps[0].Name, "limit", c.bodyLimit(), "content_length", r.ContentLength, "path", r.URL.Path)
+		if limit := c.bodyLimit(); limit < 0 {
+			// (logged at debug: with holding off, every request with a body takes this way)
+			c.logger().Debug("cascade: request bodies are not held (body limit 0); the first app's answer is final",
+				"app", c.Apps[0].Name, "content_length", r.ContentLength, "path", r.URL.Path)
+		} else {
+			c.logger().Info("cascade: request body too large to hold for re-sending; the first app's answer is final",
+				"app", c.Apps[0].Name, "limit", limit, "content_length", r.ContentLength, "path", r.URL.Path)
+		}
 		info.Tried(c.Apps[0].Name)
 		if !c.Apps[0].FallBack {
 			c.Apps[0].serveFinal(w, r)
