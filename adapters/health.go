@@ -12,6 +12,9 @@ type InstanceHealth struct {
 	Address string `json:"address"`
 	// Healthy is false while the instance is ejected or failing its health check.
 	Healthy bool `json:"healthy"`
+	// Unavailable says why an instance is not tried now ("" while it is): "failing the health check",
+	// "ejected after failures", "circuit breaker open".
+	Unavailable string `json:"unavailable,omitempty"`
 	// Known is false until the first health check (or request) has said anything.
 	Known bool `json:"known"`
 	// InFlight is the number of requests currently sent to it.

@@ -239,8 +239,15 @@ func Ready(ctx context.Context, g *gateway.Gateway) (ok bool, reasons []string) 
 				if counts {
 					reasons = append(reasons, who+": health of "+in.Address+" not known yet")
 				}
-			case in.LastError != "":
-				why = append(why, in.Address+": "+in.LastError)
+			case in.Unavailable != "" || in.LastError != "":
+				desc := in.Unavailable
+				if in.LastError != "" {
+					if desc != "" {
+						desc += ", last error: "
+					}
+					desc += in.LastError
+				}
+				why = append(why, in.Address+": "+desc)
 			}
 		}
 		if counts && up == 0 {

@@ -65,6 +65,19 @@ const (
 	reasonOpen
 )
 
+// String says why an instance is not tried ("" when it may be).
+func (r reason) String() string {
+	switch r {
+	case reasonDown:
+		return "failing the health check"
+	case reasonEjected:
+		return "ejected after failures"
+	case reasonOpen:
+		return "circuit breaker open"
+	}
+	return ""
+}
+
 // state says whether the instance may be picked at now, before its half-open trial slot or breaker are
 // claimed.
 func (in *Instance) state(now int64) reason {

@@ -279,6 +279,9 @@ func (s *Set) Health() []adapters.InstanceHealth {
 		in.mu.Unlock()
 		st := in.state(now.UnixNano())
 		h.Healthy = st == available || st == reasonEjected && in.ejectedUntil.Load() <= now.UnixNano()
+		if !h.Healthy {
+			h.Unavailable = st.String()
+		}
 		out = append(out, h)
 	}
 	return out

@@ -319,7 +319,7 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	if got := pick(t, s, r); got != 1 {
 		t.Fatalf("instance 0 not ejected after 2 consecutive failures (picked %d)", got)
 	}
-	if h := s.Health(); h[0].Healthy || h[0].ConsecutiveFailures != 2 || h[0].LastError != "connection refused" {
+	if h := s.Health(); h[0].Healthy || h[0].ConsecutiveFailures != 2 || h[0].LastError != "connection refused" || h[0].Unavailable != "ejected after failures" {
 		t.Fatalf("health of the ejected instance = %+v", h[0])
 	}
 	clk.advance(10 * time.Second)
@@ -398,8 +398,8 @@ func TestBreakerOpensAndHalfOpens(t *testing.T) {
 		t.Fatalf("error does not say why: %v", err)
 	}
 	for i, h := range s.Health() {
-		if h.BreakerOpens != 1 {
-			t.Fatalf("instance %d: breaker opens = %d, want 1", i, h.BreakerOpens)
+		if h.BreakerOpens != 1 || h.Unavailable != "circuit breaker open" {
+			t.Fatalf("instance %d: breaker opens = %d, unavailable %q; want 1, the breaker named", i, h.BreakerOpens, h.Unavailable)
 		}
 	}
 	// After breaker_timeout, the breakers are half-open: one trial each.
