@@ -27,6 +27,21 @@ type expressEnv struct {
 	maxBody     int64
 }
 
+// expressApp is the app behind h when h is the app's timing wrapper and nothing else, and the app has an
+// express path (ok false: not so).
+func expressApp(h http.Handler) (xa fastlane.ExpressApp, app http.Handler, ok bool) {
+	switch t := h.(type) {
+	case timedApp:
+		app = t.h
+	case timedReporter:
+		app = t.h
+	default:
+		return nil, nil, false
+	}
+	xa, ok = app.(fastlane.ExpressApp)
+	return xa, app, ok
+}
+
 // expressCandidate is a handler of the route table that may get an express plan: h, with app (the app's
 // timing wrapper, before mount) told of its mount point as mount says.
 type expressCandidate struct {
@@ -51,15 +66,7 @@ func (g *Gateway) planExpress(cand expressCandidate) {
 	if app == nil {
 		app = c.h
 	}
-	switch t := app.(type) {
-	case timedApp:
-		app = t.h
-	case timedReporter:
-		app = t.h
-	default:
-		return
-	}
-	xa, ok := app.(fastlane.ExpressApp)
+	xa, app, ok := expressApp(app)
 	if !ok {
 		return
 	}
@@ -110,16 +117,7 @@ func (g *Gateway) planCascade(cr *chainRoute) {
 		if a.PassHeader != "" || a.FallBack {
 			return
 		}
-		var app http.Handler
-		switch t := a.Handler.(type) {
-		case timedApp:
-			app = t.h
-		case timedReporter:
-			app = t.h
-		default:
-			return
-		}
-		xa, ok := app.(fastlane.ExpressApp)
+		xa, app, ok := expressApp(a.Handler)
 		if !ok {
 			return
 		}
