@@ -84,7 +84,8 @@ func StatusSet(statuses ...int) func(int) bool {
 	return func(s int) bool { return s >= 0 && s < len(set) && set[s] }
 }
 
-func (c *Cascade) pass(status int) bool {
+// Passes reports whether an answer's status passes the request on to the next app (Pass; nil: 404).
+func (c *Cascade) Passes(status int) bool {
 	if c.Pass == nil {
 		return status == http.StatusNotFound
 	}
@@ -253,6 +254,12 @@ func lastRequest(r *http.Request, body []byte) *http.Request {
 	return withBody(r, body, false)
 }
 
+// HoldLimit is the longest request body the Cascade holds for re-sending (0: it holds none); a request
+// with a longer one is final at the first app.
+func (c *Cascade) HoldLimit() int64 {
+	return max(c.bodyLimit(), 0)
+}
+
 func (c *Cascade) bodyLimit() int64 {
 	if c.BodyLimit == 0 {
 		return DefaultBodyLimit
@@ -359,7 +366,7 @@ func (p *passWriter) WriteHeader(code int) {
 		return
 	}
 	p.decided = true
-	if !p.finalOnly && p.c.pass(code) && (p.passHeader == "" || p.header[p.passHeader] != nil) {
+	if !p.finalOnly && p.c.Passes(code) && (p.passHeader == "" || p.header[p.passHeader] != nil) {
 		p.passed = true
 		return
 	}

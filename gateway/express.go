@@ -128,17 +128,7 @@ func (g *Gateway) planCascade(cr *chainRoute) {
 	}
 	env := g.express
 	cas := cr.cascade
-	pass := cas.Pass
-	if pass == nil {
-		pass = func(status int) bool { return status == http.StatusNotFound }
-	}
-	hold := cas.BodyLimit
-	switch {
-	case hold == 0:
-		hold = delegate.DefaultBodyLimit
-	case hold < 0:
-		hold = 0 // no body is held: a request with one is final at the first app
-	}
+	pass, hold := cas.Passes, cas.HoldLimit()
 	var next *fastlane.Express
 	for i := len(apps) - 1; i >= 0; i-- {
 		c := &claim{route: cr.route, app: names[i], tried: names[:i+1]} // (its records, not a handler)

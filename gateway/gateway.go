@@ -249,7 +249,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		newIdx := len(g.Apps)
 		g.Apps = append(g.Apps, BuiltApp{Name: a.Name, Handler: h, Role: roles[a.Role], Pattern: pat, NotForReadiness: a.Unready})
 		built := h
-		var mount fastlane.Mount
+		var mount fastlane.Mount // how the route tells its app the prefix, for its express plan
 		if a.ScriptNameHeader {
 			h = router.ScriptNameHeader(r.Pattern.Prefix)(h)
 			mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: router.ScriptNameField}
@@ -320,7 +320,7 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: routeHandler(pat, h, only), StripPrefix: strip, EncodedSlash: r.EncodedSlash})
 		if only != nil {
 			if strip {
-				mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: "X-Forwarded-Prefix", Strip: true}
+				mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: router.ForwardedPrefixField, Strip: true}
 			}
 			expressable = append(expressable, expressCandidate{h: routes[len(routes)-1].Handler, app: built, mount: mount})
 		}

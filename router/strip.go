@@ -30,11 +30,14 @@ func StripPrefix(prefix string) func(http.Handler) http.Handler {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = rest
 			r2.URL.RawPath = stripRaw(r.URL.RawPath, prefix, rest)
-			r2.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(r.Header.Get("X-Forwarded-Prefix"), "/")+prefix)
+			r2.Header.Set(ForwardedPrefixField, strings.TrimSuffix(r.Header.Get(ForwardedPrefixField), "/")+prefix)
 			next.ServeHTTP(w, r2)
 		})
 	}
 }
+
+// ForwardedPrefixField is the field StripPrefix tells the app its mount point in.
+const ForwardedPrefixField = "X-Forwarded-Prefix"
 
 // stripRaw removes prefix from an escaped path whose decoded form starts with it, keeping the escapes of
 // the rest (an encoded slash a route forwards, see Route.EncodedSlash); "" when there is no escaped form

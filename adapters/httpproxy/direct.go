@@ -22,9 +22,10 @@ import (
 //
 // The direct path serves the requests that would end on the h1 fast path (one instance, its health
 // checks and breaker counting each exchange as the balancer does: attempt.go; plain HTTP/1.1 to an
-// http:// or unix:// app, no upgrade, no Expect, a small body of known length, an ordinary path and query) without httputil.ReverseProxy: the outgoing head is written straight from the
-// incoming request and the response head copied straight into the ResponseWriter, skipping the request
-// clone, the header map copies and the hop-by-hop deletions on copies. What the app and the client see is
+// http:// or unix:// app, no upgrade, no Expect, a small body of known length, an ordinary path and
+// query) without httputil.ReverseProxy: the outgoing head is written straight from the incoming request
+// and the response head copied straight into the ResponseWriter, skipping the request clone, the header
+// map copies and the hop-by-hop deletions on copies. What the app and the client see is
 // what the ReverseProxy path gives them (TestDirectPathMatchesReverseProxy checks it byte for byte,
 // headers compared as sets since both write them in map order):
 //

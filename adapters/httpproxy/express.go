@@ -18,8 +18,8 @@ import (
 // The express path (fastlane.ExpressApp): the direct path's exchange for a request the fast lane parsed,
 // without an http.Request. The outgoing head is the one AppendHead writes for the same request as the
 // front door and the route's mount (Exchange.Mount: router.StripPrefix, router.ScriptNameHeader) leave it
-// (the same fields, X-Forwarded-* and Content-Length rules; fields in the client's
-// order where AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
+// (the same fields, X-Forwarded-* and Content-Length rules; fields in the client's order where
+// AppendHead writes them in map order), sent by the h1 client's Express round trip; a simple
 // answer goes back to the lane raw, anything else is finished by Rest in the app's place, as serveDirect
 // would have finished it (TestFastLaneAnswersAsNetHTTP holds both paths to net/http's bytes).
 

@@ -727,7 +727,9 @@ func (lc *lconn) passOn(status int, keep bool) {
 		uc.close()
 	}
 	lc.endAttempt(nil, status, false)
-	lx.passed += time.Since(lx.appAt)
+	now := time.Now()
+	lx.passed += now.Sub(lx.appAt)
+	lx.appAt = now // the next app's time counts from here
 	lc.freeAnswerBuf()
 	lx.an, lx.retried, lx.draining = 0, false, false
 	next := lx.x.Next
@@ -735,7 +737,6 @@ func (lc *lconn) passOn(status int, keep bool) {
 	up := app.LoopUpstream()
 	lx.x, lx.app, lx.pool = next, app, lc.lp.pool(up)
 	lx.header, lx.stall, lx.maxHead = up.AnswerLimits()
-	lx.appAt = time.Now()
 	c.ex.Mount = next.Mount
 	b, replay, ok := app.AppendOutgoing(lx.out[:0], &c.ex)
 	var err error
