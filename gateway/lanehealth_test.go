@@ -3,9 +3,10 @@
 package gateway
 
 import (
-	"net"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes: an app of one instance with active health checks and
@@ -22,7 +23,7 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 		{"checked and guarded by a breaker", "http://(app)?timeout=300ms&health_check=connect&health_interval=1h&breaker=true", true},
 		{"failing its check", "http://(app)?timeout=300ms&health_path=/nothing&health_interval=1h", false},
 		// Every connect refused: the failures count and open the breaker, then its 503s.
-		{"refusing connections, its breaker opening", "http://" + refusingAddr(t) + "?breaker=true&breaker_failures=3&breaker_timeout=1h", false},
+		{"refusing connections, its breaker opening", "http://" + testpeer.FreePorts(t, 1)[0] + "?breaker=true&breaker_failures=3&breaker_timeout=1h", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := []string{"GATEWAY_PRIMARY", tc.primary}
@@ -53,16 +54,4 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// refusingAddr is a loopback address where nothing listens: connects to it are refused.
-func refusingAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

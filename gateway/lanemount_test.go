@@ -35,12 +35,9 @@ var mountCases = []laneCase{
 // or the whole path and SCRIPT_NAME) and the client the same answer with the lane on as off, the log,
 // metrics and migration ledger agree, and the event loops finish the simple exchanges themselves.
 func TestTheExpressPathMountsRoutesAsNetHTTPDoes(t *testing.T) {
-	answers := maps.Clone(laneAnswers)
-	for _, p := range []string{"/sn/cl", "/sn/chunked", "/sn", "/deep/cl"} {
-		answers[p] = laneAnswers["/"+p[strings.LastIndexByte(p, '/')+1:]]
-	}
-	answers["/sn"] = laneAnswers["/cl"]
-	answers["/"] = laneAnswers["/cl"]
+	answers := maps.Clone(laneAnswers) // by the path the app gets: stripped, or whole under /sn
+	answers["/"], answers["/sn"], answers["/sn/cl"], answers["/deep/cl"] = laneAnswers["/cl"], laneAnswers["/cl"], laneAnswers["/cl"], laneAnswers["/cl"]
+	answers["/sn/chunked"] = laneAnswers["/chunked"]
 	routes := []string{"GATEWAY_ROUTES", "/new/=http://(app)?strip_prefix=true&timeout=300ms," +
 		"/sn/=http://(app)?prefix_header=script_name,/xfp/=http://(app)?prefix_header=x-forwarded-prefix"}
 	off, offLog, offCounts, _ := runCases(t, answers, mountCases, false, routes...)
@@ -57,7 +54,7 @@ func TestTheExpressPathMountsRoutesAsNetHTTPDoes(t *testing.T) {
 		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
 			on, onLog, onCounts, f := runCases(t, answers, mountCases, true, append(routes, "GATEWAY_FAST_LANE_LOOPS", loops)...)
 			sameAsLaneOff(t, mountCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
-			// Of the 15 cases (each with a follow-up GET of the primary's), the lane hands on the two
+			// Of the 16 cases (each with a follow-up GET of the primary's), the lane hands on the two
 			// with a mount-point field of the client's; the answers that are not simple (chunked, the
 			// 504, the 404 without a type) are finished by the handler chain after the express start.
 			if n := f.Lane.Expressed(); n < 20 {

@@ -78,9 +78,7 @@ func TestTheLoopsServeAStockDjangoAndExpress(t *testing.T) {
 	if !fastlane.Supported {
 		t.Skip("the fast lane runs on Linux only")
 	}
-	dir := testpeer.StartProject(t, "mysite")
-	sock := testpeer.SocketPath(t, "django.sock")
-	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
+	sock := startStockDjango(t)
 	express := startExpressJSON(t)
 	srv, g, _, f := startGatewayFront(t, map[string]string{
 		"GATEWAY_PRIMARY":   "unix://" + sock + "?health_path=/admin/login/&health_host=localhost",
@@ -159,9 +157,7 @@ func TestTheLoopsFallThroughFromAStockDjangoToAFlaskApp(t *testing.T) {
 	if !fastlane.Supported {
 		t.Skip("the fast lane runs on Linux only")
 	}
-	dir := testpeer.StartProject(t, "mysite")
-	sock := testpeer.SocketPath(t, "django.sock")
-	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
+	sock := startStockDjango(t)
 	flask := startPlainFlask(t)
 	srv, _, _, f := startGatewayFront(t, map[string]string{
 		"GATEWAY_PRIMARY":   "unix://" + sock,
@@ -208,4 +204,14 @@ func TestTheLoopsFallThroughFromAStockDjangoToAFlaskApp(t *testing.T) {
 	if n := f.Lane.HandedOff(); n != 0 {
 		t.Errorf("the lane handed %d connections to net/http; want none", n)
 	}
+}
+
+// startStockDjango runs a project exactly as django-admin startproject makes it under gunicorn on a unix
+// socket and returns the socket's path.
+func startStockDjango(t *testing.T) string {
+	t.Helper()
+	dir := testpeer.StartProject(t, "mysite")
+	sock := testpeer.SocketPath(t, "django.sock")
+	testpeer.StartGunicorn(t, dir, "mysite.wsgi", "unix:"+sock)
+	return sock
 }
