@@ -306,17 +306,17 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 		c.writeOut(x, b, time.Time{}) // the head and the bytes so far, as the relay's abort flushes them
 	default:
 		// As net/http's handler chain, the exchange is recorded before the last buffered bytes go out.
-		c.record(h, x, rec)
+		c.record(h, x, rec, time.Now())
 		writeErr = c.writeOut(x, b, rec.End)
 		return !sh.closeAfterReply && writeErr == nil && (!sh.hasCL || sh.isHEAD || !sh.bodyAllowed || written == sh.clen)
 	}
-	c.record(h, x, rec)
+	c.record(h, x, rec, time.Now())
 	return false
 }
 
 // record ends rec and hands it to the plan's Record.
-func (c *conn) record(h *Head, x *Express, rec *Record) {
-	rec.End = time.Now()
+func (c *conn) record(h *Head, x *Express, rec *Record, end time.Time) {
+	rec.End = end
 	rec.Method, rec.Path, rec.Host = str(h.Method), str(h.Path), str(h.Host)
 	if x.Record != nil {
 		x.Record(rec)

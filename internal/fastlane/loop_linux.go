@@ -95,7 +95,7 @@ type loop struct {
 	armed  time.Time // the deadline set on ep
 	poll   func(uintptr) bool
 	ready  int       // events poll found
-	now    time.Time // this round's clock: the deadlines set in a round count from it, as nginx's do
+	now    time.Time // this round's clock: deadlines and the times exchanges record count from it, as nginx's do
 
 	mu      sync.Mutex
 	dead    bool           // the loop ended: post runs nothing

@@ -348,7 +348,7 @@ func (lc *lconn) express() {
 		return
 	}
 	lx := &c.lx
-	*lx = loopExchange{x: x, release: release, app: app, pool: lc.lp.pool(up), start: time.Now()}
+	*lx = loopExchange{x: x, release: release, app: app, pool: lc.lp.pool(up), start: lc.lp.now}
 	lx.header, lx.stall, lx.maxHead = up.AnswerLimits()
 	if int64(c.n-h.Size) < h.ContentLength {
 		lc.st = stBody
@@ -413,7 +413,7 @@ func (lc *lconn) send() {
 		x.Started()
 	}
 	lc.lp.l.served.Add(1)
-	lx.appAt = time.Now()
+	lx.appAt = lc.lp.now
 	lc.lp.timers.clear(&lc.t)
 	lc.connect(false)
 }
@@ -727,7 +727,7 @@ func (lc *lconn) passOn(status int, keep bool) {
 		uc.close()
 	}
 	lc.endAttempt(nil, status, false)
-	now := time.Now()
+	now := lc.lp.now
 	lx.passed += now.Sub(lx.appAt)
 	lx.appAt = now // the next app's time counts from here
 	lc.freeAnswerBuf()
@@ -1036,7 +1036,7 @@ func (lc *lconn) record(aborted bool) {
 	rec.Bytes = lx.written
 	rec.Aborted = aborted
 	lc.endAttempt(nil, rec.Status, false)
-	c.record(&c.head, lx.x, rec)
+	c.record(&c.head, lx.x, rec, lc.lp.now)
 }
 
 // endAttempt ends the exchange's attempt, if it has one not yet ended.
