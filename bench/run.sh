@@ -419,7 +419,7 @@ CONF
   exit 0
 fi
 
-free_port be; free_port be404; free_port direct
+free_port be; free_port be404; free_port direct; free_port directf
 free_port sy; free_port syc; free_port syl; free_port sylc; free_port ngx; free_port ngxc; free_port ngxf; free_port hap; free_port hapc; free_port cad; free_port cadc
 
 # Switchyard: everything by GATEWAY_* variables; admin listener off, errors-only log (no access lines).
@@ -553,19 +553,25 @@ mkdir -p "$tmp/caddy-home"
 
 # --pinned compares Switchyard with nginx only (and the backend alone, direct): the issue's split-core setup.
 # --lane puts Switchyard with the fast lane on right after Switchyard.
-# nginx-fwd (nginx sending the same fields as Switchyard) runs in the throughput and latency scenarios only.
-fronts=(direct switchyard nginx nginx-fwd haproxy caddy)
-if [ -n "$pinned" ]; then fronts=(direct switchyard nginx nginx-fwd); fi
-if [ -n "$lane" ]; then fronts=("${fronts[@]:0:2}" lane "${fronts[@]:2}"); fi
+# nginx-fwd (nginx sending the same fields as Switchyard) and direct-fwd (wrk sending them straight to the
+# backend: what the fields cost the app itself, whatever front sends them) are left out of the memory runs.
+fronts=(direct direct-fwd switchyard nginx nginx-fwd haproxy caddy)
+if [ -n "$pinned" ]; then fronts=(direct direct-fwd switchyard nginx nginx-fwd); fi
+if [ -n "$lane" ]; then fronts=("${fronts[@]:0:3}" lane "${fronts[@]:3}"); fi
 mem_fronts=()
-for f in "${fronts[@]}"; do [ "$f" = nginx-fwd ] || mem_fronts+=("$f"); done
-declare -A port=([direct]=$direct [switchyard]=$sy [lane]=$syl [nginx]=$ngx [nginx-fwd]=$ngxf [haproxy]=$hap [caddy]=$cad)
-declare -A cport=([direct]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [nginx-fwd]="" [haproxy]=$hapc [caddy]=$cadc)
+for f in "${fronts[@]}"; do [ "$f" = nginx-fwd ] || [ "$f" = direct-fwd ] || mem_fronts+=("$f"); done
+declare -A port=([direct]=$direct [direct-fwd]=$directf [switchyard]=$sy [lane]=$syl [nginx]=$ngx [nginx-fwd]=$ngxf [haproxy]=$hap [caddy]=$cad)
+declare -A cport=([direct]="" [direct-fwd]="" [switchyard]=$syc [lane]=$sylc [nginx]=$ngxc [nginx-fwd]="" [haproxy]=$hapc [caddy]=$cadc)
+# fwd_fields: the request fields Switchyard adds by default (its own request id's length), as wrk sends them
+# to direct-fwd; the Host is the client's, as wrk's own.
+fwd_fields=(-H "X-Request-Id: 0123456789abcdef01234567" -H "X-Forwarded-For: 127.0.0.1"
+  -H "X-Forwarded-Host: 127.0.0.1:$directf" -H "X-Forwarded-Proto: http")
 
 # start_front NAME / stop_front NAME: a fresh instance of the front (direct: a backend instance of its own).
 start_front() {
   case $1 in
     direct) start direct "$direct" "${on_front[@]}" "$tmp/backend" -addr "127.0.0.1:$direct" ;;
+    direct-fwd) start direct-fwd "$directf" "${on_front[@]}" "$tmp/backend" -addr "127.0.0.1:$directf" ;;
     switchyard)
       start switchyard "$sy" "${on_front[@]}" "${gw_main[@]}" "$tmp/gateway" serve
       start switchyard-cascade "$syc" "${on_front[@]}" "${gw_cascade[@]}" "$tmp/gateway" serve ;;
@@ -629,7 +635,10 @@ measure() {
       apps=(backend backend404)
       case $front in switchyard | lane) who=$front-cascade ;; esac ;;
   esac
-  [ "$front" != direct ] || apps=(direct)
+  case $front in
+    direct) apps=(direct) ;;
+    direct-fwd) apps=(direct-fwd) args+=("${fwd_fields[@]}") ;;
+  esac
   t0=$(ticks "$who") a0=$(ticks "${apps[@]}")
   wout=$("${on_load[@]}" wrk "${args[@]}" -d"${duration}s" --latency "$url")
   t1=$(ticks "$who") a1=$(ticks "${apps[@]}")
@@ -849,7 +858,8 @@ gw_added="none"
   echo "the same for the backends behind the front: what the requests the front sent cost the app. nginx-fwd is"
   echo "nginx made to send the app the request fields Switchyard sends by default (the client's Host,"
   echo "X-Request-Id, X-Forwarded-For, -Host, -Proto; nginx's defaults send \`Host: backend\` alone): the like-for-like"
-  echo "comparison, in the throughput and latency scenarios."
+  echo "comparison. direct-fwd is wrk sending those fields straight to a backend of its own: what they cost the app"
+  echo "itself, behind whichever front sends them."
   echo
   echo "## 1. Small GET, 1 connection (latency)"
   echo
@@ -956,6 +966,7 @@ gw_added="none"
     echo "- $who: added p50 at 1 connection <= nginx's ($mode): $(met "$sadd <= $nadd") (+$sadd µs vs +$nadd µs over direct's $d50)"
     fg=$(med get64 nginx-fwd 4) fadd=$(calc "printf \"%.1f\", $(med lat1 nginx-fwd 5) - $d50")
     echo "  - like for like, against nginx-fwd (the same request fields): throughput $(ratio "$sg" "$fg") x ($(met "$sg >= $fg")), added p50 +$sadd vs +$fadd µs ($(met "$sadd <= $fadd")); app CPU per request $(med get64 "$f" 10) µs behind $who, $(med get64 nginx 10) behind nginx, $(med get64 nginx-fwd 10) behind nginx-fwd"
+    echo "  - what the fields cost the app itself (wrk straight at it, direct-fwd against direct): $(med get64 direct-fwd 9) vs $(med get64 direct 9) µs of CPU per request, $(n0 "$(med get64 direct-fwd 4)") vs $(n0 "$(med get64 direct 4)") req/s ($(ratio "$(med get64 direct-fwd 4)" "$(med get64 direct 4)") x)"
     if [ "${per_conn[$f]}" = n/a ]; then
       echo "- $who: idle memory per keep-alive connection <= before issue 18 ($idle_baseline KiB): **not met** (the idle run failed)"
     else
