@@ -30,6 +30,7 @@ type Info struct {
 	unreach  string
 	appTime  time.Duration
 	start    time.Time // set by Attach, never changed: read without the lock
+	head     bool      // the request is a HEAD (set by Attach): its answer's body bytes are not sent
 
 	// triedBuf holds the first apps tried (a cascade rarely asks more than two), so that Tried does not
 	// allocate; ctx is the request context Attach makes, kept here so that attaching costs one allocation
@@ -61,7 +62,7 @@ func Attach(r *http.Request) (*http.Request, *Info) {
 // AttachAt is Attach with the request's start given: for a request whose serving began before its
 // handler chain was entered (the fast lane's exchanges that the chain finishes).
 func AttachAt(r *http.Request, start time.Time) (*http.Request, *Info) {
-	in := &Info{start: start}
+	in := &Info{start: start, head: r.Method == http.MethodHead}
 	in.ctx = infoContext{Context: r.Context(), in: in}
 	return r.WithContext(&in.ctx), in
 }

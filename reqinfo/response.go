@@ -13,7 +13,9 @@ type Response struct {
 	// before any. 0 means nothing was sent (yet): the consumer decides what that means (a handler that
 	// returned without writing answered 200; a cancelled request, 499; a panic, an aborted answer).
 	Status int
-	// Bytes counts the body bytes the handler wrote (as accepted by the wrapped writer).
+	// Bytes counts the body bytes the handler wrote (as accepted by the wrapped writer), none for a HEAD
+	// request (recorded by an Info of Attach): the server drops what a handler writes for it, and the
+	// access log counts what the client got, as nginx's body_bytes_sent.
 	Bytes int64
 	// Hijacked says a handler took the connection over (a WebSocket tunnel, say).
 	Hijacked bool
@@ -76,7 +78,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.in.resp.Status == 0 {
 		w.in.resp.Status = http.StatusOK
 	}
-	w.in.resp.Bytes += int64(n)
+	if !w.in.head {
+		w.in.resp.Bytes += int64(n)
+	}
 	w.in.mu.Unlock()
 	return n, err
 }

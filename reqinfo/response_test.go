@@ -135,3 +135,40 @@ func TestTheRecordingWriterKeepsTheServersExtras(t *testing.T) {
 		})
 	}
 }
+
+// The server sends no body in answer to HEAD, whatever the handler writes (http.Error's text, a relayed
+// body): the record counts what the client got, as the access log's bytes say.
+func TestTheBodyWrittenForAHEADRequestIsNotCounted(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		want   Response
+	}{
+		{http.MethodHead, Response{Status: http.StatusBadGateway}},
+		{http.MethodGet, Response{Status: http.StatusBadGateway, Bytes: int64(len("Bad Gateway\n"))}},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			got := make(chan Response, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, in := Attach(r)
+				http.Error(in.RecordResponse(w), "Bad Gateway", http.StatusBadGateway)
+				resp, _ := in.Response()
+				got <- resp
+			}))
+			defer srv.Close()
+			req, _ := http.NewRequest(tc.method, srv.URL, nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r := <-got
+			if r != tc.want {
+				t.Errorf("Response() = %+v, want %+v", r, tc.want)
+			}
+			if r.Bytes != int64(len(body)) {
+				t.Errorf("recorded %d body bytes, the client got %d", r.Bytes, len(body))
+			}
+		})
+	}
+}
