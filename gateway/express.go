@@ -174,34 +174,40 @@ func (env *expressEnv) record(c *claim, upstream string, r *fastlane.Record) {
 	env.rec.Record(r.Method, r.Path, s, r.Status, elapsed, true)
 }
 
-// expressRoute is the express plan of the route a request with method, host and path takes (nil: none).
-func (g *Gateway) expressRoute(method, host, path string) *fastlane.Express {
+// expressRoute is the express plan of the route a request with method, host and path takes (nil: none),
+// with its release (the route's guard's, when it has one).
+func (g *Gateway) expressRoute(method, host, path string) (*fastlane.Express, func()) {
 	if g.express == nil {
-		return nil
+		return nil, nil
 	}
 	h, strips, ok := g.lane.LookupRoute(method, host, path)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	switch c := h.(type) {
 	case *claim:
-		if c.x != nil && c.x.Mount.Strip == strips {
-			return c.x
+		if c.x == nil || c.x.Mount.Strip != strips {
+			return nil, nil
+		}
+		if c.admit == nil {
+			return c.x, noRelease
+		}
+		// The route's guard lets the request through only when it would pass it straight on: else the
+		// handler chain serves it through the guard (a run app that must start first, or is down).
+		if release, ok := c.admit(); ok {
+			return c.x, release
 		}
 	case *chainRoute:
-		if !strips {
-			return c.x
+		if !strips && c.x != nil {
+			return c.x, noRelease
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func noRelease() {}
 
 // ExpressRoute implements fastlane.ExpressRouter on the Gateway's Handler.
 func (f laneFront) ExpressRoute(method, host, path string) (*fastlane.Express, func()) {
-	if x := f.g.expressRoute(method, host, path); x != nil {
-		return x, noRelease
-	}
-	return nil, nil
+	return f.g.expressRoute(method, host, path)
 }

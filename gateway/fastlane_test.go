@@ -233,6 +233,12 @@ func runLaneCases(t *testing.T, lane bool, extra ...string) (map[string]laneExch
 // stands for the backend's address.
 func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bool, extra ...string) (map[string]laneExchange, string, string, *Front) {
 	t.Helper()
+	return runCasesWith(t, answers, cases, lane, nil, extra...)
+}
+
+// runCasesWith is runCases with withOpts (when not nil) changing the gateway's Options before the build.
+func runCasesWith(t *testing.T, answers map[string]string, cases []laneCase, lane bool, withOpts func(*Options), extra ...string) (map[string]laneExchange, string, string, *Front) {
+	t.Helper()
 	b := startRawBackend(t, answers)
 	env := map[string]string{"GATEWAY_PRIMARY": "http://" + b.ln.Addr().String() + "?timeout=300ms",
 		"GATEWAY_FAST_LANE": strconv.FormatBool(lane)}
@@ -250,7 +256,11 @@ func runCases(t *testing.T, answers map[string]string, cases []laneCase, lane bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware, ObserveMetrics: m})
+	opts := Options{Registry: builtin.Registry(logger, nil), Logger: logger, Observe: m.Middleware, ObserveMetrics: m}
+	if withOpts != nil {
+		withOpts(&opts)
+	}
+	g, err := Build(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

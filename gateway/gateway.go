@@ -137,11 +137,27 @@ type Options struct {
 	// A pattern no route has is an error. Build them with the middleware package's constructors
 	// (middleware.Compress, middleware.BasicAuth, ...) or any func(http.Handler) http.Handler.
 	RouteMiddleware map[string][]func(http.Handler) http.Handler
+	// RouteGuards puts a guard between a route and its one app, by route pattern as RouteMiddleware (a
+	// pattern no route has is an error): what lets a request reach the app or answers it instead (the
+	// run apps' 503 while no instance serves). Unlike other route middleware, a guard leaves the route
+	// to the fast lane's express path, which asks its Admit first.
+	RouteGuards map[string]RouteGuard
 	// Previous is the gateway this build replaces (on a reload), or nil. The migration numbers of every
 	// route whose migration is unchanged (same pattern, same apps as configured, same stage settings: see
 	// migration.RecorderOptions.Previous) carry over: counters, latency histograms, ledger rows, shadow
 	// results and the negative cache. Gateway.NumbersReset names the routes that start afresh.
 	Previous *Gateway
+}
+
+// RouteGuard is a guard between a route and its app (Options.RouteGuards).
+type RouteGuard struct {
+	// Middleware is the guard on the handler chain. The app counts as tried (the access log's app, the
+	// metrics' label) once the guard passes a request on to it.
+	Middleware func(http.Handler) http.Handler
+	// Admit reports, without waiting, whether Middleware would pass a request straight on to the app and
+	// do nothing else around it than what release undoes once the request is over; the fast lane serves
+	// a request only when it does, any other through Middleware.
+	Admit func() (release func(), ok bool)
 }
 
 // Build turns cfg into a Gateway: it parses cfg into a plan (package plan), then assembles the handlers
@@ -261,6 +277,11 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			h = router.StripPrefix(r.Pattern.Prefix)(h)
 			strip = false
 		}
+		guard, guarded := opts.RouteGuards[pat]
+		if guarded && (r.Stage.Stage != migration.StageNone || r.Cascade) {
+			errs = append(errs, fmt.Errorf("gateway.Options.RouteGuards: route %q has other apps than its own: a guard stands before a route's only app", pat))
+			continue
+		}
 		newApp := delegate.App{Name: a.Name, Handler: h, PassHeader: a.PassHeader}
 		var only []delegate.App // the route's apps when h is nothing but a Cascade of them
 		key := "app " + a.ID
@@ -308,6 +329,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			h = middleware.Chain(extra...)(h)
 			goMiddleware[pat] = len(extra)
 		}
+		if guarded {
+			h = guard.Middleware(h) // outside the route's Go middleware, inside its configured middleware
+			goMiddleware[pat]++
+		}
 		mw, _, err := middleware.Build(r.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger, RoutePrefix: r.Mount()})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s", r.MiddlewareSource, strings.ReplaceAll(err.Error(), "\n", "; ")))
@@ -317,22 +342,30 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		if len(r.Middleware) > 0 || len(extra) > 0 {
 			only = nil // the middleware stands between the route's annotation and its app
 		}
-		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: routeHandler(pat, h, only), StripPrefix: strip, EncodedSlash: r.EncodedSlash})
+		rh := routeHandler(pat, h, only)
+		if c, ok := rh.(*claim); ok && guarded {
+			// The guard alone stands between the route and its app: the route stays a claim (with the
+			// guard's Admit for its express plan), the app recorded as tried once the guard lets a
+			// request through, as the cascade of one app records it.
+			c.h, c.guarded, c.admit = guard.Middleware(triedApp{name: c.app, h: c.h}), true, guard.Admit
+		}
+		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: rh, StripPrefix: strip, EncodedSlash: r.EncodedSlash})
 		if only != nil {
 			if strip {
 				mount = fastlane.Mount{Prefix: strings.TrimSuffix(r.Pattern.Prefix, "/"), Field: router.ForwardedPrefixField, Strip: true}
 			}
-			expressable = append(expressable, expressCandidate{h: routes[len(routes)-1].Handler, app: built, mount: mount})
+			expressable = append(expressable, expressCandidate{h: rh, app: built, mount: mount})
 		}
 		plainHTTP = append(plainHTTP, r.PlainHTTP)
 	}
 	for pat := range opts.RouteMiddleware {
-		found := false
-		for _, r := range p.Routes {
-			found = found || r.Pattern.String() == pat
-		}
-		if !found {
+		if !hasRoute(p.Routes, pat) {
 			errs = append(errs, fmt.Errorf("gateway.Options.RouteMiddleware: no route has pattern %q", pat))
+		}
+	}
+	for pat := range opts.RouteGuards {
+		if !hasRoute(p.Routes, pat) {
+			errs = append(errs, fmt.Errorf("gateway.Options.RouteGuards: no route has pattern %q", pat))
 		}
 	}
 	globalMW, globalDesc, err := middleware.Build(p.Middleware, middleware.BuildEnv{TrustedProxies: cfg.TrustedProxies, Logger: logger})
@@ -570,11 +603,41 @@ type claim struct {
 	// x is the claim's express plan (nil: none); tried is [app], the record's Tried.
 	x     *fastlane.Express
 	tried []string
+	// guarded: h is the route's guard (Options.RouteGuards) before the app, which records the app as
+	// tried itself; admit is the guard's Admit.
+	guarded bool
+	admit   func() (func(), bool)
 }
 
 func (c *claim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqinfo.From(r.Context()).Claim(c.route, c.app)
+	if c.guarded {
+		reqinfo.From(r.Context()).SetRoute(c.route)
+	} else {
+		reqinfo.From(r.Context()).Claim(c.route, c.app)
+	}
 	c.h.ServeHTTP(w, r)
+}
+
+// triedApp records its app as tried, then serves: a guarded claim's app, as the route's cascade of one
+// app records it.
+type triedApp struct {
+	name string
+	h    http.Handler
+}
+
+func (t triedApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqinfo.From(r.Context()).Tried(t.name)
+	t.h.ServeHTTP(w, r)
+}
+
+// hasRoute reports whether a route of routes has the pattern pat (canonical form).
+func hasRoute(routes []plan.Route, pat string) bool {
+	for _, r := range routes {
+		if r.Pattern.String() == pat {
+			return true
+		}
+	}
+	return false
 }
 
 // annotate records in reqinfo which route claimed the request.

@@ -179,13 +179,14 @@ func (l *Live) Close() {
 func (l *Live) ExpressRoute(method, host, path string) (*fastlane.Express, func()) {
 	l.running.Add(1)
 	gen := l.acquire()
-	x := gen.g.expressRoute(method, host, path)
+	x, release := gen.g.expressRoute(method, host, path)
 	if x == nil {
 		gen.release()
 		l.done()
 		return nil, nil
 	}
 	return x, func() {
+		release()
 		gen.release()
 		l.done()
 	}

@@ -182,6 +182,53 @@ func (g *Group) use(ctx context.Context) (func(), error) {
 	return release, nil
 }
 
+// noRelease is the release of a use that counts nothing.
+func noRelease() {}
+
+// admit is use without waiting (Plan.Admit).
+func (g *Group) admit() (func(), bool) {
+	if !g.spec.OnDemand {
+		if !g.serving() {
+			return nil, false
+		}
+		return noRelease, true
+	}
+	g.mu.Lock()
+	if g.stopped || g.instances == nil {
+		g.mu.Unlock()
+		return nil, false
+	}
+	g.inflight++ // as use counts it: no idle stop under the request
+	g.mu.Unlock()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.inflight--
+			g.lastUse = time.Now()
+			g.mu.Unlock()
+		})
+	}
+	if !g.serving() {
+		release()
+		return nil, false
+	}
+	return release, true
+}
+
+// serving reports whether an instance accepts connections (live's answer, without the reasons).
+func (g *Group) serving() bool {
+	for _, in := range g.running() {
+		in.mu.Lock()
+		st := in.state
+		in.mu.Unlock()
+		if st == StateRunning {
+			return true
+		}
+	}
+	return false
+}
+
 // live reports whether an instance accepts connections, and when none does, why.
 func (g *Group) live() (bool, string) {
 	ins := g.running()

@@ -112,6 +112,18 @@ func (p *Plan) Use(ctx context.Context, name string) (release func(), err error)
 	return g.use(ctx)
 }
 
+// Admit is Use for a caller that cannot wait (the fast lane's event loops): it admits a request only
+// when the named app takes it at once, an instance accepting connections (for an on-demand app, one
+// already started), and counts it as Use does; release must then be called when the request is done.
+// false leaves the request to Use, which starts an on-demand app or says why the app cannot take it.
+func (p *Plan) Admit(name string) (release func(), ok bool) {
+	g := p.use[name]
+	if g == nil {
+		return nil, false
+	}
+	return g.admit()
+}
+
 // Started names the apps this plan started (new, changed or restarted), sorted.
 func (p *Plan) Started() []string {
 	var out []string

@@ -647,3 +647,60 @@ func TestFixedPort(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// Admit takes a request only when the app takes it at once, counting it as Use does; it never starts an
+// on-demand app, which Use then does.
+func TestAdmitTakesOnlyWhatTheAppServesAtOnce(t *testing.T) {
+	m, _ := newManager(t)
+	always := spec(t, "always", "serve")
+	lazy := spec(t, "lazy", "serve")
+	lazy.OnDemand, lazy.IdleTimeout = true, 200*time.Millisecond
+	p, err := m.Prepare(context.Background(), []Spec{always, lazy}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	if _, ok := p.Admit("ghost"); ok {
+		t.Fatal("admitted for an app the plan does not run")
+	}
+	release, ok := p.Admit("always")
+	if !ok {
+		t.Fatal("a running app was not admitted")
+	}
+	release()
+	if _, ok := p.Admit("lazy"); ok {
+		t.Fatal("admitted for an on-demand app not started")
+	}
+	if st := statusOf(m, "lazy"); st.State != StateIdle || st.PID != 0 {
+		t.Fatalf("Admit started the on-demand app: %+v", st)
+	}
+	first, err := p.Use(context.Background(), "lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, ok = p.Admit("lazy")
+	if !ok {
+		t.Fatal("a started on-demand app was not admitted")
+	}
+	first()
+	// Held by Admit past the idle timeout: not stopped under the request it admitted.
+	time.Sleep(3 * lazy.IdleTimeout) // not synchronisation: the idle timeout must pass for the check to mean anything
+	if st := statusOf(m, "lazy"); st.State != StateRunning {
+		t.Fatalf("stopped under a request Admit counted: %+v", st)
+	}
+	release()
+	waitFor(t, "the idle stop", func() bool { return statusOf(m, "lazy").State == StateIdle })
+	if _, ok := p.Admit("lazy"); ok {
+		t.Fatal("admitted for an on-demand app stopped as idle")
+	}
+}
+
+// statusOf is the status of app's first instance.
+func statusOf(m *Manager, app string) Status {
+	for _, st := range m.Status() {
+		if st.App == app {
+			return st
+		}
+	}
+	return Status{}
+}

@@ -171,7 +171,7 @@ func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, ob
 			return nil, err
 		}
 		reg := builtin.Registry(logger, demo.Apps())
-		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, ObserveMetrics: observeMetrics, Previous: prev, RouteMiddleware: guards})
+		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, ObserveMetrics: observeMetrics, Previous: prev, RouteGuards: guards})
 		built(g)
 		if err == nil && demoApps {
 			for i := range g.Routes { // no variable or file set them (check's FROM, /api/routes' source)

@@ -54,7 +54,7 @@ func newRunner(logger *slog.Logger, reg prometheus.Registerer) *runner {
 // prepare runs before gateway.Build: it returns the configuration with the run apps' addresses written
 // in, the route middleware that answers 503 while a route's run app has no live instance, and done, to
 // call with the build's outcome (the gateway, or nil when the build failed).
-func (r *runner) prepare(cfg config.Config) (config.Config, map[string][]func(http.Handler) http.Handler, func(*gateway.Gateway), error) {
+func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.RouteGuard, func(*gateway.Gateway), error) {
 	specs := cfg.RunSpecs()
 	if r == nil {
 		// gateway check: what can be checked without starting anything (the programs, the directories).
@@ -107,14 +107,15 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string][]func(ht
 	}, nil
 }
 
-// guards returns, for every route whose own app is a run app, middleware that starts an on-demand app on
+// guards returns, for every route whose own app is a run app, a guard that starts an on-demand app on
 // the request that needs it (the request waits until it accepts) and counts the requests it serves (so
 // it is not stopped as idle under them), and answers 503 (Retry-After: 1) while none of the app's
 // instances in plan accepts connections (crashed, backing off, given up, failed to start), with a log
-// line saying why, at most one a second per app. Routes whose migration stage or cascade lets another
-// app answer are left alone.
-func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(http.Handler) http.Handler {
-	out := map[string][]func(http.Handler) http.Handler{}
+// line saying why, at most one a second per app. Its Admit (procs.Plan.Admit) lets the fast lane serve
+// the requests the app takes at once. Routes whose migration stage or cascade lets another app answer
+// are left alone.
+func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string]gateway.RouteGuard {
+	out := map[string]gateway.RouteGuard{}
 	for _, rt := range cfg.Routes {
 		name, _, ok := config.AppRun(rt.App)
 		if !ok {
@@ -128,7 +129,8 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(h
 			continue // the build reports it
 		}
 		var last atomic.Int64
-		out[p.String()] = append(out[p.String()], func(next http.Handler) http.Handler {
+		admit := func() (func(), bool) { return plan.Admit(name) }
+		out[p.String()] = gateway.RouteGuard{Admit: admit, Middleware: func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				release, err := plan.Use(req.Context(), name)
 				if err == nil {
@@ -142,7 +144,7 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string][]func(h
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, "503 service unavailable: the app is restarting", http.StatusServiceUnavailable)
 			})
-		})
+		}}
 	}
 	return out
 }

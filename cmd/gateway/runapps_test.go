@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,20 @@ routes:
 				t.Fatalf("%s: %d %q %v, want %q", host, code, body, err, want[host])
 			}
 		}
+	}
+	// The gunicorn sites are HTTP apps: the fast lane's event loops serve their routes (the run apps'
+	// guard admits them). On connections of their own: the uWSGI site's requests go through the handler
+	// chain, and the lane hands a connection to it for good.
+	fresh := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 0; i < 2; i++ {
+		for _, host := range []string{"b.example.test", "a.example.test"} {
+			if code, body, err := hostGet(fresh, base, host, "/whoami/"); err != nil || code != 200 || body != want[host] {
+				t.Fatalf("%s: %d %q %v, want %q", host, code, body, err, want[host])
+			}
+		}
+	}
+	if _, metrics, err := getBody(http.DefaultClient, "http://"+p.admin+"/metrics"); err != nil || metricValue(metrics, `switchyard_fast_lane_loop_exchanges_total{listener="http"}`) < 4 {
+		t.Fatalf("the event loops did not serve the gunicorn sites (%v):\n%s", err, metrics)
 	}
 
 	// kill -9 of an app process: restarted on its address, the next requests succeed.
@@ -610,4 +625,16 @@ func TestRunAppDjangoThatCannotLoadStopsTheStart(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", w, errb.String())
 		}
 	}
+}
+
+// metricValue is the value of the series named (with its labels) in a Prometheus text exposition, or -1.
+func metricValue(exposition, series string) float64 {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
