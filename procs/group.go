@@ -157,20 +157,11 @@ func (g *Group) use(ctx context.Context) (func(), error) {
 		if live, why := g.live(); !live {
 			return nil, errors.New(why)
 		}
-		return func() {}, nil
+		return noRelease, nil
 	}
 	g.mu.Lock()
-	g.inflight++ // counted before the start, so an idle stop cannot come between the start and the request
+	release := g.holdLocked() // before the start, so an idle stop cannot come between the start and the request
 	g.mu.Unlock()
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			g.mu.Lock()
-			g.inflight--
-			g.lastUse = time.Now()
-			g.mu.Unlock()
-		})
-	}
 	if err := g.activate(ctx); err != nil {
 		release()
 		return nil, err
@@ -182,26 +173,34 @@ func (g *Group) use(ctx context.Context) (func(), error) {
 	return release, nil
 }
 
-// noRelease is the release of a use that counts nothing.
-func noRelease() {}
-
 // admit is use without waiting (Plan.Admit).
 func (g *Group) admit() (func(), bool) {
 	if !g.spec.OnDemand {
-		if !g.serving() {
-			return nil, false
-		}
-		return noRelease, true
+		return noRelease, g.serving()
 	}
 	g.mu.Lock()
 	if g.stopped || g.instances == nil {
 		g.mu.Unlock()
 		return nil, false
 	}
-	g.inflight++ // as use counts it: no idle stop under the request
+	release := g.holdLocked()
 	g.mu.Unlock()
+	if !g.serving() {
+		release()
+		return nil, false
+	}
+	return release, true
+}
+
+// noRelease is the release of a use that counts nothing.
+func noRelease() {}
+
+// holdLocked counts a request in flight on an on-demand group (no idle stop under it) and returns its
+// release, which counts it done once. g.mu is held.
+func (g *Group) holdLocked() func() {
+	g.inflight++
 	var once sync.Once
-	release := func() {
+	return func() {
 		once.Do(func() {
 			g.mu.Lock()
 			g.inflight--
@@ -209,11 +208,6 @@ func (g *Group) admit() (func(), bool) {
 			g.mu.Unlock()
 		})
 	}
-	if !g.serving() {
-		release()
-		return nil, false
-	}
-	return release, true
 }
 
 // serving reports whether an instance accepts connections (live's answer, without the reasons).
