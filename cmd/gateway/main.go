@@ -261,6 +261,8 @@ func serve(cfg config.Config, environ, otelEnv map[string]string, fillIn func(co
 		cfg, err := config.Load(environ, nil)
 		if err == nil {
 			logOverrides(logger, cfg)
+		} else {
+			err = withPlanProblems(cfg, err) // every problem, as at startup and in `gateway check`
 		}
 		return fillIn(cfg), err
 	}

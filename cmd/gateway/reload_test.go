@@ -234,6 +234,9 @@ func TestConfigSwapsLoseNoRequestAndKeepWebSockets(t *testing.T) {
 		t.Errorf("after an invalid configuration /swap/ answered %q, %v; want A", body, err)
 	}
 	echoes("after an invalid configuration")
+	// One with problems in the settings and in an app: the line names every one, as `gateway check` does.
+	replaceFile(t, file, []byte("upstream_timeout: 5ss\nroutes:\n  - pattern: /swap/\n    app: "+a.URL+"?strip_prefx=true\n"))
+	p.waitFor(t, "configuration reload failed", `invalid duration \"5ss\"`, `unknown option \"strip_prefx\"`)
 
 	// The admin listener reads the current gateway.
 	for _, tc := range []struct {
