@@ -8,12 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/adapters/builtin"
+	"github.com/switchyard/switchyard/config"
 )
 
 // TestAClientThatLeavesIsLoggedAsNetHTTPLogsIt: a client that closes its connection while the app holds
@@ -179,4 +183,69 @@ func startHoldingApp(t *testing.T, answer string) (addr string, asked, ended <-c
 		close(e)
 	}()
 	return app.Addr().String(), a, e
+}
+
+// TestAClientThatLeavesWithinItsBodyIsLoggedAsNetHTTPLogsIt: a client that sends a request's head and part
+// of its body, then closes the connection, went away: one access line says 499 for the time it held the
+// request, no warning blames the app, and nothing of the request stays counted as running (a reload's or
+// the shutdown's drain waits for what Live counts). With the lane off, on its event loops and on a
+// goroutine per connection.
+func TestAClientThatLeavesWithinItsBodyIsLoggedAsNetHTTPLogsIt(t *testing.T) {
+	const held = 150 * time.Millisecond
+	for _, s := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
+		t.Run("lane="+s.lane+"/loops="+s.loops, func(t *testing.T) {
+			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }))
+			defer app.Close()
+			cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": app.URL, "GATEWAY_FAST_LANE": s.lane, "GATEWAY_FAST_LANE_LOOPS": s.loops}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &syncBuffer{}
+			logger := slog.New(slog.NewTextHandler(logs, nil))
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			live := NewLive(logger)
+			live.Swap(g)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := NewFront(cfg, live, ln, logger, FrontOptions{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.Serve() }()
+			defer func() { f.Server.Close(); <-done }()
+
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
+			time.Sleep(held) // not synchronisation: how long the client holds its request before it leaves
+			c.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(logs.String(), "msg=request ") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // bounded poll: the access line follows the client's close
+			}
+			out := logs.String()
+			line := regexp.MustCompile(`msg=request .*status=499 .* duration_ms=([0-9.]+)`).FindStringSubmatch(out)
+			if line == nil || strings.Count(out, "msg=request ") != 1 {
+				t.Fatalf("want one access line with status 499; gateway log:\n%s", out)
+			}
+			if ms, _ := strconv.ParseFloat(line[1], 64); ms < float64(held/time.Millisecond) {
+				t.Errorf("the access line says %s ms; the client held the request %v; log:\n%s", line[1], held, out)
+			}
+			if strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+				t.Errorf("a client going away logged a warning; gateway log:\n%s", out)
+			}
+			for live.Running() != 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond) // bounded poll: the request's end is counted after its access line
+			}
+			if n := live.Running(); n != 0 {
+				t.Errorf("%d requests still counted as running after the client left", n)
+			}
+		})
+	}
 }

@@ -699,6 +699,11 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 		n, err = b.c.rwc.Read(p)
 		b.remain -= int64(n)
+		if err != nil && b.c.cancel != nil {
+			// As net/http's connection reader: a failed read means the client is gone, and the request's
+			// context says so (a body cut short is the client's doing, 499, not the app's).
+			b.c.cancel()
+		}
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}

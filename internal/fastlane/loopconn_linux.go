@@ -254,6 +254,13 @@ func (lc *lconn) readSome() bool {
 				lc.close() // net/http closes quietly too: nothing read, and EOF or a reset
 				return false
 			}
+			if lc.st == stBody {
+				// The client left (or failed) within the body of a request whose plan the loop holds:
+				// as when its body stalls, the handler chain serves the request from what is buffered,
+				// from the request's start, and its read of the rest fails as net/http's would.
+				lc.bodyGone()
+				return false
+			}
 			if err != nil {
 				c.readErr = os.NewSyscallError("read", err)
 			} else {
@@ -368,6 +375,15 @@ func (lc *lconn) express() {
 		return
 	}
 	lc.send()
+}
+
+// bodyGone hands a request whose body stopped coming (the client's stall limit passed, or the client
+// left) to the handler chain, which serves it from what is buffered, counted from the request's start;
+// the loop's plan is released.
+func (lc *lconn) bodyGone() {
+	start := lc.c.lx.start
+	lc.abandonPlan()
+	lc.toGoroutine(func(c *conn) (bool, bool) { return c.serveHandler(&c.head, nil, nil, "", start) })
 }
 
 // abandonPlan releases the plan of an exchange that was not started.
@@ -1115,9 +1131,7 @@ func (lc *lconn) expire() {
 	case stBody:
 		// The body did not come within the client's stall limit: the handler chain serves the request
 		// from what is buffered and answers as net/http's path does.
-		start := lc.c.lx.start
-		lc.abandonPlan()
-		lc.toGoroutine(func(c *conn) (bool, bool) { return c.serveHandler(&c.head, nil, nil, "", start) })
+		lc.bodyGone()
 	case stDial: // the loop's own connect did not end within the dial timeout
 		if cn := lc.connecting; cn != nil {
 			cn.cancel()
