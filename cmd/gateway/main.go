@@ -576,17 +576,18 @@ func drain(timeout time.Duration, l *listeners, lv *gateway.Live, adminSrv *http
 		return 1
 	}
 	<-drainLogged
-	// Shutdown does not wait for hijacked connections: a WebSocket tunnel's handler may still run, on the
-	// current gateway or on one a reload replaced. Tunnels still open when the shutdown timeout passes
-	// are cut as the process exits.
+	// Shutdown does not wait for hijacked connections, nor for the fast lane's exchanges (the lane serves
+	// them beside the server): a WebSocket tunnel's handler, or an exchange the lane carries, may still
+	// run, on the current gateway or on one a reload replaced. What is still open when the shutdown
+	// timeout passes is cut as the process exits.
 	n, drained := lv.Drain()
 	if n > 0 {
-		logger.Info("waiting for upgraded connections (WebSocket tunnels) to end", "count", n)
+		logger.Info("waiting for upgraded connections (WebSocket tunnels) and the fast lane's exchanges to end", "count", n)
 	}
 	select {
 	case <-drained:
 	case <-ctx.Done():
-		logger.Warn("shutdown timeout passed with upgraded connections still open; cutting them", "count", lv.Running())
+		logger.Warn("shutdown timeout passed with upgraded connections or fast lane exchanges still open; cutting them", "count", lv.Running())
 		return 1
 	}
 	for range l.n {
