@@ -169,11 +169,26 @@ func TestFastPathReusesOneConnectionForSequentialRequests(t *testing.T) {
 			t.Fatalf("%d %q", code, name)
 		}
 	}
+	// A client's Connection: close is its own hop's: the app's connection is kept, as ReverseProxy keeps
+	// it (it clears the outgoing request's Close).
+	for range 5 {
+		req, _ := http.NewRequest("GET", front.URL+"/", nil)
+		req.Close = true
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "a" {
+			t.Fatalf("a client closing its connection: %d %q", resp.StatusCode, resp.Header.Get("X-Backend"))
+		}
+	}
 	mu.Lock()
 	n := len(seen)
 	mu.Unlock()
 	if n != 1 || p.insts[0].fast.IdleConns() != 1 {
-		t.Fatalf("%d app connections for 20 sequential requests, %d idle", n, p.insts[0].fast.IdleConns())
+		t.Fatalf("%d app connections for 25 sequential requests (5 from clients closing theirs), %d idle", n, p.insts[0].fast.IdleConns())
 	}
 }
 

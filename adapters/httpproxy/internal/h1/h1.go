@@ -568,9 +568,13 @@ func (t *Transport) answer(ctx context.Context, req *http.Request, o Outgoing, p
 		ProtoMinor:    h.minor,
 		Header:        h.header,
 		ContentLength: h.length,
-		Close:         h.close || req.Close,
-		Trailer:       h.trailer,
-		Request:       req,
+		// A request that asks to close its connection (req.Close) sends Connection: close, unless an
+		// Outgoing wrote its head: that head is the app's request as a proxy sends it, whose client's
+		// Connection: close is its own hop's (ReverseProxy clears Close likewise), and the connection is
+		// kept when the answer allows it.
+		Close:   h.close || req.Close && o == nil,
+		Trailer: h.trailer,
+		Request: req,
 	}
 	noBody := req.Method == http.MethodHead || h.code == http.StatusNoContent || h.code == http.StatusNotModified
 	if noBody {
