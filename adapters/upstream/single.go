@@ -132,7 +132,9 @@ func RequestProbe(h http.Handler, log *ProbeLog, mount, path, host string, want 
 		}
 		if !want.Match(rec.status) {
 			if cause := log.cause(); cause != "" {
-				return fmt.Errorf("health check %s answered %d: %s", path, rec.status, cause)
+				// The gateway's own error answer (the app could not be reached, or answered garbage):
+				// the app answered nothing, the cause says what happened.
+				return fmt.Errorf("health check %s failed: %s", path, cause)
 			}
 			return fmt.Errorf("health check %s answered %d", path, rec.status)
 		}

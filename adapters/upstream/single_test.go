@@ -134,7 +134,7 @@ func TestRequestProbeJudgesTheStatusAndNamesTheCause(t *testing.T) {
 	if err := RequestProbe(h, &pl, "/shop", "/missing", "h", want)(ctx, nil); err == nil || err.Error() != "health check /missing answered 404" {
 		t.Fatalf("404: %v", err)
 	}
-	if err := RequestProbe(h, &pl, "/shop", "/down", "h", want)(ctx, nil); err == nil || !strings.Contains(err.Error(), "answered 502: connecting: connection refused") {
+	if err := RequestProbe(h, &pl, "/shop", "/down", "h", want)(ctx, nil); err == nil || err.Error() != "health check /down failed: connecting: connection refused" {
 		t.Fatalf("502: %v", err)
 	}
 }

@@ -88,7 +88,7 @@ func TestSIGTERMCutsAWebSocketTunnelAtTheShutdownTimeout(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, logs, "upgraded connections still open")
+	waitLog(t, logs, "fast lane exchanges still open; cutting them")
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("gateway exit %v, want status 1", err)
