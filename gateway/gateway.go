@@ -347,7 +347,8 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			// The guard alone stands between the route and its app: the route stays a claim (with the
 			// guard's Admit for its express plan), the app recorded as tried once the guard lets a
 			// request through, as the cascade of one app records it.
-			c.h, c.guarded, c.admit = guard.Middleware(triedApp{name: c.app, h: c.h}), true, guard.Admit
+			c.guarded, c.admit, c.inner = true, guard.Admit, c.h
+			c.h = guard.Middleware(triedApp{name: c.app, h: c.h})
 		}
 		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: rh, StripPrefix: strip, EncodedSlash: r.EncodedSlash})
 		if only != nil {
@@ -518,6 +519,9 @@ func (g *Gateway) laneServes(r *http.Request) bool {
 		return false
 	}
 	app := c.h
+	if c.guarded {
+		app = c.inner // the handler chain serves the request through the guard, as any other
+	}
 	for {
 		u, ok := app.(interface{ Unwrap() http.Handler })
 		if !ok {
@@ -604,9 +608,10 @@ type claim struct {
 	x     *fastlane.Express
 	tried []string
 	// guarded: h is the route's guard (Options.RouteGuards) before the app, which records the app as
-	// tried itself; admit is the guard's Admit.
+	// tried itself; admit is the guard's Admit, inner the app behind the guard.
 	guarded bool
 	admit   func() (func(), bool)
+	inner   http.Handler
 }
 
 func (c *claim) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -189,20 +189,27 @@ func startHoldingApp(t *testing.T, answer string) (addr string, asked, ended <-c
 // of its body, then closes the connection, went away: one access line says 499 for the time it held the
 // request, no warning blames the app, and nothing of the request stays counted as running (a reload's or
 // the shutdown's drain waits for what Live counts). With the lane off, on its event loops and on a
-// goroutine per connection.
+// goroutine per connection; to the primary, and to a route with a guard (a run app's).
 func TestAClientThatLeavesWithinItsBodyIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 	const held = 150 * time.Millisecond
-	for _, s := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
-		t.Run("lane="+s.lane+"/loops="+s.loops, func(t *testing.T) {
+	type setting struct{ lane, loops, path string }
+	var settings []setting
+	for _, s := range []setting{{"false", "0", ""}, {"true", "0", ""}, {"true", "-1", ""}} {
+		settings = append(settings, setting{s.lane, s.loops, "/echo"}, setting{s.lane, s.loops, "/run/echo"})
+	}
+	for _, s := range settings {
+		t.Run("lane="+s.lane+"/loops="+s.loops+s.path, func(t *testing.T) {
 			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }))
 			defer app.Close()
-			cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": app.URL, "GATEWAY_FAST_LANE": s.lane, "GATEWAY_FAST_LANE_LOOPS": s.loops}, nil)
+			cfg, err := config.Load(map[string]string{"GATEWAY_PRIMARY": app.URL, "GATEWAY_ROUTES": "/run/=" + app.URL,
+				"GATEWAY_FAST_LANE": s.lane, "GATEWAY_FAST_LANE_LOOPS": s.loops}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			logs := &syncBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, nil))
-			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger})
+			pass := RouteGuard{Middleware: func(h http.Handler) http.Handler { return h }, Admit: func() (func(), bool) { return func() {}, true }}
+			g, err := Build(cfg, Options{Registry: builtin.Registry(logger, nil), Logger: logger, RouteGuards: map[string]RouteGuard{"/run/": pass}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +229,7 @@ func TestAClientThatLeavesWithinItsBodyIsLoggedAsNetHTTPLogsIt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
+			io.WriteString(c, "POST "+s.path+" HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
 			time.Sleep(held) // not synchronisation: how long the client holds its request before it leaves
 			c.Close()
 			deadline := time.Now().Add(10 * time.Second)
