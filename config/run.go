@@ -631,8 +631,14 @@ func (c Config) RunSpecs() []procs.Spec {
 // WithRunAddrs returns the configuration with every app URL that names a run app written out for the
 // instances' addresses: the placeholders replaced (one instance per address, joined with '|'), the run
 // option removed, and name=NAME added unless the URL names the app, so its label in logs, metrics and the
-// migration report stays the same across restarts. addrs gives an app's addresses.
+// migration report stays the same across restarts. An on_demand app gets ready=false unless its URL
+// says otherwise: it runs only once a request asks for it, so /readyz must not wait for it. addrs gives
+// an app's addresses.
 func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
+	onDemand := map[string]bool{}
+	for _, a := range c.RunApps() {
+		onDemand[a.Name] = a.OnDemand
+	}
 	rewrite := func(app string) string {
 		name, rest, ok := AppRun(app)
 		if !ok {
@@ -642,6 +648,9 @@ func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
 		q, _ := url.ParseQuery(query)
 		if !q.Has("name") {
 			q.Set("name", name)
+		}
+		if onDemand[name] && !q.Has("ready") {
+			q.Set("ready", "false")
 		}
 		as := addrs(name)
 		insts := make([]string, len(as))

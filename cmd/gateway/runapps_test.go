@@ -593,6 +593,11 @@ func TestRunAppOnDemand(t *testing.T) {
 	if st := processes(t, p.admin)["lazy"]; st.State != procs.StateIdle || st.PID != 0 {
 		t.Fatalf("started before its first request: %+v", st)
 	}
+	// Ready while the app is idle: the request that needs it starts it, so a readiness probe that waited
+	// for it would keep that request from ever coming.
+	if code, body, err := getBody(http.DefaultClient, "http://"+p.admin+"/readyz"); code != 200 {
+		t.Fatalf("/readyz with the on-demand app idle: %d %q %v", code, body, err)
+	}
 	base := "http://" + p.addr
 	for round := 0; round < 2; round++ {
 		if code, body, err := hostGet(http.DefaultClient, base, "localhost", "/lazy/"); code != 200 || body != "ok" {
