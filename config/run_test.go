@@ -59,7 +59,7 @@ func TestRunAppsFromTheEnvironment(t *testing.T) {
 	for _, r := range resolved.Routes {
 		apps = append(apps, r.App)
 	}
-	wantApps := []string{"unix:///run/a.0.sock?name=site-a", "unix:///run/b.0.sock|unix:///run/b.1.sock?name=site-b&timeout=5s", "http://127.0.0.1:4000?name=web"}
+	wantApps := []string{"unix:///run/a.0.sock?name=site-a", "unix:///run/b.0.sock|unix:///run/b.1.sock?name=site-b&ready=false&timeout=5s", "http://127.0.0.1:4000?name=web"}
 	if d := cmp.Diff(wantApps, apps); d != "" {
 		t.Fatalf("resolved apps (-want +got):\n%s", d)
 	}

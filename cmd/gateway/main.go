@@ -123,12 +123,18 @@ func run(args []string, environ []string, stdout, stderr io.Writer) int {
 // the apps and routes of cfg (as far as it was read): the plan's, and each app's own (options of its kind,
 // a missing root), the apps being built and closed again at once. So one run reports every problem. The
 // primary's own problem is reported once: when the settings' check refused it, the build leaves it out.
-// With run apps the build is skipped: their app URLs hold address placeholders only a valid configuration
-// fills in.
+// Run apps' address placeholders are filled in as `gateway check` fills them (nothing is started).
 func withPlanProblems(cfg config.Config, err error) error {
 	var errs config.Errors
-	if !errors.As(err, &errs) || len(cfg.RunApps()) > 0 {
+	if !errors.As(err, &errs) {
 		return err
+	}
+	if len(cfg.RunApps()) > 0 {
+		specs := cfg.RunSpecs()
+		for _, s := range specs {
+			errs = append(errs, s.Validate()...) // the program, the directory, the user
+		}
+		cfg = cfg.WithRunAddrs(checkAddrs(specs))
 	}
 	for _, e := range errs {
 		if strings.HasPrefix(e.Error(), cfg.Name("GATEWAY_PRIMARY")+"=") {
@@ -166,12 +172,18 @@ func withDemo(cfg config.Config) (config.Config, bool) {
 func newBuilder(logger *slog.Logger, observe func(http.Handler) http.Handler, observeMetrics *metrics.Metrics, logWarnings bool, run *runner) func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 	return func(cfg config.Config, prev *gateway.Gateway) (*gateway.Gateway, error) {
 		cfg, demoApps := withDemo(cfg)
-		cfg, guards, built, err := run.prepare(cfg)
-		if err != nil {
-			return nil, err
+		cfg, guards, built, runErr := run.prepare(cfg)
+		if runErr != nil && run != nil {
+			return nil, runErr
 		}
 		reg := builtin.Registry(logger, demo.Apps())
 		g, err := gateway.Build(cfg, gateway.Options{Registry: reg, Logger: logger, Observe: observe, ObserveMetrics: observeMetrics, Previous: prev, RouteGuards: guards})
+		if runErr != nil { // gateway check: the run apps' problems and the build's, in one report
+			if g != nil {
+				g.Close()
+			}
+			return nil, errors.Join(runErr, err)
+		}
 		built(g)
 		if err == nil && demoApps {
 			for i := range g.Routes { // no variable or file set them (check's FROM, /api/routes' source)

@@ -57,15 +57,13 @@ func newRunner(logger *slog.Logger, reg prometheus.Registerer) *runner {
 func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.RouteGuard, func(*gateway.Gateway), error) {
 	specs := cfg.RunSpecs()
 	if r == nil {
-		// gateway check: what can be checked without starting anything (the programs, the directories).
+		// gateway check: what can be checked without starting anything (the programs, the directories);
+		// the configuration comes back with addresses filled in, so the build reports its problems too.
 		var errs []error
 		for _, s := range specs {
 			errs = append(errs, s.Validate()...)
 		}
-		if len(errs) > 0 {
-			return cfg, nil, nil, errors.Join(errs...)
-		}
-		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, nil
+		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, errors.Join(errs...)
 	}
 	r.mu.Lock()
 	if r.m == nil && len(specs) == 0 {

@@ -283,6 +283,38 @@ func TestRunAppThatExitsAtOnceStopsTheStart(t *testing.T) {
 	}
 }
 
+// With run apps too, one run of gateway check (or a start, or a reload) reports every problem: the
+// settings', the run apps' own (a missing directory) and the apps' options, together.
+func TestCheckWithRunAppsReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"a run app's directory and another app's option", []string{
+			"GATEWAY_RUN=web(dir=/no/such/dir): /bin/sh -c 'exec true'",
+			"GATEWAY_ROUTES=/=unix://{socket}?run=web,/b/=http://127.0.0.1:9?strip_prefix=maybe",
+		}, []string{`"/no/such/dir"`, `strip_prefix="maybe"`}},
+		{"and a setting", []string{
+			"GATEWAY_MAX_CONNS=lots",
+			"GATEWAY_RUN=web(dir=/no/such/dir): /bin/sh -c 'exec true'",
+			"GATEWAY_ROUTES=/=unix://{socket}?run=web&strip_prefix=maybe",
+		}, []string{"GATEWAY_MAX_CONNS", `"/no/such/dir"`, `strip_prefix="maybe"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run([]string{"check"}, tc.env, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, errb.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("the report lacks %s:\n%s", w, errb.String())
+				}
+			}
+		})
+	}
+}
+
 // gateway check prints each run app with its command, address and instance count, and finds a missing
 // program without starting anything.
 func TestCheckPrintsRunApps(t *testing.T) {
