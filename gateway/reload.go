@@ -251,6 +251,11 @@ func (rl *Reloader) Watch(ctx context.Context, settle time.Duration) error {
 		defer w.Close()
 		timer := time.NewTimer(time.Hour)
 		timer.Stop()
+		// Events settle for settle before a reload, but for no longer than maxWait after the first of
+		// them: every change in the directory counts (a Kubernetes ConfigMap swaps a symlink beside the
+		// file), and a file there that keeps changing (a log, a database) must not hold a reload off.
+		maxWait := 10 * settle
+		var first time.Time // the first event not reloaded yet (zero: none)
 		for {
 			select {
 			case <-ctx.Done():
@@ -263,13 +268,20 @@ func (rl *Reloader) Watch(ctx context.Context, settle time.Duration) error {
 				if ev.Op == fsnotify.Chmod {
 					continue
 				}
-				timer.Reset(settle)
+				now := time.Now()
+				if first.IsZero() {
+					first = now
+				}
+				if wait := min(settle, first.Add(maxWait).Sub(now)); wait > 0 {
+					timer.Reset(wait)
+				}
 			case err, ok := <-w.Errors:
 				if !ok {
 					return
 				}
 				rl.logger().Warn("watching configuration files", "cause", err)
 			case <-timer.C:
+				first = time.Time{}
 				rl.Reload("file change", true)
 			}
 		}

@@ -2,13 +2,17 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
@@ -123,5 +127,76 @@ func TestReloaderSwapsKeepsOnFailureWarnsAndRebuilds(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("Retain was not called with the gateway Rebuild installed (called %d times)", len(retained))
+	}
+}
+
+// A file that keeps changing beside the configuration file (a log, a database) does not hold off the
+// reload of a configuration change: Watch reloads within its longest wait after the change, not once the
+// directory has gone quiet.
+func TestWatchReloadsWhileTheDirectoryKeepsChanging(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(file, []byte("primary: inproc://a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	apps := map[string]http.Handler{
+		"a": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a")) }),
+		"b": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) }),
+	}
+	load := func() (config.Config, error) { return config.Load(map[string]string{"GATEWAY_CONFIG": file}, nil) }
+	build := func(cfg config.Config, prev *Gateway) (*Gateway, error) {
+		return Build(cfg, Options{Registry: builtin.Registry(logger, apps), Logger: logger, Previous: prev})
+	}
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(logger)
+	live.Swap(g)
+	defer live.Close()
+	rl := NewReloader(cfg, live, load, build)
+	rl.Logger = logger
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const settle = 50 * time.Millisecond // so the longest wait is 500 ms
+	if err := rl.Watch(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	body := func() string {
+		rec := httptest.NewRecorder()
+		live.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		return rec.Body.String()
+	}
+	// The noise: a write to another file of the directory every 10 ms, for as long as the test runs
+	// (at most 10 s).
+	noiseDone := make(chan struct{})
+	go func() {
+		defer close(noiseDone)
+		noise := filepath.Join(dir, "app.log")
+		for i := 0; i < 1000 && ctx.Err() == nil; i++ {
+			f, err := os.OpenFile(noise, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err == nil {
+				f.WriteString("x\n")
+				f.Close()
+			}
+			time.Sleep(10 * time.Millisecond) // the noise's own pace, not synchronisation
+		}
+	}()
+	defer func() { cancel(); <-noiseDone }()
+	time.Sleep(3 * settle) // the noise is under way before the change (its pace, not synchronisation)
+	if err := os.WriteFile(file, []byte("primary: inproc://b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	for body() != "b" {
+		if time.Since(changed) > 3*time.Second {
+			t.Fatalf("the configuration change was not reloaded within 3 s while another file kept changing")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll: the reload runs on the watcher's goroutine
 	}
 }
