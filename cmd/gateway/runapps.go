@@ -140,7 +140,7 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string]gateway.
 					r.logger.Warn("run app cannot take the request; answering 503", "app", name, "route", p.String(), "why", err.Error())
 				}
 				w.Header().Set("Retry-After", "1")
-				http.Error(w, "503 service unavailable: the app is restarting", http.StatusServiceUnavailable)
+				http.Error(w, "503 service unavailable: the app is not running (restarting, or failed to start; the gateway log says why)", http.StatusServiceUnavailable)
 			})
 		}}
 	}
