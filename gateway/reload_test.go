@@ -43,10 +43,6 @@ func (l *lockedBuffer) String() string {
 func TestReloaderSwapsKeepsOnFailureWarnsAndRebuilds(t *testing.T) {
 	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	apps := map[string]http.Handler{
-		"a": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a")) }),
-		"b": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) }),
-	}
 	env := map[string]string{"GATEWAY_PRIMARY": "inproc://a"}
 	var loadErr error
 	load := func() (config.Config, error) {
@@ -59,28 +55,12 @@ func TestReloaderSwapsKeepsOnFailureWarnsAndRebuilds(t *testing.T) {
 	builds := 0
 	build := func(cfg config.Config, prev *Gateway) (*Gateway, error) {
 		builds++
-		return Build(cfg, Options{Registry: builtin.Registry(logger, apps), Logger: logger, Previous: prev})
+		return Build(cfg, Options{Registry: builtin.Registry(logger, abApps), Logger: logger, Previous: prev})
 	}
-	cfg, err := load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := NewLive(logger)
-	live.Swap(g)
-	defer live.Close()
-	rl := NewReloader(cfg, live, load, build)
+	rl, live, body := startReloader(t, logger, load, build)
 	var retained []*Gateway
 	var retainMu sync.Mutex
 	rl.Retain = func(g *Gateway) { retainMu.Lock(); retained = append(retained, g); retainMu.Unlock() }
-	body := func() string {
-		rec := httptest.NewRecorder()
-		live.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-		return rec.Body.String()
-	}
 
 	env["GATEWAY_PRIMARY"], env["GATEWAY_MAX_CONNS"] = "inproc://b", "7"
 	if err := rl.Reload("test", false); err != nil {
@@ -140,37 +120,16 @@ func TestWatchReloadsWhileTheDirectoryKeepsChanging(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	apps := map[string]http.Handler{
-		"a": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a")) }),
-		"b": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) }),
-	}
 	load := func() (config.Config, error) { return config.Load(map[string]string{"GATEWAY_CONFIG": file}, nil) }
 	build := func(cfg config.Config, prev *Gateway) (*Gateway, error) {
-		return Build(cfg, Options{Registry: builtin.Registry(logger, apps), Logger: logger, Previous: prev})
+		return Build(cfg, Options{Registry: builtin.Registry(logger, abApps), Logger: logger, Previous: prev})
 	}
-	cfg, err := load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := NewLive(logger)
-	live.Swap(g)
-	defer live.Close()
-	rl := NewReloader(cfg, live, load, build)
-	rl.Logger = logger
+	rl, _, body := startReloader(t, logger, load, build)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const settle = 50 * time.Millisecond // so the longest wait is 500 ms
 	if err := rl.Watch(ctx, settle); err != nil {
 		t.Fatal(err)
-	}
-	body := func() string {
-		rec := httptest.NewRecorder()
-		live.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-		return rec.Body.String()
 	}
 	// The noise: a write to another file of the directory every 10 ms, for as long as the test runs
 	// (at most 10 s).
@@ -199,4 +158,36 @@ func TestWatchReloadsWhileTheDirectoryKeepsChanging(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // bounded poll: the reload runs on the watcher's goroutine
 	}
+}
+
+// abApps are two in-process apps answering "a" and "b": configurations swap one for the other.
+var abApps = map[string]http.Handler{
+	"a": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a")) }),
+	"b": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) }),
+}
+
+// startReloader loads and builds the first configuration, serves it on a Live (closed when the test
+// ends) and returns the Reloader over it (logging to logger), the Live, and body: what the current
+// gateway answers to GET /.
+func startReloader(t *testing.T, logger *slog.Logger, load func() (config.Config, error), build func(config.Config, *Gateway) (*Gateway, error)) (*Reloader, *Live, func() string) {
+	t.Helper()
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(logger)
+	live.Swap(g)
+	t.Cleanup(live.Close)
+	rl := NewReloader(cfg, live, load, build)
+	rl.Logger = logger
+	body := func() string {
+		rec := httptest.NewRecorder()
+		live.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		return rec.Body.String()
+	}
+	return rl, live, body
 }
