@@ -424,7 +424,8 @@ func (t *Transport) watch(pc *pconn, gone func() bool) error {
 		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
-			return nil // the head's read reports it
+			// The error the head's read would report: the peek took it (a reset read again reads EOF).
+			return &noBytesError{err}
 		}
 		// A client that left before the app's time was up is a departure, not the app's timeout (net/http's
 		// path sees the departure first: its context ends at once).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 )
 
@@ -57,6 +58,36 @@ func TestExpressRetriesAReplayableRequestOnAStaleConnection(t *testing.T) {
 			t.Errorf("not replayable: %d %q, want the stale connection's error", code, body)
 		case !replay && !errors.Is(err, io.EOF):
 			t.Errorf("not replayable: %v, want the stale connection's EOF", err)
+		}
+	}
+}
+
+// TestExpressReportsAResetWhileTheClientIsWatched: an app that resets the connection instead of answering
+// gives the express round trip the reset, as the head's read reports it, also when the client's departure
+// is watched (the watch's peek is the read that meets the reset; the next read would find EOF).
+func TestExpressReportsAResetWhileTheClientIsWatched(t *testing.T) {
+	for _, watched := range []bool{false, true} {
+		s := newRawServer(t, func(c net.Conn, br *bufio.Reader, _ int64) {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close() // a reset
+		})
+		tr, _ := newTransport(t, s)
+		var gone func() bool
+		if watched {
+			gone = func() bool { return false }
+		}
+		a, p, err := tr.Express([]byte("GET /x HTTP/1.1\r\nHost: app\r\n\r\n"), false, false, gone)
+		if a != nil {
+			a.Close()
+		}
+		if p != nil {
+			p.Abandon()
+		}
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("watched %v: %v, want the connection's reset", watched, err)
 		}
 	}
 }
