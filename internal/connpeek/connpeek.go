@@ -24,6 +24,19 @@ const (
 	Unsolicited
 )
 
+// TimedOut reports whether b, bytes an idle connection held, starts a 408 status line: an app that timed
+// the idle connection out and closes it (Node does so once its headers timeout passes). Such a
+// connection is Closed, not Unsolicited, as net/http's Transport closes it quietly; it is dropped all
+// the same. A line cut before its status is not a 408.
+func TimedOut(b []byte) bool {
+	const v10, v11 = "HTTP/1.0 408", "HTTP/1.1 408"
+	if len(b) < len(v11) {
+		return false
+	}
+	s := string(b[:len(v11)])
+	return (s == v10 || s == v11) && (len(b) == len(v11) || b[len(v11)] == ' ' || b[len(v11)] == '\r')
+}
+
 func (s State) String() string {
 	switch s {
 	case Quiet:

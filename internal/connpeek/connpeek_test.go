@@ -67,6 +67,11 @@ func TestIdle(t *testing.T) {
 			t.Fatalf("the peek consumed bytes: read %q", buf[:n])
 		}
 	})
+	t.Run("a 408 the app sent on an idle connection is its close, not unsolicited", func(t *testing.T) {
+		c, s := pair(t)
+		s.Write([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"))
+		eventually(t, c, Closed)
+	})
 	t.Run("a connection the peer closed is closed", func(t *testing.T) {
 		c, s := pair(t)
 		s.Close()
@@ -86,4 +91,25 @@ func TestIdle(t *testing.T) {
 			t.Fatalf("Idle = %v", got)
 		}
 	})
+}
+
+func TestTimedOut(t *testing.T) {
+	for _, tc := range []struct {
+		b    string
+		want bool
+	}{
+		{"HTTP/1.1 408 Request Timeout\r\n", true},
+		{"HTTP/1.0 408\r\n", true},
+		{"HTTP/1.1 408", true},
+		{"HTTP/1.1 408x", false},
+		{"HTTP/1.1 4", false}, // cut before its status: not known to be a 408
+		{"HTTP/1.1 200 OK\r\n", false},
+		{"HTTP/2 408 x", false},
+		{"http/1.1 408 x", false},
+		{"", false},
+	} {
+		if got := TimedOut([]byte(tc.b)); got != tc.want {
+			t.Errorf("TimedOut(%q) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
 }

@@ -18,7 +18,7 @@ type peeker struct {
 	rc   syscall.RawConn // nil: the connection exposes no socket (Quiet)
 	err  error           // SyscallConn's failure (Closed)
 	st   State
-	buf  [1]byte
+	buf  [16]byte // room for a status line's start (TimedOut)
 	peek func(fd uintptr)
 }
 
@@ -33,6 +33,8 @@ func (p *peeker) init(c net.Conn) {
 	p.peek = func(fd uintptr) {
 		n, _, rerr := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
+		case n > 0 && TimedOut(p.buf[:n]):
+			p.st = Closed
 		case n > 0:
 			p.st = Unsolicited
 		case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:

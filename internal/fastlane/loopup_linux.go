@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/connpeek"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +66,8 @@ func quiet(uc *uconn) bool {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		uc.rdy = false
 		return true
+	case got > 0 && timedOut(uc.fd):
+		uc.close() // the app timed the idle connection out (connpeek.TimedOut): closed quietly
 	case got > 0:
 		uc.pool.unpool(uc)
 		uc.detach()
@@ -73,6 +76,13 @@ func quiet(uc *uconn) bool {
 		uc.close()
 	}
 	return false
+}
+
+// timedOut reports whether the bytes fd holds start a 408 status line (connpeek.TimedOut).
+func timedOut(fd int) bool {
+	var b [16]byte
+	n, err := rawPeekInto(fd, b[:])
+	return err == nil && connpeek.TimedOut(b[:n])
 }
 
 // adopt puts c, an app connection, on the loop (nil when it exposes no descriptor: closed).

@@ -56,6 +56,16 @@ func rawPeek(fd int) (int, error) {
 	return int(n), nil
 }
 
+// rawPeekInto looks at fd's next bytes (up to len(p)) without taking them and without waiting.
+func rawPeekInto(fd int, p []byte) (int, error) {
+	n, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(n), nil
+}
+
 // rawEpollWait returns the events ready in epfd without waiting.
 func rawEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
 	n, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
