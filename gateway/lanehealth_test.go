@@ -23,7 +23,7 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 		{"checked and guarded by a breaker", "http://(app)?timeout=300ms&health_check=connect&health_interval=1h&breaker=true", true},
 		{"failing its check", "http://(app)?timeout=300ms&health_path=/nothing&health_interval=1h", false},
 		// Every connect refused: the failures count and open the breaker, then its 503s.
-		{"refusing connections, its breaker opening", "http://" + testpeer.FreePorts(t, 1)[0] + "?breaker=true&breaker_failures=3&breaker_timeout=1h", false},
+		{"refusing connections, its breaker opening", "http://" + testpeer.ClosedPort(t) + "?breaker=true&breaker_failures=3&breaker_timeout=1h", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := []string{"GATEWAY_PRIMARY", tc.primary}

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // syncBuffer is a log destination safe for the gateway's concurrent writes.
@@ -65,17 +66,8 @@ func buildLogged(t *testing.T, env map[string]string) (*gateway.Gateway, string,
 	return g, front.URL, logs
 }
 
-// closedPort returns a loopback address nothing listens on (a listener's, closed).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedPort returns a loopback address nobody listens on (testpeer.ClosedPort).
+func closedPort(t *testing.T) string { return testpeer.ClosedPort(t) }
 
 // acceptThenClose listens on loopback, reads each request's head and closes the connection without an
 // answer: an app that received the request and then failed. It returns the address and the count of

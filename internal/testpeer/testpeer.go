@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,6 +166,27 @@ func WaitDial(t testing.TB, p *Process, network, addr string, timeout time.Durat
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ClosedPort returns a loopback TCP address nothing listens on, for as long as the test runs: a socket
+// bound there but never listening, so a connection to it is refused, and the kernel cannot hand the port
+// to a listener opened later (a closed listener's port can come back to the next 127.0.0.1:0, the
+// gateway's own, and "refused" then reaches that instead).
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // FreePort returns a loopback TCP address that was free a moment ago, for peers that cannot be handed a

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/connlimit"
 	"github.com/switchyard/switchyard/internal/fastlane"
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // fastLane is GATEWAY_FAST_LANE for the gateways startGateway starts (unless a test sets it): TestMain runs
@@ -288,26 +288,8 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// closedPort returns a loopback address nobody listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	// A socket bound but never listening: connecting to it is refused, and as long as it stays bound the
-	// kernel cannot hand the port to a fake app started later in the test (a closed listener's port could
-	// be, and then "refused" got that app's answer).
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
-}
+// closedPort returns a loopback address nobody listens on (testpeer.ClosedPort).
+func closedPort(t *testing.T) string { return testpeer.ClosedPort(t) }
 
 // healthyApp answers every request 200 "ok"; echoApp reads the body and answers "got N".
 func healthyApp(t *testing.T) string {
