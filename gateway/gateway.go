@@ -156,7 +156,7 @@ type RouteGuard struct {
 	Middleware func(http.Handler) http.Handler
 	// Admit reports, without waiting, whether Middleware would pass a request straight on to the app and
 	// do nothing else around it than what release undoes once the request is over; the fast lane serves
-	// a request only when it does, any other through Middleware.
+	// a request only when it does, any other through Middleware (nil: never).
 	Admit func() (release func(), ok bool)
 }
 
@@ -347,7 +347,10 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 			// The guard alone stands between the route and its app: the route stays a claim (with the
 			// guard's Admit for its express plan), the app recorded as tried once the guard lets a
 			// request through, as the cascade of one app records it.
-			c.guarded, c.admit, c.inner = true, guard.Admit, c.h
+			c.admit, c.inner = guard.Admit, c.h
+			if c.admit == nil {
+				c.admit = neverAdmit
+			}
 			c.h = guard.Middleware(triedApp{name: c.app, h: c.h})
 		}
 		routes = append(routes, router.Route{Pattern: r.Pattern, Handler: rh, StripPrefix: strip, EncodedSlash: r.EncodedSlash})
@@ -519,7 +522,7 @@ func (g *Gateway) laneServes(r *http.Request) bool {
 		return false
 	}
 	app := c.h
-	if c.guarded {
+	if c.admit != nil {
 		app = c.inner // the handler chain serves the request through the guard, as any other
 	}
 	for {
@@ -607,21 +610,23 @@ type claim struct {
 	// x is the claim's express plan (nil: none); tried is [app], the record's Tried.
 	x     *fastlane.Express
 	tried []string
-	// guarded: h is the route's guard (Options.RouteGuards) before the app, which records the app as
-	// tried itself; admit is the guard's Admit, inner the app behind the guard.
-	guarded bool
-	admit   func() (func(), bool)
-	inner   http.Handler
+	// admit, when not nil, is the Admit of the route's guard (Options.RouteGuards): h is then the guard
+	// before inner, the app, which records the app as tried itself.
+	admit func() (func(), bool)
+	inner http.Handler
 }
 
 func (c *claim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if c.guarded {
+	if c.admit != nil {
 		reqinfo.From(r.Context()).SetRoute(c.route)
 	} else {
 		reqinfo.From(r.Context()).Claim(c.route, c.app)
 	}
 	c.h.ServeHTTP(w, r)
 }
+
+// neverAdmit is the Admit of a guard that has none: the handler chain serves every request.
+func neverAdmit() (func(), bool) { return nil, false }
 
 // triedApp records its app as tried, then serves: a guarded claim's app, as the route's cascade of one
 // app records it.

@@ -61,12 +61,13 @@ func (p *upool) get() *uconn {
 // quiet reports whether uc, an app connection that waited for a request, holds nothing to read: else it
 // is closed (the app closed it, or it failed) or dropped as unsolicited (bytes no request asked for).
 func quiet(uc *uconn) bool {
-	got, err := rawPeek(uc.fd)
+	var b [16]byte // room for a status line's start (connpeek.TimedOut)
+	got, err := rawPeekInto(uc.fd, b[:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		uc.rdy = false
 		return true
-	case got > 0 && timedOut(uc.fd):
+	case got > 0 && connpeek.TimedOut(b[:got]):
 		uc.close() // the app timed the idle connection out (connpeek.TimedOut): closed quietly
 	case got > 0:
 		uc.pool.unpool(uc)
@@ -76,13 +77,6 @@ func quiet(uc *uconn) bool {
 		uc.close()
 	}
 	return false
-}
-
-// timedOut reports whether the bytes fd holds start a 408 status line (connpeek.TimedOut).
-func timedOut(fd int) bool {
-	var b [16]byte
-	n, err := rawPeekInto(fd, b[:])
-	return err == nil && connpeek.TimedOut(b[:n])
 }
 
 // adopt puts c, an app connection, on the loop (nil when it exposes no descriptor: closed).

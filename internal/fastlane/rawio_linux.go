@@ -48,15 +48,10 @@ func rawWrite(fd int, p []byte) (int, error) {
 // end of the stream (the peer closed), an error (EAGAIN: nothing to read) otherwise.
 func rawPeek(fd int) (int, error) {
 	var one [1]byte
-	n, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&one[0])), 1,
-		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(n), nil
+	return rawPeekInto(fd, one[:])
 }
 
-// rawPeekInto looks at fd's next bytes (up to len(p)) without taking them and without waiting.
+// rawPeekInto is rawPeek of up to len(p) bytes, into p.
 func rawPeekInto(fd int, p []byte) (int, error) {
 	n, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
