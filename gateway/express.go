@@ -155,6 +155,9 @@ func (g *Gateway) planCascade(cr *chainRoute) {
 // record records an exchange the express path served on claim c, as the front onion's layers would:
 // the access line, the request metrics, the migration ledger.
 func (env *expressEnv) record(c *claim, upstream string, r *fastlane.Record) {
+	if r.Upstream != "" {
+		upstream = r.Upstream // the instance of an app of several
+	}
 	elapsed := r.End.Sub(r.Start)
 	s := reqinfo.Snapshot{Route: c.route, App: c.app, Tried: c.tried, Upstream: upstream, AppTime: r.End.Sub(r.AppStart)}
 	ctx := context.Background()

@@ -55,7 +55,14 @@ func (t attempt) End(err error, status int, gone bool) {
 func (t attempt) endOnError(err error) { t.End(err, 0, errors.Is(err, context.Canceled)) }
 
 // Attempt implements fastlane.LoopApp.
-func (p *Proxy) Attempt() (fastlane.Attempt, error) {
+func (p *Proxy) Attempt(replay bool) (fastlane.Attempt, error) {
+	if p.loopBal != nil {
+		la, err := p.loopBal.firstLoopAttempt(replay)
+		if err != nil {
+			return nil, err
+		}
+		return la, nil
+	}
 	a, err := p.acquire(nil)
 	if err != nil || a == nil {
 		return nil, err

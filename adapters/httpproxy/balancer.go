@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,23 +86,32 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, nil
 		}
-		a.Done(ctx, err, 0)
 		lastErr = &instanceError{upstream: in.upstream, attempts: n, err: err}
 		tried = append(tried, a.Instance)
 		consumed := false
 		if body != nil {
 			consumed = body.Detach()
 		}
-		if !retry || n > b.retries || !upstream.Retryable(ctx, err, idempotent, consumed) {
-			return nil, lastErr
-		}
-		allowed := budget.AllowRetry()
-		a.Instance.CountRetry(allowed)
-		if !allowed {
-			b.logger.Warn("retry budget exhausted: not retrying", slog.String("app", b.app), slog.String("upstream", in.upstream))
+		if !b.again(ctx, a, in, err, n, retry, idempotent, consumed) {
 			return nil, lastErr
 		}
 	}
+}
+
+// again ends a, attempt n of a request on in, failed with err before its answer, and says whether the request goes to another instance: retry says the app retries at
+// all, idempotent and consumed are the request's (upstream.Retryable), and a retry takes the budget's
+// leave. The balancer and the lane's loop (loopAttempt) decide by it alike.
+func (b *balancer) again(ctx context.Context, a *upstream.Attempt, in *instance, err error, n int, retry, idempotent, consumed bool) bool {
+	a.Done(ctx, err, 0)
+	if !retry || n > b.retries || !upstream.Retryable(ctx, err, idempotent, consumed) {
+		return false
+	}
+	allowed := b.set.Budget().AllowRetry()
+	a.Instance.CountRetry(allowed)
+	if !allowed {
+		b.logger.Warn("retry budget exhausted: not retrying", slog.String("app", b.app), slog.String("upstream", in.upstream))
+	}
+	return allowed
 }
 
 // doneBody ends its attempt (in flight until then, for least_requests and p2c) when the response body is

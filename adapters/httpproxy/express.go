@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -63,7 +64,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 		attempt{at}.endOnError(err)
 		return nil, p.Failed(err), true
 	case pending != nil:
-		return nil, p.pendingHandler(pending, at), true
+		return nil, p.pendingHandler(pending, at, nil), true
 	case at != nil:
 		return countedAnswer{a, at}, nil, true
 	}
@@ -75,8 +76,8 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 // connection. b should have room for x's head, body and outgoingExtra.
 func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, replay, ok bool) {
 	h := x.Head
-	if p.fast == nil || p.noDirect || h.Query != nil && len(h.Query) == 0 ||
-		h.ContentLength > p.fast.MaxBody() || !cleanQuery(str(h.Query)) {
+	f := p.loopClient()
+	if f == nil || h.Query != nil && len(h.Query) == 0 || h.ContentLength > f.MaxBody() || !cleanQuery(str(h.Query)) {
 		return b, false, false
 	}
 	host := p.target.Host
@@ -165,45 +166,55 @@ func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, repl
 }
 
 // Failed is the handler that answers an exchange that failed with err before its answer, as serveDirect
-// does (the error handler's 502 or 504, or a departed client's 499).
+// does (the error handler's 502 or 504, or a departed client's 499), or with several instances as the
+// balancer does (err names the instance that failed last).
 func (p *Proxy) Failed(err error) http.Handler {
+	name := p.upstream
+	var ie *instanceError
+	if errors.As(err, &ie) {
+		name = ie.upstream
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqinfo.From(r.Context()).SetUpstream(p.upstream)
+		reqinfo.From(r.Context()).SetUpstream(name)
 		p.rp.ErrorHandler(w, p.outRequest(r), err)
 	})
 }
 
-// pendingHandler finishes a pending exchange as serveDirect would; it ends at (nil: none).
-func (p *Proxy) pendingHandler(pending *h1.Pending, at *upstream.Attempt) http.Handler {
+// pendingHandler finishes a pending exchange as serveDirect would; it ends at (nil: none). With la (not
+// nil: an app of several instances, at its attempt's), a failure goes on to other instances as the
+// balancer's would.
+func (p *Proxy) pendingHandler(pending *h1.Pending, at *upstream.Attempt, la *loopAttempt) http.Handler {
+	name := p.upstream
+	if la != nil {
+		name = la.in.upstream
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqinfo.From(r.Context()).SetUpstream(p.upstream)
+		reqinfo.From(r.Context()).SetUpstream(name)
 		defer flushOnAbort(w, r)
 		d := &direct{p: p, w: w, r: r}
-		relayPending(w, r, d, pending, at, p)
+		relay.Serve(w, r, pendingTransport{d: d, pending: pending, at: at, la: la}, &p.relay)
 	})
 }
 
 // Resume implements fastlane.LoopApp: the handler that finishes an exchange the lane's loop sent on c
 // and read read of, as serveDirect would, and ends its attempt.
 func (p *Proxy) Resume(c net.Conn, read []byte, reused bool, a fastlane.Attempt) http.Handler {
-	var at *upstream.Attempt
-	if t, ok := a.(attempt); ok {
-		at = t.a
+	switch t := a.(type) {
+	case attempt:
+		return p.pendingHandler(p.fast.Resume(c, read, reused), t.a, nil)
+	case *loopAttempt:
+		return p.pendingHandler(t.in.fast.Resume(c, read, reused), t.a, t)
 	}
-	return p.pendingHandler(p.fast.Resume(c, read, reused), at)
+	return p.pendingHandler(p.fast.Resume(c, read, reused), nil, nil)
 }
 
-// LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app.
+// LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app, or
+// the first instance's when the loop carries the exchanges of an app of several (loopbalance.go).
 func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
-	if p.fast == nil || p.noDirect {
-		return nil
+	if f := p.loopClient(); f != nil {
+		return loopUpstream{f}
 	}
-	return loopUpstream{p.fast}
-}
-
-// relayPending finishes a pending exchange with the one response relay, as serveDirect would have.
-func relayPending(w http.ResponseWriter, r *http.Request, d *direct, pending *h1.Pending, at *upstream.Attempt, p *Proxy) {
-	relay.Serve(w, r, pendingTransport{d: d, pending: pending, at: at}, &p.relay)
+	return nil
 }
 
 // pendingTransport is the relay.Transport of a pending exchange: its answer, as RoundTripOutgoing's.
@@ -211,18 +222,22 @@ type pendingTransport struct {
 	d       *direct
 	pending *h1.Pending
 	at      *upstream.Attempt
+	la      *loopAttempt // an app of several instances: at's
 }
 
 func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
 	res, err := t.pending.Finish(r, t.d)
+	at := t.at
+	if err != nil && t.la != nil {
+		res, at, err = t.la.sendOn(r, t.d, err) // (it ends the attempts that fail)
+	} else if err != nil && at != nil {
+		at.Done(r.Context(), err, 0)
+	}
 	if err != nil {
-		if t.at != nil {
-			t.at.Done(r.Context(), err, 0)
-		}
 		t.d.p.rp.ErrorHandler(w, t.d.p.outRequest(r), err)
 		return nil
 	}
-	countBody(res, r, t.at)
+	countBody(res, r, at)
 	return res
 }
 

@@ -125,6 +125,9 @@ type Proxy struct {
 	target     *url.URL
 	clientHost bool
 	noDirect   bool          // tests: nothing on the direct path
+	// loopBal is the balancer of an app of several instances whose exchanges the lane's loop carries
+	// (loopbalance.go); nil: none.
+	loopBal *balancer
 	relay      relay.Options // every answer but a tunnel's: names and logger, an HTTP head
 	// The relayed path (relayed.go): rt sends the prepared request (the instance's client or the
 	// balancer), rewrite is ReverseProxy's Rewrite, failed its ErrorHandler.
@@ -281,7 +284,11 @@ func New(t adapters.Target) (http.Handler, error) {
 		if p.set, err = upstream.New(t.Name, addrs, lb, probe, logger); err != nil {
 			return nil, err
 		}
-		rt = &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Name}
+		b := &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Name}
+		rt = b
+		if len(insts) > 1 && p.clientHost && !p.set.PicksByRequest() && allFast(insts) {
+			p.loopBal = b
+		}
 	}
 	if len(insts) == 1 {
 		p.fast = insts[0].fast // (with health checks or a breaker too: attempt.go)

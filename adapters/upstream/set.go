@@ -82,6 +82,12 @@ func (s *Set) Instances() []*Instance { return s.insts }
 // Config returns the Set's configuration.
 func (s *Set) Config() Config { return s.cfg }
 
+// PicksByRequest says the policy picks an instance by the request (hash): Acquire needs it.
+func (s *Set) PicksByRequest() bool {
+	_, ok := s.policy.(*hashPolicy)
+	return ok
+}
+
 // Budget returns the Set's retry budget.
 func (s *Set) Budget() *Budget { return s.budget }
 

@@ -159,4 +159,6 @@ type Record struct {
 	Start, End, AppStart time.Time
 	// Aborted says the answer was cut after its head (the app failed mid-body).
 	Aborted bool
+	// Upstream is the instance that answered, of an app of several ("": the app's one).
+	Upstream string
 }

@@ -19,11 +19,12 @@ type LoopApp interface {
 	// 512 bytes); ok false: the app does not take x this way. replay says whether the request may be
 	// sent again when a reused connection turns out stale.
 	AppendOutgoing(b []byte, x *Exchange) (out []byte, replay, ok bool)
-	// Attempt starts an exchange's use of the app's instance when the app counts them (health checks,
-	// a circuit breaker: its in-flight count, failures and breaker state); nil when it does not. err:
-	// the instance may not be tried now, and the loop does not take the request (the handler chain
-	// answers it as the app would).
-	Attempt() (Attempt, error)
+	// Attempt starts an exchange's use of an instance of the app when the app counts them (health
+	// checks, a circuit breaker, several instances: an InstanceAttempt); nil when it does not. replay
+	// says the request may be sent twice (its method is idempotent, or it has an Idempotency-Key). err:
+	// no instance may be tried now, and the loop does not take the request (the handler chain answers
+	// it as the app would).
+	Attempt(replay bool) (Attempt, error)
 	// Failed is the handler that answers, in the app's place, an exchange that failed with err before
 	// its answer came (its attempt was ended with err).
 	Failed(err error) http.Handler
@@ -38,6 +39,20 @@ type LoopApp interface {
 // failure before it; gone says the exchange ended because the client left (counted as nothing).
 type Attempt interface {
 	End(err error, status int, gone bool)
+}
+
+// InstanceAttempt is an Attempt on one instance of an app of several, the one its balancer picked: the
+// loop sends the exchange on that instance's connections (Upstream: the same answer rules and limits
+// as the app's LoopUpstream), names it in the exchange's Record, and asks Next when the exchange fails
+// before its answer.
+type InstanceAttempt interface {
+	Attempt
+	Upstream() LoopUpstream
+	Name() string
+	// Next ends the attempt, failed with err before its answer (bodySent: the request has a body, sent
+	// or not), and returns the attempt on the instance the app's balancer sends the request to next;
+	// nil when it sends it nowhere else, final then being the failure to answer (Failed) with.
+	Next(err error, bodySent bool) (next InstanceAttempt, final error)
 }
 
 // LoopUpstream is an app's connection source and answer rules, as the loop uses them. It must be

@@ -88,6 +88,8 @@ type loopExchange struct {
 	pend    []byte
 	pendp   *[]byte
 	at      Attempt // the exchange's use of the app's instance, until ended (nil: not counted)
+	// upstream names the instance of an app of several the exchange was last sent to (the record's).
+	upstream string
 	// passed is the time the cascade's apps before this one took (their answers passed it on);
 	// draining says the answer being read passes it on too, its head read and its body still coming.
 	passed   time.Duration
@@ -416,7 +418,7 @@ func (lc *lconn) send() {
 	b, replay, ok := lx.app.AppendOutgoing(b, &c.ex)
 	var err error
 	if ok {
-		lx.at, err = lx.app.Attempt()
+		lx.at, err = lx.app.Attempt(replay)
 	}
 	if !ok || err != nil {
 		lc.putOut()
@@ -425,6 +427,7 @@ func (lc *lconn) send() {
 		return
 	}
 	lx.out, lx.replay = b, replay
+	lc.onInstance()
 	if x := lx.x; x.Started != nil {
 		x.Started()
 	}
@@ -757,7 +760,7 @@ func (lc *lconn) passOn(status int, keep bool) {
 	b, replay, ok := app.AppendOutgoing(lx.out[:0], &c.ex)
 	var err error
 	if ok {
-		lx.at, err = app.Attempt()
+		lx.at, err = app.Attempt(replay)
 	}
 	if !ok || err != nil {
 		// The app does not take the request on its direct path, or may not be tried: its own handler
@@ -766,8 +769,17 @@ func (lc *lconn) passOn(status int, keep bool) {
 		return
 	}
 	lx.out, lx.replay = b, replay
+	lc.onInstance()
 	lc.lp.timers.clear(&lc.t)
 	lc.connect(false)
+}
+
+// onInstance sends the exchange on the connections of its attempt's instance, when the app has several.
+func (lc *lconn) onInstance() {
+	lx := &lc.c.lx
+	if ia, ok := lx.at.(InstanceAttempt); ok {
+		lx.pool, lx.upstream = lc.lp.pool(ia.Upstream()), ia.Name()
+	}
 }
 
 func (lc *lconn) freeAnswerBuf() { lc.c.lx.putBuf(&lc.c.lx.ab) }
@@ -1051,6 +1063,7 @@ func (lc *lconn) record(aborted bool) {
 	rec := &c.rec
 	rec.Bytes = lx.written
 	rec.Aborted = aborted
+	rec.Upstream = lx.upstream
 	lc.endAttempt(nil, rec.Status, false)
 	c.record(&c.head, lx.x, rec, lc.lp.now)
 }
@@ -1064,10 +1077,28 @@ func (lc *lconn) endAttempt(err error, status int, gone bool) {
 	}
 }
 
-// fail ends the exchange's attempt with err and hands the exchange to the app's answer to it (rest).
+// fail ends the exchange's attempt with err and hands the exchange to the app's answer to it (rest);
+// an app of several instances may send it to another first, as its balancer would.
 func (lc *lconn) fail(err error, cancelled bool) {
+	lx := &lc.c.lx
+	if ia, ok := lx.at.(InstanceAttempt); ok && !cancelled {
+		lx.at = nil
+		next, final := ia.Next(err, len(lc.c.ex.Body) > 0)
+		if next == nil {
+			lc.rest(lx.app.Failed(final), false)
+			return
+		}
+		// Sent again as the app's client sends an attempt: on a pooled connection of the next instance
+		// if it has one, with its own retry of a stale one.
+		lx.at, lx.retried, lx.an = next, false, 0
+		lc.freeAnswerBuf()
+		lc.onInstance()
+		lc.lp.timers.clear(&lc.t)
+		lc.connect(false)
+		return
+	}
 	lc.endAttempt(err, 0, cancelled)
-	lc.rest(lc.c.lx.app.Failed(err), cancelled)
+	lc.rest(lx.app.Failed(err), cancelled)
 }
 
 // answered ends an exchange whose answer was written whole.

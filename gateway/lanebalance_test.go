@@ -1,0 +1,52 @@
+//go:build linux
+
+package gateway
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
+)
+
+// TestTheLaneServesAnAppOfSeveralInstancesAsNetHTTPDoes: an app of several instances is served by the
+// lane's loops as the handler chain's balancer serves it: the same instance picked for each request
+// (each case's bytes at the first instance are the same), the same retries on another instance after
+// a refused connect or a broken answer, the same health reports (in-flight counts, failures, retries),
+// log lines and metrics. The loops take it only when what they send does not depend on the instance
+// nor the pick on the request: with host_header=upstream or the hash policy the handler chain serves.
+func TestTheLaneServesAnAppOfSeveralInstancesAsNetHTTPDoes(t *testing.T) {
+	second := startRawBackend(t, laneAnswers).ln.Addr().String()
+	for _, tc := range []struct {
+		name, primary string
+		looped        bool
+	}{
+		{"round robin over two", "http://(app)|http://" + second + "?timeout=300ms", true},
+		{"least requests over two", "http://(app)|http://" + second + "?timeout=300ms&lb=least_requests", true},
+		{"in order, the first refusing connections", "http://" + testpeer.ClosedPort(t) + "|http://(app)?timeout=300ms&lb=first", true},
+		{"round robin, one refusing, no retries", "http://(app)|http://" + testpeer.ClosedPort(t) + "?timeout=300ms&retries=0", true},
+		{"checked, with breakers", "http://(app)|http://" + second + "?timeout=300ms&health_check=connect&health_interval=1h&breaker=true", true},
+		{"the upstream's Host", "http://(app)|http://" + second + "?timeout=300ms&host_header=upstream", false},
+		{"hashed by a field", "http://(app)|http://" + second + "?timeout=300ms&lb=hash&hash_key=header:X-Tenant", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := []string{"GATEWAY_PRIMARY", tc.primary}
+			off, offLog, offCounts, _ := runCases(t, laneAnswers, laneCases, false, env...)
+			if !strings.Contains(offCounts, "health of ") {
+				t.Fatalf("no health report:\n%s", offCounts)
+			}
+			for _, loops := range []string{"0", "-1"} {
+				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
+					on, onLog, onCounts, f := runCases(t, laneAnswers, laneCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
+					sameAsLaneOff(t, laneCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
+					switch {
+					case tc.looped && loops == "0" && f.Lane.Looped() < 20:
+						t.Errorf("the event loops finished %d exchanges; want most of them", f.Lane.Looped())
+					case (!tc.looped || loops == "-1") && f.Lane.Looped() != 0:
+						t.Errorf("the event loops finished %d exchanges of an app they should leave to the handler chain", f.Lane.Looped())
+					}
+				})
+			}
+		})
+	}
+}
