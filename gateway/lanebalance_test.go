@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -53,5 +54,26 @@ func TestTheLaneServesAnAppOfSeveralInstancesAsNetHTTPDoes(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestTheLanesAccessLinesNameTheInstanceThatAnswered: the access line of an exchange the lane's loop
+// carried to an app of several instances names the instance it went to, as the handler chain's does:
+// round robin over two gives each of them half of the lines.
+func TestTheLanesAccessLinesNameTheInstanceThatAnswered(t *testing.T) {
+	second := startRawBackend(t, laneAnswers).ln.Addr().String()
+	get := laneCase{"a GET", "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n", "GET"}
+	cases := []laneCase{get, {"another GET", get.req, "GET"}, {"a third GET", get.req, "GET"}}
+	for _, lane := range []bool{false, true} {
+		logs := &syncBuffer{}
+		_, _, _, f := runCasesWith(t, laneAnswers, cases, lane, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) },
+			"GATEWAY_PRIMARY", "http://"+second+"|http://(app)?timeout=300ms", "GATEWAY_FAST_LANE_LOOPS", "0")
+		if lane && f.Lane.Looped() != 6 {
+			t.Errorf("the loops finished %d exchanges; want the 6", f.Lane.Looped())
+		}
+		// Each case sends a GET and a follow-up GET: 6 exchanges, 3 to each instance.
+		if n := strings.Count(logs.String(), "upstream="+second); n != 3 || strings.Count(logs.String(), "upstream=") != 6 {
+			t.Errorf("lane %v: %d access lines name the instance %s; want 3 of 6:\n%s", lane, n, second, logs.String())
+		}
 	}
 }
