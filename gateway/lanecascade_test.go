@@ -65,17 +65,26 @@ var cascadeCases = []laneCase{
 // apps in turn themselves when the primary's answer that passes is simple and read whole; any other is
 // discarded by the handler chain's cascade, which asks the next app.
 func TestTheLoopsCascadeAsNetHTTPDoes(t *testing.T) {
-	env := []string{"GATEWAY_PRIMARY", "http://(app)/p/?timeout=300ms", "GATEWAY_DELEGATES", "http://(app)/d/?timeout=300ms"}
-	off, offLog, offCounts, _ := runCases(t, cascadeAnswers, cascadeCases, false, env...)
-	if !strings.Contains(offCounts, "switchyard_cascade_pass_throughs_total[app=(app)/d route=*] 1") {
-		t.Fatalf("no pass-throughs counted:\n%s", offCounts)
-	}
-	for _, loops := range []string{"0", "-1"} {
-		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
-			on, onLog, onCounts, f := runCases(t, cascadeAnswers, cascadeCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
-			sameAsLaneOff(t, cascadeCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
-			if n := f.Lane.Looped(); (loops == "0") != (n >= 15) {
-				t.Errorf("the event loops finished %d exchanges", n)
+	second := startRawBackend(t, cascadeAnswers).ln.Addr().String()
+	for _, tc := range []struct{ name, delegate string }{
+		{"one instance each", "http://(app)/d/?timeout=300ms"},
+		// The loops carry an app of several instances too, as its balancer does (lanebalance_test.go).
+		{"a delegate of two instances", "http://(app)/d/|http://" + second + "/d/?timeout=300ms&max_fails=0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := []string{"GATEWAY_PRIMARY", "http://(app)/p/?timeout=300ms", "GATEWAY_DELEGATES", tc.delegate}
+			off, offLog, offCounts, _ := runCases(t, cascadeAnswers, cascadeCases, false, env...)
+			if !strings.Contains(offCounts, "switchyard_cascade_pass_throughs_total[app=(app)/d") {
+				t.Fatalf("no pass-throughs counted:\n%s", offCounts)
+			}
+			for _, loops := range []string{"0", "-1"} {
+				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
+					on, onLog, onCounts, f := runCases(t, cascadeAnswers, cascadeCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
+					sameAsLaneOff(t, cascadeCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
+					if n := f.Lane.Looped(); (loops == "0") != (n >= 15) {
+						t.Errorf("the event loops finished %d exchanges", n)
+					}
+				})
 			}
 		})
 	}
