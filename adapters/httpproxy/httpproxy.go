@@ -124,11 +124,11 @@ type Proxy struct {
 	fast       *h1.Transport
 	target     *url.URL
 	clientHost bool
-	noDirect   bool          // tests: nothing on the direct path
+	noDirect   bool // tests: nothing on the direct path
 	// loopBal is the balancer of an app of several instances whose exchanges the lane's loop carries
 	// (loopbalance.go); nil: none.
 	loopBal *balancer
-	relay      relay.Options // every answer but a tunnel's: names and logger, an HTTP head
+	relay   relay.Options // every answer but a tunnel's: names and logger, an HTTP head
 	// The relayed path (relayed.go): rt sends the prepared request (the instance's client or the
 	// balancer), rewrite is ReverseProxy's Rewrite, failed its ErrorHandler.
 	rt      http.RoundTripper
