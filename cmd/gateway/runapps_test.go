@@ -675,3 +675,120 @@ func metricValue(exposition, series string) float64 {
 	}
 	return -1
 }
+
+// A stock Express app run with instances=3 is balanced by the fast lane's event loops as by the handler
+// chain (the lane off): round robin gives each instance a third of the requests, and while one instance is killed (kill
+// -9) and restarted, no GET fails: the loop sends each request the dead instance refuses or drops to
+// another instance, as the balancer does.
+func TestRunAppExpressInstancesOnTheLoops(t *testing.T) {
+	node := testpeer.Need(t, "install Node.js 20 (apt-get install nodejs)", "node")[0]
+	modules := filepath.Join(testpeer.NodeDir(), "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "express", "package.json")); err != nil {
+		testpeer.Missing(t, "express is not installed; run: npm ci --prefix deploy/examples/node")
+	}
+	dir := t.TempDir()
+	app := `const express = require('express');
+const app = express();
+app.get('/', (req, res) => { res.send('pid ' + process.pid); });
+app.post('/echo', express.text(), (req, res) => { res.send('pid ' + process.pid + ' got ' + req.body); });
+app.listen(Number(process.env.PORT), process.env.HOST);
+`
+	if err := os.WriteFile(filepath.Join(dir, "app.js"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, lane := range []bool{true, false} {
+		t.Run("GATEWAY_FAST_LANE="+strconv.FormatBool(lane), func(t *testing.T) {
+			expressInstances(t, lane, node, modules, dir)
+		})
+	}
+}
+
+func expressInstances(t *testing.T, lane bool, node, modules, dir string) {
+	p := startGateway(t, "GATEWAY_FAST_LANE="+strconv.FormatBool(lane),
+		"GATEWAY_RUN=web(instances=3, dir="+dir+", env.NODE_PATH="+modules+"): "+node+" app.js",
+		"GATEWAY_ROUTES=/=http://{addr}?run=web")
+	base := "http://" + p.addr
+	c := &http.Client{Timeout: 30 * time.Second}
+	pids := map[string]int{}
+	for i := 0; i < 30; i++ {
+		code, body, err := hostGet(c, base, "localhost", "/")
+		if err != nil || code != 200 || !strings.HasPrefix(body, "pid ") {
+			t.Fatalf("GET /: %d %q %v", code, body, err)
+		}
+		pids[body]++
+	}
+	if len(pids) != 3 {
+		t.Fatalf("answers by instance: %v; want 3 instances with 10 each", pids)
+	}
+	for who, n := range pids {
+		if n != 10 {
+			t.Errorf("%s answered %d of 30 requests; want 10 (round robin over 3)", who, n)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		res, err := c.Post(base+"/echo", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.HasSuffix(string(b), " got hello") {
+			t.Fatalf("POST /echo: %d %q", res.StatusCode, b)
+		}
+	}
+	metrics := func() string {
+		_, m, err := getBody(http.DefaultClient, "http://"+p.admin+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if n := metricValue(metrics(), `switchyard_fast_lane_loop_exchanges_total{listener="http"}`); lane && n < 33 {
+		t.Fatalf("the event loops finished %v exchanges; want the 33", n)
+	}
+
+	// kill -9 of one instance: GETs go on until the supervisor has restarted it, every one answered.
+	var insts []procs.Status
+	if _, b, err := getBody(http.DefaultClient, "http://"+p.admin+"/api/processes"); err != nil || json.Unmarshal([]byte(b), &insts) != nil || len(insts) != 3 {
+		t.Fatalf("/api/processes: %v %s", err, b)
+	}
+	victim := insts[1]
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	restarted := func() bool {
+		var now []procs.Status
+		_, b, err := getBody(http.DefaultClient, "http://"+p.admin+"/api/processes")
+		if err != nil || json.Unmarshal([]byte(b), &now) != nil {
+			return false
+		}
+		for _, s := range now {
+			if s.Instance == victim.Instance {
+				return s.PID != victim.PID && s.State == "running"
+			}
+		}
+		return false
+	}
+	sent := 0
+	for ; sent < 5000 && (sent < 30 || !restarted()); sent++ {
+		if code, body, err := hostGet(c, base, "localhost", "/"); err != nil || code != 200 || !strings.HasPrefix(body, "pid ") {
+			t.Fatalf("GET / %d after the kill: %d %q %v", sent+1, code, body, err)
+		}
+	}
+	if !restarted() {
+		t.Fatalf("the killed instance was not restarted within %d requests", sent)
+	}
+	m := metrics()
+	var retried float64
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, "switchyard_upstream_retries_total{") && strings.Contains(line, `app="web"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			retried += v
+		}
+	}
+	t.Logf("%d GETs while the instance was down and restarting, %v sent to another instance", sent, retried)
+	if retried == 0 {
+		t.Errorf("no request was sent to another instance while one was down:\n%s", m)
+	}
+}
