@@ -56,8 +56,8 @@ func (t attempt) endOnError(err error) { t.End(err, 0, errors.Is(err, context.Ca
 
 // Attempt implements fastlane.LoopApp.
 func (p *Proxy) Attempt(replay bool) (fastlane.Attempt, error) {
-	if p.loopBal != nil {
-		la, err := p.loopBal.firstLoopAttempt(replay)
+	if p.directBal != nil {
+		la, err := p.directBal.first(replay)
 		if err != nil {
 			return nil, err
 		}

@@ -21,7 +21,8 @@ import (
 // writer (bench/results/2026-12-06-relay.md).
 //
 // The direct path serves the requests that would end on the h1 fast path (one instance, its health
-// checks and breaker counting each exchange as the balancer does: attempt.go; plain HTTP/1.1 to an
+// checks and breaker counting each exchange as the balancer does: attempt.go; or several, balanced as
+// the balancer balances them: balanced.go; plain HTTP/1.1 to an
 // http:// or unix:// app, no upgrade, no Expect, a small body of known length, an ordinary path and
 // query) without httputil.ReverseProxy: the outgoing head is written straight from the incoming request
 // and the response head copied straight into the ResponseWriter, skipping the request clone, the header
@@ -55,7 +56,7 @@ func (p *Proxy) directEligible(r *http.Request) bool {
 		r.URL.ForceQuery || !strings.HasPrefix(r.URL.Path, "/") {
 		return false
 	}
-	if r.ContentLength < 0 || r.ContentLength > p.fast.MaxBody() {
+	if r.ContentLength < 0 || r.ContentLength > p.directClient().MaxBody() {
 		return false
 	}
 	if r.ContentLength == 0 && r.Body != nil && r.Body != http.NoBody {
@@ -208,6 +209,9 @@ func (d *direct) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Respons
 	default:
 		_, replay = r.Header["Idempotency-Key"]
 		replay = replay && !hopbyhop.In(d.conn, "Idempotency-Key")
+	}
+	if b := p.directBal; b != nil {
+		return d.balanced(w, r, b, replay)
 	}
 	a, err := p.acquire(r)
 	if err != nil {

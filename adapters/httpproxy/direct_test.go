@@ -39,7 +39,20 @@ func recordingApp(t testing.TB, answers []string) (string, <-chan recorded) {
 func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan recorded) {
 	t.Helper()
 	got := make(chan recorded, 4)
-	addr := testpeer.ServeTCP(t, func(c net.Conn) {
+	return "http://" + testpeer.ServeTCP(t, recordingConn(got, answer)), got
+}
+
+// recordingApps is recordingApp listening on two addresses: an app of two instances, as one.
+func recordingApps(t testing.TB, answers []string) (a, b string, got <-chan recorded) {
+	t.Helper()
+	ch := make(chan recorded, 4)
+	serve := recordingConn(ch, func(i int) string { return answers[i] })
+	return "http://" + testpeer.ServeTCP(t, serve), "http://" + testpeer.ServeTCP(t, serve), ch
+}
+
+// recordingConn serves one connection of a recording app, sending what it records to got.
+func recordingConn(got chan<- recorded, answer func(int) string) func(net.Conn) {
+	return func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			var rec recorded
@@ -93,8 +106,7 @@ func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan rec
 				return // a body delimited by the close
 			}
 		}
-	})
-	return "http://" + addr, got
+	}
 }
 
 var answerIndex = regexp.MustCompile(`/r([0-9]+)`)
@@ -239,28 +251,37 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	// path was before the relay served it) and the same app answering on the direct path or on the
 	// relayed path: on the h1 client (noDirect), on net/http's Transport
 	// (fast_path=false), behind the balancer (breaker=true: an upstream.Set of one instance), and on the
-	// direct path with the balancer's one instance (its attempts counted as the balancer counts them).
+	// direct path with the balancer's one instance (its attempts counted as the balancer counts them);
+	// the app as two instances (the same address twice), behind the balancer and on the direct path.
 	type pair struct{ name, option string }
 	pairs := []pair{{"direct", ""}, {"relay on h1", ""}, {"relay with fast_path=false", "fast_path=false"},
-		{"relay behind the balancer", "breaker=true"}, {"direct with the balancer's instance", "breaker=true"}}
+		{"relay behind the balancer", "breaker=true"}, {"direct with the balancer's instance", "breaker=true"},
+		{"relay behind the balancer of two", "two"}, {"direct with the balancer of two", "two"}}
 	balanced := map[string]*Proxy{} // the balancer subjects, by pair
 	for _, mode := range []string{"", "?host_header=upstream", "/base"} {
-		u, got := recordingApp(t, answers)
+		u, u2, got := recordingApps(t, answers)
 		fronts := make([]string, 2*len(pairs)) // reference i at 2i, subject at 2i+1
-		var direct *Proxy
+		var direct, directTwo *Proxy
 		for i := range fronts {
 			pr := pairs[i/2]
 			raw := u + mode
-			if pr.option != "" {
+			switch {
+			case pr.option == "two":
+				path, _, _ := strings.Cut(mode, "?")
+				raw = u + path + "|" + u2 + mode
+			case pr.option != "":
 				raw = withOption(raw, pr.option)
 			}
 			p, _, _ := build(t, raw)
 			p.viaReverseProxy = i%2 == 0
 			p.noDirect = i%2 == 0 || !strings.HasPrefix(pr.name, "direct")
-			if i == 1 {
+			switch {
+			case i == 1:
 				direct = p
+			case i%2 == 1 && pr.name == "direct with the balancer of two":
+				directTwo = p
 			}
-			if pr.option == "breaker=true" {
+			if pr.option == "breaker=true" || pr.option == "two" {
 				if p.set == nil {
 					t.Fatal("breaker=true built no balancer")
 				}
@@ -281,6 +302,10 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 					r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(rq.raw)))
 					if err != nil || !direct.directEligible(r) {
 						t.Fatalf("the request does not take the direct path (%v)", err)
+					}
+					// With two instances too, unless the Host sent depends on the instance.
+					if directTwo.ServesDirect(r) == strings.Contains(mode, "host_header=upstream") {
+						t.Fatalf("ServesDirect is %v for the app of two instances", !strings.Contains(mode, "host_header=upstream"))
 					}
 				}
 				apps := make([]recorded, len(fronts))
@@ -317,19 +342,24 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 		}
 		// The balancer and the direct path counted the same attempts with the same outcomes, and ended
 		// every one (an attempt ends as its body closes, which may be just after the client read it).
-		var health [2]string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			for i, name := range []string{"relay behind the balancer", "direct with the balancer's instance"} {
-				h := balanced[name].Health()
-				h[0].Address, h[0].LastChecked = "", time.Time{}
-				health[i] = fmt.Sprintf("%+v", h)
+		for _, names := range [][2]string{{"relay behind the balancer", "direct with the balancer's instance"},
+			{"relay behind the balancer of two", "direct with the balancer of two"}} {
+			var health [2]string
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				for i, name := range names {
+					h := balanced[name].Health()
+					for j := range h {
+						h[j].Address, h[j].LastChecked = "", time.Time{}
+					}
+					health[i] = fmt.Sprintf("%+v", h)
+				}
+				if health[0] == health[1] && !strings.Contains(health[0], "InFlight:1") || time.Now().After(deadline) {
+					break
+				}
 			}
-			if health[0] == health[1] && strings.Contains(health[0], "InFlight:0") || time.Now().After(deadline) {
-				break
+			if health[0] != health[1] || !strings.Contains(health[0], "Known:true") {
+				t.Errorf("%s: the health reports differ:\n balancer: %s\n direct:   %s", mode, health[0], health[1])
 			}
-		}
-		if health[0] != health[1] || !strings.Contains(health[0], "Known:true") {
-			t.Errorf("%s: the health reports differ:\n balancer: %s\n direct:   %s", mode, health[0], health[1])
 		}
 	}
 }

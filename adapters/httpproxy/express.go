@@ -76,7 +76,7 @@ func (p *Proxy) Express(x *fastlane.Exchange) (fastlane.Answer, http.Handler, bo
 // connection. b should have room for x's head, body and outgoingExtra.
 func (p *Proxy) AppendOutgoing(b []byte, x *fastlane.Exchange) (out []byte, replay, ok bool) {
 	h := x.Head
-	f := p.loopClient()
+	f := p.directClient()
 	if f == nil || h.Query != nil && len(h.Query) == 0 || h.ContentLength > f.MaxBody() || !cleanQuery(str(h.Query)) {
 		return b, false, false
 	}
@@ -183,7 +183,7 @@ func (p *Proxy) Failed(err error) http.Handler {
 // pendingHandler finishes a pending exchange as serveDirect would; it ends at (nil: none). With la (not
 // nil: an app of several instances, at its attempt's), a failure goes on to other instances as the
 // balancer's would.
-func (p *Proxy) pendingHandler(pending *h1.Pending, at *upstream.Attempt, la *loopAttempt) http.Handler {
+func (p *Proxy) pendingHandler(pending *h1.Pending, at *upstream.Attempt, la *balancedAttempt) http.Handler {
 	name := p.upstream
 	if la != nil {
 		name = la.in.upstream
@@ -202,7 +202,7 @@ func (p *Proxy) Resume(c net.Conn, read []byte, reused bool, a fastlane.Attempt)
 	switch t := a.(type) {
 	case attempt:
 		return p.pendingHandler(p.fast.Resume(c, read, reused), t.a, nil)
-	case *loopAttempt:
+	case *balancedAttempt:
 		return p.pendingHandler(t.in.fast.Resume(c, read, reused), t.a, t)
 	}
 	return p.pendingHandler(p.fast.Resume(c, read, reused), nil, nil)
@@ -211,7 +211,7 @@ func (p *Proxy) Resume(c net.Conn, read []byte, reused bool, a fastlane.Attempt)
 // LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app, or
 // the first instance's when the loop carries the exchanges of an app of several (loopbalance.go).
 func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
-	if f := p.loopClient(); f != nil {
+	if f := p.directClient(); f != nil {
 		return loopUpstream{f}
 	}
 	return nil
@@ -222,14 +222,14 @@ type pendingTransport struct {
 	d       *direct
 	pending *h1.Pending
 	at      *upstream.Attempt
-	la      *loopAttempt // an app of several instances: at's
+	la      *balancedAttempt // an app of several instances: at's
 }
 
 func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *http.Response {
 	res, err := t.pending.Finish(r, t.d)
 	at := t.at
 	if err != nil && t.la != nil {
-		res, at, err = t.la.sendOn(r, t.d, err) // (it ends the attempts that fail)
+		res, at, err = t.la.sendOn(r, t.d, upstream.NewBodyGuard(r.Body), err) // (it ends the attempts that fail)
 	} else if err != nil && at != nil {
 		at.Done(r.Context(), err, 0)
 	}

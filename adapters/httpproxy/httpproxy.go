@@ -125,10 +125,10 @@ type Proxy struct {
 	target     *url.URL
 	clientHost bool
 	noDirect   bool // tests: nothing on the direct path
-	// loopBal is the balancer of an app of several instances whose exchanges the lane's loop carries
-	// (loopbalance.go); nil: none.
-	loopBal *balancer
-	relay   relay.Options // every answer but a tunnel's: names and logger, an HTTP head
+	// directBal is the balancer of an app of several instances that the direct path and the lane's loop
+	// serve (balanced.go); nil: none.
+	directBal *balancer
+	relay     relay.Options // every answer but a tunnel's: names and logger, an HTTP head
 	// The relayed path (relayed.go): rt sends the prepared request (the instance's client or the
 	// balancer), rewrite is ReverseProxy's Rewrite, failed its ErrorHandler.
 	rt      http.RoundTripper
@@ -287,7 +287,7 @@ func New(t adapters.Target) (http.Handler, error) {
 		b := &balancer{set: p.set, insts: insts, retries: lb.Retries, logger: logger, app: t.Name}
 		rt = b
 		if len(insts) > 1 && p.clientHost && !p.set.PicksByRequest() && allFast(insts) {
-			p.loopBal = b
+			p.directBal = b
 		}
 	}
 	if len(insts) == 1 {
@@ -513,7 +513,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqinfo.From(r.Context()).SetUpstream(p.upstream)
 	}
 	defer flushOnAbort(w, r)
-	if p.fast != nil && !p.noDirect && p.directEligible(r) {
+	if p.directClient() != nil && p.directEligible(r) {
 		p.serveDirect(w, r)
 		return
 	}
@@ -531,14 +531,14 @@ func upgrading(h http.Header) bool {
 	return up && hasToken(h["Connection"], "upgrade")
 }
 
-// ServesDirect reports whether ServeHTTP would serve r on the direct path (one instance, the h1 client, no
-// ReverseProxy), as the router's front door leaves r: the seam through which the gateway's fast lane
+// ServesDirect reports whether ServeHTTP would serve r on the direct path (the h1 client of its one
+// instance or of the one its balancer picks, no ReverseProxy), as the router's front door leaves r: the seam through which the gateway's fast lane
 // (internal/fastlane) takes only requests whose answer it relays exactly as net/http's server would.
 func (p *Proxy) ServesDirect(r *http.Request) bool {
 	if _, up := r.Header["Upgrade"]; up {
 		return false
 	}
-	return p.fast != nil && !p.noDirect && p.directEligible(r)
+	return p.directClient() != nil && p.directEligible(r)
 }
 
 // flushOnAbort, deferred, lets a response aborted mid-body (ReverseProxy panics with http.ErrAbortHandler
