@@ -117,6 +117,11 @@ type Config struct {
 	Sources map[string]Source `yaml:"-"`
 	// Overrides lists the variables that replaced a key of the file (logged at start and on reload).
 	Overrides []Override `yaml:"-"`
+	// runUnread names the run apps a GATEWAY_RUN that could not be read declares (its own error says
+	// why): an app URL naming one is not reported as naming none.
+	runUnread map[string]bool
+	// runWritten maps the app strings WithRunAddrs wrote to them as configured (AsConfigured).
+	runWritten map[string]string
 }
 
 // Defaults returns the built-in configuration.
@@ -321,6 +326,9 @@ func applyEnv(cfg *Config, environ map[string]string) ([]string, Errors) {
 			for _, e := range agg.Errors {
 				name, cause := describeEnvError(e)
 				failed[name] = true
+				if name == "GATEWAY_RUN" {
+					cfg.runUnread = runNames(environ[name])
+				}
 				errs = append(errs, fmt.Errorf("%s=%q: %v", name, environ[name], cause))
 			}
 		} else {

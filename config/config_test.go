@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/switchyard/switchyard/router"
 )
@@ -26,7 +27,7 @@ func TestDefaultsApplyWhenNothingIsSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Defaults(), cfg); diff != "" {
+	if diff := cmp.Diff(Defaults(), cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Fatalf("defaults changed (-want +got):\n%s", diff)
 	}
 }

@@ -226,6 +226,9 @@ func applyFile(cfg *Config, path string, data []byte) (fileSettings, Errors) {
 		f := dst.Field(configKeys.index[key])
 		if err := decodeNode(v, f); err != nil {
 			errs = append(errs, locate(path, v, k.Value, err))
+			if key == "run" {
+				cfg.runUnread = runKeyNames(v) // (URLs naming them are not reported as naming none)
+			}
 			return
 		}
 		fs.set[configKeys.vars[key]] = Source{File: path, Line: k.Line, Key: k.Value}

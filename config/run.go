@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +76,36 @@ func (l *RunList) UnmarshalText(b []byte) error {
 	}
 	*l = out
 	return nil
+}
+
+// runNames is the names of the run apps a GATEWAY_RUN value declares, whether or not each entry can be
+// read otherwise.
+func runNames(v string) map[string]bool {
+	out := map[string]bool{}
+	for _, entry := range splitOutside(v, "\n;") {
+		head := splitOutside(entry, ":")[0]
+		name, _, _ := strings.Cut(head, "(")
+		if name = strings.TrimSpace(name); name != "" {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// runKeyNames is the names of the run apps the file's run key declares, whether or not each can be
+// read otherwise (v: the key's value, a mapping or the compact string).
+func runKeyNames(v *yaml.Node) map[string]bool {
+	v = resolve(v)
+	if v.Kind == yaml.ScalarNode {
+		return runNames(v.Value)
+	}
+	out := map[string]bool{}
+	if v.Kind == yaml.MappingNode {
+		for i := 0; i < len(v.Content); i += 2 {
+			out[v.Content[i].Value] = true
+		}
+	}
+	return out
 }
 
 // MarshalText implements encoding.TextMarshaler (for `gateway check`: the names only).
@@ -491,8 +523,24 @@ func validateRun(c Config) Errors {
 	for _, name := range names {
 		a, known := apps[name]
 		for _, u := range uses[name] {
+			if !known && c.runUnread[name] {
+				continue // the run app's own problem is reported
+			}
 			if !known {
-				errs = append(errs, fmt.Errorf("%s: app %q: option %s=%s names no run app (declared: %s)", u.where, u.app, RunOption, name, strings.Join(sortedKeys(apps), ", ")))
+				var declared []string
+				for n := range apps {
+					declared = append(declared, n)
+				}
+				for n := range c.runUnread {
+					if _, ok := apps[n]; !ok {
+						declared = append(declared, n+" (its entry has a problem)")
+					}
+				}
+				sort.Strings(declared)
+				if len(declared) == 0 {
+					declared = []string{"none"}
+				}
+				errs = append(errs, fmt.Errorf("%s: app %q: option %s=%s names no run app (declared: %s)", u.where, u.app, RunOption, name, strings.Join(declared, ", ")))
 				continue
 			}
 			_, rest, _ := AppRun(u.app)
@@ -532,18 +580,6 @@ func validateRun(c Config) Errors {
 		}
 	}
 	return errs
-}
-
-func sortedKeys(m map[string]RunApp) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		out = []string{"none"}
-	}
-	return out
 }
 
 // loadProcfile fills in the commands of run apps that name a Procfile entry.
@@ -634,7 +670,12 @@ func (c Config) RunSpecs() []procs.Spec {
 // migration report stays the same across restarts. An on_demand app gets ready=false unless its URL
 // says otherwise: it runs only once a request asks for it, so /readyz must not wait for it. addrs gives
 // an app's addresses.
+//
+// An app naming a run app that addrs gives no address (one whose declaration could not be read, when
+// the problems of a configuration are gathered) gets a made-up one of the kind its placeholders ask for,
+// so its URL's other options are checked too. AsConfigured gives back what was configured.
 func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
+	written := map[string]string{}
 	onDemand := map[string]bool{}
 	for _, a := range c.RunApps() {
 		onDemand[a.Name] = a.OnDemand
@@ -653,11 +694,19 @@ func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
 			q.Set("ready", "false")
 		}
 		as := addrs(name)
+		if len(as) == 0 {
+			as = []procs.Addr{{Network: "tcp", Address: "127.0.0.1:1"}}
+			if unix, _ := procs.Uses(base); unix {
+				as[0] = procs.Addr{Network: "unix", Address: filepath.Join(os.TempDir(), "switchyard-run-"+name+".sock")}
+			}
+		}
 		insts := make([]string, len(as))
 		for i, a := range as {
 			insts[i] = procs.Expand(base, a, i)
 		}
-		return strings.Join(insts, "|") + "?" + q.Encode()
+		out := strings.Join(insts, "|") + "?" + q.Encode()
+		written[out] = app
+		return out
 	}
 	c.Primary = rewrite(c.Primary)
 	c.Delegates = append(AppList(nil), c.Delegates...)
@@ -668,5 +717,16 @@ func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
 	for i := range c.Routes {
 		c.Routes[i].App = rewrite(c.Routes[i].App)
 	}
+	c.runWritten = written
 	return c
+}
+
+// AsConfigured gives back s (a problem's text) with each app URL WithRunAddrs wrote, quoted as problems
+// quote an app, as it was configured: the user reads the URL they wrote, placeholders and run option
+// included, not the addresses the gateway filled in.
+func (c Config) AsConfigured(s string) string {
+	for out, app := range c.runWritten {
+		s = strings.ReplaceAll(s, strconv.Quote(out), strconv.Quote(app))
+	}
+	return s
 }

@@ -377,7 +377,15 @@ func Build(cfg config.Config, opts Options) (_ *Gateway, err error) {
 		errs = append(errs, fmt.Errorf("%s: %s", p.MiddlewareSource, strings.ReplaceAll(err.Error(), "\n", "; ")))
 	}
 	g.Middleware = globalDesc
+	for i, w := range g.Warnings {
+		g.Warnings[i] = cfg.AsConfigured(w)
+	}
 	if len(errs) > 0 {
+		for i, e := range errs {
+			if msg := cfg.AsConfigured(e.Error()); msg != e.Error() {
+				errs[i] = errors.New(msg) // the app URLs as configured, not as the run apps' addresses filled them in
+			}
+		}
 		return nil, errs
 	}
 	g.NumbersReset, g.NumbersRemoved = rec.Carried()

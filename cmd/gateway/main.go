@@ -129,13 +129,12 @@ func withPlanProblems(cfg config.Config, err error) error {
 	if !errors.As(err, &errs) {
 		return err
 	}
-	if len(cfg.RunApps()) > 0 {
-		specs := cfg.RunSpecs()
-		for _, s := range specs {
-			errs = append(errs, s.Validate()...) // the program, the directory, the user
-		}
-		cfg = cfg.WithRunAddrs(checkAddrs(specs))
+	// (Also without a run app read: a GATEWAY_RUN with a problem still declares names URLs use.)
+	specs := cfg.RunSpecs()
+	for _, s := range specs {
+		errs = append(errs, s.Validate()...) // the program, the directory, the user
 	}
+	cfg = cfg.WithRunAddrs(checkAddrs(specs))
 	for _, e := range errs {
 		if strings.HasPrefix(e.Error(), cfg.Name("GATEWAY_PRIMARY")+"=") {
 			cfg.Primary = ""

@@ -154,7 +154,10 @@ func checkAddrs(specs []procs.Spec) func(string) []procs.Addr {
 		byName[s.Name] = s
 	}
 	return func(name string) []procs.Addr {
-		s := byName[name]
+		s, ok := byName[name]
+		if !ok {
+			return nil // (declared by an entry that could not be read: WithRunAddrs makes one up)
+		}
 		n := max(s.Instances, 1)
 		out := make([]procs.Addr, n)
 		for i := range out {

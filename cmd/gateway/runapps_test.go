@@ -286,11 +286,31 @@ func TestRunAppThatExitsAtOnceStopsTheStart(t *testing.T) {
 // With run apps too, one run of gateway check (or a start, or a reload) reports every problem: the
 // settings', the run apps' own (a missing directory) and the apps' options, together.
 func TestCheckWithRunAppsReportsEveryProblem(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gw.yaml")
+	yaml := "run:\n  web:\n    command: [node, app.js]\n    instances: lots\nroutes:\n  - pattern: /\n    app: http://{addr}?run=web&strip_prefix=maybe\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  []string
 		want []string
 	}{
+		// An entry that cannot be read still declares its name: the URL that names it is checked for its
+		// other options, and not reported as naming no run app nor as no URL.
+		{"a run app's entry and its URL's option", []string{
+			"GATEWAY_RUN=web(instances=x): node app.js",
+			"GATEWAY_ROUTES=/=http://{addr}?run=web&strip_prefix=maybe,/b/=unix://{socket}?run=nope",
+		}, []string{`instances="x"`, `app "http://{addr}?run=web&strip_prefix=maybe": option strip_prefix="maybe"`,
+			`option run=nope names no run app (declared: web (its entry has a problem))`}},
+		{"a run app's mapping in the file and its URL's option", []string{"GATEWAY_CONFIG=" + file},
+			[]string{`gw.yaml:2: run: web: line 4: instances="lots"`, `gw.yaml:7: routes[0]: route /: app "http://{addr}?run=web&strip_prefix=maybe": option strip_prefix="maybe"`}},
+		// A problem of the URL that names a run app quotes the URL as written, not with the addresses
+		// filled in.
+		{"a run app's URL's option", []string{
+			"GATEWAY_RUN=web(instances=2): /bin/sh -c 'exec true'",
+			"GATEWAY_ROUTES=/=http://{addr}?run=web&timeout=abc",
+		}, []string{`route /: app "http://{addr}?run=web&timeout=abc": option timeout="abc"`}},
 		{"a run app's directory and another app's option", []string{
 			"GATEWAY_RUN=web(dir=/no/such/dir): /bin/sh -c 'exec true'",
 			"GATEWAY_ROUTES=/=unix://{socket}?run=web,/b/=http://127.0.0.1:9?strip_prefix=maybe",
@@ -309,6 +329,12 @@ func TestCheckWithRunAppsReportsEveryProblem(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(errb.String(), w) {
 					t.Errorf("the report lacks %s:\n%s", w, errb.String())
+				}
+			}
+			// Neither a placeholder read as a URL nor an address the check made up.
+			for _, w := range []string{"is not a URL", "127.0.0.1:1", "switchyard-run-", "names no run app (declared: none)"} {
+				if strings.Contains(errb.String(), w) {
+					t.Errorf("the report has %q:\n%s", w, errb.String())
 				}
 			}
 		})
