@@ -29,20 +29,16 @@ type recorded struct {
 	Body string
 }
 
-// recordingApp is a raw loopback app: it records each request it reads and answers it with the answer
-// its path names (/rN picks answers[N]).
-func recordingApp(t testing.TB, answers []string) (string, <-chan recorded) {
-	return recordingAppFunc(t, func(i int) string { return answers[i] })
-}
-
-// recordingAppFunc is recordingApp with the answer to /rN given by answer(N).
+// recordingAppFunc is a raw loopback app: it records each request it reads and answers it with
+// answer(N) to a path /rN.
 func recordingAppFunc(t testing.TB, answer func(int) string) (string, <-chan recorded) {
 	t.Helper()
 	got := make(chan recorded, 4)
 	return "http://" + testpeer.ServeTCP(t, recordingConn(got, answer)), got
 }
 
-// recordingApps is recordingApp listening on two addresses: an app of two instances, as one.
+// recordingApps is a recording app (answers[N] to /rN) listening on two addresses: an app of two
+// instances, as one.
 func recordingApps(t testing.TB, answers []string) (a, b string, got <-chan recorded) {
 	t.Helper()
 	ch := make(chan recorded, 4)
