@@ -3,7 +3,10 @@
 package gateway
 
 import (
+	"bufio"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -75,5 +78,53 @@ func TestTheLanesAccessLinesNameTheInstanceThatAnswered(t *testing.T) {
 		if n := strings.Count(logs.String(), "upstream="+second); n != 3 || strings.Count(logs.String(), "upstream=") != 6 {
 			t.Errorf("lane %v: %d access lines name the instance %s; want 3 of 6:\n%s", lane, n, second, logs.String())
 		}
+	}
+}
+
+// TestTheLaneSendsASpentBodyNowhereElse: a PUT sent on a reused connection to an instance that dies
+// with it is sent again to that instance on a new connection (the app's client's retry of a stale
+// connection), whose connect fails: its body was sent, so the lane, as the handler chain, answers 502
+// and sends it to no other instance (which would get a short body and be ejected for it); a GET then
+// goes to the other instance, still in service.
+func TestTheLaneSendsASpentBodyNowhereElse(t *testing.T) {
+	for _, lane := range []string{"false", "true", "-1"} {
+		t.Run("GATEWAY_FAST_LANE="+lane, func(t *testing.T) {
+			dying, kill := testpeer.DyingApp(t)
+			other := startRawBackend(t, laneAnswers)
+			env := map[string]string{"GATEWAY_PRIMARY": dying + "|http://" + other.ln.Addr().String() + "?lb=first", "GATEWAY_FAST_LANE": "true"}
+			if lane == "false" {
+				env["GATEWAY_FAST_LANE"] = "false"
+			} else if lane == "-1" {
+				env["GATEWAY_FAST_LANE_LOOPS"] = "-1"
+			}
+			addr, _ := startFront(t, env, slog.New(slog.DiscardHandler))
+			c := dialFront(t, addr)
+			br := bufio.NewReader(c)
+			ask := func(req string) int {
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatal(err)
+				}
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				return res.StatusCode
+			}
+			if code := ask("GET /warm HTTP/1.1\r\nHost: a\r\n\r\n"); code != 200 {
+				t.Fatalf("warm-up: %d", code)
+			}
+			kill()
+			if code := ask("PUT /cl HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\nthe body"); code != http.StatusBadGateway {
+				t.Errorf("PUT: %d; want 502", code)
+			}
+			if got := other.take(); len(got) != 0 {
+				t.Errorf("the other instance got the PUT:\n%s", got)
+			}
+			if code := ask("GET /cl HTTP/1.1\r\nHost: a\r\n\r\n"); code != 200 {
+				t.Errorf("GET after it: %d; want the other instance's 200 (not ejected)", code)
+			}
+		})
 	}
 }

@@ -84,32 +84,39 @@ func (b *balancer) first(idempotent bool) (*balancedAttempt, error) {
 	return &balancedAttempt{b: b, a: a, in: b.insts[a.Instance.Index()], n: 1, idempotent: idempotent}, nil
 }
 
-// sendOn sends r, whose attempt t failed with err, on to the instances the balancer would still try, as
-// the direct path writes it (d), each attempt reading the body through guard; it returns the answer and
-// its attempt, or the failure to answer with.
-func (t *balancedAttempt) sendOn(r *http.Request, d *direct, guard *upstream.BodyGuard, err error) (*http.Response, *upstream.Attempt, error) {
+// sendOn sends r, whose attempt t failed with err (having taken some of r's body: consumed), on to the
+// instances the balancer would still try, as the direct path writes it (d), each attempt reading the
+// body through guard; it returns the answer and its attempt, or the failure to answer with.
+func (t *balancedAttempt) sendOn(r *http.Request, d *direct, guard *upstream.BodyGuard, err error, consumed bool) (*http.Response, *upstream.Attempt, error) {
 	for {
-		next, final := t.next(r.Context(), err, r.ContentLength > 0)
+		next, final := t.next(r.Context(), err, consumed)
 		if next == nil {
 			return nil, nil, final
 		}
 		t = next
-		res, rerr := t.send(r, d, guard)
+		res, took, rerr := t.send(r, d, guard)
 		if rerr == nil {
 			return res, t.a, nil
 		}
-		err = rerr
+		err, consumed = rerr, took
 	}
 }
 
-// send sends r on t's instance as the direct path writes it (d), its body read through guard.
-func (t *balancedAttempt) send(r *http.Request, d *direct, guard *upstream.BodyGuard) (*http.Response, error) {
+// send sends r on t's instance as the direct path writes it (d), its body read through guard; on a
+// failure, consumed says the attempt took some of the body, as the balancer's guard tells it.
+func (t *balancedAttempt) send(r *http.Request, d *direct, guard *upstream.BodyGuard) (_ *http.Response, consumed bool, _ error) {
 	reqinfo.From(r.Context()).SetUpstream(t.in.upstream)
 	out := *r
-	if r.Body != nil {
-		out.Body = guard.Attempt()
+	var body *upstream.AttemptBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = guard.Attempt()
+		out.Body = body
 	}
-	return t.in.fast.RoundTripOutgoing(&out, d, t.idempotent)
+	res, err := t.in.fast.RoundTripOutgoing(&out, d, t.idempotent)
+	if err != nil && body != nil {
+		consumed = body.Detach()
+	}
+	return res, consumed, err
 }
 
 // balanced is RoundTrip of the direct path to an app of several instances (b: p.directBal).
@@ -121,10 +128,10 @@ func (d *direct) balanced(w http.ResponseWriter, r *http.Request, b *balancer, r
 		return nil
 	}
 	guard := upstream.NewBodyGuard(r.Body)
-	res, err := t.send(r, d, guard)
+	res, consumed, err := t.send(r, d, guard)
 	at := t.a
 	if err != nil {
-		res, at, err = t.sendOn(r, d, guard, err)
+		res, at, err = t.sendOn(r, d, guard, err, consumed)
 	}
 	if err != nil {
 		p.rp.ErrorHandler(w, p.outRequest(r), err)

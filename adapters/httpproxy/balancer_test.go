@@ -548,3 +548,45 @@ func TestReachDialsTheNamedInstance(t *testing.T) {
 		t.Fatal("an instance the app does not have was reached")
 	}
 }
+
+// An idempotent request with a body, sent on a reused connection to an instance that dies with it, is
+// sent again on a new connection to that instance (the app's client's own retry of a stale
+// connection); when that connect fails, the body was already sent: the request may not go to another
+// instance (its body is spent, and the healthy instance would be blamed for the short body it gets),
+// and the client gets the 502 of the failure. A GET, without a body, goes on to the other instance.
+func TestABodySentBeforeADialErrorIsNotSentElsewhere(t *testing.T) {
+	for _, mode := range []string{"direct", "relayed"} {
+		t.Run(mode, func(t *testing.T) {
+			for _, tc := range []struct {
+				method, body string
+				want         int
+			}{{"PUT", "the body", http.StatusBadGateway}, {"GET", "", http.StatusOK}} {
+				dying, kill := testpeer.DyingApp(t)
+				b := newBackend(t, "b")
+				p, front, logs := build(t, dying+"|"+b.srv.URL+"?lb=first")
+				p.noDirect = mode == "relayed"
+				cl := client(t)
+				if code, _ := get(t, cl, front.URL+"/warm"); code != 200 {
+					t.Fatalf("warm-up: %d", code)
+				}
+				kill()
+				req, _ := http.NewRequest(tc.method, front.URL+"/x", strings.NewReader(tc.body))
+				resp, err := cl.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Errorf("%s: %d; want %d\n%s", tc.method, resp.StatusCode, tc.want, logs)
+				}
+				if h := p.Health(); h[1].ConsecutiveFailures != 0 || h[1].Unavailable != "" {
+					t.Errorf("%s: the healthy instance was blamed: %+v\n%s", tc.method, h[1], logs)
+				}
+				if tc.method == "PUT" && b.hits.Load() != 0 {
+					t.Errorf("PUT: the other instance got the request without its body")
+				}
+			}
+		})
+	}
+}

@@ -229,7 +229,7 @@ func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *htt
 	res, err := t.pending.Finish(r, t.d)
 	at := t.at
 	if err != nil && t.la != nil {
-		res, at, err = t.la.sendOn(r, t.d, upstream.NewBodyGuard(r.Body), err) // (it ends the attempts that fail)
+		res, at, err = t.la.sendOn(r, t.d, upstream.NewBodyGuard(r.Body), err, r.ContentLength > 0) // (the loop sent the body; it ends the attempts that fail)
 	} else if err != nil && at != nil {
 		at.Done(r.Context(), err, 0)
 	}

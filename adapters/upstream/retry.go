@@ -21,20 +21,22 @@ func Idempotent(r *http.Request) bool {
 	return ok
 }
 
-// Retryable reports whether an attempt that failed with err may go to another instance: after a dial error
-// any request may (nothing reached any instance, so even a POST cannot be applied twice); after any other
-// connection failure only an idempotent request, and only if no byte of its body was sent (bodySent
-// false). Timeouts past the dial are not retried (the instance may be working on the request: sending it
-// again doubles the load of a slow cluster), nor are cancellations.
+// Retryable reports whether an attempt that failed with err may go to another instance. Never once the
+// attempt took any of the request's body (bodySent): those bytes are gone, and another instance would get
+// a short body and be blamed for it (a reused connection's request sent again on a new one that then
+// fails to connect took it too). Otherwise after a dial error any request may (it reached no instance,
+// so even a POST cannot be applied twice); after any other connection failure only an idempotent request.
+// Timeouts past the dial are not retried (the instance may be working on the request: sending it again
+// doubles the load of a slow cluster), nor are cancellations.
 func Retryable(ctx context.Context, err error, idempotent, bodySent bool) bool {
-	if err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled) {
+	if err == nil || bodySent || ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	if !idempotent || bodySent || errors.Is(err, context.DeadlineExceeded) {
+	if !idempotent || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ne net.Error

@@ -49,9 +49,10 @@ type InstanceAttempt interface {
 	Attempt
 	Upstream() LoopUpstream
 	Name() string
-	// Next ends the attempt, failed with err before its answer (bodySent: the request has a body, sent
-	// or not), and returns the attempt on the instance the app's balancer sends the request to next;
-	// nil when it sends it nowhere else, final then being the failure to answer (Failed) with.
+	// Next ends the attempt, failed with err before its answer (bodySent: it took some of the
+	// request's body, as the app's client takes it once it has a connection), and returns the attempt on
+	// the instance the app's balancer sends the request to next; nil when it sends it nowhere else,
+	// final then being the failure to answer (Failed) with.
 	Next(err error, bodySent bool) (next InstanceAttempt, final error)
 }
 

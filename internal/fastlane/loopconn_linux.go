@@ -88,8 +88,11 @@ type loopExchange struct {
 	pend    []byte
 	pendp   *[]byte
 	at      Attempt // the exchange's use of the app's instance, until ended (nil: not counted)
-	// upstream names the instance of an app of several the exchange was last sent to (the record's).
+	// upstream names the instance of an app of several the exchange was last sent to (the record's);
+	// onConn says the attempt on it got a connection (and, as the app's client reads it then, took the
+	// request's body: it may not go to another instance after that).
 	upstream string
+	onConn   bool
 	// passed is the time the cascade's apps before this one took (their answers passed it on);
 	// draining says the answer being read passes it on too, its head read and its body still coming.
 	passed   time.Duration
@@ -545,7 +548,7 @@ func (lc *lconn) dialed(gen uint32, c net.Conn, err error) {
 
 func (lc *lconn) sendOn(uc *uconn) {
 	lx := &lc.c.lx
-	lx.uc, uc.lc = uc, lc
+	lx.uc, uc.lc, lx.onConn = uc, lc, true
 	lx.sent = 0
 	lc.st = stSend
 	uc.wrdy = true
@@ -1083,14 +1086,14 @@ func (lc *lconn) fail(err error, cancelled bool) {
 	lx := &lc.c.lx
 	if ia, ok := lx.at.(InstanceAttempt); ok && !cancelled {
 		lx.at = nil
-		next, final := ia.Next(err, len(lc.c.ex.Body) > 0)
+		next, final := ia.Next(err, lx.onConn && len(lc.c.ex.Body) > 0)
 		if next == nil {
 			lc.rest(lx.app.Failed(final), false)
 			return
 		}
 		// Sent again as the app's client sends an attempt: on a pooled connection of the next instance
 		// if it has one, with its own retry of a stale one.
-		lx.at, lx.retried, lx.an = next, false, 0
+		lx.at, lx.retried, lx.an, lx.onConn = next, false, 0, false
 		lc.freeAnswerBuf()
 		lc.onInstance()
 		lc.lp.timers.clear(&lc.t)

@@ -1,7 +1,10 @@
 package testpeer
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 )
@@ -70,4 +73,57 @@ func ServeTCP(t testing.TB, serve func(c net.Conn)) string {
 	}
 	Serve(t, ln, serve)
 	return ln.Addr().String()
+}
+
+// DyingApp is an HTTP/1.1 app that answers the first request on its first connection (200, "warm",
+// the connection kept), and once kill is called stops listening and drops the next request on that
+// connection after reading it whole, never answering it: a process killed with a request on its
+// reused connection. It returns the app's URL.
+func DyingApp(t testing.TB) (url string, kill func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := make(chan struct{})
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var conn net.Conn
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		conn = c
+		mu.Unlock()
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if n == 0 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwarm")
+				continue
+			}
+			<-killed
+			return
+		}
+	}()
+	var once sync.Once
+	kill = func() { once.Do(func() { ln.Close(); close(killed) }) }
+	t.Cleanup(func() {
+		kill()
+		mu.Lock()
+		if conn != nil {
+			conn.Close() // (a client that keeps it idle would hold the app's goroutine)
+		}
+		mu.Unlock()
+		<-done
+	})
+	return "http://" + ln.Addr().String(), kill
 }
