@@ -107,7 +107,7 @@ func DyingApp(t testing.TB) (url string, kill func()) {
 			}
 			io.Copy(io.Discard, req.Body)
 			if n == 0 {
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwarm")
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nwarm")
 				continue
 			}
 			<-killed
