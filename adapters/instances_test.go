@@ -43,6 +43,13 @@ func TestParseInstances(t *testing.T) {
 		{name: "an IPv6 address and port with a path without a scheme are told to take one", raw: "[::1]:3000/app", wantErr: `for an HTTP app write "http://[::1]:3000/app"`},
 		{name: "a second instance without a scheme is told to take one", raw: "http://a:1|b:2", wantErr: `for an HTTP app write "http://b:2"`},
 		{name: "a registered scheme with a number is no bare address (status:403)", raw: "fastcgi:9000", want: []string{"fastcgi:9000"}},
+		// What url.Parse lets through but no app can be reached at.
+		{name: "a port past 65535 is refused", raw: "http://127.0.0.1:5001|http://127.0.0.1:99999", wantErr: `instance "http://127.0.0.1:99999": port 99999: expected a port from 1 to 65535`},
+		{name: "port 0 is refused", raw: "http://127.0.0.1:0", wantErr: `app "http://127.0.0.1:0": port 0: expected a port from 1 to 65535`},
+		{name: "a port without a host is refused", raw: "http://:5001|http://b:1", wantErr: `port 5001 but no host`},
+		{name: "an empty port is refused", raw: "http://127.0.0.1:", wantErr: `has an empty port`},
+		{name: "a fragment is refused", raw: "http://a:1#top", wantErr: `a fragment (#top) means nothing to an app`},
+		{name: "an IPv6 address with a port is an address", raw: "http://[::1]:8080", want: []string{"http://[::1]:8080"}},
 	}
 	r := testRegistry()
 	for _, tt := range tests {

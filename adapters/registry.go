@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,6 +158,28 @@ func (r *Registry) Lookup(scheme string) (Kind, bool) {
 	return k, ok
 }
 
+// checkAddress finds what url.Parse lets through but no app can be reached at: a port out of range, a
+// port without a host, a fragment.
+func checkAddress(u *url.URL) error {
+	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
+		return fmt.Errorf("a fragment (#%s) means nothing to an app: remove it", u.Fragment)
+	}
+	port := u.Port()
+	if port == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return fmt.Errorf("host %q has an empty port: expected host:port such as 127.0.0.1:8000, or no colon", u.Host)
+		}
+		return nil
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s: expected a port from 1 to 65535", port)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("port %s but no host: expected host:port such as 127.0.0.1:%s", port, port)
+	}
+	return nil
+}
+
 // Parse splits an APP string into its instances and options and finds its kind, without building anything.
 // Several instances are separated by '|' (see SplitInstances); the options, the query after the last
 // instance, apply to all of them, and all instances must belong to one kind. The error names the value and
@@ -180,6 +203,11 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		}
 		if u.Scheme == "" {
 			return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: expected one of %s", raw, strings.Join(r.Schemes(), ", "))
+		}
+		if err := checkAddress(u); err != nil && len(parts) > 1 {
+			return Target{}, Kind{}, fmt.Errorf("app %q: instance %q: %v", raw, p, err)
+		} else if err != nil {
+			return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
 		}
 		k, ok := r.Lookup(u.Scheme)
 		if !ok {

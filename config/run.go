@@ -235,6 +235,10 @@ func unquote(v string) string {
 // runKeys are the keys of a run app, in both forms.
 var runKeys = []string{"name", "command", "procfile", "dir", "env", "inherit", "instances", "start_timeout", "stop_timeout", "user", "group", "on_demand", "idle_timeout", "port"}
 
+// maxInstances bounds a run app's processes: each is an app server with its own workers, so more than
+// this on one machine is a typo, not a plan.
+const maxInstances = 256
+
 // set applies one compact-form option.
 func (a *RunApp) set(k, v string) error {
 	if name, ok := strings.CutPrefix(k, "env."); ok {
@@ -273,8 +277,8 @@ func (a *RunApp) set(k, v string) error {
 		a.Inherit = strings.Fields(v)
 	case "instances":
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("instances=%q: expected a whole number from 1", v)
+		if err != nil || n < 1 || n > maxInstances {
+			return fmt.Errorf("instances=%q: expected a whole number from 1 to %d", v, maxInstances)
 		}
 		a.Instances = n
 	case "start_timeout", "stop_timeout":

@@ -128,6 +128,8 @@ func TestRunConfigurationErrors(t *testing.T) {
 			[]string{"unknown placeholder {adr}"}},
 		{"several instances of a kind that is not balanced", map[string]string{"GATEWAY_RUN": "blog(instances=2): uwsgi app", "GATEWAY_ROUTES": "/=uwsgi+unix://{socket}?run=blog"}, "", nil,
 			[]string{`run app "blog": instances=2, but uwsgi+unix apps are not balanced`}},
+		{"more instances than a machine runs", map[string]string{"GATEWAY_RUN": "web(instances=100000): node app.js", "GATEWAY_ROUTES": "/=http://{addr}?run=web"}, "", nil,
+			[]string{`instances="100000": expected a whole number from 1 to 256`}},
 		{"a Procfile entry without a Procfile", map[string]string{"GATEWAY_RUN": "web(procfile=web)", "GATEWAY_ROUTES": "/=http://{addr}?run=web"}, "", nil,
 			[]string{"no Procfile is set: set GATEWAY_PROCFILE"}},
 		{"a Procfile without the entry", map[string]string{"GATEWAY_RUN": "web(procfile=wbe)", "GATEWAY_PROCFILE": "Procfile", "GATEWAY_ROUTES": "/=http://{addr}?run=web"}, "",
