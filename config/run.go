@@ -495,7 +495,7 @@ func validateRun(c Config) Errors {
 			errs = append(errs, fmt.Errorf("%s: run app %q: expected a name of 1 to 48 letters, digits and . _ - (starting with a letter or digit)", a.Source, a.Name))
 		}
 		if len(a.Command) == 0 && a.Procfile == "" {
-			errs = append(errs, fmt.Errorf("%s: run app %q has no command: give one (such as gunicorn --bind unix:{socket} mysite.wsgi), or procfile=ENTRY with %s", a.Source, a.Name, c.Ref("GATEWAY_PROCFILE", "GATEWAY_RUN")))
+			errs = append(errs, fmt.Errorf("%s: run app %q has no command: give one (such as gunicorn --bind unix:{socket} mysite.wsgi), or set %s (an entry without a command then takes the Procfile entry of its name)", a.Source, a.Name, c.Ref("GATEWAY_PROCFILE", "GATEWAY_RUN")))
 		}
 	}
 	ports := map[int]RunApp{}
@@ -588,6 +588,24 @@ func validateRun(c Config) Errors {
 
 // loadProcfile fills in the commands of run apps that name a Procfile entry.
 func loadProcfile(c *Config, readFile func(string) ([]byte, error)) Errors {
+	if c.Procfile != "" {
+		// An entry without a command takes the Procfile entry of its name: `web` is web(procfile=web).
+		byName := func(a *RunApp) {
+			if a.Procfile == "" && len(a.Command) == 0 {
+				a.Procfile = a.Name
+			}
+		}
+		for i := range c.Run {
+			byName(&c.Run[i])
+		}
+		for i := range c.Routes {
+			if c.Routes[i].Run != nil {
+				r := *c.Routes[i].Run
+				byName(&r)
+				c.Routes[i].Run = &r
+			}
+		}
+	}
 	need := false
 	var errs Errors
 	for _, a := range c.RunApps() {

@@ -196,3 +196,30 @@ func TestSharesItsRoute(t *testing.T) {
 		t.Fatalf("an on-demand app on a route with cascade=false: %v", err)
 	}
 }
+
+// An entry without a command takes the Procfile entry of its name, with or without options
+// (docs/run-apps.md): `web` is web(procfile=web), in GATEWAY_RUN and in a route's run key.
+func TestARunAppWithoutACommandTakesItsProcfileEntry(t *testing.T) {
+	procfile := map[string]string{"Procfile": "web: node server.js --port $PORT\napi: gunicorn --bind unix:{socket} api.wsgi\nadmin: php-fpm -F\n"}
+	cfg, err := loadWith(t, map[string]string{
+		"GATEWAY_RUN":      "web(instances=3); api(env.DJANGO_SETTINGS_MODULE=api.settings)",
+		"GATEWAY_PROCFILE": "Procfile",
+		"GATEWAY_ROUTES":   "/=http://{addr}?run=web,/api/=unix://{socket}?run=api",
+	}, procfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RunList{
+		{Name: "web", Procfile: "web", Command: []string{"/bin/sh", "-c", "exec node server.js --port $PORT"}, Instances: 3, Source: "GATEWAY_RUN"},
+		{Name: "api", Procfile: "api", Command: []string{"/bin/sh", "-c", "exec gunicorn --bind unix:{socket} api.wsgi"},
+			Env: map[string]string{"DJANGO_SETTINGS_MODULE": "api.settings"}, Source: "GATEWAY_RUN"},
+	}
+	if d := cmp.Diff(want, cfg.Run); d != "" {
+		t.Fatalf("run apps (-want +got):\n%s", d)
+	}
+	// A name the Procfile lacks says which entries it has.
+	_, err = loadWith(t, map[string]string{"GATEWAY_RUN": "worker", "GATEWAY_PROCFILE": "Procfile", "GATEWAY_ROUTES": "/=http://{addr}?run=worker"}, procfile)
+	if err == nil || !strings.Contains(err.Error(), "procfile=worker: Procfile has no such entry (it has: web, api, admin)") {
+		t.Fatalf("a name the Procfile lacks: %v", err)
+	}
+}

@@ -132,6 +132,9 @@ func withPlanProblems(cfg config.Config, err error) error {
 	// (Also without a run app read: a GATEWAY_RUN with a problem still declares names URLs use.)
 	specs := cfg.RunSpecs()
 	for _, s := range specs {
+		if len(s.Command) == 0 {
+			continue // (the configuration's check said so)
+		}
 		errs = append(errs, s.Validate()...) // the program, the directory, the user
 	}
 	cfg = cfg.WithRunAddrs(checkAddrs(specs))

@@ -61,6 +61,9 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.R
 		// the configuration comes back with addresses filled in, so the build reports its problems too.
 		var errs []error
 		for _, s := range specs {
+			if len(s.Command) == 0 {
+				continue // (the configuration's check said so)
+			}
 			errs = append(errs, s.Validate()...)
 		}
 		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, errors.Join(errs...)
