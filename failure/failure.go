@@ -183,9 +183,19 @@ func Answer(w http.ResponseWriter, r *http.Request, logger *slog.Logger, app, up
 	if record {
 		reqinfo.From(r.Context()).Failed(app, upstream, err)
 	}
-	logger.LogAttrs(r.Context(), level, msg,
-		slog.String("app", app), slog.String("upstream", upstream), slog.Int("status", status),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error()))
+	log, skipped := true, 0
+	var outage interface{ LogLine() (bool, int) }
+	if status == http.StatusServiceUnavailable && errors.As(err, &outage) {
+		log, skipped = outage.LogLine() // the start of an outage, then a line now and then: not each 503
+	}
+	if log {
+		attrs := []slog.Attr{slog.String("app", app), slog.String("upstream", upstream), slog.Int("status", status),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("cause", err.Error())}
+		if skipped > 0 {
+			attrs = append(attrs, slog.Int("not_logged_since", skipped))
+		}
+		logger.LogAttrs(r.Context(), level, msg, attrs...)
+	}
 	if status == StatusClientClosedRequest {
 		return
 	}

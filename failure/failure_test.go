@@ -169,3 +169,33 @@ func TestUnsent(t *testing.T) {
 		}
 	}
 }
+
+// quietOutage is a no-instance error whose outage log says whether its 503 is logged.
+type quietOutage struct {
+	log     bool
+	skipped int
+}
+
+func (quietOutage) Error() string          { return "no available instance (of 2: 2 ejected after failures)" }
+func (quietOutage) Is(target error) bool   { return target == ErrNoInstance }
+func (q quietOutage) LogLine() (bool, int) { return q.log, q.skipped }
+
+// A 503 for no instance is logged as its outage says (upstream's NoInstanceError.LogLine): not at all,
+// or with the number of 503s left out since the last line; the client gets its 503 either way.
+func TestAnOutagesLineIsWrittenAsItsLogSays(t *testing.T) {
+	for _, tc := range []struct {
+		q    quietOutage
+		want string
+	}{{quietOutage{false, 0}, ""}, {quietOutage{true, 0}, "no instance available"}, {quietOutage{true, 41}, "not_logged_since=41"}} {
+		r, _ := reqinfo.Attach(httptest.NewRequest("GET", "/p", nil))
+		var logs bytes.Buffer
+		w := httptest.NewRecorder()
+		Answer(w, r, slog.New(slog.NewTextHandler(&logs, nil)), "app", "", tc.q)
+		if w.Code != 503 {
+			t.Fatalf("%+v: answered %d", tc.q, w.Code)
+		}
+		if tc.want == "" && logs.Len() != 0 || !strings.Contains(logs.String(), tc.want) {
+			t.Errorf("%+v: logged %q; want %q", tc.q, logs.String(), tc.want)
+		}
+	}
+}

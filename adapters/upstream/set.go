@@ -28,6 +28,7 @@ type Set struct {
 	budget *Budget
 	logger *slog.Logger
 	now    func() time.Time
+	outage outageLog
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -106,6 +107,16 @@ func (s *Set) Close() error {
 type NoInstanceError struct {
 	// Total is the number of instances; the other fields count why each was skipped.
 	Total, Down, Ejected, Open, Tried int
+	set                               *Set
+}
+
+// LogLine says whether the 503 that answers this error is logged, and how many were not since the
+// last one that was: the first of an outage, then one every 10 s while it lasts (failure.Answer).
+func (e *NoInstanceError) LogLine() (bool, int) {
+	if e.set == nil {
+		return true, 0
+	}
+	return e.set.outage.line(e.set.now())
 }
 
 // Is makes a NoInstanceError match failure.ErrNoInstance (503).
@@ -161,6 +172,7 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 			in = s.policy.pick(r, cands)
 		}
 		if a, why := s.claim(in, now); a != nil {
+			s.outage.end()
 			return a, nil
 		} else if why == reasonEjected {
 			nie.Ejected++
@@ -170,7 +182,7 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 		cands = removeInstance(cands, in)
 	}
 	out := nie
-	out.Total = len(s.insts)
+	out.Total, out.set = len(s.insts), s
 	return nil, &out
 }
 

@@ -562,3 +562,51 @@ func TestFailuresInFlightAtAnEjectionCountOneEjection(t *testing.T) {
 		t.Fatalf("ejections = %d after three concurrent failures, want 1", got)
 	}
 }
+
+// While no instance may be tried, the 503s it causes are logged at the outage's start and then once
+// every 10 s with the number left out (LogLine); the first Acquire that finds an instance ends the
+// outage, and the next 503 is logged at once.
+func TestAnOutageIsLoggedAtItsStartThenNowAndThen(t *testing.T) {
+	clk := &fakeClock{}
+	clk.advance(time.Hour)
+	s := newSet(t, 2, "lb=first&max_fails=1&fail_timeout=30s", nil)
+	s.now = clk.now
+	r := httptest.NewRequest("GET", "/", nil)
+	failBoth := func() {
+		t.Helper()
+		for range 2 {
+			a, err := s.Acquire(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Done(r.Context(), errors.New("connection refused"), 0) // ejected for 30 s
+		}
+	}
+	failBoth()
+	line := func() (bool, int) {
+		t.Helper()
+		_, err := s.Acquire(r, nil)
+		var nie *NoInstanceError
+		if !errors.As(err, &nie) {
+			t.Fatalf("Acquire: %v; want a NoInstanceError", err)
+		}
+		return nie.LogLine()
+	}
+	if log, n := line(); !log || n != 0 {
+		t.Fatalf("the outage's first 503: logged %v (%d left out); want logged", log, n)
+	}
+	for i := 0; i < 100; i++ {
+		if log, _ := line(); log {
+			t.Fatalf("503 %d within 10 s of the last line was logged", i+2)
+		}
+	}
+	clk.advance(10 * time.Second)
+	if log, n := line(); !log || n != 100 {
+		t.Fatalf("10 s on: logged %v with %d left out; want logged with 100", log, n)
+	}
+	clk.advance(20 * time.Second) // the ejections end: the instances are tried again, and fail again
+	failBoth()
+	if log, n := line(); !log || n != 0 {
+		t.Fatalf("a new outage's first 503: logged %v (%d left out); want logged", log, n)
+	}
+}
