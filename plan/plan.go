@@ -13,6 +13,7 @@ package plan
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -143,12 +144,85 @@ func Parse(cfg config.Config, reg *adapters.Registry) (*Plan, error) {
 	ps.p.Warnings = append(tinySizeWarnings(cfg), fastLaneWarnings(cfg)...)
 	ps.chain()
 	ps.routes()
+	ps.sharedLabels()
 	ps.middleware()
 	ps.acme()
 	if len(ps.errs) > 0 {
 		return ps.p, ps.errs
 	}
 	return ps.p, nil
+}
+
+// sharedLabels finds two apps under one label that keep the state of the same instances (several
+// instances, health checks or a breaker: an upstream.Set each) by other rules: the per-instance metrics
+// and /api/upstreams report an app's instances once by label, and would show one app's health, ejections
+// and breakers for the other's. (The same app on two routes with other route options, strip_prefix say,
+// balances by the same rules: reported once, it is reported right.)
+func (ps *parser) sharedLabels() {
+	balanced := func(a App) bool {
+		o := a.Target.Options
+		return len(a.Target.Instances) > 1 || o.Has("health_path") || o.Has("health_check") || o.Has("breaker")
+	}
+	first := map[string]App{}
+	for _, a := range ps.allApps() {
+		if !balanced(a) {
+			continue
+		}
+		prev, seen := first[a.Name]
+		if !seen {
+			first[a.Name] = a
+			continue
+		}
+		if balanceRules(prev) != balanceRules(a) {
+			ps.errorf("%s: app %q has the label %q of the app of %s, with other instances or balancing options: the metrics and /api/upstreams would show one's instance health for the other's; give each its own name= option (such as name=%s)",
+				a.Source, a.Target.Raw, a.Name, prev.Source, suggestLabel(a.Source))
+		}
+	}
+}
+
+// allApps is every app of the plan: the chain's, then each route's and its old app.
+func (ps *parser) allApps() []App {
+	out := append([]App(nil), ps.p.Chain...)
+	for _, r := range ps.p.Routes {
+		out = append(out, r.App)
+		if r.Old != nil {
+			out = append(out, *r.Old)
+		}
+	}
+	return out
+}
+
+// balanceKeys are the options an upstream.Set is built from (upstream.ParseConfig).
+var balanceKeys = []string{"lb", "hash_key", "retries", "retry_budget", "retry_budget_min", "max_fails", "fail_timeout",
+	"fail_on_5xx", "health_check", "health_path", "health_host", "health_status", "health_interval", "health_timeout",
+	"healthy_threshold", "unhealthy_threshold", "breaker", "breaker_failures", "breaker_timeout", "breaker_half_open"}
+
+// balanceRules is a's instances and balancing options, as one comparable string (read without taking
+// them: the app's kind still refuses those it does not read).
+func balanceRules(a App) string {
+	q, _ := url.ParseQuery(a.Target.Options.Encode())
+	var b strings.Builder
+	for _, u := range a.Target.Instances {
+		b.WriteString(u.String() + "|")
+	}
+	for _, k := range balanceKeys {
+		b.WriteString("&" + k + "=" + strings.Join(q[k], ","))
+	}
+	return b.String()
+}
+
+// suggestLabel makes a label from where an app was configured: a route's pattern, without slashes.
+func suggestLabel(source string) string {
+	_, pattern, ok := strings.Cut(source, "route ")
+	if !ok {
+		return "primary"
+	}
+	pattern, _, _ = strings.Cut(pattern, " ")
+	label := strings.Trim(strings.NewReplacer("/", "-", "*", "").Replace(pattern), "-")
+	if label == "" {
+		return "root"
+	}
+	return label
 }
 
 // parser holds a parse in progress.

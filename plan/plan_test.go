@@ -100,6 +100,15 @@ routes:
 		{"ACME without a name", map[string]string{"GATEWAY_ACME": "true", "GATEWAY_ROUTES": "/=http://127.0.0.1:3000"}, "", []string{
 			`GATEWAY_ACME=true: no name to get a certificate for`,
 		}},
+		// One label for the same instances balanced by other rules, or for other instances: their health
+		// would be reported as one. The same instances on two routes with other route options are fine.
+		{"one label, other balancing rules", map[string]string{
+			"GATEWAY_PRIMARY": "http://127.0.0.1:3001|http://127.0.0.1:3002",
+			"GATEWAY_ROUTES":  "/api/=http://127.0.0.1:3001|http://127.0.0.1:3002?strip_prefix=true,/b/=http://127.0.0.1:3001|http://127.0.0.1:3002?max_fails=3,/c/=http://127.0.0.1:3003?breaker=true&name=c,/d/=http://127.0.0.1:3004?breaker=true&name=c",
+		}, "", []string{
+			`GATEWAY_ROUTES: route /b/: app "http://127.0.0.1:3001|http://127.0.0.1:3002?max_fails=3" has the label "127.0.0.1:3001|127.0.0.1:3002" of the app of GATEWAY_PRIMARY, with other instances or balancing options`,
+			`GATEWAY_ROUTES: route /d/: app "http://127.0.0.1:3004?breaker=true&name=c" has the label "c" of the app of GATEWAY_ROUTES: route /c/, with other instances or balancing options: the metrics and /api/upstreams would show one's instance health for the other's; give each its own name= option (such as name=d)`,
+		}},
 		{"root options on the primary", map[string]string{"GATEWAY_PRIMARY": "http://127.0.0.1:8000?encoded_slash=true&prefix_header=script_name"}, "", []string{
 			`GATEWAY_PRIMARY: app "http://127.0.0.1:8000?encoded_slash=true&prefix_header=script_name": option encoded_slash applies to routes`,
 		}},
