@@ -322,19 +322,23 @@ func SplitInstances(raw string) ([]string, error) {
 	inQuery := false
 	for i, p := range strings.Split(raw, "|") {
 		switch {
-		case i == 0 || !inQuery && startsWithScheme(p):
-			instances = append(instances, p)
-		case p == "" && !inQuery:
+		case inQuery && startsWithScheme(p) && strings.Contains(p, "://"):
+			// An instance after the options: the options go after the last instance only.
+			return nil, fmt.Errorf("instance %q comes after the options (%q): the options go after the last instance, for all of them: write URL|URL?options", p, instances[len(instances)-1][strings.IndexByte(instances[len(instances)-1], '?'):])
+		case inQuery:
+			instances[len(instances)-1] += "|" + p // a bar in an option's value
+		case strings.TrimSpace(p) == "" && (i > 0 || strings.Contains(raw, "|")):
 			return nil, fmt.Errorf("empty instance in the list: expected URL|URL")
 		default:
-			instances[len(instances)-1] += "|" + p
+			// Spaces around a bar are no part of any URL.
+			if n := len(instances); n > 0 {
+				instances[n-1] = strings.TrimRight(instances[n-1], " \t")
+			}
+			instances = append(instances, strings.TrimLeft(p, " \t"))
 		}
 		if strings.IndexByte(p, '?') >= 0 {
 			inQuery = true
 		}
-	}
-	if instances[0] == "" && len(instances) > 1 {
-		return nil, fmt.Errorf("empty instance in the list: expected URL|URL")
 	}
 	return instances, nil
 }

@@ -443,6 +443,10 @@ func TestOptionErrors(t *testing.T) {
 		{"instances must share the path prefix", "http://a:1/x|http://b:1/y", "share the path prefix"},
 		{"an unknown policy is refused", "http://a:1|http://b:1?lb=nope", "lb="},
 		{"a bad instance is named", "http://a:1|unix://host/x.sock", `instance "unix://host/x.sock"`},
+		{"a misspelt policy gets the one it resembles", "http://a:1|http://b:1?lb=least_request", `option lb="least_request": expected one of round_robin, least_requests, p2c, hash, first; did you mean least_requests?`},
+		// One problem, one message, with the value given.
+		{"a zero health interval is that alone", "http://a:1?health_path=/h&health_interval=0s", `option health_interval=0s: expected at least 1ms, such as 5s`},
+		{"a zero health timeout", "http://a:1?health_path=/h&health_timeout=0s", `option health_timeout=0s: expected a positive duration such as 2s`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tg, _, err := reg.Parse(tt.raw)
@@ -451,6 +455,9 @@ func TestOptionErrors(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(tt.raw, "health_interval") && strings.Contains(err.Error(), "health_timeout") {
+				t.Fatalf("error = %v: a problem of health_interval alone", err)
 			}
 		})
 	}

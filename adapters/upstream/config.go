@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/internal/suggest"
 )
 
 // Config is the behaviour of a Set, read from an app's options by ParseConfig. The zero value is not
@@ -87,7 +88,11 @@ func ParseConfig(o *adapters.Options) (Config, error) {
 		valid = valid || p == c.Policy
 	}
 	if !valid {
-		errs = append(errs, fmt.Sprintf("option lb=%q: expected one of %s", c.Policy, strings.Join(Policies, ", ")))
+		hint := ""
+		if near := suggest.Closest(c.Policy, Policies); near != "" {
+			hint = "; did you mean " + near + "?"
+		}
+		errs = append(errs, fmt.Sprintf("option lb=%q: expected one of %s%s", c.Policy, strings.Join(Policies, ", "), hint))
 	}
 	if hk := o.String("hash_key", ""); hk != "" || c.Policy == "hash" {
 		c.HashKey, err = ParseHashKey(hk)
@@ -182,13 +187,14 @@ func parseHealth(o *adapters.Options, c *Config) error {
 	}
 	c.HealthInterval, err = o.Duration("health_interval", 5*time.Second)
 	check(err)
-	if c.HealthInterval < time.Millisecond {
-		errs = append(errs, "option health_interval: expected at least 1ms")
+	if err == nil && c.HealthInterval < time.Millisecond {
+		errs = append(errs, fmt.Sprintf("option health_interval=%v: expected at least 1ms, such as 5s", c.HealthInterval))
+		c.HealthInterval = 5 * time.Second // (so the default timeout below is not a second problem)
 	}
 	c.HealthTimeout, err = o.Duration("health_timeout", min(2*time.Second, c.HealthInterval))
 	check(err)
-	if c.HealthTimeout <= 0 {
-		errs = append(errs, "option health_timeout: expected a positive duration")
+	if err == nil && c.HealthTimeout <= 0 {
+		errs = append(errs, fmt.Sprintf("option health_timeout=%v: expected a positive duration such as 2s", c.HealthTimeout))
 	}
 	c.HealthStatus, err = ParseStatusSet(o.String("health_status", "2xx"))
 	check(err)
