@@ -590,21 +590,11 @@ func validateRun(c Config) Errors {
 func loadProcfile(c *Config, readFile func(string) ([]byte, error)) Errors {
 	if c.Procfile != "" {
 		// An entry without a command takes the Procfile entry of its name: `web` is web(procfile=web).
-		byName := func(a *RunApp) {
+		c.eachRunApp(func(a *RunApp) {
 			if a.Procfile == "" && len(a.Command) == 0 {
 				a.Procfile = a.Name
 			}
-		}
-		for i := range c.Run {
-			byName(&c.Run[i])
-		}
-		for i := range c.Routes {
-			if c.Routes[i].Run != nil {
-				r := *c.Routes[i].Run
-				byName(&r)
-				c.Routes[i].Run = &r
-			}
-		}
+		})
 	}
 	need := false
 	var errs Errors
@@ -645,17 +635,23 @@ func loadProcfile(c *Config, readFile func(string) ([]byte, error)) Errors {
 		}
 		a.Command = procs.ProcfileArgv(e.Command)
 	}
+	c.eachRunApp(fill)
+	return errs
+}
+
+// eachRunApp calls f on each run app of c to change it: those of the run list in place, a route's on a
+// copy the route then holds (a route's run key may be shared with the configuration it came from).
+func (c *Config) eachRunApp(f func(*RunApp)) {
 	for i := range c.Run {
-		fill(&c.Run[i])
+		f(&c.Run[i])
 	}
 	for i := range c.Routes {
 		if c.Routes[i].Run != nil {
 			r := *c.Routes[i].Run
-			fill(&r)
+			f(&r)
 			c.Routes[i].Run = &r
 		}
 	}
-	return errs
 }
 
 // RunSpecs turns the run apps into what package procs runs: each app's network is the one its app URL
