@@ -75,3 +75,11 @@ func FindReacher(h http.Handler) (Reacher, bool) {
 	}
 	return nil, false
 }
+
+// Reviver is an app that can be told that the process behind one of its instances was restarted and is
+// ready (a run app's, by its supervisor): it puts that instance back in service at once rather than
+// when its ejection would have ended. address is the instance's dial address (127.0.0.1:PORT, or a unix
+// socket's path); an app without an instance there does nothing.
+type Reviver interface {
+	Revive(address string)
+}

@@ -764,3 +764,22 @@ func (g *Gateway) OnClose(f func()) { g.closers = append(g.closers, closeFunc(f)
 type closeFunc func()
 
 func (f closeFunc) Close() error { f(); return nil }
+
+// Revive tells every app of g with an instance at address (adapters.Reviver) that the process there was
+// restarted and is ready: a run app's supervisor calls it, so a restarted instance is not kept out of
+// service until the ejection its crash caused would have ended.
+func (g *Gateway) Revive(address string) {
+	for _, a := range g.Apps {
+		h := a.Handler
+		for {
+			u, ok := h.(interface{ Unwrap() http.Handler })
+			if !ok {
+				break
+			}
+			h = u.Unwrap()
+		}
+		if r, ok := h.(adapters.Reviver); ok {
+			r.Revive(address)
+		}
+	}
+}

@@ -298,10 +298,16 @@ func (in *instance) watch(cmd *exec.Cmd, exited <-chan error) (error, bool) {
 			}
 			accepting = true
 			poll.Stop()
-			in.setState(StateRunning)
 			in.mu.Lock()
+			again := in.everReady
 			in.everReady = true
 			in.mu.Unlock()
+			if again {
+				// A restart: the apps take it back at once (before it shows as running, so whoever sees
+				// it running finds it in service).
+				m.onServing(in.app.spec.Name, in.addr.Address)
+			}
+			in.setState(StateRunning)
 			in.reportReady(nil)
 		}
 	}

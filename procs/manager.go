@@ -24,8 +24,10 @@ type Options struct {
 	RuntimeDir string
 	// LookupEnv reads the gateway's environment for the variables a Spec inherits (os.LookupEnv when nil).
 	LookupEnv func(string) (string, bool)
-	// OnRestart, when not nil, is called each time an instance is restarted after it exited.
+	// OnRestart, when not nil, is called each time an instance is restarted after it exited; OnServing
+	// each time such an instance is ready again, with its address (Addr.Address).
 	OnRestart func(app string)
+	OnServing func(app, address string)
 }
 
 // Manager runs the apps of successive configurations. Prepare starts what a configuration needs and
@@ -40,6 +42,7 @@ type Manager struct {
 	ownDir    bool
 	lookupEnv func(string) (string, bool)
 	onRestart func(string)
+	onServing func(app, address string)
 
 	// Supervision timing; tests shorten them.
 	backoffMin, backoffMax time.Duration
@@ -56,7 +59,7 @@ type Manager struct {
 
 // NewManager returns a Manager; it creates the private runtime directory when Options.RuntimeDir is "".
 func NewManager(o Options) (*Manager, error) {
-	m := &Manager{logger: o.Logger, dir: o.RuntimeDir, lookupEnv: o.LookupEnv, onRestart: o.OnRestart,
+	m := &Manager{logger: o.Logger, dir: o.RuntimeDir, lookupEnv: o.LookupEnv, onRestart: o.OnRestart, onServing: o.OnServing,
 		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, stableAfter: 30 * time.Second, crashLimit: 5,
 		pollEvery: 20 * time.Millisecond, current: map[string]*Group{}, live: map[*Group]bool{}}
 	if m.logger == nil {
@@ -64,6 +67,9 @@ func NewManager(o Options) (*Manager, error) {
 	}
 	if m.lookupEnv == nil {
 		m.lookupEnv = os.LookupEnv
+	}
+	if m.onServing == nil {
+		m.onServing = func(string, string) {}
 	}
 	if m.onRestart == nil {
 		m.onRestart = func(string) {}

@@ -291,19 +291,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestKilledInstanceIsRestartedOnItsAddress(t *testing.T) {
 	restarts := make(chan string, 10)
+	type served struct{ app, addr, state string }
+	serving := make(chan served, 10)
 	m, logs := newManager(t)
 	m.onRestart = func(app string) { restarts <- app }
+	m.onServing = func(app, addr string) { serving <- served{app, addr, m.Status()[0].State} }
 	p, err := m.Prepare(context.Background(), []Spec{spec(t, "web", "serve")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Commit()
+	if len(serving) != 0 {
+		t.Fatal("the first start was reported as serving again")
+	}
 	pid := m.Status()[0].PID
 	syscall.Kill(pid, syscall.SIGKILL)
 	if app := <-restarts; app != "web" {
 		t.Fatalf("restart of %q", app)
 	}
 	waitFor(t, "the restarted instance to accept", func() bool { st := m.Status()[0]; return st.State == StateRunning && st.PID != pid })
+	// The apps were told it serves again, before it showed as running (whoever sees it running finds
+	// it back in service).
+	if sv := <-serving; sv.app != "web" || sv.addr != p.Addrs("web")[0].Address || sv.state == StateRunning {
+		t.Fatalf("serving again: %+v", sv)
+	}
 	st := m.Status()[0]
 	if st.Restarts != 1 || st.LastExit != "signal: killed" {
 		t.Fatalf("status %+v", st)

@@ -100,3 +100,16 @@ func (c countedAnswer) Close() {
 	c.Answer.Close()
 	c.a.Done(context.Background(), nil, status)
 }
+
+// Revive implements adapters.Reviver: the instance reached at address is back in service
+// (upstream.Set.Revive).
+func (p *Proxy) Revive(address string) {
+	if p.set == nil {
+		return
+	}
+	for i, in := range p.insts {
+		if in.dialAddr == address {
+			p.set.Revive(i)
+		}
+	}
+}

@@ -186,6 +186,19 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 	return nil, &out
 }
 
+// Revive puts instance i back in service at once: its process was restarted and is ready (the run apps'
+// supervisor knows it before any attempt could show it). Its ejection ends and its consecutive failures
+// are forgotten; its active health check and its breaker judge it again on their own schedule.
+func (s *Set) Revive(i int) {
+	in := s.insts[i]
+	in.mu.Lock()
+	in.fails = 0
+	in.mu.Unlock()
+	if in.ejectedUntil.Swap(0) != 0 {
+		s.logger.Info("instance back after its restart", slog.String("app", s.app), slog.String("upstream", in.addr))
+	}
+}
+
 // claim takes in's half-open trial slot (after an ejection) and breaker permission, if either applies.
 func (s *Set) claim(in *Instance, now int64) (*Attempt, reason) {
 	a := &Attempt{Instance: in, set: s}

@@ -610,3 +610,29 @@ func TestAnOutageIsLoggedAtItsStartThenNowAndThen(t *testing.T) {
 		t.Fatalf("a new outage's first 503: logged %v (%d left out); want logged", log, n)
 	}
 }
+
+// An instance whose process was restarted is back in service when Revive says so, its ejection ended
+// and its failures forgotten, long before fail_timeout.
+func TestARevivedInstanceIsBackAtOnce(t *testing.T) {
+	clk := &fakeClock{}
+	clk.advance(time.Hour)
+	s := newSet(t, 2, "lb=first&max_fails=1&fail_timeout=1h", nil)
+	s.now = clk.now
+	r := httptest.NewRequest("GET", "/", nil)
+	a, err := s.Acquire(r, nil)
+	if err != nil || a.Instance.Index() != 0 {
+		t.Fatalf("want instance 0, got %v %v", a, err)
+	}
+	a.Done(r.Context(), errors.New("connection refused"), 0)
+	if got := pick(t, s, r); got != 1 {
+		t.Fatalf("instance 0 not ejected (picked %d)", got)
+	}
+	s.Revive(0)
+	if got := pick(t, s, r); got != 0 {
+		t.Fatalf("revived, instance 0 is not picked (picked %d)", got)
+	}
+	if h := s.Health()[0]; !h.Healthy || h.Unavailable != "" || h.ConsecutiveFailures != 0 {
+		t.Fatalf("health of the revived instance = %+v", h)
+	}
+}
+

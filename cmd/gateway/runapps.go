@@ -40,6 +40,8 @@ type runner struct {
 	// restart asks the gateway.Reloader to rebuild the running configuration with the named apps (all
 	// when nil) started afresh; set once the Reloader exists (restartRunApps).
 	restart func(trigger string, apps []string) error
+	// current is the gateway built last on run apps: told when a restarted instance serves again.
+	current *gateway.Gateway
 }
 
 func newRunner(logger *slog.Logger, reg prometheus.Registerer) *runner {
@@ -74,7 +76,8 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.R
 		return cfg, nil, func(*gateway.Gateway) {}, nil
 	}
 	if r.m == nil {
-		m, err := procs.NewManager(procs.Options{Logger: r.logger, OnRestart: func(app string) { r.restarts.WithLabelValues(app).Inc() }})
+		m, err := procs.NewManager(procs.Options{Logger: r.logger, OnRestart: func(app string) { r.restarts.WithLabelValues(app).Inc() },
+			OnServing: r.serving})
 		if err != nil {
 			r.mu.Unlock()
 			return cfg, nil, nil, err
@@ -103,9 +106,23 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.R
 			return
 		}
 		g.OnClose(plan.Commit())
+		r.mu.Lock()
+		r.current = g
+		r.mu.Unlock()
 		g.Admin["/api/processes"] = http.HandlerFunc(r.serveStatus)
 		g.Admin["/api/processes/restart"] = http.HandlerFunc(r.serveRestart)
 	}, nil
+}
+
+// serving puts an instance of a run app that was restarted and is ready back in service in the current
+// gateway's apps at once (gateway.Revive): its crash may have had it ejected until fail_timeout.
+func (r *runner) serving(app, address string) {
+	r.mu.Lock()
+	g := r.current
+	r.mu.Unlock()
+	if g != nil {
+		g.Revive(address)
+	}
 }
 
 // guards returns, for every route whose own app is a run app, a guard that starts an on-demand app on

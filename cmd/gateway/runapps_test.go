@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/adapters"
 	"github.com/switchyard/switchyard/internal/testpeer"
 	"github.com/switchyard/switchyard/procs"
 )
@@ -803,6 +804,21 @@ func expressInstances(t *testing.T, lane bool, node, modules, dir string) {
 	}
 	if !restarted() {
 		t.Fatalf("the killed instance was not restarted within %d requests", sent)
+	}
+	// Running again, it is in service at once: its failures while it was down ejected it, and the
+	// supervisor told the gateway it serves again (not left out until fail_timeout).
+	var apps []struct {
+		Instances []adapters.InstanceHealth `json:"instances"`
+	}
+	if _, b, err := getBody(http.DefaultClient, "http://"+p.admin+"/api/upstreams"); err != nil || json.Unmarshal([]byte(b), &apps) != nil {
+		t.Fatalf("/api/upstreams: %v %s", err, b)
+	}
+	for _, a := range apps {
+		for _, in := range a.Instances {
+			if strings.HasSuffix(in.Address, "//"+victim.Address) && (in.Unavailable != "" || in.ConsecutiveFailures != 0) {
+				t.Errorf("the restarted instance %s is still out of service: %+v", victim.Address, in)
+			}
+		}
 	}
 	m := metrics()
 	var retried float64
