@@ -635,4 +635,3 @@ func TestARevivedInstanceIsBackAtOnce(t *testing.T) {
 		t.Fatalf("health of the revived instance = %+v", h)
 	}
 }
-
