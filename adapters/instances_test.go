@@ -40,6 +40,8 @@ func TestParseInstances(t *testing.T) {
 		{name: "a leading bar is refused", raw: "|http://a", wantErr: "empty instance"},
 		{name: "instances of two kinds are refused", raw: "http://a|fastcgi://b", wantErr: "all instances must be of one kind"},
 		{name: "a repeated instance is refused", raw: "http://a:1|http://a:1", wantErr: "listed twice"},
+		{name: "an instance repeated in another spelling is refused", raw: "http://a:13001|http://A:013001/", wantErr: `instances "http://a:13001" and "http://A:013001/" are one address`},
+		{name: "a default port written out is the same address", raw: "http://a|http://a:80", wantErr: "are one address"},
 		{name: "an unknown scheme after a bar is named", raw: "http://a|gopher://b", wantErr: `unknown scheme "gopher"`},
 		{name: "a host name and port without a scheme are told to take one", raw: "localhost:8000", wantErr: `app "localhost:8000" has no scheme: an app is a URL; for an HTTP app write "http://localhost:8000"`},
 		{name: "an IPv4 address and port without a scheme are told to take one", raw: "127.0.0.1:3000", wantErr: `for an HTTP app write "http://127.0.0.1:3000"`},

@@ -158,6 +158,24 @@ func (r *Registry) Lookup(scheme string) (Kind, bool) {
 	return k, ok
 }
 
+// instanceKey is where u is reached, for finding an instance listed twice in other spellings: the
+// scheme and host without case, the port as a number (the scheme's default when none), the path without
+// a trailing slash.
+func instanceKey(u *url.URL) string {
+	port := u.Port()
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	} else if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port + strings.TrimSuffix(u.Path, "/") + u.Opaque
+}
+
 // checkAddress finds what url.Parse lets through but no app can be reached at: a port out of range, a
 // port without a host, a fragment.
 func checkAddress(u *url.URL) error {
@@ -192,7 +210,7 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 	var kind Kind
 	var rawQuery string // the last instance's: the options of the set
 	insts := make([]*url.URL, 0, len(parts))
-	seen := make(map[string]bool, len(parts))
+	seen := make(map[string]string, len(parts)) // instanceKey → the instance as written
 	for i, p := range parts {
 		if r.bareAddress(p) {
 			return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: an app is a URL; for an HTTP app write \"http://%s\" (schemes: %s)", raw, p, strings.Join(r.Schemes(), ", "))
@@ -221,10 +239,13 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		rawQuery = u.RawQuery
 		u.RawQuery = ""
 		u.ForceQuery = false
-		if seen[u.String()] {
-			return Target{}, Kind{}, fmt.Errorf("app %q: instance %q is listed twice", raw, u.String())
+		if prev, dup := seen[instanceKey(u)]; dup {
+			if prev == u.String() {
+				return Target{}, Kind{}, fmt.Errorf("app %q: instance %q is listed twice", raw, u.String())
+			}
+			return Target{}, Kind{}, fmt.Errorf("app %q: instances %q and %q are one address: each instance once", raw, prev, u.String())
 		}
-		seen[u.String()] = true
+		seen[instanceKey(u)] = u.String()
 		insts = append(insts, u)
 	}
 	opts, err := ParseOptions(rawQuery)

@@ -704,6 +704,9 @@ func (c Config) WithRunAddrs(addrs func(name string) []procs.Addr) Config {
 			return app
 		}
 		base, query, _ := strings.Cut(rest, "?")
+		// A run app's URL is one address (validateRun says so of one with '|'): its first, so the
+		// instances made of it are not reported again as listed twice.
+		base, _, _ = strings.Cut(base, "|")
 		q, _ := url.ParseQuery(query)
 		if !q.Has("name") {
 			q.Set("name", name)

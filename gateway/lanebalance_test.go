@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/adapters/builtin"
 	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
@@ -77,6 +78,30 @@ func TestTheLanesAccessLinesNameTheInstanceThatAnswered(t *testing.T) {
 		// Each case sends a GET and a follow-up GET: 6 exchanges, 3 to each instance.
 		if n := strings.Count(logs.String(), "upstream="+second); n != 3 || strings.Count(logs.String(), "upstream=") != 6 {
 			t.Errorf("lane %v: %d access lines name the instance %s; want 3 of 6:\n%s", lane, n, second, logs.String())
+		}
+	}
+	// An answer cut mid-body: its "response aborted" line names the instance that answered, as its access
+	// line does (the first instance refuses connections: each request is sent on to the second).
+	refusing := testpeer.ClosedPort(t)
+	for _, lane := range []bool{false, true} {
+		logs := &syncBuffer{}
+		cut := laneCase{"a cut answer", "GET /short HTTP/1.1\r\nHost: a\r\n\r\n", "GET"}
+		runCasesWith(t, laneAnswers, []laneCase{cut}, lane, func(o *Options) {
+			o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			o.Registry = builtin.Registry(o.Logger, nil) // the app's own lines (the relay's) too
+		}, "GATEWAY_PRIMARY", "http://"+refusing+"|http://(app)?timeout=300ms&max_fails=0&lb=first&retry_budget_min=100", "GATEWAY_FAST_LANE_LOOPS", "0")
+		var aborted, access string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			switch {
+			case strings.Contains(line, "response aborted"):
+				aborted = line
+			case strings.Contains(line, "msg=request") && strings.Contains(line, "path=/short"):
+				access = line
+			}
+		}
+		up := func(line string) string { _, v, _ := strings.Cut(line, " upstream="); v, _, _ = strings.Cut(v, " "); return v }
+		if aborted == "" || up(aborted) != up(access) || up(access) == refusing || up(access) == "" {
+			t.Errorf("lane %v: the cut answer's lines name %q and %q; want the answering instance in both:\n%s", lane, up(aborted), up(access), logs.String())
 		}
 	}
 }

@@ -242,6 +242,6 @@ func (t pendingTransport) RoundTrip(w http.ResponseWriter, r *http.Request) *htt
 }
 
 // Undelivered implements fastlane.ExpressApp with the relay's log line.
-func (p *Proxy) Undelivered(method, path string, status int, clientGone bool, err error) {
-	p.relay.LogUndelivered(context.Background(), method, path, status, clientGone, err)
+func (p *Proxy) Undelivered(method, path, upstream string, status int, clientGone bool, err error) {
+	p.relay.LogUndeliveredBy(context.Background(), upstream, method, path, status, clientGone, err)
 }

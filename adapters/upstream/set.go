@@ -277,11 +277,12 @@ func (a *Attempt) Done(ctx context.Context, err error, status int) {
 	if eject {
 		// Counted once per ejection: failures of attempts that were in flight when the instance was ejected
 		// extend it; a failed half-open trial starts a new one.
+		// Logged once too: under load many attempts fail together, and each would say the same.
 		if in.ejectedUntil.Swap(s.now().Add(s.cfg.FailTimeout).UnixNano()) == 0 || a.trial {
 			in.ejections.Add(1)
+			s.logger.Warn("instance ejected", slog.String("app", s.app), slog.String("upstream", in.addr),
+				slog.Int("consecutive_failures", fails), slog.Duration("for", s.cfg.FailTimeout), slog.String("cause", cause))
 		}
-		s.logger.Warn("instance ejected", slog.String("app", s.app), slog.String("upstream", in.addr),
-			slog.Int("consecutive_failures", fails), slog.Duration("for", s.cfg.FailTimeout), slog.String("cause", cause))
 	}
 	if a.trial {
 		in.trial.Store(false)

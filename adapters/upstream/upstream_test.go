@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -633,5 +634,31 @@ func TestARevivedInstanceIsBackAtOnce(t *testing.T) {
 	}
 	if h := s.Health()[0]; !h.Healthy || h.Unavailable != "" || h.ConsecutiveFailures != 0 {
 		t.Fatalf("health of the revived instance = %+v", h)
+	}
+}
+
+// Attempts in flight when an instance fails fail together: the ejection they extend is logged once,
+// when it starts, not once per failure.
+func TestAnEjectionIsLoggedOnce(t *testing.T) {
+	s := newSet(t, 2, "lb=first&max_fails=1", nil)
+	var logs bytes.Buffer
+	s.logger = slog.New(slog.NewTextHandler(&logs, nil))
+	r := httptest.NewRequest("GET", "/", nil)
+	var inFlight []*Attempt
+	for range 8 {
+		a, err := s.Acquire(r, nil)
+		if err != nil || a.Instance.Index() != 0 {
+			t.Fatalf("want instance 0, got %v %v", a, err)
+		}
+		inFlight = append(inFlight, a)
+	}
+	for _, a := range inFlight {
+		a.Done(r.Context(), errors.New("connection reset by peer"), 0)
+	}
+	if n := strings.Count(logs.String(), "instance ejected"); n != 1 {
+		t.Fatalf("%d lines say the instance was ejected; want 1:\n%s", n, logs.String())
+	}
+	if h := s.Health()[0]; h.Ejections != 1 || h.ConsecutiveFailures != 8 {
+		t.Fatalf("health %+v", h)
 	}
 }

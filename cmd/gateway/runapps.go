@@ -179,6 +179,9 @@ func checkAddrs(specs []procs.Spec) func(string) []procs.Addr {
 			return nil // (declared by an entry that could not be read: WithRunAddrs makes one up)
 		}
 		n := max(s.Instances, 1)
+		if s.Port != 0 {
+			n = 1 // (a fixed port with several instances is the spec's problem, reported once)
+		}
 		out := make([]procs.Addr, n)
 		for i := range out {
 			if s.Port != 0 {

@@ -312,6 +312,15 @@ func TestCheckWithRunAppsReportsEveryProblem(t *testing.T) {
 			"GATEWAY_RUN=web(instances=2): /bin/sh -c 'exec true'",
 			"GATEWAY_ROUTES=/=http://{addr}?run=web&timeout=abc",
 		}, []string{`route /: app "http://{addr}?run=web&timeout=abc": option timeout="abc"`}},
+		// One problem, said once: not again as instances "listed twice" that the gateway made up.
+		{"a run app's URL of two addresses", []string{
+			"GATEWAY_RUN=web(instances=2): /bin/sh -c 'exec true'",
+			"GATEWAY_ROUTES=/=http://{addr}|http://{addr}?run=web",
+		}, []string{`a run app's URL is one address; the instances key makes several`}},
+		{"a fixed port with two instances", []string{
+			"GATEWAY_RUN=web(instances=2, port=3000): /bin/sh -c 'exec true'",
+			"GATEWAY_ROUTES=/=http://{addr}?run=web",
+		}, []string{`port 3000 with 2 instances: a fixed port holds one instance`}},
 		{"a run app's directory and another app's option", []string{
 			"GATEWAY_RUN=web(dir=/no/such/dir): /bin/sh -c 'exec true'",
 			"GATEWAY_ROUTES=/=unix://{socket}?run=web,/b/=http://127.0.0.1:9?strip_prefix=maybe",
@@ -333,7 +342,7 @@ func TestCheckWithRunAppsReportsEveryProblem(t *testing.T) {
 				}
 			}
 			// Neither a placeholder read as a URL nor an address the check made up.
-			for _, w := range []string{"is not a URL", "127.0.0.1:1", "switchyard-run-", "names no run app (declared: none)"} {
+			for _, w := range []string{"is not a URL", "127.0.0.1:1", "switchyard-run-", "names no run app (declared: none)", "listed twice"} {
 				if strings.Contains(errb.String(), w) {
 					t.Errorf("the report has %q:\n%s", w, errb.String())
 				}

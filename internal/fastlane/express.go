@@ -106,8 +106,9 @@ type ExpressApp interface {
 	// (a nil) serves the rest of the exchange in the app's place.
 	Express(x *Exchange) (a Answer, rest http.Handler, ok bool)
 	// Undelivered logs an answer that failed after its head was written: the app failed (or stalled)
-	// mid-body, or (clientGone) the client went away; as the response relay logs it.
-	Undelivered(method, path string, status int, clientGone bool, err error)
+	// mid-body, or (clientGone) the client went away; as the response relay logs it. upstream names the
+	// instance of an app of several that answered ("" for the app's one).
+	Undelivered(method, path, upstream string, status int, clientGone bool, err error)
 }
 
 // Exchange is one express request, as the app gets it.

@@ -296,12 +296,12 @@ func (c *conn) writeAnswer(h *Head, x *Express, a Answer, rec *Record) bool {
 	rec.Bytes = written
 	switch {
 	case writeErr != nil:
-		x.App.Undelivered(str(h.Method), c.appPath(), 499, true, writeErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), "", 499, true, writeErr)
 	case errors.Is(readErr, context.Canceled): // the client went away while the app was silent
-		x.App.Undelivered(str(h.Method), c.appPath(), 499, true, readErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), "", 499, true, readErr)
 		c.writeOut(x, b, time.Time{})
 	case readErr != nil:
-		x.App.Undelivered(str(h.Method), c.appPath(), code, false, readErr)
+		x.App.Undelivered(str(h.Method), c.appPath(), "", code, false, readErr)
 		rec.Aborted = true
 		c.writeOut(x, b, time.Time{}) // the head and the bytes so far, as the relay's abort flushes them
 	default:

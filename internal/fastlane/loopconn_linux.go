@@ -833,7 +833,7 @@ func (lc *lconn) checkGone() {
 		lc.gen++
 		lc.fail(context.Canceled, true)
 	case stRelay: // the app is slow with its body and the client left: as the express path's Read
-		lx.app.Undelivered(str(lc.c.head.Method), lc.c.appPath(), 499, true, context.Canceled)
+		lx.app.Undelivered(str(lc.c.head.Method), lc.c.appPath(), lx.upstream, 499, true, context.Canceled)
 		lc.endRelay(false)
 	}
 }
@@ -935,7 +935,7 @@ func (lc *lconn) pump() {
 				err = io.EOF
 			}
 			c := lc.c
-			lx.app.Undelivered(str(c.head.Method), c.appPath(), c.rec.Status, false, lx.pool.up.IOError(uc.rwc, "read", err, false))
+			lx.app.Undelivered(str(c.head.Method), c.appPath(), lx.upstream, c.rec.Status, false, lx.pool.up.IOError(uc.rwc, "read", err, false))
 			lc.endRelay(true)
 			return
 		}
@@ -1016,7 +1016,7 @@ func (lc *lconn) flush() {
 func (lc *lconn) writeFailed(err error) {
 	c := lc.c
 	lx := &c.lx
-	lx.app.Undelivered(str(c.head.Method), c.appPath(), 499, true, &net.OpError{Op: "write", Net: lc.rwc.LocalAddr().Network(),
+	lx.app.Undelivered(str(c.head.Method), c.appPath(), lx.upstream, 499, true, &net.OpError{Op: "write", Net: lc.rwc.LocalAddr().Network(),
 		Source: lc.rwc.LocalAddr(), Addr: lc.rwc.RemoteAddr(), Err: err})
 	lx.pend = nil
 	if lx.left > 0 {
@@ -1189,7 +1189,7 @@ func (lc *lconn) expire() {
 			return
 		}
 		c := lc.c
-		lx.app.Undelivered(str(c.head.Method), c.appPath(), c.rec.Status, false, lx.pool.up.Stalled())
+		lx.app.Undelivered(str(c.head.Method), c.appPath(), lx.upstream, c.rec.Status, false, lx.pool.up.Stalled())
 		lc.endRelay(true)
 	}
 }

@@ -56,6 +56,7 @@ import (
 
 	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/appconn"
+	"github.com/switchyard/switchyard/reqinfo"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
 )
@@ -251,7 +252,13 @@ func noBody(r *http.Request) bool {
 
 // LogUndelivered logs an answer that failed after its head: the client went away (clientGone; status
 // 499) or the app failed or stalled mid-body (status: the answer's).
+// The line names the instance the request's reqinfo says answered, for an app of several.
 func (o *Options) LogUndelivered(ctx context.Context, method, path string, status int, clientGone bool, err error) {
+	o.LogUndeliveredBy(ctx, reqinfo.From(ctx).Snapshot().Upstream, method, path, status, clientGone, err)
+}
+
+// LogUndeliveredBy is LogUndelivered naming upstream, the instance that answered ("": the app's one).
+func (o *Options) LogUndeliveredBy(ctx context.Context, upstream, method, path string, status int, clientGone bool, err error) {
 	msg, level := o.name()+" response not delivered: client went away", slog.LevelInfo
 	if !clientGone {
 		msg, level = o.name()+" response aborted: app failed mid-body", slog.LevelWarn
@@ -259,8 +266,11 @@ func (o *Options) LogUndelivered(ctx context.Context, method, path string, statu
 			msg = o.name() + " response aborted: app stalled mid-body"
 		}
 	}
+	if upstream == "" {
+		upstream = o.Upstream
+	}
 	o.logger().LogAttrs(ctx, level, msg,
-		slog.String("app", o.App), slog.String("upstream", o.Upstream), slog.Int("status", status),
+		slog.String("app", o.App), slog.String("upstream", upstream), slog.Int("status", status),
 		slog.String("method", method), slog.String("path", path), slog.String("cause", err.Error()))
 }
 
