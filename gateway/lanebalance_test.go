@@ -99,7 +99,11 @@ func TestTheLanesAccessLinesNameTheInstanceThatAnswered(t *testing.T) {
 				access = line
 			}
 		}
-		up := func(line string) string { _, v, _ := strings.Cut(line, " upstream="); v, _, _ = strings.Cut(v, " "); return v }
+		up := func(line string) string {
+			_, v, _ := strings.Cut(line, " upstream=")
+			v, _, _ = strings.Cut(v, " ")
+			return v
+		}
 		if aborted == "" || up(aborted) != up(access) || up(access) == refusing || up(access) == "" {
 			t.Errorf("lane %v: the cut answer's lines name %q and %q; want the answering instance in both:\n%s", lane, up(aborted), up(access), logs.String())
 		}

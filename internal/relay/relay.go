@@ -56,9 +56,9 @@ import (
 
 	"github.com/switchyard/switchyard/failure"
 	"github.com/switchyard/switchyard/internal/appconn"
-	"github.com/switchyard/switchyard/reqinfo"
 	"github.com/switchyard/switchyard/internal/hopbyhop"
 	"github.com/switchyard/switchyard/internal/spool"
+	"github.com/switchyard/switchyard/reqinfo"
 )
 
 // Transport is one app protocol's client side: it sends a request to the app and returns the app's
