@@ -55,6 +55,8 @@ func TestParseInstances(t *testing.T) {
 		{name: "an empty port is refused", raw: "http://127.0.0.1:", wantErr: `has an empty port`},
 		{name: "a fragment is refused", raw: "http://a:1#top", wantErr: `a fragment (#top) means nothing to an app`},
 		{name: "an IPv6 address with a port is an address", raw: "http://[::1]:8080", want: []string{"http://[::1]:8080"}},
+		{name: "an IPv6 address without brackets is told to take them", raw: "http://::1:13002", wantErr: `host "::1:13002": an IPv6 address goes in brackets, such as http://[::1]:8000`},
+		{name: "a unix socket's path is a file's", raw: "http://a:1|unix:///", wantErr: `socket path "/": expected the path of a unix socket`},
 	}
 	r := testRegistry()
 	for _, tt := range tests {

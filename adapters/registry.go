@@ -176,11 +176,27 @@ func instanceKey(u *url.URL) string {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port + strings.TrimSuffix(u.Path, "/") + u.Opaque
 }
 
+// hostPart is the authority of a URL string s ("" without "//").
+func hostPart(s string) string {
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return ""
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	return rest[:end]
+}
+
 // checkAddress finds what url.Parse lets through but no app can be reached at: a port out of range, a
 // port without a host, a fragment.
 func checkAddress(u *url.URL) error {
 	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
 		return fmt.Errorf("a fragment (#%s) means nothing to an app: remove it", u.Fragment)
+	}
+	if strings.HasSuffix(strings.ToLower(u.Scheme), "unix") && u.Opaque == "" && (u.Path == "" || strings.HasSuffix(u.Path, "/")) {
+		return fmt.Errorf("socket path %q: expected the path of a unix socket, such as unix:///run/app.sock", u.Path)
 	}
 	port := u.Port()
 	if port == "" {
@@ -217,6 +233,9 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		}
 		u, err := url.Parse(p)
 		if err != nil {
+			if host := hostPart(p); strings.Count(host, ":") > 1 && !strings.HasPrefix(host, "[") {
+				return Target{}, Kind{}, fmt.Errorf("app %q: host %q: an IPv6 address goes in brackets, such as http://[::1]:8000", raw, host)
+			}
 			return Target{}, Kind{}, fmt.Errorf("app %q is not a URL: %v", raw, err)
 		}
 		if u.Scheme == "" {

@@ -36,12 +36,18 @@ func (o *outageLog) line(now time.Time) (bool, int) {
 	return true, skipped
 }
 
-// end ends the outage, if there was one: the next 503 is logged.
-func (o *outageLog) end() {
-	if o.active.Load() {
-		o.mu.Lock()
-		o.active.Store(false)
-		o.skipped = 0
-		o.mu.Unlock()
+// end ends the outage, if there was one (ended): the next 503 is logged. skipped is the number of
+// its 503s not logged since its last line.
+func (o *outageLog) end() (skipped int, ended bool) {
+	if !o.active.Load() {
+		return 0, false
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.active.Load() {
+		return 0, false
+	}
+	o.active.Store(false)
+	skipped, o.skipped = o.skipped, 0
+	return skipped, true
 }

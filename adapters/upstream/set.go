@@ -62,7 +62,11 @@ func New(app string, addrs []string, cfg Config, probe Probe, logger *slog.Logge
 					if to == gobreaker.StateOpen {
 						in.breakerOpens.Add(1)
 					}
-					logger.Warn("circuit breaker state changed", slog.String("app", app), slog.String("upstream", name),
+					level := slog.LevelWarn // opening, or letting trials through
+					if to == gobreaker.StateClosed {
+						level = slog.LevelInfo // recovered
+					}
+					logger.Log(context.Background(), level, "circuit breaker state changed", slog.String("app", app), slog.String("upstream", name),
 						slog.String("from", from.String()), slog.String("to", to.String()))
 				},
 			})
@@ -172,7 +176,10 @@ func (s *Set) Acquire(r *http.Request, tried []*Instance) (*Attempt, error) {
 			in = s.policy.pick(r, cands)
 		}
 		if a, why := s.claim(in, now); a != nil {
-			s.outage.end()
+			if skipped, ended := s.outage.end(); ended {
+				s.logger.Info("an instance is available again", slog.String("app", s.app), slog.String("upstream", in.addr),
+					slog.Int("not_logged_since", skipped))
+			}
 			return a, nil
 		} else if why == reasonEjected {
 			nie.Ejected++

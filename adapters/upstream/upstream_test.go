@@ -605,8 +605,17 @@ func TestAnOutageIsLoggedAtItsStartThenNowAndThen(t *testing.T) {
 	if log, n := line(); !log || n != 100 {
 		t.Fatalf("10 s on: logged %v with %d left out; want logged with 100", log, n)
 	}
+	for range 3 {
+		line()
+	}
+	var logs bytes.Buffer
+	s.logger = slog.New(slog.NewTextHandler(&logs, nil))
 	clk.advance(20 * time.Second) // the ejections end: the instances are tried again, and fail again
 	failBoth()
+	// The outage's end says so, with the 503s not logged since its last line.
+	if !strings.Contains(logs.String(), `msg="an instance is available again"`) || !strings.Contains(logs.String(), "not_logged_since=3") {
+		t.Fatalf("the end of the outage:\n%s", logs.String())
+	}
 	if log, n := line(); !log || n != 0 {
 		t.Fatalf("a new outage's first 503: logged %v (%d left out); want logged", log, n)
 	}
