@@ -195,7 +195,7 @@ func checkAddress(u *url.URL) error {
 	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
 		return fmt.Errorf("a fragment (#%s) means nothing to an app: remove it", u.Fragment)
 	}
-	if strings.HasSuffix(strings.ToLower(u.Scheme), "unix") && u.Opaque == "" && (u.Path == "" || strings.HasSuffix(u.Path, "/")) {
+	if strings.HasSuffix(strings.ToLower(u.Scheme), "unix") && strings.HasSuffix(u.Path, "/") { // (no path: the kind says what it takes)
 		return fmt.Errorf("socket path %q: expected the path of a unix socket, such as unix:///run/app.sock", u.Path)
 	}
 	port := u.Port()
