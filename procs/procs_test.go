@@ -242,6 +242,13 @@ func TestStartFailuresAreErrorsNamingAppCommandAndCause(t *testing.T) {
 	unknown := spec(t, "unknown", "serve")
 	unknown.Command = append(unknown.Command, "{sokcet}")
 	good := spec(t, "good", "serve")
+	// A shell command reading the address variable of the other kind (a Procfile's unix:$SOCKET routed
+	// as http://{addr}) would listen where the gateway never connects: refused before anything starts.
+	portOnSocket := spec(t, "port-on-socket", "serve")
+	portOnSocket.Command = []string{"/bin/sh", "-c", "exec true --port $PORT --socket {socket}"}
+	socketOnPort := spec(t, "socket-on-port", "serve")
+	socketOnPort.Command = []string{"/bin/sh", "-c", "exec true --bind unix:${SOCKET} --port {port}"}
+	socketOnPort.Network = "tcp" // (the app URL says: http://{addr})
 	for _, tc := range []struct {
 		name  string
 		specs []Spec
@@ -253,6 +260,8 @@ func TestStartFailuresAreErrorsNamingAppCommandAndCause(t *testing.T) {
 		{"a working directory that does not exist", []Spec{nodir}, []string{`run app "nodir"`, `working directory "/no/such/dir"`}},
 		{"an unknown placeholder", []Spec{unknown}, []string{`run app "unknown"`, "unknown placeholder {sokcet}"}},
 		{"a name given twice", []Spec{good, good}, []string{`run app "good" is declared twice`}},
+		{"$PORT in the command of an app on a unix socket", []Spec{portOnSocket}, []string{`run app "port-on-socket"`, "reads $PORT, which the gateway sets only for an app on a loopback port, but this app's URL is on a unix socket"}},
+		{"$SOCKET in the command of an app on a port", []Spec{socketOnPort}, []string{`run app "socket-on-port"`, "reads $SOCKET, which the gateway sets only for an app on a unix socket"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := m.Prepare(context.Background(), tc.specs, nil)

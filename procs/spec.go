@@ -190,6 +190,21 @@ func Check(s, network string) error {
 	return nil
 }
 
+// addressVars finds a reference to the address variables the gateway sets: $SOCKET or ${SOCKET}, and
+// the same of PORT and HOST.
+var addressVars = regexp.MustCompile(`\$\{?(SOCKET|PORT|HOST)\b`)
+
+// addressVar is the address variable s reads that an app listening on network does not get (ok false:
+// none): SOCKET for a loopback port, PORT or HOST for a unix socket.
+func addressVar(s, network string) (string, bool) {
+	for _, m := range addressVars.FindAllStringSubmatch(s, -1) {
+		if (m[1] == "SOCKET") != (network == "unix") {
+			return m[1], true
+		}
+	}
+	return "", false
+}
+
 // Uses reports which address placeholders s uses: {socket} (unix), {addr} or {port} (tcp).
 func Uses(s string) (unix, tcp bool) {
 	for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
@@ -272,6 +287,13 @@ func (s Spec) Validate() []error {
 	for _, a := range s.Command {
 		if err := Check(a, s.network()); err != nil {
 			fail("command %s: %v", s, err)
+		}
+		if v, ok := addressVar(a, s.network()); ok {
+			fail("command %s reads $%s, which the gateway sets only for an app on a %s, but this app's URL is %s: write the URL with %s, or have the command use %s",
+				s, v, map[string]string{"SOCKET": "unix socket", "PORT": "loopback port", "HOST": "loopback port"}[v],
+				map[string]string{"tcp": "on a loopback port ({addr} or {port})", "unix": "on a unix socket ({socket})"}[s.network()],
+				map[string]string{"SOCKET": "unix://{socket}", "PORT": "http://{addr}", "HOST": "http://{addr}"}[v],
+				map[string]string{"tcp": "$PORT (or {addr}, {port})", "unix": "$SOCKET (or {socket})"}[s.network()])
 		}
 	}
 	for k, v := range s.Env {
