@@ -241,9 +241,10 @@ func (r *Registry) Parse(raw string) (Target, Kind, error) {
 		if u.Scheme == "" {
 			return Target{}, Kind{}, fmt.Errorf("app %q has no scheme: expected one of %s", raw, strings.Join(r.Schemes(), ", "))
 		}
-		if err := checkAddress(u); err != nil && len(parts) > 1 {
-			return Target{}, Kind{}, fmt.Errorf("app %q: instance %q: %v", raw, p, err)
-		} else if err != nil {
+		if err := checkAddress(u); err != nil {
+			if len(parts) > 1 {
+				return Target{}, Kind{}, fmt.Errorf("app %q: instance %q: %v", raw, p, err)
+			}
 			return Target{}, Kind{}, fmt.Errorf("app %q: %v", raw, err)
 		}
 		k, ok := r.Lookup(u.Scheme)
@@ -364,7 +365,8 @@ func SplitInstances(raw string) ([]string, error) {
 		switch {
 		case inQuery && startsWithScheme(p) && strings.Contains(p, "://"):
 			// An instance after the options: the options go after the last instance only.
-			return nil, fmt.Errorf("instance %q comes after the options (%q): the options go after the last instance, for all of them: write URL|URL?options", p, instances[len(instances)-1][strings.IndexByte(instances[len(instances)-1], '?'):])
+			_, opts, _ := strings.Cut(instances[len(instances)-1], "?")
+			return nil, fmt.Errorf("instance %q comes after the options (%q): the options go after the last instance, for all of them: write URL|URL?options", p, "?"+opts)
 		case inQuery:
 			instances[len(instances)-1] += "|" + p // a bar in an option's value
 		case strings.TrimSpace(p) == "" && (i > 0 || strings.Contains(raw, "|")):

@@ -288,12 +288,11 @@ func (s Spec) Validate() []error {
 		if err := Check(a, s.network()); err != nil {
 			fail("command %s: %v", s, err)
 		}
-		if v, ok := addressVar(a, s.network()); ok {
-			fail("command %s reads $%s, which the gateway sets only for an app on a %s, but this app's URL is %s: write the URL with %s, or have the command use %s",
-				s, v, map[string]string{"SOCKET": "unix socket", "PORT": "loopback port", "HOST": "loopback port"}[v],
-				map[string]string{"tcp": "on a loopback port ({addr} or {port})", "unix": "on a unix socket ({socket})"}[s.network()],
-				map[string]string{"SOCKET": "unix://{socket}", "PORT": "http://{addr}", "HOST": "http://{addr}"}[v],
-				map[string]string{"tcp": "$PORT (or {addr}, {port})", "unix": "$SOCKET (or {socket})"}[s.network()])
+		switch v, ok := addressVar(a, s.network()); {
+		case ok && v == "SOCKET":
+			fail("command %s reads $SOCKET, which the gateway sets only for an app on a unix socket, but this app's URL is on a loopback port ({addr} or {port}): write the URL with unix://{socket}, or have the command use $PORT (or {addr}, {port})", s)
+		case ok:
+			fail("command %s reads $%s, which the gateway sets only for an app on a loopback port, but this app's URL is on a unix socket ({socket}): write the URL with http://{addr}, or have the command use $SOCKET (or {socket})", s, v)
 		}
 	}
 	for k, v := range s.Env {

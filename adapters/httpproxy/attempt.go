@@ -59,7 +59,7 @@ func (p *Proxy) Attempt(replay bool) (fastlane.Attempt, error) {
 	if p.directBal != nil {
 		la, err := p.directBal.first(replay)
 		if err != nil {
-			return nil, err
+			return nil, err // (not la: a nil *balancedAttempt is no nil Attempt)
 		}
 		return la, nil
 	}

@@ -98,9 +98,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// again ends a, attempt n of a request on in, failed with err before its answer, and says whether the request goes to another instance: retry says the app retries at
-// all, idempotent and consumed are the request's (upstream.Retryable), and a retry takes the budget's
-// leave. The balancer and the lane's loop (loopAttempt) decide by it alike.
+// again ends a, attempt n of a request on in, failed with err before its answer, and says whether the
+// request goes to another instance: retry says the app retries at all, idempotent and consumed are the
+// request's (upstream.Retryable), and a retry takes the budget's leave. The balancer, the direct path
+// and the lane's loop (balancedAttempt) decide by it alike.
 func (b *balancer) again(ctx context.Context, a *upstream.Attempt, in *instance, err error, n int, retry, idempotent, consumed bool) bool {
 	a.Done(ctx, err, 0)
 	if !retry || n > b.retries || !upstream.Retryable(ctx, err, idempotent, consumed) {

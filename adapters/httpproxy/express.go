@@ -209,7 +209,7 @@ func (p *Proxy) Resume(c net.Conn, read []byte, reused bool, a fastlane.Attempt)
 }
 
 // LoopUpstream implements fastlane.LoopApp: the h1 client, when the direct path serves this app, or
-// the first instance's when the loop carries the exchanges of an app of several (loopbalance.go).
+// the first instance's when the loop carries the exchanges of an app of several (balanced.go).
 func (p *Proxy) LoopUpstream() fastlane.LoopUpstream {
 	if f := p.directClient(); f != nil {
 		return loopUpstream{f}

@@ -532,8 +532,9 @@ func upgrading(h http.Header) bool {
 }
 
 // ServesDirect reports whether ServeHTTP would serve r on the direct path (the h1 client of its one
-// instance or of the one its balancer picks, no ReverseProxy), as the router's front door leaves r: the seam through which the gateway's fast lane
-// (internal/fastlane) takes only requests whose answer it relays exactly as net/http's server would.
+// instance or of the one its balancer picks, no ReverseProxy), as the router's front door leaves r: the
+// seam through which the gateway's fast lane (internal/fastlane) takes only requests whose answer it
+// relays exactly as net/http's server would.
 func (p *Proxy) ServesDirect(r *http.Request) bool {
 	if _, up := r.Header["Upgrade"]; up {
 		return false
