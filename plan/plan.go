@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/adapters"
+	"github.com/switchyard/switchyard/adapters/upstream"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/middleware"
 	"github.com/switchyard/switchyard/migration"
@@ -192,11 +193,6 @@ func (ps *parser) allApps() []App {
 	return out
 }
 
-// balanceKeys are the options an upstream.Set is built from (upstream.ParseConfig).
-var balanceKeys = []string{"lb", "hash_key", "retries", "retry_budget", "retry_budget_min", "max_fails", "fail_timeout",
-	"fail_on_5xx", "health_check", "health_path", "health_host", "health_status", "health_interval", "health_timeout",
-	"healthy_threshold", "unhealthy_threshold", "breaker", "breaker_failures", "breaker_timeout", "breaker_half_open"}
-
 // balanceRules is a's instances and balancing options, as one comparable string (read without taking
 // them: the app's kind still refuses those it does not read).
 func balanceRules(a App) string {
@@ -205,7 +201,7 @@ func balanceRules(a App) string {
 	for _, u := range a.Target.Instances {
 		b.WriteString(u.String() + "|")
 	}
-	for _, k := range balanceKeys {
+	for _, k := range upstream.Keys {
 		b.WriteString("&" + k + "=" + strings.Join(q[k], ","))
 	}
 	return b.String()

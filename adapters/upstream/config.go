@@ -67,6 +67,11 @@ type Config struct {
 // Active reports whether active health checks run (a health_path, or health_check=connect).
 func (c Config) Active() bool { return c.HealthPath != "" || c.HealthConnect }
 
+// Keys are the options ParseConfig reads: what a Set is built from (TestKeysAreWhatParseConfigReads).
+var Keys = []string{"lb", "hash_key", "retries", "retry_budget", "retry_budget_min", "max_fails", "fail_timeout",
+	"fail_on_5xx", "health_check", "health_path", "health_host", "health_status", "health_interval", "health_timeout",
+	"healthy_threshold", "unhealthy_threshold", "breaker", "breaker_failures", "breaker_timeout", "breaker_half_open"}
+
 // Policies lists the accepted values of the lb option.
 var Policies = []string{"round_robin", "least_requests", "p2c", "hash", "first"}
 

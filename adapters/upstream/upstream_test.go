@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -669,5 +670,23 @@ func TestAnEjectionIsLoggedOnce(t *testing.T) {
 	}
 	if h := s.Health()[0]; h.Ejections != 1 || h.ConsecutiveFailures != 8 {
 		t.Fatalf("health %+v", h)
+	}
+}
+
+// Keys names every option ParseConfig reads, and only those: plan compares apps' balancing rules by
+// them.
+func TestKeysAreWhatParseConfigReads(t *testing.T) {
+	o, err := adapters.ParseOptions("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(o); err != nil {
+		t.Fatal(err)
+	}
+	asked, keys := o.Asked(), append([]string(nil), Keys...)
+	slices.Sort(asked)
+	slices.Sort(keys)
+	if !slices.Equal(asked, keys) {
+		t.Fatalf("ParseConfig reads %q; Keys is %q", asked, keys)
 	}
 }
