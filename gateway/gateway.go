@@ -533,14 +533,7 @@ func (g *Gateway) laneServes(r *http.Request) bool {
 	if c.admit != nil {
 		app = c.inner // the handler chain serves the request through the guard, as any other
 	}
-	for {
-		u, ok := app.(interface{ Unwrap() http.Handler })
-		if !ok {
-			break
-		}
-		app = u.Unwrap()
-	}
-	d, ok := app.(interface{ ServesDirect(*http.Request) bool })
+	d, ok := unwrapApp(app).(interface{ ServesDirect(*http.Request) bool })
 	return ok && d.ServesDirect(r)
 }
 
@@ -770,16 +763,19 @@ func (f closeFunc) Close() error { f(); return nil }
 // service until the ejection its crash caused would have ended.
 func (g *Gateway) Revive(address string) {
 	for _, a := range g.Apps {
-		h := a.Handler
-		for {
-			u, ok := h.(interface{ Unwrap() http.Handler })
-			if !ok {
-				break
-			}
-			h = u.Unwrap()
-		}
-		if r, ok := h.(adapters.Reviver); ok {
+		if r, ok := unwrapApp(a.Handler).(adapters.Reviver); ok {
 			r.Revive(address)
 		}
+	}
+}
+
+// unwrapApp is the app under h's wrappers (the timing wrapper's Unwrap).
+func unwrapApp(h http.Handler) http.Handler {
+	for {
+		u, ok := h.(interface{ Unwrap() http.Handler })
+		if !ok {
+			return h
+		}
+		h = u.Unwrap()
 	}
 }

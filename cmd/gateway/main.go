@@ -131,12 +131,7 @@ func withPlanProblems(cfg config.Config, err error) error {
 	}
 	// (Also without a run app read: a GATEWAY_RUN with a problem still declares names URLs use.)
 	specs := cfg.RunSpecs()
-	for _, s := range specs {
-		if len(s.Command) == 0 {
-			continue // (the configuration's check said so)
-		}
-		errs = append(errs, s.Validate()...) // the program, the directory, the user
-	}
+	errs = append(errs, validateSpecs(specs)...)
 	cfg = cfg.WithRunAddrs(checkAddrs(specs))
 	for _, e := range errs {
 		if strings.HasPrefix(e.Error(), cfg.Name("GATEWAY_PRIMARY")+"=") {

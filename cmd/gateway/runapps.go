@@ -61,14 +61,7 @@ func (r *runner) prepare(cfg config.Config) (config.Config, map[string]gateway.R
 	if r == nil {
 		// gateway check: what can be checked without starting anything (the programs, the directories);
 		// the configuration comes back with addresses filled in, so the build reports its problems too.
-		var errs []error
-		for _, s := range specs {
-			if len(s.Command) == 0 {
-				continue // (the configuration's check said so)
-			}
-			errs = append(errs, s.Validate()...)
-		}
-		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, errors.Join(errs...)
+		return cfg.WithRunAddrs(checkAddrs(specs)), nil, func(*gateway.Gateway) {}, errors.Join(validateSpecs(specs)...)
 	}
 	r.mu.Lock()
 	if r.m == nil && len(specs) == 0 {
@@ -165,6 +158,18 @@ func (r *runner) guards(cfg config.Config, plan *procs.Plan) map[string]gateway.
 		}}
 	}
 	return out
+}
+
+// validateSpecs is what can be checked of the run apps' specs without starting anything: the programs,
+// the directories, the users (an app without a command is the configuration's check's to report).
+func validateSpecs(specs []procs.Spec) []error {
+	var errs []error
+	for _, s := range specs {
+		if len(s.Command) > 0 {
+			errs = append(errs, s.Validate()...)
+		}
+	}
+	return errs
 }
 
 // checkAddrs gives `gateway check` addresses of the shape the apps will get, without allocating any.
