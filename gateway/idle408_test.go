@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testpeer"
 )
 
 // TestAnAppThatTimesAnIdleConnectionOutIsNotUnsolicited: an app that answers 408 on a keep-alive
@@ -19,44 +22,33 @@ import (
 func TestAnAppThatTimesAnIdleConnectionOutIsNotUnsolicited(t *testing.T) {
 	for _, s := range []struct{ lane, loops string }{{"false", "0"}, {"true", "0"}, {"true", "-1"}} {
 		t.Run("lane="+s.lane+"/loops="+s.loops, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
 			var conns atomic.Int32
 			idle, timedOut := make(chan struct{}), make(chan struct{}, 4)
-			go func() {
+			app := testpeer.ServeTCP(t, func(c net.Conn) {
+				n := conns.Add(1)
+				br := bufio.NewReader(c)
 				for {
-					c, err := ln.Accept()
+					req, err := http.ReadRequest(br)
 					if err != nil {
 						return
 					}
-					n := conns.Add(1)
-					go func() {
-						defer c.Close()
-						br := bufio.NewReader(c)
-						for {
-							req, err := http.ReadRequest(br)
-							if err != nil {
-								return
-							}
-							io.Copy(io.Discard, req.Body)
-							io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-							if n == 1 {
-								// The first connection is timed out once idle (its answer was delivered): a
-								// 408, then the close.
-								<-idle
-								io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-								timedOut <- struct{}{}
-								return
-							}
-						}
-					}()
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+					if n == 1 {
+						// The first connection is timed out once idle (its answer was delivered): a 408,
+						// then the close.
+						<-idle
+						io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+						timedOut <- struct{}{}
+						return
+					}
 				}
-			}()
+			})
+			var once sync.Once
+			release := func() { once.Do(func() { close(idle) }) }
+			t.Cleanup(release) // (before the app's own cleanup, which waits for its connections)
 			logs := &syncBuffer{}
-			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + ln.Addr().String(),
+			addr, _ := startFront(t, map[string]string{"GATEWAY_PRIMARY": "http://" + app,
 				"GATEWAY_FAST_LANE": s.lane, "GATEWAY_FAST_LANE_LOOPS": s.loops}, slog.New(slog.NewTextHandler(logs, nil)))
 			get := func() string {
 				c, err := net.Dial("tcp", addr)
@@ -76,7 +68,7 @@ func TestAnAppThatTimesAnIdleConnectionOutIsNotUnsolicited(t *testing.T) {
 			if got := get(); got != "200 OK ok" {
 				t.Fatalf("first request: %q", got)
 			}
-			close(idle)
+			release()
 			select {
 			case <-timedOut: // the 408 is in the gateway's socket once the app's write returned (loopback)
 			case <-time.After(10 * time.Second):

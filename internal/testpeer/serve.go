@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -86,19 +87,13 @@ func DyingApp(t testing.TB) (url string, kill func()) {
 		t.Fatal(err)
 	}
 	killed := make(chan struct{})
-	done := make(chan struct{})
-	var mu sync.Mutex
-	var conn net.Conn
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	var once sync.Once
+	kill = func() { once.Do(func() { ln.Close(); close(killed) }) }
+	var first atomic.Bool
+	Serve(t, ln, func(c net.Conn) {
+		if !first.CompareAndSwap(false, true) {
+			return // its first connection only
 		}
-		mu.Lock()
-		conn = c
-		mu.Unlock()
-		defer c.Close()
 		br := bufio.NewReader(c)
 		for n := 0; ; n++ {
 			req, err := http.ReadRequest(br)
@@ -113,17 +108,7 @@ func DyingApp(t testing.TB) (url string, kill func()) {
 			<-killed
 			return
 		}
-	}()
-	var once sync.Once
-	kill = func() { once.Do(func() { ln.Close(); close(killed) }) }
-	t.Cleanup(func() {
-		kill()
-		mu.Lock()
-		if conn != nil {
-			conn.Close() // (a client that keeps it idle would hold the app's goroutine)
-		}
-		mu.Unlock()
-		<-done
 	})
+	t.Cleanup(kill) // (registered after Serve's, so run before it: Serve waits for the connection's goroutine)
 	return "http://" + ln.Addr().String(), kill
 }
