@@ -301,6 +301,20 @@ func runCasesWith(t *testing.T, answers map[string]string, cases []laneCase, lan
 	return out, strings.ReplaceAll(logVariesRE.ReplaceAllString(logs.String(), "$1=(varies)"), app, "(app)"), strings.ReplaceAll(counts(t, reg)+health, app, "(app)"), f
 }
 
+// onLaneSettings runs cases (answered from answers, with the settings env) with the lane on, its event
+// loops on ("0") and off ("-1"), each a subtest held to off, the same cases' run with the lane off
+// (sameAsLaneOff); check then looks at the run's front (what the lane took).
+func onLaneSettings(t *testing.T, answers map[string]string, cases []laneCase, env []string, off laneRun, check func(t *testing.T, loops string, f *Front)) {
+	t.Helper()
+	for _, loops := range []string{"0", "-1"} {
+		t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
+			on, onLog, onCounts, f := runCases(t, answers, cases, true, append(env[:len(env):len(env)], "GATEWAY_FAST_LANE_LOOPS", loops)...)
+			sameAsLaneOff(t, cases, off, laneRun{on, onLog, onCounts})
+			check(t, loops, f)
+		})
+	}
+}
+
 // laneRun is what one run of cases produced (runCases): by case, and the log and counts.
 type laneRun struct {
 	out         map[string]laneExchange

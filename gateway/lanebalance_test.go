@@ -45,18 +45,14 @@ func TestTheLaneServesAnAppOfSeveralInstancesAsNetHTTPDoes(t *testing.T) {
 			if !strings.Contains(offCounts, "health of ") {
 				t.Fatalf("no health report:\n%s", offCounts)
 			}
-			for _, loops := range []string{"0", "-1"} {
-				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
-					on, onLog, onCounts, f := runCases(t, laneAnswers, laneCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
-					sameAsLaneOff(t, laneCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
-					switch n := f.Lane.Looped(); {
-					case loops == "0" && n < tc.looped:
-						t.Errorf("the event loops finished %d exchanges; want %d at least", n, tc.looped)
-					case (tc.looped == 0 || loops == "-1") && n != 0:
-						t.Errorf("the event loops finished %d exchanges of an app they should leave to the handler chain", n)
-					}
-				})
-			}
+			onLaneSettings(t, laneAnswers, laneCases, env, laneRun{off, offLog, offCounts}, func(t *testing.T, loops string, f *Front) {
+				switch n := f.Lane.Looped(); {
+				case loops == "0" && n < tc.looped:
+					t.Errorf("the event loops finished %d exchanges; want %d at least", n, tc.looped)
+				case (tc.looped == 0 || loops == "-1") && n != 0:
+					t.Errorf("the event loops finished %d exchanges of an app they should leave to the handler chain", n)
+				}
+			})
 		})
 	}
 }

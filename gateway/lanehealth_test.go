@@ -38,20 +38,16 @@ func TestTheLaneServesAHealthCheckedAppAsNetHTTPDoes(t *testing.T) {
 			if tc.up && !strings.Contains(offCounts, "LastError:h1: bad Content-Length") {
 				t.Fatalf("the broken answer is not the last failure:\n%s", offCounts)
 			}
-			for _, loops := range []string{"0", "-1"} {
-				t.Run("GATEWAY_FAST_LANE_LOOPS="+loops, func(t *testing.T) {
-					on, onLog, onCounts, f := runCases(t, laneAnswers, laneCases, true, append(env, "GATEWAY_FAST_LANE_LOOPS", loops)...)
-					sameAsLaneOff(t, laneCases, laneRun{off, offLog, offCounts}, laneRun{on, onLog, onCounts})
-					switch {
-					case tc.up && f.Lane.Expressed() < 30:
-						t.Errorf("the express path took %d exchanges; want most of them", f.Lane.Expressed())
-					case tc.up && loops == "0" && f.Lane.Looped() < 20:
-						t.Errorf("the event loops finished %d exchanges; want most of them", f.Lane.Looped())
-					case !tc.up && f.Lane.Expressed() != 0:
-						t.Errorf("the express path took %d exchanges of an app that may not be tried", f.Lane.Expressed())
-					}
-				})
-			}
+			onLaneSettings(t, laneAnswers, laneCases, env, laneRun{off, offLog, offCounts}, func(t *testing.T, loops string, f *Front) {
+				switch {
+				case tc.up && f.Lane.Expressed() < 30:
+					t.Errorf("the express path took %d exchanges; want most of them", f.Lane.Expressed())
+				case tc.up && loops == "0" && f.Lane.Looped() < 20:
+					t.Errorf("the event loops finished %d exchanges; want most of them", f.Lane.Looped())
+				case !tc.up && f.Lane.Expressed() != 0:
+					t.Errorf("the express path took %d exchanges of an app that may not be tried", f.Lane.Expressed())
+				}
+			})
 		})
 	}
 }
