@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 var binary string
@@ -217,13 +217,16 @@ func TestSIGTERMDrainsASlowRequest(t *testing.T) {
 		res <- result{string(b), err}
 	}()
 	<-arrived
+	if !listening(t, cmd.Process.Pid, addr) {
+		t.Fatal("the running gateway's listening socket is not found (the check below could not fail)")
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, logs, "listener closed; draining")
-	// Once draining, the gateway accepts no new connections.
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
+	// Once draining, the gateway accepts no new connections: it holds no listening socket on its port
+	// (a dial cannot tell: the freed port may go to another test's listener meanwhile).
+	if listening(t, cmd.Process.Pid, addr) {
 		t.Errorf("gateway still accepts connections while draining")
 	}
 	close(finish)
@@ -285,4 +288,47 @@ func TestAnUnknownCommandIsRefusedWithTheClosestOne(t *testing.T) {
 			t.Errorf("gateway %s: exit %d, stderr %q; want 2 and %q then the usage", tc.cmd, code, errOut.String(), tc.want)
 		}
 	}
+}
+
+// listening reports whether process pid holds a listening TCP socket on addr's port: its descriptors'
+// socket inodes against /proc/net/tcp and tcp6.
+func listening(t *testing.T, pid int, addr string) bool {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil {
+			if s, ok := strings.CutPrefix(l, "socket:["); ok {
+				inodes[strings.TrimSuffix(s, "]")] = true
+			}
+		}
+	}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)        // sl local_address rem_address st ... inode
+			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if n, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(n) == want && inodes[f[9]] {
+				return true
+			}
+		}
+	}
+	return false
 }
